@@ -1,0 +1,97 @@
+"""DAC80508 SPI frames (TI DAC80508 datasheet, section "Serial interface").
+
+24-bit frames, SPI mode 1 (CPOL 0, CPHA 1), MSB first: bit 23 = R/W (1 = read),
+bits 19:16 = register address, bits 15:0 = data.  A read returns its data on the
+following frame, whose first byte echoes R/W + address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+# Register addresses (DAC80508 datasheet, register map).
+NOP = 0x00
+DEVICE_ID = 0x01
+SYNC = 0x02
+CONFIG = 0x03
+GAIN = 0x04
+TRIGGER = 0x05
+BRDCAST = 0x06
+STATUS = 0x07
+DAC0 = 0x08  # DAC0..DAC7 at 0x08..0x0F
+
+SOFT_RESET_CODE = 0x000A  # written to TRIGGER (datasheet: soft reset)
+N_CHANNELS = 8
+FULL_SCALE_CODES = 1 << 16
+
+# Board choice (ours): internal 2.5 V reference, REFDIV off, BUFF-GAIN x2 on every channel,
+# so VOUT = code / 65536 * 5 V (datasheet: VOUT = DIN / 2^N * VREF / DIV * GAIN).
+VREF_V = Fraction(5, 2)
+GAIN = 2
+FULL_SCALE_V = VREF_V * GAIN
+
+
+class DacFrameError(ValueError):
+    """A frame or a field outside what the DAC80508 accepts."""
+
+
+@dataclass(frozen=True)
+class DacFrame:
+    read: bool
+    address: int
+    data: int
+
+    def encode(self) -> int:
+        return build_frame(self.address, self.data, read=self.read)
+
+
+def build_frame(address: int, data: int, *, read: bool = False) -> int:
+    """Return the 24-bit frame that writes (or reads) ``address``."""
+    if not 0 <= address <= 0xF:
+        raise DacFrameError(f"DAC80508 register address {address:#x} is not 0x0-0xF")
+    if not 0 <= data <= 0xFFFF:
+        raise DacFrameError(f"DAC80508 data {data:#x} is not 16 bits")
+    return (int(read) << 23) | (address << 16) | data
+
+
+def parse_frame(frame: int) -> DacFrame:
+    """Split a 24-bit frame into (read, address, data); reserved bits 22:20 must be 0."""
+    if not 0 <= frame < (1 << 24):
+        raise DacFrameError(f"DAC80508 frame {frame:#x} is not 24 bits")
+    if frame & (0x7 << 20):
+        raise DacFrameError(f"DAC80508 frame {frame:#08x} sets reserved bits 22:20")
+    return DacFrame(read=bool(frame >> 23), address=(frame >> 16) & 0xF, data=frame & 0xFFFF)
+
+
+def channel_frame(channel: int, code: int) -> int:
+    """Frame that writes ``code`` to DAC channel ``channel`` (register DAC0 + channel)."""
+    if not 0 <= channel < N_CHANNELS:
+        raise DacFrameError(f"DAC80508 has channels 0-7, not {channel}")
+    return build_frame(DAC0 + channel, code)
+
+
+def volts_to_code(volts: float) -> int:
+    """Nearest DAC code for an output voltage; refuses what the DAC cannot produce."""
+    if not 0.0 <= volts <= float(FULL_SCALE_V):
+        raise DacFrameError(f"{volts} V is outside the DAC output range 0-{float(FULL_SCALE_V)} V")
+    code = int(Fraction(volts).limit_denominator(10**9) * FULL_SCALE_CODES / FULL_SCALE_V + Fraction(1, 2))
+    return min(code, FULL_SCALE_CODES - 1)
+
+
+def code_to_volts(code: int) -> Fraction:
+    """Exact output voltage of a DAC code."""
+    if not 0 <= code < FULL_SCALE_CODES:
+        raise DacFrameError(f"DAC code {code} is not 16 bits")
+    return Fraction(code) * FULL_SCALE_V / FULL_SCALE_CODES
+
+
+def init_frames() -> list[int]:
+    """Frames the driver sends once after power-up: soft reset, internal reference on,
+    every channel at x2 gain, channels 4-7 powered down, synchronous update off."""
+    return [
+        build_frame(TRIGGER, SOFT_RESET_CODE),
+        build_frame(CONFIG, 0x00F0),  # REF-PWDWN = 0 (internal ref on); ch 4-7 powered down
+        build_frame(GAIN, 0x00FF),  # BUFF-GAIN x2 on all channels, REFDIV off
+        build_frame(SYNC, 0xFF00),  # broadcast enabled, asynchronous (immediate) update
+    ]

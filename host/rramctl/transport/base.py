@@ -1,0 +1,57 @@
+"""The transport interface (docs/protocol.md, "Transport operations").
+
+Three operations, the same for the board (pynq), a laptop (serial agent) and the emulator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class TransportError(RuntimeError):
+    """The link to the overlay failed (timeout, dropped link, refused request)."""
+
+
+class RegWrite(NamedTuple):
+    offset: int
+    value: int
+
+
+class Transport(ABC):
+    """Register access plus one atomic stream transaction."""
+
+    name: str = "transport"
+
+    @abstractmethod
+    def read_reg(self, offset: int) -> int:
+        """One 32-bit register read."""
+
+    @abstractmethod
+    def write_reg(self, offset: int, value: int) -> None:
+        """One 32-bit register write."""
+
+    @abstractmethod
+    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+        """Arm S2MM for up to ``recv_words``, start MM2S of ``send``, write ``trigger``,
+        wait for both streams; return the words received (uint32, length <= recv_words)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the link."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def as_words(send: NDArray[np.uint32] | None) -> NDArray[np.uint32]:
+    """Normalise a send payload to a contiguous 1-D uint32 array."""
+    if send is None:
+        return np.zeros(0, dtype=np.uint32)
+    words = np.ascontiguousarray(send, dtype=np.uint32).ravel()
+    return words

@@ -1,0 +1,1 @@
+"""rramsim: the bit-exact emulator of the RRAM chip, its board periphery and the PL overlay."""
