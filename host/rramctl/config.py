@@ -1,0 +1,127 @@
+"""BoardConfig: the chip's absolute maximum ratings and the operating points of each mode.
+
+Loaded from a TOML file (``rramctl --config board.toml``); every field has a documented default
+(docs/hardware.md, "Configuration").  Anything outside the ratings is refused with a clear error
+before a single register is written: the chip layer validates every request against this model.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import Self
+
+from rramctl.hw import dac80508
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # PYNQ 3.x images ship Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A board configuration that is malformed or outside the chip's ratings."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ratings(_Strict):
+    """Absolute maximum ratings.  The seeds give operating points, not ratings: these limits are
+    ours, set with margin above the paper's operating points (seed 000 Methods) and inside the
+    DAC80508 output range (0-5 V at gain 2)."""
+
+    max_sl_voltage_v: float = Field(3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="SL pulse amplitude")
+    max_bl_voltage_v: float = Field(3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="BL pulse amplitude")
+    max_wl_voltage_v: float = Field(2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)")
+    max_read_voltage_v: float = Field(0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb)")
+    max_pulse_width_s: float = Field(0.02, gt=0, le=0.02, description="longest pulse (overlay cap: 20 ms)")
+    min_pulse_width_s: float = Field(10e-9, gt=0, description="shortest pulse (one 100 MHz PL clock)")
+    max_temperature_c: float = Field(125.0, description="chuck temperature during forming")
+
+
+class Pulse(_Strict):
+    """One programming pulse: amplitude on the driven line, width, and the WL gate voltage."""
+
+    voltage_v: float = Field(gt=0)
+    width_s: float = Field(gt=0)
+    gate_v: float = Field(gt=0)
+
+
+class WriteVerify(_Strict):
+    tolerance: float = Field(0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
+    max_pulses: int = Field(20, ge=1, le=65535)
+
+
+class BoardConfig(_Strict):
+    """Everything a user of a board configures.  Defaults: seed 000 Methods unless marked ours."""
+
+    ratings: Ratings = Ratings()
+    # seed 000 Methods / Results: forming 3.4 V, 10 ms at 120 degC; gate voltage ours.
+    form: Pulse = Pulse(voltage_v=3.4, width_s=10e-3, gate_v=1.2)
+    # seed 000 Methods "Reset and set operations": reset 2.6 V / 400 ns on the SL; set 3.3 V / 300 ns on the BL.
+    reset: Pulse = Pulse(voltage_v=2.6, width_s=400e-9, gate_v=2.5)
+    set: Pulse = Pulse(voltage_v=3.3, width_s=300e-9, gate_v=1.2)
+    # seed 000 Methods "Weight optimization": 1.5 V / 500 ns, WL current limit, write-verify to ~10 %.
+    program: Pulse = Pulse(voltage_v=1.5, width_s=500e-9, gate_v=1.2)
+    write_verify: WriteVerify = WriteVerify()
+    read_voltage_v: float = Field(0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
+    forming_temperature_c: float = Field(120.0, description="seed 000 Results: forming at 120 degC")
+    clock_hz: float = Field(100e6, gt=0, description="PL clock of the overlay (ours)")
+    settle_cycles: int = Field(100, ge=1, le=65535, description="read settle time in PL cycles (ours: 1 us)")
+    poll_timeout_s: float = Field(30.0, gt=0, description="longest wait for one overlay operation")
+
+    @model_validator(mode="after")
+    def _inside_ratings(self) -> Self:
+        r = self.ratings
+        checks = [
+            ("form.voltage_v (SL)", self.form.voltage_v, r.max_sl_voltage_v),
+            ("reset.voltage_v (SL)", self.reset.voltage_v, r.max_sl_voltage_v),
+            ("set.voltage_v (BL)", self.set.voltage_v, r.max_bl_voltage_v),
+            ("program.voltage_v (BL/SL)", self.program.voltage_v, min(r.max_bl_voltage_v, r.max_sl_voltage_v)),
+            ("read_voltage_v", self.read_voltage_v, r.max_read_voltage_v),
+            ("forming_temperature_c", self.forming_temperature_c, r.max_temperature_c),
+        ]
+        for p in ("form", "reset", "set", "program"):
+            pulse: Pulse = getattr(self, p)
+            checks.append((f"{p}.gate_v (WL)", pulse.gate_v, r.max_wl_voltage_v))
+            if not r.min_pulse_width_s <= pulse.width_s <= r.max_pulse_width_s:
+                raise ValueError(
+                    f"{p}.width_s = {pulse.width_s} s is outside the rated "
+                    f"{r.min_pulse_width_s}-{r.max_pulse_width_s} s"
+                )
+        for name, value, limit in checks:
+            if value > limit:
+                raise ValueError(f"{name} = {value} exceeds the absolute maximum rating {limit}")
+        return self
+
+    def pulse_cycles(self, width_s: float) -> int:
+        """Pulse width in PL clock cycles (rounded to the nearest cycle, at least one)."""
+        return max(1, round(width_s * self.clock_hz))
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> BoardConfig:
+        """Read a TOML file; ``None`` gives the defaults.  Errors name the file and the field."""
+        if path is None:
+            return cls()
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"board config {p} does not exist") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"board config {p} is not valid TOML: {e}") from e
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(f"board config {p} is invalid:\n{e}") from e
+
+    def with_changes(self, **changes: object) -> BoardConfig:
+        """A validated copy with some top-level fields replaced (e.g. one pulse from the CLI)."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as e:
+            raise ConfigError(str(e)) from e

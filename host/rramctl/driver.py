@@ -1,0 +1,268 @@
+"""The driver: operations -> register writes, DAC80508 frames, chain frames and DMA streams.
+
+It speaks docs/protocol.md to any Transport (pynq, serial agent, emulator, cocotb) and knows
+nothing of volts or microsiemens: the chip layer (rramctl.chip) converts and validates those.
+Every operation leaves the board in the safe idle state (DAC outputs at 0 V, lines floating),
+also when it fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl import regmap as R
+from rramctl.geometry import COLS, ROWS, Region, check_cells
+from rramctl.hw import adc, dac80508, linedrive
+from rramctl.transport.base import RegWrite, Transport
+
+# Opcodes (docs/protocol.md).
+NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = range(8)
+OP_NAMES = {NOP: "NOP", FORM: "FORM", RESET: "RESET", SET: "SET", PROGRAM: "PROGRAM", READ: "READ",
+            MULTIPLY: "MULTIPLY", IDLE: "IDLE"}  # fmt: skip
+ERROR_NAMES = {1: "BAD_OPCODE", 2: "BAD_REGION", 3: "BAD_CELL", 4: "BAD_BITS", 5: "UNDERRUN", 6: "ABORTED",
+               7: "BAD_PULSE", 8: "BUSY"}  # fmt: skip
+
+# DAC channels (docs/protocol.md).
+DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = 0, 1, 2, 3
+USED_DAC_CHANNELS = (DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ)
+
+MAX_PULSE_CYCLES = 2_000_000  # overlay hardware cap (docs/protocol.md, BAD_PULSE)
+CELLS_PER_TRANSACTION = 65_536  # ours: 256 KiB of cell words per DMA transaction
+FRAMES_PER_TRANSACTION = 4_096  # ours: 1 MiB of chain frames per DMA transaction
+TIA_MULTIPLY, TIA_READ = 0, 1
+
+
+class OverlayError(RuntimeError):
+    """The overlay refused or failed an operation (STATUS.error) or looks like something else."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    pulses: NDArray[np.int64]  # pulses applied per cell
+    final_codes: NDArray[np.int64]  # last verify read per cell (read-range ADC code)
+
+
+class Driver:
+    """Register/stream sequences for every overlay operation."""
+
+    def __init__(self, transport: Transport, *, poll_timeout_s: float = 30.0, settle_cycles: int = 100) -> None:
+        self.transport = transport
+        self.poll_timeout_s = poll_timeout_s
+        self.settle_cycles = settle_cycles
+        self._dac_ready = False
+
+    # ---- identity and the DAC ---------------------------------------------------------
+    def identify(self) -> tuple[int, int]:
+        """Check the overlay's ID and register-map major version; return (major, minor)."""
+        ident = self.transport.read_reg(R.ID)
+        if ident != R.ID_VALUE.reset:
+            raise OverlayError(f"no rramctl overlay here: ID reads {ident:#010x}, expected {R.ID_VALUE.reset:#010x}")
+        version = self.transport.read_reg(R.VERSION)
+        major, minor = R.VERSION_MAJOR.get(version), R.VERSION_MINOR.get(version)
+        if major != R.VERSION_MAJOR.reset:
+            raise OverlayError(f"overlay register map v{major}.{minor}; this driver needs v{R.VERSION_MAJOR.reset}.x")
+        return major, minor
+
+    def write_dac_frame(self, frame: int) -> int:
+        """Shift one 24-bit frame out to the DAC80508; return what the DAC sent back."""
+        self.transport.write_reg(R.DAC_FRAME, frame)
+        return self.transport.read_reg(R.DAC_RDATA)
+
+    def init_dac(self) -> None:
+        for frame in dac80508.init_frames():
+            self.write_dac_frame(frame)
+        self._dac_ready = True
+
+    def read_dac_register(self, address: int) -> int:
+        """Read a DAC80508 register (the data arrives on the following NOP frame)."""
+        self.write_dac_frame(dac80508.build_frame(address, 0, read=True))
+        echo = self.write_dac_frame(dac80508.build_frame(dac80508.NOP, 0))
+        return echo & 0xFFFF
+
+    def set_levels(self, levels: Mapping[int, int]) -> None:
+        if not self._dac_ready:
+            self.init_dac()
+        for channel, code in levels.items():
+            self.write_dac_frame(dac80508.channel_frame(channel, code))
+
+    def safe_idle(self) -> None:
+        """Every DAC channel the board uses back to 0 V; the overlay floats every line."""
+        for channel in USED_DAC_CHANNELS:
+            self.transport.write_reg(R.DAC_FRAME, dac80508.channel_frame(channel, 0))
+
+    # ---- one operation -----------------------------------------------------------------
+    def status(self) -> int:
+        return self.transport.read_reg(R.STATUS)
+
+    def run(
+        self,
+        opcode: int,
+        params: Mapping[int, int],
+        levels: Mapping[int, int],
+        send: NDArray[np.uint32] | None = None,
+        recv_words: int = 0,
+    ) -> NDArray[np.uint32]:
+        """Run one overlay operation and return its output words; always ends in safe idle."""
+        status = self.status()
+        if R.STATUS_BUSY.get(status):
+            raise OverlayError("the overlay is busy with another operation", 8)
+        try:
+            self.set_levels(levels)
+            self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1))
+            self.transport.write_reg(R.OPCODE, opcode)
+            for offset, value in params.items():
+                self.transport.write_reg(offset, value)
+            out = self.transport.transact(send, recv_words, RegWrite(R.CTRL, R.CTRL_START.put(1)))
+            self._wait_done(opcode)
+        finally:
+            self.safe_idle()
+        if len(out) != recv_words:
+            raise OverlayError(f"{OP_NAMES[opcode]}: expected {recv_words} output words, got {len(out)}")
+        return out
+
+    def _wait_done(self, opcode: int) -> None:
+        deadline = time.monotonic() + self.poll_timeout_s
+        while True:
+            status = self.status()
+            if not R.STATUS_BUSY.get(status):
+                break
+            if time.monotonic() > deadline:
+                self.transport.write_reg(R.CTRL, R.CTRL_ABORT.put(1))
+                raise OverlayError(f"{OP_NAMES[opcode]} did not finish within {self.poll_timeout_s} s; aborted")
+            time.sleep(0.0005)
+        if R.STATUS_ERROR.get(status):
+            code = R.STATUS_ERR_CODE.get(status)
+            raise OverlayError(f"{OP_NAMES[opcode]} failed in the overlay: {ERROR_NAMES.get(code, code)}", code)
+        if not R.STATUS_DONE.get(status):
+            raise OverlayError(f"{OP_NAMES[opcode]}: overlay is idle but DONE is not set (status {status:#x})")
+
+    # ---- the operations ----------------------------------------------------------------
+    @staticmethod
+    def _pulse(cycles: int) -> int:
+        if not 1 <= cycles <= MAX_PULSE_CYCLES:
+            raise OverlayError(f"pulse of {cycles} cycles is outside 1-{MAX_PULSE_CYCLES}", 7)
+        return cycles
+
+    @staticmethod
+    def _region_params(region: Region) -> dict[int, int]:
+        return {R.ROW_START: region.row, R.ROW_COUNT: region.n_rows, R.COL_START: region.col,
+                R.COL_COUNT: region.n_cols}  # fmt: skip
+
+    def form(self, region: Region, pulse_cycles: int, v_sl: int, v_wl: int) -> None:
+        params = self._region_params(region) | {R.PULSE_CYCLES: self._pulse(pulse_cycles)}
+        self.run(FORM, params, {DAC_V_SL: v_sl, DAC_V_WL: v_wl})
+
+    @staticmethod
+    def cell_words(cells: NDArray[np.integer]) -> NDArray[np.uint32]:
+        cells = check_cells(cells)
+        return ((cells[:, 0] << 16) | cells[:, 1]).astype(np.uint32)
+
+    def _cell_op(self, opcode: int, cells: NDArray[np.integer], pulse_cycles: int, levels: Mapping[int, int]) -> int:
+        words = self.cell_words(cells)  # validates every cell before anything is written
+        self._pulse(pulse_cycles)
+        for start in range(0, len(words), CELLS_PER_TRANSACTION):
+            chunk = words[start : start + CELLS_PER_TRANSACTION]
+            self.run(opcode, {R.CELL_COUNT: len(chunk), R.PULSE_CYCLES: pulse_cycles}, levels, send=chunk)
+        return len(words)
+
+    def reset_cells(self, cells: NDArray[np.integer], pulse_cycles: int, v_sl: int, v_wl: int) -> int:
+        """One RESET pulse per cell, in as few DMA transactions as the chunk size allows."""
+        return self._cell_op(RESET, cells, pulse_cycles, {DAC_V_SL: v_sl, DAC_V_WL: v_wl})
+
+    def set_cells(self, cells: NDArray[np.integer], pulse_cycles: int, v_bl: int, v_wl: int) -> int:
+        return self._cell_op(SET, cells, pulse_cycles, {DAC_V_BL: v_bl, DAC_V_WL: v_wl})
+
+    def program_cells(
+        self,
+        cells: NDArray[np.integer],
+        target_codes: NDArray[np.integer],
+        *,
+        pulse_cycles: int,
+        tolerance_ppm: int,
+        max_pulses: int,
+        v_prog: int,
+        v_wl: int,
+        v_read: int,
+    ) -> ProgramResult:
+        """Closed-loop write-verify in the overlay (docs/protocol.md, PROGRAM)."""
+        words = self.cell_words(cells)
+        targets = np.asarray(target_codes, dtype=np.int64).ravel()
+        if targets.shape != (len(words),):
+            raise ValueError(f"{len(words)} cells but {targets.size} targets")
+        if targets.size and (targets.min() < 1 or targets.max() > adc.CODE_MAX):
+            raise ValueError(f"target codes must be 1-{adc.CODE_MAX} (read range)")
+        self._pulse(pulse_cycles)
+        levels = {DAC_V_SL: v_prog, DAC_V_BL: v_prog, DAC_V_WL: v_wl, DAC_V_READ: v_read}
+        pulses, finals = [], []
+        for start in range(0, len(words), CELLS_PER_TRANSACTION):
+            w = words[start : start + CELLS_PER_TRANSACTION]
+            t = targets[start : start + CELLS_PER_TRANSACTION].astype(np.uint32)
+            send = np.stack([w, t], axis=1).ravel()
+            params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: pulse_cycles, R.VERIFY_TOL: tolerance_ppm,
+                      R.MAX_PULSES: max_pulses, R.SETTLE_CYCLES: self.settle_cycles, R.TIA_GAIN: TIA_READ}  # fmt: skip
+            out = self.run(PROGRAM, params, levels, send=send, recv_words=len(w))
+            pulses.append((out >> 16).astype(np.int64))
+            finals.append((out & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64))
+        if not pulses:
+            return ProgramResult(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return ProgramResult(np.concatenate(pulses), np.concatenate(finals))
+
+    def read_region(self, region: Region, v_read: int, tia_gain: int = TIA_READ) -> NDArray[np.int64]:
+        """Read every cell of a region alone; return ADC codes, shape (n_rows, n_cols)."""
+        params = self._region_params(region) | {R.TIA_GAIN: tia_gain, R.SETTLE_CYCLES: self.settle_cycles}
+        out = self.run(READ, params, {DAC_V_READ: v_read}, recv_words=region.n_rows * region.n_cols)
+        return adc.from_word(out).astype(np.int64).reshape(region.shape)
+
+    def multiply(
+        self,
+        inputs: NDArray[np.integer],
+        bits: int,
+        region: Region,
+        v_read: int,
+        tia_gain: int = TIA_MULTIPLY,
+    ) -> NDArray[np.int64]:
+        """Bit-serial multiply: (B, n_rows) unsigned ``bits``-bit inputs on the region's rows.
+
+        Returns the overlay's shift-and-added codes, shape (B, n_cols)."""
+        x = np.asarray(inputs)
+        if not 1 <= bits <= 8:
+            raise ValueError(f"input bit width must be 1-8, got {bits}")
+        if x.ndim != 2 or x.shape[1] != region.n_rows:
+            raise ValueError(f"inputs must have shape (batch, {region.n_rows}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"inputs must be integers, got {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
+            raise ValueError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
+        planes = ((x[:, None, :] >> np.arange(bits)[None, :, None]) & 1).reshape(-1, region.n_rows)
+        frames = linedrive.bitplane_frames(planes, region.row)  # (B*bits, 64), vector-major, LSB first
+        batch_per_tx = max(1, FRAMES_PER_TRANSACTION // bits)
+        results = []
+        for b0 in range(0, x.shape[0], batch_per_tx):
+            nb = min(batch_per_tx, x.shape[0] - b0)
+            params = {R.BATCH: nb, R.BITS: bits, R.COL_START: region.col, R.COL_COUNT: region.n_cols,
+                      R.ROW_START: region.row, R.ROW_COUNT: region.n_rows, R.TIA_GAIN: tia_gain,
+                      R.SETTLE_CYCLES: self.settle_cycles}  # fmt: skip
+            send = frames[b0 * bits : (b0 + nb) * bits].ravel()
+            out = self.run(MULTIPLY, params, {DAC_V_READ: v_read}, send=send, recv_words=nb * region.n_cols)
+            results.append(adc.from_word(out).astype(np.int64).reshape(nb, region.n_cols))
+        if not results:
+            return np.zeros((0, region.n_cols), np.int64)
+        return np.concatenate(results)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "op_count": self.transport.read_reg(R.OP_COUNT),
+            "pulse_count": self.transport.read_reg(R.PULSE_COUNT),
+        }
+
+
+__all__ = ["Driver", "OverlayError", "ProgramResult", "ROWS", "COLS"]

@@ -1,0 +1,79 @@
+"""Array geometry: regions, cell lists and the differential-pair layout (docs/protocol.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+ROWS = 512  # bit lines (seed 000 Methods: 512 x 512 crossbar)
+COLS = 512  # source lines
+PAIR_OFFSET = COLS // 2  # ours: G- of column c lives at column c + 256
+
+
+class GeometryError(ValueError):
+    """A region or cell outside the array."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the array: rows ``row .. row+n_rows-1``, columns ``col .. col+n_cols-1``."""
+
+    row: int = 0
+    n_rows: int = ROWS
+    col: int = 0
+    n_cols: int = COLS
+
+    def __post_init__(self) -> None:
+        if self.n_rows < 1 or self.n_cols < 1:
+            raise GeometryError(f"region {self} is empty")
+        if self.row < 0 or self.col < 0 or self.row + self.n_rows > ROWS or self.col + self.n_cols > COLS:
+            raise GeometryError(f"region {self} lies outside the {ROWS}x{COLS} array")
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """``ROW:NROWS,COL:NCOLS`` (e.g. ``0:64,0:128``) or ``all``."""
+        if text.strip().lower() in ("", "all"):
+            return cls()
+        try:
+            rows, cols = text.split(",")
+            r0, nr = (int(v) for v in rows.split(":"))
+            c0, nc = (int(v) for v in cols.split(":"))
+        except ValueError as e:
+            raise GeometryError(f"region {text!r} is not ROW:NROWS,COL:NCOLS (e.g. 0:64,0:128) or 'all'") from e
+        return cls(r0, nr, c0, nc)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_rows, self.n_cols)
+
+    def __str__(self) -> str:
+        return f"rows {self.row}-{self.row + self.n_rows - 1}, cols {self.col}-{self.col + self.n_cols - 1}"
+
+
+def check_cells(cells: NDArray[np.integer] | list[tuple[int, int]]) -> NDArray[np.int64]:
+    """Validate a cell list: shape (N, 2) of [row, col] inside the array."""
+    arr = np.asarray(cells)
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise GeometryError(f"cells must be an integer array of shape (N, 2) [row, col], got {arr.shape} {arr.dtype}")
+    bad = (arr[:, 0] < 0) | (arr[:, 0] >= ROWS) | (arr[:, 1] < 0) | (arr[:, 1] >= COLS)
+    if bad.any():
+        first = arr[np.argmax(bad)]
+        raise GeometryError(
+            f"{int(bad.sum())} cell(s) lie outside the {ROWS}x{COLS} array, first: row {first[0]}, col {first[1]}"
+        )
+    return arr.astype(np.int64)
+
+
+def pair_cells(rows: NDArray[np.integer], pair_cols: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Both cells (G+ and G-) of differential pairs at (row, pair column < 256)."""
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    pair_cols = np.asarray(pair_cols, dtype=np.int64).ravel()
+    if pair_cols.size and (pair_cols.min() < 0 or pair_cols.max() >= PAIR_OFFSET):
+        raise GeometryError(f"pair columns must be 0-{PAIR_OFFSET - 1}")
+    plus = np.stack([rows, pair_cols], axis=1)
+    minus = np.stack([rows, pair_cols + PAIR_OFFSET], axis=1)
+    return check_cells(np.concatenate([plus, minus]))
