@@ -28,8 +28,8 @@ FULL_SCALE_CODES = 1 << 16
 # Board choice (ours): internal 2.5 V reference, REFDIV off, BUFF-GAIN x2 on every channel,
 # so VOUT = code / 65536 * 5 V (datasheet: VOUT = DIN / 2^N * VREF / DIV * GAIN).
 VREF_V = Fraction(5, 2)
-GAIN = 2
-FULL_SCALE_V = VREF_V * GAIN
+BUFF_GAIN = 2
+FULL_SCALE_V = VREF_V * BUFF_GAIN
 
 
 class DacFrameError(ValueError):
