@@ -1,0 +1,1 @@
+"""The ``rramctl`` command line (Typer)."""

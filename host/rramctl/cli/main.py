@@ -1,0 +1,342 @@
+"""``rramctl``: form, read, prune and multiply on an RRAM chip, on the board or the emulator.
+
+One code path: CLI -> chip API (rramctl.chip) -> driver (rramctl.driver) -> transport.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from rramctl import __version__
+from rramctl.backends import default_state_path, resolve_backend
+from rramctl.chip import Chip
+from rramctl.cli.io import InputFileError, gather_cells, load_array
+from rramctl.config import BoardConfig, ConfigError, Pulse
+from rramctl.driver import OverlayError
+from rramctl.geometry import GeometryError, Region
+from rramctl.hw.dac80508 import DacFrameError
+from rramctl.transport.base import TransportError
+
+app = typer.Typer(
+    name="rramctl",
+    help="Control an RRAM in-memory-computing chip on a ZYNQ/PYNQ board, or its bit-exact emulator.\n\n"
+    "Typical session on the emulator: rramctl form; rramctl read; rramctl multiply --random 8.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+USER_ERRORS = (ConfigError, GeometryError, OverlayError, TransportError, InputFileError, DacFrameError, ValueError)
+
+
+@dataclass
+class Session:
+    backend: str
+    config: BoardConfig
+    state: Path
+    seed: int
+    json: bool
+
+    def open(self) -> Chip:
+        return Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def emit(session: Session, data: dict[str, Any], human: str) -> None:
+    if session.json:
+        typer.echo(json.dumps(data, indent=2, default=_jsonable))
+    else:
+        typer.echo(human)
+
+
+def _jsonable(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o))
+
+
+def run_guarded(fn):  # noqa: ANN001, ANN201 - decorator
+    """Turn the errors a user can cause into one clear line and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            fail(str(e))
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    backend: Annotated[
+        str, typer.Option(envvar="RRAMCTL_BACKEND", help="emulator, pynq, serial:PORT[@BAUD], or auto (board if found)")
+    ] = "auto",
+    port: Annotated[
+        str | None, typer.Option(envvar="RRAMCTL_PORT", help="serial port of a board agent (= --backend serial:PORT)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="board configuration TOML (defaults: docs/hardware.md)")] = None,
+    state: Annotated[
+        Path | None, typer.Option(envvar="RRAMCTL_STATE", help="emulator chip state file (kept between commands)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of a new emulated chip (ignored once its state file exists)")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    try:
+        cfg = BoardConfig.load(config)
+        chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
+        ctx.obj = Session(resolve_backend(chosen), cfg, state or default_state_path(), seed, json_out)
+    except USER_ERRORS as e:
+        fail(str(e))
+
+
+def _session(ctx: typer.Context) -> Session:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+# ---- info ------------------------------------------------------------------------------
+@app.command()
+@run_guarded
+def info(ctx: typer.Context) -> None:
+    """Show the backend, the overlay's identity and counters, and the operating points in use."""
+    s = _session(ctx)
+    with s.open() as chip:
+        major, minor = chip.driver.identify()
+        counters = chip.counters()
+        data = {
+            "rramctl": __version__,
+            "backend": s.backend,
+            "state": str(s.state) if s.backend == "emulator" else None,
+            "overlay_version": f"{major}.{minor}",
+            "array": [chip.rows, chip.cols],
+            **counters,
+            "config": s.config.model_dump(),
+        }
+    c = s.config
+    emit(s, data, "\n".join([
+        f"rramctl {__version__}   backend: {s.backend}" + (f"   state: {s.state}" if s.backend == "emulator" else ""),
+        f"overlay register map v{major}.{minor}; array {chip.rows} x {chip.cols} (rows = BL, columns = SL)",
+        f"operations completed: {counters['op_count']}   cell pulses applied: {counters['pulse_count']}",
+        f"form  {c.form.voltage_v} V / {c.form.width_s * 1e3:g} ms (gate {c.form.gate_v} V) at "
+        f"{c.forming_temperature_c} degC",
+        f"reset {c.reset.voltage_v} V / {c.reset.width_s * 1e9:g} ns    set {c.set.voltage_v} V / "
+        f"{c.set.width_s * 1e9:g} ns    read {c.read_voltage_v} V",
+    ]))  # fmt: skip
+
+
+# ---- form ------------------------------------------------------------------------------
+@app.command()
+@run_guarded
+def form(
+    ctx: typer.Context,
+    region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS or all")] = "all",
+    voltage: Annotated[float | None, typer.Option(help="SL forming amplitude in V (default from config: 3.4)")] = None,
+    width: Annotated[float | None, typer.Option(help="pulse width in s (default 10e-3)")] = None,
+    gate: Annotated[float | None, typer.Option(help="WL gate voltage (compliance) in V")] = None,
+) -> None:
+    """Electroform a region: random conductances, about half the cells formed (seed 000, Fig. 2)."""
+    s = _session(ctx)
+    reg = Region.parse(region)
+    base = s.config.form
+    pulse = Pulse(
+        voltage_v=base.voltage_v if voltage is None else voltage,
+        width_s=base.width_s if width is None else width,
+        gate_v=base.gate_v if gate is None else gate,
+    )
+    s.config.with_changes(form=pulse.model_dump())  # refuse before opening the chip
+    with s.open() as chip:
+        report = chip.electroform(reg, pulse)
+    emit(
+        s,
+        {
+            "region": str(reg),
+            "voltage_v": pulse.voltage_v,
+            "width_s": pulse.width_s,
+            "formed_fraction": report.formed_fraction,
+            "mean_formed_us": report.mean_formed_us,
+        },  # fmt: skip
+        f"formed {report.formed_fraction * 100:.1f} % of {reg.n_rows * reg.n_cols} cells ({reg}) with "
+        f"{pulse.voltage_v} V / {pulse.width_s * 1e3:g} ms; mean formed conductance {report.mean_formed_us:.1f} uS",
+    )
+
+
+# ---- read ------------------------------------------------------------------------------
+@app.command()
+@run_guarded
+def read(
+    ctx: typer.Context,
+    region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS or all")] = "all",
+    out: Annotated[Path, typer.Option(help="conductance map (.npy, uS)")] = Path("conductance.npy"),
+    png: Annotated[Path | None, typer.Option(help="heatmap + histogram figure")] = Path("conductance.png"),
+) -> None:
+    """Read a conductance map (uS); save it and a heatmap + histogram like Fig. 2 / 3b."""
+    s = _session(ctx)
+    reg = Region.parse(region)
+    with s.open() as chip:
+        g = chip.read(reg)
+    _save_atomic(out, g)
+    if png is not None:
+        from rramctl.plots import conductance_figure
+
+        conductance_figure(g, reg, png, title=f"{s.backend}: {reg}")
+    formed = g > 1e6 / 300e3
+    emit(
+        s,
+        {
+            "region": str(reg),
+            "out": out,
+            "png": png,
+            "mean_us": float(g.mean()),
+            "max_us": float(g.max()),
+            "formed_fraction": float(formed.mean()),
+        },  # fmt: skip
+        f"read {g.size} cells ({reg}): mean {g.mean():.2f} uS, max {g.max():.2f} uS, "
+        f"{formed.mean() * 100:.1f} % above 3.33 uS (formed)\nsaved {out}" + (f" and {png}" if png else ""),
+    )
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write a .npy next to its target first, so a failure never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    tmp.replace(path)
+
+
+# ---- reset / set -----------------------------------------------------------------------
+CellsFile = Annotated[Path | None, typer.Option("--cells", help=".npy or CSV of ROW,COL lines")]
+CellOpt = Annotated[list[str] | None, typer.Option("--cell", help="ROW,COL (repeatable)")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="every cell of ROW:NROWS,COL:NCOLS")]
+
+
+def _cell_command(ctx: typer.Context, op: str, cells_file: Path | None, cell: list[str] | None, region: str | None):  # noqa: ANN202
+    s = _session(ctx)
+    cells = gather_cells(cells_file, cell, region)
+    with s.open() as chip:
+        pulses = chip.reset(cells) if op == "reset" else chip.set(cells)
+        after = chip.counters()
+    pulse = s.config.reset if op == "reset" else s.config.set
+    emit(s, {"op": op, "cells": len(cells), "pulses": pulses, **after},
+         f"{op}: {pulses} cell(s), {pulse.voltage_v} V / {pulse.width_s * 1e9:g} ns pulses "
+         f"({'SL' if op == 'reset' else 'BL'}); chip total {after['pulse_count']} cell pulses")  # fmt: skip
+
+
+@app.command()
+@run_guarded
+def reset(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, region: RegionOpt = None) -> None:
+    """Prune: reset cells to the off state (2.6 V / 400 ns on the SL)."""
+    _cell_command(ctx, "reset", cells, cell, region)
+
+
+@app.command("set")
+@run_guarded
+def set_(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, region: RegionOpt = None) -> None:
+    """Reinstate: set cells back to their conducting state (3.3 V / 300 ns on the BL)."""
+    _cell_command(ctx, "set", cells, cell, region)
+
+
+# ---- multiply --------------------------------------------------------------------------
+@app.command()
+@run_guarded
+def multiply(
+    ctx: typer.Context,
+    inputs: Annotated[Path | None, typer.Option(help=".npy or CSV, shape (batch, rows) of m-bit integers")] = None,
+    random: Annotated[int | None, typer.Option(help="use this many seeded random input vectors instead")] = None,
+    input_seed: Annotated[int, typer.Option(help="seed of --random inputs")] = 0,
+    bits: Annotated[int, typer.Option(help="input bit width m (4 for the CNN, 3 for the CRNN)")] = 4,
+    region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
+    pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,
+    out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products)")] = Path("products.npz"),
+) -> None:
+    """Bit-serial vector-matrix multiply on the chip: ADC codes and calibrated products (uS x input)."""
+    s = _session(ctx)
+    reg = Region.parse(region)
+    if (inputs is None) == (random is None):
+        raise InputFileError("give exactly one of --inputs FILE or --random N")
+    if random is not None:
+        if random < 1:
+            raise ValueError("--random must be at least 1")
+        x = np.random.default_rng(input_seed).integers(0, 1 << bits, size=(random, reg.n_rows), dtype=np.int64)
+    else:
+        x = load_array(inputs)  # type: ignore[arg-type]
+    with s.open() as chip:
+        if pairs:
+            plus = chip.multiply(x, reg, bits)
+            minus = chip.multiply(x, Region(reg.row, reg.n_rows, reg.col + 256, reg.n_cols), bits)
+            codes, products = plus.codes - minus.codes, plus.products - minus.products
+        else:
+            res = chip.multiply(x, reg, bits)
+            codes, products = res.codes, res.products
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, inputs=x, codes=codes, products_us=products)
+    tmp.replace(out)
+    emit(
+        s,
+        {
+            "batch": len(x),
+            "bits": bits,
+            "region": str(reg),
+            "pairs": pairs,
+            "out": out,
+            "codes": codes[:4],
+            "products_us": products[:4],
+        },  # fmt: skip
+        f"multiplied {len(x)} x {reg.n_rows} {bits}-bit inputs with {reg.n_cols} "
+        f"{'differential columns' if pairs else 'columns'} ({reg})\n"
+        f"first vector, first columns: codes {codes[0, :6].tolist()}\n"
+        f"  products (uS x input LSB) {np.round(products[0, :6], 1).tolist()}\nsaved {out}",
+    )
+
+
+# ---- selftest --------------------------------------------------------------------------
+@app.command()
+@run_guarded
+def selftest(ctx: typer.Context) -> None:
+    """Check the whole path without changing any cell: overlay identity, DAC, read, zero multiply, counters."""
+    from rramctl.selftest import run_selftest
+
+    s = _session(ctx)
+    with s.open() as chip:
+        results = run_selftest(chip, emulator=s.backend == "emulator")
+    ok = all(r.ok for r in results)
+    emit(
+        s,
+        {"ok": ok, "checks": [r.__dict__ for r in results]},
+        "\n".join(f"[{'ok' if r.ok else 'FAIL'}] {r.name}: {r.detail}" for r in results),
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _register_extras() -> None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("rramctl.cli.train_cmds") is not None:
+        importlib.import_module("rramctl.cli.train_cmds").register(app)
+
+
+_register_extras()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
