@@ -1,0 +1,387 @@
+"""The PYNQ transport: the overlay's AXI4-Lite registers and its AXI DMA streams on a ZYNQ board.
+
+pynq is an optional extra and imported only inside the functions that need it, so importing
+rramctl (or this module) never imports pynq. Zynq-7000 boards (PYNQ-Z1/Z2) need
+``pynq >= 3.1, < 4``; pynq 4 serves Zynq UltraScale+ only (../shared/hardware-facts.md).
+
+Driver conventions follow PYNQ's own: the overlay's control block is bound by its VLNV to a
+``pynq.DefaultIP`` subclass (``RramOverlayIP``, created on first use), registers go through its
+MMIO, and the streams go through the AXI DMA driver ``pynq.lib.dma.DMA``
+(``sendchannel``/``recvchannel``, ``transfer`` + ``wait``) with buffers from ``pynq.allocate``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl import regmap as R
+from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+
+# The RTL top module added to the Vivado block design as a module reference gets
+# xilinx.com:module_ref:<module>:1.0 (../shared/hardware-facts.md, "PYNQ conventions");
+# the module name is the HDL's choice - change it here if the top is renamed.
+RRAM_OVERLAY_VLNV = "xilinx.com:module_ref:rram_overlay_top:1.0"
+AXI_DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"  # Xilinx AXI DMA (PG021)
+# PG021: a simple-mode transfer is at most 2**c_sg_length_width - 1 bytes; 26 bits is pynq's default.
+DEFAULT_LENGTH_WIDTH = 26
+WORD_BYTES = 4
+BITFILE_NAME = "rram_overlay.bit"  # (ours) the overlay's file name; the .hwh sits beside it
+BITFILE_ENV = "RRAMCTL_BITFILE"  # (ours)
+MIN_BUFFER_WORDS = 4096  # (ours) smallest DMA buffer allocated, so small ops never re-allocate
+DEFAULT_TIMEOUT_S = 10.0  # (ours) bound on one transaction's DMA wait
+# The FPGA manager of a Zynq running Linux (what PYNQ itself writes bitstreams to).
+FPGA_MANAGER = Path("sys/class/fpga_manager/fpga0")
+DEVICE_TREE_COMPATIBLE = Path("proc/device-tree/compatible")
+# PG021 DMASR bits: 0 halted, 1 idle, 4 DMAIntErr, 5 DMASlvErr, 6 DMADecErr; DMACR bit 2 = soft reset.
+_DMACR_RESET = 0x4
+_DMA_ERRORS = {0x10: "DMA internal error", 0x20: "DMA slave error", 0x40: "DMA decode error"}
+
+
+class RegisterIP(Protocol):
+    """What the transport needs of the overlay's control block (pynq.DefaultIP has it)."""
+
+    def read(self, offset: int = 0) -> int: ...
+
+    def write(self, offset: int, value: int) -> None: ...
+
+
+def import_pynq() -> ModuleType:
+    """Import pynq, or say clearly that it is missing and how to get it."""
+    try:
+        import pynq
+    except ImportError as e:
+        raise TransportError(
+            "the pynq backend needs the pynq package, which is not installed: on a Zynq-7000 board "
+            "(PYNQ-Z1/Z2) `pip install 'pynq>=3.1,<4'`, on Zynq UltraScale+ `pip install 'pynq>=4'` "
+            "(see docs/pynq.md); off the board use --backend emulator"
+        ) from e
+    return pynq
+
+
+@functools.cache
+def rram_ip_class() -> type:
+    """The ``pynq.DefaultIP`` driver bound to the overlay's VLNV (defined once, on first use).
+
+    Defining the class registers it with pynq, so call this before ``pynq.Overlay(...)`` for the
+    overlay to hand out an ``RramOverlayIP`` instead of a plain ``DefaultIP``."""
+    pynq = import_pynq()
+
+    class RramOverlayIP(pynq.DefaultIP):  # type: ignore[misc,name-defined]
+        """The rramctl overlay's control block: registers of docs/registers.md via MMIO."""
+
+        bindto = [RRAM_OVERLAY_VLNV]
+
+        def read(self, offset: int = 0) -> int:
+            return int(self.mmio.read(offset))
+
+        def write(self, offset: int, value: int) -> None:
+            self.mmio.write(offset, int(value))  # pynq's MMIO takes Python ints only
+
+    return RramOverlayIP
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """What ``find_board`` saw: a Zynq running Linux with pynq installed."""
+
+    family: str  # "zynq-7000", "zynqmp" or "unknown"
+    fpga_manager: Path
+    board: str | None  # $BOARD as PYNQ images set it (e.g. "Pynq-Z2"), if set
+
+
+def find_board(root: Path = Path("/"), environ: dict[str, str] | None = None) -> BoardInfo | None:
+    """Is this machine a PYNQ board? A Zynq FPGA manager is present and pynq is importable.
+
+    Looks only at files (never imports pynq), so ``--backend auto`` is cheap: it picks the
+    emulator when this returns None. ``root``/``environ`` exist for tests."""
+    env = os.environ if environ is None else environ
+    manager = root / FPGA_MANAGER
+    if not manager.exists() or find_spec("pynq") is None:
+        return None
+    family = "unknown"
+    compatible = root / DEVICE_TREE_COMPATIBLE
+    if compatible.is_file():
+        text = compatible.read_bytes().decode("ascii", "replace")
+        if "xlnx,zynqmp" in text:
+            family = "zynqmp"
+        elif "xlnx,zynq-7000" in text:
+            family = "zynq-7000"
+    return BoardInfo(family=family, fpga_manager=manager, board=env.get("BOARD"))
+
+
+def check_pynq_version(version: str, family: str) -> None:
+    """Refuse the pynq/board pairings that cannot work (../shared/hardware-facts.md)."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return  # a development build: let pynq itself decide
+    if family == "zynq-7000" and major >= 4:
+        raise TransportError(f"pynq {version} has no Zynq-7000 support; install 'pynq>=3.1,<4' on this board")
+    if major < 3:
+        raise TransportError(f"pynq {version} is too old; rramctl needs pynq >= 3.1")
+
+
+def resolve_bitfile(bitfile: str | Path | None, environ: dict[str, str] | None = None) -> Path:
+    """The overlay bitstream: the argument, else $RRAMCTL_BITFILE, else rramctl/overlays/rram_overlay.bit.
+
+    pynq reads the block design from the .hwh beside the .bit (same stem), so both must exist."""
+    env = os.environ if environ is None else environ
+    tried: list[Path] = []
+    if bitfile is not None:
+        tried.append(Path(bitfile))
+    elif env.get(BITFILE_ENV):
+        tried.append(Path(env[BITFILE_ENV]))
+    else:
+        tried.append(Path(__file__).resolve().parents[1] / "overlays" / BITFILE_NAME)
+    path = tried[0]
+    if path.suffix != ".bit":
+        raise TransportError(f"overlay bitstream {path} must be a .bit file (with its .hwh beside it)")
+    if not path.is_file():
+        raise TransportError(
+            f"overlay bitstream {path} not found; pass its path or set ${BITFILE_ENV} (see docs/pynq.md)"
+        )
+    hwh = path.with_suffix(".hwh")
+    if not hwh.is_file():
+        raise TransportError(f"overlay {path} has no {hwh.name} beside it; pynq needs the .hwh to find the IP")
+    return path
+
+
+def _find_ip(overlay: Any, vlnv: str) -> Any:
+    """The one IP of the overlay with this VLNV (by its ``ip_dict`` entry's type)."""
+    names = [name for name, desc in overlay.ip_dict.items() if desc.get("type") == vlnv]
+    if len(names) != 1:
+        found = ", ".join(sorted(f"{n} ({d.get('type')})" for n, d in overlay.ip_dict.items())) or "none"
+        raise TransportError(f"the overlay must hold exactly one {vlnv}, found {len(names)}; its IP: {found}")
+    return functools.reduce(getattr, names[0].split("/"), overlay)
+
+
+def dma_max_bytes(dma: Any) -> int:
+    """Largest single DMA transfer in bytes, whole words: pynq's ``buffer_max_size`` (from the .hwh's
+    c_sg_length_width) where the driver has it, else 2**26 - 1 (PG021)."""
+    max_bytes = getattr(dma, "buffer_max_size", None)
+    if not isinstance(max_bytes, int) or max_bytes < WORD_BYTES:
+        description = getattr(dma, "description", None) or {}
+        width = int(description.get("parameters", {}).get("c_sg_length_width", DEFAULT_LENGTH_WIDTH))
+        max_bytes = (1 << width) - 1
+    return max_bytes - max_bytes % WORD_BYTES
+
+
+class _Channel:
+    """One DMA direction moving a word range of a reused buffer in chunks of at most ``chunk`` words."""
+
+    def __init__(self, channel: Any, name: str, chunk: int) -> None:
+        self.channel = channel
+        self.name = name
+        self.chunk = chunk
+        self.buffer: Any = None
+        self.total = 0  # words in this transaction
+        self.done_words = 0  # words moved by finished chunks
+        self.active = 0  # words of the chunk in flight (0 = none)
+        self.finished = True
+
+    def begin(self, total: int) -> None:
+        self.total, self.done_words, self.active = total, 0, 0
+        self.finished = total == 0
+
+    def start_next(self) -> None:
+        n = min(self.chunk, self.total - self.done_words)
+        self.channel.transfer(self.buffer[self.done_words : self.done_words + n])
+        self.active = n
+
+    def poll(self) -> bool:
+        """Advance if the chunk in flight is done; True when the whole transaction is done."""
+        if self.finished:
+            return True
+        if self.channel.error:
+            status = self.channel._mmio.read(self.channel._offset + 4) if hasattr(self.channel, "_mmio") else 0
+            kinds = ", ".join(v for k, v in _DMA_ERRORS.items() if status & k) or "error"
+            raise TransportError(f"{self.name} DMA channel reports {kinds} (DMASR {status:#x})")
+        if not self.channel.idle:
+            return False
+        self.channel.wait()  # returns at once when idle; invalidates S2MM buffers, reads the length
+        moved = self._moved_words()
+        self.done_words += moved
+        short = moved < self.active  # S2MM: the overlay ended its stream (TLAST) early
+        self.active = 0
+        if short or self.done_words >= self.total:
+            self.finished = True
+        else:
+            self.start_next()
+        return self.finished
+
+    def _moved_words(self) -> int:
+        transferred = getattr(self.channel, "transferred", None)
+        if not isinstance(transferred, int):  # a pynq without the attribute: assume the full chunk
+            return self.active
+        if transferred % WORD_BYTES:
+            raise TransportError(f"{self.name} DMA moved {transferred} bytes, not whole 32-bit words")
+        return min(transferred // WORD_BYTES, self.active)
+
+
+class PynqTransport(Transport):
+    """Registers through the overlay IP's MMIO, streams through an AXI DMA (docs/protocol.md)."""
+
+    name = "pynq"
+
+    def __init__(
+        self,
+        ip: RegisterIP,
+        dma: Any,
+        *,
+        allocate: Callable[..., Any] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        address_span: int = R.ADDRESS_SPAN,
+        overlay: Any = None,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if dma.sendchannel is None or dma.recvchannel is None:
+            raise TransportError("the AXI DMA needs both an MM2S (send) and an S2MM (receive) channel")
+        if allocate is None:
+            allocate = import_pynq().allocate
+        self.ip = ip
+        self.dma = dma
+        self.overlay = overlay  # kept alive: it owns the loaded bitstream's IP objects
+        self.timeout_s = timeout_s
+        self.address_span = address_span
+        self.max_transfer_words = dma_max_bytes(dma) // WORD_BYTES
+        self._allocate = allocate
+        self._send = _Channel(dma.sendchannel, "MM2S (send)", self.max_transfer_words)
+        self._recv = _Channel(dma.recvchannel, "S2MM (receive)", self.max_transfer_words)
+        self._broken: str | None = None
+
+    # ---- opening on a board --------------------------------------------------------------
+    @classmethod
+    def open(cls, bitfile: str | Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> PynqTransport:
+        """Load the overlay (``pynq.Overlay``) and bind its control block and AXI DMA."""
+        pynq = import_pynq()
+        board = find_board()
+        if board is None:
+            raise TransportError(
+                "no PYNQ board found (no Zynq FPGA manager at /sys/class/fpga_manager/fpga0); "
+                "use --backend emulator or a serial:PORT board agent"
+            )
+        check_pynq_version(str(getattr(pynq, "__version__", "3")), board.family)
+        path = resolve_bitfile(bitfile)
+        rram_ip_class()  # register the driver before the overlay binds its IP
+        try:
+            overlay = pynq.Overlay(str(path))
+        except Exception as e:  # pynq raises many kinds here (parser, device, permission)
+            raise TransportError(f"loading overlay {path} failed: {e}") from e
+        ip = _find_ip(overlay, RRAM_OVERLAY_VLNV)
+        dma = _find_ip(overlay, AXI_DMA_VLNV)
+        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay)
+
+    # ---- registers -----------------------------------------------------------------------
+    def _check_offset(self, offset: int) -> None:
+        if not isinstance(offset, int | np.integer) or offset % 4 or not 0 <= offset < self.address_span:
+            raise ValueError(f"register offset {offset!r} is not a word offset in 0..{self.address_span - 4:#x}")
+
+    def read_reg(self, offset: int) -> int:
+        self._check_offset(offset)
+        return int(self.ip.read(int(offset))) & 0xFFFF_FFFF
+
+    def write_reg(self, offset: int, value: int) -> None:
+        self._check_offset(offset)
+        if not isinstance(value, int | np.integer) or not 0 <= value <= 0xFFFF_FFFF:
+            raise ValueError(f"register value {value!r} is not a 32-bit unsigned word")
+        self.ip.write(int(offset), int(value))
+
+    # ---- streams -------------------------------------------------------------------------
+    def _buffer(self, current: Any, words: int) -> Any:
+        """Reuse the buffer when it is big enough, else free it and allocate a larger one."""
+        if current is not None and current.shape[0] >= words:
+            return current
+        size = max(words, MIN_BUFFER_WORDS, 0 if current is None else 2 * current.shape[0])
+        if current is not None and hasattr(current, "freebuffer"):
+            current.freebuffer()
+        return self._allocate(shape=(size,), dtype=np.uint32)
+
+    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+        """Arm S2MM, start MM2S without waiting, write the trigger, then wait for both (bounded)."""
+        words = as_words(send)
+        if not isinstance(recv_words, int | np.integer) or recv_words < 0:
+            raise ValueError(f"recv_words must be a non-negative integer, got {recv_words!r}")
+        trigger = RegWrite(*trigger)
+        self._check_offset(trigger.offset)
+        if self._broken:
+            raise TransportError(f"the DMA is unusable after an earlier failure ({self._broken}); reload the overlay")
+        if not (self._send.channel.idle or self._send.finished) or not (self._recv.channel.idle or self._recv.finished):
+            raise TransportError("a DMA channel is still busy from an earlier transfer")
+
+        if len(words):
+            self._send.buffer = self._buffer(self._send.buffer, len(words))
+            self._send.buffer[: len(words)] = words
+        if recv_words:
+            self._recv.buffer = self._buffer(self._recv.buffer, int(recv_words))
+        self._send.begin(len(words))
+        self._recv.begin(int(recv_words))
+
+        if not self._recv.finished:
+            self._recv.start_next()  # armed before START, or the overlay stalls on back-pressure
+        if not self._send.finished:
+            self._send.start_next()  # not waited on before START, or the host deadlocks
+        self.write_reg(trigger.offset, trigger.value)
+
+        deadline = time.monotonic() + self.timeout_s
+        spins = 0
+        while True:
+            send_done = self._send.poll()
+            recv_done = self._recv.poll()
+            if send_done and recv_done:
+                break
+            if time.monotonic() > deadline:
+                self._fail(
+                    f"DMA timed out after {self.timeout_s} s: sent {self._send.done_words}/{len(words)} words, "
+                    f"received {self._recv.done_words}/{recv_words}"
+                )
+            spins += 1
+            if spins > 100:  # (ours) spin briefly for short ops, then yield the CPU
+                time.sleep(0.0002)
+        if self._recv.total == 0:
+            return np.zeros(0, dtype=np.uint32)
+        return np.array(self._recv.buffer[: self._recv.done_words], dtype=np.uint32)
+
+    def _fail(self, reason: str) -> None:
+        """Soft-reset the DMA (PG021 DMACR.Reset) so the next call can run, then raise."""
+        self._send.finished = self._recv.finished = True
+        try:
+            self.dma.mmio.write(0x00, _DMACR_RESET)
+            deadline = time.monotonic() + 1.0
+            while self.dma.mmio.read(0x00) & _DMACR_RESET:
+                if time.monotonic() > deadline:
+                    raise TransportError("AXI DMA soft reset did not complete")
+            self.dma.sendchannel.start()
+            self.dma.recvchannel.start()
+        except Exception as e:  # the reset itself failed: refuse further transfers
+            self._broken = f"{reason}; DMA reset failed: {e}"
+        raise TransportError(reason + " (DMA reset; the overlay may need CTRL.abort)")
+
+    def close(self) -> None:
+        for ch in (self._send, self._recv):
+            if ch.buffer is not None and hasattr(ch.buffer, "freebuffer"):
+                ch.buffer.freebuffer()
+            ch.buffer = None
+
+
+__all__ = [
+    "AXI_DMA_VLNV",
+    "RRAM_OVERLAY_VLNV",
+    "BoardInfo",
+    "PynqTransport",
+    "find_board",
+    "import_pynq",
+    "rram_ip_class",
+    "resolve_bitfile",
+]

@@ -1,0 +1,332 @@
+"""A mocked PYNQ board for tests, the way PYNQ's own tests mock devices (PYNQ tests/mock_devices.py):
+a ``pynq.Device`` subclass with the ``REGISTER_RW`` capability that real ``pynq.MMIO``/``DefaultIP``/
+``pynq.lib.dma.DMA`` objects talk to (``device=`` in their description), and an ``allocate`` that
+hands out real ``pynq.buffer.PynqBuffer`` objects.
+
+Behind the registers sits a model of the PL:
+- the overlay's control block at ``IP_BASE``, forwarded to any object with read_reg/write_reg/
+  push_stream/pop_stream (the EmulatedOverlay, or ``LoopbackOverlay`` below);
+- an AXI DMA in simple mode at ``DMA_BASE`` with the PG021 registers pynq's driver uses
+  (DMACR/DMASR/SA/DA/LENGTH per channel); writing LENGTH starts a transfer; S2MM ends at TLAST
+  (the overlay's output ended) or when its length is filled, and LENGTH then reads the bytes moved;
+- DDR separate from the CPU's view of each buffer: ``flush`` copies CPU -> DDR, ``invalidate``
+  DDR -> CPU, and the DMA only ever sees DDR, so a missing cache sync shows up as wrong data.
+
+Every host access is logged in order (``board.log``) for tests to assert on.
+Import only after ``pytest.importorskip("pynq")``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pynq
+from numpy.typing import NDArray
+from rramctl import regmap as R
+
+IP_BASE = 0x4000_0000  # (ours) where the mock maps the overlay's control block
+IP_RANGE = 0x1_0000
+DMA_BASE = 0x4040_0000  # (ours) where the mock maps the AXI DMA
+DMA_RANGE = 0x1_0000
+DDR_BASE = 0x1000_0000  # (ours) first buffer address
+PAGE = 4096
+
+# PG021 register offsets (simple mode) relative to each channel's base (MM2S 0x00, S2MM 0x30).
+DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
+S2MM_OFFSET = 0x30
+SR_HALTED, SR_IDLE, SR_INT_ERR, SR_DEC_ERR = 0x1, 0x2, 0x10, 0x40
+CR_RUNSTOP, CR_RESET = 0x1, 0x4
+
+
+class StreamOverlay(Protocol):
+    def read_reg(self, offset: int) -> int: ...
+    def write_reg(self, offset: int, value: int) -> None: ...
+    def push_stream(self, words: NDArray[np.uint32]) -> None: ...
+    def pop_stream(self, n: int) -> NDArray[np.uint32]: ...
+
+
+class LoopbackOverlay:
+    """A tiny stand-in PL for the raw transport tests.
+
+    Default (like the EmulatedOverlay): on CTRL.start it runs to its end at once and emits
+    ``emit(input so far)``. ``streaming=True`` models the real PL more closely: after START it
+    stays BUSY, turns each input word into ``emit(word)`` as it arrives, and ends once it has
+    consumed CELL_COUNT words, so input that arrives in several DMA transfers is handled."""
+
+    def __init__(self, emit: Any = None, *, streaming: bool = False) -> None:
+        self.regs: dict[int, int] = {R.ID: R.ID_VALUE.reset}
+        self.inbox: list[int] = []
+        self.outbox: list[int] = []
+        self.emit = emit or (lambda words: (np.asarray(words, np.uint64) + 1).astype(np.uint32))
+        self.streaming = streaming
+        self.starts = 0
+        self._remaining = 0
+
+    def read_reg(self, offset: int) -> int:
+        return self.regs.get(offset, 0)
+
+    def write_reg(self, offset: int, value: int) -> None:
+        self.regs[offset] = value
+        if offset == R.CTRL and R.CTRL_START.get(value):
+            self.starts += 1
+            self._remaining = self.regs.get(R.CELL_COUNT, 0) if self.streaming else len(self.inbox)
+            self.regs[R.STATUS] = R.STATUS_BUSY.put(1)
+            self._run()
+
+    def push_stream(self, words: NDArray[np.uint32]) -> None:
+        self.inbox.extend(int(w) for w in words)
+        if R.STATUS_BUSY.get(self.regs.get(R.STATUS, 0)):
+            self._run()
+
+    def _run(self) -> None:
+        take = min(self._remaining, len(self.inbox))
+        words, self.inbox = self.inbox[:take], self.inbox[take:]
+        self._remaining -= take
+        if take or not self.streaming:
+            self.outbox.extend(int(w) for w in self.emit(np.array(words, dtype=np.uint32)))
+        if self._remaining == 0:
+            self.regs[R.STATUS] = R.STATUS_DONE.put(1)
+
+    def pop_stream(self, n: int) -> NDArray[np.uint32]:
+        out, self.outbox = self.outbox[:n], self.outbox[n:]
+        return np.array(out, dtype=np.uint32)
+
+
+@dataclass
+class _DmaChannel:
+    name: str
+    cr: int = 0
+    busy: bool = False  # a transfer is in flight
+    error: int = 0
+    addr: int = 0
+    length: int = 0  # bytes requested, then bytes moved once done
+
+
+@dataclass
+class _Packet:
+    """One operation's output stream as the S2MM side sees it."""
+
+    words: NDArray[np.uint32] = field(default_factory=lambda: np.zeros(0, np.uint32))
+    total: int = 0
+    ended: bool = False  # TLAST seen
+
+
+@dataclass
+class _Ddr:
+    """One allocation: the CPU's view (the PynqBuffer) and what the DMA sees (its DDR copy)."""
+
+    address: int
+    host: NDArray[np.uint8]
+    ddr: NDArray[np.uint8] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ddr = np.zeros_like(self.host)
+
+
+class MockRramBoard(pynq.Device):
+    """The mocked board: registers of the overlay + AXI DMA, and buffer allocation."""
+
+    def __init__(self, overlay: StreamOverlay, *, tag: str = "mock_rram_board") -> None:
+        super().__init__(tag)
+        self.capabilities = {"REGISTER_RW": True}
+        self.overlay = overlay
+        self.log: list[tuple] = []
+        self.mm2s = _DmaChannel("mm2s")
+        self.s2mm = _DmaChannel("s2mm")
+        self.allocations: list[_Ddr] = []
+        self._next_address = DDR_BASE
+        self._packets: list[_Packet] = []  # output streams (one per START) not yet taken by S2MM
+        self.stall_s2mm = False  # test knob: the receive side never completes
+        self.fail_next_transfer = 0  # test knob: DMASR error bits for the next transfer started
+        self.flushes = 0
+        self.invalidates = 0
+
+    # ---- descriptions as pynq's .hwh parser gives them ------------------------------------
+    def ip_description(self) -> dict[str, Any]:
+        return {"phys_addr": IP_BASE, "addr_range": IP_RANGE, "device": self,
+                "type": "xilinx.com:module_ref:rram_overlay_top:1.0"}  # fmt: skip
+
+    def dma_description(self, length_width: int = 26) -> dict[str, Any]:
+        parameters = {"c_include_sg": "0", "c_sg_length_width": str(length_width), "c_include_mm2s": "1",
+                      "c_include_s2mm": "1", "c_m_axi_mm2s_data_width": "32", "c_m_axi_s2mm_data_width": "32",
+                      "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0", "c_micro_dma": "0"}  # fmt: skip
+        return {"phys_addr": DMA_BASE, "addr_range": DMA_RANGE, "device": self, "parameters": parameters,
+                "interrupts": {}, "type": "xilinx.com:ip:axi_dma:7.1"}  # fmt: skip
+
+    # ---- REGISTER_RW capability --------------------------------------------------------------
+    def read_registers(self, address: int, length: int) -> bytes:
+        assert length == 4, "the overlay and the DMA have 32-bit registers only"
+        if IP_BASE <= address < IP_BASE + IP_RANGE:
+            value = self.overlay.read_reg(address - IP_BASE)
+            self.log.append(("ip_read", address - IP_BASE))
+        elif DMA_BASE <= address < DMA_BASE + DMA_RANGE:
+            value = self._dma_read(address - DMA_BASE)
+        else:
+            raise AssertionError(f"read of unmapped address {address:#x}")
+        return struct.pack("<I", value & 0xFFFF_FFFF)
+
+    def write_registers(self, address: int, data: bytes) -> None:
+        assert len(data) == 4, "the overlay and the DMA have 32-bit registers only"
+        (value,) = struct.unpack("<I", data)
+        if IP_BASE <= address < IP_BASE + IP_RANGE:
+            offset = address - IP_BASE
+            self.log.append(("ip_write", offset, value))
+            self.overlay.write_reg(offset, value)
+            if offset == R.CTRL and R.CTRL_START.get(value):
+                self._packets.append(_Packet())
+                self._collect_output()
+        elif DMA_BASE <= address < DMA_BASE + DMA_RANGE:
+            self._dma_write(address - DMA_BASE, value)
+        else:
+            raise AssertionError(f"write of unmapped address {address:#x}")
+
+    # ---- the AXI DMA model -------------------------------------------------------------------
+    def _channel(self, offset: int) -> tuple[_DmaChannel, int]:
+        return (self.s2mm, offset - S2MM_OFFSET) if offset >= S2MM_OFFSET else (self.mm2s, offset)
+
+    def _dma_read(self, offset: int) -> int:
+        ch, reg = self._channel(offset)
+        if reg == DMACR:
+            return ch.cr
+        if reg == DMASR:
+            if ch is self.s2mm and ch.busy:
+                self._s2mm_progress()
+            halted = 0 if ch.cr & CR_RUNSTOP else SR_HALTED
+            idle = 0 if ch.busy or ch.error else SR_IDLE
+            return halted | idle | ch.error
+        if reg == ADDR:
+            return ch.addr & 0xFFFF_FFFF
+        if reg == LENGTH:
+            return ch.length
+        return 0
+
+    def _dma_write(self, offset: int, value: int) -> None:
+        ch, reg = self._channel(offset)
+        if reg == DMACR:
+            if value & CR_RESET:  # PG021: soft reset resets both channels; the bit self-clears
+                self.log.append(("dma_reset",))
+                for c in (self.mm2s, self.s2mm):
+                    c.cr, c.busy, c.error = 0, False, 0
+                return
+            ch.cr = value
+        elif reg == ADDR:
+            ch.addr = value
+        elif reg == ADDR_MSB:
+            assert value == 0, "the mock DDR is 32-bit addressed"
+        elif reg == LENGTH:
+            self._start(ch, value)
+
+    def _start(self, ch: _DmaChannel, nbytes: int) -> None:
+        assert ch.cr & CR_RUNSTOP, f"{ch.name} LENGTH written while the channel is halted"
+        assert not ch.busy, f"{ch.name} LENGTH written while a transfer is in flight"
+        ch.length, ch.error = nbytes, 0
+        if self.fail_next_transfer:
+            ch.error, self.fail_next_transfer = self.fail_next_transfer, 0
+            self.log.append((ch.name, "error", ch.error))
+            return
+        if nbytes == 0:
+            ch.error = SR_INT_ERR
+            return
+        if ch is self.mm2s:
+            words = self._ddr_words(ch.addr, nbytes)
+            self.log.append(("mm2s", ch.addr, nbytes, words.copy()))
+            self.overlay.push_stream(words)  # the overlay's input FIFO takes it all at once
+            self._collect_output()
+        else:
+            self.log.append(("s2mm", ch.addr, nbytes))
+            ch.busy = True
+            self._s2mm_progress()
+
+    def _collect_output(self) -> None:
+        """Move what the overlay has produced into the current packet; the packet ends (TLAST)
+        when the operation is over. An operation without output sends no beats: no packet."""
+        if not self._packets or self._packets[-1].ended:
+            return
+        packet = self._packets[-1]
+        while len(chunk := self.overlay.pop_stream(1 << 16)):
+            packet.words = np.concatenate([packet.words, np.asarray(chunk, np.uint32)])
+            packet.total += len(chunk)
+        if not R.STATUS_BUSY.get(self.overlay.read_reg(R.STATUS)):
+            packet.ended = True
+            if packet.total == 0:
+                self._packets.pop()
+
+    def _s2mm_progress(self) -> None:
+        """Move queued output into DDR; the transfer ends when its length is filled or at TLAST."""
+        ch = self.s2mm
+        if self.stall_s2mm or not self._packets:
+            return
+        want = ch.length // 4
+        packet = self._packets[0]
+        if len(packet.words) < want and not packet.ended:
+            return  # the overlay is still producing
+        words, packet.words = packet.words[:want], packet.words[want:]
+        tlast = packet.ended and len(packet.words) == 0
+        if tlast:
+            self._packets.pop(0)
+        self._ddr_store(ch.addr, words)
+        ch.length = 4 * len(words)
+        ch.busy = False
+        self.log.append(("s2mm_done", 4 * len(words), tlast))
+
+    def discard_stream(self) -> None:
+        """Drop output nobody received (what CTRL.abort does to the overlay's output FIFO)."""
+        self._packets.clear()
+
+    # ---- memory ----------------------------------------------------------------------------------
+    def allocate(self, shape: Any, dtype: Any, **kwargs: Any) -> pynq.buffer.PynqBuffer:
+        assert not kwargs, f"unexpected allocate arguments {kwargs}"
+        address = self._next_address
+        buf = pynq.buffer.PynqBuffer(shape, dtype, device=self, bo=len(self.allocations), coherent=False,
+                                     device_address=address)  # fmt: skip
+        self.allocations.append(_Ddr(address, np.asarray(buf).reshape(-1).view(np.uint8)))
+        self._next_address += -(-buf.nbytes // PAGE) * PAGE
+        self.log.append(("allocate", tuple(np.atleast_1d(shape)), np.dtype(dtype).name))
+        return buf
+
+    def flush(self, bo: int, offset: int, vaddr: int, length: int) -> None:
+        a = self.allocations[bo]
+        a.ddr[offset : offset + length] = a.host[offset : offset + length]
+        self.flushes += 1
+
+    def invalidate(self, bo: int, offset: int, vaddr: int, length: int) -> None:
+        a = self.allocations[bo]
+        a.host[offset : offset + length] = a.ddr[offset : offset + length]
+        self.invalidates += 1
+
+    def _find(self, address: int, nbytes: int) -> tuple[_Ddr, int]:
+        for a in self.allocations:
+            if a.address <= address and address + nbytes <= a.address + a.host.size:
+                return a, address - a.address
+        raise AssertionError(f"DMA to unallocated memory {address:#x}+{nbytes}")
+
+    def _ddr_words(self, address: int, nbytes: int) -> NDArray[np.uint32]:
+        a, off = self._find(address, nbytes)
+        return a.ddr[off : off + nbytes].view(np.uint32).copy()
+
+    def _ddr_store(self, address: int, words: NDArray[np.uint32]) -> None:
+        a, off = self._find(address, 4 * len(words))
+        a.ddr[off : off + 4 * len(words)] = np.asarray(words, np.uint32).view(np.uint8)
+
+    # ---- views for assertions ----------------------------------------------------------------------
+    def ip_writes(self) -> list[tuple[int, int]]:
+        return [(e[1], e[2]) for e in self.log if e[0] == "ip_write"]
+
+    def events(self, *kinds: str) -> list[tuple]:
+        return [e for e in self.log if e[0] in kinds]
+
+
+def make_pynq_transport(overlay: StreamOverlay, *, length_width: int = 26, timeout_s: float = 2.0) -> Any:
+    """A PynqTransport over real pynq driver objects (RramOverlayIP, pynq.lib.dma.DMA) on a mock board."""
+    from pynq.lib.dma import DMA
+    from rramctl.transport.pynq_transport import PynqTransport, rram_ip_class
+
+    board = MockRramBoard(overlay)
+    ip = rram_ip_class()(board.ip_description())
+    dma = DMA(board.dma_description(length_width))
+    transport = PynqTransport(ip, dma, allocate=lambda **kw: pynq.allocate(target=board, **kw), timeout_s=timeout_s)
+    transport.board = board  # type: ignore[attr-defined]
+    return transport

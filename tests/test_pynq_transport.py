@@ -1,0 +1,209 @@
+"""PynqTransport against the real pynq package on a mocked board (tests/pynq_mocks.py).
+
+The real ``pynq.DefaultIP``/``pynq.MMIO``/``pynq.lib.dma.DMA``/``pynq.allocate`` code runs; only the
+device under it is mocked, as in PYNQ's own tests. Skips when pynq is not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from rramctl import regmap as R
+from rramctl.transport.base import RegWrite, TransportError
+from rramctl.transport.pynq_transport import (
+    BITFILE_ENV,
+    check_pynq_version,
+    find_board,
+    resolve_bitfile,
+)
+
+START = RegWrite(R.CTRL, R.CTRL_START.put(1))
+
+
+# ---- pieces that need no pynq ---------------------------------------------------------------------
+def test_importing_rramctl_does_not_import_pynq() -> None:
+    code = (
+        "import sys, rramctl, rramctl.backends, rramctl.transport.pynq_transport as p\n"
+        "p.find_board(); assert 'pynq' not in sys.modules, 'pynq imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_find_board_needs_fpga_manager(tmp_path: Path) -> None:
+    assert find_board(tmp_path, {}) is None
+    (tmp_path / "sys/class/fpga_manager/fpga0").mkdir(parents=True)
+    (tmp_path / "proc/device-tree").mkdir(parents=True)
+    (tmp_path / "proc/device-tree/compatible").write_bytes(b"xlnx,zynq-7000\x00")
+    board = find_board(tmp_path, {"BOARD": "Pynq-Z2"})
+    if importlib.util.find_spec("pynq") is None:
+        assert board is None  # a Zynq without pynq is no PYNQ board
+    else:
+        assert board is not None and (board.family, board.board) == ("zynq-7000", "Pynq-Z2")
+
+
+@pytest.mark.parametrize(
+    ("version", "family", "ok"),
+    [("3.1.2", "zynq-7000", True), ("4.0.0", "zynq-7000", False), ("4.0.0", "zynqmp", True), ("2.7", "zynqmp", False)],
+)
+def test_pynq_version_matches_board_family(version: str, family: str, ok: bool) -> None:
+    if ok:
+        check_pynq_version(version, family)
+    else:
+        with pytest.raises(TransportError, match="pynq"):
+            check_pynq_version(version, family)
+
+
+def test_bitfile_resolution(tmp_path: Path) -> None:
+    bit = tmp_path / "rram_overlay.bit"
+    with pytest.raises(TransportError, match="not found"):
+        resolve_bitfile(bit, {})
+    bit.write_bytes(b"\x00")
+    with pytest.raises(TransportError, match=r"\.hwh"):
+        resolve_bitfile(bit, {})
+    bit.with_suffix(".hwh").write_text("<hwh/>")
+    assert resolve_bitfile(bit, {}) == bit
+    assert resolve_bitfile(None, {BITFILE_ENV: str(bit)}) == bit
+    with pytest.raises(TransportError, match=r"\.bit file"):
+        resolve_bitfile(tmp_path / "rram_overlay.hwh", {})
+    with pytest.raises(TransportError, match="not found"):
+        resolve_bitfile(None, {})  # nothing packaged in a source checkout
+
+
+# ---- the mocked board -------------------------------------------------------------------------------
+@pytest.fixture
+def mocks() -> ModuleType:
+    """tests/pynq_mocks.py, which needs the real pynq package (skip without it)."""
+    pytest.importorskip("pynq", reason="pynq is not installed (pip install 'pynq>=3.1,<4')")
+    import pynq_mocks
+
+    return pynq_mocks
+
+
+def test_ip_class_binds_overlay_vlnv(mocks: ModuleType) -> None:
+    import pynq
+    from rramctl.transport.pynq_transport import rram_ip_class
+
+    cls = rram_ip_class()
+    assert issubclass(cls, pynq.DefaultIP)
+    assert cls.bindto == ["xilinx.com:module_ref:rram_overlay_top:1.0"]
+    assert rram_ip_class() is cls
+
+
+def test_registers_go_through_mmio_in_order(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    assert t.read_reg(R.ID) == R.ID_VALUE.reset
+    t.write_reg(R.OPCODE, 5)
+    t.write_reg(R.PULSE_CYCLES, 0xFFFF_FFFF)
+    assert t.read_reg(R.OPCODE) == 5
+    assert t.board.events("ip_read", "ip_write") == [
+        ("ip_read", R.ID), ("ip_write", R.OPCODE, 5), ("ip_write", R.PULSE_CYCLES, 0xFFFF_FFFF),
+        ("ip_read", R.OPCODE)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("offset", "value"), [(R.CTRL + 2, 0), (-4, 0), (R.ADDRESS_SPAN, 0), (R.CTRL, -1), (R.CTRL, 1 << 32), (R.CTRL, 1.5)]
+)
+def test_bad_register_access_is_refused_and_writes_nothing(mocks: ModuleType, offset: int, value: int) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    with pytest.raises(ValueError):
+        t.write_reg(offset, value)  # type: ignore[arg-type]
+    assert t.board.events("ip_write") == []
+
+
+def test_transact_arms_receive_then_send_then_trigger(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    send = np.arange(10, 20, dtype=np.uint32)
+    out = t.transact(send, 10, START)
+    np.testing.assert_array_equal(out, send + 1)
+    assert out.dtype == np.uint32 and type(out) is np.ndarray
+    order = [e[0] for e in t.board.events("s2mm", "mm2s", "ip_write")]
+    assert order == ["s2mm", "mm2s", "ip_write"]
+    (mm2s,) = t.board.events("mm2s")
+    np.testing.assert_array_equal(mm2s[3], send)  # the DMA read the words from DDR: the buffer was flushed
+    assert t.board.events("ip_write") == [("ip_write", R.CTRL, 1)]
+
+
+def test_transact_returns_what_the_overlay_sent_when_it_ends_early(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(emit=lambda w: w[:3] * 2))
+    out = t.transact(np.array([5, 6, 7, 8], np.uint32), 100, START)
+    np.testing.assert_array_equal(out, [10, 12, 14])
+    assert t.board.events("s2mm_done") == [("s2mm_done", 12, True)]
+
+
+def test_send_only_and_receive_only_and_empty(mocks: ModuleType) -> None:
+    overlay = mocks.LoopbackOverlay(emit=lambda w: w[:0])  # an op without output, like RESET
+    t = mocks.make_pynq_transport(overlay)
+    assert t.transact(np.array([1, 2], np.uint32), 0, START).size == 0
+    assert t.board.events("s2mm") == []  # nothing armed for an op without output
+    overlay.emit = lambda w: np.array([42, 43], np.uint32)
+    np.testing.assert_array_equal(t.transact(None, 2, START), [42, 43])
+    assert len(t.board.events("mm2s")) == 1  # only the first call sent anything
+    assert t.transact(None, 0, START).size == 0
+    assert overlay.starts == 3
+
+
+def test_buffers_are_reused_and_grown(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    for n in (10, 100, 4096, 50):
+        t.transact(np.arange(n, dtype=np.uint32), n, START)
+    assert len(t.board.events("allocate")) == 2  # one send and one receive buffer of 4096 words
+    big = np.arange(10_000, dtype=np.uint32)
+    np.testing.assert_array_equal(t.transact(big, 10_000, START), big + 1)
+    assert [e[1] for e in t.board.events("allocate")] == [(4096,), (4096,), (10_000,), (10_000,)]
+
+
+def test_transfers_above_the_dma_limit_are_split(mocks: ModuleType) -> None:
+    # a 12-bit length register: at most 4095 bytes = 1023 words per transfer
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(streaming=True), length_width=12)
+    assert t.max_transfer_words == 1023
+    send = np.arange(2500, dtype=np.uint32) * 7
+    t.write_reg(R.CELL_COUNT, 2500)
+    out = t.transact(send, 2500, START)
+    np.testing.assert_array_equal(out, send + 1)
+    assert [e[2] for e in t.board.events("mm2s")] == [4092, 4092, 1816]
+    assert [e[2] for e in t.board.events("s2mm")] == [4092, 4092, 1816]
+    # the first receive chunk is armed before the trigger; the others after it
+    kinds = [e[0] for e in t.board.events("s2mm", "mm2s", "ip_write") if e[1:2] != (R.CELL_COUNT,)]
+    assert kinds[:3] == ["s2mm", "mm2s", "ip_write"]
+    assert [e[2] for e in t.board.events("s2mm_done")] == [False, False, True]
+
+
+def test_timeout_raises_and_the_dma_recovers(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(), timeout_s=0.05)
+    t.board.stall_s2mm = True
+    with pytest.raises(TransportError, match="timed out"):
+        t.transact(np.arange(4, dtype=np.uint32), 4, START)
+    assert t.board.events("dma_reset") == [("dma_reset",)]
+    t.board.stall_s2mm = False
+    t.board.discard_stream()
+    np.testing.assert_array_equal(t.transact(np.array([1], np.uint32), 1, START), [2])
+
+
+def test_dma_error_is_a_transport_error(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    t.board.fail_next_transfer = 0x40
+    with pytest.raises(TransportError, match="decode error"):
+        t.transact(None, 4, START)
+
+
+@pytest.mark.parametrize("recv", [-1, 2.0])
+def test_bad_transact_arguments_touch_nothing(mocks: ModuleType, recv: int) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    with pytest.raises(ValueError):
+        t.transact(None, recv, START)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        t.transact(None, 1, RegWrite(0x3, 1))
+    assert t.board.events("ip_write", "s2mm", "mm2s") == []
+
+
+def test_open_without_a_board_says_so(mocks: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rramctl.transport.pynq_transport as p
+
+    monkeypatch.setattr(p, "find_board", lambda *a, **k: None)
+    with pytest.raises(TransportError, match="no PYNQ board"):
+        p.PynqTransport.open(None)
