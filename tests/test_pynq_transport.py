@@ -198,6 +198,8 @@ def test_bad_transact_arguments_touch_nothing(mocks: ModuleType, recv: int) -> N
         t.transact(None, recv, START)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         t.transact(None, 1, RegWrite(0x3, 1))
+    with pytest.raises(ValueError):
+        t.transact(np.ones(3, np.uint32), 1, RegWrite(R.CTRL, 1 << 32))
     assert t.board.events("ip_write", "s2mm", "mm2s") == []
 
 
@@ -207,3 +209,55 @@ def test_open_without_a_board_says_so(mocks: ModuleType, monkeypatch: pytest.Mon
     monkeypatch.setattr(p, "find_board", lambda *a, **k: None)
     with pytest.raises(TransportError, match="no PYNQ board"):
         p.PynqTransport.open(None)
+
+
+def test_open_loads_the_overlay_and_binds_ip_by_type(
+    mocks: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pynq
+    from pynq.lib.dma import DMA
+    from rramctl.transport import pynq_transport as p
+
+    board = mocks.MockRramBoard(mocks.LoopbackOverlay())
+
+    class FakeOverlay:  # what pynq.Overlay gives after parsing the .hwh: ip_dict + attributes
+        def __init__(self, path: str) -> None:
+            self.path = path
+            self.ip_dict = {
+                "rram_ctrl_0": board.ip_description(),
+                "dma/axi_dma_0": board.dma_description(),
+                "gpio_0": {"type": "xilinx.com:ip:axi_gpio:2.0"},
+            }
+            self.rram_ctrl_0 = p.rram_ip_class()(self.ip_dict["rram_ctrl_0"])
+            self.dma = type("Hier", (), {"axi_dma_0": DMA(self.ip_dict["dma/axi_dma_0"])})()
+
+    bit = tmp_path / "rram_overlay.bit"
+    bit.write_bytes(b"\x00")
+    bit.with_suffix(".hwh").write_text("<hwh/>")
+    monkeypatch.setattr(p, "find_board", lambda *a, **k: p.BoardInfo("zynq-7000", tmp_path, "Pynq-Z2"))
+    monkeypatch.setattr(pynq, "Overlay", FakeOverlay)
+    monkeypatch.setattr(pynq, "allocate", lambda shape, dtype: board.allocate(shape, dtype))
+    t = p.PynqTransport.open(bit, timeout_s=1.0)
+    assert t.overlay.path == str(bit)
+    assert t.read_reg(R.ID) == R.ID_VALUE.reset
+    np.testing.assert_array_equal(t.transact(np.array([7], np.uint32), 1, START), [8])
+
+    monkeypatch.setattr(pynq, "__version__", "4.0.0")
+    with pytest.raises(TransportError, match="Zynq-7000"):
+        p.PynqTransport.open(bit)
+
+
+def test_find_ip_refuses_missing_or_ambiguous_ip() -> None:
+    from rramctl.transport.pynq_transport import RRAM_OVERLAY_VLNV, find_ip
+
+    class Ol:
+        ip_dict = {"a": {"type": "xilinx.com:module_ref:rram_overlay_top:1.1"}}
+        a = "the ip"
+
+    assert find_ip(Ol(), RRAM_OVERLAY_VLNV) == "the ip"  # another version still binds
+    Ol.ip_dict = {"a": {"type": "xilinx.com:ip:axi_gpio:2.0"}}
+    with pytest.raises(TransportError, match="exactly one.*axi_gpio"):
+        find_ip(Ol(), RRAM_OVERLAY_VLNV)
+    Ol.ip_dict = {"a": {"type": RRAM_OVERLAY_VLNV}, "b": {"type": RRAM_OVERLAY_VLNV}}
+    with pytest.raises(TransportError, match="found 2"):
+        find_ip(Ol(), RRAM_OVERLAY_VLNV)

@@ -45,6 +45,7 @@ FPGA_MANAGER = Path("sys/class/fpga_manager/fpga0")
 DEVICE_TREE_COMPATIBLE = Path("proc/device-tree/compatible")
 # PG021 DMASR bits: 0 halted, 1 idle, 4 DMAIntErr, 5 DMASlvErr, 6 DMADecErr; DMACR bit 2 = soft reset.
 _DMACR_RESET = 0x4
+_MM2S_DMACR, _MM2S_DMASR, _S2MM_DMASR = 0x00, 0x04, 0x34
 _DMA_ERRORS = {0x10: "DMA internal error", 0x20: "DMA slave error", 0x40: "DMA decode error"}
 
 
@@ -157,9 +158,12 @@ def resolve_bitfile(bitfile: str | Path | None, environ: dict[str, str] | None =
     return path
 
 
-def _find_ip(overlay: Any, vlnv: str) -> Any:
-    """The one IP of the overlay with this VLNV (by its ``ip_dict`` entry's type)."""
-    names = [name for name, desc in overlay.ip_dict.items() if desc.get("type") == vlnv]
+def find_ip(overlay: Any, vlnv: str) -> Any:
+    """The one IP of the overlay whose ``ip_dict`` type matches ``vlnv`` (vendor:library:name; any
+    version, since pynq binds a plain DefaultIP to a version it has no driver for, which reads and
+    writes registers the same)."""
+    want = vlnv.rsplit(":", 1)[0]
+    names = [name for name, d in overlay.ip_dict.items() if str(d.get("type", "")).rsplit(":", 1)[0] == want]
     if len(names) != 1:
         found = ", ".join(sorted(f"{n} ({d.get('type')})" for n, d in overlay.ip_dict.items())) or "none"
         raise TransportError(f"the overlay must hold exactly one {vlnv}, found {len(names)}; its IP: {found}")
@@ -180,10 +184,11 @@ def dma_max_bytes(dma: Any) -> int:
 class _Channel:
     """One DMA direction moving a word range of a reused buffer in chunks of at most ``chunk`` words."""
 
-    def __init__(self, channel: Any, name: str, chunk: int) -> None:
+    def __init__(self, channel: Any, name: str, chunk: int, read_status: Callable[[], int]) -> None:
         self.channel = channel
         self.name = name
         self.chunk = chunk
+        self.read_status = read_status  # the channel's DMASR, for error details
         self.buffer: Any = None
         self.total = 0  # words in this transaction
         self.done_words = 0  # words moved by finished chunks
@@ -204,7 +209,7 @@ class _Channel:
         if self.finished:
             return True
         if self.channel.error:
-            status = self.channel._mmio.read(self.channel._offset + 4) if hasattr(self.channel, "_mmio") else 0
+            status = self.read_status()
             kinds = ", ".join(v for k, v in _DMA_ERRORS.items() if status & k) or "error"
             raise TransportError(f"{self.name} DMA channel reports {kinds} (DMASR {status:#x})")
         if not self.channel.idle:
@@ -257,8 +262,9 @@ class PynqTransport(Transport):
         self.address_span = address_span
         self.max_transfer_words = dma_max_bytes(dma) // WORD_BYTES
         self._allocate = allocate
-        self._send = _Channel(dma.sendchannel, "MM2S (send)", self.max_transfer_words)
-        self._recv = _Channel(dma.recvchannel, "S2MM (receive)", self.max_transfer_words)
+        words = self.max_transfer_words
+        self._send = _Channel(dma.sendchannel, "MM2S (send)", words, lambda: int(dma.mmio.read(_MM2S_DMASR)))
+        self._recv = _Channel(dma.recvchannel, "S2MM (receive)", words, lambda: int(dma.mmio.read(_S2MM_DMASR)))
         self._broken: str | None = None
 
     # ---- opening on a board --------------------------------------------------------------
@@ -279,8 +285,8 @@ class PynqTransport(Transport):
             overlay = pynq.Overlay(str(path))
         except Exception as e:  # pynq raises many kinds here (parser, device, permission)
             raise TransportError(f"loading overlay {path} failed: {e}") from e
-        ip = _find_ip(overlay, RRAM_OVERLAY_VLNV)
-        dma = _find_ip(overlay, AXI_DMA_VLNV)
+        ip = find_ip(overlay, RRAM_OVERLAY_VLNV)
+        dma = find_ip(overlay, AXI_DMA_VLNV)
         return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay)
 
     # ---- registers -----------------------------------------------------------------------
@@ -315,10 +321,10 @@ class PynqTransport(Transport):
             raise ValueError(f"recv_words must be a non-negative integer, got {recv_words!r}")
         trigger = RegWrite(*trigger)
         self._check_offset(trigger.offset)
+        if not isinstance(trigger.value, int | np.integer) or not 0 <= trigger.value <= 0xFFFF_FFFF:
+            raise ValueError(f"trigger value {trigger.value!r} is not a 32-bit unsigned word")
         if self._broken:
             raise TransportError(f"the DMA is unusable after an earlier failure ({self._broken}); reload the overlay")
-        if not (self._send.channel.idle or self._send.finished) or not (self._recv.channel.idle or self._recv.finished):
-            raise TransportError("a DMA channel is still busy from an earlier transfer")
 
         if len(words):
             self._send.buffer = self._buffer(self._send.buffer, len(words))
@@ -357,9 +363,9 @@ class PynqTransport(Transport):
         """Soft-reset the DMA (PG021 DMACR.Reset) so the next call can run, then raise."""
         self._send.finished = self._recv.finished = True
         try:
-            self.dma.mmio.write(0x00, _DMACR_RESET)
+            self.dma.mmio.write(_MM2S_DMACR, _DMACR_RESET)
             deadline = time.monotonic() + 1.0
-            while self.dma.mmio.read(0x00) & _DMACR_RESET:
+            while self.dma.mmio.read(_MM2S_DMACR) & _DMACR_RESET:
                 if time.monotonic() > deadline:
                     raise TransportError("AXI DMA soft reset did not complete")
             self.dma.sendchannel.start()
@@ -381,6 +387,7 @@ __all__ = [
     "BoardInfo",
     "PynqTransport",
     "find_board",
+    "find_ip",
     "import_pynq",
     "rram_ip_class",
     "resolve_bitfile",
