@@ -95,6 +95,56 @@ class LoopbackOverlay:
         return np.array(out, dtype=np.uint32)
 
 
+class ProtocolShapedOverlay(LoopbackOverlay):
+    """A stand-in for the EmulatedOverlay in driver tests: answers ID/VERSION, and on START emits as
+    many words as docs/protocol.md says the operation returns (PROGRAM: CELL_COUNT, READ:
+    ROW_COUNT*COL_COUNT, MULTIPLY: BATCH*COL_COUNT, else none), each a hash of the input and the
+    registers, so a wrong payload or parameter changes the output. No chip physics."""
+
+    _OUTPUT = {4: lambda r: r.get(R.CELL_COUNT, 0), 5: lambda r: r.get(R.ROW_COUNT, 0) * r.get(R.COL_COUNT, 0),
+               6: lambda r: r.get(R.BATCH, 0) * r.get(R.COL_COUNT, 0)}  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(emit=self._answer)
+        self.regs[R.VERSION] = R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset)
+
+    def _answer(self, words: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        n = self._OUTPUT.get(self.regs.get(R.OPCODE, 0), lambda r: 0)(self.regs)
+        key = np.uint64(int(np.sum(words, dtype=np.uint64)) + 31 * sum(self.regs.values()) + len(words))
+        with np.errstate(over="ignore"):
+            h = (np.arange(n, dtype=np.uint64) + key) * np.uint64(0x9E3779B97F4A7C15)
+        return (h >> np.uint64(40)).astype(np.uint32) & np.uint32(0x3FFF)
+
+
+class DirectTransport:
+    """The reference path without pynq: registers and streams straight to the overlay model,
+    as the emulator transport does (push the send words, write the trigger, pop the output)."""
+
+    name = "direct"
+
+    def __init__(self, overlay: StreamOverlay) -> None:
+        self.overlay = overlay
+        self.log: list[tuple] = []
+
+    def read_reg(self, offset: int) -> int:
+        return int(self.overlay.read_reg(offset))
+
+    def write_reg(self, offset: int, value: int) -> None:
+        self.log.append(("ip_write", offset, value))
+        self.overlay.write_reg(offset, value)
+
+    def transact(self, send: Any, recv_words: int, trigger: Any) -> NDArray[np.uint32]:
+        words = np.zeros(0, np.uint32) if send is None else np.asarray(send, np.uint32).ravel()
+        if len(words):
+            self.log.append(("mm2s", words.copy()))
+            self.overlay.push_stream(words)
+        self.write_reg(*trigger)
+        return np.asarray(self.overlay.pop_stream(recv_words), np.uint32)
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class _DmaChannel:
     name: str

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -261,3 +262,55 @@ def test_find_ip_refuses_missing_or_ambiguous_ip() -> None:
     Ol.ip_dict = {"a": {"type": RRAM_OVERLAY_VLNV}, "b": {"type": RRAM_OVERLAY_VLNV}}
     with pytest.raises(TransportError, match="found 2"):
         find_ip(Ol(), RRAM_OVERLAY_VLNV)
+
+
+# ---- the full driver over the mocked board ---------------------------------------------------------
+def _driver_scenario(driver: Any) -> dict[str, Any]:
+    """Every driver operation once, on small regions (what a CLI session does)."""
+    from rramctl.geometry import Region
+
+    rng = np.random.default_rng(7)  # explicit seed: the same cells and inputs on both paths
+    cells = np.stack([rng.integers(0, 512, 40), rng.integers(0, 512, 40)], axis=1)
+    out: dict[str, Any] = {"identify": driver.identify()}
+    driver.form(Region(0, 8, 0, 8), 1_000_000, 43_500, 15_000)
+    out["reset"] = driver.reset_cells(cells[:20], 40, 34_000, 25_000)
+    out["set"] = driver.set_cells(cells[20:], 30, 43_000, 15_000)
+    prog = driver.program_cells(cells[:5], np.arange(100, 600, 100), pulse_cycles=50, tolerance_ppm=100_000,
+                                max_pulses=20, v_prog=19_600, v_wl=15_000, v_read=1_300)  # fmt: skip
+    out["program"] = (prog.pulses, prog.final_codes)
+    out["read"] = driver.read_region(Region(0, 8, 0, 8), 1_300)
+    out["multiply"] = driver.multiply(rng.integers(0, 16, (3, 16)), 4, Region(0, 16, 0, 8), 1_300)
+    out["counters"] = driver.counters()
+    return out
+
+
+def _assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_equal(a[key], b[key], err_msg=key)
+
+
+def test_driver_over_pynq_matches_the_direct_path(mocks: ModuleType) -> None:
+    from rramctl.driver import Driver
+
+    direct = mocks.DirectTransport(mocks.ProtocolShapedOverlay())
+    t = mocks.make_pynq_transport(mocks.ProtocolShapedOverlay())
+    want, got = _driver_scenario(Driver(direct)), _driver_scenario(Driver(t))
+    _assert_same(want, got)
+    assert got["read"].shape == (8, 8) and got["multiply"].shape == (3, 8)
+    # the same register writes in the same order, and the same words on the stream
+    writes = t.board.events("ip_write")
+    assert writes == [e for e in direct.log if e[0] == "ip_write"]
+    assert len(writes) > 50
+    sent = [e[3] for e in t.board.events("mm2s")]
+    ref = [e[1] for e in direct.log if e[0] == "mm2s"]
+    assert len(sent) == len(ref) == 4  # RESET, SET, PROGRAM, MULTIPLY payloads
+    for s, r in zip(sent, ref, strict=True):
+        np.testing.assert_array_equal(s, r)
+    # every stream op armed its receive side before CTRL.start and sent before it
+    starts = [i for i, e in enumerate(t.board.log) if e[:2] == ("ip_write", R.CTRL) and R.CTRL_START.get(e[2])]
+    for i in starts:
+        prev = [e[0] for e in t.board.log[:i]]
+        last_start = max([j for j in starts if j < i], default=-1)
+        armed = [k for k in prev[last_start + 1 :] if k in ("s2mm", "mm2s")]
+        assert armed in ([], ["s2mm"], ["mm2s"], ["s2mm", "mm2s"])
