@@ -190,6 +190,9 @@ def test_dma_error_is_a_transport_error(mocks: ModuleType) -> None:
     t.board.fail_next_transfer = 0x40
     with pytest.raises(TransportError, match="decode error"):
         t.transact(None, 4, START)
+    assert t.board.events("dma_reset") == [("dma_reset",)]
+    t.board.discard_stream()
+    np.testing.assert_array_equal(t.transact(np.array([1, 2], np.uint32), 2, START), [2, 3])
 
 
 @pytest.mark.parametrize("recv", [-1, 2.0])
@@ -307,12 +310,17 @@ def test_driver_over_pynq_matches_the_direct_path(mocks: ModuleType) -> None:
     assert len(sent) == len(ref) == 4  # RESET, SET, PROGRAM, MULTIPLY payloads
     for s, r in zip(sent, ref, strict=True):
         np.testing.assert_array_equal(s, r)
-    # every stream op armed its receive side before CTRL.start and sent before it
-    starts = [i for i, e in enumerate(t.board.log) if e[:2] == ("ip_write", R.CTRL) and R.CTRL_START.get(e[2])]
+    # every stream op armed its receive side and started its send before CTRL.start: after a start,
+    # nothing is armed or sent until the driver writes a register again (no transfer needs splitting here)
+    log = t.board.log
+    starts = [i for i, e in enumerate(log) if e[:2] == ("ip_write", R.CTRL) and R.CTRL_START.get(e[2])]
+    assert len(starts) == 6  # FORM, RESET, SET, PROGRAM, READ, MULTIPLY
     for i in starts:
-        prev = [e[0] for e in t.board.log[:i]]
-        last_start = max([j for j in starts if j < i], default=-1)
-        armed = [k for k in prev[last_start + 1 :] if k in ("s2mm", "mm2s")]
+        after = [e[0] for e in log[i + 1 :]]
+        window = after[: after.index("ip_write")] if "ip_write" in after else after
+        assert "s2mm" not in window and "mm2s" not in window
+        before = [e[0] for e in log[max(j for j in [-1, *starts] if j < i) + 1 : i]]
+        armed = [k for k in before if k in ("s2mm", "mm2s")]
         assert armed in ([], ["s2mm"], ["mm2s"], ["s2mm", "mm2s"])
 
 

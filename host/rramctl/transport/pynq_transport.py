@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -334,32 +334,37 @@ class PynqTransport(Transport):
         self._send.begin(len(words))
         self._recv.begin(int(recv_words))
 
-        if not self._recv.finished:
-            self._recv.start_next()  # armed before START, or the overlay stalls on back-pressure
-        if not self._send.finished:
-            self._send.start_next()  # not waited on before START, or the host deadlocks
-        self.write_reg(trigger.offset, trigger.value)
+        try:
+            if not self._recv.finished:
+                self._recv.start_next()  # armed before START, or the overlay stalls on back-pressure
+            if not self._send.finished:
+                self._send.start_next()  # not waited on before START, or the host deadlocks
+            self.write_reg(trigger.offset, trigger.value)
+            self._wait_both(len(words), int(recv_words))
+        except (RuntimeError, ValueError) as e:  # pynq's DMA driver raises these; TransportError is one too
+            self._fail(str(e))
+        if self._recv.total == 0:
+            return np.zeros(0, dtype=np.uint32)
+        return np.array(self._recv.buffer[: self._recv.done_words], dtype=np.uint32)
 
+    def _wait_both(self, send_words: int, recv_words: int) -> None:
         deadline = time.monotonic() + self.timeout_s
         spins = 0
         while True:
             send_done = self._send.poll()
             recv_done = self._recv.poll()
             if send_done and recv_done:
-                break
+                return
             if time.monotonic() > deadline:
-                self._fail(
-                    f"DMA timed out after {self.timeout_s} s: sent {self._send.done_words}/{len(words)} words, "
+                raise TransportError(
+                    f"DMA timed out after {self.timeout_s} s: sent {self._send.done_words}/{send_words} words, "
                     f"received {self._recv.done_words}/{recv_words}"
                 )
             spins += 1
             if spins > 100:  # (ours) spin briefly for short ops, then yield the CPU
                 time.sleep(0.0002)
-        if self._recv.total == 0:
-            return np.zeros(0, dtype=np.uint32)
-        return np.array(self._recv.buffer[: self._recv.done_words], dtype=np.uint32)
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str) -> NoReturn:
         """Soft-reset the DMA (PG021 DMACR.Reset) so the next call can run, then raise."""
         self._send.finished = self._recv.finished = True
         try:
