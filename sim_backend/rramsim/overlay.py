@@ -1,0 +1,353 @@
+"""EmulatedOverlay: the PL overlay of docs/protocol.md around the emulated chip and board.
+
+The same registers (rramctl.regmap) and the same streams as the RTL, so rramctl's driver runs on
+it unchanged.  The emulator is synchronous (ours): an operation runs the moment its START is
+written and its input packet is there.  When START comes first, the operation stays BUSY until
+``push_stream`` delivers the packet (as the RTL waits on TVALID); CTRL.abort then ends it with
+ABORTED, and another START meanwhile latches ERROR/BUSY without disturbing it.
+
+"Op serial" = number of accepted STARTs since power-up (a START is accepted when its register
+parameters pass: opcode, region, bits/batch, pulse width).  Every random draw of an operation is
+keyed by its serial (rramsim.crossbar).  Every error is detected before the first pulse, so a
+failed operation changes no cell (stream errors, BAD_CELL and UNDERRUN, are found by scanning the
+whole packet in stream order first).  Every operation, failed or not, ends with every line
+floating (``lines_idle``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl import regmap as R
+from rramctl.hw import adc, linedrive
+from rramsim.config import ChipModelConfig
+from rramsim.crossbar import Crossbar
+from rramsim.dac import Dac80508
+
+NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = range(8)
+BAD_OPCODE, BAD_REGION, BAD_CELL, BAD_BITS, UNDERRUN, ABORTED, BAD_PULSE, BUSY = range(1, 9)
+MAX_PULSE_CYCLES = 2_000_000  # docs/protocol.md: hardware cap, 20 ms at 100 MHz
+DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = 0, 1, 2, 3  # docs/protocol.md, DAC channels
+WORD_MASK = 0xFFFFFFFF
+VERIFY_READS_PER_CELL = 1 << 16  # PROGRAM verify read n of list position p is sample p * 2**16 + n (ours)
+
+# Read/write registers with one field each: offset -> field (reset value and width from the regmap).
+_RW_FIELDS = {
+    R.OPCODE: R.OPCODE_OP, R.ROW_START: R.ROW_START_VALUE, R.ROW_COUNT: R.ROW_COUNT_VALUE,
+    R.COL_START: R.COL_START_VALUE, R.COL_COUNT: R.COL_COUNT_VALUE, R.PULSE_CYCLES: R.PULSE_CYCLES_CYCLES,
+    R.BITS: R.BITS_VALUE, R.BATCH: R.BATCH_VALUE, R.CELL_COUNT: R.CELL_COUNT_VALUE, R.TIA_GAIN: R.TIA_GAIN_HIGH,
+    R.VERIFY_TOL: R.VERIFY_TOL_PPM, R.MAX_PULSES: R.MAX_PULSES_VALUE, R.DAC_FRAME: R.DAC_FRAME_FRAME,
+    R.SETTLE_CYCLES: R.SETTLE_CYCLES_CYCLES,
+}  # fmt: skip
+_PULSE_OPS = (FORM, RESET, SET, PROGRAM)
+_STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
+
+
+class OpError(Exception):
+    """An operation refused with an error code (docs/protocol.md, "Error codes")."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Counters:
+    op_serial: int = 0  # accepted STARTs since power-up (not a register)
+    op_count: int = 0
+    pulse_count: int = 0
+    out_words: int = 0
+    dac_rdata: int = 0
+
+
+def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Positions grouped so no group names a key twice and repeats keep their order: round k holds
+    every key's (k+1)-th occurrence.  Per-cell physics is independent across cells, so applying
+    the rounds one after another equals applying the list in order."""
+    if keys.size == 0:
+        return []
+    order = np.argsort(keys, kind="stable")
+    sk = order.size
+    starts = np.r_[True, keys[order][1:] != keys[order][:-1]]
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(sk), 0))
+    rank = np.empty(sk, dtype=np.int64)
+    rank[order] = np.arange(sk) - group_start
+    return [np.flatnonzero(rank == k) for k in range(int(rank.max()) + 1)]
+
+
+class EmulatedOverlay:
+    """Registers, streams, the DAC80508, the BL chain and the crossbar behind them."""
+
+    def __init__(self, config: ChipModelConfig | None = None) -> None:
+        self.config = config or ChipModelConfig()
+        self.crossbar = Crossbar(self.config)
+        self.dac = Dac80508()
+        self.regs: dict[int, int] = {off: f.reset for off, f in _RW_FIELDS.items()}
+        self.irq_en = 0
+        self.busy = self.done = self.error = False
+        self.err_code = 0
+        self.counters = Counters()
+        self.lines_idle = True  # every CD4051B inhibited, drive enable low
+        self._pending: int | None = None  # opcode of a started operation waiting for its input packet
+        self._in: deque[NDArray[np.uint32]] = deque()
+        self._out = np.zeros(0, dtype=np.uint32)
+
+    # ---- configuration of the environment ------------------------------------------------
+    def set_temperature(self, temperature_c: float) -> None:
+        """The chuck temperature: a property of the setup, not a register."""
+        self.config = self.config.with_changes(temperature_c=temperature_c)
+        self.crossbar.config = self.config
+
+    @property
+    def irq(self) -> bool:
+        """The interrupt line: IRQ_EN and (DONE or ERROR)."""
+        return bool(self.irq_en and (self.done or self.error))
+
+    # ---- AXI4-Lite ---------------------------------------------------------------------------
+    @staticmethod
+    def _check_offset(offset: int) -> None:
+        if offset not in R.REGISTERS.values():
+            raise ValueError(f"no register at offset {offset:#x} (see docs/registers.md)")
+
+    def read_reg(self, offset: int) -> int:
+        self._check_offset(offset)
+        c = self.counters
+        if offset in _RW_FIELDS:
+            return self.regs[offset]
+        return {
+            R.ID: R.ID_VALUE.reset,
+            R.VERSION: R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset) | R.VERSION_MINOR.put(R.VERSION_MINOR.reset),
+            R.CTRL: R.CTRL_IRQ_EN.put(self.irq_en),
+            R.STATUS: R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
+            | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code),
+            R.DAC_RDATA: c.dac_rdata, R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
+        }[offset]  # fmt: skip
+
+    def write_reg(self, offset: int, value: int) -> None:
+        self._check_offset(offset)
+        if not 0 <= value <= WORD_MASK:
+            raise ValueError(f"register value {value} is not a 32-bit word")
+        if offset in _RW_FIELDS:
+            f = _RW_FIELDS[offset]
+            self.regs[offset] = f.get(value)
+            if offset == R.DAC_FRAME:
+                self.counters.dac_rdata = self.dac.transfer(self.regs[offset])
+        elif offset == R.CTRL:
+            self._ctrl(value)
+        # read-only registers ignore writes, as the RTL does
+
+    def _ctrl(self, value: int) -> None:
+        self.irq_en = R.CTRL_IRQ_EN.get(value)
+        if R.CTRL_CLEAR.get(value):
+            self.done = self.error = False
+            self.err_code = 0
+        if R.CTRL_ABORT.get(value) and self.busy:
+            self._pending = None
+            self._in.clear()
+            self._finish_error(ABORTED)
+        if R.CTRL_START.get(value):
+            self._start()
+
+    # ---- AXI4-Stream ---------------------------------------------------------------------------
+    def push_stream(self, words: NDArray[np.uint32]) -> None:
+        """One input packet (MM2S, ending with TLAST)."""
+        w = np.asarray(words)
+        if w.ndim != 1 or (w.size and w.dtype.kind not in "iu"):
+            raise ValueError("a stream packet is a 1-D array of 32-bit words")
+        if w.size and (int(w.min()) < 0 or int(w.max()) > WORD_MASK):
+            raise ValueError("stream words must be 32-bit unsigned")
+        self._in.append(w.astype(np.uint32))
+        if self._pending is not None:
+            self._run_pending()
+
+    def pop_stream(self, n: int) -> NDArray[np.uint32]:
+        """Up to ``n`` words of the output stream (S2MM)."""
+        if n < 0:
+            raise ValueError("cannot pop a negative number of words")
+        out, self._out = self._out[:n], self._out[n:]
+        return out
+
+    def discard_output(self) -> int:
+        """Drop output words nobody collected; returns how many."""
+        n = self._out.size
+        self._out = np.zeros(0, dtype=np.uint32)
+        return n
+
+    @property
+    def waiting_for_input(self) -> bool:
+        return self._pending is not None
+
+    # ---- operations ------------------------------------------------------------------------------
+    def _finish_error(self, code: int) -> None:
+        self.busy, self.done, self.error, self.err_code = False, False, True, code
+        self.counters.out_words = 0
+        self.lines_idle = True
+
+    def _start(self) -> None:
+        if self.busy:
+            self.error, self.err_code = True, BUSY  # the running operation goes on (ours)
+            return
+        self.done = self.error = False
+        self.err_code = 0
+        op = self.regs[R.OPCODE]
+        try:
+            self._check_params(op)
+        except OpError as e:
+            if op in _STREAM_OPS and self._in:
+                self._in.popleft()  # drop the refused operation's packet (ours)
+            self._finish_error(e.code)
+            return
+        self.counters.op_serial += 1
+        self.crossbar.drift()
+        self.busy = True
+        self._pending = op
+        if op not in _STREAM_OPS or self._in:
+            self._run_pending()
+
+    def _check_params(self, op: int) -> None:
+        rg = self.regs
+        if op > IDLE:
+            raise OpError(BAD_OPCODE)
+        if op in (FORM, READ):
+            self._check_region(rg[R.ROW_START], rg[R.ROW_COUNT], self.config.rows)
+        if op in (FORM, READ, MULTIPLY):
+            self._check_region(rg[R.COL_START], rg[R.COL_COUNT], self.config.cols)
+        if op == MULTIPLY and not (1 <= rg[R.BITS] <= 8 and rg[R.BATCH] >= 1):
+            raise OpError(BAD_BITS)
+        if op in _PULSE_OPS and not 1 <= rg[R.PULSE_CYCLES] <= MAX_PULSE_CYCLES:
+            raise OpError(BAD_PULSE)
+
+    @staticmethod
+    def _check_region(start: int, count: int, size: int) -> None:
+        if count < 1 or start + count > size:
+            raise OpError(BAD_REGION)
+
+    def _run_pending(self) -> None:
+        op = self._pending
+        assert op is not None
+        self._pending = None
+        packet = self._in.popleft() if op in _STREAM_OPS else np.zeros(0, np.uint32)
+        self.lines_idle = False
+        try:
+            out = self._execute(op, packet)
+        except OpError as e:
+            self._finish_error(e.code)
+            return
+        self._out = np.concatenate([self._out, out.astype(np.uint32)])
+        c = self.counters
+        c.out_words = out.size
+        c.op_count = (c.op_count + 1) & WORD_MASK
+        self.busy, self.done, self.lines_idle = False, True, True
+
+    def _count_pulses(self, n: int) -> None:
+        self.counters.pulse_count = (self.counters.pulse_count + n) & WORD_MASK
+
+    def _execute(self, op: int, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        empty = np.zeros(0, np.uint32)
+        if op == FORM:
+            self._form()
+        elif op in (RESET, SET):
+            self._reset_set(op, packet)
+        elif op == PROGRAM:
+            return self._program(packet)
+        elif op == READ:
+            return self._read()
+        elif op == MULTIPLY:
+            return self._multiply(packet)
+        return empty  # NOP, IDLE: lines to safe idle, nothing else
+
+    def _region(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        rg = self.regs
+        rows = np.arange(rg[R.ROW_START], rg[R.ROW_START] + rg[R.ROW_COUNT])
+        cols = np.arange(rg[R.COL_START], rg[R.COL_START] + rg[R.COL_COUNT])
+        r, c = np.meshgrid(rows, cols, indexing="ij")
+        return r.ravel(), c.ravel()
+
+    def _form(self) -> None:
+        r, c = self._region()
+        self.crossbar.form(r, c, self.dac.output_uv(DAC_V_SL), self.dac.output_uv(DAC_V_WL), self.regs[R.PULSE_CYCLES])
+        self._count_pulses(r.size)
+
+    def _cell_list(self, words: NDArray[np.uint32], n: int, stride: int) -> tuple[NDArray[np.int64], ...]:
+        """Rows, cols of the first ``n`` cells (every ``stride``-th word); BAD_CELL or UNDERRUN in
+        stream order: a bad cell before the packet ends is BAD_CELL, a short packet UNDERRUN."""
+        cells = words[::stride][:n].astype(np.int64)
+        rows, cols = cells >> 16, cells & 0xFFFF
+        bad = np.flatnonzero((rows >= self.config.rows) | (cols >= self.config.cols))
+        if bad.size:
+            raise OpError(BAD_CELL)
+        if words.size < n * stride:
+            raise OpError(UNDERRUN)
+        return rows, cols
+
+    def _reset_set(self, op: int, packet: NDArray[np.uint32]) -> None:
+        n = self.regs[R.CELL_COUNT]
+        rows, cols = self._cell_list(packet, n, 1)
+        cyc, serial, v_wl = self.regs[R.PULSE_CYCLES], self.counters.op_serial, self.dac.output_uv(DAC_V_WL)
+        pulse = self.crossbar.reset if op == RESET else self.crossbar.set
+        v = self.dac.output_uv(DAC_V_SL if op == RESET else DAC_V_BL)
+        for pos in occurrence_rounds(rows * self.config.cols + cols):
+            pulse(rows[pos], cols[pos], v, v_wl, cyc, serial, pos)
+        self._count_pulses(n)
+
+    def _program(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        rg, xb = self.regs, self.crossbar
+        n = rg[R.CELL_COUNT]
+        rows, cols = self._cell_list(packet, n, 2)
+        targets = packet[1::2][:n].view(np.int32).astype(np.int64)
+        serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
+        v_read, v_wl = self.dac.output_code(DAC_V_READ), self.dac.output_uv(DAC_V_WL)
+        v_set, v_reset, cyc = self.dac.output_uv(DAC_V_BL), self.dac.output_uv(DAC_V_SL), rg[R.PULSE_CYCLES]
+        pulses = np.zeros(n, dtype=np.int64)
+        final = np.zeros(n, dtype=np.int64)
+        for group in occurrence_rounds(rows * self.config.cols + cols):
+            active = group
+            for k in range(max_p + 1):
+                r, c = rows[active], cols[active]
+                s = v_read * xb.g[r, c].astype(np.int64)
+                code = xb.sample_codes(s, tia, serial, active * VERIFY_READS_PER_CELL + k)
+                final[active] = code
+                t = targets[active]
+                keep = (np.abs(code - t) * 1_000_000 > t * tol) & (k < max_p)
+                active, code, r, c = active[keep], code[keep], r[keep], c[keep]
+                if active.size == 0:
+                    break
+                up = code < targets[active]
+                for mask, direction, v in ((up, 1, v_set), (~up, -1, v_reset)):
+                    if mask.any():
+                        xb.program_pulse(r[mask], c[mask], direction, v, v_wl, cyc, serial, active[mask], k)
+                pulses[active] += 1
+        self._count_pulses(int(pulses.sum()))
+        return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
+
+    def _read(self) -> NDArray[np.uint32]:
+        r, c = self._region()
+        s = self.dac.output_code(DAC_V_READ) * self.crossbar.g[r, c].astype(np.int64)
+        codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size))
+        return adc.to_word(codes)
+
+    def source_codes(self) -> NDArray[np.int64]:
+        """Drive code of each CD4051B channel (docs/protocol.md): 0 GND, 1 V_READ, 2 V_BL, 3-7 GND."""
+        src = np.zeros(8, dtype=np.int64)
+        src[linedrive.SRC_READ] = self.dac.output_code(DAC_V_READ)
+        src[linedrive.SRC_BL_PROG] = self.dac.output_code(DAC_V_BL)
+        return src
+
+    def _multiply(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        rg = self.regs
+        batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
+        n_frames = batch * bits
+        if packet.size < n_frames * linedrive.FRAME_WORDS:
+            raise OpError(UNDERRUN)
+        frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
+        select, inhibit = linedrive.decode_frames(frames)
+        v = np.where(inhibit, 0, self.source_codes()[select])[:, : self.config.rows]
+        s = self.crossbar.drive_sums(v, c0, nc)  # (frames, nc)
+        sample = np.arange(n_frames * nc, dtype=np.int64).reshape(n_frames, nc)  # sampling order
+        codes = self.crossbar.sample_codes(s, rg[R.TIA_GAIN], self.counters.op_serial, sample)
+        shifted = codes.reshape(batch, bits, nc) << np.arange(bits, dtype=np.int64)[None, :, None]
+        return adc.to_word(shifted.sum(axis=1).ravel())
