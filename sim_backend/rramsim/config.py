@@ -8,9 +8,8 @@ ppm.  "(ours)" marks a modelling choice without a number in the seeds.
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from typing_extensions import Self
-
 from rramctl.hw import linedrive
+from typing_extensions import Self
 
 ARRAY_SIZE = linedrive.N_LINES  # 512 x 512 (seed 000 Methods; docs/protocol.md)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-
 from rramctl.hw import adc
+
 from rramsim import rng
 from rramsim.config import ARRAY_SIZE, ChipModelConfig
 from rramsim.rng import PPM, Stream

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-
 from rramctl import regmap as R
 from rramctl.hw import adc, linedrive
+
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-
-from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 from rramsim import state as sim_state
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import EmulatedOverlay
+
+from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 
 
 class EmulatorTransport(Transport):
