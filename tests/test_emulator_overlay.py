@@ -264,8 +264,9 @@ def test_dac80508_model() -> None:
     assert echo == (0x80 | dac80508.DEVICE_ID) << 16 | DEVICE_ID_VALUE
     assert dac.transfer(dac80508.build_frame(dac80508.NOP, 0)) == 0  # only the frame after a read
     dac.transfer(1 << 20)  # reserved bits: ignored, counted
+    dac.transfer(1 << 24)  # not a 24-bit frame: ignored, counted
     dac.transfer(dac80508.build_frame(dac80508.STATUS, 5))  # read-only register
-    assert dac.ignored_frames == 2 and dac.output_code(3) == V_READ
+    assert dac.ignored_frames == 3 and dac.output_code(3) == V_READ
     dac.transfer(dac80508.build_frame(dac80508.GAIN, 0x00F7))  # channel 3 back to x1
     assert dac.output_code(3) == V_READ // 2
     dac.transfer(dac80508.build_frame(dac80508.SYNC, 0xFF08))  # channel 3 synchronous
@@ -274,7 +275,7 @@ def test_dac80508_model() -> None:
     dac.transfer(dac80508.build_frame(dac80508.TRIGGER, 0x0010))  # LDAC
     assert dac.active[3] == 1000
     dac.transfer(dac80508.build_frame(dac80508.TRIGGER, dac80508.SOFT_RESET_CODE))
-    assert dac.active == [0] * 8 and dac.sync == 0xFF00 and dac.ignored_frames == 2
+    assert dac.active == [0] * 8 and dac.sync == 0xFF00 and dac.ignored_frames == 3
 
 
 def test_dac_through_the_overlay_registers() -> None:
@@ -311,3 +312,19 @@ def test_multiply_memory_and_work_are_vectorised() -> None:
     assert ov.done and ov.pop_stream(256 * 512).size == 256 * 512
     assert peak < 200 * 2**20
     assert elapsed < 20.0  # 524,288 samples: a per-sample Python loop would take minutes
+
+
+def test_a_smaller_configured_array() -> None:
+    """rows/cols below 512: regions and cells beyond the configured array are refused; rows beyond it
+    in a chain frame drive nothing."""
+    t = EmulatorTransport(ChipModelConfig(seed=3, rows=64, cols=32, read_noise_ppm=0))
+    d = Driver(t)
+    d.form(Region(0, 64, 0, 32), 1_000_000, V(3.4), V(1.2))
+    with pytest.raises(OverlayError, match="BAD_REGION"):
+        d.read_region(Region(0, 65, 0, 4), V_READ)
+    with pytest.raises(OverlayError, match="BAD_CELL"):
+        d.reset_cells(np.array([[0, 32]]), 40, V(2.6), V(2.5))
+    x = np.random.default_rng(4).integers(0, 4, size=(2, 100))
+    got = d.multiply(x, 2, Region(0, 100, 0, 32), V_READ)
+    want = _reference_multiply(t.overlay.crossbar.g, x[:, :64], 2, Region(0, 64, 0, 32), 2_500)
+    np.testing.assert_array_equal(got, want)

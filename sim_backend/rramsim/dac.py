@@ -7,7 +7,7 @@ on the following frame (first byte echoes R/W + address), per-channel power-down
 reference power-down, REFDIV and BUFF-GAIN.
 
 What the part ignores, the model ignores too, and counts in ``ignored_frames`` (ours, a
-diagnostic the real part does not have): frames with the reserved bits 22:20 set, writes to the
+diagnostic the real part does not have): frames wider than 24 bits or with the reserved bits 22:20 set, writes to the
 read-only DEVICE_ID and STATUS, and TRIGGER writes whose soft-reset nibble is neither 0 nor 0xA.
 """
 
@@ -44,9 +44,8 @@ class Dac80508:
     ignored_frames: int = 0
 
     def soft_reset(self) -> None:
-        counted = self.ignored_frames
-        self.__init__()  # type: ignore[misc]
-        self.ignored_frames = counted
+        fresh = Dac80508(ignored_frames=self.ignored_frames)
+        self.__dict__.update(fresh.__dict__)
 
     def transfer(self, frame: int) -> int:
         """Shift one 24-bit frame in; return the 24 bits the DAC put on SDO during it."""
@@ -55,7 +54,7 @@ class Dac80508:
             sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
             self.pending_read = None
         try:
-            f = D.parse_frame(frame & 0xFFFFFF)
+            f = D.parse_frame(frame)
         except D.DacFrameError:
             self.ignored_frames += 1
             return sdo
