@@ -1,0 +1,73 @@
+"""The configuration of a training run (pydantic; saved resolved with the run as config.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Task = Literal["fmnist-cnn", "fsdd-crnn"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a run. Values marked (ours) are our choices, not the paper's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Task
+    method: Literal["to", "wo"] = Field("to", description="to: edge-pruning topology optimisation; wo: weights")
+    backend: Literal["emulator", "software"] = "emulator"
+    forward: Literal["chip", "host"] = Field(
+        "chip", description="chip: every matrix product through chip.multiply_pairs; host: float products of the "
+        "read-back weights (fast development path; always so on the software backend)",
+    )
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    sparsity: float = Field(0.5, description="fraction of pairs pruned per layer (seed 000: 0.5)")
+    subset: int | None = Field(None, ge=1, description="train on this many samples (random, seeded)")
+    test_subset: int | None = Field(None, ge=1, description="evaluate on this many test samples")
+    seed: int = Field(0, description="data order, subsets and host-side draws")
+    chip_seed: int = Field(0, description="array a is formed with seed chip_seed + a")
+    n_arrays: int = Field(1, ge=1, description="512x512 arrays the network may be placed on")
+    # optimiser: SGD + momentum + cosine learning rate (edge-popup code, Ramanujan et al.; seed 000 ref. 63)
+    lr: float = Field(0.1, gt=0, description="TO: score learning rate; WO: weight learning rate in uS")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    # threshold learning rule (seed 000 Methods): T_s(t) = max(T_end, T_init - alpha * t), t += 1 per new best
+    ts_init: float = Field(2e-3, ge=0, description="(ours) initial score-change threshold")
+    ts_end: float = Field(2e-4, ge=0, description="(ours) end score-change threshold")
+    ts_step: float = Field(2e-4, ge=0, description="(ours) alpha, the decay per new best accuracy")
+    # weight optimisation (seed 000 Methods "Weight optimization")
+    tw: float = Field(0.0, ge=0, description="program a cell pair only when |dw| > Tw (uS); 0 = free updates")
+    wo_cap_us: float = Field(5.0, gt=0, description="(ours) largest weight change per step (uS)")
+    wo_max_us: float = Field(40.0, gt=0, description="(ours) weights are kept within +-wo_max_us")
+    wo_floor_us: float = Field(1.0, gt=0, description="(ours) conductance of the idle cell of a pair")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="write-verify margin (seed 000 Methods: ~10 %)")
+    # host-side network details (ours)
+    act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
+    bn_affine: bool = Field(False, description="(ours) learn batch-norm scale/shift on the host")
+    data_dir: Path | None = None
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"sparsity must lie in (0, 1), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> TrainConfig:
+        if self.ts_end > self.ts_init:
+            raise ValueError(f"ts_end ({self.ts_end}) must not exceed ts_init ({self.ts_init})")
+        if self.wo_floor_us >= self.wo_max_us:
+            raise ValueError("wo_floor_us must be below wo_max_us")
+        return self
+
+    @property
+    def host_forward(self) -> bool:
+        return self.backend == "software" or self.forward == "host"
+
+    def threshold(self, t: int) -> float:
+        """T_s(t) of the threshold learning rule."""
+        return max(self.ts_end, self.ts_init - self.ts_step * t)

@@ -1,0 +1,168 @@
+"""A mapped network on one or more crossbars: layer weights read back, matrix products on the chip,
+mask changes issued as batched reset (prune) / set (reinstate) of both cells of each differential pair,
+write-verify programming for the weight-optimisation baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl.geometry import PAIR_OFFSET, Region
+from rramctl.training.placement import LayerShape, Placement, Tile
+
+
+class ChipLike(Protocol):
+    """The part of :class:`rramctl.chip.Chip` the training code uses (also met by FloatChip)."""
+
+    def electroform(self, region: Region | None = None) -> Any: ...
+    def read(self, region: Region | None = None) -> NDArray[np.float64]: ...
+    def weights_us(self, rows: tuple[int, int], pair_cols: tuple[int, int]) -> NDArray[np.float64]: ...
+    def reset(self, cells: NDArray[np.integer]) -> int: ...
+    def set(self, cells: NDArray[np.integer]) -> int: ...
+    def program(self, cells: NDArray[np.integer], targets_us: NDArray[np.floating], tolerance: float) -> Any: ...
+    def multiply_pairs(
+        self, inputs: NDArray[np.integer], rows: tuple[int, int], pair_cols: tuple[int, int], bits: int
+    ) -> NDArray[np.float64]: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class OpCounts:
+    """Programming operations (cell pulses for reset/set; cells addressed and pulses for write-verify)
+    and multiplies (input vectors through a tile) per layer."""
+
+    resets: dict[str, int] = field(default_factory=dict)
+    sets: dict[str, int] = field(default_factory=dict)
+    programmed_cells: dict[str, int] = field(default_factory=dict)
+    program_pulses: dict[str, int] = field(default_factory=dict)
+    multiplies: dict[str, int] = field(default_factory=dict)
+
+    def add(self, what: str, layer: str, n: int) -> None:
+        d: dict[str, int] = getattr(self, what)
+        d[layer] = d.get(layer, 0) + int(n)
+
+    def programming_ops(self) -> dict[str, int]:
+        """Cell programming operations per layer: resets + sets + write-verified cells."""
+        layers = set(self.resets) | set(self.sets) | set(self.programmed_cells)
+        return {
+            k: self.resets.get(k, 0) + self.sets.get(k, 0) + self.programmed_cells.get(k, 0) for k in sorted(layers)
+        }
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {k: dict(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, dict[str, int]]) -> OpCounts:
+        return cls(**{k: dict(v) for k, v in d.items()})
+
+
+class MappedNetwork:
+    """Layer weight matrices (n_out, n_in) living on chips as differential pairs, per ``placement``."""
+
+    def __init__(self, chips: list[ChipLike], placement: Placement) -> None:
+        if len(chips) < placement.arrays_used:
+            raise ValueError(f"placement uses {placement.arrays_used} arrays but {len(chips)} chip(s) given")
+        self.chips = chips
+        self.placement = placement
+        self.layers = {la.name: la for la in placement.layers}
+        self.counts = OpCounts()
+        self._cell_maps = {la.name: self._cell_map(la) for la in placement.layers}
+
+    def _cell_map(self, layer: LayerShape) -> NDArray[np.int64]:
+        """(3, n_out, n_in): array index, row, pair column of each weight."""
+        m = np.full((3, layer.n_out, layer.n_in), -1, dtype=np.int64)
+        for t in self.placement.tiles_of(layer.name):
+            o = np.s_[t.out0 : t.out0 + t.n_cols]
+            i = np.s_[t.in0 : t.in0 + t.n_rows]
+            m[0][o, i] = t.array
+            m[1][o, i] = (t.row + np.arange(t.n_rows))[None, :]
+            m[2][o, i] = (t.col + np.arange(t.n_cols))[:, None]
+        assert (m >= 0).all(), f"layer {layer.name} not fully placed"
+        return m
+
+    # ---- state ------------------------------------------------------------------------------
+    def electroform(self) -> None:
+        """Form every array region the placement uses (both halves of each tile)."""
+        for t in self.placement.tiles:
+            chip = self.chips[t.array]
+            chip.electroform(Region(t.row, t.n_rows, t.col, t.n_cols))
+            chip.electroform(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols))
+
+    def read_weights(self, layer: str) -> NDArray[np.float64]:
+        """G+ - G- of every weight of a layer in uS, read back from the chips, shape (n_out, n_in)."""
+        la = self.layers[layer]
+        w = np.zeros((la.n_out, la.n_in))
+        for t in self.placement.tiles_of(layer):
+            w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = self.chips[t.array].weights_us(
+                t.rows, t.pair_cols
+            ).T
+        return w
+
+    def read_pairs(self, layer: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(G+, G-) of every pair of a layer in uS, each (n_out, n_in), read back cell by cell."""
+        la = self.layers[layer]
+        gp, gm = np.zeros((la.n_out, la.n_in)), np.zeros((la.n_out, la.n_in))
+        for t in self.placement.tiles_of(layer):
+            chip = self.chips[t.array]
+            sl = np.s_[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows]
+            gp[sl] = chip.read(Region(t.row, t.n_rows, t.col, t.n_cols)).T
+            gm[sl] = chip.read(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols)).T
+        return gp, gm
+
+    def _cells_by_array(self, layer: str, idx: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
+        """Both cells of the pairs at weight indices ``idx`` (K, 2) [out, in], grouped by array."""
+        m = self._cell_maps[layer]
+        arr, row, col = m[0][idx[:, 0], idx[:, 1]], m[1][idx[:, 0], idx[:, 1]], m[2][idx[:, 0], idx[:, 1]]
+        out = {}
+        for a in np.unique(arr):
+            sel = arr == a
+            plus = np.stack([row[sel], col[sel]], axis=1)
+            minus = np.stack([row[sel], col[sel] + PAIR_OFFSET], axis=1)
+            out[int(a)] = np.concatenate([plus, minus])
+        return out
+
+    def prune(self, layer: str, idx: NDArray[np.int64]) -> int:
+        """Reset both cells of each pair (batched per array); returns pulses applied."""
+        n = sum(self.chips[a].reset(c) for a, c in self._cells_by_array(layer, idx).items())
+        self.counts.add("resets", layer, n)
+        return n
+
+    def reinstate(self, layer: str, idx: NDArray[np.int64]) -> int:
+        """Set both cells of each pair (batched per array); returns pulses applied."""
+        n = sum(self.chips[a].set(c) for a, c in self._cells_by_array(layer, idx).items())
+        self.counts.add("sets", layer, n)
+        return n
+
+    def program(self, layer: str, idx: NDArray[np.int64], g_plus: NDArray[np.float64], g_minus: NDArray[np.float64],
+                tolerance: float) -> None:  # fmt: skip
+        """Write-verify both cells of each pair to (G+, G-) targets in uS."""
+        m = self._cell_maps[layer]
+        arr = m[0][idx[:, 0], idx[:, 1]]
+        for a in np.unique(arr):
+            sel = arr == a
+            cells = self._cells_by_array(layer, idx[sel])[int(a)]
+            rep = self.chips[int(a)].program(cells, np.concatenate([g_plus[sel], g_minus[sel]]), tolerance)
+            self.counts.add("programmed_cells", layer, len(cells))
+            self.counts.add("program_pulses", layer, int(np.asarray(rep.pulses).sum()))
+
+    # ---- compute ----------------------------------------------------------------------------
+    def matmul(self, layer: str, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
+        """Products (N, n_out) in uS x input LSB; row blocks' partial sums added on the host."""
+        la = self.layers[layer]
+        if x.ndim != 2 or x.shape[1] != la.n_in:
+            raise ValueError(f"layer {layer}: inputs must be (N, {la.n_in}), got {x.shape}")
+        y = np.zeros((x.shape[0], la.n_out))
+        for t in self.placement.tiles_of(layer):
+            y[:, t.out0 : t.out0 + t.n_cols] += self._tile_products(t, x[:, t.in0 : t.in0 + t.n_rows], bits)
+        self.counts.add("multiplies", layer, x.shape[0] * len(self.placement.tiles_of(layer)))
+        return y
+
+    def _tile_products(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
+        return self.chips[t.array].multiply_pairs(x, t.rows, t.pair_cols, bits)
+
+    def close(self) -> None:
+        for c in self.chips:
+            c.close()

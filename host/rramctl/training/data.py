@@ -1,0 +1,237 @@
+"""Data sets: Fashion-MNIST from IDX .gz files and the Free Spoken Digit Dataset from WAV files.
+
+Both come out as integer feature maps ready for bit-serial multiplication: Fashion-MNIST max-pooled
+28x28 -> 14x14 and quantised to 4 bits, spoken digits as 23x15 MFCC maps quantised to 3 bits
+(seed 000 Results and Methods "Multi-Bit vector-matrix multiplications": m = 4 for the CNN, 3 for the CRNN).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+FMNIST_MIRROR = "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # zalandoresearch/fashion-mnist README
+FMNIST_BITS = 4  # seed 000 Methods: m = 4 for the CNN
+FSDD_BITS = 3  # seed 000 Methods: m = 3 for the CRNN
+FSDD_SAMPLE_RATE = 8000  # seed 000 Results: recordings sampled at 8 kHz
+MFCC_COEFFS = 23  # seed 000 Results: 23 x 15 acoustic feature maps
+MFCC_FRAMES = 15
+FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")  # FSDD README: {digitLabel}_{speakerName}_{index}.wav
+FSDD_TEST_INDICES = range(5)  # FSDD README: recordings 0-4 of each speaker and digit form the test set
+
+
+class DataError(RuntimeError):
+    """A data set that is missing, malformed or cannot be fetched."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Integer inputs (N, C, H, W) in [0, 2**bits) and labels (N,)."""
+
+    x: NDArray[np.int64]
+    y: NDArray[np.int64]
+    bits: int
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise DataError(f"{len(self.x)} inputs but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, n: int | None, seed: int) -> Split:
+        """A class-balanced-by-chance random subset of n samples (all when n is None or >= len)."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise DataError(f"subset must be >= 1, got {n}")
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return Split(self.x[idx], self.y[idx], self.bits)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+
+
+# ---- Fashion-MNIST ------------------------------------------------------------------------
+def read_idx(path: Path) -> NDArray[np.uint8]:
+    """An IDX file (gzip or plain) of unsigned bytes (format: yann.lecun.com/exdb/mnist)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read IDX file: {e}") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic)")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: IDX type 0x{raw[2]:02x} is not unsigned byte (0x08)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    n = int(np.prod(shape))
+    if len(raw) - header != n:
+        raise DataError(f"{path}: header says {shape} ({n} bytes) but {len(raw) - header} bytes follow")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _download(url: str, dest: Path) -> None:
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length", 0)) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                while chunk := r.read(1 << 16):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(
+            f"cannot download {url} ({e}); put the Fashion-MNIST IDX .gz files in a folder and set RRAMCTL_DATA to it"
+        ) from e
+    tmp.replace(dest)
+
+
+def fmnist_dir(download_to: Path | None = None) -> Path:
+    """Where the Fashion-MNIST IDX files are: $RRAMCTL_DATA(/fashion-mnist), the Debian package, else download."""
+    names = [n for pair in FMNIST_FILES.values() for n in pair]
+    candidates: list[Path] = []
+    if env := os.environ.get("RRAMCTL_DATA"):
+        candidates += [Path(env), Path(env) / "fashion-mnist"]
+    candidates.append(FMNIST_SYSTEM_DIR)
+    for c in candidates:
+        if all((c / n).exists() for n in names):
+            return c
+    if download_to is None:
+        raise DataError(
+            f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}; set RRAMCTL_DATA or allow download"
+        )
+    for n in names:
+        if not (download_to / n).exists():
+            _download(FMNIST_MIRROR + n, download_to / n)
+    return download_to
+
+
+def pool_and_quantise(images: NDArray[np.uint8], bits: int = FMNIST_BITS) -> NDArray[np.int64]:
+    """2x2 max-pool (28x28 -> 14x14, seed 000 Results) then keep the top ``bits`` bits of each 8-bit pixel."""
+    n, h, w = images.shape
+    if h % 2 or w % 2:
+        raise DataError(f"images must have even sides for 2x2 pooling, got {h}x{w}")
+    pooled = images.reshape(n, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+    return (pooled.astype(np.int64) >> (8 - bits))[:, None, :, :]
+
+
+def load_fmnist(root: Path | None = None, download_to: Path | None = None) -> Dataset:
+    root = root or fmnist_dir(download_to)
+    splits = {}
+    for split, (img_name, lab_name) in FMNIST_FILES.items():
+        images = read_idx(root / img_name)
+        labels = read_idx(root / lab_name).astype(np.int64)
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{root}: expected images (N, H, W) and labels (N,), got {images.shape} {labels.shape}")
+        splits[split] = Split(pool_and_quantise(images), labels, FMNIST_BITS)
+    return Dataset("fmnist", splits["train"], splits["test"])
+
+
+# ---- Free Spoken Digit Dataset --------------------------------------------------------------
+def fsdd_dir() -> Path:
+    """$RRAMCTL_DATA/fsdd/recordings (or $RRAMCTL_DATA/recordings, or $RRAMCTL_DATA itself)."""
+    env = os.environ.get("RRAMCTL_DATA")
+    if not env:
+        raise DataError("spoken digits: set RRAMCTL_DATA to a folder holding FSDD recordings ({digit}_{speaker}_{i}.wav)")
+    for c in (Path(env) / "fsdd" / "recordings", Path(env) / "recordings", Path(env)):
+        if c.is_dir() and any(FSDD_NAME.match(p.name) for p in c.iterdir()):
+            return c
+    raise DataError(f"no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) under {env}")
+
+
+def mfcc_map(audio: NDArray[np.floating], sr: int = FSDD_SAMPLE_RATE) -> NDArray[np.float64]:
+    """A 23 x 15 MFCC map (coefficients x frames) scaled to [0, 1] per recording.
+
+    (ours) the hop length is chosen per recording so that every recording spans exactly 15 frames
+    (seed 000 gives only the 23 x 15 size); per-map min-max scaling matches the [0, 1] range of the
+    paper's own feature file.
+    """
+    try:
+        import librosa
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise DataError("spoken digits need librosa: pip install 'rramctl[audio]'") from e
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim != 1 or y.size < 64:
+        raise DataError(f"audio must be a mono signal of at least 64 samples, got shape {y.shape}")
+    hop = int(np.ceil(y.size / MFCC_FRAMES))
+    n_fft = 512  # ours: 64 ms at 8 kHz
+    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=MFCC_COEFFS, n_fft=n_fft, hop_length=hop, n_mels=40, center=True)
+    m = m[:, :MFCC_FRAMES]
+    if m.shape[1] < MFCC_FRAMES:
+        m = np.pad(m, ((0, 0), (0, MFCC_FRAMES - m.shape[1])), mode="edge")
+    lo, hi = float(m.min()), float(m.max())
+    return ((m - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float64)
+
+
+def quantise_unit(x: NDArray[np.floating], bits: int) -> NDArray[np.int64]:
+    """Values in [0, 1] to integers 0 .. 2**bits - 1 (round to nearest level)."""
+    levels = 2**bits - 1
+    return np.clip(np.rint(np.asarray(x) * levels), 0, levels).astype(np.int64)
+
+
+def load_fsdd(root: Path | None = None) -> Dataset:
+    import soundfile as sf
+
+    root = root or fsdd_dir()
+    files = sorted(p for p in root.iterdir() if FSDD_NAME.match(p.name))
+    if not files:
+        raise DataError(f"no FSDD recordings in {root}")
+    feats: dict[bool, list[NDArray[np.float64]]] = {True: [], False: []}
+    labels: dict[bool, list[int]] = {True: [], False: []}
+    for p in files:
+        m = FSDD_NAME.match(p.name)
+        assert m is not None
+        digit, index = int(m.group(1)), int(m.group(3))
+        try:
+            audio, sr = sf.read(p, dtype="float32", always_2d=False)
+        except RuntimeError as e:
+            raise DataError(f"{p}: cannot read WAV: {e}") from e
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if sr != FSDD_SAMPLE_RATE:
+            raise DataError(f"{p}: sample rate {sr} Hz, expected {FSDD_SAMPLE_RATE} Hz")
+        test = index in FSDD_TEST_INDICES
+        feats[test].append(mfcc_map(audio, sr))
+        labels[test].append(digit)
+    if not feats[True] or not feats[False]:
+        raise DataError(f"{root}: need recordings with index 0-4 (test) and >= 5 (train)")
+
+    def split(test: bool) -> Split:
+        x = quantise_unit(np.stack(feats[test]), FSDD_BITS)[:, None, :, :]
+        return Split(x, np.array(labels[test], dtype=np.int64), FSDD_BITS)
+
+    return Dataset("fsdd", split(False), split(True))
+
+
+def load_task_data(task: str, download_to: Path | None = None) -> Dataset:
+    if task == "fmnist-cnn":
+        return load_fmnist(download_to=download_to)
+    if task == "fsdd-crnn":
+        return load_fsdd()
+    raise DataError(f"unknown task {task!r}; choose fmnist-cnn or fsdd-crnn")

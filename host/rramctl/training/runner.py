@@ -1,0 +1,248 @@
+"""A training run that survives interruption: run directory, metrics, safetensors checkpoints, resume.
+
+Layout of a run directory::
+
+    config.json            resolved TrainConfig
+    placement.txt          the crossbar placement report
+    initial.safetensors    weights read back after forming (for the before/after histograms)
+    metrics.json           one record per finished epoch
+    checkpoints/LATEST     name of the newest complete checkpoint folder
+    checkpoints/epoch-N/   model.safetensors (weights, masks, scores, batch-norm, momentum), state.json,
+                           array<a>.npz (chip state)
+    summary.json, *.png    written by ``finish``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from rramctl.training import topology, weightopt
+from rramctl.training.chips import open_chips, save_chips
+from rramctl.training.config import TrainConfig
+from rramctl.training.crossbar import MappedNetwork, OpCounts
+from rramctl.training.data import Dataset, Split
+from rramctl.training.networks import CrossbarNet, build_network
+from rramctl.training.placement import place
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be started or resumed as asked."""
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epochs finished
+    threshold_t: int = 0  # t of the threshold learning rule
+    best_accuracy: float = -1.0
+    dropped_updates: int = 0
+    flips: dict[str, int] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    steps: int = 0
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
+class Run:
+    """Train one network with TO or WO on the chosen backend, checkpointing every epoch."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, data: Dataset) -> None:
+        self.cfg, self.dir, self.data = cfg, Path(run_dir), data
+        self.train_split = data.train.subset(cfg.subset, cfg.seed)
+        self.test_split = data.test.subset(cfg.test_subset, cfg.seed + 1)
+        torch.manual_seed(cfg.seed)
+        self.net: CrossbarNet = build_network(cfg.task, cfg.sparsity, cfg.method, cfg.act_clip, cfg.bn_affine)
+        self.placement = place([la.shape for la in self.net.crossbar_layers()], cfg.n_arrays)
+        self.progress = Progress()
+        self.metrics: list[dict[str, Any]] = []
+        self.mapped: MappedNetwork | None = None
+        params = [la.scores if cfg.method == "to" else la.master for la in self.net.crossbar_layers()]
+        params += [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in params)]
+        wd = cfg.weight_decay if cfg.method == "to" else 0.0  # (ours) no decay on conductances
+        self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+
+    # ---- start / resume ---------------------------------------------------------------------
+    @classmethod
+    def open(cls, cfg: TrainConfig, run_dir: Path, data: Dataset) -> Run:
+        """A new run in an empty (or absent) folder, or the resumption of the run saved there."""
+        run_dir = Path(run_dir)
+        saved = run_dir / "config.json"
+        if saved.exists():
+            old = TrainConfig.model_validate_json(saved.read_text())
+            diff = {k for k in cfg.model_fields if k != "epochs" and getattr(old, k) != getattr(cfg, k)}
+            if diff:
+                raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
+                               "use a new --run-dir or the same settings to resume")  # fmt: skip
+            run = cls(cfg, run_dir, data)
+            run._resume()
+            return run
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunError(f"{run_dir} is not empty and holds no run (no config.json)")
+        run = cls(cfg, run_dir, data)
+        run._start()
+        return run
+
+    def _start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed),
+                                    self.placement)  # fmt: skip
+        self.mapped.electroform()
+        topology.init_from_chip(self.net, self.mapped)
+        save_file({la.name: la.weight.clone() for la in self.net.crossbar_layers()}, self.dir / "initial.safetensors")
+        (self.dir / "placement.txt").write_text(self.placement.report() + "\n")
+        _write_json(self.dir / "config.json", json.loads(self.cfg.model_dump_json()))
+        self._attach()
+        self._save_checkpoint()
+
+    def _resume(self) -> None:
+        latest = self.dir / "checkpoints" / "LATEST"
+        if not latest.exists():
+            raise RunError(f"{self.dir}: no complete checkpoint to resume from")
+        ck = self.dir / "checkpoints" / latest.read_text().strip()
+        tensors = load_file(ck / "model.safetensors")
+        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for group in self.opt.param_groups:
+            for k, p in enumerate(group["params"]):
+                if f"momentum.{k}" in tensors:
+                    self.opt.state[p]["momentum_buffer"] = tensors[f"momentum.{k}"].clone()
+        state = json.loads((ck / "state.json").read_text())
+        self.progress = Progress(**state["progress"])
+        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed, ck),
+                                    self.placement)  # fmt: skip
+        self.mapped.counts = OpCounts.from_dict(state["counts"])
+        self.metrics = json.loads((self.dir / "metrics.json").read_text())[: self.progress.epoch]
+        self._attach()
+        if self.cfg.method == "to":
+            agreement = topology.verify_chip(self.net, self.mapped, repair=True)
+            self.resume_agreement = agreement
+
+    def _attach(self) -> None:
+        assert self.mapped is not None
+        self.net.set_executor(None if self.cfg.host_forward else self.mapped.matmul)
+
+    def _save_checkpoint(self) -> None:
+        assert self.mapped is not None
+        root = self.dir / "checkpoints"
+        ck = root / f"epoch-{self.progress.epoch:04d}"
+        if ck.exists():
+            shutil.rmtree(ck)
+        ck.mkdir(parents=True)
+        tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in self.net.state_dict().items()}
+        for group in self.opt.param_groups:
+            for k, p in enumerate(group["params"]):
+                buf = self.opt.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    tensors[f"momentum.{k}"] = buf.clone()
+        save_file(tensors, ck / "model.safetensors")
+        save_chips(self.mapped.chips, ck)
+        _write_json(ck / "state.json", {"progress": self.progress.__dict__, "counts": self.mapped.counts.as_dict()})
+        _write_json(self.dir / "metrics.json", self.metrics)
+        (root / "LATEST.tmp").write_text(ck.name)
+        (root / "LATEST.tmp").replace(root / "LATEST")
+        for old in root.glob("epoch-*"):
+            if old != ck:
+                shutil.rmtree(old)
+
+    # ---- training ---------------------------------------------------------------------------
+    def lr_at(self, epoch: int) -> float:
+        """Cosine learning rate per epoch (edge-popup code)."""
+        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+
+    def train(self, on_step: Callable[[int, int], None] | None = None, stop_after_steps: int | None = None) -> None:
+        """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` drives a progress bar;
+        ``stop_after_steps`` stops mid-epoch without saving (tests use it to simulate an interruption)."""
+        assert self.mapped is not None
+        n = len(self.train_split)
+        steps_per_epoch = math.ceil(n / self.cfg.batch_size)
+        done = 0
+        while self.progress.epoch < self.cfg.epochs:
+            epoch = self.progress.epoch
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(epoch)
+            order = np.random.default_rng(self.cfg.seed * 1_000_003 + epoch).permutation(n)
+            self.net.train()
+            t0, loss_sum, correct = time.perf_counter(), 0.0, 0
+            for s in range(steps_per_epoch):
+                idx = order[s * self.cfg.batch_size : (s + 1) * self.cfg.batch_size]
+                loss, ok = self._step(self.train_split.x[idx], self.train_split.y[idx])
+                loss_sum += loss * len(idx)
+                correct += ok
+                done += 1
+                if on_step:
+                    on_step(s + 1, steps_per_epoch)
+                if stop_after_steps is not None and done >= stop_after_steps:
+                    return
+            self.progress.train_seconds += time.perf_counter() - t0
+            self.progress.steps += steps_per_epoch
+            acc, test_loss, _ = self.evaluate(self.test_split)
+            new_best = acc > self.progress.best_accuracy
+            if new_best:
+                self.progress.best_accuracy = acc
+                self.progress.threshold_t += 1
+            self.progress.epoch += 1
+            counts = self.mapped.counts
+            self.metrics.append({
+                "epoch": self.progress.epoch, "lr": self.lr_at(epoch), "train_loss": loss_sum / n,
+                "train_accuracy": correct / n, "test_accuracy": acc, "test_loss": test_loss,
+                "threshold": self.cfg.threshold(self.progress.threshold_t), "new_best": new_best,
+                "programming_ops": counts.programming_ops(), "programming_ops_total": sum(counts.programming_ops().values()),
+                "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
+                "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
+                "multiplies": dict(counts.multiplies), "seconds_per_step": self.progress.train_seconds / self.progress.steps,
+            })  # fmt: skip
+            if self.cfg.method == "to":
+                topology.verify_chip(self.net, self.mapped, repair=True)
+            self._save_checkpoint()
+
+    def _step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        assert self.mapped is not None
+        layers = self.net.crossbar_layers()
+        if self.cfg.method == "to":
+            for k, v in topology.sync_masks(self.net, self.mapped).items():
+                self.progress.flips[k] = self.progress.flips.get(k, 0) + v
+        logits = self.net(torch.from_numpy(x).float())
+        target = torch.from_numpy(y)
+        loss = F.cross_entropy(logits, target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.method == "to":
+            before = {la.name: la.scores.detach().clone() for la in layers}
+            self.opt.step()
+            ts = self.cfg.threshold(self.progress.threshold_t)
+            self.progress.dropped_updates += topology.threshold_updates(layers, before, ts)
+        else:
+            self.opt.step()
+            weightopt.program_updates(self.net, self.mapped, self.cfg)
+        return float(loss.detach()), int((logits.argmax(1) == target).sum())
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, batch: int = 500) -> tuple[float, float, np.ndarray]:
+        """Accuracy, mean loss and confusion matrix (rows: true, cols: predicted) with the chip as it is."""
+        self.net.eval()
+        conf = np.zeros((10, 10), dtype=np.int64)
+        loss = 0.0
+        for b in range(0, len(split), batch):
+            x, y = split.x[b : b + batch], split.y[b : b + batch]
+            logits = self.net(torch.from_numpy(x).float())
+            loss += float(F.cross_entropy(logits, torch.from_numpy(y), reduction="sum"))
+            np.add.at(conf, (y, logits.argmax(1).numpy()), 1)
+        return float(np.trace(conf) / max(1, len(split))), loss / max(1, len(split)), conf
+
+    def close(self) -> None:
+        if self.mapped is not None:
+            self.mapped.close()

@@ -1,0 +1,99 @@
+"""Edge-pruning topology optimisation on the chip (seed 000 Methods "Edge pruning topology optimization
+algorithm", "Threshold learning rule"; seed 004 Methods, pop-up scores eq. 3-4).
+
+The weights are the conductances read back after forming and are never written; each pair has a score,
+the top (1 - sparsity) of each layer's scores stay connected, and every mask change reaches the chip as
+a batched, diff-only reset (prune) or set (reinstate) of both cells of the pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rramctl.training.crossbar import MappedNetwork
+from rramctl.training.networks import CrossbarLayer, CrossbarNet
+
+OFF_US = 1e6 / 300e3  # seed 000 / hardware-facts: a cell is conducting above 3.33 uS (below 300 kOhm)
+
+
+def init_from_chip(net: CrossbarNet, mapped: MappedNetwork) -> None:
+    """Weights read back after forming; scores start as |w| scaled to [0, 1] per layer (seed 000 Methods:
+    "each weight value also serves as the score"; magnitude and scaling ours); the chip has every pair
+    conducting, so the mask starts all-on and the first sync prunes."""
+    for layer in net.crossbar_layers():
+        w = torch.from_numpy(mapped.read_weights(layer.name)).float()
+        layer.weight.copy_(w)
+        layer.mask.fill_(True)
+        with torch.no_grad():
+            layer.scores.copy_(w.abs() / w.abs().max().clamp_min(1e-12))
+            layer.master.copy_(w)
+
+
+def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
+    """Issue the diff between each layer's chip mask and its top-k mask; returns pairs flipped per layer.
+    Reinstated pairs come back at a fresh conductance, which is read back into ``weight``."""
+    flips = {}
+    for layer in net.crossbar_layers():
+        want = layer.wanted_mask()
+        prune = (layer.mask & ~want).nonzero().numpy()
+        reinstate = (~layer.mask & want).nonzero().numpy()
+        if len(prune):
+            mapped.prune(layer.name, prune)
+        if len(reinstate):
+            mapped.reinstate(layer.name, reinstate)
+            w = mapped.read_weights(layer.name)
+            r, c = reinstate[:, 0], reinstate[:, 1]
+            layer.weight[r, c] = torch.from_numpy(w[r, c]).float()
+        layer.mask.copy_(want)
+        flips[layer.name] = len(prune) + len(reinstate)
+    return flips
+
+
+def threshold_updates(layers: list[CrossbarLayer], before: dict[str, torch.Tensor], ts: float) -> int:
+    """Threshold learning rule: score changes with |ds| < T_s are dropped (the score keeps its old value);
+    returns how many were dropped."""
+    dropped = 0
+    with torch.no_grad():
+        for layer in layers:
+            small = (layer.scores - before[layer.name]).abs() < ts
+            layer.scores[small] = before[layer.name][small]
+            dropped += int(small.sum())
+    return dropped
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How the chip agrees with the host's masks and weights, per layer: pairs that disagree before repair."""
+
+    kept_wrong: dict[str, int]
+    pruned_wrong: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.kept_wrong.values()) and not any(self.pruned_wrong.values())
+
+
+def verify_chip(net: CrossbarNet, mapped: MappedNetwork, repair: bool = True, rel_tol: float = 0.2) -> Agreement:
+    """Read every pair back: a pruned pair must have both cells off (< 3.33 uS); a kept pair must read its
+    stored weight within max(1 uS, rel_tol * |w|) (ours). With ``repair``, disagreeing pairs are reset or set
+    again (counted as programming) and reinstated weights re-read."""
+    kept_wrong, pruned_wrong = {}, {}
+    for layer in net.crossbar_layers():
+        gp, gm = mapped.read_pairs(layer.name)
+        mask = layer.mask.numpy()
+        w = layer.weight.numpy()
+        on = (gp > OFF_US) | (gm > OFF_US)
+        bad_pruned = ~mask & on
+        bad_kept = mask & (np.abs((gp - gm) - w) > np.maximum(1.0, rel_tol * np.abs(w)))
+        kept_wrong[layer.name], pruned_wrong[layer.name] = int(bad_kept.sum()), int(bad_pruned.sum())
+        if repair and bad_pruned.any():
+            mapped.prune(layer.name, np.argwhere(bad_pruned))
+        if repair and bad_kept.any():
+            idx = np.argwhere(bad_kept)
+            mapped.reinstate(layer.name, idx)
+            fresh = mapped.read_weights(layer.name)
+            layer.weight[idx[:, 0], idx[:, 1]] = torch.from_numpy(fresh[idx[:, 0], idx[:, 1]]).float()
+    return Agreement(kept_wrong, pruned_wrong)

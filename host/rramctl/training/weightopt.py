@@ -1,0 +1,36 @@
+"""Weight-optimisation baseline on the same chip (seed 000 Methods "Weight optimization"): gradient
+updates of a host master copy are written to the pairs by write-verify programming (chip.program);
+a pair is programmed only when its update exceeds T_w (T_w = 0: free updates, every pair every step),
+each step's change is capped (ours), and the chip's programmed conductances are read back as the
+weights the next forward pass uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rramctl.training.config import TrainConfig
+from rramctl.training.crossbar import MappedNetwork
+from rramctl.training.networks import CrossbarNet
+
+
+def program_updates(net: CrossbarNet, mapped: MappedNetwork, cfg: TrainConfig) -> dict[str, int]:
+    """Cap and clip the master weights, program the pairs whose change exceeds T_w; returns pairs per layer.
+
+    Pair encoding (ours): w >= 0 -> G+ = floor + w, G- = floor; w < 0 -> G+ = floor, G- = floor - w."""
+    programmed = {}
+    with torch.no_grad():
+        for layer in net.crossbar_layers():
+            delta = (layer.master - layer.weight).clamp(-cfg.wo_cap_us, cfg.wo_cap_us)
+            layer.master.copy_((layer.weight + delta).clamp(-cfg.wo_max_us, cfg.wo_max_us))
+            delta = layer.master - layer.weight
+            idx = (delta.abs() > cfg.tw).nonzero().numpy() if cfg.tw > 0 else (delta != 0).nonzero().numpy()
+            programmed[layer.name] = len(idx)
+            if not len(idx):
+                continue
+            w = layer.master.numpy()[idx[:, 0], idx[:, 1]].astype(np.float64)
+            mapped.program(layer.name, idx, cfg.wo_floor_us + np.maximum(w, 0), cfg.wo_floor_us + np.maximum(-w, 0),
+                           cfg.tolerance)  # fmt: skip
+            fresh = mapped.read_weights(layer.name)
+            layer.weight[idx[:, 0], idx[:, 1]] = torch.from_numpy(fresh[idx[:, 0], idx[:, 1]]).float()
+    return programmed
