@@ -1,0 +1,73 @@
+"""Per-session reply cache: what makes a retransmitted request safe (docs/serial-protocol.md).
+
+A session remembers the highest sequence number it has executed and the encoded replies of the
+last ``depth`` of them (and at most ``max_bytes`` of replies, the newest always kept).  A request
+whose sequence number is not above the high-water mark is never executed again: it gets its cached
+reply, or STALE_SEQ when that reply has been evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+DEFAULT_CACHE_DEPTH = 32  # (ours) replies kept per session
+DEFAULT_CACHE_BYTES = 8 * 1024 * 1024  # (ours) on a 512 MiB PYNQ-Z2 this stays small
+DEFAULT_MAX_SESSIONS = 4  # (ours) sessions remembered (older ones are forgotten, LRU)
+
+
+@dataclass
+class Session:
+    session_id: int
+    depth: int = DEFAULT_CACHE_DEPTH
+    max_bytes: int = DEFAULT_CACHE_BYTES
+    last_seq: int = 0
+    replies: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    cached_bytes: int = 0
+
+    def seen(self, seq: int) -> bool:
+        return seq <= self.last_seq
+
+    def cached(self, seq: int) -> bytes | None:
+        return self.replies.get(seq)
+
+    def record(self, seq: int, reply: bytes) -> None:
+        if seq <= self.last_seq:
+            raise ValueError(f"sequence number {seq} is not above the last completed {self.last_seq}")
+        self.last_seq = seq
+        self.replies[seq] = reply
+        self.cached_bytes += len(reply)
+        while len(self.replies) > 1 and (len(self.replies) > self.depth or self.cached_bytes > self.max_bytes):
+            _, old = self.replies.popitem(last=False)
+            self.cached_bytes -= len(old)
+
+
+class SessionTable:
+    def __init__(
+        self,
+        *,
+        depth: int = DEFAULT_CACHE_DEPTH,
+        max_bytes: int = DEFAULT_CACHE_BYTES,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
+        self.depth = depth
+        self.max_bytes = max_bytes
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
+
+    def open(self, session_id: int) -> tuple[Session, bool]:
+        """The session of that id, resumed (True) or new (False)."""
+        if session_id in self._sessions:
+            self._sessions.move_to_end(session_id)
+            return self._sessions[session_id], True
+        s = Session(session_id, self.depth, self.max_bytes)
+        self._sessions[session_id] = s
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+        return s, False
+
+    def get(self, session_id: int) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
