@@ -31,13 +31,14 @@ class TrainConfig(BaseModel):
     chip_seed: int = Field(0, description="array a is formed with seed chip_seed + a")
     n_arrays: int = Field(1, ge=1, description="512x512 arrays the network may be placed on")
     # optimiser: SGD + momentum + cosine learning rate (edge-popup code, Ramanujan et al.; seed 000 ref. 63)
-    lr: float = Field(0.1, gt=0, description="TO: score learning rate; WO: weight learning rate in uS")
+    lr: float = Field(3.0, gt=0, description="(ours, tuned on a subset) TO score learning rate")
+    wo_lr: float = Field(10.0, gt=0, description="(ours) WO learning rate (weights in uS)")
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     # threshold learning rule (seed 000 Methods): T_s(t) = max(T_end, T_init - alpha * t), t += 1 per new best
-    ts_init: float = Field(2e-3, ge=0, description="(ours) initial score-change threshold")
-    ts_end: float = Field(2e-4, ge=0, description="(ours) end score-change threshold")
-    ts_step: float = Field(2e-4, ge=0, description="(ours) alpha, the decay per new best accuracy")
+    ts_init: float = Field(5e-3, ge=0, description="(ours) initial score-change threshold")
+    ts_end: float = Field(5e-4, ge=0, description="(ours) end score-change threshold")
+    ts_step: float = Field(5e-4, ge=0, description="(ours) alpha, the decay per new best accuracy")
     # weight optimisation (seed 000 Methods "Weight optimization")
     tw: float = Field(0.0, ge=0, description="program a cell pair only when |dw| > Tw (uS); 0 = free updates")
     wo_cap_us: float = Field(5.0, gt=0, description="(ours) largest weight change per step (uS)")
@@ -47,6 +48,7 @@ class TrainConfig(BaseModel):
     # host-side network details (ours)
     act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
     bn_affine: bool = Field(False, description="(ours) learn batch-norm scale/shift on the host")
+    dedup_inputs: bool = Field(True, description="(ours) multiply each distinct input vector of a batch once")
     data_dir: Path | None = None
 
     @field_validator("sparsity")

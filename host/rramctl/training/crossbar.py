@@ -62,10 +62,11 @@ class OpCounts:
 class MappedNetwork:
     """Layer weight matrices (n_out, n_in) living on chips as differential pairs, per ``placement``."""
 
-    def __init__(self, chips: list[ChipLike], placement: Placement) -> None:
+    def __init__(self, chips: list[ChipLike], placement: Placement, dedup: bool = True) -> None:
         if len(chips) < placement.arrays_used:
             raise ValueError(f"placement uses {placement.arrays_used} arrays but {len(chips)} chip(s) given")
         self.chips = chips
+        self.dedup = dedup
         self.placement = placement
         self.layers = {la.name: la for la in placement.layers}
         self.counts = OpCounts()
@@ -157,11 +158,22 @@ class MappedNetwork:
         y = np.zeros((x.shape[0], la.n_out))
         for t in self.placement.tiles_of(layer):
             y[:, t.out0 : t.out0 + t.n_cols] += self._tile_products(t, x[:, t.in0 : t.in0 + t.n_rows], bits)
-        self.counts.add("multiplies", layer, x.shape[0] * len(self.placement.tiles_of(layer)))
         return y
 
     def _tile_products(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
-        return self.chips[t.array].multiply_pairs(x, t.rows, t.pair_cols, bits)
+        """One tile's products. With ``dedup`` (ours) each distinct input vector of the batch is multiplied
+        once and all-zero vectors are not sent (no row driven: zero current); counts record vectors sent."""
+        if not self.dedup:
+            self.counts.add("multiplies", t.layer, len(x))
+            return self.chips[t.array].multiply_pairs(x, t.rows, t.pair_cols, bits)
+        y = np.zeros((len(x), t.n_cols))
+        nz = np.flatnonzero(x.any(axis=1))
+        if not len(nz):
+            return y
+        uniq, inverse = np.unique(x[nz], axis=0, return_inverse=True)
+        self.counts.add("multiplies", t.layer, len(uniq))
+        y[nz] = self.chips[t.array].multiply_pairs(uniq, t.rows, t.pair_cols, bits)[inverse.ravel()]
+        return y
 
     def close(self) -> None:
         for c in self.chips:

@@ -166,12 +166,10 @@ def fsdd_dir() -> Path:
 
 
 def mfcc_map(audio: NDArray[np.floating], sr: int = FSDD_SAMPLE_RATE) -> NDArray[np.float64]:
-    """A 23 x 15 MFCC map (coefficients x frames) scaled to [0, 1] per recording.
+    """A raw 23 x 15 MFCC map (coefficients x frames).
 
     (ours) the hop length is chosen per recording so that every recording spans exactly 15 frames
-    (seed 000 gives only the 23 x 15 size); per-map min-max scaling matches the [0, 1] range of the
-    paper's own feature file.
-    """
+    (seed 000 gives only the 23 x 15 size)."""
     try:
         import librosa
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -185,8 +183,15 @@ def mfcc_map(audio: NDArray[np.floating], sr: int = FSDD_SAMPLE_RATE) -> NDArray
     m = m[:, :MFCC_FRAMES]
     if m.shape[1] < MFCC_FRAMES:
         m = np.pad(m, ((0, 0), (0, MFCC_FRAMES - m.shape[1])), mode="edge")
-    lo, hi = float(m.min()), float(m.max())
-    return ((m - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float64)
+    return m.astype(np.float64)
+
+
+def scale_mfcc(train: NDArray[np.float64], *others: NDArray[np.float64], spread: float = 2.5) -> list[NDArray[np.float64]]:
+    """Per-coefficient scaling to [0, 1] with the training set's statistics (ours): mean - spread*std -> 0,
+    mean + spread*std -> 1, clipped. Maps are (N, 23, 15)."""
+    mu = train.mean(axis=(0, 2), keepdims=True)
+    sd = train.std(axis=(0, 2), keepdims=True) + 1e-9
+    return [np.clip((a - mu) / (2 * spread * sd) + 0.5, 0.0, 1.0) for a in (train, *others)]
 
 
 def quantise_unit(x: NDArray[np.floating], bits: int) -> NDArray[np.int64]:
@@ -222,11 +227,12 @@ def load_fsdd(root: Path | None = None) -> Dataset:
     if not feats[True] or not feats[False]:
         raise DataError(f"{root}: need recordings with index 0-4 (test) and >= 5 (train)")
 
-    def split(test: bool) -> Split:
-        x = quantise_unit(np.stack(feats[test]), FSDD_BITS)[:, None, :, :]
-        return Split(x, np.array(labels[test], dtype=np.int64), FSDD_BITS)
+    train, test = scale_mfcc(np.stack(feats[False]), np.stack(feats[True]))
 
-    return Dataset("fsdd", split(False), split(True))
+    def split(x: NDArray[np.float64], test: bool) -> Split:
+        return Split(quantise_unit(x, FSDD_BITS)[:, None, :, :], np.array(labels[test], dtype=np.int64), FSDD_BITS)
+
+    return Dataset("fsdd", split(train, False), split(test, True))
 
 
 def load_task_data(task: str, download_to: Path | None = None) -> Dataset:

@@ -74,7 +74,8 @@ class Run:
         params = [la.scores if cfg.method == "to" else la.master for la in self.net.crossbar_layers()]
         params += [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in params)]
         wd = cfg.weight_decay if cfg.method == "to" else 0.0  # (ours) no decay on conductances
-        self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+        self.base_lr = cfg.lr if cfg.method == "to" else cfg.wo_lr
+        self.opt = torch.optim.SGD(params, lr=self.base_lr, momentum=cfg.momentum, weight_decay=wd)
 
     # ---- start / resume ---------------------------------------------------------------------
     @classmethod
@@ -100,7 +101,7 @@ class Run:
     def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed),
-                                    self.placement)  # fmt: skip
+                                    self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.electroform()
         topology.init_from_chip(self.net, self.mapped)
         save_file({la.name: la.weight.clone() for la in self.net.crossbar_layers()}, self.dir / "initial.safetensors")
@@ -123,7 +124,7 @@ class Run:
         state = json.loads((ck / "state.json").read_text())
         self.progress = Progress(**state["progress"])
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed, ck),
-                                    self.placement)  # fmt: skip
+                                    self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.counts = OpCounts.from_dict(state["counts"])
         self.metrics = json.loads((self.dir / "metrics.json").read_text())[: self.progress.epoch]
         self._attach()
@@ -161,7 +162,7 @@ class Run:
     # ---- training ---------------------------------------------------------------------------
     def lr_at(self, epoch: int) -> float:
         """Cosine learning rate per epoch (edge-popup code)."""
-        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+        return 0.5 * self.base_lr * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
 
     def train(self, on_step: Callable[[int, int], None] | None = None, stop_after_steps: int | None = None) -> None:
         """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` drives a progress bar;
