@@ -1,0 +1,73 @@
+`timescale 1ns / 1ps
+// ADS8324 serial reader: one conversion per start (TI ADS8324 datasheet, timing diagram).
+// A falling CS starts sampling; DOUT changes on the falling DCLK edge and is captured here on the
+// rising edge.  Frame (rramctl.hw.adc.serial_bits): 5 sampling clocks (ours, datasheet 4.5-5),
+// one null bit, 14 data bits MSB first (two's complement), 2 zero bits = 22 DCLKs; CS then goes
+// high for at least CS_HIGH clocks.  DCLK period 2*HALF clocks (ours; HALF = 42 -> 1.19 MHz at
+// 100 MHz, about 50 kSPS as in the datasheet; benches use a smaller HALF to run fast).
+module ads8324_rx #(
+    parameter integer HALF = 42,
+    parameter integer CS_HIGH = 4
+) (
+    input  wire               clk,
+    input  wire               rst_n,
+    input  wire               start,
+    output reg                busy,
+    output reg  signed [13:0] code,
+    output reg                cs_n,
+    output reg                dclk,
+    input  wire               dout
+);
+    localparam integer SAMPLE_CLOCKS = 5;
+    localparam integer FRAME_CLOCKS = 22;
+    localparam integer CW = $clog2(HALF + CS_HIGH + 1) + 1;
+    reg [4:0] nclk;  // rising edges so far
+    reg [CW-1:0] cnt;
+    reg [1:0] ph;  // 0 DCLK low, 1 DCLK high, 2 CS high gap
+    reg [13:0] sh;
+
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            busy <= 1'b0;
+            code <= 14'sd0;
+            cs_n <= 1'b1;
+            dclk <= 1'b0;
+            nclk <= 5'd0;
+            cnt <= {CW{1'b0}};
+            ph <= 2'd0;
+            sh <= 14'd0;
+        end else if (!busy) begin
+            if (start) begin
+                busy <= 1'b1;
+                cs_n <= 1'b0;
+                nclk <= 5'd0;
+                ph <= 2'd0;
+                cnt <= CW'(HALF - 1);
+            end
+        end else if (cnt != {CW{1'b0}}) begin
+            cnt <= cnt - 1'b1;
+        end else begin
+            cnt <= CW'(HALF - 1);
+            case (ph)
+                2'd0: begin  // rising edge: capture DOUT
+                    dclk <= 1'b1;
+                    if (nclk > 5'(SAMPLE_CLOCKS) && nclk <= 5'(SAMPLE_CLOCKS + 14)) sh <= {sh[12:0], dout};
+                    nclk <= nclk + 1'b1;
+                    ph <= 2'd1;
+                end
+                2'd1: begin
+                    dclk <= 1'b0;
+                    if (nclk == 5'(FRAME_CLOCKS)) begin
+                        cs_n <= 1'b1;
+                        code <= sh;
+                        ph <= 2'd2;
+                        cnt <= CW'(CS_HIGH - 1);
+                    end else begin
+                        ph <= 2'd0;
+                    end
+                end
+                default: busy <= 1'b0;
+            endcase
+        end
+    end
+endmodule

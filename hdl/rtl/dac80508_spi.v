@@ -1,0 +1,80 @@
+`timescale 1ns / 1ps
+// DAC80508 SPI master: one 24-bit frame per start, SPI mode 1 (CPOL 0, CPHA 1), MSB first.
+// TI DAC80508 datasheet, "Serial interface" / timing requirements: SCLK idles low, the host
+// changes SDIN on the rising SCLK edge and the DAC latches it on the falling edge; SYNC low
+// frames exactly 24 SCLK cycles; SDO is driven by the DAC on the rising edge and captured here on
+// the falling edge (a read's data comes back on the following frame).  Timing (ours, inside the
+// datasheet limits, check them there): SCLK period 2*HALF clocks (HALF = 2 -> 25 MHz at 100 MHz,
+// datasheet max 50 MHz), SYNC-to-first-edge and last-edge-to-SYNC = HALF clocks, SYNC high for at
+// least SYNC_HIGH clocks between frames.
+module dac80508_spi #(
+    parameter integer HALF = 2,
+    parameter integer SYNC_HIGH = 4
+) (
+    input  wire        clk,
+    input  wire        rst_n,
+    input  wire        start,
+    input  wire [23:0] frame,
+    output reg         busy,
+    output reg  [23:0] rdata,
+    output reg         sclk,
+    output reg         sync_n,
+    output reg         sdin,
+    input  wire        sdo
+);
+    localparam integer CW = $clog2(HALF + SYNC_HIGH + 1) + 1;
+    reg [23:0] sh;
+    reg [4:0] nbit;  // bits still to send in this frame
+    reg [CW-1:0] cnt;
+    reg [1:0] ph;  // 0 SYNC setup, 1 SCLK high, 2 SCLK low, 3 SYNC high (gap)
+
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            busy <= 1'b0;
+            rdata <= 24'd0;
+            sclk <= 1'b0;
+            sync_n <= 1'b1;
+            sdin <= 1'b0;
+            sh <= 24'd0;
+            nbit <= 5'd0;
+            cnt <= {CW{1'b0}};
+            ph <= 2'd0;
+        end else if (!busy) begin
+            if (start) begin
+                busy <= 1'b1;
+                sh <= frame;
+                nbit <= 5'd24;
+                sync_n <= 1'b0;
+                ph <= 2'd0;
+                cnt <= CW'(HALF - 1);
+            end
+        end else if (cnt != {CW{1'b0}}) begin
+            cnt <= cnt - 1'b1;
+        end else begin
+            case (ph)
+                2'd0, 2'd2: begin
+                    if (nbit != 5'd0) begin  // rising edge: next data bit out
+                        sclk <= 1'b1;
+                        sdin <= sh[23];
+                        sh <= {sh[22:0], 1'b0};
+                        nbit <= nbit - 1'b1;
+                        ph <= 2'd1;
+                        cnt <= CW'(HALF - 1);
+                    end else begin  // frame complete: SYNC high, keep it high SYNC_HIGH clocks
+                        sync_n <= 1'b1;
+                        sdin <= 1'b0;
+                        ph <= 2'd3;
+                        cnt <= CW'(SYNC_HIGH - 1);
+                    end
+                end
+                2'd1: begin  // falling edge: the DAC latches SDIN, we capture SDO
+                    sclk <= 1'b0;
+                    rdata <= {rdata[22:0], sdo};
+                    ph <= 2'd2;
+                    cnt <= CW'(HALF - 1);
+                end
+                default: busy <= 1'b0;
+            endcase
+        end
+    end
+endmodule

@@ -1,0 +1,232 @@
+`timescale 1ns / 1ps
+// rramctl PL overlay top: AXI4-Lite registers (generated, rram_ctrl_regs), the command sequencer,
+// the DAC80508 SPI master, the SN74HC595 chain driver, NADC ADS8324 readers behind column
+// multiplexers, AXI-Stream in (from AXI DMA MM2S) and out (to S2MM, TLAST on the last word), and
+// a level interrupt.  Pins and parameters: docs/hdl.md.  Vivado module reference:
+// xilinx.com:module_ref:rram_ctrl_top:1.0 (tools/vivado/build_overlay.tcl).
+module rram_ctrl_top #(
+    parameter integer ROWS = 512,  // bit lines (multiple of 8, at most 512)
+    parameter integer COLS = 512,  // source lines (power of two, at most 512)
+    parameter integer NADC = 8,  // ADS8324 channels (power of two, below COLS); column j -> ADC j % NADC
+    parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
+    parameter integer SR_HALF = 3,  // SN74HC595 SRCLK half period in clocks
+    parameter integer ADC_HALF = 42,  // ADS8324 DCLK half period in clocks
+    parameter integer GUARD = 4  // break-before-make clocks around every drive
+) (
+    (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF s_axil:s_axis:m_axis, ASSOCIATED_RESET aresetn, FREQ_HZ 100000000" *)
+    input  wire        aclk,
+    input  wire        aresetn,
+    // AXI4-Lite slave (byte addresses, docs/registers.md)
+    input  wire        s_axil_awvalid,
+    output wire        s_axil_awready,
+    input  wire [6:0]  s_axil_awaddr,
+    input  wire [2:0]  s_axil_awprot,
+    input  wire        s_axil_wvalid,
+    output wire        s_axil_wready,
+    input  wire [31:0] s_axil_wdata,
+    input  wire [3:0]  s_axil_wstrb,
+    output wire        s_axil_bvalid,
+    input  wire        s_axil_bready,
+    output wire [1:0]  s_axil_bresp,
+    input  wire        s_axil_arvalid,
+    output wire        s_axil_arready,
+    input  wire [6:0]  s_axil_araddr,
+    input  wire [2:0]  s_axil_arprot,
+    output wire        s_axil_rvalid,
+    input  wire        s_axil_rready,
+    output wire [31:0] s_axil_rdata,
+    output wire [1:0]  s_axil_rresp,
+    // AXI-Stream from the DMA (MM2S): cell lists, targets, chain frames
+    input  wire [31:0] s_axis_tdata,
+    input  wire        s_axis_tvalid,
+    input  wire        s_axis_tlast,
+    output wire        s_axis_tready,
+    // AXI-Stream to the DMA (S2MM): results
+    output wire [31:0] m_axis_tdata,
+    output wire        m_axis_tvalid,
+    output wire        m_axis_tlast,
+    input  wire        m_axis_tready,
+    (* X_INTERFACE_INFO = "xilinx.com:signal:interrupt:1.0 irq INTERRUPT" *)
+    (* X_INTERFACE_PARAMETER = "SENSITIVITY LEVEL_HIGH" *)
+    output wire        irq,
+    // DAC80508
+    output wire        dac_sclk,
+    output wire        dac_sync_n,
+    output wire        dac_sdin,
+    input  wire        dac_sdo,
+    // SN74HC595 chain (drives the CD4051B A/B/C/INH of every BL)
+    output wire        sr_ser,
+    output wire        sr_srclk,
+    output wire        sr_rclk,
+    output wire        sr_srclr_n,
+    output wire        sr_oe_n,
+    // SL / WL drivers
+    output wire [CW-1:0] col_lo,
+    output wire [CW-1:0] col_hi,
+    output wire [1:0]  sl_mode,
+    output wire        wl_en,
+    output wire        drive_en,
+    // column multiplexers, TIA, ADS8324s
+    output wire [MW-1:0] col_mux,
+    output wire        tia_gain,
+    output wire [NADC-1:0] adc_cs_n,
+    output wire        adc_dclk,
+    input  wire [NADC-1:0] adc_dout
+);
+    localparam integer CW = $clog2(COLS);
+    localparam integer AW = $clog2(NADC);
+    localparam integer MW = CW - AW;  // column-mux address bits per ADC
+    localparam integer SW = (AW > 0) ? AW : 1;
+
+    generate
+        if (ROWS % 8 != 0 || ROWS < 8 || ROWS > 512 || COLS > 512 || COLS < 2 || (1 << CW) != COLS
+            || (1 << AW) != NADC || NADC >= COLS) begin : g_bad_parameters
+            rram_ctrl_top_parameters_out_of_range_see_docs_hdl_md u_stop ();
+        end
+    endgenerate
+
+    wire rst_n = aresetn;
+
+    // ---- registers ----
+    wire start, abort_req, irq_en, clear;
+    wire busy, done, error;
+    wire [7:0] err_code;
+    wire [3:0] opcode, bits;
+    wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles;
+    wire [31:0] pulse_cycles, op_count, pulse_count, out_words;
+    wire [19:0] cell_count, verify_tol;
+    wire [23:0] dac_frame, dac_rdata;
+    wire dac_frame_swmod, dac_busy;
+
+    // A write to DAC_FRAME holds off every further AXI address (wait states, ours) until its SPI frame
+    // is out, so a DAC_RDATA read or a second frame after it never sees a frame in flight.
+    localparam [6:0] DAC_FRAME_ADDR = 7'h40;
+    reg dac_pending, dac_started, dac_go;
+    wire gate = dac_pending;
+    wire awready_i, arready_i;
+    assign s_axil_awready = awready_i & ~gate;
+    assign s_axil_arready = arready_i & ~gate;
+    wire aw_dac = s_axil_awvalid && s_axil_awready && (s_axil_awaddr[6:2] == DAC_FRAME_ADDR[6:2]);
+    always @(posedge aclk or negedge rst_n) begin
+        if (!rst_n) begin
+            dac_pending <= 1'b0;
+            dac_started <= 1'b0;
+            dac_go <= 1'b0;
+        end else begin
+            dac_go <= dac_frame_swmod;  // the frame register holds the new value one clock after swmod
+            if (aw_dac) dac_pending <= 1'b1;
+            if (dac_go) dac_started <= 1'b1;
+            if (dac_started && !dac_go && !dac_busy) begin
+                dac_started <= 1'b0;
+                dac_pending <= 1'b0;
+            end
+        end
+    end
+
+    rram_ctrl_regs u_regs (
+        .clk(aclk),
+        .arst_n(rst_n),
+        .s_axil_awready(awready_i),
+        .s_axil_awvalid(s_axil_awvalid & ~gate),
+        .s_axil_awaddr(s_axil_awaddr),
+        .s_axil_awprot(s_axil_awprot),
+        .s_axil_wready(s_axil_wready),
+        .s_axil_wvalid(s_axil_wvalid),
+        .s_axil_wdata(s_axil_wdata),
+        .s_axil_wstrb(s_axil_wstrb),
+        .s_axil_bready(s_axil_bready),
+        .s_axil_bvalid(s_axil_bvalid),
+        .s_axil_bresp(s_axil_bresp),
+        .s_axil_arready(arready_i),
+        .s_axil_arvalid(s_axil_arvalid & ~gate),
+        .s_axil_araddr(s_axil_araddr),
+        .s_axil_arprot(s_axil_arprot),
+        .s_axil_rready(s_axil_rready),
+        .s_axil_rvalid(s_axil_rvalid),
+        .s_axil_rdata(s_axil_rdata),
+        .s_axil_rresp(s_axil_rresp),
+        .hwif_out_ctrl_start(start),
+        .hwif_out_ctrl_abort(abort_req),
+        .hwif_out_ctrl_irq_en(irq_en),
+        .hwif_out_ctrl_clear(clear),
+        .hwif_in_status_busy(busy),
+        .hwif_in_status_done(done),
+        .hwif_in_status_error(error),
+        .hwif_in_status_err_code(err_code),
+        .hwif_out_opcode_op(opcode),
+        .hwif_out_row_start_value(row_start),
+        .hwif_out_row_count_value(row_count),
+        .hwif_out_col_start_value(col_start),
+        .hwif_out_col_count_value(col_count),
+        .hwif_out_pulse_cycles_cycles(pulse_cycles),
+        .hwif_out_bits_value(bits),
+        .hwif_out_batch_value(batch),
+        .hwif_out_cell_count_value(cell_count),
+        .hwif_out_tia_gain_high(tia_gain),
+        .hwif_out_verify_tol_ppm(verify_tol),
+        .hwif_out_max_pulses_value(max_pulses),
+        .hwif_out_dac_frame_frame(dac_frame),
+        .hwif_out_dac_frame_frame_swmod(dac_frame_swmod),
+        .hwif_in_dac_rdata_frame(dac_rdata),
+        .hwif_in_op_count_count(op_count),
+        .hwif_in_pulse_count_count(pulse_count),
+        .hwif_in_out_words_count(out_words),
+        .hwif_out_settle_cycles_cycles(settle_cycles)
+    );
+
+    assign irq = irq_en & (done | error);
+    assign sr_srclr_n = 1'b1;  // the shift register is never cleared: every frame is shifted in full
+
+    // ---- peripherals ----
+    dac80508_spi #(.HALF(DAC_HALF)) u_dac (
+        .clk(aclk), .rst_n(rst_n), .start(dac_go), .frame(dac_frame), .busy(dac_busy), .rdata(dac_rdata),
+        .sclk(dac_sclk), .sync_n(dac_sync_n), .sdin(dac_sdin), .sdo(dac_sdo)
+    );
+
+    wire ch_shift, ch_latch, ch_busy;
+    wire [31:0] ch_word;
+    hc595_chain #(.HALF(SR_HALF)) u_chain (
+        .clk(aclk), .rst_n(rst_n), .shift(ch_shift), .latch(ch_latch), .word(ch_word), .busy(ch_busy),
+        .ser(sr_ser), .srclk(sr_srclk), .rclk(sr_rclk)
+    );
+
+    wire adc_go, adc_busy, rx_cs_n, rx_dout;
+    wire signed [13:0] adc_code;
+    wire [CW-1:0] adc_col;
+    wire [SW-1:0] adc_sel;  // column j is on ADC j % NADC, at its column-mux input j / NADC
+    generate
+        if (AW == 0) begin : g_one_adc
+            assign adc_sel = 1'b0;
+            assign col_mux = adc_col;
+        end else begin : g_adcs
+            assign adc_sel = adc_col[SW-1:0];
+            assign col_mux = adc_col[CW-1:AW];
+        end
+    endgenerate
+    assign rx_dout = adc_dout[adc_sel];
+    genvar a;
+    generate
+        for (a = 0; a < NADC; a = a + 1) begin : g_cs
+            assign adc_cs_n[a] = rx_cs_n | (adc_sel != SW'(a));
+        end
+    endgenerate
+    ads8324_rx #(.HALF(ADC_HALF)) u_adc (
+        .clk(aclk), .rst_n(rst_n), .start(adc_go), .busy(adc_busy), .code(adc_code), .cs_n(rx_cs_n),
+        .dclk(adc_dclk), .dout(rx_dout)
+    );
+
+    rram_seq #(.ROWS(ROWS), .COLS(COLS), .GUARD(GUARD)) u_seq (
+        .clk(aclk), .rst_n(rst_n),
+        .start(start), .abort_req(abort_req), .clear(clear), .opcode(opcode),
+        .row_start(row_start), .row_count(row_count), .col_start(col_start), .col_count(col_count),
+        .pulse_cycles(pulse_cycles), .bits(bits), .batch(batch), .cell_count(cell_count),
+        .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles),
+        .busy(busy), .done(done), .error(error), .err_code(err_code),
+        .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words),
+        .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy), .sr_oe_n(sr_oe_n),
+        .col_lo(col_lo), .col_hi(col_hi), .sl_mode(sl_mode), .wl_en(wl_en), .drive_en(drive_en),
+        .adc_go(adc_go), .adc_col(adc_col), .adc_busy(adc_busy), .adc_code(adc_code),
+        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tlast(s_axis_tlast), .s_tready(s_axis_tready),
+        .m_tdata(m_axis_tdata), .m_tvalid(m_axis_tvalid), .m_tlast(m_axis_tlast), .m_tready(m_axis_tready)
+    );
+endmodule
