@@ -247,3 +247,50 @@ class Run:
     def close(self) -> None:
         if self.mapped is not None:
             self.mapped.close()
+
+
+def load_run(run_dir: Path, data_loader: Callable[[TrainConfig], Dataset], **overrides: Any) -> Run:
+    """Reopen a saved run (its config.json) from its latest checkpoint; ``overrides`` may change only
+    how it is evaluated (forward, test_subset)."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.json"
+    if not saved.exists():
+        raise RunError(f"{run_dir} holds no run (no config.json)")
+    bad = set(overrides) - {"forward", "test_subset"}
+    if bad:
+        raise RunError(f"cannot change {', '.join(sorted(bad))} of a saved run")
+    cfg = TrainConfig.model_validate_json(saved.read_text())
+    data = data_loader(cfg)
+    run = Run(cfg.model_copy(update=overrides), run_dir, data)
+    run._resume()
+    return run
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """Evaluate on the test split with the chip as it is, write summary.json and the figures."""
+    from rramctl.training import plots
+
+    assert run.mapped is not None
+    acc, loss, conf = run.evaluate(run.test_split)
+    layers = run.net.crossbar_layers()
+    initial = load_file(run.dir / "initial.safetensors")
+    before = np.concatenate([initial[la.name].numpy().ravel() for la in layers])
+    after = np.concatenate([run.mapped.read_weights(la.name).ravel() for la in layers])
+    counts = run.mapped.counts
+    summary = {
+        "task": run.cfg.task, "method": run.cfg.method, "backend": run.cfg.backend,
+        "forward": "host" if run.cfg.host_forward else "chip", "epochs_done": run.progress.epoch,
+        "test_samples": len(run.test_split), "test_accuracy": acc, "test_loss": loss,
+        "best_epoch_accuracy": run.progress.best_accuracy, "confusion": conf.tolist(),
+        "programming_ops": counts.programming_ops(), "programming_ops_total": sum(counts.programming_ops().values()),
+        "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
+        "multiplies": dict(counts.multiplies), "pairs_below_1us_fraction": float(np.mean(np.abs(after) < 1.0)),
+        "seconds_per_step": run.progress.train_seconds / max(1, run.progress.steps),
+    }  # fmt: skip
+    _write_json(run.dir / "summary.json", summary)
+    title = f"{run.cfg.task} {run.cfg.method.upper()} ({run.cfg.backend})"
+    if run.metrics:
+        plots.accuracy_curves(run.metrics, run.dir / "accuracy.png", title)
+    plots.weight_histograms(before, after, run.dir / "weights_hist.png")
+    plots.confusion(conf, run.dir / "confusion.png", f"{title}: {100 * acc:.1f} %")
+    return summary
