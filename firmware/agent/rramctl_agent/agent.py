@@ -81,7 +81,7 @@ class Agent:
         stop = stop or threading.Event()
         log.info("serving %s", self.transport.name)
         while not stop.is_set():
-            self.poll(0.2)
+            self.poll(0.05)
 
     def poll(self, wait_s: float) -> bool:
         """Handle at most one frame arriving within ``wait_s``; True if one was handled."""

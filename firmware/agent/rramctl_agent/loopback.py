@@ -67,10 +67,14 @@ class PtyAgent:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop serving (a dead agent, as far as the host can tell) and release the pty."""
+    def halt(self) -> None:
+        """Stop serving but keep the pty open: a hung or crashed agent behind a live cable."""
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """Stop serving and release the pty (the device goes away: an unplugged cable)."""
+        self.halt()
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)

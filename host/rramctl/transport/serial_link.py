@@ -39,6 +39,7 @@ MAX_PAYLOAD = 2 * 1024 * 1024
 MAX_SEQ = 0xFFFF_FFFF
 BITS_PER_BYTE = 10  # 8N1 UART character: start + 8 data + stop
 POLL_S = 0.02  # (ours) how long one link read waits before the reader checks its deadline
+READ_CHUNK = 1 << 16  # (ours) largest single link read
 DEFAULT_STALL_S = 0.5  # (ours) a partial frame that gets no byte for this long is abandoned
 
 
@@ -211,7 +212,8 @@ class FrameReader:
                 return False
             if self.buf and now - self._last_byte_t > self.stall_s:
                 return False
-            chunk = self.link.read(min(want - len(self.buf), 1 << 16))
+            waiting = getattr(self.link, "in_waiting", 0)  # pyserial: read() blocks for all it is asked
+            chunk = self.link.read(min(max(want - len(self.buf), waiting), READ_CHUNK))
             if chunk:
                 self.buf += chunk
                 self._last_byte_t = time.monotonic()
@@ -232,7 +234,7 @@ class FrameReader:
             if self.discard:
                 self._skip_discard()
                 if self.discard:
-                    if not self._fill(1, deadline):
+                    if not self._fill(min(self.discard, READ_CHUNK), deadline):
                         if time.monotonic() >= deadline:
                             return None
                         self.discard = 0  # the oversize payload stalled: hunt from here

@@ -1,0 +1,190 @@
+"""Serial link framing (rramctl.transport.serial_link), the agent's session cache, the backend spec."""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rramctl.transport import serial_link as L
+from rramctl.transport.serial import parse_serial_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware" / "agent"))  # until pyproject lists it
+from rramctl_agent.sessions import Session, SessionTable  # noqa: E402
+
+
+class ChunkLink:
+    """A ByteLink over bytes already queued, handed out in chunks of at most ``chunk`` bytes."""
+
+    def __init__(self, data: bytes = b"", chunk: int = 1 << 16) -> None:
+        self.data = bytearray(data)
+        self.chunk = chunk
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.data:
+            time.sleep(0.001)
+            return b""
+        n = min(size, self.chunk, len(self.data))
+        out = bytes(self.data[:n])
+        del self.data[:n]
+        return out
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def frames_from(data: bytes, chunk: int = 1 << 16, *, wait_s: float = 0.005) -> list[L.Frame | L.Oversize]:
+    reader = L.FrameReader(ChunkLink(data, chunk), stall_s=0.02)
+    out = []
+    while (item := reader.read_frame(time.monotonic() + wait_s)) is not None:
+        out.append(item)
+    return out
+
+
+frames_st = st.builds(
+    L.Frame,
+    cmd=st.integers(0, 255),
+    flags=st.integers(0, 255),
+    session=st.integers(0, L.MAX_SEQ),
+    seq=st.integers(0, L.MAX_SEQ),
+    payload=st.binary(max_size=300),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=st.lists(frames_st, min_size=1, max_size=4), garbage=st.binary(max_size=40), chunk=st.integers(1, 64))
+def test_frames_survive_garbage_and_any_chunking(frames: list[L.Frame], garbage: bytes, chunk: int) -> None:
+    data = garbage + b"".join(f.encode() for f in frames)
+    assert frames_from(data, chunk) == frames
+
+
+@settings(max_examples=60, deadline=None)
+@given(frame=frames_st, bit=st.integers(0, 10_000))
+def test_any_single_bit_error_drops_the_frame_and_the_next_frame_still_arrives(frame: L.Frame, bit: int) -> None:
+    wire = bytearray(frame.encode())
+    bit %= len(wire) * 8
+    wire[bit // 8] ^= 1 << (bit % 8)
+    follower = L.Frame(L.Cmd.READ_REG, 0, 7, 9, b"\x08\x00\x00\x00")
+    got = frames_from(bytes(wire) + follower.encode())
+    assert got[-1] == follower
+    assert frame not in got
+
+
+def test_decode_frame_checks_both_crcs() -> None:
+    f = L.Frame(L.Cmd.TRANSACT, L.Flag.REPLY, 1, 2, bytes(range(40)))
+    assert L.decode_frame(f.encode()) == f
+    wire = bytearray(f.encode())
+    for pos, what in ((5, "header CRC"), (L.HEADER_BYTES + 3, "frame CRC")):
+        bad = bytearray(wire)
+        bad[pos] ^= 0x10
+        with pytest.raises(L.LinkError, match=what):
+            L.decode_frame(bytes(bad))
+
+
+def test_header_crc_and_frame_crc_are_crc32() -> None:
+    wire = L.encode_frame(L.Cmd.HELLO, 0, 5, 1, b"\x01\x00")
+    assert int.from_bytes(wire[16:20], "little") == zlib.crc32(wire[:16])
+    assert int.from_bytes(wire[-4:], "little") == zlib.crc32(wire[:-4])
+    assert len(wire) == L.OVERHEAD_BYTES + 2
+
+
+def test_oversize_frame_is_reported_and_its_payload_skipped() -> None:
+    big = 64
+    wire = L.encode_frame(L.Cmd.TRANSACT, 0, 3, 4, bytes(big))
+    follower = L.Frame(L.Cmd.READ_REG, 0, 3, 5, b"\x00" * 4)
+    reader = L.FrameReader(ChunkLink(wire + follower.encode(), 7), max_payload=big - 1)
+    first = reader.read_frame(time.monotonic() + 1)
+    assert first == L.Oversize(L.Cmd.TRANSACT, 0, 3, 4, big)
+    assert reader.read_frame(time.monotonic() + 1) == follower
+
+
+def test_stalled_partial_frame_is_abandoned_and_a_later_frame_found() -> None:
+    link = ChunkLink()
+    reader = L.FrameReader(link, stall_s=0.05)
+    whole = L.Frame(L.Cmd.WRITE_REG, 0, 1, 1, bytes(8)).encode()
+    link.write(whole[:-3])  # the tail was lost on the wire
+    t0 = time.monotonic()
+    assert reader.read_frame(t0 + 0.2) is None
+    assert time.monotonic() - t0 < 0.5  # bounded: returns at the deadline
+    good = L.Frame(L.Cmd.READ_REG, 0, 1, 2, bytes(4))
+    link.write(good.encode())
+    assert reader.read_frame(time.monotonic() + 1) == good
+
+
+def test_encode_refuses_bad_fields() -> None:
+    with pytest.raises(ValueError, match="32-bit"):
+        L.encode_frame(1, 0, 0, 1 << 32)
+    with pytest.raises(ValueError, match="limit"):
+        L.encode_frame(1, 0, 0, 1, bytes(L.MAX_PAYLOAD + 1))
+
+
+def test_payload_codecs() -> None:
+    hello = L.Hello(1, True, 41, 7, L.MAX_PAYLOAD, 32)
+    assert L.Hello.decode(hello.encode()) == hello
+    with pytest.raises(L.LinkError):
+        L.Hello.decode(b"\x01")
+    code, msg = L.decode_error(L.encode_error(L.ErrorCode.BAD_OFFSET, "no register at 0x99"))
+    assert (code, msg) == (L.ErrorCode.BAD_OFFSET, "no register at 0x99")
+    words = np.array([0, 1, 0xFFFFFFFF], np.uint32)
+    payload = L.encode_transact(words, 5, 0x8, 1)
+    assert L.TRANSACT_HEAD.unpack_from(payload) == (5, 0x8, 1)
+    np.testing.assert_array_equal(L.decode_words(payload[L.TRANSACT_HEAD.size :]), words)
+    with pytest.raises(L.LinkError):
+        L.decode_words(b"\x00" * 5)
+
+
+def test_wire_time_is_ten_bits_per_byte() -> None:
+    assert L.wire_seconds(11_520, 115_200) == pytest.approx(1.0)
+
+
+def test_session_cache_keeps_the_newest_replies_and_refuses_going_back() -> None:
+    s = Session(1, depth=3, max_bytes=100)
+    for seq in range(1, 6):
+        s.record(seq, bytes(10))
+    assert list(s.replies) == [3, 4, 5] and s.last_seq == 5
+    assert s.seen(2) and s.cached(2) is None and not s.seen(6)
+    with pytest.raises(ValueError, match="not above"):
+        s.record(5, b"")
+    s.record(6, bytes(250))  # over the byte bound alone: still kept (the newest always is)
+    assert list(s.replies) == [6]
+    s.record(9, bytes(1))  # gaps are allowed (a request the host gave up on)
+    assert s.last_seq == 9
+
+
+def test_session_table_resumes_and_forgets_the_oldest() -> None:
+    t = SessionTable(max_sessions=2)
+    a, resumed = t.open(10)
+    assert not resumed
+    assert t.open(10) == (a, True)
+    t.open(11)
+    t.open(12)
+    assert t.get(10) is None and len(t) == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "port", "baud"),
+    [
+        ("serial:/dev/ttyUSB0", "/dev/ttyUSB0", 115_200),
+        ("serial:/dev/ttyUSB1@3000000", "/dev/ttyUSB1", 3_000_000),
+        ("serial:COM3@9600", "COM3", 9600),
+    ],  # fmt: skip
+)
+def test_parse_serial_spec(spec: str, port: str, baud: int) -> None:
+    cfg = parse_serial_spec(spec)
+    assert (cfg.port, cfg.baudrate) == (port, baud)
+
+
+@pytest.mark.parametrize("spec", ["/dev/ttyUSB0", "serial:", "serial:/dev/x@fast", "serial:/dev/x@0", "serial:@9600",
+                                  "serial:/dev/x@99000000"])  # fmt: skip
+def test_parse_serial_spec_refuses(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_serial_spec(spec)
