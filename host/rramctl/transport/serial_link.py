@@ -7,9 +7,10 @@ A frame is a 20-byte header (magic, command, flags, session id, sequence number,
 CRC-32 of the first 16 header bytes), the payload, and a CRC-32 over header + payload.  The header has its
 own CRC so a receiver trusts the length before it waits for a payload (a corrupted length never
 makes it wait for megabytes that are not coming); CRC-32 rather than CRC-16 because payloads reach
-1 MiB (a 4096-frame MULTIPLY or a full READ) and CRC-16 guarantees Hamming distance 3 only up to
-32,767 bits, CRC-32 detects every 1-3 bit error up to ~4 Gbit and every burst up to 32 bits; and
-zlib's CRC-32 runs in C (~1 GB/s), far above any UART rate.
+1 MiB (a 4096-frame MULTIPLY or a full READ): CRC-16/CCITT misses some 2-bit errors above 32,751
+bits, CRC-32 detects every 1- and 2-bit error up to ~4 Gbit, every 3-bit error up to 91,607 bits and
+every burst up to 32 bits (Koopman's CRC tables); and zlib's CRC-32 runs in C (~1 GB/s), far above
+any UART rate.
 """
 
 from __future__ import annotations
