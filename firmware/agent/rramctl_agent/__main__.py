@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         try:
             Agent.from_config(transport, link, config).serve(stop)
+        except OSError as e:  # the port went away (USB unplugged): exit non-zero, systemd restarts us
+            print(f"rramctl-agent: serial port {config.port} failed: {e}", file=sys.stderr)
+            return 1
         finally:
             link.close()
     return 0

@@ -142,7 +142,10 @@ class SerialTransport(Transport):
             started = time.monotonic()
             deadline = started + per_attempt
             while True:
-                item = self.reader.read_frame(deadline)
+                try:
+                    item = self.reader.read_frame(deadline)
+                except OSError as e:  # pyserial's SerialException: the device went away
+                    raise TransportError(f"serial port {self.label} failed: {e}") from e
                 if item is None:
                     break
                 if (
