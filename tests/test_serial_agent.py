@@ -72,7 +72,6 @@ def test_chip_results_over_serial_equal_the_direct_emulator(served: PtyAgent) ->
     direct = run_scenario(emulator())
     with SerialTransport(served.path, 3_000_000, **FAST) as st:
         remote = run_scenario(st)
-        assert st.retransmissions == 0
         assert served.agent.executed == st.last_seq  # every request executed exactly once
     assert_same(remote, direct)
     assert remote["counters"][0] > 5 and remote["counters"][1] > 0  # the scenario really pulsed
