@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from rramctl.training.placement import PlacementError
 from rramctl.training.runner import Run, RunError, finish, load_run
 
 TASKS = ("fmnist-cnn", "fsdd-crnn")
+DEFAULT_RUN_DIR = Path("runs/latest")
 
 
 def _fail(msg: str) -> typer.Exit:
@@ -52,7 +53,7 @@ def prune(
     sparsity: float = typer.Option(0.5, help="fraction of pairs pruned per layer, in (0, 1)"),
     subset: int | None = typer.Option(None, help="train on this many samples"),
     test_subset: int | None = typer.Option(None, help="evaluate on this many test samples"),
-    run_dir: Path = typer.Option(Path("runs/latest"), help="run folder (an existing run there is resumed)"),
+    run_dir: Annotated[Path, typer.Option(help="run folder (an existing run there is resumed)")] = DEFAULT_RUN_DIR,
     backend: str = typer.Option("emulator", help="emulator (chip API) or software (float model)"),
     forward: str = typer.Option("chip", help="chip: products on the chip; host: from read-back weights"),
     batch_size: int = typer.Option(128),
@@ -61,7 +62,7 @@ def prune(
     n_arrays: int = typer.Option(1, help="512x512 arrays to place the network on"),
     seed: int = typer.Option(0),
     chip_seed: int = typer.Option(0),
-    data_dir: Path | None = typer.Option(None, help="folder with the data (else $RRAMCTL_DATA)"),
+    data_dir: Annotated[Path | None, typer.Option(help="folder with the data (else $RRAMCTL_DATA)")] = None,
     download: bool = typer.Option(True, help="download Fashion-MNIST when not found locally"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
@@ -107,7 +108,7 @@ def prune(
 
 
 def infer(
-    run: Path = typer.Option(..., "--run", help="a run folder written by `rramctl prune`"),
+    run: Annotated[Path, typer.Option("--run", help="a run folder written by `rramctl prune`")],
     forward: str | None = typer.Option(None, help="override: chip or host"),
     test_subset: int | None = typer.Option(None, help="override: evaluate on this many test samples"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),

@@ -85,8 +85,12 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
 def table(res: dict[str, Any]) -> str:
     paper = res["paper"]
     lines = ["| run | test accuracy | paper | cell programming ops | s/step |", "|---|---|---|---|---|"]
-    for key, label, ref in (("software_to", "software TO (float model)", None),
-                            ("emulator_to", "emulator TO", paper["to"]), ("emulator_wo", "emulator WO, T_w = 0", paper["wo"])):  # fmt: skip
+    rows = (
+        ("software_to", "software TO (float model)", None),
+        ("emulator_to", "emulator TO", paper["to"]),
+        ("emulator_wo", "emulator WO, T_w = 0", paper["wo"]),
+    )
+    for key, label, ref in rows:
         if key in res:
             s = res[key]
             lines.append(f"| {label} | {100 * s['test_accuracy']:.2f} % ({s['test_samples']}) | "

@@ -19,7 +19,8 @@ class TrainConfig(BaseModel):
     method: Literal["to", "wo"] = Field("to", description="to: edge-pruning topology optimisation; wo: weights")
     backend: Literal["emulator", "software"] = "emulator"
     forward: Literal["chip", "host"] = Field(
-        "chip", description="chip: every matrix product through chip.multiply_pairs; host: float products of the "
+        "chip",
+        description="chip: every matrix product through chip.multiply_pairs; host: float products of the "
         "read-back weights (fast development path; always so on the software backend)",
     )
     epochs: int = Field(10, ge=1)

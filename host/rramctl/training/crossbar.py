@@ -97,9 +97,9 @@ class MappedNetwork:
         la = self.layers[layer]
         w = np.zeros((la.n_out, la.n_in))
         for t in self.placement.tiles_of(layer):
-            w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = self.chips[t.array].weights_us(
-                t.rows, t.pair_cols
-            ).T
+            w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = (
+                self.chips[t.array].weights_us(t.rows, t.pair_cols).T
+            )
         return w
 
     def read_pairs(self, layer: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -124,7 +124,8 @@ def fmnist_dir(download_to: Path | None = None) -> Path:
             return c
     if download_to is None:
         raise DataError(
-            f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}; set RRAMCTL_DATA or allow download"
+            f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}; "
+            "set RRAMCTL_DATA or allow download"
         )
     for n in names:
         if not (download_to / n).exists():
@@ -158,7 +159,9 @@ def fsdd_dir() -> Path:
     """$RRAMCTL_DATA/fsdd/recordings (or $RRAMCTL_DATA/recordings, or $RRAMCTL_DATA itself)."""
     env = os.environ.get("RRAMCTL_DATA")
     if not env:
-        raise DataError("spoken digits: set RRAMCTL_DATA to a folder holding FSDD recordings ({digit}_{speaker}_{i}.wav)")
+        raise DataError(
+            "spoken digits: set RRAMCTL_DATA to a folder holding FSDD recordings ({digit}_{speaker}_{i}.wav)"
+        )
     for c in (Path(env) / "fsdd" / "recordings", Path(env) / "recordings", Path(env)):
         if c.is_dir() and any(FSDD_NAME.match(p.name) for p in c.iterdir()):
             return c
@@ -186,7 +189,9 @@ def mfcc_map(audio: NDArray[np.floating], sr: int = FSDD_SAMPLE_RATE) -> NDArray
     return m.astype(np.float64)
 
 
-def scale_mfcc(train: NDArray[np.float64], *others: NDArray[np.float64], spread: float = 2.5) -> list[NDArray[np.float64]]:
+def scale_mfcc(
+    train: NDArray[np.float64], *others: NDArray[np.float64], spread: float = 2.5
+) -> list[NDArray[np.float64]]:
     """Per-coefficient scaling to [0, 1] with the training set's statistics (ours): mean - spread*std -> 0,
     mean + spread*std -> 1, clipped. Maps are (N, 23, 15)."""
     mu = train.mean(axis=(0, 2), keepdims=True)

@@ -174,7 +174,9 @@ class FsddCRNN(CrossbarNet):
 TASKS: dict[str, type[CrossbarNet]] = {"fmnist-cnn": FmnistCNN, "fsdd-crnn": FsddCRNN}
 
 
-def build_network(task: str, sparsity: float, mode: Mode, act_clip: float = 3.0, bn_affine: bool = False) -> CrossbarNet:
+def build_network(
+    task: str, sparsity: float, mode: Mode, act_clip: float = 3.0, bn_affine: bool = False
+) -> CrossbarNet:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return TASKS[task](sparsity, mode, act_clip, bn_affine)

@@ -112,28 +112,40 @@ def place(layers: list[LayerShape] | tuple[LayerShape, ...], n_arrays: int = 1) 
     if len(set(names)) != len(names):
         raise PlacementError(f"layer names must be unique, got {names}")
     blocks = [(la.name, *b) for la in layers for b in _blocks(la)]
-    blocks.sort(key=lambda b: (-b[3] * b[4], -b[3], names.index(b[0])))  # largest area first (ours)
-    placed: list[Tile] = []
-    for name, i0, o0, nr, nc in blocks:
-        tile = _first_fit(placed, name, i0, o0, nr, nc, n_arrays)
-        if tile is None:
-            need = sum(la.n_in * la.n_out for la in layers)
-            cap = n_arrays * ROWS * PAIR_OFFSET
-            raise PlacementError(
-                f"model does not fit on {n_arrays} array(s): block {name}[{nr}x{nc}] has no free rectangle; "
-                f"the model needs {need} pairs ({100 * need / cap:.1f} % of {cap}); "
-                f"{need - cap if need > cap else 'fragmentation leaves'} "
-                f"{'pairs too many' if need > cap else 'no room'} - try n_arrays={n_arrays + 1}"
-            )
-        placed.append(tile)
+    orders = (  # (ours) try largest area, widest and tallest first; keep the first that fits
+        lambda b: (-b[3] * b[4], -b[3], names.index(b[0])),
+        lambda b: (-b[4], -b[3], names.index(b[0])),
+        lambda b: (-b[3], -b[4], names.index(b[0])),
+    )
+    placed: list[Tile] | None = None
+    for key in orders:
+        placed = _pack(sorted(blocks, key=key), n_arrays)
+        if placed is not None:
+            break
+    if placed is None:
+        need = sum(la.n_in * la.n_out for la in layers)
+        cap = n_arrays * ROWS * PAIR_OFFSET
+        short = f"{need - cap} pairs too many" if need > cap else "the blocks' shapes leave no room"
+        raise PlacementError(
+            f"model does not fit on {n_arrays} array(s): it needs {need} pairs ({100 * need / cap:.1f} % of {cap}); "
+            f"{short} - try n_arrays={n_arrays + 1}"
+        )
     order = {n: k for k, n in enumerate(names)}
     placed.sort(key=lambda t: (order[t.layer], t.in0, t.out0))
     return Placement(tuple(layers), tuple(placed), n_arrays)
 
 
-def _first_fit(
-    placed: list[Tile], name: str, i0: int, o0: int, nr: int, nc: int, n_arrays: int
-) -> Tile | None:
+def _pack(blocks: list[tuple[str, int, int, int, int]], n_arrays: int) -> list[Tile] | None:
+    placed: list[Tile] = []
+    for name, i0, o0, nr, nc in blocks:
+        tile = _first_fit(placed, name, i0, o0, nr, nc, n_arrays)
+        if tile is None:
+            return None
+        placed.append(tile)
+    return placed
+
+
+def _first_fit(placed: list[Tile], name: str, i0: int, o0: int, nr: int, nc: int, n_arrays: int) -> Tile | None:
     """Bottom-left placement: candidate corners are the origin and the edges of placed tiles."""
     for array in range(n_arrays):
         on = [t for t in placed if t.array == array]

@@ -85,12 +85,14 @@ class Run:
         saved = run_dir / "config.json"
         if saved.exists():
             old = TrainConfig.model_validate_json(saved.read_text())
-            diff = {k for k in cfg.model_fields if k != "epochs" and getattr(old, k) != getattr(cfg, k)}
+            diff = {k for k in TrainConfig.model_fields if k != "epochs" and getattr(old, k) != getattr(cfg, k)}
             if diff:
                 raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
                                "use a new --run-dir or the same settings to resume")  # fmt: skip
             run = cls(cfg, run_dir, data)
             run._resume()
+            if old.epochs != cfg.epochs:
+                _write_json(saved, json.loads(cfg.model_dump_json()))
             return run
         if run_dir.exists() and any(run_dir.iterdir()):
             raise RunError(f"{run_dir} is not empty and holds no run (no config.json)")
@@ -197,14 +199,16 @@ class Run:
                 self.progress.threshold_t += 1
             self.progress.epoch += 1
             counts = self.mapped.counts
+            ops = counts.programming_ops()
             self.metrics.append({
                 "epoch": self.progress.epoch, "lr": self.lr_at(epoch), "train_loss": loss_sum / n,
                 "train_accuracy": correct / n, "test_accuracy": acc, "test_loss": test_loss,
                 "threshold": self.cfg.threshold(self.progress.threshold_t), "new_best": new_best,
-                "programming_ops": counts.programming_ops(), "programming_ops_total": sum(counts.programming_ops().values()),
+                "programming_ops": ops, "programming_ops_total": sum(ops.values()),
                 "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
                 "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
-                "multiplies": dict(counts.multiplies), "seconds_per_step": self.progress.train_seconds / self.progress.steps,
+                "multiplies": dict(counts.multiplies),
+                "seconds_per_step": self.progress.train_seconds / self.progress.steps,
             })  # fmt: skip
             if self.cfg.method == "to":
                 topology.verify_chip(self.net, self.mapped, repair=True)
@@ -282,7 +286,7 @@ def finish(run: Run) -> dict[str, Any]:
         "forward": "host" if run.cfg.host_forward else "chip", "epochs_done": run.progress.epoch,
         "test_samples": len(run.test_split), "test_accuracy": acc, "test_loss": loss,
         "best_epoch_accuracy": run.progress.best_accuracy, "confusion": conf.tolist(),
-        "programming_ops": counts.programming_ops(), "programming_ops_total": sum(counts.programming_ops().values()),
+        "programming_ops": ops, "programming_ops_total": sum(ops.values()),
         "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
         "multiplies": dict(counts.multiplies), "pairs_below_1us_fraction": float(np.mean(np.abs(after) < 1.0)),
         "seconds_per_step": run.progress.train_seconds / max(1, run.progress.steps),

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+import typer
+from rramctl.cli import train_cmds
+from rramctl.training import data
+from training_fixtures import write_fmnist
+from typer.testing import CliRunner
+
+
+@pytest.fixture()
+def app():
+    a = typer.Typer()
+    train_cmds.register(a)
+    return a
+
+
+def invoke(app, *args):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_unknown_task_and_bad_sparsity(app, tmp_path):
+    r = invoke(app, "prune", "--task", "cifar-cnn", "--run-dir", str(tmp_path / "r"))
+    assert r.exit_code == 2 and "unknown task 'cifar-cnn'" in r.output
+    r = invoke(app, "prune", "--task", "fmnist-cnn", "--sparsity", "1.2", "--run-dir", str(tmp_path / "r"))
+    assert r.exit_code == 2 and "sparsity must lie in (0, 1)" in r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(data, "FMNIST_SYSTEM_DIR", tmp_path / "nowhere")
+    r = invoke(app, "prune", "--task", "fmnist-cnn", "--no-download", "--run-dir", str(tmp_path / "r"))
+    assert r.exit_code == 2 and "Fashion-MNIST IDX files not found" in r.output
+    r = invoke(app, "prune", "--task", "fsdd-crnn", "--run-dir", str(tmp_path / "r"))
+    assert r.exit_code == 2 and "no FSDD recordings" in r.output
+    r = invoke(app, "infer", "--run", str(tmp_path / "none"))
+    assert r.exit_code == 2 and "no config.json" in r.output
+
+
+def test_prune_then_infer(app, tmp_path, monkeypatch):
+    write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    run = tmp_path / "run"
+    r = invoke(app, "prune", "--task", "fmnist-cnn", "--backend", "software", "--epochs", "1", "--run-dir", str(run),
+               "--no-progress")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "utilisation" in r.output and "test accuracy" in r.output and "cell programming operations" in r.output
+    r = invoke(app, "infer", "--run", str(run), "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["epochs_done"] == 1 and s["test_samples"] == 16 and s["programming_ops_total"] > 0
+    # resuming with more epochs continues the same run
+    r = invoke(app, "prune", "--task", "fmnist-cnn", "--backend", "software", "--epochs", "2", "--run-dir", str(run),
+               "--no-progress")  # fmt: skip
+    assert r.exit_code == 0 and "resuming" in r.output and "2 epochs" in r.output

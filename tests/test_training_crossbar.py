@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from rramctl.training.chips import open_chips
+from rramctl.training.crossbar import MappedNetwork
+from rramctl.training.floatchip import FloatChip
+from rramctl.training.networks import build_network
+from rramctl.training.placement import LayerShape, place
+from rramctl.training.topology import init_from_chip, sync_masks, threshold_updates, verify_chip
+
+
+def mapped(backend: str, layers: list[LayerShape], seed: int = 0) -> MappedNetwork:
+    p = place(layers)
+    m = MappedNetwork(open_chips(backend, p.arrays_used, seed), p)
+    m.electroform()
+    return m
+
+
+def test_float_matmul_equals_read_back_weights_and_dedup_changes_nothing():
+    m = mapped("software", [LayerShape("A", 600, 20), LayerShape("B", 30, 200)])
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 16, (50, 600))
+    x[5] = 0
+    x[7] = x[3]
+    w = m.read_weights("A")
+    assert np.allclose(m.matmul("A", x, 4), x @ w.T)
+    m.dedup = False
+    assert np.allclose(m.matmul("A", x, 4), x @ w.T)
+    xb = rng.integers(0, 8, (4, 30))
+    assert np.allclose(m.matmul("B", xb, 3), xb @ m.read_weights("B").T)
+    with pytest.raises(ValueError, match="inputs must be"):
+        m.matmul("A", x[:, :10], 4)
+
+
+def test_emulator_products_track_read_back_weights():
+    m = mapped("emulator", [LayerShape("A", 40, 12)])
+    w = m.read_weights("A")
+    x = np.random.default_rng(1).integers(0, 16, (16, 40))
+    y = m.matmul("A", x, 4)
+    ref = x @ w.T
+    assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()  # ADC quantisation and read noise only
+    assert m.counts.multiplies["A"] == 16
+
+
+@pytest.mark.parametrize("backend", ["software", "emulator"])
+def test_mask_sync_is_diff_only_and_counts_equal_flips(backend):
+    net = build_network("fmnist-cnn", 0.5, "to")
+    p = place([la.shape for la in net.crossbar_layers()])
+    m = MappedNetwork(open_chips(backend, 1, 3), p)
+    m.electroform()
+    init_from_chip(net, m)
+    flips = sync_masks(net, m)
+    assert flips == {la.name: la.n_in * la.n_out - la.keep for la in net.crossbar_layers()}
+    assert m.counts.resets == {k: 2 * v for k, v in flips.items()} and not m.counts.sets
+    assert verify_chip(net, m, repair=False).ok
+    assert sum(sync_masks(net, m).values()) == 0  # nothing changed -> nothing issued
+    # swap a few scores across the threshold: exactly those pairs are reset / set
+    f2 = net.f2
+    on, off = f2.mask.nonzero()[:3], (~f2.mask).nonzero()[:3]
+    with torch.no_grad():
+        f2.scores[on[:, 0], on[:, 1]] = -1.0
+        f2.scores[off[:, 0], off[:, 1]] = 2.0
+    before = m.counts.programming_ops()
+    flips = sync_masks(net, m)
+    after = m.counts.programming_ops()
+    assert flips["F2"] == 6 and sum(flips.values()) == 6
+    assert after["F2"] - before["F2"] == 2 * 6 and m.counts.sets["F2"] == 6
+    assert verify_chip(net, m, repair=False).ok
+    g = m.read_weights("F2")
+    assert np.all(np.abs(g[on[:, 0], on[:, 1]]) < 0.5)  # pruned pairs read near zero
+
+
+def test_verify_repairs_a_disturbed_chip():
+    net = build_network("fmnist-cnn", 0.5, "to")
+    p = place([la.shape for la in net.crossbar_layers()])
+    chip = FloatChip(0)
+    m = MappedNetwork([chip], p)
+    m.electroform()
+    init_from_chip(net, m)
+    sync_masks(net, m)
+    strong = (net.f2.mask & (net.f2.weight.abs() > 5)).nonzero()[:1].numpy()
+    m.prune("F2", strong)  # the chip loses a kept, conducting pair
+    a = verify_chip(net, m, repair=True)
+    assert a.kept_wrong == {"C1": 0, "C2": 0, "F1": 0, "F2": 1} and not any(a.pruned_wrong.values())
+    assert abs(float(net.f2.weight[strong[0, 0], strong[0, 1]])) > 3  # set again and re-read
+    assert verify_chip(net, m, repair=False).ok
+
+
+def test_threshold_rule_drops_small_updates():
+    net = build_network("fmnist-cnn", 0.5, "to")
+    layer = net.f2
+    before = {layer.name: layer.scores.detach().clone()}
+    with torch.no_grad():
+        layer.scores[0, 0] += 0.1
+        layer.scores[0, 1] += 1e-4
+    assert threshold_updates([layer], before, 1e-3) == layer.n_in * layer.n_out - 1
+    s = layer.scores.detach()
+    assert float(s[0, 0]) == pytest.approx(0.1) and float(s[0, 1]) == 0.0

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from rramctl.training import data
+from rramctl.training.data import DataError
+from training_fixtures import write_fmnist, write_fsdd, write_idx
+
+
+def test_idx_round_trip_pool_and_quantise(tmp_path, monkeypatch):
+    write_fmnist(tmp_path, n_train=5, n_test=3)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path))
+    ds = data.load_fmnist()
+    raw = data.read_idx(tmp_path / "train-images-idx3-ubyte.gz")
+    assert ds.train.x.shape == (5, 1, 14, 14) and ds.test.x.shape == (3, 1, 14, 14)
+    # 2x2 max-pool then the top 4 bits of the byte
+    assert ds.train.x[2, 0, 3, 4] == raw[2, 6:8, 8:10].max() >> 4
+    assert ds.train.x.min() >= 0 and ds.train.x.max() <= 15 and ds.train.bits == 4
+
+
+def test_idx_errors(tmp_path):
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"\x01\x02\x03")
+    with pytest.raises(DataError, match="IDX"):
+        data.read_idx(bad)
+    short = tmp_path / "short.gz"
+    write_idx(short, np.zeros((2, 3), np.uint8))
+    raw = short.read_bytes()
+    import gzip
+
+    (tmp_path / "trunc").write_bytes(gzip.decompress(raw)[:-1])
+    with pytest.raises(DataError, match="bytes follow"):
+        data.read_idx(tmp_path / "trunc")
+
+
+def test_missing_fmnist_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path))
+    monkeypatch.setattr(data, "FMNIST_SYSTEM_DIR", tmp_path / "nowhere")
+    with pytest.raises(DataError, match="RRAMCTL_DATA"):
+        data.fmnist_dir()
+
+
+def test_offline_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FMNIST_MIRROR", "http://127.0.0.1:9/")
+    with pytest.raises(DataError, match="cannot download"):
+        data._download(data.FMNIST_MIRROR + "x.gz", tmp_path / "x.gz")
+    assert not (tmp_path / "x.gz").exists()
+
+
+def test_fsdd_split_shape_and_bits(tmp_path, monkeypatch):
+    write_fsdd(tmp_path / "fsdd" / "recordings")
+    (tmp_path / "fsdd" / "recordings" / "notes.txt").write_text("ignored")
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path))
+    ds = data.load_fsdd()
+    # index 0-4 is test: 10 digits x 2 speakers x 5
+    assert len(ds.test) == 100 and len(ds.train) == 20
+    assert ds.train.x.shape[1:] == (1, 23, 15) and ds.train.bits == 3
+    assert ds.train.x.min() >= 0 and ds.train.x.max() <= 7
+    assert sorted(set(ds.test.y.tolist())) == list(range(10))
+
+
+def test_subset_is_seeded_and_checked():
+    s = data.Split(np.arange(10)[:, None], np.arange(10), 4)
+    assert np.array_equal(s.subset(4, 3).y, s.subset(4, 3).y)
+    assert len(s.subset(None, 0)) == 10
+    with pytest.raises(DataError):
+        s.subset(0, 0)
+
+
+def test_unknown_task():
+    with pytest.raises(DataError, match="unknown task"):
+        data.load_task_data("mnist")

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from rramctl.training import weightopt
+from rramctl.training.config import TrainConfig
+from rramctl.training.runner import Run, RunError, finish, load_run
+from safetensors.torch import load_file
+from training_fixtures import easy_images
+
+
+@pytest.fixture(scope="module")
+def easy():
+    return easy_images()
+
+
+def cfg(**kw):
+    base = dict(task="fmnist-cnn", backend="software", epochs=2, batch_size=64, seed=1)
+    return TrainConfig(**(base | kw))
+
+
+def test_to_lifts_accuracy_far_above_the_random_subnetwork(tmp_path, easy):
+    run = Run.open(cfg(epochs=3), tmp_path / "r", easy)
+    start, _, _ = run.evaluate(run.test_split)
+    run.train()
+    end = run.metrics[-1]["test_accuracy"]
+    assert start < 0.35 and end > 0.8, (start, end)
+    # the conducting weights never change by software: only masks do
+    initial = load_file(tmp_path / "r" / "initial.safetensors")
+    for la in run.net.crossbar_layers():
+        unchanged = la.mask.numpy() & (initial[la.name].numpy() == la.weight.numpy())
+        flips = run.progress.flips[la.name]
+        assert la.mask.sum() == la.keep
+        assert run.mapped.counts.resets.get(la.name, 0) + run.mapped.counts.sets.get(la.name, 0) == 2 * flips
+        assert unchanged.sum() >= la.keep - run.mapped.counts.sets.get(la.name, 0) // 2
+    s = finish(run)
+    assert s["programming_ops_total"] == 2 * sum(run.progress.flips.values())
+    for f in ("summary.json", "accuracy.png", "weights_hist.png", "confusion.png", "metrics.json", "placement.txt"):
+        assert (tmp_path / "r" / f).exists()
+    assert np.array(s["confusion"]).sum() == len(easy.test)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy):
+    c = cfg(epochs=3, subset=300, test_subset=100)
+    full = Run.open(c, tmp_path / "full", easy)
+    full.train()
+    part = Run.open(c, tmp_path / "part", easy)
+    part.train(stop_after_steps=7)  # epoch 1 saved, interrupted inside epoch 2
+    del part
+    resumed = Run.open(c, tmp_path / "part", easy)
+    assert resumed.progress.epoch == 1 and resumed.resume_agreement.ok
+    resumed.train()
+
+    def comparable(metrics):
+        return json.dumps([{k: v for k, v in m.items() if k != "seconds_per_step"} for m in metrics], sort_keys=True)
+
+    assert comparable(resumed.metrics) == comparable(full.metrics)
+    for a, b in zip(full.net.crossbar_layers(), resumed.net.crossbar_layers(), strict=True):
+        assert np.array_equal(a.scores.detach().numpy(), b.scores.detach().numpy())
+        assert np.array_equal(a.mask.numpy(), b.mask.numpy())
+    assert np.array_equal(full.mapped.chips[0].g, resumed.mapped.chips[0].g)
+
+
+def test_emulator_resume_reads_back_a_chip_that_agrees_with_the_mask(tmp_path, easy):
+    c = cfg(backend="emulator", forward="host", epochs=1, subset=64, test_subset=32)
+    run = Run.open(c, tmp_path / "e", easy)
+    run.train()
+    again = load_run(tmp_path / "e", lambda _: easy)
+    assert again.resume_agreement.ok
+    for a, b in zip(run.net.crossbar_layers(), again.net.crossbar_layers(), strict=True):
+        assert np.array_equal(a.mask.numpy(), b.mask.numpy())
+
+
+def test_wo_programs_only_pairs_over_tw(tmp_path, easy):
+    run = Run.open(cfg(method="wo", epochs=1, subset=64, tw=0.5), tmp_path / "w", easy)
+    layer = run.net.f2
+    layer.master.data += 0.0
+    layer.master.data[0, :5] += 2.0  # over Tw
+    layer.master.data[1, :3] += 0.1  # under Tw
+    before = dict(run.mapped.counts.programmed_cells)
+    done = weightopt.program_updates(run.net, run.mapped, run.cfg)
+    assert done == {"C1": 0, "C2": 0, "F1": 0, "F2": 5}
+    assert run.mapped.counts.programmed_cells["F2"] - before.get("F2", 0) == 10
+    assert np.allclose(layer.weight[0, :5].numpy(), layer.master.detach()[0, :5].numpy(), rtol=0.12, atol=1.2)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, easy):
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValidationError, match="sparsity must lie in"):
+            cfg(sparsity=bad)
+    with pytest.raises(ValidationError, match="task"):
+        TrainConfig(task="cifar")
+    with pytest.raises(ValidationError):
+        cfg(ts_init=1e-4, ts_end=1e-3)
+    Run.open(cfg(epochs=1, subset=64), tmp_path / "x", easy)
+    with pytest.raises(RunError, match="different settings.*sparsity"):
+        Run.open(cfg(epochs=1, subset=64, sparsity=0.3), tmp_path / "x", easy)
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "f").write_text("")
+    with pytest.raises(RunError, match="not empty"):
+        Run.open(cfg(), tmp_path / "y", easy)
+    with pytest.raises(RunError, match="no config.json"):
+        load_run(tmp_path / "nothing", lambda _: easy)
