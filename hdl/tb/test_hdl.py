@@ -51,7 +51,8 @@ def test_bench(built, case: str) -> None:
     runner_mod, runner, build_dir = built
     env = {"PYTHONPATH": os.pathsep.join([str(HDL / "tb"), os.environ.get("PYTHONPATH", "")]),
            "TB_ROWS": str(BENCH["ROWS"]), "TB_COLS": str(BENCH["COLS"]), "TB_NADC": str(BENCH["NADC"])}  # fmt: skip
+    xml = str(build_dir / f"results_{case}.xml")
     results = runner.test(test_module="tb_overlay", hdl_toplevel=TOP, testcase=case, build_dir=build_dir,
-                          test_dir=build_dir, extra_env=env, results_xml=str(build_dir / f"results_{case}.xml"))  # fmt: skip
+                          test_dir=build_dir, extra_env=env, results_xml=xml)  # fmt: skip
     n_tests, n_failed = runner_mod.get_results(results)
     assert n_tests == 1 and n_failed == 0, f"cocotb test {case} failed (log above)"
