@@ -281,6 +281,7 @@ def finish(run: Run) -> dict[str, Any]:
     before = np.concatenate([initial[la.name].numpy().ravel() for la in layers])
     after = np.concatenate([run.mapped.read_weights(la.name).ravel() for la in layers])
     counts = run.mapped.counts
+    ops = counts.programming_ops()
     summary = {
         "task": run.cfg.task, "method": run.cfg.method, "backend": run.cfg.backend,
         "forward": "host" if run.cfg.host_forward else "chip", "epochs_done": run.progress.epoch,
