@@ -68,3 +68,25 @@ def test_subset_is_seeded_and_checked():
 def test_unknown_task():
     with pytest.raises(DataError, match="unknown task"):
         data.load_task_data("mnist")
+
+
+@pytest.mark.dataset
+def test_full_fashion_mnist_when_installed():
+    try:
+        ds = data.load_fmnist()
+    except DataError:
+        pytest.skip("Fashion-MNIST not installed")
+    assert ds.train.x.shape == (60000, 1, 14, 14) and ds.test.x.shape == (10000, 1, 14, 14)
+    assert np.bincount(ds.test.y).tolist() == [1000] * 10
+
+
+@pytest.mark.dataset
+def test_full_fsdd_when_available():
+    try:
+        root = data.fsdd_dir()
+    except DataError:
+        pytest.skip("FSDD recordings not available ($RRAMCTL_DATA)")
+    if len(list(root.glob("*.wav"))) < 3000:
+        pytest.skip("not the full FSDD")
+    ds = data.load_fsdd(root)
+    assert len(ds.train) == 2700 and len(ds.test) == 300

@@ -102,3 +102,14 @@ def test_bad_inputs_give_clear_errors(tmp_path, easy):
         Run.open(cfg(), tmp_path / "y", easy)
     with pytest.raises(RunError, match="no config.json"):
         load_run(tmp_path / "nothing", lambda _: easy)
+
+
+def test_emulator_training_step_runs_every_product_on_the_chip(tmp_path, easy, mocker):
+    from rramctl.chip import Chip
+
+    spy = mocker.spy(Chip, "multiply_pairs")
+    run = Run.open(cfg(backend="emulator", forward="chip", epochs=1, subset=8, batch_size=8), tmp_path / "c", easy)
+    run.train(stop_after_steps=1)
+    layers = {la.name for la in run.net.crossbar_layers()}
+    assert set(run.mapped.counts.multiplies) == layers  # C1, C2 (both row blocks), F1, F2 on the chip
+    assert spy.call_count == 5  # one call per tile: C1, C2 (2 tiles), F1, F2
