@@ -154,6 +154,12 @@ module rram_seq #(
     wire signed [ACCW-1:0] term = ACCW'(code) <<< k[2:0];
     wire signed [ACCW-1:0] acc_sum = (k == 16'd0) ? term : $signed(acc[j[CW-1:0]]) + term;
 
+    // accumulators: a plain synchronous-write memory (distributed or block RAM), no reset needed
+    wire acc_we = (state == S_MU_CODE);
+    always @(posedge clk) begin
+        if (acc_we) acc[j[CW-1:0]] <= acc_sum;
+    end
+
     wire [15:0] cell_row = in_word[31:16];
     wire [15:0] cell_col = in_word[15:0];
     wire cell_bad = (cell_row >= 16'(ROWS)) || (cell_col >= 16'(COLS));
@@ -551,7 +557,6 @@ module rram_seq #(
                         state <= S_SMP;
                     end
                     S_MU_CODE: begin
-                        acc[j[CW-1:0]] <= acc_sum;
                         j <= j + 1'b1;
                         if (k == 16'(bits) - 1'b1) begin  // last bit-plane: this column's result goes out
                             push_d <= 32'(acc_sum);
