@@ -24,7 +24,7 @@ FMNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
-FMNIST_MIRROR = "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # zalandoresearch/fashion-mnist README
+FMNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # zalandoresearch/fashion-mnist README
 FMNIST_BITS = 4  # seed 000 Methods: m = 4 for the CNN
 FSDD_BITS = 3  # seed 000 Methods: m = 3 for the CRNN
 FSDD_SAMPLE_RATE = 8000  # seed 000 Results: recordings sampled at 8 kHz
