@@ -3,8 +3,8 @@
 // the DAC80508 SPI master, the SN74HC595 chain driver, NADC ADS8324 readers behind column
 // multiplexers, AXI-Stream in (from AXI DMA MM2S) and out (to S2MM, TLAST on the last word), and
 // a level interrupt.  Pins and parameters: docs/hdl.md.  Vivado module reference:
-// xilinx.com:module_ref:rram_ctrl_top:1.0 (tools/vivado/build_overlay.tcl).
-module rram_ctrl_top #(
+// xilinx.com:module_ref:rram_overlay_top:1.0 (tools/vivado/build_overlay.tcl).
+module rram_overlay_top #(
     parameter integer ROWS = 512,  // bit lines (multiple of 8, at most 512)
     parameter integer COLS = 512,  // source lines (power of two, at most 512)
     parameter integer NADC = 8,  // ADS8324 channels (power of two, below COLS); column j -> ADC j % NADC
@@ -81,7 +81,7 @@ module rram_ctrl_top #(
     generate
         if (ROWS % 8 != 0 || ROWS < 8 || ROWS > 512 || COLS > 512 || COLS < 2 || (1 << CW) != COLS
             || (1 << AW) != NADC || NADC >= COLS) begin : g_bad_parameters
-            rram_ctrl_top_parameters_out_of_range_see_docs_hdl_md u_stop ();
+            rram_overlay_top_parameters_out_of_range_see_docs_hdl_md u_stop ();
         end
     endgenerate
 

@@ -1,4 +1,4 @@
-"""cocotb benches of rram_ctrl_top (run by hdl/tb/test_hdl.py through cocotb_tools.runner on Icarus).
+"""cocotb benches of rram_overlay_top (run by hdl/tb/test_hdl.py through cocotb_tools.runner on Icarus).
 
 Block tests check each peripheral's pins against datasheet timing (the board models record every
 violation); system tests go through AXI; the co-simulation runs rramctl's Driver unchanged over

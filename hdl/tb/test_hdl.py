@@ -18,7 +18,7 @@ pytestmark = pytest.mark.hdl
 
 HDL = Path(__file__).resolve().parents[1]
 RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "rtl" / "generated" / "rram_ctrl_regs.sv"]
-TOP = "rram_ctrl_top"
+TOP = "rram_overlay_top"
 BENCH = {"ROWS": 16, "COLS": 16, "NADC": 2, "ADC_HALF": 2, "DAC_HALF": 2, "SR_HALF": 3}
 LINT_CONFIGS = [{}, {"ROWS": 16, "COLS": 16, "NADC": 2}, {"ROWS": 32, "COLS": 32, "NADC": 1}]
 CASES = ["registers", "dac_spi", "chain_mux_and_pulse", "adc_read_path", "errors_and_irq",

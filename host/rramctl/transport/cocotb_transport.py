@@ -42,7 +42,7 @@ class CocotbTransport(Transport):
 
     @classmethod
     def for_dut(cls, dut: Any, **kwargs: Any) -> CocotbTransport:
-        """Attach the bus models to rram_ctrl_top's ports (s_axil_*, s_axis_*, m_axis_*, aclk, aresetn)."""
+        """Attach the bus models to rram_overlay_top's ports (s_axil_*, s_axis_*, m_axis_*, aclk, aresetn)."""
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink, AxiStreamSource
 
         reset = dut.aresetn
