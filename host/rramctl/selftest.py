@@ -58,8 +58,4 @@ def run_selftest(chip: Chip, *, emulator: bool = False) -> list[Check]:
     check("read", read)
     check("multiply (zero input)", zero_multiply)
     check("operation counter", counters)
-    if emulator:
-        from rramctl.reference import emulator_reference_check
-
-        check("bit-exact emulator reference (scratch chip)", emulator_reference_check)
     return checks
