@@ -58,4 +58,13 @@ def run_selftest(chip: Chip, *, emulator: bool = False) -> list[Check]:
     check("read", read)
     check("multiply (zero input)", zero_multiply)
     check("operation counter", counters)
+    if emulator:
+
+        def reference() -> tuple[bool, str]:
+            from rramctl.reference import emulator_reference_check
+
+            res = emulator_reference_check(config=chip.config)
+            return res.ok, res.detail
+
+        check("scratch-chip reference (form, reset, set, multiply)", reference)
     return checks
