@@ -32,6 +32,35 @@ class FormReport:
 
 
 @dataclass(frozen=True)
+class PairFormReport:
+    """Complementary forming of differential pairs: G+ formed at random, G- formed where G+ is not."""
+
+    region: Region  # the G+ half (pair columns); G- lies at the same columns + 256
+    plus_formed_fraction: float
+    complemented: int  # G- cells that were to be formed
+    complement_formed: int  # ... and did form within the ratings
+    max_voltage_v: float  # highest G- forming amplitude needed
+    form_pulses: int  # forming pulses on G- cells (one per cell per ramp step)
+    weights_us: NDArray[np.float64] = field(repr=False)  # G+ - G- after forming
+
+    @property
+    def complete(self) -> bool:
+        return self.complement_formed == self.complemented
+
+
+def row_runs(cells: NDArray[np.int64]) -> list[Region]:
+    """Cells (N, 2) grouped into 1-row regions of consecutive columns (each region holds only listed cells)."""
+    if len(cells) == 0:
+        return []
+    cells = cells[np.lexsort((cells[:, 1], cells[:, 0]))]
+    r, c = cells[:, 0], cells[:, 1]
+    breaks = np.flatnonzero((np.diff(r) != 0) | (np.diff(c) != 1)) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(cells)]))
+    return [Region(int(r[a]), 1, int(c[a]), int(e - a)) for a, e in zip(starts, ends, strict=True)]
+
+
+@dataclass(frozen=True)
 class ProgramReport:
     final_us: NDArray[np.float64]
     pulses: NDArray[np.int64]
@@ -136,6 +165,45 @@ class Chip:
             formed_fraction=float(formed.mean()),
             mean_formed_us=float(g[formed].mean()) if formed.any() else 0.0,
             conductance_us=g,
+        )
+
+    def electroform_pairs(self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05) -> PairFormReport:
+        """Form differential pairs as seed 000 (Results, "random weight generation"): the G+ half (``region``,
+        pair columns 0..255) is formed at random, then each G- cell (column + 256) is electroformed to the
+        state complementary to its G+ cell: G- cells whose G+ did not form get forming pulses on their own
+        (1-row regions of consecutive cells), read back, and the ones still unformed get the next pulse
+        ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
+        cell: weights are +-G, about half of each sign."""
+        pulse = pulse or self.config.form
+        if region.col + region.n_cols > PAIR_OFFSET:
+            raise ValueError(f"pair region {region} must lie in columns 0..{PAIR_OFFSET - 1} (G- at +{PAIR_OFFSET})")
+        if step_v <= 0:
+            raise ValueError(f"step_v must be positive, got {step_v}")
+        minus = Region(region.row, region.n_rows, region.col + PAIR_OFFSET, region.n_cols)
+        plus_report = self.electroform(region, pulse)
+        want = plus_report.conductance_us <= FORMED_THRESHOLD_US  # G- must form where G+ did not
+        pending = np.argwhere(want & (self.read(minus) <= FORMED_THRESHOLD_US))
+        v, v_max, pulses, v_used = pulse.voltage_v, self.config.ratings.max_sl_voltage_v, 0, pulse.voltage_v
+        while len(pending) and v <= v_max + 1e-9:
+            step = pulse.model_copy(update={"voltage_v": round(v, 6)})
+            cycles, v_sl, v_wl = self._pulse(step)
+            for run in row_runs(pending + [minus.row, minus.col]):
+                self.driver.form(run, cycles, v_sl, v_wl)
+            pulses += len(pending)
+            v_used = v
+            g = self.read(minus)
+            pending = pending[g[pending[:, 0], pending[:, 1]] <= FORMED_THRESHOLD_US]
+            v += step_v
+        g_minus = self.read(minus)
+        formed_minus = g_minus > FORMED_THRESHOLD_US
+        return PairFormReport(
+            region=region,
+            plus_formed_fraction=plus_report.formed_fraction,
+            complemented=int(want.sum()),
+            complement_formed=int((want & formed_minus).sum()),
+            max_voltage_v=float(v_used),
+            form_pulses=pulses,
+            weights_us=plus_report.conductance_us - g_minus,
         )
 
     def reset(self, cells: NDArray[np.integer]) -> int:

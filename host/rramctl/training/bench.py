@@ -52,7 +52,13 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
     a = p.parse_args(argv)
     data = load_task_data(task)
     base = dict(task=task, epochs=a.epochs, subset=a.subset)
-    res: dict[str, Any] = {"task": task, "args": {k: str(v) for k, v in vars(a).items()}, "paper": PAPER[task]}
+    # parts run separately (--skip) into one --out add up in results.json
+    prior = a.out / "results.json"
+    res: dict[str, Any] = json.loads(prior.read_text()) if prior.exists() else {}
+    res.update({"task": task, "paper": PAPER[task]})
+    res.setdefault("args", {})[",".join(sorted({"software", "emulator", "chip", "wo"} - set(a.skip)))] = {
+        k: str(v) for k, v in vars(a).items()
+    }
     if "software" not in a.skip:
         res["software_to"] = _train(TrainConfig(**base, backend="software"), a.out, "software_to", data)
     if "emulator" not in a.skip:
@@ -78,6 +84,7 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
         res["emulator_wo"] = _train(TrainConfig(**wo, method="wo", backend="emulator", forward="host"), a.out,
                                     "emulator_wo", data)  # fmt: skip
     print(table(res))
+    a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "results.json").write_text(json.dumps(res, indent=2))
     return res
 

@@ -30,6 +30,11 @@ class TrainConfig(BaseModel):
     test_subset: int | None = Field(None, ge=1, description="evaluate on this many test samples")
     seed: int = Field(0, description="data order, subsets and host-side draws")
     chip_seed: int = Field(0, description="array a is formed with seed chip_seed + a")
+    complementary_forming: bool = Field(
+        True,
+        description="seed 000 Results: G- cells formed to the state complementary to G+ (pairs +-G); "
+        "False forms both halves independently",
+    )
     n_arrays: int = Field(1, ge=1, description="512x512 arrays the network may be placed on")
     # optimiser: SGD + momentum + cosine learning rate (edge-popup code, Ramanujan et al.; seed 000 ref. 63)
     lr: float = Field(3.0, gt=0, description="(ours, tuned on a subset) TO score learning rate")

@@ -18,6 +18,7 @@ class ChipLike(Protocol):
     """The part of :class:`rramctl.chip.Chip` the training code uses (also met by FloatChip)."""
 
     def electroform(self, region: Region | None = None) -> Any: ...
+    def electroform_pairs(self, region: Region) -> Any: ...
     def read(self, region: Region | None = None) -> NDArray[np.float64]: ...
     def weights_us(self, rows: tuple[int, int], pair_cols: tuple[int, int]) -> NDArray[np.float64]: ...
     def reset(self, cells: NDArray[np.integer]) -> int: ...
@@ -85,12 +86,20 @@ class MappedNetwork:
         return m
 
     # ---- state ------------------------------------------------------------------------------
-    def electroform(self) -> None:
-        """Form every array region the placement uses (both halves of each tile)."""
+    def electroform(self, complementary: bool = True) -> list[Any]:
+        """Form every array region the placement uses. ``complementary`` (seed 000 Results): G+ at random,
+        each G- cell to the state complementary to its G+ (``Chip.electroform_pairs``), so every pair is
+        +-G; otherwise both halves are formed independently (pairs +G, -G, ~0 or G+ - G-)."""
+        reports = []
         for t in self.placement.tiles:
             chip = self.chips[t.array]
-            chip.electroform(Region(t.row, t.n_rows, t.col, t.n_cols))
-            chip.electroform(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols))
+            plus = Region(t.row, t.n_rows, t.col, t.n_cols)
+            if complementary:
+                reports.append(chip.electroform_pairs(plus))
+            else:
+                reports.append(chip.electroform(plus))
+                reports.append(chip.electroform(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols)))
+        return reports
 
     def read_weights(self, layer: str) -> NDArray[np.float64]:
         """G+ - G- of every weight of a layer in uS, read back from the chips, shape (n_out, n_in)."""

@@ -58,6 +58,18 @@ class FloatChip:
             formed, np.maximum(self._rng.normal(FORMED_MEAN_US, FORMED_STD_US, r.shape), 1.0), self.g[sl]
         )
 
+    def electroform_pairs(self, region: Region) -> None:
+        """Complementary pairs (as ``Chip.electroform_pairs``): G+ at random, G- formed where G+ is not."""
+        self.electroform(region)
+        plus = np.s_[region.row : region.row + region.n_rows, region.col : region.col + region.n_cols]
+        minus = np.s_[
+            region.row : region.row + region.n_rows, region.col + PAIR_OFFSET : region.col + PAIR_OFFSET + region.n_cols
+        ]
+        want = ~self.formed[plus] & ~self.formed[minus]
+        self.formed[minus] |= want
+        fresh = np.maximum(self._rng.normal(FORMED_MEAN_US, FORMED_STD_US, region.shape), 1.0)
+        self.g[minus] = np.where(want, fresh, self.g[minus])
+
     def read(self, region: Region | None = None) -> NDArray[np.float64]:
         r = region or Region()
         return self.g[r.row : r.row + r.n_rows, r.col : r.col + r.n_cols].copy()

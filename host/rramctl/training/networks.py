@@ -138,7 +138,7 @@ class FsddCRNN(CrossbarNet):
     (ours, the Methods leave them open) pools: (2,1) with ceil mode after C1, adaptive max to 2x8 after
     C2; the 32x2x8 maps become 4 time steps of 32 inputs by a further 2x2 max-pool; the recurrence is
     h(t) = q(ReLU(BN(W_ih x(t) + W_hh h(t-1)))) with h(0) = 0, since the chip takes unsigned inputs;
-    the R1 output is h(4)."""
+    the R1 output is h(4); batch-norm statistics per time step."""
 
     input_shape = (1, 23, 15)
     steps = 4
@@ -153,7 +153,9 @@ class FsddCRNN(CrossbarNet):
         self.f1 = CrossbarLayer("F1", 128, 256, 3, sparsity, mode)
         self.f2 = CrossbarLayer("F2", 256, 10, 3, sparsity, mode)
         self.bn1, self.bn2 = nn.BatchNorm2d(64, affine=bn_affine), nn.BatchNorm2d(32, affine=bn_affine)
-        self.bn_r = nn.BatchNorm1d(128, affine=bn_affine)
+        # one batch-norm per time step (ours, as in recurrent batch normalisation, Cooijmans et al. 2017):
+        # step 0 has no W_hh term, so one shared set of running statistics would misnormalise at test time
+        self.bn_r = nn.ModuleList(nn.BatchNorm1d(128, affine=bn_affine) for _ in range(self.steps))
         self.bn3, self.bn4 = nn.BatchNorm1d(256, affine=bn_affine), nn.BatchNorm1d(10, affine=bn_affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +168,7 @@ class FsddCRNN(CrossbarNet):
             a = self.r_ih(seq[:, :, t])
             if t > 0:  # h(0) = 0 contributes nothing; skip the multiply
                 a = a + self.r_hh(h)
-            h = self.q(F.relu(self.bn_r(a)))
+            h = self.q(F.relu(self.bn_r[t](a)))
         x = self.q(F.relu(self.bn3(self.f1(h))))
         return self.bn4(self.f2(x))
 

@@ -104,7 +104,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
-        self.mapped.electroform()
+        self.mapped.electroform(self.cfg.complementary_forming)
         topology.init_from_chip(self.net, self.mapped)
         save_file({la.name: la.weight.clone() for la in self.net.crossbar_layers()}, self.dir / "initial.safetensors")
         (self.dir / "placement.txt").write_text(self.placement.report() + "\n")
