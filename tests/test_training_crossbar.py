@@ -96,3 +96,16 @@ def test_threshold_rule_drops_small_updates():
     assert threshold_updates([layer], before, 1e-3) == layer.n_in * layer.n_out - 1
     s = layer.scores.detach()
     assert float(s[0, 0]) == pytest.approx(0.1) and float(s[0, 1]) == 0.0
+
+
+@pytest.mark.parametrize("backend", ["software", "emulator"])
+def test_complementary_forming_gives_plus_minus_weights(backend):
+    p = place([LayerShape("A", 40, 30)])
+    comp = MappedNetwork(open_chips(backend, 1, 2), p)
+    comp.electroform(complementary=True)
+    w = comp.read_weights("A")
+    assert (np.abs(w) > 3.33).mean() > 0.98  # every pair holds one conducting cell (bar unformable ones)
+    assert 0.4 < (w > 0).mean() < 0.6
+    indep = MappedNetwork(open_chips(backend, 1, 2), p)
+    indep.electroform(complementary=False)
+    assert (np.abs(indep.read_weights("A")) < 3.33).mean() > 0.2  # both or neither formed in about half

@@ -184,16 +184,17 @@ class Chip:
         want = plus_report.conductance_us <= FORMED_THRESHOLD_US  # G- must form where G+ did not
         pending = np.argwhere(want & (self.read(minus) <= FORMED_THRESHOLD_US))
         v, v_max, pulses, v_used = pulse.voltage_v, self.config.ratings.max_sl_voltage_v, 0, pulse.voltage_v
-        while len(pending) and v <= v_max + 1e-9:
-            step = pulse.model_copy(update={"voltage_v": round(v, 6)})
-            cycles, v_sl, v_wl = self._pulse(step)
-            for run in row_runs(pending + [minus.row, minus.col]):
-                self.driver.form(run, cycles, v_sl, v_wl)
-            pulses += len(pending)
-            v_used = v
-            g = self.read(minus)
-            pending = pending[g[pending[:, 0], pending[:, 1]] <= FORMED_THRESHOLD_US]
-            v += step_v
+        with self.driver.transport.batch():
+            while len(pending) and v <= v_max + 1e-9:
+                step = pulse.model_copy(update={"voltage_v": round(v, 6)})
+                cycles, v_sl, v_wl = self._pulse(step)
+                for run in row_runs(pending + [minus.row, minus.col]):
+                    self.driver.form(run, cycles, v_sl, v_wl)
+                pulses += len(pending)
+                v_used = v
+                g = self.read(minus)
+                pending = pending[g[pending[:, 0], pending[:, 1]] <= FORMED_THRESHOLD_US]
+                v += step_v
         g_minus = self.read(minus)
         formed_minus = g_minus > FORMED_THRESHOLD_US
         return PairFormReport(

@@ -16,11 +16,11 @@ import typer
 
 from rramctl import __version__
 from rramctl.backends import default_state_path, resolve_backend
-from rramctl.chip import Chip
+from rramctl.chip import FORMED_THRESHOLD_US, Chip
 from rramctl.cli.io import InputFileError, gather_cells, load_array
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.driver import OverlayError
-from rramctl.geometry import GeometryError, Region
+from rramctl.geometry import PAIR_OFFSET, GeometryError, Region
 from rramctl.hw.dac80508 import DacFrameError
 from rramctl.transport.base import TransportError
 
@@ -151,6 +151,14 @@ def form(
     voltage: Annotated[float | None, typer.Option(help="SL forming amplitude in V (default from config: 3.4)")] = None,
     width: Annotated[float | None, typer.Option(help="pulse width in s (default 10e-3)")] = None,
     gate: Annotated[float | None, typer.Option(help="WL gate voltage (compliance) in V")] = None,
+    pairs: Annotated[
+        bool,
+        typer.Option(
+            "--pairs",
+            help="differential pairs: form the region (columns < 256) at random, then each G- cell (+256) "
+            "complementary to its G+ (seed 000)",
+        ),
+    ] = False,
 ) -> None:
     """Electroform a region: random conductances, about half the cells formed (seed 000, Fig. 2)."""
     s = _session(ctx)
@@ -162,6 +170,9 @@ def form(
         gate_v=base.gate_v if gate is None else gate,
     )
     s.config.with_changes(form=pulse.model_dump())  # refuse before opening the chip
+    if pairs:
+        _form_pairs(s, reg, pulse)
+        return
     with s.open() as chip:
         report = chip.electroform(reg, pulse)
     emit(
@@ -175,6 +186,33 @@ def form(
         },  # fmt: skip
         f"formed {report.formed_fraction * 100:.1f} % of {reg.n_rows * reg.n_cols} cells ({reg}) with "
         f"{pulse.voltage_v} V / {pulse.width_s * 1e3:g} ms; mean formed conductance {report.mean_formed_us:.1f} uS",
+    )
+
+
+def _form_pairs(s: Session, reg: Region, pulse: Pulse) -> None:
+    if reg.col + reg.n_cols > PAIR_OFFSET:  # refuse before opening the chip
+        raise GeometryError(f"--pairs: region {reg} must lie in columns 0..{PAIR_OFFSET - 1}")
+    with s.open() as chip:
+        rep = chip.electroform_pairs(reg, pulse)
+    w = rep.weights_us
+    emit(
+        s,
+        {
+            "region": str(reg),
+            "plus_formed_fraction": rep.plus_formed_fraction,
+            "complemented": rep.complemented,
+            "complement_formed": rep.complement_formed,
+            "max_voltage_v": rep.max_voltage_v,
+            "form_pulses": rep.form_pulses,
+            "positive_pairs": int((w > FORMED_THRESHOLD_US).sum()),
+            "negative_pairs": int((w < -FORMED_THRESHOLD_US).sum()),
+        },
+        f"formed G+ ({reg}): {rep.plus_formed_fraction * 100:.1f} % at {pulse.voltage_v} V / "
+        f"{pulse.width_s * 1e3:g} ms\n"
+        f"G- (+{PAIR_OFFSET}) complementary: {rep.complement_formed} of {rep.complemented} cells formed, "
+        f"up to {rep.max_voltage_v:.2f} V, {rep.form_pulses} pulses\n"
+        f"pairs: {int((w > FORMED_THRESHOLD_US).sum())} positive, {int((w < -FORMED_THRESHOLD_US).sum())} negative, "
+        f"{int((np.abs(w) <= FORMED_THRESHOLD_US).sum())} near zero",
     )
 
 

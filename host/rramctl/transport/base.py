@@ -6,6 +6,7 @@ Three operations, the same for the board (pynq), a laptop (serial agent) and the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +39,11 @@ class Transport(ABC):
     def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         """Arm S2MM for up to ``recv_words``, start MM2S of ``send``, write ``trigger``,
         wait for both streams; return the words received (uint32, length <= recv_words)."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A run of many transacts that belong together (e.g. a form-verify ramp). Transports with
+        per-transact side costs (the emulator's state file) may defer them to the end of the batch."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the link."""

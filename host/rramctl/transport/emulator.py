@@ -8,6 +8,8 @@ seed then comes from the file), and saved atomically after every transact and on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ class EmulatorTransport(Transport):
         if temperature_c is not None:
             self.overlay.set_temperature(temperature_c)
         self._closed = False
+        self._batch_depth = 0
 
     @classmethod
     def open(
@@ -79,8 +82,20 @@ class EmulatorTransport(Transport):
         if ov.waiting_for_input:
             ov.push_stream(np.zeros(0, np.uint32))  # the DMA sent nothing: end of stream -> UNDERRUN (ours)
         out = ov.pop_stream(recv_words)
-        self.save()
+        if self._batch_depth == 0:
+            self.save()
         return out
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Save the state file once, when the batch ends (also on an error), not after every transact."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and not self._closed:
+                self.save()
 
     def save(self) -> None:
         if self.state_path is not None:
