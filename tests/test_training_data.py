@@ -49,12 +49,26 @@ def test_fsdd_split_shape_and_bits(tmp_path, monkeypatch):
     write_fsdd(tmp_path / "fsdd" / "recordings")
     (tmp_path / "fsdd" / "recordings" / "notes.txt").write_text("ignored")
     monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path))
+    monkeypatch.setenv("RRAMCTL_CACHE", str(tmp_path / "cache"))
     ds = data.load_fsdd()
     # index 0-4 is test: 10 digits x 2 speakers x 5
     assert len(ds.test) == 100 and len(ds.train) == 20
     assert ds.train.x.shape[1:] == (1, 23, 15) and ds.train.bits == 3
     assert ds.train.x.min() >= 0 and ds.train.x.max() <= 7
     assert sorted(set(ds.test.y.tolist())) == list(range(10))
+    # the second load comes from the feature cache and gives the same data
+    assert len(list((tmp_path / "cache").glob("fsdd-mfcc-*.npz"))) == 1
+    monkeypatch.setattr(data, "_extract_fsdd", lambda files: pytest.fail("features extracted again"))
+    again = data.load_fsdd()
+    assert np.array_equal(again.train.x, ds.train.x) and np.array_equal(again.test.y, ds.test.y)
+    # a changed recording invalidates the cache
+    wav = next((tmp_path / "fsdd" / "recordings").glob("*.wav"))
+    wav.write_bytes(wav.read_bytes())
+    import os
+
+    os.utime(wav, ns=(1, 1))
+    with pytest.raises(pytest.fail.Exception):
+        data.load_fsdd()
 
 
 def test_subset_is_seeded_and_checked():

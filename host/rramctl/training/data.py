@@ -8,6 +8,7 @@ Both come out as integer feature maps ready for bit-serial multiplication: Fashi
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import struct
@@ -206,15 +207,57 @@ def quantise_unit(x: NDArray[np.floating], bits: int) -> NDArray[np.int64]:
 
 
 def load_fsdd(root: Path | None = None) -> Dataset:
-    import soundfile as sf
-
     root = root or fsdd_dir()
     files = sorted(p for p in root.iterdir() if FSDD_NAME.match(p.name))
     if not files:
         raise DataError(f"no FSDD recordings in {root}")
-    feats: dict[bool, list[NDArray[np.float64]]] = {True: [], False: []}
-    labels: dict[bool, list[int]] = {True: [], False: []}
+    cache = _mfcc_cache_file(files)
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as d:
+            raw, digits, is_test = d["mfcc"], d["digit"], d["test"]
+    else:
+        raw, digits, is_test = _extract_fsdd(files)
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(cache.stem + ".tmp.npz")
+                np.savez(tmp, mfcc=raw, digit=digits, test=is_test)
+                tmp.replace(cache)
+            except OSError:
+                pass  # a read-only cache only costs the extraction next time
+    if is_test.all() or not is_test.any():
+        raise DataError(f"{root}: need recordings with index 0-4 (test) and >= 5 (train)")
+    train, test = scale_mfcc(raw[~is_test], raw[is_test])
+
+    def split(x: NDArray[np.float64], test: bool) -> Split:
+        y = digits[is_test] if test else digits[~is_test]
+        return Split(quantise_unit(x, FSDD_BITS)[:, None, :, :], y.astype(np.int64), FSDD_BITS)
+
+    return Dataset("fsdd", split(train, False), split(test, True))
+
+
+def _mfcc_cache_file(files: list[Path]) -> Path | None:
+    """$RRAMCTL_CACHE or ~/.cache/rramctl: raw MFCC maps keyed by the recordings (name, size, mtime) and the
+    feature settings (ours: extraction takes minutes, loading a second).  RRAMCTL_CACHE=off disables it."""
+    where = os.environ.get(
+        "RRAMCTL_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rramctl")
+    )
+    if where == "off":
+        return None
+    h = hashlib.sha256(f"mfcc v1 {MFCC_COEFFS} {MFCC_FRAMES} {FSDD_SAMPLE_RATE}".encode())
     for p in files:
+        st = p.stat()
+        h.update(f"{p.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return Path(where) / f"fsdd-mfcc-{h.hexdigest()[:16]}.npz"
+
+
+def _extract_fsdd(files: list[Path]) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Raw MFCC maps (N, 23, 15), digits and test flags of FSDD recordings."""
+    import soundfile as sf
+    from tqdm import tqdm
+
+    maps, digits, is_test = [], [], []
+    for p in tqdm(files, desc="MFCC", unit="wav", leave=False, disable=None):
         m = FSDD_NAME.match(p.name)
         assert m is not None
         digit, index = int(m.group(1)), int(m.group(3))
@@ -226,18 +269,10 @@ def load_fsdd(root: Path | None = None) -> Dataset:
             audio = audio.mean(axis=1)
         if sr != FSDD_SAMPLE_RATE:
             raise DataError(f"{p}: sample rate {sr} Hz, expected {FSDD_SAMPLE_RATE} Hz")
-        test = index in FSDD_TEST_INDICES
-        feats[test].append(mfcc_map(audio, sr))
-        labels[test].append(digit)
-    if not feats[True] or not feats[False]:
-        raise DataError(f"{root}: need recordings with index 0-4 (test) and >= 5 (train)")
-
-    train, test = scale_mfcc(np.stack(feats[False]), np.stack(feats[True]))
-
-    def split(x: NDArray[np.float64], test: bool) -> Split:
-        return Split(quantise_unit(x, FSDD_BITS)[:, None, :, :], np.array(labels[test], dtype=np.int64), FSDD_BITS)
-
-    return Dataset("fsdd", split(train, False), split(test, True))
+        maps.append(mfcc_map(audio, sr))
+        digits.append(digit)
+        is_test.append(index in FSDD_TEST_INDICES)
+    return np.stack(maps), np.array(digits, dtype=np.int64), np.array(is_test, dtype=bool)
 
 
 def load_task_data(task: str, download_to: Path | None = None) -> Dataset:
