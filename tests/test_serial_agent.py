@@ -332,3 +332,43 @@ def test_agent_command_line_serves_a_pty(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "rramctl_agent", "--port", "/dev/x", "--baud", "0"], env=env,
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "baudrate" in bad.stderr
+
+
+def test_cli_over_serial_reproduces_the_cli_on_the_emulator(tmp_path: Path) -> None:
+    """Issue 5's acceptance: `rramctl --backend serial:PTY form/read/multiply` against a running agent
+    gives the files `rramctl --backend emulator` gives, bit for bit."""
+    from rramctl.cli.main import app
+    from typer.testing import CliRunner
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(AGENT_DIR), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "rramctl_agent", "--pty", "--backend", "emulator", "--state",
+           str(tmp_path / "board.npz"), "--seed", "4"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    runner = CliRunner()
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        assert proc.stdout is not None
+        pty = proc.stdout.readline().strip()
+        for name, backend in (("serial", ["--backend", f"serial:{pty}"]),
+                              ("emulator", ["--backend", "emulator", "--state", str(tmp_path / "local.npz"),
+                                            "--seed", "4"])):  # fmt: skip
+            d = tmp_path / name
+            d.mkdir()
+            steps = (
+                ["form", "--region", "0:64,0:64"],
+                ["form", "--pairs", "--region", "64:8,0:16"],
+                ["reset", "--region", "0:4,0:8"],
+                ["read", "--region", "0:72,0:320", "--out", str(d / "g.npy"), "--png", str(d / "g.png")],
+                ["multiply", "--random", "5", "--region", "0:72,0:32", "--out", str(d / "p.npz")],
+            )
+            for step in steps:
+                r = runner.invoke(app, [*backend, *step])
+                assert r.exit_code == 0, f"{name} {step}: {r.output}"
+            with np.load(d / "p.npz") as p:
+                outputs[name] = {"g": np.load(d / "g.npy"), **{k: p[k] for k in p.files}}
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    assert outputs["serial"].keys() == outputs["emulator"].keys()
+    for k, v in outputs["serial"].items():
+        assert np.array_equal(v, outputs["emulator"][k]), k
