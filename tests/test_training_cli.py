@@ -54,3 +54,20 @@ def test_prune_then_infer(app, tmp_path, monkeypatch):
     r = invoke(app, "prune", "--task", "fmnist-cnn", "--backend", "software", "--epochs", "2", "--run-dir", str(run),
                "--no-progress")  # fmt: skip
     assert r.exit_code == 0 and "resuming" in r.output and "2 epochs" in r.output
+
+
+def test_prune_follows_the_global_backend(tmp_path, monkeypatch):
+    """`rramctl --backend serial:PORT prune` trains on that board, not silently on the emulator."""
+    from rramctl.cli.main import app as main_app
+
+    write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main_app, ["--backend", "serial:/nonexistent/tty", "prune", "--task", "fmnist-cnn",
+                                      "--epochs", "1", "--run-dir", str(run), "--no-progress"])  # fmt: skip
+    assert r.exit_code == 2 and "/nonexistent/tty" in r.output, r.output
+    assert not (run / "config.json").exists()
+    r = invoke(main_app, "--backend", "emulator", "prune", "--task", "fmnist-cnn", "--backend",
+               "software", "--epochs", "1", "--run-dir", str(run), "--no-progress")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["backend"] == "software"

@@ -43,6 +43,7 @@ class Session:
     state: Path
     seed: int
     json: bool
+    config_path: Path | None = None
 
     def open(self) -> Chip:
         return Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
@@ -103,7 +104,7 @@ def main(
     try:
         cfg = BoardConfig.load(config)
         chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
-        ctx.obj = Session(resolve_backend(chosen), cfg, state or default_state_path(), seed, json_out)
+        ctx.obj = Session(resolve_backend(chosen), cfg, state or default_state_path(), seed, json_out, config)
     except USER_ERRORS as e:
         fail(str(e))
 

@@ -10,10 +10,13 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from rramctl.config import ConfigError
+from rramctl.driver import OverlayError
 from rramctl.training.config import TrainConfig
 from rramctl.training.data import DataError, Dataset, load_task_data
 from rramctl.training.placement import PlacementError
 from rramctl.training.runner import Run, RunError, finish, load_run
+from rramctl.transport.base import TransportError
 
 TASKS = ("fmnist-cnn", "fsdd-crnn")
 DEFAULT_RUN_DIR = Path("runs/latest")
@@ -47,6 +50,7 @@ def _report(summary: dict[str, Any]) -> str:
 
 
 def prune(
+    ctx: typer.Context,
     task: str = typer.Option(..., help="fmnist-cnn or fsdd-crnn"),
     method: str = typer.Option("to", help="to: topology optimisation (prune/reinstate); wo: weight optimisation"),
     epochs: int = typer.Option(10, help="training epochs"),
@@ -54,7 +58,10 @@ def prune(
     subset: int | None = typer.Option(None, help="train on this many samples"),
     test_subset: int | None = typer.Option(None, help="evaluate on this many test samples"),
     run_dir: Annotated[Path, typer.Option(help="run folder (an existing run there is resumed)")] = DEFAULT_RUN_DIR,
-    backend: str = typer.Option("emulator", help="emulator (chip API) or software (float model)"),
+    backend: str | None = typer.Option(
+        None,
+        help="emulator, pynq, serial:PORT (the chip API) or software (float model); default: rramctl --backend",
+    ),
     forward: str = typer.Option("chip", help="chip: products on the chip; host: from read-back weights"),
     batch_size: int = typer.Option(128),
     lr: float | None = typer.Option(None, help="learning rate (TO scores / WO weights in uS)"),
@@ -69,9 +76,13 @@ def prune(
     """Train a randomly formed network on the chip: edge-pruning topology optimisation or the WO baseline."""
     if task not in TASKS:
         raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    session = ctx.obj  # the global options (rramctl --backend/--config), when run through the main app
+    if backend is None:
+        backend = session.backend if session is not None else "emulator"
     fields: dict[str, Any] = dict(
         task=task, method=method, epochs=epochs, sparsity=sparsity, subset=subset, test_subset=test_subset,
-        backend=backend, forward=forward, batch_size=batch_size, tw=tw, n_arrays=n_arrays, seed=seed,
+        backend=backend, board_config=getattr(session, "config_path", None), forward=forward,
+        batch_size=batch_size, tw=tw, n_arrays=n_arrays, seed=seed,
         chip_seed=chip_seed, data_dir=data_dir,
     )  # fmt: skip
     if lr is not None:
@@ -83,7 +94,7 @@ def prune(
     try:
         data = _load_data(cfg, download)
         run = Run.open(cfg, run_dir, data)
-    except (DataError, RunError, PlacementError) as e:
+    except (DataError, RunError, PlacementError, ConfigError, TransportError, OverlayError, ValueError) as e:
         raise _fail(str(e)) from None
     typer.echo((run_dir / "placement.txt").read_text().rstrip())
     if run.progress.epoch:

@@ -11,14 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
+from rramctl.config import BoardConfig
 from rramctl.training.crossbar import ChipLike
 from rramctl.training.floatchip import FloatChip
 
 
-def open_chips(backend: str, n: int, seed: int, state_dir: Path | None = None) -> list[ChipLike]:
-    """``n`` arrays; array ``a`` is seeded ``seed + a`` (ours) or restored from ``state_dir``."""
+def open_chips(
+    backend: str, n: int, seed: int, state_dir: Path | None = None, board_config: Path | None = None
+) -> list[ChipLike]:
+    """``n`` arrays; array ``a`` is seeded ``seed + a`` (ours) or restored from ``state_dir``.
+    A board (``pynq``, ``serial:PORT``) is one array whose state stays on the chip."""
+    config = BoardConfig.load(board_config)
     if backend == "emulator":
-        return [_open_emulator(seed + a, _state_file(state_dir, a, "npz")) for a in range(n)]
+        return [_open_emulator(seed + a, _state_file(state_dir, a, "npz"), config) for a in range(n)]
+    if backend == "pynq" or backend.startswith("serial:"):
+        if n != 1:
+            raise ValueError(f"the network needs {n} arrays but a board holds one; use a smaller model")
+        from rramctl.chip import Chip
+
+        return [Chip.open(backend, config=config)]
     if backend == "software":
         chips: list[ChipLike] = []
         for a in range(n):
@@ -40,13 +51,11 @@ def _state_file(state_dir: Path | None, a: int, ext: str) -> Path | None:
     return f
 
 
-def _open_emulator(seed: int, state_file: Path | None) -> ChipLike:
+def _open_emulator(seed: int, state_file: Path | None, config: BoardConfig) -> ChipLike:
     from rramctl.chip import Chip
-    from rramctl.config import BoardConfig
     from rramctl.driver import Driver
     from rramctl.transport.emulator import EmulatorTransport
 
-    config = BoardConfig()
     transport = EmulatorTransport.open(state_path=state_file, seed=seed, temperature_c=config.forming_temperature_c)
     transport.state_path = None  # the run saves the state at checkpoints, not after every transact
     driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles)
@@ -61,7 +70,11 @@ def save_chips(chips: list[ChipLike], state_dir: Path) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     for a, chip in enumerate(chips):
         f = state_dir / f"array{a}.npz"
-        if isinstance(chip, Chip):
+        if isinstance(chip, Chip) and chip.driver.transport.name != "emulator":
+            # a board keeps its state in the cells; record what it had done at this checkpoint
+            _write_text(state_dir / f"array{a}.json", json.dumps({"backend": chip.driver.transport.name,
+                                                                   "counters": chip.counters()}))  # fmt: skip
+        elif isinstance(chip, Chip):
             from rramsim import state as sim_state
 
             sim_state.save(chip.driver.transport.overlay, f)  # type: ignore[attr-defined]
@@ -72,6 +85,12 @@ def save_chips(chips: list[ChipLike], state_dir: Path) -> None:
             tmp.replace(f)
         else:
             raise TypeError(f"cannot save the state of {type(chip).__name__}")
+
+
+def _write_text(f: Path, text: str) -> None:
+    tmp = f.with_name(f.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(f)
 
 
 def _load_float(chip: FloatChip, f: Path) -> None:

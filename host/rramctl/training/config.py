@@ -17,7 +17,12 @@ class TrainConfig(BaseModel):
 
     task: Task
     method: Literal["to", "wo"] = Field("to", description="to: edge-pruning topology optimisation; wo: weights")
-    backend: Literal["emulator", "software"] = "emulator"
+    backend: str = Field(
+        "emulator",
+        description="emulator (the bit-exact chip emulator behind the real driver), software (float model), "
+        "pynq (the board this runs on) or serial:PORT[@BAUD] (a board agent)",
+    )
+    board_config: Path | None = Field(None, description="board configuration TOML for the chip (docs/hardware.md)")
     forward: Literal["chip", "host"] = Field(
         "chip",
         description="chip: every matrix product through chip.multiply_pairs; host: float products of the "
@@ -56,6 +61,18 @@ class TrainConfig(BaseModel):
     bn_affine: bool = Field(False, description="(ours) learn batch-norm scale/shift on the host")
     dedup_inputs: bool = Field(True, description="(ours) multiply each distinct input vector of a batch once")
     data_dir: Path | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        if v not in ("emulator", "software", "pynq") and not (v.startswith("serial:") and len(v) > 7):
+            raise ValueError(f"unknown backend {v!r}; choose emulator, software, pynq or serial:PORT[@BAUD]")
+        return v
+
+    @property
+    def on_board(self) -> bool:
+        """A physical chip: its state lives on the chip, not in the run's checkpoints."""
+        return self.backend not in ("emulator", "software")
 
     @field_validator("sparsity")
     @classmethod

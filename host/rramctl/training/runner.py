@@ -102,7 +102,8 @@ class Run:
 
     def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed),
+        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
+                                               board_config=self.cfg.board_config),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.electroform(self.cfg.complementary_forming)
         topology.init_from_chip(self.net, self.mapped)
@@ -125,7 +126,8 @@ class Run:
                     self.opt.state[p]["momentum_buffer"] = tensors[f"momentum.{k}"].clone()
         state = json.loads((ck / "state.json").read_text())
         self.progress = Progress(**state["progress"])
-        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed, ck),
+        self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
+                                               None if self.cfg.on_board else ck, self.cfg.board_config),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.counts = OpCounts.from_dict(state["counts"])
         self.metrics = json.loads((self.dir / "metrics.json").read_text())[: self.progress.epoch]
