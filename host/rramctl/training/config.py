@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     # host-side network details (ours)
     act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
     bn_affine: bool = Field(False, description="(ours) learn batch-norm scale/shift on the host")
+    bn_recalibration_batches: int = Field(
+        20, ge=0, description="(ours) training batches that re-estimate batch-norm statistics before each test"
+    )
     dedup_inputs: bool = Field(True, description="(ours) multiply each distinct input vector of a batch once")
     data_dir: Path | None = None
 
