@@ -109,3 +109,36 @@ def test_complementary_forming_gives_plus_minus_weights(backend):
     indep = MappedNetwork(open_chips(backend, 1, 2), p)
     indep.electroform(complementary=False)
     assert (np.abs(indep.read_weights("A")) < 3.33).mean() > 0.2  # both or neither formed in about half
+
+
+def test_host_products_include_cells_that_do_not_reset():
+    """A stuck-on cell keeps conducting after its pair is pruned: the host's products (training with
+    --forward host) must include it, as the chip's do."""
+    net = build_network("fmnist-cnn", 0.5, "to")
+    p = place([la.shape for la in net.crossbar_layers()])
+    chip = FloatChip(0)
+    m = MappedNetwork([chip], p)
+    m.electroform()
+    init_from_chip(net, m)
+    f2 = net.f2
+    victim = (f2.weight.abs() > 5).nonzero()[0].numpy()
+    with torch.no_grad():
+        f2.scores[victim[0], victim[1]] = -1.0  # it will be pruned
+    r, c = (int(m._cell_maps["F2"][k][victim[0], victim[1]]) for k in (1, 2))
+    real_reset = chip.reset
+
+    def reset_but_stuck(cells):
+        n = real_reset(cells)
+        stuck = (cells[:, 0] == r) & (cells[:, 1] == c)  # the G+ cell
+        chip.g[cells[stuck, 0], cells[stuck, 1]] = 80.0  # stuck on: the reset did nothing
+        return n
+
+    chip.reset = reset_but_stuck
+    sync_masks(net, m)
+    assert not f2.mask[victim[0], victim[1]]
+    x = np.random.default_rng(0).integers(0, 16, (4, f2.n_in))
+    host = x @ f2.effective_weight().detach().numpy().T
+    assert np.allclose(host, m.matmul("F2", x, 4), atol=1e-3)
+    assert abs(float(f2.residual[victim[0], victim[1]])) > 50
+    assert not verify_chip(net, m, repair=True).ok  # the stuck pair is reported (and the reset tried again)
+    assert np.allclose(x @ f2.effective_weight().detach().numpy().T, m.matmul("F2", x, 4), atol=1e-3)

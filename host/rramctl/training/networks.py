@@ -55,6 +55,9 @@ class CrossbarLayer(nn.Module):
         self.keep = max(1, round((1 - sparsity) * n_in * n_out))
         self.register_buffer("weight", torch.zeros(n_out, n_in))
         self.register_buffer("mask", torch.ones(n_out, n_in, dtype=torch.bool))
+        # what the chip still reads where a pair is pruned: off-state leakage, and stuck-on cells that no
+        # reset can turn off; the host's products must include it to equal the chip's
+        self.register_buffer("residual", torch.zeros(n_out, n_in))
         self.scores = nn.Parameter(torch.zeros(n_out, n_in), requires_grad=mode == "to")
         self.master = nn.Parameter(torch.zeros(n_out, n_in), requires_grad=mode == "wo")
         self.executor: Executor | None = None
@@ -69,7 +72,8 @@ class CrossbarLayer(nn.Module):
     def effective_weight(self) -> torch.Tensor:
         if self.mode == "to":
             # the mask on the chip, with a straight-through gradient to the scores (edge-popup, seed 004 eq. 3-4)
-            return self.weight * (self.mask.to(self.weight.dtype) + self.scores - self.scores.detach())
+            on = self.mask.to(self.weight.dtype)
+            return self.weight * (on + self.scores - self.scores.detach()) + self.residual * (1 - on)
         return self.weight + (self.master - self.master.detach())  # value on chip, gradient to master
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

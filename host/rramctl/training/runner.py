@@ -120,7 +120,12 @@ class Run:
             raise RunError(f"{self.dir}: no complete checkpoint to resume from")
         ck = self.dir / "checkpoints" / latest.read_text().strip()
         tensors = load_file(ck / "model.safetensors")
-        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        missing, unexpected = self.net.load_state_dict(
+            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
+        )
+        # checkpoints older than the residual buffer lack it; the read-back below fills it in
+        if unexpected or any(not k.endswith(".residual") for k in missing):
+            raise RunError(f"{ck}: checkpoint does not match the network (missing {missing}, unexpected {unexpected})")
         for group in self.opt.param_groups:
             for k, p in enumerate(group["params"]):
                 if f"momentum.{k}" in tensors:

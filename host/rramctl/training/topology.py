@@ -44,9 +44,13 @@ def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
             mapped.prune(layer.name, prune)
         if len(reinstate):
             mapped.reinstate(layer.name, reinstate)
-            w = mapped.read_weights(layer.name)
+        if len(prune) or len(reinstate):
+            w = torch.from_numpy(mapped.read_weights(layer.name)).float()
             r, c = reinstate[:, 0], reinstate[:, 1]
-            layer.weight[r, c] = torch.from_numpy(w[r, c]).float()
+            layer.weight[r, c] = w[r, c]
+            layer.residual[r, c] = 0.0
+            r, c = prune[:, 0], prune[:, 1]
+            layer.residual[r, c] = w[r, c]  # ~0, unless a cell is stuck on
         layer.mask.copy_(want)
         flips[layer.name] = len(prune) + len(reinstate)
     return flips
@@ -92,8 +96,10 @@ def verify_chip(net: CrossbarNet, mapped: MappedNetwork, repair: bool = True, re
         if repair and bad_pruned.any():
             mapped.prune(layer.name, np.argwhere(bad_pruned))
         if repair and bad_kept.any():
-            idx = np.argwhere(bad_kept)
-            mapped.reinstate(layer.name, idx)
-            fresh = mapped.read_weights(layer.name)
-            layer.weight[idx[:, 0], idx[:, 1]] = torch.from_numpy(fresh[idx[:, 0], idx[:, 1]]).float()
+            mapped.reinstate(layer.name, np.argwhere(bad_kept))
+        fresh = mapped.read_weights(layer.name) if repair and (bad_kept.any() or bad_pruned.any()) else gp - gm
+        if repair and bad_kept.any():
+            layer.weight[torch.from_numpy(bad_kept)] = torch.from_numpy(fresh[bad_kept]).float()
+        # what pruned pairs read now (stuck-on cells stay on whatever the repair did)
+        layer.residual.copy_(torch.from_numpy(np.where(mask, 0.0, fresh)).float())
     return Agreement(kept_wrong, pruned_wrong)
