@@ -1,8 +1,8 @@
 """Weight-optimisation baseline on the same chip (seed 000 Methods "Weight optimization"): gradient
-updates of a host master copy are written to the pairs by write-verify programming (chip.program);
-a pair is programmed only when its update exceeds T_w (T_w = 0: free updates, every pair every step),
-each step's change is capped (ours), and the chip's programmed conductances are read back as the
-weights the next forward pass uses."""
+updates accumulate in a host master copy; a pair is programmed (write-verify, chip.program) toward the
+master when the two differ by more than T_w (T_w = 0: free updates, every changed pair every step), each
+step's change capped (ours), and the chip's programmed conductances are read back as the weights the
+next forward pass uses (the gradient reaches the master straight through)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ def program_updates(net: CrossbarNet, mapped: MappedNetwork, cfg: TrainConfig) -
     programmed = {}
     with torch.no_grad():
         for layer in net.crossbar_layers():
-            delta = (layer.master - layer.weight).clamp(-cfg.wo_cap_us, cfg.wo_cap_us)
-            layer.master.copy_((layer.weight + delta).clamp(-cfg.wo_max_us, cfg.wo_max_us))
-            delta = layer.master - layer.weight
+            layer.master.clamp_(-cfg.wo_max_us, cfg.wo_max_us)
+            delta = layer.master - layer.weight  # the host master accumulates every update, however small
             idx = (delta.abs() > cfg.tw).nonzero().numpy() if cfg.tw > 0 else (delta != 0).nonzero().numpy()
             programmed[layer.name] = len(idx)
             if not len(idx):
                 continue
-            w = layer.master.numpy()[idx[:, 0], idx[:, 1]].astype(np.float64)
+            step = delta.clamp(-cfg.wo_cap_us, cfg.wo_cap_us).numpy()[idx[:, 0], idx[:, 1]]
+            w = layer.weight.numpy()[idx[:, 0], idx[:, 1]].astype(np.float64) + step
             mapped.program(layer.name, idx, cfg.wo_floor_us + np.maximum(w, 0), cfg.wo_floor_us + np.maximum(-w, 0),
                            cfg.tolerance)  # fmt: skip
             fresh = mapped.read_weights(layer.name)
