@@ -142,3 +142,13 @@ def test_host_products_include_cells_that_do_not_reset():
     assert abs(float(f2.residual[victim[0], victim[1]])) > 50
     assert not verify_chip(net, m, repair=True).ok  # the stuck pair is reported (and the reset tried again)
     assert np.allclose(x @ f2.effective_weight().detach().numpy().T, m.matmul("F2", x, 4), atol=1e-3)
+
+
+def test_threshold_follows_the_learning_rate_schedule_when_asked():
+    from rramctl.training.config import TrainConfig
+
+    c = TrainConfig(task="fmnist-cnn", ts_init=4e-3, ts_end=1e-3, ts_step=1e-3)
+    assert c.threshold(0) == pytest.approx(4e-3) and c.threshold(5) == pytest.approx(1e-3)
+    assert c.threshold(1, 0.25) == pytest.approx(0.25 * 3e-3)
+    fixed = c.model_copy(update={"ts_follows_lr": False})
+    assert fixed.threshold(1, 0.25) == pytest.approx(3e-3)

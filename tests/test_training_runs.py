@@ -41,8 +41,9 @@ def test_to_lifts_accuracy_far_above_the_random_subnetwork(tmp_path, easy):
     assert np.array(s["confusion"]).sum() == len(easy.test)
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy):
-    c = cfg(epochs=3, subset=300, test_subset=100)
+@pytest.mark.parametrize("bn_affine", [False, True])  # True: a second optimiser group (batch-norm scale/shift)
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, bn_affine):
+    c = cfg(epochs=3, subset=300, test_subset=100, bn_affine=bn_affine)
     full = Run.open(c, tmp_path / "full", easy)
     full.train()
     part = Run.open(c, tmp_path / "part", easy)

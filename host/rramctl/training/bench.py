@@ -52,13 +52,8 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
     a = p.parse_args(argv)
     data = load_task_data(task)
     base = dict(task=task, epochs=a.epochs, subset=a.subset)
-    # parts run separately (--skip) into one --out add up in results.json
-    prior = a.out / "results.json"
-    res: dict[str, Any] = json.loads(prior.read_text()) if prior.exists() else {}
-    res.update({"task": task, "paper": PAPER[task]})
-    res.setdefault("args", {})[",".join(sorted({"software", "emulator", "chip", "wo"} - set(a.skip)))] = {
-        k: str(v) for k, v in vars(a).items()
-    }
+    parts = ",".join(sorted({"software", "emulator", "chip", "wo"} - set(a.skip)))
+    res: dict[str, Any] = {"task": task, "paper": PAPER[task], "args": {parts: {k: str(v) for k, v in vars(a).items()}}}
     if "software" not in a.skip:
         res["software_to"] = _train(TrainConfig(**base, backend="software"), a.out, "software_to", data)
     if "emulator" not in a.skip:
@@ -83,9 +78,14 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
         wo = dict(base, epochs=a.wo_epochs or a.epochs, subset=a.wo_subset or a.subset)
         res["emulator_wo"] = _train(TrainConfig(**wo, method="wo", backend="emulator", forward="host"), a.out,
                                     "emulator_wo", data)  # fmt: skip
+    # parts run separately (--skip) into one --out, one after another or at the same time, add up in
+    # results.json: merge with what the file holds when this part ends
+    out = a.out / "results.json"
+    now: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    res = {**now, **res, "args": {**now.get("args", {}), **res["args"]}}
     print(table(res))
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "results.json").write_text(json.dumps(res, indent=2))
+    out.write_text(json.dumps(res, indent=2))
     return res
 
 
@@ -111,10 +111,10 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| training step with every product on the chip | | | | {res['chip_seconds_per_step']:.2f} |")
     if "emulator_to" in res and "emulator_wo" in res:
         to, wo = res["emulator_to"], res["emulator_wo"]
-        # per-epoch rates, since the two runs may differ in length
-        r_to = to["programming_ops_total"] / max(1, to["epochs_done"])
-        r_wo = wo["programming_ops_total"] / max(1, wo["epochs_done"])
-        lines.append(f"\nprogramming ops per epoch: TO {r_to:,.0f}, WO {r_wo:,.0f}: TO needs "
+        # per training step, since the two runs may differ in length and training-set size
+        r_to = to["programming_ops_total"] / max(1, to["steps"])
+        r_wo = wo["programming_ops_total"] / max(1, wo["steps"])
+        lines.append(f"\nprogramming ops per training step: TO {r_to:,.0f}, WO {r_wo:,.0f}: TO needs "
                      f"{100 * (1 - r_to / r_wo):.2f} % fewer (paper {100 * paper['ops_reduction']:.2f} %)")  # fmt: skip
     if "software_to" in res and "chip_seconds_per_step" in res:
         ratio = res["chip_seconds_per_step"] / res["software_to"]["seconds_per_step"]

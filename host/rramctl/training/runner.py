@@ -72,11 +72,14 @@ class Run:
         self.progress = Progress()
         self.metrics: list[dict[str, Any]] = []
         self.mapped: MappedNetwork | None = None
-        params = [la.scores if cfg.method == "to" else la.master for la in self.net.crossbar_layers()]
-        params += [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in params)]
+        trained = [la.scores if cfg.method == "to" else la.master for la in self.net.crossbar_layers()]
+        host = [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in trained)]
         wd = cfg.weight_decay if cfg.method == "to" else 0.0  # (ours) no decay on conductances
         self.base_lr = cfg.lr if cfg.method == "to" else cfg.wo_lr
-        self.opt = torch.optim.SGD(params, lr=self.base_lr, momentum=cfg.momentum, weight_decay=wd)
+        groups: list[dict[str, Any]] = [{"params": trained, "lr_scale": 1.0}]
+        if host:  # batch-norm scale/shift (bn_affine): digital, their own learning rate, no decay (ours)
+            groups.append({"params": host, "lr_scale": cfg.bn_lr / self.base_lr, "weight_decay": 0.0})
+        self.opt = torch.optim.SGD(groups, lr=self.base_lr, momentum=cfg.momentum, weight_decay=wd)
 
     # ---- start / resume ---------------------------------------------------------------------
     @classmethod
@@ -126,10 +129,9 @@ class Run:
         # checkpoints older than the residual buffer lack it; the read-back below fills it in
         if unexpected or any(not k.endswith(".residual") for k in missing):
             raise RunError(f"{ck}: checkpoint does not match the network (missing {missing}, unexpected {unexpected})")
-        for group in self.opt.param_groups:
-            for k, p in enumerate(group["params"]):
-                if f"momentum.{k}" in tensors:
-                    self.opt.state[p]["momentum_buffer"] = tensors[f"momentum.{k}"].clone()
+        for k, p in enumerate(self._optimised()):
+            if f"momentum.{k}" in tensors:
+                self.opt.state[p]["momentum_buffer"] = tensors[f"momentum.{k}"].clone()
         state = json.loads((ck / "state.json").read_text())
         self.progress = Progress(**state["progress"])
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
@@ -141,6 +143,10 @@ class Run:
         if self.cfg.method == "to":
             agreement = topology.verify_chip(self.net, self.mapped, repair=True)
             self.resume_agreement = agreement
+
+    def _optimised(self) -> list[torch.Tensor]:
+        """Every optimised parameter, numbered across the optimiser's groups (checkpoint keys momentum.K)."""
+        return [p for group in self.opt.param_groups for p in group["params"]]
 
     def _attach(self) -> None:
         assert self.mapped is not None
@@ -154,11 +160,10 @@ class Run:
             shutil.rmtree(ck)
         ck.mkdir(parents=True)
         tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in self.net.state_dict().items()}
-        for group in self.opt.param_groups:
-            for k, p in enumerate(group["params"]):
-                buf = self.opt.state.get(p, {}).get("momentum_buffer")
-                if buf is not None:
-                    tensors[f"momentum.{k}"] = buf.clone()
+        for k, p in enumerate(self._optimised()):
+            buf = self.opt.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[f"momentum.{k}"] = buf.clone()
         save_file(tensors, ck / "model.safetensors")
         save_chips(self.mapped.chips, ck)
         _write_json(ck / "state.json", {"progress": self.progress.__dict__, "counts": self.mapped.counts.as_dict()})
@@ -184,7 +189,7 @@ class Run:
         while self.progress.epoch < self.cfg.epochs:
             epoch = self.progress.epoch
             for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(epoch)
+                g["lr"] = self.lr_at(epoch) * g["lr_scale"]
             order = np.random.default_rng(self.cfg.seed * 1_000_003 + epoch).permutation(n)
             self.net.train()
             t0, loss_sum, correct = time.perf_counter(), 0.0, 0
@@ -212,7 +217,8 @@ class Run:
             self.metrics.append({
                 "epoch": self.progress.epoch, "lr": self.lr_at(epoch), "train_loss": loss_sum / n,
                 "train_accuracy": correct / n, "test_accuracy": acc, "test_loss": test_loss,
-                "threshold": self.cfg.threshold(self.progress.threshold_t), "new_best": new_best,
+                "threshold": self.cfg.threshold(self.progress.threshold_t, self.lr_at(epoch) / self.base_lr),
+                "new_best": new_best,
                 "programming_ops": ops, "programming_ops_total": sum(ops.values()),
                 "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
                 "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
@@ -237,7 +243,7 @@ class Run:
         if self.cfg.method == "to":
             before = {la.name: la.scores.detach().clone() for la in layers}
             self.opt.step()
-            ts = self.cfg.threshold(self.progress.threshold_t)
+            ts = self.cfg.threshold(self.progress.threshold_t, self.lr_at(self.progress.epoch) / self.base_lr)
             self.progress.dropped_updates += topology.threshold_updates(layers, before, ts)
         else:
             self.opt.step()
@@ -317,6 +323,7 @@ def finish(run: Run) -> dict[str, Any]:
     summary = {
         "task": run.cfg.task, "method": run.cfg.method, "backend": run.cfg.backend,
         "forward": "host" if run.cfg.host_forward else "chip", "epochs_done": run.progress.epoch,
+        "steps": run.progress.steps,
         "test_samples": len(run.test_split), "test_accuracy": acc, "test_loss": loss,
         "best_epoch_accuracy": run.progress.best_accuracy, "confusion": conf.tolist(),
         "programming_ops": ops, "programming_ops_total": sum(ops.values()),
