@@ -152,3 +152,14 @@ def test_threshold_follows_the_learning_rate_schedule_when_asked():
     assert c.threshold(1, 0.25) == pytest.approx(0.25 * 3e-3)
     fixed = c.model_copy(update={"ts_follows_lr": False})
     assert fixed.threshold(1, 0.25) == pytest.approx(3e-3)
+
+
+def test_per_task_defaults_yield_to_explicit_values():
+    from rramctl.training.config import TASK_DEFAULTS, TrainConfig
+
+    for task, defaults in TASK_DEFAULTS.items():
+        c = TrainConfig(task=task)
+        assert {k: getattr(c, k) for k in defaults} == defaults
+        flipped = {k: not v for k, v in defaults.items()}
+        assert {k: getattr(TrainConfig(task=task, **flipped), k) for k in defaults} == flipped
+        assert TrainConfig.model_validate_json(c.model_dump_json()) == c  # a saved config.json reads back the same
