@@ -372,3 +372,38 @@ def test_cli_over_serial_reproduces_the_cli_on_the_emulator(tmp_path: Path) -> N
     assert outputs["serial"].keys() == outputs["emulator"].keys()
     for k, v in outputs["serial"].items():
         assert np.array_equal(v, outputs["emulator"][k]), k
+
+
+def test_a_command_cut_off_is_followed_by_one_that_learns_what_completed(served: PtyAgent, tmp_path: Path) -> None:
+    """Issue 5: after a reconnect the host learns which operations completed, also across rramctl invocations
+    (the session journal)."""
+    from rramctl.cli.main import app
+    from rramctl.transport.serial_journal import SessionJournal
+    from typer.testing import CliRunner
+
+    path = tmp_path / "journal.json"
+    journal, spec = SessionJournal(path), f"serial:{served.path}"
+    first = open_serial_transport(spec, journal)
+    assert first.recovery is None
+    Driver(first).identify()
+    first.write_reg(R.OPCODE, MULTIPLY)
+    sid, sent = first.session.session_id, first.last_seq
+    first.link.close()  # the process dies: no close(), its journal entry stays open
+
+    second = open_serial_transport(spec, journal)
+    rec = second.recovery
+    assert rec is not None and rec.resumed and rec.session_id == sid and rec.last_completed_seq == sent
+    assert f"up to #{sent}" in rec.message()
+    assert second.read_reg(R.OPCODE) == MULTIPLY and second.last_seq == sent + 1  # the session goes on
+    second.close()
+    third = open_serial_transport(spec, journal)  # closed cleanly: a fresh session, nothing to report
+    assert third.recovery is None and third.session.session_id != sid
+    third.link.close()  # cut off again, then the CLI comes next
+    r = CliRunner().invoke(app, ["--backend", spec, "info"], env={"RRAMCTL_SERIAL_JOURNAL": str(path)})
+    assert r.exit_code == 0, r.output
+    assert "did not close session" in r.output + (r.stderr if r.stderr_bytes is not None else "")
+
+    path.write_text("{not json")
+    with pytest.raises(TransportError, match="delete it"):
+        open_serial_transport(spec, journal)
+    assert path.read_text() == "{not json"  # nothing changed

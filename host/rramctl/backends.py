@@ -57,6 +57,7 @@ def open_transport(
         return PynqTransport.open(bitfile)
     if backend.startswith("serial:"):
         from rramctl.transport.serial import open_serial_transport
+        from rramctl.transport.serial_journal import SessionJournal, default_journal_path
 
-        return open_serial_transport(backend)
+        return open_serial_transport(backend, SessionJournal(default_journal_path()))
     raise TransportError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

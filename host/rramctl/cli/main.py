@@ -46,7 +46,11 @@ class Session:
     config_path: Path | None = None
 
     def open(self) -> Chip:
-        return Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
+        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
+        recovery = getattr(chip.driver.transport, "recovery", None)  # serial: an interrupted command's session
+        if recovery is not None:
+            typer.secho(f"note: {recovery.message()}", fg=typer.colors.YELLOW, err=True)
+        return chip
 
 
 def fail(message: str) -> None:

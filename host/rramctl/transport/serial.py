@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rramctl import regmap as R
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+from rramctl.transport.serial_journal import Recovery, SessionJournal
 
 DEFAULT_BAUD = 115_200  # (ours) the PS UART console rate every PYNQ image has
 DEFAULT_TIMEOUT_S = 1.0  # (ours) reply wait per attempt, on top of the wire time of both frames
@@ -111,6 +113,8 @@ class SerialTransport(Transport):
         self._control_seq = 0
         self.retransmissions = 0  # statistics
         self._closed = False
+        self.on_close: Callable[[SerialTransport], None] | None = None  # e.g. the session journal's record
+        self.recovery: Recovery | None = None  # set by open_serial_transport when it resumed a session
         try:
             self.session = self._hello(session_id or new_session_id())
         except BaseException:
@@ -246,6 +250,8 @@ class SerialTransport(Transport):
         if not self._closed:
             self._closed = True
             self.link.close()
+            if self.on_close is not None:
+                self.on_close(self)
 
 
 def parse_serial_spec(spec: str) -> SerialLinkConfig:
@@ -265,7 +271,22 @@ def parse_serial_spec(spec: str) -> SerialLinkConfig:
     return SerialLinkConfig(port=port, baudrate=baud)
 
 
-def open_serial_transport(spec: str) -> SerialTransport:
-    """The backend entry point: ``serial:/dev/ttyUSB0`` or ``serial:/dev/ttyUSB0@3000000``."""
+def open_serial_transport(spec: str, journal: SessionJournal | None = None) -> SerialTransport:
+    """The backend entry point: ``serial:/dev/ttyUSB0`` or ``serial:/dev/ttyUSB0@3000000``.
+
+    With a ``journal``, a session that an earlier command left open on this port is resumed and
+    ``recovery`` says what the agent completed of it; the session is recorded open until ``close()``."""
     cfg = parse_serial_spec(spec)
-    return SerialTransport(cfg.port, cfg.baudrate, cfg.timeout_s, cfg.retries)
+    left_open = journal.interrupted(cfg.port) if journal is not None else None
+    t = SerialTransport(cfg.port, cfg.baudrate, cfg.timeout_s, cfg.retries, session_id=left_open)
+    if journal is not None:
+        if left_open is not None:
+            s = t.session
+            t.recovery = Recovery(cfg.port, s.session_id, s.resumed, s.last_completed_seq, s.op_count)
+        try:
+            journal.record_open(cfg.port, t.session.session_id)
+        except BaseException:
+            t.close()
+            raise
+        t.on_close = lambda tr: journal.record_close(cfg.port, tr.session.session_id, tr.last_seq)
+    return t

@@ -1,0 +1,92 @@
+"""The serial session journal (ours): which session the last rramctl on each port used, kept between
+invocations.
+
+A command cut off mid-way (a dropped USB link, Ctrl-C, a crash) leaves its port's entry open; the next
+``open_serial_transport`` with the journal resumes that session with the agent, and its ``recovery`` says
+which of the interrupted command's requests the agent completed (and the overlay's OP_COUNT) before anything
+new is sent. A clean ``close()`` marks the entry closed, so the next command starts a fresh session.
+See docs/serial-protocol.md "Reconnecting".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rramctl.transport.base import TransportError
+
+
+def default_journal_path() -> Path:
+    """``$RRAMCTL_SERIAL_JOURNAL``, else ``$XDG_STATE_HOME/rramctl/serial-sessions.json``."""
+    env = os.environ.get("RRAMCTL_SERIAL_JOURNAL")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "rramctl" / "serial-sessions.json"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the agent said about the session an interrupted command left open on ``port``."""
+
+    port: str
+    session_id: int
+    resumed: bool  # False: the agent no longer knows the session (it restarted), nothing can be learned
+    last_completed_seq: int
+    op_count: int
+
+    def message(self) -> str:
+        if not self.resumed:
+            return (f"the previous rramctl on {self.port} did not close session {self.session_id:#x}, and the "
+                    f"agent no longer knows it (restarted?): what it completed cannot be learned; the overlay "
+                    f"has run {self.op_count} operations since it started")  # fmt: skip
+        return (f"the previous rramctl on {self.port} did not close session {self.session_id:#x}: the agent "
+                f"completed its requests up to #{self.last_completed_seq} (overlay operations so far: "
+                f"{self.op_count}); continuing that session")  # fmt: skip
+
+
+class SessionJournal:
+    """A small JSON file {port: {"session": id, "open": bool, "last_seq": n}}, replaced atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, dict[str, int | bool]]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+            ok = isinstance(data, dict) and all(
+                isinstance(e, dict) and isinstance(e.get("session"), int) and isinstance(e.get("open"), bool)
+                for e in data.values()
+            )
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TransportError(f"serial session journal {self.path} is unreadable ({e}); delete it to start "
+                                 "afresh (only the record of interrupted sessions is lost)") from e  # fmt: skip
+        if not ok:
+            raise TransportError(f"serial session journal {self.path} is malformed; delete it to start afresh "
+                                 "(only the record of interrupted sessions is lost)")  # fmt: skip
+        return data
+
+    def _store(self, data: dict[str, dict[str, int | bool]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+    def interrupted(self, port: str) -> int | None:
+        """The session a command left open on ``port``, if any."""
+        entry = self._load().get(port)
+        return int(entry["session"]) if entry and entry["open"] else None
+
+    def record_open(self, port: str, session_id: int) -> None:
+        data = self._load()
+        data[port] = {"session": session_id, "open": True, "last_seq": 0}
+        self._store(data)
+
+    def record_close(self, port: str, session_id: int, last_seq: int) -> None:
+        data = self._load()
+        data[port] = {"session": session_id, "open": False, "last_seq": last_seq}
+        self._store(data)
