@@ -6,10 +6,10 @@ at import time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rramctl.config import BoardConfig
+from rramctl.paths import state_file
 from rramctl.transport.base import Transport, TransportError
 
 BACKENDS = ("auto", "emulator", "pynq", "serial:PORT[@BAUD]")
@@ -17,11 +17,7 @@ BACKENDS = ("auto", "emulator", "pynq", "serial:PORT[@BAUD]")
 
 def default_state_path() -> Path:
     """Where the emulator keeps its chip between CLI invocations ($RRAMCTL_STATE overrides)."""
-    env = os.environ.get("RRAMCTL_STATE")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-    return base / "rramctl" / "emulator.npz"
+    return state_file("RRAMCTL_STATE", "emulator.npz")
 
 
 def resolve_backend(backend: str) -> str:

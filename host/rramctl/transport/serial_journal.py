@@ -11,20 +11,16 @@ See docs/serial-protocol.md "Reconnecting".
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rramctl.paths import state_file
 from rramctl.transport.base import TransportError
 
 
 def default_journal_path() -> Path:
     """``$RRAMCTL_SERIAL_JOURNAL``, else ``$XDG_STATE_HOME/rramctl/serial-sessions.json``."""
-    env = os.environ.get("RRAMCTL_SERIAL_JOURNAL")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-    return base / "rramctl" / "serial-sessions.json"
+    return state_file("RRAMCTL_SERIAL_JOURNAL", "serial-sessions.json")
 
 
 @dataclass(frozen=True)
