@@ -92,8 +92,7 @@ class TrainConfig(BaseModel):
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("task") in TASK_DEFAULTS:
-            given = {k: v for k, v in data.items() if not (k in TASK_DEFAULTS[data["task"]] and v is None)}
-            return {**TASK_DEFAULTS[data["task"]], **given}
+            return {**TASK_DEFAULTS[data["task"]], **data}
         return data
 
     @field_validator("backend")

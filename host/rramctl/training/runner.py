@@ -76,9 +76,9 @@ class Run:
         host = [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in trained)]
         wd = cfg.weight_decay if cfg.method == "to" else 0.0  # (ours) no decay on conductances
         self.base_lr = cfg.lr if cfg.method == "to" else cfg.wo_lr
-        groups: list[dict[str, Any]] = [{"params": trained, "lr_scale": 1.0}]
+        groups: list[dict[str, Any]] = [{"params": trained, "base_lr": self.base_lr}]
         if host:  # batch-norm scale/shift (bn_affine): digital, their own learning rate, no decay (ours)
-            groups.append({"params": host, "lr_scale": cfg.bn_lr / self.base_lr, "weight_decay": 0.0})
+            groups.append({"params": host, "base_lr": cfg.bn_lr, "weight_decay": 0.0})
         self.opt = torch.optim.SGD(groups, lr=self.base_lr, momentum=cfg.momentum, weight_decay=wd)
 
     # ---- start / resume ---------------------------------------------------------------------
@@ -175,9 +175,16 @@ class Run:
                 shutil.rmtree(old)
 
     # ---- training ---------------------------------------------------------------------------
+    def schedule(self, epoch: int) -> float:
+        """Cosine learning-rate factor per epoch, 1 -> 0 (edge-popup code)."""
+        return 0.5 * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+
     def lr_at(self, epoch: int) -> float:
-        """Cosine learning rate per epoch (edge-popup code)."""
-        return 0.5 * self.base_lr * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+        return self.base_lr * self.schedule(epoch)
+
+    def threshold_at(self, epoch: int) -> float:
+        """T_s of the threshold rule now (scaled by the schedule when ``ts_follows_lr``)."""
+        return self.cfg.threshold(self.progress.threshold_t, self.schedule(epoch))
 
     def train(self, on_step: Callable[[int, int], None] | None = None, stop_after_steps: int | None = None) -> None:
         """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` drives a progress bar;
@@ -189,7 +196,7 @@ class Run:
         while self.progress.epoch < self.cfg.epochs:
             epoch = self.progress.epoch
             for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(epoch) * g["lr_scale"]
+                g["lr"] = g["base_lr"] * self.schedule(epoch)
             order = np.random.default_rng(self.cfg.seed * 1_000_003 + epoch).permutation(n)
             self.net.train()
             t0, loss_sum, correct = time.perf_counter(), 0.0, 0
@@ -217,8 +224,7 @@ class Run:
             self.metrics.append({
                 "epoch": self.progress.epoch, "lr": self.lr_at(epoch), "train_loss": loss_sum / n,
                 "train_accuracy": correct / n, "test_accuracy": acc, "test_loss": test_loss,
-                "threshold": self.cfg.threshold(self.progress.threshold_t, self.lr_at(epoch) / self.base_lr),
-                "new_best": new_best,
+                "threshold": self.threshold_at(epoch), "new_best": new_best,
                 "programming_ops": ops, "programming_ops_total": sum(ops.values()),
                 "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
                 "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
@@ -243,7 +249,7 @@ class Run:
         if self.cfg.method == "to":
             before = {la.name: la.scores.detach().clone() for la in layers}
             self.opt.step()
-            ts = self.cfg.threshold(self.progress.threshold_t, self.lr_at(self.progress.epoch) / self.base_lr)
+            ts = self.threshold_at(self.progress.epoch)
             self.progress.dropped_updates += topology.threshold_updates(layers, before, ts)
         else:
             self.opt.step()

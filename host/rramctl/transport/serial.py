@@ -284,9 +284,9 @@ def open_serial_transport(spec: str, journal: SessionJournal | None = None) -> S
             s = t.session
             t.recovery = Recovery(cfg.port, s.session_id, s.resumed, s.last_completed_seq, s.op_count)
         try:
-            journal.record_open(cfg.port, t.session.session_id)
+            journal.record(cfg.port, t.session.session_id, open_=True)
         except BaseException:
             t.close()
             raise
-        t.on_close = lambda tr: journal.record_close(cfg.port, tr.session.session_id, tr.last_seq)
+        t.on_close = lambda tr: journal.record(cfg.port, tr.session.session_id, open_=False)
     return t

@@ -44,7 +44,7 @@ class Recovery:
 
 
 class SessionJournal:
-    """A small JSON file {port: {"session": id, "open": bool, "last_seq": n}}, replaced atomically."""
+    """A small JSON file {port: {"session": id, "open": bool}}, replaced atomically."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -77,12 +77,8 @@ class SessionJournal:
         entry = self._load().get(port)
         return int(entry["session"]) if entry and entry["open"] else None
 
-    def record_open(self, port: str, session_id: int) -> None:
+    def record(self, port: str, session_id: int, open_: bool) -> None:
+        """Mark ``port``'s session open (a command started) or closed (it ended cleanly)."""
         data = self._load()
-        data[port] = {"session": session_id, "open": True, "last_seq": 0}
-        self._store(data)
-
-    def record_close(self, port: str, session_id: int, last_seq: int) -> None:
-        data = self._load()
-        data[port] = {"session": session_id, "open": False, "last_seq": last_seq}
+        data[port] = {"session": session_id, "open": open_}
         self._store(data)
