@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Self
 
+from rramctl.errors import UsageError
 from rramctl.hw import dac80508
 
 if sys.version_info >= (3, 11):
@@ -21,7 +22,7 @@ else:  # PYNQ 3.x images ship Python 3.10
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A board configuration that is malformed or outside the chip's ratings."""
 
 

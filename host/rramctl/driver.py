@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl import regmap as R
+from rramctl.errors import DeviceError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508, linedrive
 from rramctl.transport.base import RegWrite, Transport
@@ -37,12 +38,8 @@ FRAMES_PER_TRANSACTION = 4_096  # ours: 1 MiB of chain frames per DMA transactio
 TIA_MULTIPLY, TIA_READ = 0, 1
 
 
-class OverlayError(RuntimeError):
+class OverlayError(DeviceError):
     """The overlay refused or failed an operation (STATUS.error) or looks like something else."""
-
-    def __init__(self, message: str, code: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

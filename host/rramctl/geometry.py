@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.errors import UsageError
+
 ROWS = 512  # bit lines (seed 000 Methods: 512 x 512 crossbar)
 COLS = 512  # source lines
 PAIR_OFFSET = COLS // 2  # ours: G- of column c lives at column c + 256
 
 
-class GeometryError(ValueError):
+class GeometryError(UsageError):
     """A region or cell outside the array."""
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.errors import UsageError
 from rramctl.geometry import GeometryError, Region, check_cells
 
 
-class InputFileError(ValueError):
+class InputFileError(UsageError):
     """A file the user gave that is missing or malformed."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from rramctl.errors import UsageError
+
 # Register addresses (DAC80508 datasheet, register map).
 NOP = 0x00
 DEVICE_ID = 0x01
@@ -32,7 +34,7 @@ BUFF_GAIN = 2
 FULL_SCALE_V = VREF_V * BUFF_GAIN
 
 
-class DacFrameError(ValueError):
+class DacFrameError(UsageError):
     """A frame or a field outside what the DAC80508 accepts."""
 
 

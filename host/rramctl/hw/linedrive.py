@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.errors import UsageError
+
 N_LINES = 512
 BITS_PER_LINE = 4
 CHAIN_BITS = N_LINES * BITS_PER_LINE  # 2048 bits = 256 cascaded SN74HC595
@@ -31,7 +33,7 @@ _CHAIN_POS = (8 * (_LINES // 2) + 4 * (_LINES % 2))[:, None] + np.arange(BITS_PE
 _STREAM_POS = CHAIN_BITS - 1 - _CHAIN_POS  # (512, 4) stream bit index of each nibble bit
 
 
-class LineDriveError(ValueError):
+class LineDriveError(UsageError):
     """A select outside the CD4051B channels or a malformed chain frame."""
 
 

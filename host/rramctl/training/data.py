@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.errors import UsageError
+
 FMNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -35,7 +37,7 @@ FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")  # FSDD README: {digitL
 FSDD_TEST_INDICES = range(5)  # FSDD README: recordings 0-4 of each speaker and digit form the test set
 
 
-class DataError(RuntimeError):
+class DataError(UsageError):
     """A data set that is missing, malformed or cannot be fetched."""
 
 

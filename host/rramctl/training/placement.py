@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rramctl.errors import UsageError
 from rramctl.geometry import PAIR_OFFSET, ROWS
 
 
-class PlacementError(ValueError):
+class PlacementError(UsageError):
     """A model that does not fit on the arrays given."""
 
 

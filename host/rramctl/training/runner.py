@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rramctl.errors import StateError
 from rramctl.training import topology, weightopt
 from rramctl.training.chips import open_chips, save_chips
 from rramctl.training.config import TrainConfig
@@ -38,7 +39,7 @@ from rramctl.training.networks import CrossbarNet, build_network
 from rramctl.training.placement import place
 
 
-class RunError(RuntimeError):
+class RunError(StateError):
     """A run directory that cannot be started or resumed as asked."""
 
 

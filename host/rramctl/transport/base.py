@@ -12,8 +12,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.errors import LinkError
 
-class TransportError(RuntimeError):
+
+class TransportError(LinkError):
     """The link to the overlay failed (timeout, dropped link, refused request)."""
 
 

@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl import errors
+
 PROTOCOL_VERSION = 1
 MAGIC = b"\xa5\x5a"  # (ours) alternating bits, rare in register data
 HEADER = struct.Struct("<2sBBIII")  # magic, cmd, flags, session, seq, length (CRC-32 follows)
@@ -74,7 +76,7 @@ class ErrorCode(enum.IntEnum):
     INTERNAL = 10  # the agent failed unexpectedly (bug); it keeps serving
 
 
-class LinkError(RuntimeError):
+class LinkError(errors.LinkError):
     """A frame or payload that does not decode."""
 
 

@@ -1,0 +1,68 @@
+"""Atomic file writes: the one helper every writer in rramctl uses.
+
+A reader sees either the old file or the complete new one, never a part: the data goes to a
+temporary file with a unique name in the target folder, is flushed and fsynced, then renamed over
+the target, and the folder is fsynced so the rename survives a power cut. On any failure
+(including KeyboardInterrupt) the temporary file is removed and the target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems that refuse a directory fsync
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:  # type: ignore[type-arg]
+    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` atomically."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open writes only ('wb' or 'w'), not {mode!r}")
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Atomically write ``path`` with ``write(file)`` (e.g. ``lambda f: np.savez(f, **arrays)``)."""
+    with atomic_open(path, "wb") as f:
+        write(f)
+
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
