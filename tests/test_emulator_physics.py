@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rramctl.hw import dac80508
-from rramsim.config import ChipModelConfig
+from rramsim.config import ChipModelConfig, Defects
 from rramsim.crossbar import FORMED_LIMIT_NS, Crossbar, efficacy_ppm, log2_fixed
 from rramsim.dac import code_to_uv
 
 V = dac80508.volts_to_code
 NOMINAL = dict(v_sl_uv=code_to_uv(V(3.4)), v_wl_uv=code_to_uv(V(1.2)), cycles=1_000_000)  # seed 000 Methods
-CLEAN = ChipModelConfig(seed=3, stuck_on_ppm=0, stuck_off_ppm=0)
+CLEAN = ChipModelConfig(seed=3, defects=Defects(stuck_on_ppm=0, stuck_off_ppm=0))
 
 
 def _all_cells(cfg: ChipModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ def test_weaker_or_shorter_reset_is_less_effective() -> None:
 
 
 def test_a_never_formed_cell_does_not_set_and_stuck_cells_do_not_move() -> None:
-    cfg = ChipModelConfig(seed=5, stuck_on_ppm=20_000, stuck_off_ppm=20_000)
+    cfg = ChipModelConfig(seed=5, defects=Defects(stuck_on_ppm=20_000, stuck_off_ppm=20_000))
     xb = Crossbar(cfg)
     r, c = _all_cells(cfg)
     before = xb.g.copy()
@@ -125,7 +125,7 @@ def test_a_never_formed_cell_does_not_set_and_stuck_cells_do_not_move() -> None:
     xb.form(r, c, **NOMINAL)
     xb.reset(r, c, **RESET, serial=2, positions=np.arange(r.size))
     np.testing.assert_array_equal(xb.g[stuck], before[stuck])
-    assert np.all(xb.g[xb.stuck == 1] == cfg.stuck_on_ns)
+    assert np.all(xb.g[xb.stuck == 1] == cfg.defects.stuck_on_ns)
 
 
 def test_program_pulses_move_towards_the_direction_with_noise() -> None:
@@ -134,13 +134,13 @@ def test_program_pulses_move_towards_the_direction_with_noise() -> None:
     args = dict(v_uv=code_to_uv(V(1.5)), v_wl_uv=code_to_uv(V(1.2)), cycles=50, serial=4, positions=np.arange(r.size))
     xb.program_pulse(r, c, 1, pulse_number=0, **args)
     up = xb.g[r, c] - g0
-    assert abs(up.mean() - CLEAN.program_step_ns) < 50 and 400 < up.std() < 600
+    assert abs(up.mean() - CLEAN.program.step_ns) < 50 and 400 < up.std() < 600
     xb.program_pulse(r, c, -1, pulse_number=1, **args)
     assert (xb.g[r, c] - g0).mean() < up.mean() - 1000
 
 
 def test_drift_relaxes_formed_cells_only_when_enabled() -> None:
-    xb = Crossbar(CLEAN.with_changes(drift_ppm_per_op=10_000))
+    xb = Crossbar(CLEAN.with_changes(drift={"ppm_per_op": 10_000}))
     xb.form(*_all_cells(CLEAN), **NOMINAL)
     g0 = xb.g.copy()
     xb.drift()
@@ -167,6 +167,6 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError):
         xb.drive_sums(np.zeros((1, 10), np.int64), 0, 4)
     with pytest.raises(ValueError):
-        ChipModelConfig(stuck_on_ppm=600_000, stuck_off_ppm=600_000)
+        ChipModelConfig(defects=Defects(stuck_on_ppm=600_000, stuck_off_ppm=600_000))
     with pytest.raises(ValueError):
         ChipModelConfig(bogus=1)

@@ -22,6 +22,10 @@ else:  # PYNQ 3.x images ship Python 3.10
     import tomli as tomllib
 
 
+# Word-line gate during reads, multiplies and verify reads (ours: docs/hardware.md, "Operating points").
+DEFAULT_READ_GATE_V = 1.8
+
+
 class ConfigError(UsageError):
     """A board configuration that is malformed or outside the chip's ratings."""
 
@@ -70,6 +74,11 @@ class BoardConfig(_Strict):
     program: Pulse = Pulse(voltage_v=1.5, width_s=500e-9, gate_v=1.2)
     write_verify: WriteVerify = WriteVerify()
     read_voltage_v: float = Field(0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
+    read_gate_v: float = Field(
+        default=DEFAULT_READ_GATE_V,
+        gt=0,
+        description="WL gate during reads and multiplies: transistors fully on (ours)",
+    )
     forming_temperature_c: float = Field(120.0, description="seed 000 Results: forming at 120 degC")
     clock_hz: float = Field(100e6, gt=0, description="PL clock of the overlay (ours)")
     settle_cycles: int = Field(100, ge=1, le=65535, description="read settle time in PL cycles (ours: 1 us)")
@@ -84,6 +93,7 @@ class BoardConfig(_Strict):
             ("set.voltage_v (BL)", self.set.voltage_v, r.max_bl_voltage_v),
             ("program.voltage_v (BL/SL)", self.program.voltage_v, min(r.max_bl_voltage_v, r.max_sl_voltage_v)),
             ("read_voltage_v", self.read_voltage_v, r.max_read_voltage_v),
+            ("read_gate_v (WL)", self.read_gate_v, r.max_wl_voltage_v),
             ("forming_temperature_c", self.forming_temperature_c, r.max_temperature_c),
         ]
         for p in ("form", "reset", "set", "program"):

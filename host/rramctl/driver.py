@@ -16,30 +16,32 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl import regmap as R
+from rramctl.config import DEFAULT_READ_GATE_V
 from rramctl.errors import DeviceError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508, linedrive
+from rramctl.protocol import MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, OverlayErrorCode, TiaGain
 from rramctl.transport.base import RegWrite, Transport
 
-# Opcodes (docs/protocol.md).
-NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = range(8)
-OP_NAMES = {NOP: "NOP", FORM: "FORM", RESET: "RESET", SET: "SET", PROGRAM: "PROGRAM", READ: "READ",
-            MULTIPLY: "MULTIPLY", IDLE: "IDLE"}  # fmt: skip
-ERROR_NAMES = {1: "BAD_OPCODE", 2: "BAD_REGION", 3: "BAD_CELL", 4: "BAD_BITS", 5: "UNDERRUN", 6: "ABORTED",
-               7: "BAD_PULSE", 8: "BUSY"}  # fmt: skip
+# Short names for the generated protocol values (rramctl.protocol, docs/registers.md).
+NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
+DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = map(int, DacChannel)
+USED_DAC_CHANNELS = tuple(map(int, DacChannel))
+TIA_MULTIPLY, TIA_READ = TiaGain
+# DAC_LIMIT register of each rated channel
+DAC_LIMIT_REGS: dict[DacChannel, int] = {ch: getattr(R, f"DAC_LIMIT_{ch.name}") for ch in DacChannel}
 
-# DAC channels (docs/protocol.md).
-DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = 0, 1, 2, 3
-USED_DAC_CHANNELS = (DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ)
-
-MAX_PULSE_CYCLES = 2_000_000  # overlay hardware cap (docs/protocol.md, BAD_PULSE)
 CELLS_PER_TRANSACTION = 65_536  # ours: 256 KiB of cell words per DMA transaction
 FRAMES_PER_TRANSACTION = 4_096  # ours: 1 MiB of chain frames per DMA transaction
-TIA_MULTIPLY, TIA_READ = 0, 1
+READ_GATE_CODE = dac80508.volts_to_code(DEFAULT_READ_GATE_V)
 
 
 class OverlayError(DeviceError):
     """The overlay refused or failed an operation (STATUS.error) or looks like something else."""
+
+
+def _error_name(code: int) -> str:
+    return OverlayErrorCode(code).name if code in OverlayErrorCode._value2member_map_ else str(code)
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,18 @@ class ProgramResult:
 class Driver:
     """Register/stream sequences for every overlay operation."""
 
-    def __init__(self, transport: Transport, *, poll_timeout_s: float = 30.0, settle_cycles: int = 100) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        poll_timeout_s: float = 30.0,
+        settle_cycles: int = 100,
+        read_gate_code: int = READ_GATE_CODE,
+    ) -> None:
         self.transport = transport
         self.poll_timeout_s = poll_timeout_s
         self.settle_cycles = settle_cycles
+        self.read_gate_code = read_gate_code  # V_WL of every READ and MULTIPLY: the access transistors on
         self._dac_ready = False
 
     # ---- identity and the DAC ---------------------------------------------------------
@@ -70,9 +80,35 @@ class Driver:
         return major, minor
 
     def write_dac_frame(self, frame: int) -> int:
-        """Shift one 24-bit frame out to the DAC80508; return what the DAC sent back."""
+        """Shift one 24-bit frame out to the DAC80508; return what the DAC sent back.
+
+        Raises OverlayError(OVER_RATING) when the overlay refused the frame (above DAC_LIMIT)."""
         self.transport.write_reg(R.DAC_FRAME, frame)
-        return self.transport.read_reg(R.DAC_RDATA)
+        rdata = self.transport.read_reg(R.DAC_RDATA)
+        if R.DAC_RDATA_REFUSED.get(rdata):
+            self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1))
+            raise OverlayError(f"DAC frame {frame:#08x} refused: above the overlay's locked rating",
+                               OverlayErrorCode.OVER_RATING)  # fmt: skip
+        return R.DAC_RDATA_FRAME.get(rdata)
+
+    def lock_ratings(self, limits: Mapping[int, int]) -> dict[int, int]:
+        """Write the highest DAC code of each rated channel (DacChannel -> code) into DAC_LIMIT_* and lock
+        them until the PL is reset; return the limits now in force (read back).  Channels not named keep
+        what they hold.  Raises OverlayError if the overlay was locked before with a looser limit."""
+        for channel, code in limits.items():
+            self.transport.write_reg(DAC_LIMIT_REGS[DacChannel(channel)], R.DAC_LIMIT_V_SL_CODE.put(code))
+        self.transport.write_reg(R.RATINGS_LOCK, R.RATINGS_LOCK_LOCKED.put(1))
+        held: dict[int, int] = {
+            ch: R.DAC_LIMIT_V_SL_CODE.get(self.transport.read_reg(off)) for ch, off in DAC_LIMIT_REGS.items()
+        }
+        looser = {DacChannel(ch).name: held[ch] for ch, code in limits.items() if held[ch] > code}
+        if looser or not R.RATINGS_LOCK_LOCKED.get(self.transport.read_reg(R.RATINGS_LOCK)):
+            raise OverlayError(f"the overlay keeps looser DAC limits {looser} than asked (locked before; reset the PL)")
+        return held
+
+    def saturated_samples(self) -> int:
+        """ADC samples of the last operation whose code sat on a rail (SAT_COUNT)."""
+        return self.transport.read_reg(R.SAT_COUNT)
 
     def init_dac(self) -> None:
         for frame in dac80508.init_frames():
@@ -111,7 +147,7 @@ class Driver:
         """Run one overlay operation and return its output words; always ends in safe idle."""
         status = self.status()
         if R.STATUS_BUSY.get(status):
-            raise OverlayError("the overlay is busy with another operation", 8)
+            raise OverlayError("the overlay is busy with another operation", OverlayErrorCode.BUSY)
         try:
             self.set_levels(levels)
             self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1))
@@ -123,7 +159,7 @@ class Driver:
         finally:
             self.safe_idle()
         if len(out) != recv_words:
-            raise OverlayError(f"{OP_NAMES[opcode]}: expected {recv_words} output words, got {len(out)}")
+            raise OverlayError(f"{Opcode(opcode).name}: expected {recv_words} output words, got {len(out)}")
         return out
 
     def _wait_done(self, opcode: int) -> None:
@@ -134,19 +170,19 @@ class Driver:
                 break
             if time.monotonic() > deadline:
                 self.transport.write_reg(R.CTRL, R.CTRL_ABORT.put(1))
-                raise OverlayError(f"{OP_NAMES[opcode]} did not finish within {self.poll_timeout_s} s; aborted")
+                raise OverlayError(f"{Opcode(opcode).name} did not finish within {self.poll_timeout_s} s; aborted")
             time.sleep(0.0005)
         if R.STATUS_ERROR.get(status):
             code = R.STATUS_ERR_CODE.get(status)
-            raise OverlayError(f"{OP_NAMES[opcode]} failed in the overlay: {ERROR_NAMES.get(code, code)}", code)
+            raise OverlayError(f"{Opcode(opcode).name} failed in the overlay: {_error_name(code)}", code)
         if not R.STATUS_DONE.get(status):
-            raise OverlayError(f"{OP_NAMES[opcode]}: overlay is idle but DONE is not set (status {status:#x})")
+            raise OverlayError(f"{Opcode(opcode).name}: overlay is idle but DONE is not set (status {status:#x})")
 
     # ---- the operations ----------------------------------------------------------------
     @staticmethod
     def _pulse(cycles: int) -> int:
         if not 1 <= cycles <= MAX_PULSE_CYCLES:
-            raise OverlayError(f"pulse of {cycles} cycles is outside 1-{MAX_PULSE_CYCLES}", 7)
+            raise OverlayError(f"pulse of {cycles} cycles is outside 1-{MAX_PULSE_CYCLES}", OverlayErrorCode.BAD_PULSE)
         return cycles
 
     @staticmethod
@@ -216,7 +252,8 @@ class Driver:
     def read_region(self, region: Region, v_read: int, tia_gain: int = TIA_READ) -> NDArray[np.int64]:
         """Read every cell of a region alone; return ADC codes, shape (n_rows, n_cols)."""
         params = self._region_params(region) | {R.TIA_GAIN: tia_gain, R.SETTLE_CYCLES: self.settle_cycles}
-        out = self.run(READ, params, {DAC_V_READ: v_read}, recv_words=region.n_rows * region.n_cols)
+        levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
+        out = self.run(READ, params, levels, recv_words=region.n_rows * region.n_cols)
         return adc.from_word(out).astype(np.int64).reshape(region.shape)
 
     def multiply(
@@ -231,8 +268,8 @@ class Driver:
 
         Returns the overlay's shift-and-added codes, shape (B, n_cols)."""
         x = np.asarray(inputs)
-        if not 1 <= bits <= 8:
-            raise ValueError(f"input bit width must be 1-8, got {bits}")
+        if not 1 <= bits <= MAX_BITS:
+            raise ValueError(f"input bit width must be 1-{MAX_BITS}, got {bits}")
         if x.ndim != 2 or x.shape[1] != region.n_rows:
             raise ValueError(f"inputs must have shape (batch, {region.n_rows}), got {x.shape}")
         if not np.issubdtype(x.dtype, np.integer):
@@ -249,7 +286,8 @@ class Driver:
                       R.ROW_START: region.row, R.ROW_COUNT: region.n_rows, R.TIA_GAIN: tia_gain,
                       R.SETTLE_CYCLES: self.settle_cycles}  # fmt: skip
             send = frames[b0 * bits : (b0 + nb) * bits].ravel()
-            out = self.run(MULTIPLY, params, {DAC_V_READ: v_read}, send=send, recv_words=nb * region.n_cols)
+            levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
+            out = self.run(MULTIPLY, params, levels, send=send, recv_words=nb * region.n_cols)
             results.append(adc.from_word(out).astype(np.int64).reshape(nb, region.n_cols))
         if not results:
             return np.zeros((0, region.n_cols), np.int64)

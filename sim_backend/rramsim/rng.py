@@ -36,6 +36,11 @@ class Stream(IntEnum):
     PROGRAM_NOISE = 7  # per (op serial, cell position, pulse number): write-verify increment noise
     READ_NOISE = 8  # per (op serial, sample): ADC read noise
     VERIFY_NOISE = 9  # per (op serial, cell position, read number): write-verify read noise
+    RELAXATION = 10  # per pulse (programming: serial, position, pulse number; set: serial, position)
+    NOISE_FLOOR = 11  # per (op serial, sample): current-independent read noise
+    COL_OFFSET = 12  # per column: TIA offset current
+    COL_GAIN = 13  # per column: read-out gain error
+    ADC_NOISE = 14  # per (op serial, sample): ADC input noise
 
 
 def mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:

@@ -1,0 +1,138 @@
+"""Device physics beyond the pulse rules: relaxation, drift, word-line gating and the read-out chain.
+
+Everything is integer arithmetic keyed by (seed, stream, indices) like rramsim.crossbar, so the
+vectorised overlay and the per-event benches agree bit for bit.  Time is the virtual board clock in
+integer microseconds (``EmulatedOverlay.board_time_s``, rounded); the crossbar keeps, per cell, the
+time of its last pulse and the relaxation that pulse started (docs/emulator.md, "Device model").
+
+- relaxation (seed 003): a programming or set pulse leaves the cell at G_p; the cell then moves to
+  G_p + R, R ~ N(0, sigma) drawn per pulse, as ``R * dt / (dt + tau)``;
+- drift (seed 000 Fig. 2j): a formed cell loses ``ppm_per_decade * log10((dt + t0) / t0)`` of its
+  conductance above the off level;
+- word-line gating: with V_WL at or below the transistor threshold a cell conducts at most the
+  transistor's leakage;
+- read-out: per-column TIA offset current and gain error (static per column), a current-independent
+  noise floor and ADC input noise on every sample, besides the proportional read noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from rramctl.hw import adc, dac80508
+
+from rramsim import rng
+from rramsim.config import ChipModelConfig
+from rramsim.rng import PPM, Stream
+
+LOG2_FRAC = 16
+LOG2_10 = 217_706  # round(log2(10) * 2**16)
+_MANT = 30  # mantissa bits of the vectorised log2 (x * x stays below 2**62)
+# drive-sum units (DAC code x nS) per pA: 1 unit = FULL_SCALE_V / 2**16 V x 1 nS
+DU_PER_PA_NUM = dac80508.FULL_SCALE_CODES
+DU_PER_PA_DEN = int(dac80508.FULL_SCALE_V * 1000)
+
+
+def log2_fixed_array(n: ArrayLike) -> NDArray[np.int64]:
+    """floor-ish log2(n) * 2**16 for int64 arrays n >= 1, in exact integer arithmetic."""
+    x = np.asarray(n, dtype=np.int64)
+    if x.size and int(x.min()) < 1:
+        raise ValueError("log2 of a value below 1")
+    ip = np.zeros(x.shape, dtype=np.int64)
+    t = x.copy()
+    for shift in (32, 16, 8, 4, 2, 1):  # integer part: bit length - 1
+        big = t >= (1 << shift)
+        t = np.where(big, t >> shift, t)
+        ip += np.where(big, shift, 0)
+    one = np.int64(1) << _MANT
+    m = np.where(ip >= _MANT, x >> np.maximum(ip - _MANT, 0), x << np.maximum(_MANT - ip, 0))  # in [1, 2)
+    result = ip.copy()
+    for _ in range(LOG2_FRAC):
+        m = (m * m) >> _MANT
+        result <<= 1
+        top = m >= 2 * one
+        m = np.where(top, m >> 1, m)
+        result |= top.astype(np.int64)
+    return result
+
+
+def du_from_pa(pa: ArrayLike) -> NDArray[np.int64]:
+    """A current in pA as drive-sum units (floor)."""
+    return np.floor_divide(np.asarray(pa, dtype=np.int64) * DU_PER_PA_NUM, DU_PER_PA_DEN)
+
+
+def relaxed(
+    g: NDArray[np.int64], relax_ns: NDArray[np.int64], dt_us: NDArray[np.int64], tau_us: int
+) -> NDArray[np.int64]:
+    """G after relaxing for dt: G + floor(R * dt / (dt + tau))."""
+    return g + np.floor_divide(relax_ns * dt_us, dt_us + tau_us)
+
+
+def drifted(g: NDArray[np.int64], dt_us: NDArray[np.int64], config: ChipModelConfig) -> NDArray[np.int64]:
+    """G after drifting for dt: loses ppm_per_decade * log10((dt + t0) / t0) of (G - off) (ours: log-time)."""
+    d = config.drift
+    if d.ppm_per_decade == 0:
+        return g
+    decades = log2_fixed_array(dt_us + d.t0_us) - log2_fixed_array(np.full_like(dt_us, d.t0_us))
+    above = np.maximum(g - config.reset.off_ns, 0)
+    loss = np.minimum(above * d.ppm_per_decade * decades // (PPM * LOG2_10), above)
+    return g - loss
+
+
+def relaxation_draw(config: ChipModelConfig, *key: ArrayLike) -> NDArray[np.int64]:
+    """The relaxation amplitude R of one pulse (stream RELAXATION, key = the pulse's key)."""
+    sigma = config.relaxation.sigma_ns
+    if sigma == 0:
+        return np.zeros(np.broadcast(*[np.asarray(k) for k in key]).shape, dtype=np.int64)
+    return rng.scaled_normal(0, sigma, rng.normal_int(config.seed, Stream.RELAXATION, *key))
+
+
+def gated(g: NDArray[np.int64], v_wl_uv: int | None, config: ChipModelConfig) -> NDArray[np.int64]:
+    """What a read sees through the access transistor: G when V_WL opens it (``None``: open), else
+    at most the transistor's leakage."""
+    if v_wl_uv is None or v_wl_uv > config.transistor.wl_threshold_uv:
+        return g
+    return np.minimum(g, config.transistor.off_leak_ns)
+
+
+class Readout:
+    """The per-column TIA + ADC chain: static offset (drive-sum units) and gain error (ppm) per column."""
+
+    def __init__(self, config: ChipModelConfig) -> None:
+        self.config = config
+        cols = np.arange(config.cols, dtype=np.int64)
+        ro = config.readout
+        off_pa = rng.scaled_normal(0, ro.offset_sigma_pa, rng.normal_int(config.seed, Stream.COL_OFFSET, cols))
+        self.offset_du = du_from_pa(off_pa) if ro.offset_sigma_pa else np.zeros(config.cols, np.int64)
+        self.gain_ppm = rng.scaled_normal(0, ro.gain_sigma_ppm, rng.normal_int(config.seed, Stream.COL_GAIN, cols))
+        self.active = bool(ro.offset_sigma_pa or ro.gain_sigma_ppm or ro.adc_noise_mlsb or config.read.noise_floor_pa)
+
+    def apply(
+        self, s: NDArray[np.int64], tia_gain: int, serial: int, sample: ArrayLike, cols: ArrayLike | None
+    ) -> NDArray[np.int64]:
+        """Drive sums (already carrying the proportional read noise) -> what reaches the ADC's rounding,
+        still in drive-sum units: (S + offset + floor noise) * (1 + gain error) + ADC input noise."""
+        if not self.active:
+            return s
+        if cols is None:
+            raise ValueError("this chip model has per-column read-out terms: pass the column of every sample")
+        cfg, seed = self.config, self.config.seed
+        col = np.broadcast_to(np.asarray(cols, dtype=np.int64), s.shape)
+        g = adc.code_gain(tia_gain)  # codes per drive-sum unit = p / q
+        limit = 4 * (adc.CODE_MAX + 2) * g.denominator // g.numerator  # beyond it every sample clips anyway
+        x = np.clip(s, -limit, limit) + self.offset_du[col]
+        if cfg.read.noise_floor_pa:
+            z = rng.normal_int(seed, Stream.NOISE_FLOOR, serial, sample)
+            x = x + np.floor_divide(du_from_pa(cfg.read.noise_floor_pa) * z, rng.NORMAL_SIGMA)
+        x = x + np.floor_divide(x * self.gain_ppm[col], PPM)
+        if cfg.readout.adc_noise_mlsb:
+            z = rng.normal_int(seed, Stream.ADC_NOISE, serial, sample)
+            x = x + np.floor_divide(
+                cfg.readout.adc_noise_mlsb * g.denominator * z, 1000 * g.numerator * rng.NORMAL_SIGMA
+            )
+        return x
+
+
+def saturated(codes: NDArray[np.int64]) -> int:
+    """Samples at either end of the ADC range (clipped)."""
+    return int(np.count_nonzero((codes <= adc.CODE_MIN) | (codes >= adc.CODE_MAX)))
