@@ -1,0 +1,310 @@
+"""The read-out array math of the emulator, written once against a small array-module shim.
+
+Every read path (MULTIPLY, READ, the write-verify reads of PROGRAM) ends in :func:`readout_codes`;
+MULTIPLY's column drive sums come from :func:`drive_sums`.  Both take an :class:`ArrayModule` as
+their first argument: :class:`NumpyModule` (the default; no torch needed) or :class:`TorchModule`
+(torch on CPU or CUDA, imported only when asked for).  The functions use only operators that
+numpy arrays and torch tensors share (``+ - * ^ & >>``, in-place forms) plus the shim's few
+methods, so the numpy and torch paths are one code, not two copies.
+
+Stable entry points (docs/emulator.md, "Performance"):
+
+- ``readout_codes(xm, drive_sum, sample, cols, op) -> codes``: ADC codes of samples whose ideal
+  column drive sum (DAC code x nS) is ``drive_sum``; ``sample`` holds each sample's index (the noise
+  key), ``cols`` its column, ``op`` (:class:`ReadOp`) the operation's constants.  Every read-out
+  term (offsets, gains, noise floors) goes into this function, keyed with :func:`normal_keyed`.
+- ``drive_sums(xm, drives, g_block) -> S``: exact ``S[f, j] = sum_c code_c * (mask_c[f] @ G[:, j])``.
+- ``normal_keyed(xm, seed, stream, serial, index)`` = ``rng.normal_int(seed, stream, serial, index)``
+  bit for bit, in int64 ops on either module (chunked, in place).
+- ``array_module(device)``: ``"cpu"`` -> numpy, ``"torch-cpu"`` -> torch on the CPU,
+  ``"cuda"`` / ``"cuda:N"`` -> torch on that GPU.
+
+Integer-exact contract: the hash is wrapping 64-bit integer arithmetic (int64 and uint64 wrap
+identically); the drive sums are float matmuls of 0/1 masks with integer conductances, exact
+because every partial sum is an integer below the float's 2**p (float32 is used only when each
+column's conductance sum is below 2**24, else float64, below 2**53 by ChipModelConfig); the noise
+product is one chain of float64 ``*`` and ``/`` (IEEE-rounded alike on every device), then floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramsim import rng
+
+Array = Any  # a numpy array or a torch tensor (the shim's native array)
+
+_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # splitmix64 constants as signed int64 (same bits)
+_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+_M2 = 0x94D049BB133111EB - (1 << 64)
+_LANES16 = 0x0000FFFF0000FFFF  # 16-bit fields 0 and 2 of a 64-bit word
+F32_EXACT = 1 << 24  # every integer below this is a float32
+NORMAL_OFFSET = rng.NORMAL_TERMS * (rng.NORMAL_SIGMA // 2)
+
+
+def _signed(h: int) -> int:
+    """A uint64 value as the int64 with the same bits."""
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+class ArrayModule(Protocol):
+    """The operations the read-out math needs beyond the shared operators."""
+
+    name: str
+    chunk: int  # elements per hash chunk (cache-sized on the CPU)
+
+    def asarray(self, a: NDArray[Any]) -> Array: ...
+    def to_numpy(self, a: Array) -> NDArray[Any]: ...
+    def empty_i64(self, n: int) -> Array: ...
+    def zeros_like(self, a: Array) -> Array: ...
+    def srl(self, x: Array, k: int, out: Array) -> Array: ...
+    def to_i64(self, a: Array) -> Array: ...
+    def to_f64(self, a: Array) -> Array: ...
+    def floor_i64(self, a: Array) -> Array: ...
+    def floor_div(self, a: Array, b: int) -> Array: ...
+    def clip(self, a: Array, lo: int, hi: int) -> Array: ...
+    def abs_max(self, a: Array) -> int: ...
+    def exact_matmul(self, mask: Array, g: Array, col_sum_max: int) -> Array: ...
+    def block(self, g: NDArray[np.integer[Any]]) -> Array: ...
+
+
+class NumpyModule:
+    """numpy: in-place, cache-sized chunks; float32 BLAS where the sums are exact in float32."""
+
+    name = "numpy"
+    chunk = 1 << 15
+
+    def asarray(self, a: NDArray[Any]) -> NDArray[Any]:
+        return np.asarray(a)
+
+    def to_numpy(self, a: NDArray[Any]) -> NDArray[Any]:
+        return np.asarray(a)
+
+    def empty_i64(self, n: int) -> NDArray[np.int64]:
+        return np.empty(n, dtype=np.int64)
+
+    def zeros_like(self, a: NDArray[Any]) -> NDArray[Any]:
+        return np.zeros_like(a)
+
+    def srl(self, x: NDArray[np.int64], k: int, out: NDArray[np.int64]) -> NDArray[np.int64]:
+        np.right_shift(x.view(np.uint64), np.uint64(k), out=out.view(np.uint64))
+        return out
+
+    def to_i64(self, a: NDArray[Any]) -> NDArray[np.int64]:
+        return np.asarray(a).astype(np.int64, copy=False)
+
+    def to_f64(self, a: NDArray[Any]) -> NDArray[np.float64]:
+        return np.asarray(a).astype(np.float64)
+
+    def floor_i64(self, a: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.floor(a).astype(np.int64)
+
+    def floor_div(self, a: NDArray[np.int64], b: int) -> NDArray[np.int64]:
+        return np.floor_divide(a, b)
+
+    def clip(self, a: NDArray[np.int64], lo: int, hi: int) -> NDArray[np.int64]:
+        return np.clip(a, lo, hi)
+
+    def abs_max(self, a: NDArray[np.int64]) -> int:
+        return int(np.abs(a).max()) if a.size else 0
+
+    def block(self, g: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
+        return g.astype(np.int32)
+
+    def exact_matmul(self, mask: NDArray[Any], g: NDArray[np.int32], col_sum_max: int) -> NDArray[np.int64]:
+        dtype = np.float32 if col_sum_max < F32_EXACT else np.float64
+        return (mask.astype(dtype) @ g.astype(dtype)).astype(np.int64)
+
+
+class TorchModule:
+    """torch on one device: int64 tensors, float64 matmuls (exact, and never TF32)."""
+
+    name = "torch"
+
+    def __init__(self, device: str = "cpu") -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.chunk = 1 << 40  # one chunk: torch kernels gain nothing from cache-sized pieces
+
+    def asarray(self, a: NDArray[Any]) -> Any:
+        return self.torch.as_tensor(np.ascontiguousarray(a), device=self.device)
+
+    def to_numpy(self, a: Any) -> NDArray[Any]:
+        return np.asarray(a.cpu().numpy())
+
+    def empty_i64(self, n: int) -> Any:
+        return self.torch.empty(n, dtype=self.torch.int64, device=self.device)
+
+    def zeros_like(self, a: Any) -> Any:
+        return self.torch.zeros_like(a)
+
+    def srl(self, x: Any, k: int, out: Any) -> Any:
+        self.torch.bitwise_right_shift(x, k, out=out)
+        out &= (1 << (64 - k)) - 1  # arithmetic shift made logical
+        return out
+
+    def to_i64(self, a: Any) -> Any:
+        return a.to(self.torch.int64)
+
+    def to_f64(self, a: Any) -> Any:
+        return a.to(self.torch.float64)
+
+    def floor_i64(self, a: Any) -> Any:
+        return self.torch.floor(a).to(self.torch.int64)
+
+    def floor_div(self, a: Any, b: int) -> Any:
+        return self.torch.div(a, b, rounding_mode="floor")
+
+    def clip(self, a: Any, lo: int, hi: int) -> Any:
+        return self.torch.clamp(a, lo, hi)
+
+    def abs_max(self, a: Any) -> int:
+        return int(a.abs().max().item()) if a.numel() else 0
+
+    def block(self, g: NDArray[np.integer[Any]]) -> Any:
+        return self.torch.as_tensor(np.ascontiguousarray(g), device=self.device).to(self.torch.float64)
+
+    def exact_matmul(self, mask: Any, g: Any, col_sum_max: int) -> Any:
+        return (mask.to(self.torch.float64) @ g.to(self.torch.float64)).to(self.torch.int64)
+
+
+def array_module(device: str = "cpu") -> ArrayModule:
+    """The shim for a device name: ``cpu`` (numpy), ``torch-cpu``, ``cuda`` or ``cuda:N`` (torch)."""
+    if device == "cpu":
+        return NumpyModule()
+    if device == "torch-cpu":
+        return TorchModule("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        try:
+            import torch
+        except ImportError as e:
+            raise ValueError(f"device {device!r} needs torch, which is not installed") from e
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA device is available")
+        return TorchModule(device)
+    raise ValueError(f"unknown emulator device {device!r} (cpu, torch-cpu, cuda, cuda:N)")
+
+
+# ---- counter-based noise --------------------------------------------------------------------
+def _mix64_(xm: ArrayModule, z: Array, t: Array) -> Array:
+    """splitmix64 finaliser in place on int64 (wrapping; the same bits as rng.mix64)."""
+    z += _GOLDEN
+    z ^= xm.srl(z, 30, t)
+    z *= _M1
+    z ^= xm.srl(z, 27, t)
+    z *= _M2
+    z ^= xm.srl(z, 31, t)
+    return z
+
+
+def prefix_hash(seed: int, stream: int, *indices: int) -> int:
+    """hash64(seed, stream, *indices) of scalar keys, as a signed int64."""
+    return _signed(int(rng.hash64(seed, stream, *indices)))
+
+
+def normal_keyed(xm: ArrayModule, seed: int, stream: int, serial: int, index: Array) -> Array:
+    """``rng.normal_int(seed, stream, serial, index)`` for an int64 index array (any shape), bit for
+    bit: one splitmix64 per index, three lanes of four 16-bit uniforms summed two at a time in
+    32-bit fields of one int64 (no field exceeds 6 * 65535)."""
+    flat = xm.to_i64(index).reshape(-1)
+    n = flat.shape[0]
+    out = xm.empty_i64(n)
+    prefix = prefix_hash(seed, stream, serial)
+    for a in range(0, n, xm.chunk):
+        z = flat[a : a + xm.chunk] ^ prefix  # a new array
+        t = xm.zeros_like(z)
+        _mix64_(xm, z, t)
+        acc = xm.zeros_like(z)
+        for lane in range(rng.NORMAL_TERMS // 4):
+            h = z ^ lane
+            _mix64_(xm, h, t)
+            acc += h & _LANES16
+            acc += xm.srl(h, 16, t) & _LANES16
+        out[a : a + xm.chunk] = (acc & 0xFFFFFFFF) + xm.srl(acc, 32, t) - NORMAL_OFFSET
+    return out.reshape(index.shape)
+
+
+# ---- the read-out ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadOp:
+    """Constants of one read operation: the chip's seed, the op serial (noise key), the read noise
+    (ppm of the drive sum), the ADC gain ``p / q`` codes per drive-sum unit of the selected TIA range
+    (rramctl.hw.adc.code_gain), the ADC's code range and the read-out chain (rramsim.device.Readout):
+    per-column offset (drive-sum units) and gain error (ppm) tables over all columns, the noise floor
+    sigma (drive-sum units) and the ADC input noise sigma (1/1000 LSB); ``clip`` bounds |S| before
+    the chain (beyond it every sample clips anyway)."""
+
+    seed: int
+    serial: int
+    read_noise_ppm: int
+    gain_p: int
+    gain_q: int
+    code_min: int
+    code_max: int
+    chain: bool = False  # any read-out chain term below
+    offset_du: NDArray[np.int64] | None = None
+    gain_ppm: NDArray[np.int64] | None = None
+    noise_floor_du: int = 0
+    adc_noise_mlsb: int = 0
+    clip: int = 0
+
+
+def read_noise(xm: ArrayModule, s: Array, sample: Array, op: ReadOp) -> Array:
+    """floor(S * z * ppm / (2**16 * 1e6)) with z = normal_int(seed, READ_NOISE, serial, sample):
+    float64 ``*`` and ``/`` left to right, one IEEE rounding each, then floor."""
+    z = normal_keyed(xm, op.seed, rng.Stream.READ_NOISE, op.serial, sample)
+    prod = xm.to_f64(s) * xm.to_f64(z) * float(op.read_noise_ppm) / float(rng.NORMAL_SIGMA * rng.PPM)
+    return xm.floor_i64(prod)
+
+
+def adc_codes(xm: ArrayModule, s: Array, op: ReadOp) -> Array:
+    """Round half up and clamp ``S * p / q``: floor((2pS + q) / 2q) (rramctl.hw.adc.drive_sum_to_code)."""
+    p, q = op.gain_p, op.gain_q
+    if xm.abs_max(s) * 2 * p > np.iinfo(np.int64).max // 2:
+        raise OverflowError("drive sum too large for the integer ADC model")
+    return xm.clip(xm.floor_div(s * (2 * p) + q, 2 * q), op.code_min, op.code_max)
+
+
+def _chain(xm: ArrayModule, x: Array, sample: Array, cols: NDArray[np.int64], op: ReadOp) -> Array:
+    """The per-column TIA + ADC chain (rramsim.device.Readout): (S + offset + floor noise) * (1 + gain
+    error) + ADC input noise, in drive-sum units, before the ADC's rounding."""
+    x = xm.clip(x, -op.clip, op.clip)
+    if op.offset_du is not None:
+        x = x + xm.asarray(op.offset_du[cols])
+    if op.noise_floor_du:
+        z = normal_keyed(xm, op.seed, rng.Stream.NOISE_FLOOR, op.serial, sample)
+        x = x + xm.floor_div(z * op.noise_floor_du, rng.NORMAL_SIGMA)
+    if op.gain_ppm is not None:
+        x = x + xm.floor_div(x * xm.asarray(op.gain_ppm[cols]), rng.PPM)
+    if op.adc_noise_mlsb:
+        z = normal_keyed(xm, op.seed, rng.Stream.ADC_NOISE, op.serial, sample)
+        x = x + xm.floor_div(z * (op.adc_noise_mlsb * op.gain_q), 1000 * op.gain_p * rng.NORMAL_SIGMA)
+    return x
+
+
+def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArray[np.int64], op: ReadOp) -> Array:
+    """ADC codes of samples with ideal drive sums ``drive_sum`` (int64), sample indices ``sample``
+    (int64, same shape) and columns ``cols`` (numpy, broadcastable to the samples): proportional read
+    noise, the read-out chain, then the ADC.  The one place every read-out term goes."""
+    s = xm.to_i64(drive_sum)
+    if op.read_noise_ppm:
+        s = s + read_noise(xm, s, sample, op)
+    if op.chain:
+        s = _chain(xm, s, sample, np.asarray(cols, dtype=np.int64), op)
+    return adc_codes(xm, s, op)
+
+
+def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array, col_sum_max: int) -> Array:
+    """Exact column drive sums ``S = sum_c code_c * (mask_c @ G)`` for 0/1 row masks (F, rows) of the
+    rows each source code drives; ``col_sum_max`` bounds every column sum of ``g_block``."""
+    total: Array = None
+    for code, mask in drives:
+        part = xm.exact_matmul(mask, g_block, col_sum_max) * int(code)
+        total = part if total is None else total + part
+    return total

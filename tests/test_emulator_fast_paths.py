@@ -1,0 +1,212 @@
+"""The fast read-out paths give the codes of the plain frame path, bit for bit, on random cases:
+chain frames (vectorised encode/decode vs a bit-level reference), the chunked int64 noise hash vs
+rng.normal_int, the MULTIPLY fast path (driven rows only, cached float32/float64 blocks, one read-out
+function) vs decode-everything + float64 sums over all rows + the per-sample reference, and the
+torch backend (CPU; CUDA where present) vs numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rramctl import regmap as R
+from rramctl.hw import adc, dac80508, linedrive
+from rramsim import arraymath, rng
+from rramsim.config import ChipModelConfig
+from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
+
+MULTIPLY = 6
+
+
+# ---- chain frames -------------------------------------------------------------------------------
+def _stream_pos() -> np.ndarray:
+    """Stream bit of (line r, nibble bit b) from the chain layout written out bit by bit."""
+    lines = np.arange(512)
+    chain = (8 * (lines // 2) + 4 * (lines % 2))[:, None] + np.arange(4)[None, :]
+    return 2047 - chain
+
+
+def reference_encode(select: np.ndarray, inhibit: np.ndarray) -> np.ndarray:
+    nib = np.stack([(select >> 0) & 1, (select >> 1) & 1, (select >> 2) & 1, inhibit], axis=-1).astype(np.uint8)
+    stream = np.zeros((select.shape[0], 2048), dtype=np.uint8)
+    stream[:, _stream_pos().ravel()] = nib.reshape(select.shape[0], -1)
+    packed = np.packbits(stream, axis=1, bitorder="big").reshape(select.shape[0], 64, 4).astype(np.uint64)
+    return ((packed[..., 0] << 24) | (packed[..., 1] << 16) | (packed[..., 2] << 8) | packed[..., 3]).astype(np.uint32)
+
+
+def reference_decode(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    as_bytes = frames.astype(">u4").view(np.uint8).reshape(frames.shape[0], 256)
+    nib = np.unpackbits(as_bytes, axis=1, bitorder="big")[:, _stream_pos()]
+    return nib[..., 0] | (nib[..., 1] << 1) | (nib[..., 2] << 2), nib[..., 3].astype(bool)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chain_frames_match_the_bit_level_reference(seed: int) -> None:
+    g = np.random.default_rng(seed)
+    select = g.integers(0, 8, size=(7, 512)).astype(np.uint8)
+    inhibit = g.random((7, 512)) < 0.3
+    frames = linedrive.encode_frames(select, inhibit)
+    np.testing.assert_array_equal(frames, reference_encode(select, inhibit))
+    s2, i2 = reference_decode(frames)
+    s3, i3 = linedrive.decode_frames(frames)
+    np.testing.assert_array_equal(s3, s2)
+    np.testing.assert_array_equal(i3, i2)
+    bits = g.integers(0, 2, size=(5, 40))
+    sel = np.zeros((5, 512), np.uint8)
+    sel[:, 100:140] = bits
+    np.testing.assert_array_equal(linedrive.bitplane_frames(bits, 100), reference_encode(sel, np.zeros_like(sel, bool)))
+
+
+def test_driven_lines_are_the_lines_with_a_nonzero_nibble() -> None:
+    g = np.random.default_rng(5)
+    select = np.zeros((6, 512), np.uint8)
+    select[:, 37:90] = g.integers(0, 3, size=(6, 53))
+    inhibit = np.zeros((6, 512), bool)
+    inhibit[2, 300] = True
+    nib, lines = linedrive.driven_lines(linedrive.encode_frames(select, inhibit))
+    assert np.all(np.diff(lines) > 0)
+    full = linedrive.decode_nibbles(linedrive.encode_frames(select, inhibit))
+    np.testing.assert_array_equal(nib, full[:, lines])
+    outside = np.setdiff1d(np.arange(512), lines)
+    assert not full[:, outside].any()
+    assert {37, 89, 300} <= set(lines.tolist()) and len(lines) <= 8 * 9
+
+
+# ---- the noise hash -----------------------------------------------------------------------------
+def _devices() -> list[str]:
+    devices = ["cpu"]
+    try:
+        import torch
+    except ImportError:
+        return devices
+    devices.append("torch-cpu")
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    return devices
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_normal_keyed_is_rng_normal_int(device: str) -> None:
+    xm = arraymath.array_module(device)
+    g = np.random.default_rng(1)
+    idx = np.concatenate([np.arange(70_000), g.integers(0, 1 << 62, size=5_000)]).reshape(-1, 5)
+    for seed, stream, serial in ((0, 8, 1), ((1 << 64) - 1, 11, 123_456), (77, 14, 0)):
+        want = rng.normal_int(seed, stream, serial, idx)
+        got = xm.to_numpy(arraymath.normal_keyed(xm, seed, stream, serial, xm.asarray(idx)))
+        np.testing.assert_array_equal(got, want)
+
+
+# ---- MULTIPLY: fast path vs the plain frame path ------------------------------------------------
+def _config(seed: int, chain: bool) -> ChipModelConfig:
+    data: dict[str, object] = {"seed": seed}
+    if chain:
+        data["read"] = {"noise_ppm": 5_000, "noise_floor_pa": 20_000}
+        data["readout"] = {"offset_sigma_pa": 50_000, "gain_sigma_ppm": 20_000, "adc_noise_mlsb": 700}
+    return ChipModelConfig.model_validate(data)
+
+
+def _overlay(seed: int, chain: bool = False, device: str = "cpu") -> EmulatedOverlay:
+    ov = EmulatedOverlay(_config(seed, chain), device=device)
+    g = np.random.default_rng(seed)
+    shape = ov.crossbar.g.shape
+    ov.crossbar.g = g.integers(1, 60_000, size=shape).astype(np.int32)  # some column sums pass 2**24
+    ov.crossbar.g[:, :40] = g.integers(1, 3_000, size=(shape[0], 40)).astype(np.int32)  # some stay below
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, int(g.integers(500, 6_000))))
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_BL, int(g.integers(0, 3_000))))
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_WL, dac80508.volts_to_code(1.2)))
+    return ov
+
+
+def _random_frames(g: np.random.Generator, n: int, rows: tuple[int, int]) -> np.ndarray:
+    select = np.zeros((n, 512), np.uint8)
+    inhibit = np.zeros((n, 512), bool)
+    r0, r1 = rows
+    select[:, r0:r1] = g.choice([0, 1, 1, 1, 2, 3, 5], size=(n, r1 - r0))
+    inhibit[:, r0:r1] = g.random((n, r1 - r0)) < 0.1
+    select[n // 2] = 0  # one frame drives nothing
+    inhibit[n // 2] = False
+    return linedrive.encode_frames(select, inhibit)
+
+
+def _run_multiply(
+    ov: EmulatedOverlay, frames: np.ndarray, batch: int, bits: int, c0: int, nc: int, tia: int
+) -> np.ndarray:
+    for k, v in {R.OPCODE: MULTIPLY, R.BATCH: batch, R.BITS: bits, R.COL_START: c0, R.COL_COUNT: nc,
+                 R.TIA_GAIN: tia}.items():  # fmt: skip
+        ov.write_reg(k, v)
+    ov.push_stream(frames.ravel())
+    ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+    assert ov.done and not ov.error
+    return adc.from_word(ov.pop_stream(batch * nc)).astype(np.int64).reshape(batch, nc)
+
+
+def frame_path_reference(
+    ov: EmulatedOverlay, frames: np.ndarray, batch: int, bits: int, c0: int, nc: int, tia: int
+) -> np.ndarray:
+    """The plain path: decode every line, drive codes, float64 sums over all rows, per-sample noise from
+    rng.normal_int, the device read-out chain, rramctl.hw.adc, shift and add."""
+    xb, cfg, serial = ov.crossbar, ov.config, ov.counters.op_serial
+    select, inhibit = reference_decode(frames)
+    v = np.where(inhibit, 0, ov.source_codes()[select])[:, : cfg.rows]
+    s = xb.drive_sums(v, c0, nc, ov.dac.output_uv(DAC_V_WL))
+    sample = np.arange(s.size, dtype=np.int64).reshape(s.shape)
+    z = rng.normal_int(cfg.seed, rng.Stream.READ_NOISE, serial, sample)
+    ppm = cfg.read.noise_ppm
+    s = s + np.floor(
+        s.astype(np.float64) * z.astype(np.float64) * float(ppm) / float(rng.NORMAL_SIGMA * rng.PPM)
+    ).astype(np.int64)
+    x = xb.readout.apply(s, tia, serial, sample, np.arange(c0, c0 + nc))
+    codes = adc.drive_sum_to_code(x, tia)
+    return (codes.reshape(batch, bits, nc) << np.arange(bits)[None, :, None]).sum(axis=1)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_multiply_fast_path_equals_the_frame_path(case: int) -> None:
+    g = np.random.default_rng(100 + case)
+    ov = _overlay(case, chain=case % 2 == 1)
+    for _ in range(2):
+        batch, bits = int(g.integers(1, 5)), int(g.integers(1, 9))
+        r0 = int(g.integers(0, 480))
+        rows = (r0, int(g.integers(r0 + 1, 513)))
+        c0 = int(g.integers(0, 500))
+        nc = int(g.integers(1, 513 - c0))
+        tia = int(g.integers(0, 2))
+        frames = _random_frames(g, batch * bits, rows)
+        got = _run_multiply(ov, frames, batch, bits, c0, nc, tia)
+        np.testing.assert_array_equal(got, frame_path_reference(ov, frames, batch, bits, c0, nc, tia))
+
+
+def test_the_conductance_cache_follows_every_change() -> None:
+    ov = _overlay(3)
+    frames = linedrive.bitplane_frames(np.ones((2, 64), np.uint8), 0)
+    first = _run_multiply(ov, frames, 2, 1, 0, 16, 0)
+    np.testing.assert_array_equal(first, frame_path_reference(ov, frames, 2, 1, 0, 16, 0))
+    ov.crossbar.g[:64, :16] //= 3  # an in-place write through the attribute
+    second = _run_multiply(ov, frames, 2, 1, 0, 16, 0)
+    np.testing.assert_array_equal(second, frame_path_reference(ov, frames, 2, 1, 0, 16, 0))
+    assert not np.array_equal(first, second)
+    ov.crossbar.g = ov.crossbar.g // 2  # a new array
+    np.testing.assert_array_equal(
+        _run_multiply(ov, frames, 2, 1, 0, 16, 0), frame_path_reference(ov, frames, 2, 1, 0, 16, 0)
+    )
+
+
+def test_a_smaller_configured_array_ignores_lines_beyond_it() -> None:
+    ov = EmulatedOverlay(ChipModelConfig(seed=2, rows=64, cols=32))
+    ov.crossbar.g = np.random.default_rng(2).integers(1, 40_000, size=(64, 32)).astype(np.int32)
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, 1_311))
+    frames = _random_frames(np.random.default_rng(3), 6, (0, 200))
+    np.testing.assert_array_equal(
+        _run_multiply(ov, frames, 3, 2, 0, 32, 0), frame_path_reference(ov, frames, 3, 2, 0, 32, 0)
+    )
+
+
+@pytest.mark.parametrize("device", [d for d in _devices() if d != "cpu"])
+@pytest.mark.parametrize("chain", [False, True])
+def test_torch_and_numpy_give_identical_codes(device: str, chain: bool) -> None:
+    g = np.random.default_rng(9)
+    frames = _random_frames(g, 3 * 4, (0, 512))
+    got = {}
+    for dev in ("cpu", device):
+        ov = _overlay(4, chain=chain, device=dev)
+        got[dev] = _run_multiply(ov, frames, 3, 4, 7, 300, 0)
+    np.testing.assert_array_equal(got["cpu"], got[device])
