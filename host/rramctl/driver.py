@@ -65,6 +65,7 @@ class Driver:
         self.poll_timeout_s = poll_timeout_s
         self.settle_cycles = settle_cycles
         self.read_gate_code = read_gate_code  # V_WL of every READ and MULTIPLY: the access transistors on
+        self.saturated = 0  # ADC samples at either end of the range in the last read_region / multiply call
         self._dac_ready = False
 
     # ---- identity and the DAC ---------------------------------------------------------
@@ -249,11 +250,20 @@ class Driver:
             return ProgramResult(np.zeros(0, np.int64), np.zeros(0, np.int64))
         return ProgramResult(np.concatenate(pulses), np.concatenate(finals))
 
-    def read_region(self, region: Region, v_read: int, tia_gain: int = TIA_READ) -> NDArray[np.int64]:
-        """Read every cell of a region alone; return ADC codes, shape (n_rows, n_cols)."""
+    def _sat_count(self) -> int:
+        """SAT_COUNT of the last operation (0 on an overlay without the register)."""
+        offset = getattr(R, "SAT_COUNT", None)
+        return self.transport.read_reg(offset) if offset is not None else 0
+
+    def read_region(
+        self, region: Region, v_read: int, tia_gain: int = TIA_READ, v_wl: int | None = None
+    ) -> NDArray[np.int64]:
+        """Read every cell of a region alone (V_WL = ``v_wl``, default the read gate); return ADC codes,
+        shape (n_rows, n_cols)."""
         params = self._region_params(region) | {R.TIA_GAIN: tia_gain, R.SETTLE_CYCLES: self.settle_cycles}
-        levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
+        levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code if v_wl is None else v_wl}
         out = self.run(READ, params, levels, recv_words=region.n_rows * region.n_cols)
+        self.saturated = self._sat_count()
         return adc.from_word(out).astype(np.int64).reshape(region.shape)
 
     def multiply(
@@ -276,10 +286,12 @@ class Driver:
             raise ValueError(f"inputs must be integers, got {x.dtype}")
         if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
             raise ValueError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
-        planes = ((x[:, None, :] >> np.arange(bits)[None, :, None]) & 1).reshape(-1, region.n_rows)
+        x8 = x.astype(np.uint8)  # 1-8 bit inputs: bit-planes in uint8
+        planes = ((x8[:, None, :] >> np.arange(bits, dtype=np.uint8)[None, :, None]) & 1).reshape(-1, region.n_rows)
         frames = linedrive.bitplane_frames(planes, region.row)  # (B*bits, 64), vector-major, LSB first
         batch_per_tx = max(1, FRAMES_PER_TRANSACTION // bits)
         results = []
+        self.saturated = 0
         for b0 in range(0, x.shape[0], batch_per_tx):
             nb = min(batch_per_tx, x.shape[0] - b0)
             params = {R.BATCH: nb, R.BITS: bits, R.COL_START: region.col, R.COL_COUNT: region.n_cols,
@@ -288,6 +300,7 @@ class Driver:
             send = frames[b0 * bits : (b0 + nb) * bits].ravel()
             levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
             out = self.run(MULTIPLY, params, levels, send=send, recv_words=nb * region.n_cols)
+            self.saturated += self._sat_count()
             results.append(adc.from_word(out).astype(np.int64).reshape(nb, region.n_cols))
         if not results:
             return np.zeros((0, region.n_cols), np.int64)
