@@ -162,7 +162,7 @@ def refusal(agent: Agent, frame: L.Frame) -> int:
         (L.Frame(L.Cmd.TRANSACT, 0, 77, 1, b"\x00" * 14), L.ErrorCode.BAD_LENGTH),
         (L.Frame(L.Cmd.HELLO, 0, 77, 1, b"\x00"), L.ErrorCode.BAD_LENGTH),
         (L.Frame(L.Cmd.REPLAY, 0, 77, 1, b""), L.ErrorCode.BAD_LENGTH),
-        (L.Frame(L.Cmd.READ_REG, 0, 77, 1, L.U32.pack(0x58)), L.ErrorCode.BAD_OFFSET),
+        (L.Frame(L.Cmd.READ_REG, 0, 77, 1, L.U32.pack(0x74)), L.ErrorCode.BAD_OFFSET),
         (L.Frame(L.Cmd.WRITE_REG, 0, 77, 1, L.REG_WRITE.pack(0x2, 1)), L.ErrorCode.BAD_OFFSET),
         (L.Frame(L.Cmd.TRANSACT, 0, 77, 1, L.TRANSACT_HEAD.pack(0, 0x1000, 1)), L.ErrorCode.BAD_OFFSET),
         (L.Frame(L.Cmd.TRANSACT, 0, 77, 1, L.TRANSACT_HEAD.pack(1 << 20, R.CTRL, 1)), L.ErrorCode.TOO_LONG),

@@ -73,6 +73,8 @@ module rram_overlay_top #(
     output wire        adc_dclk,
     input  wire [NADC-1:0] adc_dout
 );
+    `include "rram_regs.vh"
+    `include "rram_protocol.vh"
     localparam integer CW = $clog2(COLS);
     localparam integer AW = $clog2(NADC);
     localparam integer MW = CW - AW;  // column-mux address bits per ADC
@@ -93,33 +95,72 @@ module rram_overlay_top #(
     wire [7:0] err_code;
     wire [3:0] opcode, bits;
     wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles;
-    wire [31:0] pulse_cycles, op_count, pulse_count, out_words;
+    wire [31:0] pulse_cycles, op_count, pulse_count, out_words, sat_count;
     wire [19:0] cell_count, verify_tol;
     wire [23:0] dac_frame, dac_rdata;
     wire dac_frame_swmod, dac_busy;
 
+    // Ratings (docs/hdl.md, safety chain): DAC_LIMIT_* bound every DAC_FRAME write to a used channel
+    // (and a BRDCAST write by the lowest limit); an over-limit frame never reaches the SPI pins.
+    wire [15:0] lim_sl, lim_bl, lim_wl, lim_read;
+    wire [15:0] lim [0:3];
+    assign lim[2'(DAC_CH_V_SL)] = lim_sl;
+    assign lim[2'(DAC_CH_V_BL)] = lim_bl;
+    assign lim[2'(DAC_CH_V_WL)] = lim_wl;
+    assign lim[2'(DAC_CH_V_READ)] = lim_read;
+    wire [15:0] lim_min01 = (lim[0] < lim[1]) ? lim[0] : lim[1];
+    wire [15:0] lim_min23 = (lim[2] < lim[3]) ? lim[2] : lim[3];
+    wire [15:0] lim_min = (lim_min01 < lim_min23) ? lim_min01 : lim_min23;
+    wire [3:0] frame_addr = dac_frame[19:16];
+    wire [3:0] frame_ch = frame_addr - DAC80508_REG_DAC0;
+    wire frame_is_write = !dac_frame[23];
+    wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < 4'd4);
+    wire frame_over = frame_is_write && (
+        (frame_on_limited && dac_frame[15:0] > lim[frame_ch[1:0]])
+        || (frame_addr == DAC80508_REG_BRDCAST && dac_frame[15:0] > lim_min));
+
     // A write to DAC_FRAME holds off every further AXI address (wait states, ours) until its SPI frame
-    // is out, so a DAC_RDATA read or a second frame after it never sees a frame in flight.
-    localparam [6:0] DAC_FRAME_ADDR = 7'h40;
-    reg dac_pending, dac_started, dac_go;
+    // is out, so a DAC_RDATA read or a second frame after it never sees a frame in flight.  A write that
+    // shifts no frame (no strobe on bits 23:0, or refused by the ratings) releases the gate once its
+    // write response is out, so no strobe pattern can leave the bus waiting.
+    reg dac_pending, dac_started, dac_go, dac_armed, dac_refused;
+    reg [3:0] b_debt;  // write addresses accepted minus write responses taken
     wire gate = dac_pending;
     wire awready_i, arready_i;
     assign s_axil_awready = awready_i & ~gate;
     assign s_axil_arready = arready_i & ~gate;
-    wire aw_dac = s_axil_awvalid && s_axil_awready && (s_axil_awaddr[6:2] == DAC_FRAME_ADDR[6:2]);
+    wire aw_hs = s_axil_awvalid && s_axil_awready;
+    wire b_hs = s_axil_bvalid && s_axil_bready;
+    wire aw_dac = aw_hs && (s_axil_awaddr[6:2] == REG_DAC_FRAME[6:2]);
+    wire spi_go = dac_go && !frame_over;
     always @(posedge aclk or negedge rst_n) begin
         if (!rst_n) begin
             dac_pending <= 1'b0;
             dac_started <= 1'b0;
             dac_go <= 1'b0;
+            dac_armed <= 1'b0;
+            dac_refused <= 1'b0;
+            b_debt <= 4'd0;
         end else begin
             dac_go <= dac_frame_swmod;  // the frame register holds the new value one clock after swmod
+            b_debt <= b_debt + {3'd0, aw_hs} - {3'd0, b_hs};
             if (aw_dac) dac_pending <= 1'b1;
-            if (dac_go) dac_started <= 1'b1;
-            if (dac_started && !dac_go && !dac_busy) begin
-                dac_started <= 1'b0;
+            if (dac_frame_swmod) dac_armed <= 1'b1;
+            if (spi_go) begin
+                dac_started <= 1'b1;
+                dac_refused <= 1'b0;
+            end
+            if (dac_go && frame_over) begin
+                dac_refused <= 1'b1;
+                dac_armed <= 1'b0;
                 dac_pending <= 1'b0;
             end
+            if (dac_started && !dac_go && !dac_busy) begin
+                dac_started <= 1'b0;
+                dac_armed <= 1'b0;
+                dac_pending <= 1'b0;
+            end
+            if (dac_pending && !dac_armed && !dac_frame_swmod && !aw_dac && b_debt == 4'd0) dac_pending <= 1'b0;
         end
     end
 
@@ -168,10 +209,19 @@ module rram_overlay_top #(
         .hwif_out_dac_frame_frame(dac_frame),
         .hwif_out_dac_frame_frame_swmod(dac_frame_swmod),
         .hwif_in_dac_rdata_frame(dac_rdata),
+        .hwif_in_dac_rdata_refused(dac_refused),
         .hwif_in_op_count_count(op_count),
         .hwif_in_pulse_count_count(pulse_count),
         .hwif_in_out_words_count(out_words),
-        .hwif_out_settle_cycles_cycles(settle_cycles)
+        .hwif_out_settle_cycles_cycles(settle_cycles),
+        .hwif_in_sat_count_count(sat_count),
+        /* verilator lint_off PINCONNECTEMPTY */
+        .hwif_out_ratings_lock_locked(),  // the lock acts inside the block (swwel)
+        /* verilator lint_on PINCONNECTEMPTY */
+        .hwif_out_dac_limit_v_sl_code(lim_sl),
+        .hwif_out_dac_limit_v_bl_code(lim_bl),
+        .hwif_out_dac_limit_v_wl_code(lim_wl),
+        .hwif_out_dac_limit_v_read_code(lim_read)
     );
 
     assign irq = irq_en & (done | error);
@@ -179,7 +229,7 @@ module rram_overlay_top #(
 
     // ---- peripherals ----
     dac80508_spi #(.HALF(DAC_HALF)) u_dac (
-        .clk(aclk), .rst_n(rst_n), .start(dac_go), .frame(dac_frame), .busy(dac_busy), .rdata(dac_rdata),
+        .clk(aclk), .rst_n(rst_n), .start(spi_go), .frame(dac_frame), .busy(dac_busy), .rdata(dac_rdata),
         .sclk(dac_sclk), .sync_n(dac_sync_n), .sdin(dac_sdin), .sdo(dac_sdo)
     );
 
@@ -217,12 +267,12 @@ module rram_overlay_top #(
 
     rram_seq #(.ROWS(ROWS), .COLS(COLS), .GUARD(GUARD)) u_seq (
         .clk(aclk), .rst_n(rst_n),
-        .start(start), .abort_req(abort_req), .clear(clear), .opcode(opcode),
+        .start(start), .abort_req(abort_req), .clear(clear), .rating_err(dac_go && frame_over), .opcode(opcode),
         .row_start(row_start), .row_count(row_count), .col_start(col_start), .col_count(col_count),
         .pulse_cycles(pulse_cycles), .bits(bits), .batch(batch), .cell_count(cell_count),
         .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles),
         .busy(busy), .done(done), .error(error), .err_code(err_code),
-        .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words),
+        .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words), .sat_count(sat_count),
         .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy), .sr_oe_n(sr_oe_n),
         .col_lo(col_lo), .col_hi(col_hi), .sl_mode(sl_mode), .wl_en(wl_en), .drive_en(drive_en),
         .adc_go(adc_go), .adc_col(adc_col), .adc_busy(adc_busy), .adc_code(adc_code),

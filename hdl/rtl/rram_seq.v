@@ -16,6 +16,7 @@ module rram_seq #(
     input  wire        start,
     input  wire        abort_req,
     input  wire        clear,
+    input  wire        rating_err,  // a DAC frame was refused by the ratings (OVER_RATING when idle)
     input  wire [3:0]  opcode,
     input  wire [15:0] row_start,
     input  wire [15:0] row_count,
@@ -36,6 +37,7 @@ module rram_seq #(
     output reg  [31:0] op_count,
     output reg  [31:0] pulse_count,
     output reg  [31:0] out_words,
+    output reg  [31:0] sat_count,
     // SN74HC595 chain driver
     output reg         ch_shift,
     output reg         ch_latch,
@@ -63,19 +65,15 @@ module rram_seq #(
     output reg         m_tlast,
     input  wire        m_tready
 );
+    `include "rram_protocol.vh"
     localparam integer CW = $clog2(COLS);
     localparam integer ACCW = 24;  // 14-bit code << 7, summed over 8 bit-planes, fits 22 bits
-    localparam [6:0] FRAME_WORDS = 7'd64;  // docs/protocol.md: a chain frame is 64 words
-    localparam [6:0] SKIP_WORDS = 7'(64 - ROWS / 8);  // words for 595s this array does not have
-    localparam [31:0] MAX_PULSE = 32'd2000000;  // docs/protocol.md: 20 ms at 100 MHz
-
-    // opcodes, error codes, SL modes, CD4051B nibbles {INH, C, B, A} (docs/protocol.md, docs/hdl.md)
-    localparam [3:0] OP_NOP = 4'd0, OP_FORM = 4'd1, OP_RESET = 4'd2, OP_SET = 4'd3, OP_PROGRAM = 4'd4,
-                     OP_READ = 4'd5, OP_MULTIPLY = 4'd6, OP_IDLE = 4'd7;
-    localparam [7:0] E_OPCODE = 8'd1, E_REGION = 8'd2, E_CELL = 8'd3, E_BITS = 8'd4, E_UNDERRUN = 8'd5,
-                     E_ABORTED = 8'd6, E_PULSE = 8'd7, E_BUSY = 8'd8;
-    localparam [1:0] SL_FLOAT = 2'd0, SL_GND = 2'd1, SL_VSL = 2'd2, SL_SENSE = 2'd3;
-    localparam [3:0] NIB_FLOAT = 4'b1000, NIB_GND = 4'b0000, NIB_VREAD = 4'b0001, NIB_VBL = 4'b0010;
+    localparam [6:0] SKIP_WORDS = 7'(FRAME_WORDS - 7'(ROWS / 8));  // words for 595s this array does not have
+    // CD4051B nibbles {INH, C, B, A} (docs/protocol.md)
+    localparam [3:0] NIB_FLOAT = 4'(1 << MUX_INHIBIT_BIT), NIB_GND = {1'b0, SRC_GND}, NIB_VREAD = {1'b0, SRC_READ},
+                     NIB_VBL = {1'b0, SRC_BL_PROG};
+    // ADC rails: a code here is a saturated sample (SAT_COUNT)
+    localparam signed [13:0] CODE_MAX = 14'((1 << (ADC_BITS - 1)) - 1), CODE_MIN = ~CODE_MAX;
 
     localparam [5:0]
         S_IDLE = 6'd0, S_FIN = 6'd1, S_FIN2 = 6'd2, S_DRAIN = 6'd3, S_IN = 6'd4, S_PUSH = 6'd5,
@@ -123,12 +121,12 @@ module rram_seq #(
     wire pulse_op = (opcode == OP_FORM) || (opcode == OP_RESET) || (opcode == OP_SET) || (opcode == OP_PROGRAM);
     reg [7:0] start_err;
     always @* begin
-        start_err = 8'd0;
-        if (opcode > OP_IDLE) start_err = E_OPCODE;
-        else if ((opcode == OP_FORM || opcode == OP_READ) && (row_bad || col_bad)) start_err = E_REGION;
-        else if (opcode == OP_MULTIPLY && col_bad) start_err = E_REGION;
-        else if (opcode == OP_MULTIPLY && (bits == 4'd0 || bits > 4'd8 || batch == 16'd0)) start_err = E_BITS;
-        else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE)) start_err = E_PULSE;
+        start_err = E_NONE;
+        if (opcode > OP_IDLE) start_err = E_BAD_OPCODE;
+        else if ((opcode == OP_FORM || opcode == OP_READ) && (row_bad || col_bad)) start_err = E_BAD_REGION;
+        else if (opcode == OP_MULTIPLY && col_bad) start_err = E_BAD_REGION;
+        else if (opcode == OP_MULTIPLY && (bits == 4'd0 || bits > MAX_BITS || batch == 16'd0)) start_err = E_BAD_BITS;
+        else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
     end
 
     // ---- generated chain word w: nibble of row m = 511 - 8w - i at bits 31-4i (docs/protocol.md layout) ----
@@ -181,10 +179,11 @@ module rram_seq #(
             busy <= 1'b0;
             done <= 1'b0;
             error <= 1'b0;
-            err_code <= 8'd0;
+            err_code <= E_NONE;
             op_count <= 32'd0;
             pulse_count <= 32'd0;
             out_words <= 32'd0;
+            sat_count <= 32'd0;
             ch_shift <= 1'b0;
             ch_latch <= 1'b0;
             ch_word <= 32'd0;
@@ -230,7 +229,12 @@ module rram_seq #(
             if (clear) begin
                 done <= 1'b0;
                 error <= 1'b0;
-                err_code <= 8'd0;
+                err_code <= E_NONE;
+            end
+            if (rating_err && !busy) begin  // a running operation keeps its own status
+                done <= 1'b0;
+                error <= 1'b1;
+                err_code <= E_OVER_RATING;
             end
             if (start && busy) begin  // the running operation goes on (docs/protocol.md: BUSY)
                 error <= 1'b1;
@@ -248,10 +252,11 @@ module rram_seq #(
                         done <= 1'b0;
                         error <= 1'b0;
                         err_code <= start_err;
-                        if (start_err != 8'd0) begin
+                        if (start_err != E_NONE) begin
                             error <= 1'b1;
                         end else begin
                             busy <= 1'b1;
+                            sat_count <= 32'd0;
                             op <= opcode;
                             out_words <= 32'd0;
                             cell_pos <= 20'd0;
@@ -359,6 +364,7 @@ module rram_seq #(
                     end else cnt <= cnt - 1'b1;
                     S_SMP_W: if (!adc_go && !adc_busy) begin
                         code <= adc_code;
+                        if (adc_code == CODE_MIN || adc_code == CODE_MAX) sat_count <= sat_count + 1'b1;
                         state <= ret;
                     end
 
@@ -390,7 +396,7 @@ module rram_seq #(
                         cur_row <= cell_row;
                         cur_col <= cell_col[CW-1:0];
                         if (cell_bad) begin
-                            err_code <= E_CELL;
+                            err_code <= E_BAD_CELL;
                             error <= 1'b1;
                             state <= in_word_last ? S_FIN : S_DRAIN;
                         end else if (in_premature) begin
@@ -597,7 +603,7 @@ module rram_seq #(
                     S_FIN2: if (!m_tvalid && !ch_busy && !adc_busy && !ch_shift && !ch_latch && !adc_go) begin
                         busy <= 1'b0;
                         m_tlast <= 1'b0;
-                        if (err_code == 8'd0 || err_code == E_BUSY) begin
+                        if (err_code == E_NONE || err_code == E_BUSY) begin
                             done <= 1'b1;
                             op_count <= op_count + 1'b1;
                         end

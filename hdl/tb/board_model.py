@@ -21,15 +21,15 @@ from cocotb.handle import SimHandleBase
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, First, RisingEdge, ValueChange
 from rramctl.hw import adc, linedrive
+from rramctl.protocol import PL_CLOCK_HZ, VERIFY_READS_PER_CELL, DacChannel, Opcode, SlMode
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
 
-CLK_NS = 10  # 100 MHz PL clock (docs/protocol.md)
-FORM, RESET, SET, PROGRAM, READ, MULTIPLY = 1, 2, 3, 4, 5, 6
-SL_FLOAT, SL_GND, SL_VSL, SL_SENSE = 0, 1, 2, 3  # docs/hdl.md, sl_mode pins
-DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = 0, 1, 2, 3  # docs/protocol.md
-VERIFY_READS_PER_CELL = 1 << 16  # docs/emulator.md: verify read n of cell p is sample p * 2**16 + n
+CLK_NS = 1_000_000_000 // PL_CLOCK_HZ
+FORM, RESET, SET, PROGRAM = Opcode.FORM, Opcode.RESET, Opcode.SET, Opcode.PROGRAM
+SL_FLOAT, SL_GND, SL_VSL, SL_SENSE = SlMode
+DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = DacChannel
 
 # Datasheet timing the benches check (minimums, ns).
 DAC_SCLK_PERIOD_NS = 20  # DAC80508: 50 MHz SCLK max

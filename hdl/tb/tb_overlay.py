@@ -17,9 +17,11 @@ from cocotb.clock import Clock
 from cocotb.task import bridge
 from cocotb.triggers import ClockCycles
 from rramctl import regmap as R
-from rramctl.driver import MULTIPLY, RESET, Driver, OverlayError
+from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508, linedrive
+from rramctl.protocol import MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, TiaGain
+from rramctl.protocol import OverlayErrorCode as E
 from rramctl.transport.base import RegWrite
 from rramctl.transport.cocotb_transport import CocotbTransport
 from rramctl.transport.emulator import EmulatorTransport
@@ -87,7 +89,11 @@ async def dac_spi(dut) -> None:
     """DAC80508 block: every DAC_FRAME write is one 24-bit mode-1 frame at datasheet timing, MSB first,
     back-to-back writes are not lost, and a register read comes back through DAC_RDATA."""
     board, t = await setup(dut)
-    frames = [*dac80508.init_frames(), dac80508.channel_frame(3, 0xA5C3), dac80508.channel_frame(0, 0x1234)]
+    frames = [
+        *dac80508.init_frames(),
+        dac80508.channel_frame(DacChannel.V_READ, 0xA5C3),
+        dac80508.channel_frame(DacChannel.V_SL, 0x1234),
+    ]
     for f in frames:
         await t.write_reg_async(R.DAC_FRAME, f)
     await t.write_reg_async(R.DAC_FRAME, dac80508.build_frame(dac80508.DEVICE_ID, 0, read=True))
@@ -96,7 +102,7 @@ async def dac_spi(dut) -> None:
     await ClockCycles(dut.aclk, 50)
     assert board.dac_frames[: len(frames)] == frames
     assert echo == ((0x80 | dac80508.DEVICE_ID) << 16) | 0x0800
-    assert board.dac.output_code(3) == 0xA5C3
+    assert board.dac.output_code(DacChannel.V_READ) == 0xA5C3
     no_violations(board)
 
 
@@ -106,7 +112,7 @@ async def chain_mux_and_pulse(dut) -> None:
     floating), its column with the SL grounded, for exactly PULSE_CYCLES clocks; lines idle after."""
     board, t = await setup(dut)
     row, col, cycles = ROWS - 3, COLS - 2, 37
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(1, V_SET))
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_BL, V_SET))
     seen = {}
 
     async def watch() -> None:
@@ -118,7 +124,7 @@ async def chain_mux_and_pulse(dut) -> None:
 
     cocotb.start_soon(watch())
     await t.transact_async(np.array([(row << 16) | col], np.uint32), 0, RegWrite(R.CTRL, 0))  # queue the cell
-    await start_op(t, 3, {R.CELL_COUNT: 1, R.PULSE_CYCLES: cycles})
+    await start_op(t, Opcode.SET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: cycles})
     while (await status(t))[0]:
         await ClockCycles(dut.aclk, 20)
     assert await status(t) == (0, 1, 0, 0)
@@ -136,18 +142,18 @@ async def adc_read_path(dut) -> None:
     """ADS8324 block + column multiplexers: READ of a region returns the board model's codes in
     row-major order, 22 DCLKs per conversion, one chip select at a time, TLAST on the last word."""
     board, t = await setup(dut)
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(3, V_READ))
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
     board.crossbar.g[:ROWS, :COLS] = np.arange(ROWS * COLS, dtype=np.int32).reshape(ROWS, COLS) * 1500
     reg = Region(1, 3, 1, COLS - 2)
-    params = {R.OPCODE: 5, R.ROW_START: reg.row, R.ROW_COUNT: reg.n_rows, R.COL_START: reg.col,
-              R.COL_COUNT: reg.n_cols, R.TIA_GAIN: 1, R.SETTLE_CYCLES: 3}  # fmt: skip
+    params = {R.OPCODE: Opcode.READ, R.ROW_START: reg.row, R.ROW_COUNT: reg.n_rows, R.COL_START: reg.col,
+              R.COL_COUNT: reg.n_cols, R.TIA_GAIN: TiaGain.READ, R.SETTLE_CYCLES: 3}  # fmt: skip
     for off, val in params.items():
         await t.write_reg_async(off, val)
     out = await t.transact_async(np.zeros(0, np.uint32), reg.n_rows * reg.n_cols, RegWrite(R.CTRL, 1))
     rows, cols = np.arange(reg.row, reg.row + reg.n_rows), np.arange(reg.col, reg.col + reg.n_cols)
     r, c = np.meshgrid(rows, cols, indexing="ij")
-    s = board.dac.output_code(3) * board.crossbar.g[r.ravel(), c.ravel()].astype(np.int64)
-    want = board.crossbar.sample_codes(s, 1, board.serial, np.arange(s.size))
+    s = board.dac.output_code(DacChannel.V_READ) * board.crossbar.g[r.ravel(), c.ravel()].astype(np.int64)
+    want = board.crossbar.sample_codes(s, TiaGain.READ, board.serial, np.arange(s.size))
     assert list(adc.from_word(out)) == list(want)
     assert await t.read_reg_async(R.OUT_WORDS) == s.size
     assert board.ops[-1].samples == s.size
@@ -158,14 +164,18 @@ async def adc_read_path(dut) -> None:
 async def errors_and_irq(dut) -> None:
     """Error codes of docs/protocol.md, BUSY, ABORT, CLEAR and the interrupt line."""
     board, t = await setup(dut)
-    cases = [
-        (9, {}, 1),
-        (5, {R.ROW_START: ROWS - 1, R.ROW_COUNT: 2, R.COL_START: 0, R.COL_COUNT: 1}, 2),
-        (1, {R.ROW_START: 0, R.ROW_COUNT: 0, R.COL_START: 0, R.COL_COUNT: 1, R.PULSE_CYCLES: 5}, 2),
-        (6, {R.COL_START: 0, R.COL_COUNT: 1, R.BITS: 9, R.BATCH: 1}, 4),
-        (6, {R.COL_START: 0, R.COL_COUNT: 1, R.BITS: 2, R.BATCH: 0}, 4),
-        (2, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 0}, 7),
-        (2, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 2_000_001}, 7),
+    cases = [  # fmt: skip
+        (max(Opcode) + 2, {}, E.BAD_OPCODE),
+        (Opcode.READ, {R.ROW_START: ROWS - 1, R.ROW_COUNT: 2, R.COL_START: 0, R.COL_COUNT: 1}, E.BAD_REGION),
+        (
+            Opcode.FORM,
+            {R.ROW_START: 0, R.ROW_COUNT: 0, R.COL_START: 0, R.COL_COUNT: 1, R.PULSE_CYCLES: 5},
+            E.BAD_REGION,
+        ),
+        (Opcode.MULTIPLY, {R.COL_START: 0, R.COL_COUNT: 1, R.BITS: MAX_BITS + 1, R.BATCH: 1}, E.BAD_BITS),
+        (Opcode.MULTIPLY, {R.COL_START: 0, R.COL_COUNT: 1, R.BITS: 2, R.BATCH: 0}, E.BAD_BITS),
+        (Opcode.RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 0}, E.BAD_PULSE),
+        (Opcode.RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: MAX_PULSE_CYCLES + 1}, E.BAD_PULSE),
     ]
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1))
     for opcode, params, code in cases:
@@ -176,24 +186,24 @@ async def errors_and_irq(dut) -> None:
     # BAD_CELL and UNDERRUN come from the stream
     out = await t.transact_async(np.array([(ROWS << 16) | 0, 5], np.uint32), 0, RegWrite(R.CTRL, 0))
     assert out.size == 0
-    await start_op(t, RESET, {R.CELL_COUNT: 2, R.PULSE_CYCLES: 5})
+    await start_op(t, Opcode.RESET, {R.CELL_COUNT: 2, R.PULSE_CYCLES: 5})
     await ClockCycles(dut.aclk, 400)
-    assert await status(t) == (0, 0, 1, 3)
+    assert await status(t) == (0, 0, 1, E.BAD_CELL)
     await t.source.send(np.array([1], "<u4").tobytes())
-    await start_op(t, RESET, {R.CELL_COUNT: 3, R.PULSE_CYCLES: 5})
+    await start_op(t, Opcode.RESET, {R.CELL_COUNT: 3, R.PULSE_CYCLES: 5})
     await ClockCycles(dut.aclk, 600)
-    assert await status(t) == (0, 0, 1, 5)
+    assert await status(t) == (0, 0, 1, E.UNDERRUN)
     # BUSY: START while a MULTIPLY waits for its frames; then ABORT ends it with ABORTED; irq follows
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_CLEAR.put(1))
-    for off, val in {R.OPCODE: MULTIPLY, R.COL_START: 0, R.COL_COUNT: 2, R.BITS: 1, R.BATCH: 1}.items():
+    for off, val in {R.OPCODE: Opcode.MULTIPLY, R.COL_START: 0, R.COL_COUNT: 2, R.BITS: 1, R.BATCH: 1}.items():
         await t.write_reg_async(off, val)
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
     assert await status(t) == (1, 0, 0, 0) and int(dut.irq.value) == 0
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
-    assert await status(t) == (1, 0, 1, 8)
+    assert await status(t) == (1, 0, 1, E.BUSY)
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_ABORT.put(1))
     await ClockCycles(dut.aclk, 10)
-    assert await status(t) == (0, 0, 1, 6)
+    assert await status(t) == (0, 0, 1, E.ABORTED)
     assert int(dut.irq.value) == 1 and int(dut.drive_en.value) == 0 and int(dut.sr_oe_n.value) == 1
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_CLEAR.put(1))
     assert await status(t) == (0, 0, 0, 0) and int(dut.irq.value) == 0
@@ -247,11 +257,11 @@ async def driver_sees_overlay_errors(dut) -> None:
     def bad_cell(drv: Driver) -> int:
         drv.init_dac()
         try:
-            drv.run(RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 5}, {}, send=np.array([ROWS << 16], np.uint32))
+            drv.run(Opcode.RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 5}, {}, send=np.array([ROWS << 16], np.uint32))
         except OverlayError as e:
             return e.code
         return 0
 
     emu = EmulatorTransport(ChipModelConfig(rows=ROWS, cols=COLS))
-    assert bad_cell(Driver(emu)) == 3
-    assert await bridge(bad_cell)(Driver(t)) == 3
+    assert bad_cell(Driver(emu)) == E.BAD_CELL
+    assert await bridge(bad_cell)(Driver(t)) == E.BAD_CELL

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.hdl
 
 HDL = Path(__file__).resolve().parents[1]
 RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "rtl" / "generated" / "rram_ctrl_regs.sv"]
+INCLUDES = [HDL / "rtl" / "generated"]
 TOP = "rram_overlay_top"
 BENCH = {"ROWS": 16, "COLS": 16, "NADC": 2, "ADC_HALF": 2, "DAC_HALF": 2, "SR_HALF": 3}
 LINT_CONFIGS = [{}, {"ROWS": 16, "COLS": 16, "NADC": 2}, {"ROWS": 32, "COLS": 32, "NADC": 1}]
@@ -29,7 +30,8 @@ CASES = ["registers", "dac_spi", "chain_mux_and_pulse", "adc_read_path", "errors
 def test_verilator_lint_clean(params: dict[str, int]) -> None:
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
-    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", TOP, *[f"-G{k}={v}" for k, v in params.items()]]
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", TOP, *[f"-I{d}" for d in INCLUDES],
+           *[f"-G{k}={v}" for k, v in params.items()]]  # fmt: skip
     run = subprocess.run([*cmd, *map(str, RTL)], capture_output=True, text=True)
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr
 
@@ -42,7 +44,8 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("cocotbext.axi")
     build_dir = tmp_path_factory.mktemp("sim_build")
     runner = runner_mod.get_runner("icarus")
-    runner.build(sources=RTL, hdl_toplevel=TOP, parameters=BENCH, build_dir=build_dir, timescale=("1ns", "1ps"))
+    runner.build(sources=RTL, includes=INCLUDES, hdl_toplevel=TOP, parameters=BENCH, build_dir=build_dir,
+                 timescale=("1ns", "1ps"))  # fmt: skip
     return runner_mod, runner, build_dir
 
 

@@ -21,19 +21,29 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from rramctl import regmap as R
 from rramctl.hw import adc, linedrive
 
+from rramsim import regmap as R
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
+from rramsim.protocol import (
+    DAC80508_REG_BRDCAST,
+    DAC80508_REG_DAC0,
+    MAX_BITS,
+    MAX_PULSE_CYCLES,
+    VERIFY_READS_PER_CELL,
+    DacChannel,
+    Opcode,
+    OverlayErrorCode,
+)
 
-NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = range(8)
-BAD_OPCODE, BAD_REGION, BAD_CELL, BAD_BITS, UNDERRUN, ABORTED, BAD_PULSE, BUSY = range(1, 9)
-MAX_PULSE_CYCLES = 2_000_000  # docs/protocol.md: hardware cap, 20 ms at 100 MHz
-DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = 0, 1, 2, 3  # docs/protocol.md, DAC channels
+NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
+E = OverlayErrorCode
+DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = DacChannel
 WORD_MASK = 0xFFFFFFFF
-VERIFY_READS_PER_CELL = 1 << 16  # PROGRAM verify read n of list position p is sample p * 2**16 + n (ours)
+# DAC_LIMIT register of each rated channel (docs/protocol.md, ratings)
+DAC_LIMIT_REGS: dict[DacChannel, int] = {ch: getattr(R, f"DAC_LIMIT_{ch.name}") for ch in DacChannel}
 
 # Read/write registers with one field each: offset -> field (reset value and width from the regmap).
 _RW_FIELDS = {
@@ -42,6 +52,7 @@ _RW_FIELDS = {
     R.BITS: R.BITS_VALUE, R.BATCH: R.BATCH_VALUE, R.CELL_COUNT: R.CELL_COUNT_VALUE, R.TIA_GAIN: R.TIA_GAIN_HIGH,
     R.VERIFY_TOL: R.VERIFY_TOL_PPM, R.MAX_PULSES: R.MAX_PULSES_VALUE, R.DAC_FRAME: R.DAC_FRAME_FRAME,
     R.SETTLE_CYCLES: R.SETTLE_CYCLES_CYCLES,
+    **{off: getattr(R, f"DAC_LIMIT_{ch.name}_CODE") for ch, off in DAC_LIMIT_REGS.items()},
 }  # fmt: skip
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
@@ -62,6 +73,8 @@ class Counters:
     pulse_count: int = 0
     out_words: int = 0
     dac_rdata: int = 0
+    dac_refused: int = 0  # the last DAC_FRAME write was refused by the ratings (DAC_RDATA.refused)
+    ratings_locked: int = 0  # RATINGS_LOCK.locked: until the (emulated) PL reset
 
 
 def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
@@ -117,28 +130,58 @@ class EmulatedOverlay:
         self._check_offset(offset)
         c = self.counters
         if offset in _RW_FIELDS:
-            return self.regs[offset]
+            return self.regs.get(offset, _RW_FIELDS[offset].reset)
         return {
             R.ID: R.ID_VALUE.reset,
             R.VERSION: R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset) | R.VERSION_MINOR.put(R.VERSION_MINOR.reset),
             R.CTRL: R.CTRL_IRQ_EN.put(self.irq_en),
             R.STATUS: R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
             | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code),
-            R.DAC_RDATA: c.dac_rdata, R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
+            R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
+            R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
+            R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(c.ratings_locked),
         }[offset]  # fmt: skip
 
     def write_reg(self, offset: int, value: int) -> None:
         self._check_offset(offset)
         if not 0 <= value <= WORD_MASK:
             raise ValueError(f"register value {value} is not a 32-bit word")
+        if offset in DAC_LIMIT_REGS.values() and self.counters.ratings_locked:
+            return  # locked until reset (the register block's swwel)
         if offset in _RW_FIELDS:
             f = _RW_FIELDS[offset]
             self.regs[offset] = f.get(value)
             if offset == R.DAC_FRAME:
-                self.counters.dac_rdata = self.dac.transfer(self.regs[offset])
+                self._dac_frame(self.regs[offset])
         elif offset == R.CTRL:
             self._ctrl(value)
+        elif offset == R.RATINGS_LOCK and R.RATINGS_LOCK_LOCKED.get(value):
+            self.counters.ratings_locked = 1
         # read-only registers ignore writes, as the RTL does
+
+    def limits(self) -> dict[int, int]:
+        """DAC code limit of each rated channel (DAC_LIMIT_*)."""
+        return {ch: self.regs.get(off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_REGS.items()}
+
+    def over_rating(self, frame: int) -> bool:
+        """True if a 24-bit DAC frame writes a code above its channel's limit (BRDCAST: the lowest)."""
+        if frame >> 23:  # a read
+            return False
+        address, code, limits = (frame >> 16) & 0xF, frame & 0xFFFF, self.limits()
+        if address == DAC80508_REG_BRDCAST:
+            return code > min(limits.values())
+        limit = limits.get(address - DAC80508_REG_DAC0)
+        return limit is not None and code > limit
+
+    def _dac_frame(self, frame: int) -> None:
+        c = self.counters
+        if self.over_rating(frame):  # refused: the frame never reaches the DAC
+            c.dac_refused = 1
+            if not self.busy:  # a running operation keeps its own status
+                self.done, self.error, self.err_code = False, True, E.OVER_RATING
+            return
+        c.dac_refused = 0
+        c.dac_rdata = self.dac.transfer(frame)
 
     def _ctrl(self, value: int) -> None:
         self.irq_en = R.CTRL_IRQ_EN.get(value)
@@ -148,7 +191,7 @@ class EmulatedOverlay:
         if R.CTRL_ABORT.get(value) and self.busy:
             self._pending = None
             self._in.clear()
-            self._finish_error(ABORTED)
+            self._finish_error(E.ABORTED)
         if R.CTRL_START.get(value):
             self._start()
 
@@ -189,7 +232,7 @@ class EmulatedOverlay:
 
     def _start(self) -> None:
         if self.busy:
-            self.error, self.err_code = True, BUSY  # the running operation goes on (ours)
+            self.error, self.err_code = True, E.BUSY  # the running operation goes on (ours)
             return
         self.done = self.error = False
         self.err_code = 0
@@ -211,20 +254,20 @@ class EmulatedOverlay:
     def _check_params(self, op: int) -> None:
         rg = self.regs
         if op > IDLE:
-            raise OpError(BAD_OPCODE)
+            raise OpError(E.BAD_OPCODE)
         if op in (FORM, READ):
             self._check_region(rg[R.ROW_START], rg[R.ROW_COUNT], self.config.rows)
         if op in (FORM, READ, MULTIPLY):
             self._check_region(rg[R.COL_START], rg[R.COL_COUNT], self.config.cols)
-        if op == MULTIPLY and not (1 <= rg[R.BITS] <= 8 and rg[R.BATCH] >= 1):
-            raise OpError(BAD_BITS)
+        if op == MULTIPLY and not (1 <= rg[R.BITS] <= MAX_BITS and rg[R.BATCH] >= 1):
+            raise OpError(E.BAD_BITS)
         if op in _PULSE_OPS and not 1 <= rg[R.PULSE_CYCLES] <= MAX_PULSE_CYCLES:
-            raise OpError(BAD_PULSE)
+            raise OpError(E.BAD_PULSE)
 
     @staticmethod
     def _check_region(start: int, count: int, size: int) -> None:
         if count < 1 or start + count > size:
-            raise OpError(BAD_REGION)
+            raise OpError(E.BAD_REGION)
 
     def _run_pending(self) -> None:
         op = self._pending
@@ -279,9 +322,9 @@ class EmulatedOverlay:
         rows, cols = cells >> 16, cells & 0xFFFF
         bad = np.flatnonzero((rows >= self.config.rows) | (cols >= self.config.cols))
         if bad.size:
-            raise OpError(BAD_CELL)
+            raise OpError(E.BAD_CELL)
         if words.size < n * stride:
-            raise OpError(UNDERRUN)
+            raise OpError(E.UNDERRUN)
         return rows, cols
 
     def _reset_set(self, op: int, packet: NDArray[np.uint32]) -> None:
@@ -342,7 +385,7 @@ class EmulatedOverlay:
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
         if packet.size < n_frames * linedrive.FRAME_WORDS:
-            raise OpError(UNDERRUN)
+            raise OpError(E.UNDERRUN)
         frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
         select, inhibit = linedrive.decode_frames(frames)
         v = np.where(inhibit, 0, self.source_codes()[select])[:, : self.config.rows]

@@ -24,6 +24,8 @@ if {[catch {set_property board_part $board_part [current_project]} err]} {
 }
 add_files -norecurse [concat [glob $rtl/*.v] [list $rtl/generated/rram_ctrl_regs.sv]]
 set_property file_type SystemVerilog [get_files rram_ctrl_regs.sv]
+add_files -norecurse [glob $rtl/generated/*.vh]
+set_property include_dirs [list $rtl/generated] [current_fileset]
 update_compile_order -fileset sources_1
 
 create_bd_design $proj

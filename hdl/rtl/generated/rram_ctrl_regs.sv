@@ -52,10 +52,17 @@ module rram_ctrl_regs (
         output logic [23:0] hwif_out_dac_frame_frame,
         output logic hwif_out_dac_frame_frame_swmod,
         input wire [23:0] hwif_in_dac_rdata_frame,
+        input wire hwif_in_dac_rdata_refused,
         input wire [31:0] hwif_in_op_count_count,
         input wire [31:0] hwif_in_pulse_count_count,
         input wire [31:0] hwif_in_out_words_count,
-        output logic [15:0] hwif_out_settle_cycles_cycles
+        output logic [15:0] hwif_out_settle_cycles_cycles,
+        input wire [31:0] hwif_in_sat_count_count,
+        output logic hwif_out_ratings_lock_locked,
+        output logic [15:0] hwif_out_dac_limit_v_sl_code,
+        output logic [15:0] hwif_out_dac_limit_v_bl_code,
+        output logic [15:0] hwif_out_dac_limit_v_wl_code,
+        output logic [15:0] hwif_out_dac_limit_v_read_code
     );
 
     //--------------------------------------------------------------------------
@@ -276,6 +283,12 @@ module rram_ctrl_regs (
     logic decoded_reg_strb_pulse_count;
     logic decoded_reg_strb_out_words;
     logic decoded_reg_strb_settle_cycles;
+    logic decoded_reg_strb_sat_count;
+    logic decoded_reg_strb_ratings_lock;
+    logic decoded_reg_strb_dac_limit_v_sl;
+    logic decoded_reg_strb_dac_limit_v_bl;
+    logic decoded_reg_strb_dac_limit_v_wl;
+    logic decoded_reg_strb_dac_limit_v_read;
     logic decoded_err;
 
     logic decoded_req;
@@ -333,6 +346,18 @@ module rram_ctrl_regs (
         is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h50);
         decoded_reg_strb_settle_cycles = cpuif_req_masked & (cpuif_addr == 7'h54);
         is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h54);
+        decoded_reg_strb_sat_count = cpuif_req_masked & (cpuif_addr == 7'h58) & !cpuif_req_is_wr;
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h58);
+        decoded_reg_strb_ratings_lock = cpuif_req_masked & (cpuif_addr == 7'h5c);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h5c);
+        decoded_reg_strb_dac_limit_v_sl = cpuif_req_masked & (cpuif_addr == 7'h60);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h60);
+        decoded_reg_strb_dac_limit_v_bl = cpuif_req_masked & (cpuif_addr == 7'h64);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h64);
+        decoded_reg_strb_dac_limit_v_wl = cpuif_req_masked & (cpuif_addr == 7'h68);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h68);
+        decoded_reg_strb_dac_limit_v_read = cpuif_req_masked & (cpuif_addr == 7'h6c);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h6c);
         decoded_err = ~is_valid_addr & decoded_req;
     end
 
@@ -419,6 +444,26 @@ module rram_ctrl_regs (
     logic [15:0] field_storage_settle_cycles_cycles_value;
     logic [15:0] field_combo_settle_cycles_cycles_next;
     logic field_combo_settle_cycles_cycles_load_next;
+    // Field: rram_ctrl.RATINGS_LOCK.locked
+    logic field_storage_ratings_lock_locked_value;
+    logic field_combo_ratings_lock_locked_next;
+    logic field_combo_ratings_lock_locked_load_next;
+    // Field: rram_ctrl.DAC_LIMIT_V_SL.code
+    logic [15:0] field_storage_dac_limit_v_sl_code_value;
+    logic [15:0] field_combo_dac_limit_v_sl_code_next;
+    logic field_combo_dac_limit_v_sl_code_load_next;
+    // Field: rram_ctrl.DAC_LIMIT_V_BL.code
+    logic [15:0] field_storage_dac_limit_v_bl_code_value;
+    logic [15:0] field_combo_dac_limit_v_bl_code_next;
+    logic field_combo_dac_limit_v_bl_code_load_next;
+    // Field: rram_ctrl.DAC_LIMIT_V_WL.code
+    logic [15:0] field_storage_dac_limit_v_wl_code_value;
+    logic [15:0] field_combo_dac_limit_v_wl_code_next;
+    logic field_combo_dac_limit_v_wl_code_load_next;
+    // Field: rram_ctrl.DAC_LIMIT_V_READ.code
+    logic [15:0] field_storage_dac_limit_v_read_code_value;
+    logic [15:0] field_combo_dac_limit_v_read_code_next;
+    logic field_combo_dac_limit_v_read_code_load_next;
     //--------------------------------------------------------------------------
     // Field logic
     //--------------------------------------------------------------------------
@@ -792,6 +837,106 @@ module rram_ctrl_regs (
         end
     end
     assign hwif_out_settle_cycles_cycles = field_storage_settle_cycles_cycles_value;
+    always @(*) begin
+        logic next_c;
+        logic load_next_c;
+        next_c = field_storage_ratings_lock_locked_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_ratings_lock && decoded_req_is_wr) begin // SW write 1 set
+            next_c = field_storage_ratings_lock_locked_value | (decoded_wr_data[0:0] & decoded_wr_biten[0:0]);
+            load_next_c = '1;
+        end
+        field_combo_ratings_lock_locked_next = next_c;
+        field_combo_ratings_lock_locked_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_ratings_lock_locked_value <= 1'h0;
+        end else if(field_combo_ratings_lock_locked_load_next) begin
+            field_storage_ratings_lock_locked_value <= field_combo_ratings_lock_locked_next;
+        end
+    end
+    assign hwif_out_ratings_lock_locked = field_storage_ratings_lock_locked_value;
+    always @(*) begin
+        logic [15:0] next_c;
+        logic load_next_c;
+        next_c = field_storage_dac_limit_v_sl_code_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_dac_limit_v_sl && decoded_req_is_wr && !(field_storage_ratings_lock_locked_value)) begin // SW write
+            next_c = (field_storage_dac_limit_v_sl_code_value & ~decoded_wr_biten[15:0]) | (decoded_wr_data[15:0] & decoded_wr_biten[15:0]);
+            load_next_c = '1;
+        end
+        field_combo_dac_limit_v_sl_code_next = next_c;
+        field_combo_dac_limit_v_sl_code_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_dac_limit_v_sl_code_value <= 16'hffff;
+        end else if(field_combo_dac_limit_v_sl_code_load_next) begin
+            field_storage_dac_limit_v_sl_code_value <= field_combo_dac_limit_v_sl_code_next;
+        end
+    end
+    assign hwif_out_dac_limit_v_sl_code = field_storage_dac_limit_v_sl_code_value;
+    always @(*) begin
+        logic [15:0] next_c;
+        logic load_next_c;
+        next_c = field_storage_dac_limit_v_bl_code_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_dac_limit_v_bl && decoded_req_is_wr && !(field_storage_ratings_lock_locked_value)) begin // SW write
+            next_c = (field_storage_dac_limit_v_bl_code_value & ~decoded_wr_biten[15:0]) | (decoded_wr_data[15:0] & decoded_wr_biten[15:0]);
+            load_next_c = '1;
+        end
+        field_combo_dac_limit_v_bl_code_next = next_c;
+        field_combo_dac_limit_v_bl_code_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_dac_limit_v_bl_code_value <= 16'hffff;
+        end else if(field_combo_dac_limit_v_bl_code_load_next) begin
+            field_storage_dac_limit_v_bl_code_value <= field_combo_dac_limit_v_bl_code_next;
+        end
+    end
+    assign hwif_out_dac_limit_v_bl_code = field_storage_dac_limit_v_bl_code_value;
+    always @(*) begin
+        logic [15:0] next_c;
+        logic load_next_c;
+        next_c = field_storage_dac_limit_v_wl_code_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_dac_limit_v_wl && decoded_req_is_wr && !(field_storage_ratings_lock_locked_value)) begin // SW write
+            next_c = (field_storage_dac_limit_v_wl_code_value & ~decoded_wr_biten[15:0]) | (decoded_wr_data[15:0] & decoded_wr_biten[15:0]);
+            load_next_c = '1;
+        end
+        field_combo_dac_limit_v_wl_code_next = next_c;
+        field_combo_dac_limit_v_wl_code_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_dac_limit_v_wl_code_value <= 16'hffff;
+        end else if(field_combo_dac_limit_v_wl_code_load_next) begin
+            field_storage_dac_limit_v_wl_code_value <= field_combo_dac_limit_v_wl_code_next;
+        end
+    end
+    assign hwif_out_dac_limit_v_wl_code = field_storage_dac_limit_v_wl_code_value;
+    always @(*) begin
+        logic [15:0] next_c;
+        logic load_next_c;
+        next_c = field_storage_dac_limit_v_read_code_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_dac_limit_v_read && decoded_req_is_wr && !(field_storage_ratings_lock_locked_value)) begin // SW write
+            next_c = (field_storage_dac_limit_v_read_code_value & ~decoded_wr_biten[15:0]) | (decoded_wr_data[15:0] & decoded_wr_biten[15:0]);
+            load_next_c = '1;
+        end
+        field_combo_dac_limit_v_read_code_next = next_c;
+        field_combo_dac_limit_v_read_code_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_dac_limit_v_read_code_value <= 16'hffff;
+        end else if(field_combo_dac_limit_v_read_code_load_next) begin
+            field_storage_dac_limit_v_read_code_value <= field_combo_dac_limit_v_read_code_next;
+        end
+    end
+    assign hwif_out_dac_limit_v_read_code = field_storage_dac_limit_v_read_code_value;
 
     //--------------------------------------------------------------------------
     // Write response
@@ -883,6 +1028,7 @@ always @(*) begin
         end
         if(rd_mux_addr == 7'h44) begin
             readback_data_var[23:0] = hwif_in_dac_rdata_frame;
+            readback_data_var[31] = hwif_in_dac_rdata_refused;
         end
         if(rd_mux_addr == 7'h48) begin
             readback_data_var[31:0] = hwif_in_op_count_count;
@@ -895,6 +1041,24 @@ always @(*) begin
         end
         if(rd_mux_addr == 7'h54) begin
             readback_data_var[15:0] = field_storage_settle_cycles_cycles_value;
+        end
+        if(rd_mux_addr == 7'h58) begin
+            readback_data_var[31:0] = hwif_in_sat_count_count;
+        end
+        if(rd_mux_addr == 7'h5c) begin
+            readback_data_var[0] = field_storage_ratings_lock_locked_value;
+        end
+        if(rd_mux_addr == 7'h60) begin
+            readback_data_var[15:0] = field_storage_dac_limit_v_sl_code_value;
+        end
+        if(rd_mux_addr == 7'h64) begin
+            readback_data_var[15:0] = field_storage_dac_limit_v_bl_code_value;
+        end
+        if(rd_mux_addr == 7'h68) begin
+            readback_data_var[15:0] = field_storage_dac_limit_v_wl_code_value;
+        end
+        if(rd_mux_addr == 7'h6c) begin
+            readback_data_var[15:0] = field_storage_dac_limit_v_read_code_value;
         end
         readback_data = readback_data_var;
         readback_done = decoded_req & ~decoded_req_is_wr;
