@@ -3,12 +3,16 @@ the same operation sequence give identical ADC codes, with or without save/load 
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.driver import Driver
+from rramctl.errors import StateError
 from rramctl.geometry import Region
 from rramctl.hw import dac80508
 from rramctl.transport.base import TransportError
@@ -76,7 +80,7 @@ def test_state_round_trip_keeps_everything(tmp_path: Path) -> None:
     for i in range(4):
         _step(d, i)
     t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1))
-    state.save(t.overlay, tmp_path / "s.npz")
+    t.save_state(tmp_path / "s.npz")
     back = state.load(tmp_path / "s.npz")
     a, b = t.overlay, back
     assert a.config == b.config and a.counters == b.counters and a.regs == b.regs
@@ -100,7 +104,7 @@ def test_state_file_seed_wins_but_temperature_is_the_setup(tmp_path: Path) -> No
 def test_bad_state_files_are_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(TransportError, match="not a readable"):
+    with pytest.raises(StateError, match="not a readable"):
         EmulatorTransport.open(state_path=junk)
     assert junk.read_bytes() == b"not a zip"  # left as it was
     with pytest.raises(state.StateError, match="does not exist"):
@@ -117,8 +121,70 @@ def test_saving_while_busy_is_refused_and_closed_transport_refuses(tmp_path: Pat
         ov.write_reg(k, v)
     ov.write_reg(R.CTRL, R.CTRL_START.put(1))
     with pytest.raises(state.StateError, match="running"):
-        state.save(ov, tmp_path / "busy.npz")
+        state.dump(ov, io.BytesIO())
     t = EmulatorTransport.open(seed=1)
     t.close()
     with pytest.raises(TransportError, match="closed"):
         t.read_reg(R.ID)
+
+
+def test_in_memory_session_equals_state_file_sessions(tmp_path: Path) -> None:
+    """A library/training session (in memory, saved when it chooses) gives what one CLI command per
+    operation (state file saved on every close) gives."""
+    per_command, path = [], tmp_path / "cli.npz"
+    for i in range(N_STEPS):
+        with EmulatorTransport.open(state_path=path, seed=12) as t:
+            per_command.append(_step(Driver(t), i))
+    mem_path = tmp_path / "mem.npz"
+    t = EmulatorTransport.open(state_path=mem_path, seed=12, autosave=False)
+    _step(Driver(t), 0)
+    t.close()
+    assert not mem_path.exists()  # in memory: nothing written until the session saves
+    t = EmulatorTransport.open(seed=12, autosave=False)
+    in_memory = [_step(Driver(t), i) for i in range(3)]
+    t.save_state(mem_path)  # a checkpoint
+    t.close()
+    t = EmulatorTransport.open(state_path=mem_path, seed=99, autosave=False)
+    in_memory += [_step(Driver(t), i) for i in range(3, N_STEPS)]
+    _assert_same(in_memory, per_command)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.npz", "mem.npz"]  # no temp files
+
+
+def test_a_second_user_of_a_state_file_is_told_who_holds_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.npz"
+    first = EmulatorTransport.open(state_path=path, seed=1)
+    with pytest.raises(StateError, match=f"in use by PID {os.getpid()}"):
+        EmulatorTransport.open(state_path=path, seed=1, lock_wait_s=0)
+    first.close()
+    EmulatorTransport.open(state_path=path, lock_wait_s=0).close()
+
+
+def _one_reset(path: Path, col: int) -> None:
+    with EmulatorTransport.open(state_path=path, seed=5, lock_wait_s=60) as t:
+        Driver(t).reset_cells(np.array([[0, col]]), 40, V(2.6), V(2.5))
+
+
+def test_simultaneous_commands_on_one_state_file_lose_no_update(tmp_path: Path) -> None:
+    path = tmp_path / "shared.npz"
+    EmulatorTransport.open(state_path=path, seed=5).close()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_one_reset, args=(path, c)) for c in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert state.load(path).counters.op_count == 6
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PK\x03\x04 truncated", b'{"format": "rramsim-state/1"}'],
+    ids=["empty", "truncated zip", "json"],
+)
+def test_unreadable_state_is_one_clear_error_and_left_alone(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "s.npz"
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=r"s\.npz is damaged or not an rramsim state.*delete it"):
+        EmulatorTransport.open(state_path=path)
+    assert path.read_bytes() == content

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Self
@@ -39,13 +40,19 @@ class Ratings(_Strict):
     ours, set with margin above the paper's operating points (seed 000 Methods) and inside the
     DAC80508 output range (0-5 V at gain 2)."""
 
-    max_sl_voltage_v: float = Field(3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="SL pulse amplitude")
-    max_bl_voltage_v: float = Field(3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="BL pulse amplitude")
-    max_wl_voltage_v: float = Field(2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)")
-    max_read_voltage_v: float = Field(0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb)")
-    max_pulse_width_s: float = Field(0.02, gt=0, le=0.02, description="longest pulse (overlay cap: 20 ms)")
-    min_pulse_width_s: float = Field(10e-9, gt=0, description="shortest pulse (one 100 MHz PL clock)")
-    max_temperature_c: float = Field(125.0, description="chuck temperature during forming")
+    max_sl_voltage_v: float = Field(
+        default=3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="SL pulse amplitude"
+    )
+    max_bl_voltage_v: float = Field(
+        default=3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="BL pulse amplitude"
+    )
+    max_wl_voltage_v: float = Field(
+        default=2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)"
+    )
+    max_read_voltage_v: float = Field(default=0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb)")
+    max_pulse_width_s: float = Field(default=0.02, gt=0, le=0.02, description="longest pulse (overlay cap: 20 ms)")
+    min_pulse_width_s: float = Field(default=10e-9, gt=0, description="shortest pulse (one 100 MHz PL clock)")
+    max_temperature_c: float = Field(default=125.0, description="chuck temperature during forming")
 
 
 class Pulse(_Strict):
@@ -57,8 +64,8 @@ class Pulse(_Strict):
 
 
 class WriteVerify(_Strict):
-    tolerance: float = Field(0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
-    max_pulses: int = Field(20, ge=1, le=65535)
+    tolerance: float = Field(default=0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
+    max_pulses: int = Field(default=20, ge=1, le=65535)
 
 
 class BoardConfig(_Strict):
@@ -73,16 +80,19 @@ class BoardConfig(_Strict):
     # seed 000 Methods "Weight optimization": 1.5 V / 500 ns, WL current limit, write-verify to ~10 %.
     program: Pulse = Pulse(voltage_v=1.5, width_s=500e-9, gate_v=1.2)
     write_verify: WriteVerify = WriteVerify()
-    read_voltage_v: float = Field(0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
+    read_voltage_v: float = Field(default=0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
     read_gate_v: float = Field(
         default=DEFAULT_READ_GATE_V,
         gt=0,
         description="WL gate during reads and multiplies: transistors fully on (ours)",
     )
-    forming_temperature_c: float = Field(120.0, description="seed 000 Results: forming at 120 degC")
-    clock_hz: float = Field(100e6, gt=0, description="PL clock of the overlay (ours)")
-    settle_cycles: int = Field(100, ge=1, le=65535, description="read settle time in PL cycles (ours: 1 us)")
-    poll_timeout_s: float = Field(30.0, gt=0, description="longest wait for one overlay operation")
+    forming_temperature_c: float = Field(default=120.0, description="seed 000 Results: forming at 120 degC")
+    clock_hz: float = Field(default=100e6, gt=0, description="PL clock of the overlay (ours)")
+    settle_cycles: int = Field(default=100, ge=1, le=65535, description="read settle time in PL cycles (ours: 1 us)")
+    on_saturation: Literal["warn", "raise", "ignore"] = Field(
+        default="warn", description="what the chip API does when ADC samples clip (ours)"
+    )
+    poll_timeout_s: float = Field(default=30.0, gt=0, description="longest wait for one overlay operation")
 
     @model_validator(mode="after")
     def _inside_ratings(self) -> Self:
@@ -123,7 +133,7 @@ class BoardConfig(_Strict):
             data = tomllib.loads(p.read_text())
         except FileNotFoundError as e:
             raise ConfigError(f"board config {p} does not exist") from e
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"board config {p} is not valid TOML: {e}") from e
         try:
             return cls.model_validate(data)

@@ -1,36 +1,41 @@
 """Save and load a whole emulated setup: chip model config, conductances, DAC80508 registers,
-overlay registers and counters, op serial.  One .npz (no pickle: arrays plus JSON text), written
-atomically (temp file in the same folder + os.replace), so separate CLI invocations continue the
-same chip and a crash never leaves half a file.  Streams in flight are not state: saving while an
-operation waits for its input is refused.
+overlay registers and counters, op serial.  One .npz (no pickle: arrays plus JSON text).
+:func:`dump` writes it to an open file; the host writes that file atomically
+(``rramctl.fileio``: unique temporary file, fsync, rename), so separate CLI invocations continue
+the same chip and a crash never leaves half a file.  Loading checks every part (format,
+keys, types, array shapes and dtypes) and refuses anything else with one :class:`StateError` that
+names the file and what to do.  Streams in flight are not state: saving while an operation waits
+for its input is refused.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from rramsim.config import ChipModelConfig
 from rramsim.dac import Dac80508
 from rramsim.overlay import Counters, EmulatedOverlay
 
 FORMAT = "rramsim-state/1"
+ARRAYS = (("g", np.int32), ("g_formed", np.int32), ("stuck", np.int8))
+# Per-cell clocks of relaxation and drift (rramsim.device); a file without them: no cell pulsed yet.
+CLOCK_ARRAYS = (("t_pulse_us", np.int64, -1), ("relax_ns", np.int32, 0))
+WORD_MAX = 0xFFFF_FFFF
 
 
 class StateError(ValueError):
     """A state file that is missing, malformed or from another format."""
 
 
-def save(overlay: EmulatedOverlay, path: str | Path) -> None:
-    if overlay.busy:
-        raise StateError("cannot save the emulator while an operation is running")
-    path = Path(path)
-    meta = {
+def _meta(overlay: EmulatedOverlay) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "config": overlay.config.model_dump(mode="json"),
         "dac": overlay.dac.to_dict(),
@@ -39,38 +44,98 @@ def save(overlay: EmulatedOverlay, path: str | Path) -> None:
         "status": {"done": overlay.done, "error": overlay.error, "err_code": overlay.err_code},
         "counters": asdict(overlay.counters),
     }
+
+
+def dump(overlay: EmulatedOverlay, f: IO[bytes]) -> None:
+    """Write the state to an open binary file (the host makes the write atomic: rramctl.fileio)."""
+    if overlay.busy:
+        raise StateError("cannot save the emulator while an operation is running")
+    meta = _meta(overlay)
     xb = overlay.crossbar
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    np.savez(f, meta=np.array(json.dumps(meta)), g=xb.g, g_formed=xb.g_formed, stuck=xb.stuck)
+
+
+def _same_shape(value: object, template: object, where: str) -> None:
+    """``value`` has the JSON shape of ``template``: the same keys, list lengths and value types
+    (a ``None`` in the template admits an integer or None); integers are 32-bit words."""
+    if template is None:
+        ok = value is None or (type(value) is int and 0 <= value <= WORD_MAX)
+        if not ok:
+            raise StateError(f"{where} is {value!r}, expected a 32-bit word or null")
+        return
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or set(value) != set(template):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise StateError(f"{where} has keys {got}, expected {sorted(template)}")
+        for k in template:
+            _same_shape(value[k], template[k], f"{where}.{k}")
+        return
+    if isinstance(template, list):
+        if not isinstance(value, list) or len(value) != len(template):
+            raise StateError(f"{where} is not a list of {len(template)} values")
+        for i, (v, t) in enumerate(zip(value, template, strict=True)):
+            _same_shape(v, t, f"{where}[{i}]")
+        return
+    if type(value) is not type(template):
+        raise StateError(f"{where} is {type(value).__name__}, expected {type(template).__name__}")
+    if type(value) is int and not 0 <= value <= WORD_MAX:
+        raise StateError(f"{where} = {value} is not a 32-bit word")
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), g=xb.g, g_formed=xb.g_formed, stuck=xb.stuck)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise StateError("it is a single array, not an .npz archive")
+            missing = {"meta", *(n for n, _ in ARRAYS)} - set(z.files)
+            if missing:
+                raise StateError(f"it lacks {', '.join(sorted(missing))}")
+            meta_arr = z["meta"]
+            if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+                raise StateError("its meta entry is not one text")
+            meta = json.loads(str(meta_arr))
+            arrays = {n: z[n] for n, _ in ARRAYS}
+            arrays |= {n: z[n] for n, _, _ in CLOCK_ARRAYS if n in z.files}
+    except FileNotFoundError:
         raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise StateError(f"it is not a readable .npz archive ({type(e).__name__}: {e})") from e
+    if not isinstance(meta, dict):
+        raise StateError("its meta entry is not a JSON object")
+    return meta, arrays
 
 
 def load(path: str | Path) -> EmulatedOverlay:
     path = Path(path)
+    advice = "move it away or delete it (a fresh chip is made in its place), or use another state file"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in ("g", "g_formed", "stuck")}
+        meta, arrays = _read(path)
+        if meta.get("format") != FORMAT:
+            raise StateError(f"it has format {meta.get('format')!r}, expected {FORMAT!r}")
+        config = ChipModelConfig.model_validate(meta.get("config"))
+        shape = (config.rows, config.cols)
+        for name, dtype, fill in CLOCK_ARRAYS:
+            arrays.setdefault(name, np.full(shape, fill, dtype))
+        board_time_s = meta.pop("board_time_s", 0.0)
+        if not isinstance(board_time_s, (int, float)) or board_time_s < 0:
+            raise StateError(f"board_time_s is {board_time_s!r}, expected seconds >= 0")
+        for name, dtype in (*ARRAYS, *((n, d) for n, d, _ in CLOCK_ARRAYS)):
+            a = arrays[name]
+            if a.shape != shape or a.dtype != dtype:
+                raise StateError(f"{name} is {a.dtype}{a.shape}, expected {np.dtype(dtype)}{shape}")
+        overlay = EmulatedOverlay(config)
+        _same_shape({k: v for k, v in meta.items() if k != "config"},
+                    {k: v for k, v in _meta(overlay).items() if k != "config"}, "meta")  # fmt: skip
     except FileNotFoundError as e:
         raise StateError(f"emulator state {path} does not exist") from e
-    except (OSError, ValueError, KeyError) as e:
-        raise StateError(f"emulator state {path} is not a readable rramsim state: {e}") from e
-    if meta.get("format") != FORMAT:
-        raise StateError(f"emulator state {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    config = ChipModelConfig.model_validate(meta["config"])
-    overlay = EmulatedOverlay(config)
-    shape = (config.rows, config.cols)
-    for name, dtype in (("g", np.int32), ("g_formed", np.int32), ("stuck", np.int8)):
-        a = arrays[name]
-        if a.shape != shape or a.dtype != dtype:
-            raise StateError(f"emulator state {path}: {name} is {a.dtype}{a.shape}, expected {np.dtype(dtype)}{shape}")
-        setattr(overlay.crossbar, name, a.copy())
+    except ValidationError as e:
+        fields = "; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors(include_url=False))
+        raise StateError(f"emulator state {path} holds an invalid chip model ({fields}); {advice}") from e
+    except StateError as e:
+        raise StateError(f"emulator state {path} is damaged or not an rramsim state: {e}; {advice}") from e
+    for name in (*(n for n, _ in ARRAYS), *(n for n, _, _ in CLOCK_ARRAYS)):
+        setattr(overlay.crossbar, name, arrays[name].copy())
+    overlay.board_time_s = float(board_time_s)
     overlay.dac = Dac80508.from_dict(meta["dac"])
     overlay.regs = {int(k): int(v) for k, v in meta["regs"].items()}
     overlay.irq_en = int(meta["irq_en"])

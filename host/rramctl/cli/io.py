@@ -1,14 +1,22 @@
-"""Reading user files for the CLI: cell lists and input vectors (.npy or .csv), with clear errors."""
+"""The CLI's dealings with the user's files and with errors: cell lists and input vectors (.npy or
+.csv) read with clear errors, output paths checked before the chip is touched, and the one
+rendering of a user-facing error."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
-from rramctl.errors import UsageError
+from rramctl.errors import RramctlError, UsageError
 from rramctl.geometry import GeometryError, Region, check_cells
+
+INT_LIMIT = 1 << 62  # (ours) larger "integers" in a user's file are refused, not wrapped
 
 
 class InputFileError(UsageError):
@@ -16,17 +24,28 @@ class InputFileError(UsageError):
 
 
 def load_array(path: Path) -> NDArray[np.int64]:
+    """An integer table from a .npy file or a comma-separated text file (``#`` comments)."""
     if not path.exists():
-        raise InputFileError(f"{path} does not exist")
+        raise InputFileError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder; give a .npy or .csv file")
+    what = f"{path} is not a .npy file or a comma-separated table of numbers"
     try:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#")
-    except (ValueError, OSError) as e:
-        raise InputFileError(f"{path} is not a .npy file or a comma-separated table of numbers: {e}") from e
+            arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{what}: {e}") from e
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise InputFileError(f"{what}: it holds {kind} values, not numbers")
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise InputFileError(f"{path} holds NaN or infinite values")
     if arr.size and not np.all(np.equal(np.mod(arr, 1), 0)):
         raise InputFileError(f"{path} holds non-integer values")
+    if arr.size and np.abs(arr).max() >= INT_LIMIT:
+        raise InputFileError(f"{path} holds values too large for a cell index or an input")
     return np.asarray(arr).astype(np.int64)
 
 
@@ -51,3 +70,65 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
     rr, cc = np.meshgrid(np.arange(reg.row, reg.row + reg.n_rows), np.arange(reg.col, reg.col + reg.n_cols),
                          indexing="ij")  # fmt: skip
     return np.stack([rr.ravel(), cc.ravel()], axis=1)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done: a folder, a missing or
+    read-only parent folder (missing parents are created)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise UsageError(f"{option} {path}: cannot write in {folder} ({e.strerror or e}); "
+                         f"choose another {option} or fix the folder's permissions") from e  # fmt: skip
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validation_message(e: ValidationError) -> str:
+    """A rejected configuration as one line naming the model, then one line per field."""
+    lines = [f"invalid {e.title}: {e.error_count()} value(s) refused"]
+    for err in e.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = "" if err["type"] == "missing" or not loc else f" (got {_short(err.get('input'))})"
+        lines.append(f"  {loc + ': ' if loc else ''}{msg}{shown}")
+    return "\n".join(lines)
+
+
+_OS_HINTS: tuple[tuple[type[OSError], str], ...] = (
+    (FileNotFoundError, "check the path"),
+    (IsADirectoryError, "give a file, not a folder"),
+    (NotADirectoryError, "a part of the path is a file, not a folder"),
+    (PermissionError, "check its permissions or choose another path"),
+)
+
+
+def user_error_message(e: BaseException) -> str | None:
+    """The one-line (configuration: one line per field) message of a failure the user can fix, or
+    None for anything else (a bug: it keeps its traceback)."""
+    if isinstance(e, RramctlError):
+        if isinstance(e.__cause__, ValidationError):  # a configuration error that carries pydantic's dump
+            head = str(e).splitlines()[0].rstrip(":")
+            if "validation error" in head:  # pydantic's own title: ours names the model
+                return validation_message(e.__cause__)
+            return head + "\n" + validation_message(e.__cause__).split("\n", 1)[1]
+        return str(e)
+    if isinstance(e, ValidationError):
+        return validation_message(e)
+    if isinstance(e, KeyboardInterrupt):
+        return ("interrupted (Ctrl-C); operations that completed are kept (the emulator's state is saved, a run "
+                "folder resumes from its last checkpoint): run the command again to continue")  # fmt: skip
+    if isinstance(e, OSError) and e.filename is not None:
+        hint = next((h for cls, h in _OS_HINTS if isinstance(e, cls)), "check the path and the device")
+        return f"{e.filename}: {e.strerror or e}; {hint}"
+    return None

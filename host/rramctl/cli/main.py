@@ -6,25 +6,74 @@ One code path: CLI -> chip API (rramctl.chip) -> driver (rramctl.driver) -> tran
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+from typer.core import TyperGroup
 
 from rramctl import __version__
-from rramctl.backends import default_state_path, resolve_backend
+from rramctl.backends import default_state_path, resolve
 from rramctl.chip import FORMED_THRESHOLD_US, Chip
-from rramctl.cli.io import InputFileError, gather_cells, load_array
-from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.driver import OverlayError
+from rramctl.cli.io import (
+    InputFileError,
+    check_writable,
+    gather_cells,
+    load_array,
+    user_error_message,
+)
+from rramctl.config import BoardConfig, Pulse
+from rramctl.errors import UsageError
+from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, GeometryError, Region
-from rramctl.hw.dac80508 import DacFrameError
-from rramctl.transport.base import TransportError
+
+#: Flags of the main command that may also be written after the command name (``rramctl info --json``).
+GLOBAL_FLAGS = ("--json", "--debug")
+
+
+class GuardedGroup(TyperGroup):
+    """The main command: global flags anywhere on the line, and one error path for every command.
+
+    A failure the user can cause or fix (:class:`rramctl.errors.RramctlError`, an ``OSError`` on a
+    path, a rejected configuration value, Ctrl-C) prints one ``error:`` line (a rejected
+    configuration adds one line per field) and exits 2; anything else is a bug and keeps its
+    traceback. ``--debug`` (or ``RRAMCTL_DEBUG=1``) shows the traceback of user errors too."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        head, sep, tail = _split_at_dashdash(args)
+        flags = [a for a in head if a in GLOBAL_FLAGS]
+        rest = [a for a in head if a not in GLOBAL_FLAGS]
+        return super().parse_args(ctx, flags + rest + sep + tail)
+
+    def invoke(self, ctx: Any) -> Any:  # a click context (typer may vendor click)
+        try:
+            return super().invoke(ctx)
+        except (Exception, KeyboardInterrupt) as e:  # the CLI's own exits are no user error: re-raised
+            message = user_error_message(e)
+            if message is None or ctx.params.get("debug") or _env_debug():
+                raise
+            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+
+def _split_at_dashdash(args: list[str]) -> tuple[list[str], list[str], list[str]]:
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], ["--"], args[i + 1 :]
+    return list(args), [], []
+
+
+def _env_debug() -> bool:
+    return os.environ.get("RRAMCTL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
 
 app = typer.Typer(
+    cls=GuardedGroup,
     name="rramctl",
     help="Control an RRAM in-memory-computing chip on a ZYNQ/PYNQ board, or its bit-exact emulator.\n\n"
     "Typical session on the emulator: rramctl form; rramctl read; rramctl multiply --random 8.",
@@ -32,8 +81,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-USER_ERRORS = (ConfigError, GeometryError, OverlayError, TransportError, InputFileError, DacFrameError, ValueError)
 
 
 @dataclass
@@ -47,15 +94,10 @@ class Session:
 
     def open(self) -> Chip:
         chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
-        recovery = getattr(chip.driver.transport, "recovery", None)  # serial: an interrupted command's session
-        if recovery is not None:
-            typer.secho(f"note: {recovery.message()}", fg=typer.colors.YELLOW, err=True)
+        note = chip.session_note()  # serial: an interrupted command's session
+        if note is not None:
+            typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
         return chip
-
-
-def fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def emit(session: Session, data: dict[str, Any], human: str) -> None:
@@ -75,18 +117,10 @@ def _jsonable(o: object) -> object:
     raise TypeError(type(o))
 
 
-def run_guarded(fn):  # noqa: ANN001, ANN201 - decorator
-    """Turn the errors a user can cause into one clear line and exit code 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as e:
-            fail(str(e))
-
-    return wrapper
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"rramctl {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -103,14 +137,19 @@ def main(
         Path | None, typer.Option(envvar="RRAMCTL_STATE", help="emulator chip state file (kept between commands)")
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of a new emulated chip (ignored once its state file exists)")] = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print one JSON object instead of text (also after the command)")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="RRAMCTL_DEBUG", help="show the traceback of an error")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
-    try:
-        cfg = BoardConfig.load(config)
-        chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
-        ctx.obj = Session(resolve_backend(chosen), cfg, state or default_state_path(), seed, json_out, config)
-    except USER_ERRORS as e:
-        fail(str(e))
+    cfg = BoardConfig.load(config)
+    chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
+    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config)
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -119,12 +158,11 @@ def _session(ctx: typer.Context) -> Session:
 
 # ---- info ------------------------------------------------------------------------------
 @app.command()
-@run_guarded
 def info(ctx: typer.Context) -> None:
     """Show the backend, the overlay's identity and counters, and the operating points in use."""
     s = _session(ctx)
     with s.open() as chip:
-        major, minor = chip.driver.identify()
+        major, minor = chip.identity()
         counters = chip.counters()
         data = {
             "rramctl": __version__,
@@ -149,7 +187,6 @@ def info(ctx: typer.Context) -> None:
 
 # ---- form ------------------------------------------------------------------------------
 @app.command()
-@run_guarded
 def form(
     ctx: typer.Context,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS or all")] = "all",
@@ -223,7 +260,6 @@ def _form_pairs(s: Session, reg: Region, pulse: Pulse) -> None:
 
 # ---- read ------------------------------------------------------------------------------
 @app.command()
-@run_guarded
 def read(
     ctx: typer.Context,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS or all")] = "all",
@@ -233,13 +269,14 @@ def read(
     """Read a conductance map (uS); save it and a heatmap + histogram like Fig. 2 / 3b."""
     s = _session(ctx)
     reg = Region.parse(region)
+    check_writable(out, "--out")  # refuse before the chip is touched
+    if png is not None:
+        check_writable(png, "--png")
     with s.open() as chip:
         g = chip.read(reg)
-    _save_atomic(out, g)
+    atomic_write_with(out, lambda f: np.save(f, g, allow_pickle=False))
     if png is not None:
-        from rramctl.plots import conductance_figure
-
-        conductance_figure(g, reg, png, title=f"{s.backend}: {reg}")
+        _save_figure(g, reg, png, f"{s.backend}: {reg}")
     formed = g > 1e6 / 300e3
     emit(
         s,
@@ -256,13 +293,13 @@ def read(
     )
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    """Write a .npy next to its target first, so a failure never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    tmp.replace(path)
+def _save_figure(g: np.ndarray, reg: Region, png: Path, title: str) -> None:
+    """Draw the figure in a private folder, then put it in place atomically."""
+    from rramctl.plots import conductance_figure
+
+    with tempfile.TemporaryDirectory(prefix="rramctl-fig-") as tmp:
+        drawn = conductance_figure(g, reg, Path(tmp) / "figure.png", title=title)
+        atomic_write_bytes(png, drawn.read_bytes())
 
 
 # ---- reset / set -----------------------------------------------------------------------
@@ -284,14 +321,12 @@ def _cell_command(ctx: typer.Context, op: str, cells_file: Path | None, cell: li
 
 
 @app.command()
-@run_guarded
 def reset(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, region: RegionOpt = None) -> None:
     """Prune: reset cells to the off state (2.6 V / 400 ns on the SL)."""
     _cell_command(ctx, "reset", cells, cell, region)
 
 
 @app.command("set")
-@run_guarded
 def set_(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, region: RegionOpt = None) -> None:
     """Reinstate: set cells back to their conducting state (3.3 V / 300 ns on the BL)."""
     _cell_command(ctx, "set", cells, cell, region)
@@ -299,7 +334,6 @@ def set_(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, regi
 
 # ---- multiply --------------------------------------------------------------------------
 @app.command()
-@run_guarded
 def multiply(
     ctx: typer.Context,
     inputs: Annotated[Path | None, typer.Option(help=".npy or CSV, shape (batch, rows) of m-bit integers")] = None,
@@ -315,23 +349,26 @@ def multiply(
     reg = Region.parse(region)
     if (inputs is None) == (random is None):
         raise InputFileError("give exactly one of --inputs FILE or --random N")
+    if not 1 <= bits <= 8:
+        raise UsageError(f"--bits must be 1..8, got {bits}")
+    if pairs and reg.col + reg.n_cols > PAIR_OFFSET:  # refuse before the G+ half runs
+        raise GeometryError(f"--pairs: region {reg} must lie in columns 0..{PAIR_OFFSET - 1} (G- at +{PAIR_OFFSET}); "
+                            "give --no-pairs for single columns")  # fmt: skip
     if random is not None:
         if random < 1:
-            raise ValueError("--random must be at least 1")
+            raise UsageError(f"--random must be at least 1, got {random}")
         x = np.random.default_rng(input_seed).integers(0, 1 << bits, size=(random, reg.n_rows), dtype=np.int64)
     else:
-        x = load_array(inputs)  # type: ignore[arg-type]
+        assert inputs is not None
+        try:
+            x = Chip.check_inputs(load_array(inputs), reg, bits)
+        except UsageError as e:
+            raise InputFileError(f"--inputs {inputs}: {e}") from e
+    check_writable(out, "--out")
     with s.open() as chip:
-        if pairs:
-            plus = chip.multiply(x, reg, bits)
-            minus = chip.multiply(x, Region(reg.row, reg.n_rows, reg.col + 256, reg.n_cols), bits)
-            codes, products = plus.codes - minus.codes, plus.products - minus.products
-        else:
-            res = chip.multiply(x, reg, bits)
-            codes, products = res.codes, res.products
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, inputs=x, codes=codes, products_us=products)
-    tmp.replace(out)
+        res = chip.multiply_pairs(x, reg, bits) if pairs else chip.multiply(x, reg, bits)
+    codes, products = res.codes, res.products
+    atomic_write_with(out, lambda f: np.savez(f, inputs=x, codes=codes, products_us=products))
     emit(
         s,
         {
@@ -352,7 +389,6 @@ def multiply(
 
 # ---- selftest --------------------------------------------------------------------------
 @app.command()
-@run_guarded
 def selftest(ctx: typer.Context) -> None:
     """Check the whole path without changing any cell: overlay identity, DAC, read, zero multiply, counters."""
     from rramctl.selftest import run_selftest

@@ -2,14 +2,16 @@
 
 ``transact`` = drop stale output, push the send words as one packet, write the trigger, pop up to
 ``recv_words`` words.  With a state file the chip persists: it is loaded if the file exists (the
-seed then comes from the file), and saved atomically after every transact and on close, so
-``rramctl form`` / ``rramctl read`` / ``rramctl multiply`` continue one chip.
+seed then comes from the file), kept in memory while the transport is open, and saved atomically
+once, on close (also after an error or Ctrl-C: what completed is kept), so ``rramctl form`` /
+``rramctl read`` / ``rramctl multiply`` continue one chip.  While open, the transport holds a lock
+on the state file: a second process waits (up to ``lock_wait_s``), then gets a StateError naming the
+PID that holds it, so no command's update is lost.  A library or training session opens the chip
+with ``autosave=False``: the file is only read, and the session saves with ``save_state``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,10 @@ from rramsim import state as sim_state
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import EmulatedOverlay
 
+from rramctl import regmap as R
+from rramctl.errors import StateError
+from rramctl.fileio import atomic_write_with
+from rramctl.paths import LOCK_WAIT_S, FileLock
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 
 
@@ -30,21 +36,33 @@ class EmulatorTransport(Transport):
         *,
         state_path: str | Path | None = None,
         temperature_c: float | None = None,
+        autosave: bool = True,
+        lock_wait_s: float = LOCK_WAIT_S,
     ) -> None:
         """A fresh chip from ``config``, or the chip in ``state_path`` when that file exists.
-        ``temperature_c`` (the chuck) applies to a loaded chip too: it is the setup, not the chip."""
-        self.state_path = Path(state_path) if state_path is not None else None
-        if self.state_path is not None and self.state_path.exists():
-            try:
-                self.overlay = sim_state.load(self.state_path)
-            except sim_state.StateError as e:
-                raise TransportError(str(e)) from e
-        else:
-            self.overlay = EmulatedOverlay(config or ChipModelConfig())
+        ``temperature_c`` (the chuck) applies to a loaded chip too: it is the setup, not the chip.
+        ``autosave``: lock ``state_path`` while open and write the chip back to it on close (the CLI's
+        one-command sessions); False only reads it (a library or training session saves with ``save_state``)."""
+        loaded = Path(state_path) if state_path is not None else None
+        self.state_path = loaded if autosave else None
+        self._lock = FileLock(self.state_path, "emulator state", wait_s=lock_wait_s) if self.state_path else None
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            if loaded is not None and loaded.exists():
+                try:
+                    self.overlay = sim_state.load(loaded)
+                except sim_state.StateError as e:
+                    raise StateError(str(e)) from e
+            else:
+                self.overlay = EmulatedOverlay(config or ChipModelConfig())
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         if temperature_c is not None:
             self.overlay.set_temperature(temperature_c)
         self._closed = False
-        self._batch_depth = 0
 
     @classmethod
     def open(
@@ -54,10 +72,12 @@ class EmulatorTransport(Transport):
         seed: int = 0,
         temperature_c: float | None = None,
         config: ChipModelConfig | None = None,
+        autosave: bool = True,
+        lock_wait_s: float = LOCK_WAIT_S,
     ) -> EmulatorTransport:
         """The backends' entry point: a new chip of ``seed`` unless ``state_path`` holds one."""
         cfg = config or ChipModelConfig(seed=seed)
-        return cls(cfg, state_path=state_path, temperature_c=temperature_c)
+        return cls(cfg, state_path=state_path, temperature_c=temperature_c, autosave=autosave, lock_wait_s=lock_wait_s)
 
     def _live(self) -> EmulatedOverlay:
         if self._closed:
@@ -81,27 +101,34 @@ class EmulatorTransport(Transport):
         ov.write_reg(trigger.offset, trigger.value)
         if ov.waiting_for_input:
             ov.push_stream(np.zeros(0, np.uint32))  # the DMA sent nothing: end of stream -> UNDERRUN (ours)
-        out = ov.pop_stream(recv_words)
-        if self._batch_depth == 0:
-            self.save()
-        return out
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Save the state file once, when the batch ends (also on an error), not after every transact."""
-        self._batch_depth += 1
-        try:
-            yield
-        finally:
-            self._batch_depth -= 1
-            if self._batch_depth == 0 and not self._closed:
-                self.save()
+        return ov.pop_stream(recv_words)
 
     def save(self) -> None:
-        if self.state_path is not None:
-            sim_state.save(self.overlay, self.state_path)
+        """Write the chip to its state file now (an operation cut off by an error or Ctrl-C is
+        aborted first, as CTRL.ABORT does on the board: the cells keep what it applied)."""
+        if self.state_path is None:
+            return
+        if self.overlay.busy:
+            self.overlay.write_reg(R.CTRL, R.CTRL_ABORT.put(1))
+        self.save_state(self.state_path)
+
+    state_in_file = True
+
+    def advance_clock(self, seconds: float) -> None:
+        """The chip rests for ``seconds`` of virtual board time (relaxation and drift run on it)."""
+        self._live().board_time_s += seconds
+
+    def save_state(self, path: Path) -> None:
+        """Write the chip to ``path`` atomically (the folder is created)."""
+        overlay = self._live()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_with(path, lambda f: sim_state.dump(overlay, f))
 
     def close(self) -> None:
         if not self._closed:
-            self.save()
-            self._closed = True
+            try:
+                self.save()
+            finally:
+                self._closed = True
+                if self._lock is not None:
+                    self._lock.release()
