@@ -131,9 +131,13 @@ def test_reset_sequence_is_batched_and_ends_safe(chip: tuple[Chip, RecordingTran
     assert tail == [(0x08 + ch) << 16 for ch in range(4)]
 
 
-def test_pair_cells_layout() -> None:
-    cells = pair_cells(np.array([3]), np.array([5]))
-    assert cells.tolist() == [[3, 5], [3, 261]]
+def test_pair_region_layout() -> None:
+    plus = Region(3, 2, 5, 4)
+    assert plus.minus() == Region(3, 2, 261, 4)
+    assert plus.is_pair_region and not plus.minus().is_pair_region
+    with pytest.raises(GeometryError):
+        Region(0, 1, 250, 7).minus()  # crosses into the G- half
+    assert pair_cells(np.array([3]), np.array([5])).tolist() == [[3, 5], [3, 261]]
     with pytest.raises(GeometryError):
         pair_cells(np.array([0]), np.array([256]))
     assert check_cells([]).shape == (0, 2)

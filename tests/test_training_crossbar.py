@@ -3,7 +3,7 @@ import pytest
 import torch
 from rramctl.training.chips import open_chips
 from rramctl.training.crossbar import MappedNetwork
-from rramctl.training.floatchip import FloatChip
+from rramctl.software import SoftwareChip
 from rramctl.training.networks import build_network
 from rramctl.training.placement import LayerShape, place
 from rramctl.training.topology import init_from_chip, sync_masks, threshold_updates, verify_chip
@@ -73,7 +73,7 @@ def test_mask_sync_is_diff_only_and_counts_equal_flips(backend):
 def test_verify_repairs_a_disturbed_chip():
     net = build_network("fmnist-cnn", 0.5, "to")
     p = place([la.shape for la in net.crossbar_layers()])
-    chip = FloatChip(0)
+    chip = SoftwareChip(0)
     m = MappedNetwork([chip], p)
     m.electroform()
     init_from_chip(net, m)
@@ -116,7 +116,7 @@ def test_host_products_include_cells_that_do_not_reset():
     --forward host) must include it, as the chip's do."""
     net = build_network("fmnist-cnn", 0.5, "to")
     p = place([la.shape for la in net.crossbar_layers()])
-    chip = FloatChip(0)
+    chip = SoftwareChip(0)
     m = MappedNetwork([chip], p)
     m.electroform()
     init_from_chip(net, m)

@@ -50,6 +50,34 @@ class Region:
     def shape(self) -> tuple[int, int]:
         return (self.n_rows, self.n_cols)
 
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """Index of this region in a (ROWS, COLS) array."""
+        return np.s_[self.row : self.row + self.n_rows, self.col : self.col + self.n_cols]
+
+    @property
+    def is_pair_region(self) -> bool:
+        """True when the region lies in the G+ half (pair columns 0..255), so it has a G- partner."""
+        return self.col + self.n_cols <= PAIR_OFFSET
+
+    def check_pairs(self) -> Region:
+        """This region, checked to be a pair region (G+ half); raises GeometryError otherwise."""
+        if not self.is_pair_region:
+            raise GeometryError(
+                f"pair region {self} must lie in pair columns 0..{PAIR_OFFSET - 1} (G- at column + {PAIR_OFFSET})"
+            )
+        return self
+
+    def minus(self) -> Region:
+        """The G- partner of a pair region: same rows, columns + PAIR_OFFSET (docs/protocol.md)."""
+        self.check_pairs()
+        return Region(self.row, self.n_rows, self.col + PAIR_OFFSET, self.n_cols)
+
+    def cells(self) -> NDArray[np.int64]:
+        """Every cell of the region as (N, 2) [row, col], row-major."""
+        r, c = np.mgrid[self.slices]
+        return np.stack([r.ravel(), c.ravel()], axis=1).astype(np.int64)
+
     def __str__(self) -> str:
         return f"rows {self.row}-{self.row + self.n_rows - 1}, cols {self.col}-{self.col + self.n_cols - 1}"
 
@@ -71,11 +99,10 @@ def check_cells(cells: NDArray[np.integer] | list[tuple[int, int]]) -> NDArray[n
 
 
 def pair_cells(rows: NDArray[np.integer], pair_cols: NDArray[np.integer]) -> NDArray[np.int64]:
-    """Both cells (G+ and G-) of differential pairs at (row, pair column < 256)."""
+    """Both cells of differential pairs at (row, pair column < 256): the G+ cells, then the G- cells."""
     rows = np.asarray(rows, dtype=np.int64).ravel()
     pair_cols = np.asarray(pair_cols, dtype=np.int64).ravel()
     if pair_cols.size and (pair_cols.min() < 0 or pair_cols.max() >= PAIR_OFFSET):
         raise GeometryError(f"pair columns must be 0-{PAIR_OFFSET - 1}")
     plus = np.stack([rows, pair_cols], axis=1)
-    minus = np.stack([rows, pair_cols + PAIR_OFFSET], axis=1)
-    return check_cells(np.concatenate([plus, minus]))
+    return check_cells(np.concatenate([plus, plus + [0, PAIR_OFFSET]]))

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from rramctl.chip import FORMED_THRESHOLD_US, Chip
 from rramctl.config import BoardConfig
-from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver
+from rramctl.driver import TIA_MULTIPLY, TIA_READ
 from rramctl.geometry import Region
 from rramctl.hw import adc
 
@@ -60,9 +60,7 @@ def scratch_chip(seed: int = 1, config: BoardConfig | None = None) -> tuple[Chip
     transport = EmulatorTransport(
         ChipModelConfig(seed=seed, read_noise_ppm=0), temperature_c=config.forming_temperature_c
     )
-    driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles)
-    driver.identify()
-    return Chip(driver, config), transport.overlay
+    return Chip.from_transport(transport, config), transport.overlay
 
 
 def emulator_reference_check(seed: int = 1, config: BoardConfig | None = None) -> ReferenceResult:
@@ -78,7 +76,7 @@ def emulator_reference_check(seed: int = 1, config: BoardConfig | None = None) -
         def truth() -> NDArray[np.int64]:
             return np.asarray(overlay.crossbar.g[rows, cols], dtype=np.int64)
 
-        read = chip.driver.read_region(REGION, chip.v_read_code, TIA_READ)
+        read = chip.read_codes(REGION)
         want = adc.drive_sum_to_code(chip.v_read_code * truth(), TIA_READ)
         if not np.array_equal(read, want):
             problems.append(f"read differs in {int((read != want).sum())} cells")

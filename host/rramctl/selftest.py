@@ -8,7 +8,6 @@ import numpy as np
 
 from rramctl.chip import Chip
 from rramctl.geometry import Region
-from rramctl.hw import dac80508
 
 
 @dataclass
@@ -29,12 +28,11 @@ def run_selftest(chip: Chip, *, emulator: bool = False) -> list[Check]:
         checks.append(Check(name, bool(ok), detail))
 
     def identity() -> tuple[bool, str]:
-        major, minor = chip.driver.identify()
+        major, minor = chip.identity()
         return True, f"rramctl overlay, register map v{major}.{minor}"
 
     def dac() -> tuple[bool, str]:
-        chip.driver.init_dac()
-        dev = chip.driver.read_dac_register(dac80508.DEVICE_ID)
+        dev = chip.dac_device_id()
         resolution, eight_channels = dev >> 12, (dev >> 11) & 1
         return resolution == 0 and eight_channels == 1, f"DAC80508 DEVICE_ID {dev:#06x} (16-bit, 8 channels)"
 

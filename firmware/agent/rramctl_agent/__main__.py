@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
-from rramctl.backends import open_transport
+from rramctl.backends import OpenOptions, open_transport, resolve
+from rramctl.config import BoardConfig
+from rramctl.errors import RramctlError
 from rramctl.transport.base import TransportError
 from rramctl.transport.serial import open_port
 
@@ -54,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        transport = open_transport(config.backend, state=config.state, seed=config.seed, bitfile=config.bitfile)
-    except TransportError as e:
+        opts = OpenOptions(BoardConfig(), config.state, config.seed, config.bitfile)
+        transport = open_transport(resolve(config.backend), opts)
+    except RramctlError as e:
         print(f"rramctl-agent: {e}", file=sys.stderr)
         return 1
     with transport:

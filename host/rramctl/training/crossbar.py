@@ -5,29 +5,13 @@ write-verify programming for the weight-optimisation baseline."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.geometry import PAIR_OFFSET, Region
+from rramctl.chip import Chip, FormReport, PairFormReport
+from rramctl.geometry import pair_cells
 from rramctl.training.placement import LayerShape, Placement, Tile
-
-
-class ChipLike(Protocol):
-    """The part of :class:`rramctl.chip.Chip` the training code uses (also met by FloatChip)."""
-
-    def electroform(self, region: Region | None = None) -> Any: ...
-    def electroform_pairs(self, region: Region) -> Any: ...
-    def read(self, region: Region | None = None) -> NDArray[np.float64]: ...
-    def weights_us(self, rows: tuple[int, int], pair_cols: tuple[int, int]) -> NDArray[np.float64]: ...
-    def reset(self, cells: NDArray[np.integer]) -> int: ...
-    def set(self, cells: NDArray[np.integer]) -> int: ...
-    def program(self, cells: NDArray[np.integer], targets_us: NDArray[np.floating], tolerance: float) -> Any: ...
-    def multiply_pairs(
-        self, inputs: NDArray[np.integer], rows: tuple[int, int], pair_cols: tuple[int, int], bits: int
-    ) -> NDArray[np.float64]: ...
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -63,7 +47,7 @@ class OpCounts:
 class MappedNetwork:
     """Layer weight matrices (n_out, n_in) living on chips as differential pairs, per ``placement``."""
 
-    def __init__(self, chips: list[ChipLike], placement: Placement, dedup: bool = True) -> None:
+    def __init__(self, chips: list[Chip], placement: Placement, dedup: bool = True) -> None:
         if len(chips) < placement.arrays_used:
             raise ValueError(f"placement uses {placement.arrays_used} arrays but {len(chips)} chip(s) given")
         self.chips = chips
@@ -86,19 +70,18 @@ class MappedNetwork:
         return m
 
     # ---- state ------------------------------------------------------------------------------
-    def electroform(self, complementary: bool = True) -> list[Any]:
+    def electroform(self, complementary: bool = True) -> list[FormReport | PairFormReport]:
         """Form every array region the placement uses. ``complementary`` (seed 000 Results): G+ at random,
         each G- cell to the state complementary to its G+ (``Chip.electroform_pairs``), so every pair is
         +-G; otherwise both halves are formed independently (pairs +G, -G, ~0 or G+ - G-)."""
         reports = []
         for t in self.placement.tiles:
             chip = self.chips[t.array]
-            plus = Region(t.row, t.n_rows, t.col, t.n_cols)
             if complementary:
-                reports.append(chip.electroform_pairs(plus))
+                reports.append(chip.electroform_pairs(t.region))
             else:
-                reports.append(chip.electroform(plus))
-                reports.append(chip.electroform(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols)))
+                reports.append(chip.electroform(t.region))
+                reports.append(chip.electroform(t.region.minus()))
         return reports
 
     def read_weights(self, layer: str) -> NDArray[np.float64]:
@@ -107,7 +90,7 @@ class MappedNetwork:
         w = np.zeros((la.n_out, la.n_in))
         for t in self.placement.tiles_of(layer):
             w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = (
-                self.chips[t.array].weights_us(t.rows, t.pair_cols).T
+                self.chips[t.array].weights_us(t.region).T
             )
         return w
 
@@ -118,8 +101,8 @@ class MappedNetwork:
         for t in self.placement.tiles_of(layer):
             chip = self.chips[t.array]
             sl = np.s_[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows]
-            gp[sl] = chip.read(Region(t.row, t.n_rows, t.col, t.n_cols)).T
-            gm[sl] = chip.read(Region(t.row, t.n_rows, t.col + PAIR_OFFSET, t.n_cols)).T
+            gp[sl] = chip.read(t.region).T
+            gm[sl] = chip.read(t.region.minus()).T
         return gp, gm
 
     def _cells_by_array(self, layer: str, idx: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
@@ -129,9 +112,7 @@ class MappedNetwork:
         out = {}
         for a in np.unique(arr):
             sel = arr == a
-            plus = np.stack([row[sel], col[sel]], axis=1)
-            minus = np.stack([row[sel], col[sel] + PAIR_OFFSET], axis=1)
-            out[int(a)] = np.concatenate([plus, minus])
+            out[int(a)] = pair_cells(row[sel], col[sel])
         return out
 
     def prune(self, layer: str, idx: NDArray[np.int64]) -> int:
@@ -174,14 +155,14 @@ class MappedNetwork:
         once and all-zero vectors are not sent (no row driven: zero current); counts record vectors sent."""
         if not self.dedup:
             self.counts.add("multiplies", t.layer, len(x))
-            return self.chips[t.array].multiply_pairs(x, t.rows, t.pair_cols, bits)
+            return self.chips[t.array].multiply_pairs(x, t.region, bits).products
         y = np.zeros((len(x), t.n_cols))
         nz = np.flatnonzero(x.any(axis=1))
         if not len(nz):
             return y
         uniq, inverse = np.unique(x[nz], axis=0, return_inverse=True)
         self.counts.add("multiplies", t.layer, len(uniq))
-        y[nz] = self.chips[t.array].multiply_pairs(uniq, t.rows, t.pair_cols, bits)[inverse.ravel()]
+        y[nz] = self.chips[t.array].multiply_pairs(uniq, t.region, bits).products[inverse.ravel()]
         return y
 
     def close(self) -> None:

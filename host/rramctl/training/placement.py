@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rramctl.errors import UsageError
-from rramctl.geometry import PAIR_OFFSET, ROWS
+from rramctl.geometry import PAIR_OFFSET, ROWS, Region
 
 
 class PlacementError(UsageError):
@@ -45,12 +45,9 @@ class Tile:
     n_cols: int
 
     @property
-    def rows(self) -> tuple[int, int]:
-        return (self.row, self.n_rows)
-
-    @property
-    def pair_cols(self) -> tuple[int, int]:
-        return (self.col, self.n_cols)
+    def region(self) -> Region:
+        """The tile's G+ cells as a pair region of its array (G- at ``region.minus()``)."""
+        return Region(self.row, self.n_rows, self.col, self.n_cols)
 
     def overlaps(self, other: Tile) -> bool:
         return (

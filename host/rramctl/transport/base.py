@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.errors import LinkError
+from rramctl.errors import LinkError, UsageError
 
 
 class TransportError(LinkError):
@@ -49,6 +50,18 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the link."""
+
+    #: True where the chip's state lives in a file the host saves (the emulator); False where it
+    #: lives in the cells themselves (a board).
+    state_in_file: bool = False
+
+    def save_state(self, path: Path) -> None:
+        """Save the chip's state to ``path`` (only where ``state_in_file``)."""
+        raise UsageError(f"the {self.name} backend keeps its state in the cells; there is no state file to save")
+
+    def session_note(self) -> str | None:
+        """What the user should know about how this link was opened (e.g. a resumed serial session)."""
+        return None
 
     def __enter__(self) -> Transport:
         return self

@@ -246,6 +246,9 @@ class SerialTransport(Transport):
             raise TransportError(f"agent on {self.label} returned {out.size} words for {recv_words} requested")
         return out
 
+    def session_note(self) -> str | None:
+        return self.recovery.message() if self.recovery is not None else None
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

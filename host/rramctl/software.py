@@ -1,0 +1,142 @@
+"""The ``software`` backend: a float model of the chip API, for fast development and tests.
+
+:class:`SoftwareChip` answers the same calls as :class:`rramctl.chip.Chip` (electroform, read, reset,
+set, program, multiply, and through them multiply_pairs and weights_us) with exact float products and
+a simple cell model: no registers, no ADC, no read noise, no bit-serial arithmetic. Its numbers
+(docs/hardware.md, "Cell states"): about half the cells form at 3.4 V / 10 ms (seed 000 Results),
+formed cells near 27.2 uS (seed 000 Fig. 2, 4b), pruned (reset) cells near 0.07 uS (seed 000
+Results). The spreads are ours, measured on the emulator (std 3.0 uS).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, MultiplyResult, PairFormReport, ProgramReport
+from rramctl.config import BoardConfig, Pulse
+from rramctl.errors import StateError, UsageError
+from rramctl.fileio import atomic_write_with
+from rramctl.geometry import COLS, ROWS, Region, check_cells
+
+FORMED_FRACTION = 0.5  # seed 000 Results: 3.4 V, 10 ms at 120 degC forms about half the cells
+FORMED_MEAN_US = 27.2  # seed 000 Results (Fig. 4b): weight peaks at -27.3 / +27.1 uS
+FORMED_STD_US = 3.0  # ours: spread of formed cells measured on the emulator (seed 0)
+UNFORMED_US = 0.031  # ours: emulator reading of an unformed (~30 MOhm) cell
+RESET_US = 0.07  # seed 000 Results: pruned cells about 0.07 uS (docs/hardware.md)
+PROGRAM_PULSES = 5  # ours: write-verify pulses of a formed cell
+UNFORMED_PROGRAM_PULSES = 20  # the overlay's default pulse cap (MAX_PULSES): an unformed cell burns it
+
+
+class SoftwareChip(Chip):
+    """Float stand-in for one 512 x 512 array; every random draw comes from ``seed``."""
+
+    def __init__(self, seed: int = 0, config: BoardConfig | None = None) -> None:
+        super().__init__(None, config, backend="software")
+        self._rng = np.random.default_rng(seed)
+        self.g = np.full((ROWS, COLS), UNFORMED_US)
+        self.formed = np.zeros((ROWS, COLS), dtype=bool)
+        self.pulses = 0
+
+    # ---- state -------------------------------------------------------------------------
+    state_in_file = True
+
+    def save_state(self, path: Path) -> None:
+        rng = json.dumps(self._rng.bit_generator.state)
+        atomic_write_with(
+            path,
+            lambda f: np.savez(f, g=self.g, formed=self.formed, pulses=np.array(self.pulses), rng=np.array(rng)),
+        )
+
+    @classmethod
+    def load(cls, path: Path, config: BoardConfig | None = None) -> SoftwareChip:
+        chip = cls(0, config)
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                g, formed, pulses, rng = d["g"], d["formed"], int(d["pulses"]), json.loads(str(d["rng"]))
+            if g.shape != (ROWS, COLS) or formed.shape != (ROWS, COLS) or formed.dtype != np.bool_:
+                raise ValueError(f"arrays of shape {g.shape} / {formed.shape}, expected {(ROWS, COLS)}")
+            chip._rng.bit_generator.state = rng
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise StateError(f"{path}: not a software-chip state file ({e}); delete it to start a new chip") from e
+        chip.g, chip.formed, chip.pulses = g.astype(np.float64), formed.copy(), pulses
+        return chip
+
+    # ---- operations --------------------------------------------------------------------
+    def _form_cells(self, region: Region, want: NDArray[np.bool_]) -> None:
+        sl = region.slices
+        fresh = np.maximum(self._rng.normal(FORMED_MEAN_US, FORMED_STD_US, region.shape), 1.0)
+        self.g[sl] = np.where(want & ~self.formed[sl], fresh, self.g[sl])
+        self.formed[sl] |= want
+
+    def electroform(self, region: Region | None = None, pulse: Pulse | None = None) -> FormReport:
+        r = region or Region()
+        self._form_cells(r, self._rng.random(r.shape) < FORMED_FRACTION)
+        g = self.read(r)
+        formed = g > FORMED_THRESHOLD_US
+        p = pulse or self.config.form
+        return FormReport(r, p.voltage_v, p.width_s, float(formed.mean()),
+                          float(g[formed].mean()) if formed.any() else 0.0, g)  # fmt: skip
+
+    def electroform_pairs(self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05) -> PairFormReport:
+        """Complementary pairs (as :meth:`Chip.electroform_pairs`): G+ at random, G- formed where G+ is not."""
+        minus = region.minus()
+        plus = self.electroform(region, pulse)
+        want = ~self.formed[region.slices] & ~self.formed[minus.slices]
+        self._form_cells(minus, want)
+        n = int(want.sum())
+        v = (pulse or self.config.form).voltage_v
+        return PairFormReport(region, plus.formed_fraction, n, n, v, n, self.weights_us(region))
+
+    def read(self, region: Region | None = None) -> NDArray[np.float64]:
+        return self.g[(region or Region()).slices].copy()
+
+    def reset(self, cells: NDArray[np.integer]) -> int:
+        r, c = check_cells(cells).T
+        self.g[r, c] = np.where(self.formed[r, c], RESET_US, self.g[r, c])
+        self.pulses += len(r)
+        return len(r)
+
+    def set(self, cells: NDArray[np.integer]) -> int:
+        """A formed cell returns to a fresh conducting state; an unformed one stays off."""
+        r, c = check_cells(cells).T
+        fresh = np.maximum(self._rng.normal(FORMED_MEAN_US, FORMED_STD_US, len(r)), 1.0)
+        self.g[r, c] = np.where(self.formed[r, c], fresh, self.g[r, c])
+        self.pulses += len(r)
+        return len(r)
+
+    def program(
+        self, cells: NDArray[np.integer], targets_us: NDArray[np.floating], tolerance: float | None = None
+    ) -> ProgramReport:
+        """Write-verify: formed cells land within ``tolerance`` of the target (uniform, ours) in
+        PROGRAM_PULSES pulses; unformed cells cannot be programmed and burn the pulse cap."""
+        cells = check_cells(cells)
+        tol = self.config.write_verify.tolerance if tolerance is None else tolerance
+        t = np.asarray(targets_us, dtype=np.float64).ravel()
+        if t.shape != (len(cells),):
+            raise UsageError(f"{len(cells)} cells but {t.size} targets")
+        r, c = cells.T
+        ok = self.formed[r, c]
+        self.g[r, c] = np.where(ok, t * (1 + self._rng.uniform(-tol, tol, len(t))), self.g[r, c])
+        pulses = np.where(ok, PROGRAM_PULSES, UNFORMED_PROGRAM_PULSES).astype(np.int64)
+        self.pulses += int(pulses.sum())
+        return ProgramReport(self.g[r, c].copy(), pulses, ok)
+
+    def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
+        """Exact float products sum_i x_i G_ij (uS x input LSB); ``codes`` are the products rounded to the
+        multiply-range ADC code the chip would report without noise or saturation."""
+        x = self.check_inputs(inputs, region, bits)
+        products = x.astype(np.float64) @ self.g[region.slices]
+        return MultiplyResult(np.rint(products / self.product_lsb_us).astype(np.int64), products)
+
+    def counters(self) -> dict[str, int]:
+        return {"op_count": 0, "pulse_count": self.pulses}
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["SoftwareChip"]
