@@ -6,8 +6,10 @@ register is written; the driver then turns it into register and stream sequences
 
 from __future__ import annotations
 
+import time
+import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ from numpy.typing import NDArray
 
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver
-from rramctl.geometry import COLS, PAIR_OFFSET, ROWS, Region, check_cells
+from rramctl.errors import DeviceError, UsageError
+from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
+from rramctl.transport.base import Transport
 
 FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 / hardware-facts: formed = below 300 kOhm (3.33 uS)
 
@@ -74,18 +78,32 @@ class ProgramReport:
 @dataclass(frozen=True)
 class MultiplyResult:
     codes: NDArray[np.int64]  # (B, n_cols) shift-and-added ADC codes
-    products: NDArray[np.float64]  # (B, n_cols) calibrated sum_i x_i * G_ij in uS
+    products: NDArray[np.float64]  # (B, n_cols) calibrated sum_i x_i * G_ij in uS (column offsets removed)
+    saturated: int = 0  # ADC samples at either end of the range (SAT_COUNT)
+
+
+class SaturationWarning(UserWarning):
+    """ADC samples clipped at the end of the range: products are squashed (BoardConfig.on_saturation)."""
+
+
+class SaturationError(DeviceError):
+    """ADC samples clipped while BoardConfig.on_saturation is ``raise``."""
 
 
 class Chip:
-    """One 512x512 RRAM array behind a driver."""
+    """One 512x512 RRAM array: the one public object for chip work (in the spirit of pyarc2's ``Instrument``).
+
+    Get one with :meth:`Chip.open` (any backend, ``software`` included); the driver behind it is private.
+    """
 
     rows = ROWS
     cols = COLS
 
-    def __init__(self, driver: Driver, config: BoardConfig | None = None) -> None:
-        self.driver = driver
+    def __init__(self, driver: Driver | None, config: BoardConfig | None = None, *, backend: str = "") -> None:
+        self._driver = driver
+        self.backend = backend or (driver.transport.name if driver is not None else "software")
         self.config = config or BoardConfig()
+        self._offsets: dict[int, float] = {}  # column -> offset code per multiply-range sample (calibrate_offsets)
         self.v_read_code = dac80508.volts_to_code(self.config.read_voltage_v)
         # conductance per read-range code and per multiply-range code at the read voltage
         self._ns_per_read_code = 1 / (adc.code_gain(TIA_READ) * self.v_read_code)
@@ -101,18 +119,81 @@ class Chip:
         state: str | Path | None = None,
         seed: int = 0,
         bitfile: str | Path | None = None,
+        model: object = None,
+        autosave: bool = True,
     ) -> Chip:
-        """Open a chip on a backend: ``emulator``, ``pynq``, ``serial:PORT[@BAUD]`` or ``auto``."""
-        from rramctl.backends import open_transport
+        """Open a chip on a backend (rramctl.backends): ``emulator``, ``pynq``, ``serial:PORT[@BAUD]``,
+        ``software`` or ``auto``. ``state``: the emulator's / software chip's state file (None: a new chip in
+        memory); ``seed``: seed of a new chip; ``model``: the emulated chip model (rramsim.config); ``autosave``:
+        the emulator writes ``state`` back after every operation (False: the chip stays in memory and the
+        caller saves it with :meth:`save_state`)."""
+        from rramctl.backends import OpenOptions, open_transport, resolve
 
         config = config or BoardConfig()
-        transport = open_transport(backend, state=state, seed=seed, bitfile=bitfile, config=config)
-        driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles)
-        driver.identify()
+        spec = resolve(backend)
+        state_path = Path(state) if state is not None else None
+        if spec.kind == "software":
+            from rramctl.software import SoftwareChip
+
+            if state_path is not None and state_path.exists():
+                return SoftwareChip.load(state_path, config)
+            return SoftwareChip(seed, config)
+        opts = OpenOptions(config, state_path, seed, Path(bitfile) if bitfile is not None else None, model, autosave)
+        return cls.from_transport(open_transport(spec, opts), config)
+
+    @classmethod
+    def from_transport(cls, transport: Transport, config: BoardConfig | None = None) -> Chip:
+        """A chip on an already open transport (the driver checks the overlay's identity first)."""
+        config = config or BoardConfig()
+        driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles,
+                        read_gate_code=dac80508.volts_to_code(config.read_gate_v))  # fmt: skip
+        try:
+            driver.identify()
+        except BaseException:
+            transport.close()
+            raise
         return cls(driver, config)
 
+    @property
+    def _hw(self) -> Driver:
+        if self._driver is None:
+            raise UsageError(f"the {self.backend} backend has no overlay registers")
+        return self._driver
+
     def close(self) -> None:
-        self.driver.transport.close()
+        if self._driver is not None:
+            self._driver.transport.close()
+
+    # ---- what callers used to reach the driver for ------------------------------------
+    def identity(self) -> tuple[int, int]:
+        """The overlay's register-map version (major, minor), after checking its ID."""
+        return self._hw.identify()
+
+    def dac_device_id(self) -> int:
+        """The DAC80508's DEVICE_ID register (initialises the DAC first)."""
+        self._hw.init_dac()
+        return self._hw.read_dac_register(dac80508.DEVICE_ID)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group many operations (the emulator saves its state file once, at the end)."""
+        return self._hw.transport.batch() if self._driver is not None else nullcontext()
+
+    #: Whether the chip's state lives in a file the host saves (emulator, software) or in the cells (a board).
+    @property
+    def state_in_file(self) -> bool:
+        return self._hw.transport.state_in_file
+
+    def save_state(self, path: Path) -> None:
+        """Save the chip's state (emulator, software); a board keeps its state in the cells."""
+        self._hw.transport.save_state(path)
+
+    def session_note(self) -> str | None:
+        """What the user should know about how the link was opened (e.g. a resumed serial session)."""
+        return self._hw.transport.session_note() if self._driver is not None else None
+
+    def read_codes(self, region: Region | None = None) -> NDArray[np.int64]:
+        """Raw read-range ADC codes of a region (each cell read alone at the read voltage)."""
+        return self._hw.read_region(region or Region(), self.v_read_code, TIA_READ)
 
     def __enter__(self) -> Chip:
         return self
@@ -155,7 +236,7 @@ class Chip:
         pulse = pulse or self.config.form
         self.config.with_changes(form=pulse.model_dump())  # re-validate against the ratings
         cycles, v_sl, v_wl = self._pulse(pulse)
-        self.driver.form(region, cycles, v_sl, v_wl)
+        self._hw.form(region, cycles, v_sl, v_wl)
         g = self.read(region)
         formed = g > FORMED_THRESHOLD_US
         return FormReport(
@@ -175,21 +256,19 @@ class Chip:
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
         cell: weights are +-G, about half of each sign."""
         pulse = pulse or self.config.form
-        if region.col + region.n_cols > PAIR_OFFSET:
-            raise ValueError(f"pair region {region} must lie in columns 0..{PAIR_OFFSET - 1} (G- at +{PAIR_OFFSET})")
+        minus = region.minus()
         if step_v <= 0:
-            raise ValueError(f"step_v must be positive, got {step_v}")
-        minus = Region(region.row, region.n_rows, region.col + PAIR_OFFSET, region.n_cols)
+            raise UsageError(f"step_v must be positive, got {step_v}")
         plus_report = self.electroform(region, pulse)
         want = plus_report.conductance_us <= FORMED_THRESHOLD_US  # G- must form where G+ did not
         pending = np.argwhere(want & (self.read(minus) <= FORMED_THRESHOLD_US))
         v, v_max, pulses, v_used = pulse.voltage_v, self.config.ratings.max_sl_voltage_v, 0, pulse.voltage_v
-        with self.driver.transport.batch():
+        with self.batch():
             while len(pending) and v <= v_max + 1e-9:
                 step = pulse.model_copy(update={"voltage_v": round(v, 6)})
                 cycles, v_sl, v_wl = self._pulse(step)
                 for run in row_runs(pending + [minus.row, minus.col]):
-                    self.driver.form(run, cycles, v_sl, v_wl)
+                    self._hw.form(run, cycles, v_sl, v_wl)
                 pulses += len(pending)
                 v_used = v
                 g = self.read(minus)
@@ -211,13 +290,13 @@ class Chip:
         """Prune: one reset pulse per cell (batched); returns the pulses applied."""
         cells = check_cells(cells)
         cycles, v_sl, v_wl = self._pulse(self.config.reset)
-        return self.driver.reset_cells(cells, cycles, v_sl, v_wl) if len(cells) else 0
+        return self._hw.reset_cells(cells, cycles, v_sl, v_wl) if len(cells) else 0
 
     def set(self, cells: NDArray[np.integer]) -> int:
         """Reinstate: one set pulse per cell (batched); returns the pulses applied."""
         cells = check_cells(cells)
         cycles, v_bl, v_wl = self._pulse(self.config.set)
-        return self.driver.set_cells(cells, cycles, v_bl, v_wl) if len(cells) else 0
+        return self._hw.set_cells(cells, cycles, v_bl, v_wl) if len(cells) else 0
 
     def program(
         self, cells: NDArray[np.integer], targets_us: NDArray[np.floating], tolerance: float | None = None
@@ -227,53 +306,121 @@ class Chip:
         targets_us = np.asarray(targets_us, dtype=np.float64).ravel()
         tol = self.config.write_verify.tolerance if tolerance is None else tolerance
         if not 0 < tol < 1:
-            raise ValueError(f"tolerance must be in (0, 1), got {tol}")
+            raise UsageError(f"tolerance must be in (0, 1), got {tol}")
         if targets_us.shape != (len(cells),):
-            raise ValueError(f"{len(cells)} cells but {targets_us.size} targets")
+            raise UsageError(f"{len(cells)} cells but {targets_us.size} targets")
         codes = self.us_to_codes(targets_us)
         if codes.size and (codes.min() < 1 or codes.max() > adc.CODE_MAX):
-            raise ValueError(f"targets must lie in ({float(self.codes_to_us(np.array(1))):.3f}, "
+            raise UsageError(f"targets must lie in ({float(self.codes_to_us(np.array(1))):.3f}, "
                              f"{self.read_range_us:.1f}] uS")  # fmt: skip
         cycles, v_prog, v_wl = self._pulse(self.config.program)
-        res = self.driver.program_cells(
+        res = self._hw.program_cells(
             cells, codes, pulse_cycles=cycles, tolerance_ppm=round(tol * 1e6),
             max_pulses=self.config.write_verify.max_pulses, v_prog=v_prog, v_wl=v_wl, v_read=self.v_read_code,
         )  # fmt: skip
         converged = np.abs(res.final_codes - codes) * 10**6 <= codes * round(tol * 1e6)
         return ProgramReport(self.codes_to_us(res.final_codes), res.pulses, converged)
 
-    def read(self, region: Region | None = None) -> NDArray[np.float64]:
-        """Conductance map of a region in uS (each cell read alone at the read voltage)."""
-        region = region or Region()
-        return self.codes_to_us(self.driver.read_region(region, self.v_read_code, TIA_READ))
+    def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:
+        """Conductance map of a region in uS (each cell read alone at the read voltage).  ``gate_v``: the
+        word-line gate of this read (default ``read_gate_v``; below the transistor threshold a read sees
+        only leakage and the column's offset: a zero-input pass of the read range)."""
+        if gate_v is None:
+            return self.codes_to_us(self.read_codes(region))
+        if not 0 <= gate_v <= self.config.ratings.max_wl_voltage_v:
+            raise ConfigError(f"gate_v = {gate_v} V is outside 0-{self.config.ratings.max_wl_voltage_v} V")
+        codes = self._hw.read_region(region or Region(), self.v_read_code, TIA_READ, self._code(gate_v, "gate"))
+        return self.codes_to_us(codes)
+
+    def wait(self, seconds: float) -> None:
+        """Let the chip rest: a board sleeps, the emulator advances its virtual board clock (relaxation
+        and drift run on it)."""
+        if seconds < 0:
+            raise UsageError(f"cannot wait {seconds} s")
+        advance = getattr(self._hw.transport, "advance_clock", None)
+        if advance is not None:
+            advance(seconds)
+        else:
+            time.sleep(seconds)
+
+    def clock_s(self) -> float:
+        """Seconds on the chip's clock: the emulator's virtual board clock, else the host's monotonic clock."""
+        clock = getattr(self._hw.transport, "board_clock", None)
+        return float(clock()) if clock is not None else time.monotonic()
+
+    # ---- read-out calibration ------------------------------------------------------------
+    def calibrate_offsets(self, region: Region, vectors: int = 256) -> NDArray[np.float64]:
+        """Zero-input pass (as the Tsinghua A111 SDK does): ``vectors`` 1-bit all-zero inputs on the
+        region's columns; the mean code of each column (multiply range, per ADC sample) is stored and
+        removed from every later multiply's products on those columns.  Returns the offsets in codes."""
+        if vectors < 1:
+            raise UsageError(f"vectors must be >= 1, got {vectors}")
+        x = np.zeros((vectors, region.n_rows), dtype=np.int64)
+        codes = self._hw.multiply(x, 1, region, self.v_read_code, TIA_MULTIPLY)
+        offsets = codes.mean(axis=0)
+        for j, off in enumerate(offsets):
+            self._offsets[region.col + j] = float(off)
+        return offsets
+
+    def column_offsets(self, region: Region) -> NDArray[np.float64]:
+        """Stored offset (codes per multiply-range ADC sample) of each of the region's columns; 0 where
+        none was measured."""
+        return np.array([self._offsets.get(c, 0.0) for c in range(region.col, region.col + region.n_cols)])
+
+    def clear_offsets(self) -> None:
+        self._offsets.clear()
+
+    def _check_saturation(self, n: int, what: str) -> None:
+        if n == 0 or self.config.on_saturation == "ignore":
+            return
+        msg = f"{what}: {n} ADC samples clipped at the end of the range (products are squashed)"
+        if self.config.on_saturation == "raise":
+            raise SaturationError(msg)
+        warnings.warn(msg, SaturationWarning, stacklevel=3)
+
+    @staticmethod
+    def check_inputs(inputs: NDArray[np.integer], region: Region, bits: int) -> NDArray[np.int64]:
+        """Validate (B, n_rows) unsigned ``bits``-bit integer inputs for a multiply on ``region``."""
+        x = np.asarray(inputs)
+        if not 1 <= bits <= 8:
+            raise UsageError(f"input bit width must be 1-8, got {bits}")
+        if x.ndim != 2 or x.shape[1] != region.n_rows:
+            raise UsageError(f"inputs must have shape (batch, {region.n_rows}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise UsageError(f"inputs must be integers, got {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
+            raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
+        return x.astype(np.int64)
+
+    @property
+    def product_lsb_us(self) -> float:
+        """Calibrated product (uS x input LSB) per multiply-range ADC code."""
+        return float(self._ns_per_mult_code) / 1000.0
 
     def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
         """Bit-serial vector-matrix multiply of (B, n_rows) m-bit inputs with the region's columns."""
-        codes = self.driver.multiply(inputs, bits, region, self.v_read_code, TIA_MULTIPLY)
-        products = codes.astype(np.float64) * (float(self._ns_per_mult_code) / 1000.0)
-        return MultiplyResult(codes, products)
+        x = self.check_inputs(inputs, region, bits)
+        codes = self._hw.multiply(x, bits, region, self.v_read_code, TIA_MULTIPLY)
+        sat = self._hw.saturated
+        self._check_saturation(sat, "multiply")
+        corrected = codes - self.column_offsets(region)[None, :] * ((1 << bits) - 1)  # offset of every bit plane
+        return MultiplyResult(codes, corrected * self.product_lsb_us, sat)
 
-    def multiply_pairs(
-        self, inputs: NDArray[np.integer], rows: tuple[int, int], pair_cols: tuple[int, int], bits: int
-    ) -> NDArray[np.float64]:
-        """Differential products sum_i x_i (G+_ij - G-_ij) in uS for pair columns ``pair_cols``
-        (start, count); G+ at column c, G- at c + 256 (docs/protocol.md)."""
-        (r0, nr), (c0, nc) = rows, pair_cols
-        if c0 < 0 or c0 + nc > PAIR_OFFSET:
-            raise ValueError(f"pair columns {c0}..{c0 + nc - 1} must lie in 0..{PAIR_OFFSET - 1}")
-        plus = self.multiply(inputs, Region(r0, nr, c0, nc), bits)
-        minus = self.multiply(inputs, Region(r0, nr, c0 + PAIR_OFFSET, nc), bits)
-        return plus.products - minus.products
+    def multiply_pairs(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
+        """Differential multiply on a pair region (G+ at its columns, G- at + 256, docs/protocol.md):
+        codes and products sum_i x_i (G+_ij - G-_ij) in uS x input LSB. Both halves are checked before
+        either runs."""
+        minus = region.minus()
+        x = self.check_inputs(inputs, region, bits)
+        plus_res = self.multiply(x, region, bits)
+        minus_res = self.multiply(x, minus, bits)
+        return MultiplyResult(plus_res.codes - minus_res.codes, plus_res.products - minus_res.products,
+                              plus_res.saturated + minus_res.saturated)  # fmt: skip
 
-    def weights_us(self, rows: tuple[int, int], pair_cols: tuple[int, int]) -> NDArray[np.float64]:
-        """Differential weights G+ - G- of a tile, read back from the chip."""
-        (r0, nr), (c0, nc) = rows, pair_cols
-        return self.read(Region(r0, nr, c0, nc)) - self.read(Region(r0, nr, c0 + PAIR_OFFSET, nc))
+    def weights_us(self, region: Region) -> NDArray[np.float64]:
+        """Differential weights G+ - G- of a pair region, read back from the chip."""
+        minus = region.minus()
+        return self.read(region) - self.read(minus)
 
     def counters(self) -> dict[str, int]:
-        return self.driver.counters()
-
-
-def product_lsb_us(chip: Chip) -> Fraction:
-    """Calibrated product (uS x input LSB) per multiply-range ADC code."""
-    return Fraction(chip._ns_per_mult_code) / 1000
+        return self._hw.counters()
