@@ -13,10 +13,8 @@ when its last byte would have arrived on an 8N1 UART at the given rate (PacedLin
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from rramctl import regmap as R
@@ -26,10 +24,8 @@ from rramctl.transport import serial_link as L
 from rramctl.transport.base import Transport
 from rramctl.transport.emulator import EmulatorTransport
 from rramctl.transport.serial import SerialTransport, open_port
-from rramsim.config import ChipModelConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware" / "agent"))
 from rramctl_agent.loopback import PacedLink, PtyAgent  # noqa: E402
+from rramsim.config import ChipModelConfig
 
 SEED = 5
 BITS = 4

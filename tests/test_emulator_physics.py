@@ -1,6 +1,6 @@
 """rramsim.crossbar: forming statistics, differential weights, reset/set, write-verify, defects.
 
-Physics targets: seed 000 Results / hardware-facts (about half formed at 3.4 V / 10 ms / 120 degC;
+Physics targets: seed 000 Results / docs/hardware.md (about half formed at 3.4 V / 10 ms / 120 degC;
 weights of pairs with one formed cell near -27.1 / +27.2 uS; reset to ~0.07 uS)."""
 
 from __future__ import annotations

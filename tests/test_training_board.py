@@ -4,7 +4,6 @@ the emulator behind it) as over the in-process emulator, bit for bit; the board'
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,6 @@ from rramctl.training.config import TrainConfig
 from rramctl.training.crossbar import MappedNetwork
 from rramctl.training.placement import LayerShape, place
 from rramctl.transport.emulator import EmulatorTransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware" / "agent"))
 from rramctl_agent.loopback import PtyAgent  # noqa: E402
 
 LAYERS = [LayerShape("A", 24, 12), LayerShape("B", 12, 6)]

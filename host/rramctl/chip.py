@@ -22,7 +22,7 @@ from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
 from rramctl.transport.base import Transport
 
-FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 / hardware-facts: formed = below 300 kOhm (3.33 uS)
+FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
 
 
 @dataclass(frozen=True)
