@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -13,21 +11,35 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rramctl.transport import serial_link as L
 from rramctl.transport.serial import parse_serial_spec
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware" / "agent"))  # until pyproject lists it
 from rramctl_agent.sessions import Session, SessionTable  # noqa: E402
 
 
-class ChunkLink:
-    """A ByteLink over bytes already queued, handed out in chunks of at most ``chunk`` bytes."""
+class FakeClock:
+    """Test time: it moves only when a link read finds nothing (one poll), never with the wall clock."""
 
-    def __init__(self, data: bytes = b"", chunk: int = 1 << 16) -> None:
+    def __init__(self, poll_s: float = 0.001) -> None:
+        self.now = 0.0
+        self.poll_s = poll_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def poll(self) -> None:
+        self.now += self.poll_s
+
+
+class ChunkLink:
+    """A ByteLink over bytes already queued, handed out in chunks of at most ``chunk`` bytes; an
+    empty read is one poll of ``clock``."""
+
+    def __init__(self, data: bytes = b"", chunk: int = 1 << 16, clock: FakeClock | None = None) -> None:
         self.data = bytearray(data)
         self.chunk = chunk
+        self.clock = clock or FakeClock()
 
     def read(self, size: int = 1) -> bytes:
         if not self.data:
-            time.sleep(0.001)
+            self.clock.poll()
             return b""
         n = min(size, self.chunk, len(self.data))
         out = bytes(self.data[:n])
@@ -43,9 +55,10 @@ class ChunkLink:
 
 
 def frames_from(data: bytes, chunk: int = 1 << 16, *, wait_s: float = 0.005) -> list[L.Frame | L.Oversize]:
-    reader = L.FrameReader(ChunkLink(data, chunk), stall_s=0.02)
+    link = ChunkLink(data, chunk)
+    reader = L.FrameReader(link, stall_s=0.02, clock=link.clock)
     out = []
-    while (item := reader.read_frame(time.monotonic() + wait_s)) is not None:
+    while (item := reader.read_frame(link.clock() + wait_s)) is not None:
         out.append(item)
     return out
 
@@ -101,23 +114,24 @@ def test_oversize_frame_is_reported_and_its_payload_skipped() -> None:
     big = 64
     wire = L.encode_frame(L.Cmd.TRANSACT, 0, 3, 4, bytes(big))
     follower = L.Frame(L.Cmd.READ_REG, 0, 3, 5, b"\x00" * 4)
-    reader = L.FrameReader(ChunkLink(wire + follower.encode(), 7), max_payload=big - 1)
-    first = reader.read_frame(time.monotonic() + 1)
+    link = ChunkLink(wire + follower.encode(), 7)
+    reader = L.FrameReader(link, max_payload=big - 1, clock=link.clock)
+    first = reader.read_frame(link.clock() + 1)
     assert first == L.Oversize(L.Cmd.TRANSACT, 0, 3, 4, big)
-    assert reader.read_frame(time.monotonic() + 1) == follower
+    assert reader.read_frame(link.clock() + 1) == follower
 
 
 def test_stalled_partial_frame_is_abandoned_and_a_later_frame_found() -> None:
     link = ChunkLink()
-    reader = L.FrameReader(link, stall_s=0.05)
+    reader = L.FrameReader(link, stall_s=0.05, clock=link.clock)
     whole = L.Frame(L.Cmd.WRITE_REG, 0, 1, 1, bytes(8)).encode()
     link.write(whole[:-3])  # the tail was lost on the wire
-    t0 = time.monotonic()
+    t0 = link.clock()
     assert reader.read_frame(t0 + 0.2) is None
-    assert time.monotonic() - t0 < 0.5  # bounded: returns at the deadline
+    assert t0 + 0.2 <= link.clock() < t0 + 0.2 + 2 * link.clock.poll_s  # bounded: returns at the deadline
     good = L.Frame(L.Cmd.READ_REG, 0, 1, 2, bytes(4))
     link.write(good.encode())
-    assert reader.read_frame(time.monotonic() + 1) == good
+    assert reader.read_frame(link.clock() + 1) == good
 
 
 def test_encode_refuses_bad_fields() -> None:
@@ -188,3 +202,79 @@ def test_parse_serial_spec(spec: str, port: str, baud: int) -> None:
 def test_parse_serial_spec_refuses(spec: str) -> None:
     with pytest.raises(ValueError):
         parse_serial_spec(spec)
+
+
+class ScriptedAgent:
+    """A ByteLink that plays an agent on a FakeClock: HELLO is answered at once; a data request gets
+    PENDING keepalives every ``keepalive_s`` (none when None) and its reply after ``op_s``."""
+
+    def __init__(self, op_s: float, keepalive_s: float | None) -> None:
+        self.clock = FakeClock(poll_s=0.01)
+        self.op_s, self.keepalive_s = op_s, keepalive_s
+        self.queue: list[tuple[float, bytes]] = []
+        self.executed = 0
+
+    def write(self, data: bytes) -> int:
+        f = L.decode_frame(data)
+        now = self.clock()
+        if f.cmd == L.Cmd.HELLO:
+            hello = L.Hello(L.PROTOCOL_VERSION, False, 0, 0, L.MAX_PAYLOAD, 32)
+            self.queue.append((now, L.encode_frame(f.cmd, L.Flag.REPLY, f.session, f.seq, hello.encode())))
+            return len(data)
+        self.executed += 1
+        if self.keepalive_s is not None:
+            k = 1
+            while k * self.keepalive_s < self.op_s:
+                pending = L.encode_frame(f.cmd, L.Flag.REPLY | L.Flag.PENDING, f.session, f.seq)
+                self.queue.append((now + k * self.keepalive_s, pending))
+                k += 1
+        self.queue.append((now + self.op_s, L.encode_frame(f.cmd, L.Flag.REPLY, f.session, f.seq)))
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        if self.queue and self.queue[0][0] <= self.clock():
+            return self.queue.pop(0)[1]
+        self.clock.poll()
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_keepalives_carry_an_operation_longer_than_the_timeout() -> None:
+    from rramctl.transport.base import RegWrite, TransportError
+    from rramctl.transport.serial import SerialTransport
+
+    agent = ScriptedAgent(op_s=1.0, keepalive_s=0.1)
+    st = SerialTransport(agent, timeout=0.3, retries=0, clock=agent.clock)
+    assert st.transact(None, 0, RegWrite(8, 1)).size == 0
+    assert st.retransmissions == 0 and agent.executed == 1 and agent.clock() >= 1.0
+    silent = ScriptedAgent(op_s=1.0, keepalive_s=None)  # the same operation without keepalives times out
+    st = SerialTransport(silent, timeout=0.3, retries=0, clock=silent.clock)
+    with pytest.raises(TransportError, match="no reply"):
+        st.transact(None, 0, RegWrite(8, 1))
+
+
+def _journal_writer(path: str, port: int) -> None:
+    from rramctl.transport.serial_journal import SessionJournal
+
+    journal = SessionJournal(path, lock_wait_s=60)
+    for k in range(15):
+        journal.record(f"/dev/tty{port}", 1 + k, open_=bool(k % 2))
+
+
+def test_concurrent_journal_writers_lose_nothing_and_leave_no_temp_files(tmp_path: Path) -> None:
+    import json
+    import multiprocessing
+
+    path = tmp_path / "serial-sessions.json"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_journal_writer, args=(str(path), p)) for p in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    data = json.loads(path.read_text())
+    assert data == {f"/dev/tty{p}": {"session": 15, "open": False} for p in range(6)}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

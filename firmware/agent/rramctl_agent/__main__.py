@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from rramctl.backends import OpenOptions, open_transport, resolve
 from rramctl.config import BoardConfig
 from rramctl.errors import RramctlError
+from rramctl.paths import agent_state_path
 from rramctl.transport.base import TransportError
 from rramctl.transport.serial import open_port
 
@@ -33,7 +34,8 @@ def parse_args(argv: Sequence[str] | None) -> AgentConfig:
     where.add_argument("--pty", action="store_true", help="serve a new pseudo-terminal and print its path")
     p.add_argument("--baud", type=int, default=AgentConfig.model_fields["baudrate"].default, dest="baudrate")
     p.add_argument("--backend", choices=["auto", "emulator", "pynq"], default="auto")
-    p.add_argument("--state", type=Path, help="emulator state file")
+    p.add_argument("--state", type=Path, help="emulator state file (default: $RRAMCTL_AGENT_STATE, else "
+                   "~/.local/state/rramctl/agent-emulator.npz: the agent's own chip)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="emulator chip seed")
     p.add_argument("--bitfile", type=Path, help="overlay bitstream (pynq)")
     p.add_argument("--cache-depth", type=int, default=AgentConfig.model_fields["cache_depth"].default)
@@ -56,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        opts = OpenOptions(BoardConfig(), config.state, config.seed, config.bitfile)
-        transport = open_transport(resolve(config.backend), opts)
+        spec = resolve(config.backend)
+        state = config.state
+        if state is None and spec.kind == "emulator":  # its own chip, never the user's rramctl chip
+            state = agent_state_path()
+        transport = open_transport(spec, OpenOptions(BoardConfig(), state, config.seed, config.bitfile))
     except RramctlError as e:
         print(f"rramctl-agent: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from the agent keep a long operation alive without retransmitting.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from rramctl import regmap as R
+from rramctl.errors import UsageError
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 from rramctl.transport.serial_journal import Recovery, SessionJournal
@@ -79,7 +81,9 @@ def open_port(path: str, baudrate: int, write_timeout_s: float) -> L.ByteLink:
     try:
         return serial.Serial(path, baudrate=baudrate, timeout=L.POLL_S, write_timeout=write_timeout_s, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as e:
-        raise TransportError(f"cannot open serial port {path} at {baudrate} baud: {e}") from e
+        busy = "lock" in str(e).lower() or getattr(e, "errno", None) == errno.EBUSY
+        hint = "; it is in use by another program (another rramctl or agent?): wait for it or close it" if busy else ""
+        raise TransportError(f"cannot open serial port {path} at {baudrate} baud: {e}{hint}") from e
 
 
 class SerialTransport(Transport):
@@ -94,11 +98,13 @@ class SerialTransport(Transport):
         *,
         session_id: int | None = None,
         max_wait_s: float = MAX_WAIT_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Open ``port`` (a device path, or an already open ByteLink) and handshake.
 
         ``session_id`` resumes that session (after a host restart or a re-opened link): ``session``
-        then says which requests the agent completed; None opens a new session."""
+        then says which requests the agent completed; None opens a new session. ``clock`` measures
+        the reply timeouts (tests inject one, so no test depends on wall time)."""
         cfg = SerialLinkConfig(port=port if isinstance(port, str) else "link", baudrate=baudrate,
                                timeout_s=timeout, retries=retries)  # fmt: skip
         if session_id is not None and not 1 <= session_id <= L.MAX_SEQ:
@@ -108,7 +114,8 @@ class SerialTransport(Transport):
         self.max_wait_s = max_wait_s
         write_timeout = cfg.timeout_s + L.wire_seconds(L.MAX_PAYLOAD + L.OVERHEAD_BYTES, cfg.baudrate)
         self.link: L.ByteLink = open_port(port, cfg.baudrate, write_timeout) if isinstance(port, str) else port
-        self.reader = L.FrameReader(self.link)
+        self.clock = clock
+        self.reader = L.FrameReader(self.link, clock=clock)
         self._lock = threading.Lock()
         self._control_seq = 0
         self.retransmissions = 0  # statistics
@@ -143,7 +150,7 @@ class SerialTransport(Transport):
                 if type(e).__name__ == "SerialTimeoutException":
                     continue
                 raise TransportError(f"serial port {self.label} failed: {e}") from e
-            started = time.monotonic()
+            started = self.clock()
             deadline = started + per_attempt
             while True:
                 try:
@@ -159,7 +166,7 @@ class SerialTransport(Transport):
                 ):
                     continue  # a late reply to an earlier request, an echo, or garbage
                 if item.flags & L.Flag.PENDING:
-                    deadline = min(time.monotonic() + per_attempt, started + self.max_wait_s)
+                    deadline = min(self.clock() + per_attempt, started + self.max_wait_s)
                     continue
                 if item.flags & L.Flag.ERROR:
                     code, message = L.decode_error(item.payload)
@@ -261,16 +268,16 @@ def parse_serial_spec(spec: str) -> SerialLinkConfig:
     """``serial:PORT[@BAUD]`` -> SerialLinkConfig (PORT may itself contain '@' only if BAUD is given)."""
     prefix = "serial:"
     if not spec.startswith(prefix):
-        raise ValueError(f"a serial backend is written serial:PORT[@BAUD], got {spec!r}")
+        raise UsageError(f"a serial backend is written serial:PORT[@BAUD], got {spec!r}")
     rest = spec[len(prefix) :]
     port, baud = rest, DEFAULT_BAUD
     head, sep, tail = rest.rpartition("@")
     if sep:
         if not tail.isdigit() or int(tail) <= 0:
-            raise ValueError(f"baud rate in {spec!r} must be a positive integer, got {tail!r}")
+            raise UsageError(f"baud rate in {spec!r} must be a positive integer, got {tail!r}")
         port, baud = head, int(tail)
     if not port:
-        raise ValueError(f"no serial port in {spec!r}; e.g. serial:/dev/ttyUSB0@115200")
+        raise UsageError(f"no serial port in {spec!r}; e.g. serial:/dev/ttyUSB0@115200")
     return SerialLinkConfig(port=port, baudrate=baud)
 
 

@@ -5,7 +5,10 @@ A command cut off mid-way (a dropped USB link, Ctrl-C, a crash) leaves its port'
 ``open_serial_transport`` with the journal resumes that session with the agent, and its ``recovery`` says
 which of the interrupted command's requests the agent completed (and the overlay's OP_COUNT) before anything
 new is sent. A clean ``close()`` marks the entry closed, so the next command starts a fresh session.
-See docs/serial-protocol.md "Reconnecting".
+See docs/serial-protocol.md "Reconnecting". Every update is a read-modify-write under a lock
+(``<journal>.lock``; a second process waits, then is told who holds it), written atomically through
+``rramctl.fileio`` (unique temporary name, fsync, rename), so commands on several ports at once
+never lose or corrupt an entry.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rramctl.paths import state_file
-from rramctl.transport.base import TransportError
+from rramctl.errors import StateError
+from rramctl.fileio import atomic_write_text
+from rramctl.paths import LOCK_WAIT_S, FileLock, state_file
 
 
 def default_journal_path() -> Path:
@@ -44,10 +48,11 @@ class Recovery:
 
 
 class SessionJournal:
-    """A small JSON file {port: {"session": id, "open": bool}}, replaced atomically."""
+    """A small JSON file {port: {"session": id, "open": bool}}, replaced atomically under a lock."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)
+        self._lock = FileLock(self.path, "serial session journal", wait_s=lock_wait_s)
 
     def _load(self) -> dict[str, dict[str, int | bool]]:
         if not self.path.exists():
@@ -55,22 +60,24 @@ class SessionJournal:
         try:
             data = json.loads(self.path.read_text())
             ok = isinstance(data, dict) and all(
-                isinstance(e, dict) and isinstance(e.get("session"), int) and isinstance(e.get("open"), bool)
+                isinstance(e, dict)
+                and set(e) == {"session", "open"}
+                and type(e["session"]) is int
+                and 1 <= e["session"] <= 0xFFFF_FFFF
+                and isinstance(e["open"], bool)
                 for e in data.values()
             )
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TransportError(f"serial session journal {self.path} is unreadable ({e}); delete it to start "
+            raise StateError(f"serial session journal {self.path} is unreadable ({e}); delete it to start "
                                  "afresh (only the record of interrupted sessions is lost)") from e  # fmt: skip
         if not ok:
-            raise TransportError(f"serial session journal {self.path} is malformed; delete it to start afresh "
+            raise StateError(f"serial session journal {self.path} is malformed; delete it to start afresh "
                                  "(only the record of interrupted sessions is lost)")  # fmt: skip
         return data
 
     def _store(self, data: dict[str, dict[str, int | bool]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
     def interrupted(self, port: str) -> int | None:
         """The session a command left open on ``port``, if any."""
@@ -79,6 +86,7 @@ class SessionJournal:
 
     def record(self, port: str, session_id: int, open_: bool) -> None:
         """Mark ``port``'s session open (a command started) or closed (it ended cleanly)."""
-        data = self._load()
-        data[port] = {"session": session_id, "open": open_}
-        self._store(data)
+        with self._lock:
+            data = self._load()
+            data[port] = {"session": session_id, "open": open_}
+            self._store(data)

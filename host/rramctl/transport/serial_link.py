@@ -22,6 +22,7 @@ import select
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +75,7 @@ class ErrorCode(enum.IntEnum):
     TRANSPORT = 8  # the overlay transport failed (the message says how)
     BAD_SEQ = 9  # sequence number 0 on a data command
     INTERNAL = 10  # the agent failed unexpectedly (bug); it keeps serving
+    OVER_RATING = 11  # a DAC frame above the agent's own ratings: refused, never sent to the overlay
 
 
 class LinkError(errors.LinkError):
@@ -197,20 +199,29 @@ class FrameReader:
     frame that started inside the bad one is still found); a partial frame that stalls is dropped
     the same way.  Nothing bad is ever returned: callers see only whole, CRC-valid frames."""
 
-    def __init__(self, link: ByteLink, *, max_payload: int = MAX_PAYLOAD, stall_s: float = DEFAULT_STALL_S) -> None:
+    def __init__(
+        self,
+        link: ByteLink,
+        *,
+        max_payload: int = MAX_PAYLOAD,
+        stall_s: float = DEFAULT_STALL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` is what deadlines and stalls are measured on (tests inject one: no wall time)."""
         self.link = link
+        self.clock = clock
         self.max_payload = max_payload
         self.stall_s = stall_s
         self.buf = bytearray()
         self.discard = 0  # payload bytes of an oversize frame still to skip
         self.dropped_bytes = 0  # statistics: bytes thrown away while hunting or after a bad CRC
         self.bad_frames = 0
-        self._last_byte_t = time.monotonic()
+        self._last_byte_t = self.clock()
 
     def _fill(self, want: int, deadline: float) -> bool:
         """Read until the buffer holds ``want`` bytes; False when the deadline or a stall comes first."""
         while len(self.buf) < want:
-            now = time.monotonic()
+            now = self.clock()
             if now >= deadline:
                 return False
             if self.buf and now - self._last_byte_t > self.stall_s:
@@ -219,7 +230,7 @@ class FrameReader:
             chunk = self.link.read(min(max(want - len(self.buf), waiting), READ_CHUNK))
             if chunk:
                 self.buf += chunk
-                self._last_byte_t = time.monotonic()
+                self._last_byte_t = self.clock()
         return True
 
     def _drop(self, n: int) -> None:
@@ -232,18 +243,18 @@ class FrameReader:
         self.discard -= n
 
     def read_frame(self, deadline: float) -> Frame | Oversize | None:
-        """The next valid frame, or None when ``deadline`` (time.monotonic) passes first."""
+        """The next valid frame, or None when ``deadline`` (on ``clock``) passes first."""
         while True:
             if self.discard:
                 self._skip_discard()
                 if self.discard:
                     if not self._fill(min(self.discard, READ_CHUNK), deadline):
-                        if time.monotonic() >= deadline:
+                        if self.clock() >= deadline:
                             return None
                         self.discard = 0  # the oversize payload stalled: hunt from here
                     continue
             if not self._fill(len(MAGIC), deadline):
-                if time.monotonic() >= deadline:
+                if self.clock() >= deadline:
                     return None
                 self._drop(1)
                 continue
@@ -255,7 +266,7 @@ class FrameReader:
             if at:
                 self._drop(at)
             if not self._fill(HEADER_BYTES, deadline):
-                if time.monotonic() >= deadline:
+                if self.clock() >= deadline:
                     return None
                 self._drop(1)
                 continue
@@ -271,7 +282,7 @@ class FrameReader:
                 return Oversize(cmd, flags, session, seq, length)
             total = HEADER_BYTES + length + TRAILER_BYTES
             if not self._fill(total, deadline):
-                if time.monotonic() >= deadline:
+                if self.clock() >= deadline:
                     return None
                 self.bad_frames += 1
                 self._drop(1)
