@@ -74,7 +74,7 @@ class MappedNetwork:
         """Form every array region the placement uses. ``complementary`` (seed 000 Results): G+ at random,
         each G- cell to the state complementary to its G+ (``Chip.electroform_pairs``), so every pair is
         +-G; otherwise both halves are formed independently (pairs +G, -G, ~0 or G+ - G-)."""
-        reports = []
+        reports: list[FormReport | PairFormReport] = []
         for t in self.placement.tiles:
             chip = self.chips[t.array]
             if complementary:
