@@ -20,7 +20,7 @@ from rramctl import regmap as R
 from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508, linedrive
-from rramctl.protocol import MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, TiaGain
+from rramctl.protocol import DAC80508_REG_BRDCAST, MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, TiaGain
 from rramctl.protocol import OverlayErrorCode as E
 from rramctl.transport.base import RegWrite
 from rramctl.transport.cocotb_transport import CocotbTransport
@@ -221,6 +221,7 @@ def random_sequence(seed: int, drv: Driver) -> dict[str, object]:
     drv.reset_cells(cells, 40, V_RESET, V_WL)
     drv.set_cells(cells[:3], 30, V_SET, V_WL)
     out["read"] = codes = drv.read_region(Region(0, ROWS, 0, COLS), V_READ)
+    out["read_saturated"] = drv.saturated_samples()
     formed = np.argwhere(codes > 500)  # write-verify only cells that formed (pick them from the read)
     pick = formed[rng.choice(len(formed), 4, replace=False)]
     targets = rng.integers(300, 1500, 4)
@@ -230,6 +231,7 @@ def random_sequence(seed: int, drv: Driver) -> dict[str, object]:
     out["read_after"] = drv.read_region(Region(0, ROWS // 2, 1, COLS // 2), V_READ)
     x = rng.integers(0, 8, (2, ROWS))
     out["multiply"] = drv.multiply(x, 3, Region(0, ROWS, 2, COLS // 2), V_READ).tolist()
+    out["multiply_saturated"] = drv.saturated_samples()
     out["counters"] = drv.counters()
     return out
 
@@ -265,3 +267,87 @@ async def driver_sees_overlay_errors(dut) -> None:
     emu = EmulatorTransport(ChipModelConfig(rows=ROWS, cols=COLS))
     assert bad_cell(Driver(emu)) == E.BAD_CELL
     assert await bridge(bad_cell)(Driver(t)) == E.BAD_CELL
+
+
+async def within(dut, coro, cycles: int = 5_000):
+    """Await ``coro`` but fail (instead of hanging the bench) if it takes more than ``cycles`` clocks."""
+    from cocotb.triggers import with_timeout
+
+    return await with_timeout(coro, cycles * 10, "ns")
+
+
+@cocotb.test()
+async def ratings_refuse_over_limit_frames(dut) -> None:
+    """Issue 14 class 10: DAC_LIMIT_* lock until reset; a DAC frame above its channel's limit (or a BRDCAST above
+    the lowest) never reaches the SPI pins, reads back DAC_RDATA.refused and sets OVER_RATING when idle."""
+    board, t = await setup(dut)
+    limits = {DacChannel.V_SL: V(3.8), DacChannel.V_BL: V(3.8), DacChannel.V_WL: V(2.5), DacChannel.V_READ: V(0.3)}
+    for ch, code in limits.items():
+        await t.write_reg_async(getattr(R, f"DAC_LIMIT_{ch.name}"), code)
+    await t.write_reg_async(R.RATINGS_LOCK, 1)
+    await t.write_reg_async(R.DAC_LIMIT_V_SL, 0xFFFF)  # locked: ignored
+    await t.write_reg_async(R.RATINGS_LOCK, 0)  # cannot unlock
+    assert await t.read_reg_async(R.DAC_LIMIT_V_SL) == limits[DacChannel.V_SL]
+    assert await t.read_reg_async(R.RATINGS_LOCK) == 1
+    bad = [dac80508.channel_frame(ch, code + 1) for ch, code in limits.items()]
+    bad.append(dac80508.build_frame(DAC80508_REG_BRDCAST, min(limits.values()) + 1))
+    for frame in bad:
+        await t.write_reg_async(R.CTRL, R.CTRL_CLEAR.put(1))
+        await within(dut, t.write_reg_async(R.DAC_FRAME, frame))
+        rdata = await within(dut, t.read_reg_async(R.DAC_RDATA))
+        assert R.DAC_RDATA_REFUSED.get(rdata) == 1, hex(frame)
+        assert await status(t) == (0, 0, 1, E.OVER_RATING)
+    good = [dac80508.channel_frame(ch, code) for ch, code in limits.items()]
+    good.append(dac80508.channel_frame(5, 0xFFFF))  # an unrated channel
+    for frame in good:
+        await t.write_reg_async(R.DAC_FRAME, frame)
+        assert R.DAC_RDATA_REFUSED.get(await t.read_reg_async(R.DAC_RDATA)) == 0
+    await ClockCycles(dut.aclk, 50)
+    assert board.dac_frames == good  # no refused frame reached the pins
+    no_violations(board)
+
+
+@cocotb.test()
+async def saturated_samples_counted(dut) -> None:
+    """SAT_COUNT: the samples of the last operation whose code sat on a rail, cleared by the next accepted START."""
+    board, t = await setup(dut)
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V(0.3)))
+    g = np.zeros((ROWS, COLS), np.int32)
+    g[::2, ::3] = 400_000  # far above the read range: these cells read at the top rail
+    board.crossbar.g[:ROWS, :COLS] = g
+    reg = Region(0, 4, 0, COLS)
+    params = {R.OPCODE: Opcode.READ, R.ROW_START: reg.row, R.ROW_COUNT: reg.n_rows, R.COL_START: reg.col,
+              R.COL_COUNT: reg.n_cols, R.TIA_GAIN: TiaGain.READ, R.SETTLE_CYCLES: 3}  # fmt: skip
+    for off, val in params.items():
+        await t.write_reg_async(off, val)
+    out = adc.from_word(await t.transact_async(np.zeros(0, np.uint32), reg.n_rows * reg.n_cols, RegWrite(R.CTRL, 1)))
+    rails = int(np.isin(out, (adc.CODE_MIN, adc.CODE_MAX)).sum())
+    assert rails > 0 and await t.read_reg_async(R.SAT_COUNT) == rails
+    await start_op(t, Opcode.MULTIPLY, {R.COL_START: 0, R.COL_COUNT: 1, R.BITS: 9, R.BATCH: 1})  # refused
+    assert await t.read_reg_async(R.SAT_COUNT) == rails  # a refused START keeps it
+    await start_op(t, Opcode.NOP, {})
+    await ClockCycles(dut.aclk, 20)
+    assert await t.read_reg_async(R.SAT_COUNT) == 0
+    no_violations(board)
+
+
+@cocotb.test()
+async def axil_any_strobe_completes(dut) -> None:
+    """Issue 14 class 2: a write with any strobe pattern to any register (a byte store to DAC_FRAME included)
+    completes and leaves the bus usable; only strobes on bits 23:0 of DAC_FRAME shift a frame."""
+    board, t = await setup(dut)
+    rng = np.random.default_rng(int(os.environ.get("TB_SEED", "7")))
+    offsets = [R.DAC_FRAME, R.DAC_FRAME, R.ROW_START, R.BITS, R.OP_COUNT, R.DAC_LIMIT_V_WL]
+    for i in range(24):
+        off = int(rng.choice(offsets))
+        lane = int(rng.integers(0, 4))
+        width = int(rng.integers(1, 5 - lane))
+        data = bytes(int(b) for b in rng.integers(0, 256, width))
+        await within(dut, t.axil.write(off + lane, data))
+        assert await within(dut, t.read_reg_async(R.ID)) == R.ID_VALUE.reset, (i, hex(off), lane, width)
+    await within(dut, t.axil.write(R.DAC_FRAME + 3, b"\x12"))  # the byte store of the issue: no frame
+    n = len(board.dac_frames)
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_BL, 0x1234))
+    assert await t.read_reg_async(R.ID) == R.ID_VALUE.reset  # waits at the gate until the frame is out
+    await ClockCycles(dut.aclk, 10)
+    assert board.dac_frames[n:] == [dac80508.channel_frame(DacChannel.V_BL, 0x1234)]

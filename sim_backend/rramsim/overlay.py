@@ -28,14 +28,13 @@ from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
 from rramsim.protocol import (
-    DAC80508_REG_BRDCAST,
-    DAC80508_REG_DAC0,
     MAX_BITS,
     MAX_PULSE_CYCLES,
     VERIFY_READS_PER_CELL,
     DacChannel,
     Opcode,
     OverlayErrorCode,
+    dac_frame_over_limit,
 )
 
 NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
@@ -163,19 +162,9 @@ class EmulatedOverlay:
         """DAC code limit of each rated channel (DAC_LIMIT_*)."""
         return {ch: self.regs.get(off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_REGS.items()}
 
-    def over_rating(self, frame: int) -> bool:
-        """True if a 24-bit DAC frame writes a code above its channel's limit (BRDCAST: the lowest)."""
-        if frame >> 23:  # a read
-            return False
-        address, code, limits = (frame >> 16) & 0xF, frame & 0xFFFF, self.limits()
-        if address == DAC80508_REG_BRDCAST:
-            return code > min(limits.values())
-        limit = limits.get(address - DAC80508_REG_DAC0)
-        return limit is not None and code > limit
-
     def _dac_frame(self, frame: int) -> None:
         c = self.counters
-        if self.over_rating(frame):  # refused: the frame never reaches the DAC
+        if dac_frame_over_limit(frame, self.limits()):  # refused: the frame never reaches the DAC
             c.dac_refused = 1
             if not self.busy:  # a running operation keeps its own status
                 self.done, self.error, self.err_code = False, True, E.OVER_RATING

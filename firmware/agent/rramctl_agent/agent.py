@@ -12,12 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rramctl import regmap as R
+from rramctl.config import Ratings
+from rramctl.driver import rating_codes
+from rramctl.protocol import DacChannel, dac_frame_over_limit
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError
 
@@ -45,6 +49,9 @@ class AgentConfig(BaseModel):
     cache_bytes: int = Field(DEFAULT_CACHE_BYTES, ge=0, description="bytes of replies cached per session")
     max_sessions: int = Field(DEFAULT_MAX_SESSIONS, ge=1, le=1024, description="sessions remembered")
     keepalive_s: float = Field(0.5, gt=0, le=60, description="PENDING interval while a request executes")
+    ratings: Ratings = Field(
+        default_factory=Ratings, description="DAC frames above these voltages are refused here (OVER_RATING)"
+    )
 
 
 class Agent:
@@ -60,8 +67,12 @@ class Agent:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         keepalive_s: float = 0.5,
         max_payload: int = L.MAX_PAYLOAD,
+        dac_limits: Mapping[int, int] | None = None,
     ) -> None:
+        """``dac_limits``: highest DAC code per DacChannel that a DAC_FRAME write may set (default: the
+        default Ratings); the agent refuses a frame above them whatever the overlay's own limits."""
         self.transport = transport
+        self.dac_limits = dict(rating_codes(Ratings()) if dac_limits is None else dac_limits)
         self.link = link
         self.reader = L.FrameReader(link, max_payload=max_payload)
         self.sessions = SessionTable(depth=cache_depth, max_bytes=cache_bytes, max_sessions=max_sessions)
@@ -74,7 +85,8 @@ class Agent:
     @classmethod
     def from_config(cls, transport: Transport, link: L.ByteLink, config: AgentConfig) -> Agent:
         return cls(transport, link, cache_depth=config.cache_depth, cache_bytes=config.cache_bytes,
-                   max_sessions=config.max_sessions, keepalive_s=config.keepalive_s)  # fmt: skip
+                   max_sessions=config.max_sessions, keepalive_s=config.keepalive_s,
+                   dac_limits=rating_codes(config.ratings))  # fmt: skip
 
     # ---- the loop ----------------------------------------------------------------------------
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -200,6 +212,9 @@ class Agent:
                 offset, value = L.REG_WRITE.unpack(p)
                 if offset not in VALID_OFFSETS:
                     return self._error(frame, L.ErrorCode.BAD_OFFSET, f"no register at offset {offset:#x}")
+                refused = self._over_rating(frame, offset, value)
+                if refused is not None:
+                    return refused
                 self.transport.write_reg(offset, value)
                 self.executed += 1
                 return self._reply(frame)
@@ -211,6 +226,15 @@ class Agent:
         except Exception as e:  # noqa: BLE001 - the agent must keep serving; the host gets the reason
             log.exception("request %d failed", frame.seq)
             return self._error(frame, L.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+    def _over_rating(self, frame: L.Frame, offset: int, value: int) -> bytes | None:
+        """The error reply for a DAC_FRAME write above the agent's limits (None: the write may go on)."""
+        dac_frame = R.DAC_FRAME_FRAME.get(value)
+        if offset != R.DAC_FRAME or not dac_frame_over_limit(dac_frame, self.dac_limits):
+            return None
+        limits = {DacChannel(ch).name: code for ch, code in self.dac_limits.items()}
+        return self._error(frame, L.ErrorCode.OVER_RATING,
+                           f"DAC frame {dac_frame:#08x} is above the agent's ratings (DAC codes {limits})")  # fmt: skip
 
     def _transact(self, frame: L.Frame) -> bytes:
         p = frame.payload
@@ -224,6 +248,9 @@ class Agent:
                                f"{recv_words} reply words exceed the {self.max_payload}-byte limit")  # fmt: skip
         if offset not in VALID_OFFSETS:
             return self._error(frame, L.ErrorCode.BAD_OFFSET, f"no register at trigger offset {offset:#x}")
+        refused = self._over_rating(frame, offset, value)
+        if refused is not None:
+            return refused
         send = np.frombuffer(p, dtype="<u4", offset=head).astype(np.uint32)
         out = self.transport.transact(send, recv_words, RegWrite(offset, value))
         self.executed += 1
