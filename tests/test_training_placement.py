@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 from rramctl.geometry import PAIR_OFFSET, ROWS
-from rramctl.training.networks import build_network
 from rramctl.training.placement import LayerShape, PlacementError, place
+from training_fixtures import to_net
 
 
 @pytest.mark.parametrize("task,pairs", [("fmnist-cnn", 62272), ("fsdd-crnn", 68480)])
 def test_paper_networks_fit_one_array(task, pairs):
-    net = build_network(task, 0.5, "to")
+    net = to_net(task)
     p = place([la.shape for la in net.crossbar_layers()])
     assert p.arrays_used == 1
     occupied = np.zeros((ROWS, PAIR_OFFSET), dtype=int)

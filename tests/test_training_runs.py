@@ -16,7 +16,9 @@ def easy():
 
 
 def cfg(**kw):
-    base = dict(task="fmnist-cnn", backend="software", epochs=2, batch_size=64, seed=1)
+    base = dict(
+        task="fmnist-cnn", backend="software", epochs=2, optimiser={"batch_size": kw.pop("batch_size", 64)}, seed=1
+    )
     return TrainConfig(**(base | kw))
 
 
@@ -43,7 +45,7 @@ def test_to_lifts_accuracy_far_above_the_random_subnetwork(tmp_path, easy):
 
 @pytest.mark.parametrize("bn_affine", [False, True])  # True: a second optimiser group (batch-norm scale/shift)
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, bn_affine):
-    c = cfg(epochs=3, subset=300, test_subset=100, bn_affine=bn_affine)
+    c = cfg(epochs=3, subset=300, test_subset=100, network={"bn_affine": bn_affine})
     full = Run.open(c, tmp_path / "full", easy)
     full.train()
     part = Run.open(c, tmp_path / "part", easy)
@@ -74,13 +76,13 @@ def test_emulator_resume_reads_back_a_chip_that_agrees_with_the_mask(tmp_path, e
 
 
 def test_wo_programs_only_pairs_over_tw(tmp_path, easy):
-    run = Run.open(cfg(method="wo", epochs=1, subset=64, tw=0.5), tmp_path / "w", easy)
+    run = Run.open(cfg(method="wo", epochs=1, subset=64, wo={"tw": 0.5}), tmp_path / "w", easy)
     layer = run.net.f2
     layer.master.data += 0.0
     layer.master.data[0, :5] += 2.0  # over Tw
     layer.master.data[1, :3] += 0.1  # under Tw
     before = dict(run.mapped.counts.programmed_cells)
-    done = weightopt.program_updates(run.net, run.mapped, run.cfg)
+    done = weightopt.program_updates(run.net.crossbar_layers(), run.mapped, run.cfg.wo)
     assert done == {"C1": 0, "C2": 0, "F1": 0, "F2": 5}
     assert run.mapped.counts.programmed_cells["F2"] - before.get("F2", 0) == 10
     assert np.allclose(layer.weight[0, :5].numpy(), layer.master.detach()[0, :5].numpy(), rtol=0.12, atol=1.2)
@@ -89,14 +91,14 @@ def test_wo_programs_only_pairs_over_tw(tmp_path, easy):
 def test_bad_inputs_give_clear_errors(tmp_path, easy):
     for bad in (0.0, 1.0, 1.5, -0.1):
         with pytest.raises(ValidationError, match="sparsity must lie in"):
-            cfg(sparsity=bad)
+            cfg(network={"sparsity": bad})
     with pytest.raises(ValidationError, match="task"):
         TrainConfig(task="cifar")
     with pytest.raises(ValidationError):
-        cfg(ts_init=1e-4, ts_end=1e-3)
+        cfg(threshold={"init": 1e-4, "end": 1e-3})
     Run.open(cfg(epochs=1, subset=64), tmp_path / "x", easy)
-    with pytest.raises(RunError, match="different settings.*sparsity"):
-        Run.open(cfg(epochs=1, subset=64, sparsity=0.3), tmp_path / "x", easy)
+    with pytest.raises(RunError, match="different settings.*network"):
+        Run.open(cfg(epochs=1, subset=64, network={"sparsity": 0.3}), tmp_path / "x", easy)
     (tmp_path / "y").mkdir()
     (tmp_path / "y" / "f").write_text("")
     with pytest.raises(RunError, match="not empty"):

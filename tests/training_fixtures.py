@@ -7,7 +7,15 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from rramctl.training.config import TrainConfig
 from rramctl.training.data import Dataset, Split
+from rramctl.training.methods import method_for
+from rramctl.training.networks import CrossbarNet
+
+
+def to_net(task: str = "fmnist-cnn", **settings) -> CrossbarNet:
+    """A task's network with TO layers (sparsity 0.5), as a run builds it."""
+    return method_for(TrainConfig(task=task, **settings)).build()
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:
@@ -47,6 +55,7 @@ def easy_images(n_train: int = 600, n_test: int = 300, seed: int = 0) -> Dataset
         x = protos[y] * 12 + rng.integers(0, 4, (n, 14, 14))
         flip = rng.random((n, 14, 14)) < 0.1
         x = np.where(flip, rng.integers(0, 16, (n, 14, 14)), x)
-        return Split(np.clip(x, 0, 15).astype(np.int64)[:, None], y.astype(np.int64), 4)
+        codes = np.clip(x, 0, 15).astype(np.int64)[:, None]
+        return Split(codes, y.astype(np.int64), 4, (codes / 15).astype(np.float32))
 
     return Dataset("easy", split(n_train), split(n_test))

@@ -1,25 +1,40 @@
 """``rramctl prune`` (train a network on the chip by topology or weight optimisation) and ``rramctl infer``
-(evaluate a saved run). The lead's main app calls :func:`register`."""
+(evaluate a saved run). The main app calls :func:`register`.
+
+``prune``'s options are derived from the training configuration (rramctl.training.config): one option
+per setting (``--batch-size``, ``--sparsity``, ``--to-lr``, ...), beside ``--config-file run.toml`` and
+``--set section.key=value``. Precedence: recipe defaults < file < --set < options.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from rramctl.config import ConfigError
-from rramctl.driver import OverlayError
-from rramctl.training.config import TrainConfig
-from rramctl.training.data import DataError, Dataset, load_task_data
-from rramctl.training.placement import PlacementError
-from rramctl.training.runner import Run, RunError, finish, load_run
-from rramctl.transport.base import TransportError
+from rramctl.errors import RramctlError
+from rramctl.training.config import (
+    TrainConfig,
+    apply_assignments,
+    field_help,
+    leaf_fields,
+    load_toml,
+    merge,
+)
+from rramctl.training.data import Dataset, load_task_data
+from rramctl.training.runner import Run, finish, load_run
 
 TASKS = ("fmnist-cnn", "fsdd-crnn")
 DEFAULT_RUN_DIR = Path("runs/latest")
+# settings with an option of their own below (required, or used before the configuration exists)
+_OWN = {"task", "method", "recipe"}
 
 
 def _fail(msg: str) -> typer.Exit:
@@ -28,12 +43,11 @@ def _fail(msg: str) -> typer.Exit:
 
 
 def _load_data(cfg: TrainConfig, download: bool) -> Dataset:
-    import os
-
-    if cfg.data_dir is not None:
-        os.environ["RRAMCTL_DATA"] = str(cfg.data_dir)
-    dl = Path(os.environ.get("RRAMCTL_DATA", Path.home() / ".cache" / "rramctl")) / "fashion-mnist"
-    return load_task_data(cfg.task, download_to=dl if download else None)
+    root = cfg.data.data_dir or os.environ.get("RRAMCTL_DATA")
+    dl = Path(root) if root else Path.home() / ".cache" / "rramctl"
+    return load_task_data(cfg.task, download_to=dl / "fashion-mnist" if download else None,
+                          data_dir=cfg.data.data_dir, source=cfg.data.source,
+                          features_file=cfg.data.features_file)  # fmt: skip
 
 
 def _report(summary: dict[str, Any]) -> str:
@@ -49,59 +63,103 @@ def _report(summary: dict[str, Any]) -> str:
     )
 
 
+def _cli_type(annotation: Any) -> Any:
+    """The type an option parses to: bool/int/float/Path as declared, anything else (Literal) as str."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    return annotation if annotation in (bool, int, float, Path) else str
+
+
+def _setting_params() -> list[inspect.Parameter]:
+    """One keyword parameter (default None: not given) per configuration setting."""
+    params = []
+    for opt, (section, name, ann) in leaf_fields().items():
+        if section is None and name in _OWN:
+            continue
+        typ = _cli_type(ann)
+        decl = f"--{opt}/--no-{opt}" if typ is bool else f"--{opt}"
+        where = f"{section}.{name}" if section else name
+        option = typer.Option(None, decl, help=f"[{where}] {field_help(section, name)}", show_default=False,
+                              rich_help_panel="Settings")  # fmt: skip
+        params.append(inspect.Parameter("set__" + opt.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY,
+                                        default=option, annotation=typ | None))  # fmt: skip
+    return params
+
+
+def _settings_given(values: dict[str, Any]) -> dict[str, Any]:
+    """The derived options the user gave, as a nested dict for TrainConfig."""
+    out: dict[str, Any] = {}
+    for opt, (section, name, _) in leaf_fields().items():
+        v = values.get("set__" + opt.replace("-", "_"))
+        if v is None:
+            continue
+        if section is None:
+            out[name] = v
+        else:
+            out.setdefault(section, {})[name] = v
+    return out
+
+
+def build_config(base: dict[str, Any], config_file: Path | None, assignments: list[str],
+                 options: dict[str, Any]) -> TrainConfig:  # fmt: skip
+    """file < --set < options, over ``base`` (task, method, recipe, backend defaults)."""
+    data = merge(base, load_toml(config_file)) if config_file is not None else dict(base)
+    data = apply_assignments(data, assignments)
+    return TrainConfig.model_validate(merge(data, options))
+
+
 def prune(
     ctx: typer.Context,
     task: str = typer.Option(..., help="fmnist-cnn or fsdd-crnn"),
-    method: str = typer.Option("to", help="to: topology optimisation (prune/reinstate); wo: weight optimisation"),
-    epochs: int = typer.Option(10, help="training epochs"),
-    sparsity: float = typer.Option(0.5, help="fraction of pairs pruned per layer, in (0, 1)"),
-    subset: int | None = typer.Option(None, help="train on this many samples"),
-    test_subset: int | None = typer.Option(None, help="evaluate on this many test samples"),
-    run_dir: Annotated[Path, typer.Option(help="run folder (an existing run there is resumed)")] = DEFAULT_RUN_DIR,
-    backend: str | None = typer.Option(
-        None,
-        help="emulator, pynq, serial:PORT (the chip API) or software (float model); default: rramctl --backend",
+    method: str | None = typer.Option(
+        None, help="to: topology optimisation (prune/reinstate); wo: weight optimisation"
     ),
-    forward: str = typer.Option("chip", help="chip: products on the chip; host: from read-back weights"),
-    batch_size: int = typer.Option(128),
-    lr: float | None = typer.Option(None, help="learning rate (TO scores / WO weights in uS)"),
-    tw: float = typer.Option(0.0, help="WO: program a pair only when |dw| > Tw (uS)"),
-    n_arrays: int = typer.Option(1, help="512x512 arrays to place the network on"),
-    seed: int = typer.Option(0),
-    chip_seed: int = typer.Option(0),
-    data_dir: Annotated[Path | None, typer.Option(help="folder with the data (else $RRAMCTL_DATA)")] = None,
+    recipe: str | None = typer.Option(None, help="defaults: rramctl (ours) or paper (the paper's code choices)"),
+    config_file: Annotated[Path | None, typer.Option(help="TOML file with the run's settings")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="section.key=value (repeatable)")] = None,
+    run_dir: Annotated[Path, typer.Option(help="run folder (an existing run there is resumed)")] = DEFAULT_RUN_DIR,
     download: bool = typer.Option(True, help="download Fashion-MNIST when not found locally"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    **settings: Any,
 ) -> None:
     """Train a randomly formed network on the chip: edge-pruning topology optimisation or the WO baseline."""
     if task not in TASKS:
         raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     session = ctx.obj  # the global options (rramctl --backend/--config), when run through the main app
-    if backend is None:
-        backend = session.backend if session is not None else "emulator"
-    fields: dict[str, Any] = dict(
-        task=task, method=method, epochs=epochs, sparsity=sparsity, subset=subset, test_subset=test_subset,
-        backend=backend, board_config=getattr(session, "config_path", None), forward=forward,
-        batch_size=batch_size, tw=tw, n_arrays=n_arrays, seed=seed,
-        chip_seed=chip_seed, data_dir=data_dir,
-    )  # fmt: skip
-    if lr is not None:
-        fields["lr" if method == "to" else "wo_lr"] = lr
+    base: dict[str, Any] = {"task": task}
+    if session is not None:
+        base["backend"] = session.backend
+        if getattr(session, "config_path", None) is not None:
+            base["board_config"] = session.config_path
+    for k, v in (("method", method), ("recipe", recipe)):
+        if v is not None:
+            base[k] = v
     try:
-        cfg = TrainConfig(**fields)
+        cfg = build_config(base, config_file, set_ or [], _settings_given(settings))
     except ValidationError as e:
         raise _fail("; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors())) from None
+    except RramctlError as e:
+        raise _fail(str(e)) from None
+    if cfg.data.data_dir is not None and not Path(cfg.data.data_dir).is_dir():
+        raise _fail(f"--data-dir {cfg.data.data_dir} is not a folder; give the folder that holds the data")
+    as_json = bool(getattr(session, "json", False))  # --json: one JSON object on stdout, notes on stderr
     try:
         data = _load_data(cfg, download)
         run = Run.open(cfg, run_dir, data)
-    except (DataError, RunError, PlacementError, ConfigError, TransportError, OverlayError, ValueError) as e:
+    except RramctlError as e:
         raise _fail(str(e)) from None
-    typer.echo((run_dir / "placement.txt").read_text().rstrip())
-    if run.progress.epoch:
-        typer.echo(f"resuming {run_dir} after epoch {run.progress.epoch}")
+    typer.echo((run_dir / "placement.txt").read_text().rstrip(), err=as_json)
+    if run.restarted:
+        typer.echo(f"{run_dir}: the run was cut off before forming was recorded; started it again", err=as_json)
+    elif run.resumed and run.progress.epoch == 0:
+        typer.echo(f"resuming {run_dir}: the first epoch was interrupted and starts again", err=as_json)
+    elif run.resumed:
+        typer.echo(f"resuming {run_dir} after epoch {run.progress.epoch}", err=as_json)
     from tqdm import tqdm
 
-    bar = tqdm(total=(cfg.epochs - run.progress.epoch), unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=(cfg.epochs - run.progress.epoch), unit="epoch", disable=not progress or as_json,
+               dynamic_ncols=True)  # fmt: skip
 
     def on_step(step: int, per_epoch: int) -> None:
         bar.set_postfix_str(f"epoch {run.progress.epoch + 1}: step {step}/{per_epoch}")
@@ -114,31 +172,52 @@ def prune(
         bar.close()
     summary = finish(run)
     run.close()
+    if as_json:
+        typer.echo(json.dumps({**summary, "run_dir": str(run_dir)}, indent=2))
+        return
     typer.echo(_report(summary))
     typer.echo(f"run saved in {run_dir}")
 
 
+_own = [p for p in inspect.signature(prune).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+prune.__signature__ = inspect.Signature([*_own, *_setting_params()])  # type: ignore[attr-defined]
+
+
 def infer(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Option("--run", help="a run folder written by `rramctl prune`")],
     forward: str | None = typer.Option(None, help="override: chip or host"),
     test_subset: int | None = typer.Option(None, help="override: evaluate on this many test samples"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    out: Annotated[
+        Path | None, typer.Option(help="folder for summary.json and the figures (default: RUN/infer)")
+    ] = None,
+    allow_untrained: bool = typer.Option(False, help="evaluate a run that has no finished training epoch"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (as rramctl --json does)"),
 ) -> None:
-    """Evaluate a saved run on its test set with the chip as saved: accuracy, confusion, programming counts."""
+    """Evaluate a saved run on its test set with the chip as saved: accuracy, confusion, programming counts.
+    Writes its own summary.json and figures (RUN/infer/): the run's training outputs stay as they are."""
+    as_json = as_json or bool(getattr(ctx.obj, "json", False))
+    if forward is not None and forward not in ("chip", "host"):
+        raise _fail(f"--forward must be chip or host, got {forward!r}")
+    out_dir = out if out is not None else run / "infer"
+    if out_dir.resolve() == run.resolve():
+        raise _fail(f"--out {out_dir} is the run folder; infer never overwrites the run's own outputs")
     overrides: dict[str, Any] = {}
     if forward is not None:
         overrides["forward"] = forward
     if test_subset is not None:
         overrides["test_subset"] = test_subset
     try:
-        r = load_run(run, lambda cfg: _load_data(cfg, download=False), **overrides)
-    except (DataError, RunError, PlacementError, FileNotFoundError) as e:
+        r = load_run(run, lambda cfg: _load_data(cfg, download=False), allow_untrained=allow_untrained, **overrides)
+    except (RramctlError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
     except ValidationError as e:
         raise _fail(str(e)) from None
-    summary = finish(r)
-    r.close()
-    typer.echo(json.dumps(summary, indent=2) if as_json else _report(summary))
+    try:
+        summary = finish(r, out_dir)
+    finally:
+        r.close()
+    typer.echo(json.dumps(summary, indent=2) if as_json else f"{_report(summary)}\nsaved in {out_dir}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,22 +1,202 @@
-"""The configuration of a training run (pydantic; saved resolved with the run as config.json)."""
+"""The configuration of a training run (pydantic; saved resolved with the run as config.json).
+
+A run is configured by nested sections (optimiser, threshold, to, wo, network, data) beside a few
+top-level settings (task, method, recipe, backend, ...). ``recipe`` fills in defaults: ``rramctl``
+(ours) or ``paper`` (the choices of the paper's public code, /docs/training.md "Recipes"); any value
+given explicitly wins over the recipe's. A run can be loaded from a TOML file (:func:`load_toml`) and
+changed by ``section.key=value`` assignments (:func:`apply_assignments`).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Task = Literal["fmnist-cnn", "fsdd-crnn"]
+from rramctl.errors import UsageError
 
-# (ours) settings whose best value differs between the tasks, chosen by measurement (docs/training.md); a value
-# given explicitly wins. On the 2,700-recording spoken-digit set the learned batch-norm and the lr-scaled
-# threshold overfit (60-epoch software TO: 96.7 % with neither, 94.0-95.0 % with either or both, 300 test
-# recordings); on Fashion-MNIST they add 1.6 and 0.6 points after 8 epochs.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fmnist-cnn": {"bn_affine": True, "ts_follows_lr": True},
-    "fsdd-crnn": {"bn_affine": False, "ts_follows_lr": False},
-}
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+Task = Literal["fmnist-cnn", "fsdd-crnn"]
+Recipe = Literal["rramctl", "paper"]
+MethodName = Literal["to", "wo"]
+
+
+class ConfigFileError(UsageError):
+    """A training configuration file or assignment that cannot be used."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimiserConfig(_Section):
+    """SGD + momentum with a cosine learning-rate schedule (edge-popup code, Ramanujan et al.; seed 000 ref. 63).
+    The learning rate of the trained parameters belongs to the method (``to.lr``, ``wo.lr``)."""
+
+    batch_size: int = Field(128, ge=1, description="(ours) samples per step; the paper's code: 60 (CNN), 30 (CRNN)")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, description="on TO scores (none on WO conductances, ours)")
+    bn_lr: float = Field(0.05, gt=0, description="(ours) learning rate of the batch-norm scale/shift (bn_affine)")
+
+
+class ThresholdConfig(_Section):
+    """Threshold learning rule (seed 000 Methods): T_s(t) = max(T_end, T_init - step * t); t += 1 per new best
+    validation accuracy."""
+
+    rule: Literal["absolute", "relative"] = Field(
+        "absolute",
+        description="absolute (ours): a score change |ds| < T_s is dropped; relative (the paper's code): where "
+        "|ds| / |s| < T_s the pair's mask bit is held while the score keeps its update",
+    )
+    init: float = Field(5e-3, ge=0, description="T_init; (ours) 5e-3 absolute, the paper's code 0.01 relative")
+    end: float = Field(5e-4, ge=0, description="T_end; (ours) 5e-4 absolute, the paper's code 0.007 relative")
+    step: float = Field(5e-4, ge=0, description="alpha, the decrease per new best validation accuracy (ours)")
+    follows_lr: bool = Field(
+        False,
+        description="(ours) scale T_s with the cosine learning-rate schedule, so that the small updates of the "
+        "last epochs are not all dropped",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> ThresholdConfig:
+        if self.end > self.init:
+            raise ValueError(f"threshold.end ({self.end}) must not exceed threshold.init ({self.init})")
+        return self
+
+    def at(self, t: int, lr_fraction: float = 1.0) -> float:
+        """T_s(t); ``lr_fraction`` (the schedule's lr / base lr) scales it when ``follows_lr``."""
+        ts = max(self.end, self.init - self.step * t)
+        return ts * lr_fraction if self.follows_lr else ts
+
+
+class TOConfig(_Section):
+    """Edge-pruning topology optimisation (seed 000 Methods)."""
+
+    lr: float = Field(3.0, gt=0, description="score learning rate; (ours) 3.0, the paper's code 0.1")
+    score_init: Literal["abs-weight", "kaiming-uniform"] = Field(
+        "abs-weight",
+        description="abs-weight (seed 000 Methods: the weight serves as the score; |w| scaled to [0, 1] per layer, "
+        "ours); kaiming-uniform (the paper's code and edge-popup: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), independent "
+        "of the weights, drawn from the run's seed)",
+    )
+    rank: Literal["score", "magnitude"] = Field(
+        "score", description="keep the top-k by score (ours) or by |score| (edge-popup's GetSubnet, the paper's code)"
+    )
+
+
+class WOConfig(_Section):
+    """Weight-optimisation baseline (seed 000 Methods "Weight optimization")."""
+
+    lr: float = Field(
+        10000.0,
+        gt=0,
+        description="(ours) learning rate of the weights in uS (batch-norm makes each layer scale-invariant, so it "
+        "is large: spoken digits, software model, 10 epochs: 30 -> 20 %, 1000 -> 82 %, 3000 -> 90 %, 10000 -> 95 %)",
+    )
+    tw: float = Field(0.0, ge=0, description="program a cell pair only when |dw| > Tw (uS); 0 = free updates")
+    cap_us: float = Field(5.0, gt=0, description="(ours) largest weight change per step (uS)")
+    max_us: float = Field(40.0, gt=0, description="(ours) weights are kept within +-max_us")
+    floor_us: float = Field(1.0, gt=0, description="(ours) conductance of the idle cell of a pair")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="write-verify margin (seed 000 Methods: ~10 %)")
+
+    @model_validator(mode="after")
+    def _floor(self) -> WOConfig:
+        if self.floor_us >= self.max_us:
+            raise ValueError("wo.floor_us must be below wo.max_us")
+        return self
+
+
+class NetworkConfig(_Section):
+    """The host side of the network (batch-norm, activation and input quantisation, pruning fraction)."""
+
+    sparsity: float = Field(0.5, description="fraction of pairs pruned per layer (seed 000: 0.5)")
+    act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
+    batch_norm: Literal["every-layer", "conv-only"] = Field(
+        "every-layer",
+        description="every-layer (ours): batch-norm after every crossbar layer; conv-only (the paper's code): after "
+        "C1/C2 only, the other layers' products divided by a fixed scale (mean|G| x sqrt(kept inputs per output))",
+    )
+    bn_affine: bool = Field(False, description="(ours) learn batch-norm scale/shift on the host")
+    bn_recalibration_batches: int = Field(
+        20, ge=0, description="(ours) training batches that re-estimate batch-norm statistics before each evaluation"
+    )
+    input_quant: Literal["fixed", "minmax", "quantile"] = Field(
+        "fixed",
+        description="fixed (ours): the data's own codes (top bits of each pixel; MFCC scaled by the training set); "
+        "minmax / quantile (the paper's code): each batch scaled by its own min..max (1st..99th percentile) to the "
+        "input bits",
+    )
+    time_aggregation: Literal["last", "mean"] = Field(
+        "last", description="CRNN: the recurrent layer's output is h(T) (ours) or the mean over time steps (paper)"
+    )
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"sparsity must lie in (0, 1), got {v}")
+        return v
+
+
+class DataConfig(_Section):
+    """Where the data come from and how the training recordings/images are split."""
+
+    data_dir: Path | None = Field(None, description="folder with the data (Fashion-MNIST IDX files / FSDD recordings)")
+    source: Literal["standard", "paper-features"] = Field(
+        "standard",
+        description="spoken digits: standard (our MFCC maps of the FSDD recordings, 2,700/300) or paper-features "
+        "(the paper's own 23x20 feature file and 2,100/900 split, given as features_file)",
+    )
+    features_file: Path | None = Field(None, description="npz with X_train, y_train, X_test, y_test (paper-features)")
+    validation: float = Field(
+        1 / 12,
+        gt=0,
+        lt=1,
+        description="fraction of the training set held out for validation (Fashion-MNIST: 5,000 of 60,000)",
+    )
+    validation_seed: int = Field(0, description="seed of the validation draw (the same for every training seed)")
+
+    @model_validator(mode="after")
+    def _features(self) -> DataConfig:
+        if self.source == "paper-features" and self.features_file is None:
+            raise ValueError("data.source = paper-features needs data.features_file")
+        return self
+
+
+def recipe_defaults(recipe: str, task: str) -> dict[str, Any]:
+    """Section defaults a recipe sets for a task (values given explicitly win)."""
+    if recipe == "paper":
+        cnn = task == "fmnist-cnn"
+        return {
+            "optimiser": {"batch_size": 60 if cnn else 30},
+            "threshold": {"rule": "relative", "init": 0.01, "end": 0.007, "step": 0.001, "follows_lr": False},
+            "to": {"lr": 0.1, "score_init": "kaiming-uniform", "rank": "magnitude"},
+            "network": {
+                "batch_norm": "conv-only",
+                "bn_affine": False,
+                "bn_recalibration_batches": 0,
+                "input_quant": "minmax" if cnn else "quantile",
+                "time_aggregation": "mean",
+            },  # fmt: skip
+        }
+    # (ours) on Fashion-MNIST the learned batch-norm and the lr-scaled threshold add 1.6 and 0.6 points after
+    # 8 epochs; on spoken digits they overfit (docs/training.md)
+    if task == "fmnist-cnn":
+        return {"network": {"bn_affine": True}, "threshold": {"follows_lr": True}}
+    return {}
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 class TrainConfig(BaseModel):
@@ -25,7 +205,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: Task
-    method: Literal["to", "wo"] = Field("to", description="to: edge-pruning topology optimisation; wo: weights")
+    method: MethodName = Field("to", description="to: edge-pruning topology optimisation; wo: weight optimisation")
+    recipe: Recipe = Field("rramctl", description="defaults: rramctl (ours) or paper (the paper's code)")
     backend: str = Field(
         "emulator",
         description="emulator (the bit-exact chip emulator behind the real driver), software (float model), "
@@ -38,11 +219,9 @@ class TrainConfig(BaseModel):
         "read-back weights (fast development path; always so on the software backend)",
     )
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
-    sparsity: float = Field(0.5, description="fraction of pairs pruned per layer (seed 000: 0.5)")
     subset: int | None = Field(None, ge=1, description="train on this many samples (random, seeded)")
     test_subset: int | None = Field(None, ge=1, description="evaluate on this many test samples")
-    seed: int = Field(0, description="data order, subsets and host-side draws")
+    seed: int = Field(0, description="data order, subsets, score initialisation and host-side draws")
     chip_seed: int = Field(0, description="array a is formed with seed chip_seed + a")
     complementary_forming: bool = Field(
         True,
@@ -50,49 +229,21 @@ class TrainConfig(BaseModel):
         "False forms both halves independently",
     )
     n_arrays: int = Field(1, ge=1, description="512x512 arrays the network may be placed on")
-    # optimiser: SGD + momentum + cosine learning rate (edge-popup code, Ramanujan et al.; seed 000 ref. 63)
-    lr: float = Field(3.0, gt=0, description="(ours, tuned on a subset) TO score learning rate")
-    wo_lr: float = Field(
-        10000.0,
-        gt=0,
-        description="(ours) WO learning rate (weights in uS; batch-norm makes each layer scale-invariant, so it "
-        "is large: spoken digits, software model, 10 epochs: 30 -> 20 %, 1000 -> 82 %, 3000 -> 90 %, 10000 -> 95 %)",
-    )
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    # threshold learning rule (seed 000 Methods): T_s(t) = max(T_end, T_init - alpha * t), t += 1 per new best
-    ts_init: float = Field(5e-3, ge=0, description="(ours) initial score-change threshold")
-    ts_end: float = Field(5e-4, ge=0, description="(ours) end score-change threshold")
-    ts_step: float = Field(5e-4, ge=0, description="(ours) alpha, the decay per new best accuracy")
-    ts_follows_lr: bool = Field(
-        True,
-        description="(ours) scale T_s with the cosine learning-rate schedule, so that the small updates of the "
-        "last epochs are not all dropped (a fixed T_s froze training once lr * |gradient| fell below it); "
-        "default per task (TASK_DEFAULTS)",
-    )
-    # weight optimisation (seed 000 Methods "Weight optimization")
-    tw: float = Field(0.0, ge=0, description="program a cell pair only when |dw| > Tw (uS); 0 = free updates")
-    wo_cap_us: float = Field(5.0, gt=0, description="(ours) largest weight change per step (uS)")
-    wo_max_us: float = Field(40.0, gt=0, description="(ours) weights are kept within +-wo_max_us")
-    wo_floor_us: float = Field(1.0, gt=0, description="(ours) conductance of the idle cell of a pair")
-    tolerance: float = Field(0.1, gt=0, lt=1, description="write-verify margin (seed 000 Methods: ~10 %)")
-    # host-side network details (ours)
-    act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
-    bn_affine: bool = Field(
-        True, description="(ours) learn batch-norm scale/shift on the host; default per task (TASK_DEFAULTS)"
-    )
-    bn_lr: float = Field(0.05, gt=0, description="(ours) learning rate of the batch-norm scale/shift (bn_affine)")
-    bn_recalibration_batches: int = Field(
-        20, ge=0, description="(ours) training batches that re-estimate batch-norm statistics before each test"
-    )
     dedup_inputs: bool = Field(True, description="(ours) multiply each distinct input vector of a batch once")
-    data_dir: Path | None = None
+    optimiser: OptimiserConfig = OptimiserConfig()
+    threshold: ThresholdConfig = ThresholdConfig()
+    to: TOConfig = TOConfig()
+    wo: WOConfig = WOConfig()
+    network: NetworkConfig = NetworkConfig()
+    data: DataConfig = DataConfig()
 
     @model_validator(mode="before")
     @classmethod
-    def _task_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("task") in TASK_DEFAULTS:
-            return {**TASK_DEFAULTS[data["task"]], **data}
+    def _recipe_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("task") in ("fmnist-cnn", "fsdd-crnn"):
+            task = data["task"]
+            spoken = {"data": {"validation": 0.1}} if task == "fsdd-crnn" else {}  # (ours) 1 in 10 recordings
+            return merge(merge(spoken, recipe_defaults(str(data.get("recipe", "rramctl")), task)), data)
         return data
 
     @field_validator("backend")
@@ -107,27 +258,62 @@ class TrainConfig(BaseModel):
         """A physical chip: its state lives on the chip, not in the run's checkpoints."""
         return self.backend not in ("emulator", "software")
 
-    @field_validator("sparsity")
-    @classmethod
-    def _sparsity(cls, v: float) -> float:
-        if not 0 < v < 1:
-            raise ValueError(f"sparsity must lie in (0, 1), got {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _checks(self) -> TrainConfig:
-        if self.ts_end > self.ts_init:
-            raise ValueError(f"ts_end ({self.ts_end}) must not exceed ts_init ({self.ts_init})")
-        if self.wo_floor_us >= self.wo_max_us:
-            raise ValueError("wo_floor_us must be below wo_max_us")
-        return self
-
     @property
     def host_forward(self) -> bool:
         return self.backend == "software" or self.forward == "host"
 
-    def threshold(self, t: int, lr_fraction: float = 1.0) -> float:
-        """T_s(t) of the threshold learning rule; ``lr_fraction`` is the schedule's lr / base lr, which
-        scales T_s when ``ts_follows_lr``."""
-        ts = max(self.ts_end, self.ts_init - self.ts_step * t)
-        return ts * lr_fraction if self.ts_follows_lr else ts
+
+SECTIONS: dict[str, type[_Section]] = {
+    "optimiser": OptimiserConfig,
+    "threshold": ThresholdConfig,
+    "to": TOConfig,
+    "wo": WOConfig,
+    "network": NetworkConfig,
+    "data": DataConfig,
+}
+
+
+def leaf_fields() -> dict[str, tuple[str | None, str, Any]]:
+    """Every setting a user can give: option name -> (section or None, field name, annotation).
+    Names are the field names; where a name repeats, ``section-name`` (``to-lr``, ``wo-lr``)."""
+    pairs: list[tuple[str | None, str, Any]] = [
+        (None, name, f.annotation) for name, f in TrainConfig.model_fields.items() if name not in SECTIONS
+    ]
+    pairs += [(sec, name, f.annotation) for sec, model in SECTIONS.items() for name, f in model.model_fields.items()]
+    names = [n for _, n, _ in pairs]
+    return {(n if names.count(n) == 1 else f"{s}-{n}").replace("_", "-"): (s, n, a) for s, n, a in pairs}
+
+
+def field_help(section: str | None, name: str) -> str:
+    model: type[BaseModel] = TrainConfig if section is None else SECTIONS[section]
+    return model.model_fields[name].description or ""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """A run configuration from a TOML file: top-level keys and [optimiser], [threshold], [to], [wo],
+    [network], [data] tables, as a dict for :class:`TrainConfig`."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigFileError(f"{path}: cannot read the training configuration: {e}") from e
+
+
+def apply_assignments(data: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """``section.key=value`` (or ``key=value`` for a top-level setting) over ``data``; values are parsed as
+    TOML values where they parse (numbers, booleans, quoted strings), else taken as strings."""
+    out = dict(data)
+    for a in assignments:
+        key, sep, raw = a.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts) or len(parts) > 2 or (len(parts) == 2 and parts[0] not in SECTIONS):
+            raise ConfigFileError(f"--set {a!r}: expected key=value or section.key=value, sections "
+                                  f"{', '.join(SECTIONS)}")  # fmt: skip
+        try:
+            value: Any = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        if len(parts) == 1:
+            out[parts[0]] = value
+        else:
+            out[parts[0]] = {**out.get(parts[0], {}), parts[1]: value}
+    return out

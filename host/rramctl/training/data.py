@@ -2,7 +2,9 @@
 
 Both come out as integer feature maps ready for bit-serial multiplication: Fashion-MNIST max-pooled
 28x28 -> 14x14 and quantised to 4 bits, spoken digits as 23x15 MFCC maps quantised to 3 bits
-(seed 000 Results and Methods "Multi-Bit vector-matrix multiplications": m = 4 for the CNN, 3 for the CRNN).
+(seed 000 Results and Methods "Multi-Bit vector-matrix multiplications": m = 4 for the CNN, 3 for the CRNN),
+each beside its unquantised features in [0, 1] (for the paper's per-batch input quantisation). The
+paper's own spoken-digit feature file (23x20 maps, its 2,100/900 split) loads with :func:`load_paper_features`.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ class DataError(UsageError):
 
 @dataclass(frozen=True)
 class Split:
-    """Integer inputs (N, C, H, W) in [0, 2**bits) and labels (N,)."""
+    """Integer inputs (N, C, H, W) in [0, 2**bits), labels (N,) and the unquantised features in [0, 1]."""
 
     x: NDArray[np.int64]
     y: NDArray[np.int64]
     bits: int
+    raw: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -62,8 +65,26 @@ class Split:
             return self
         if n < 1:
             raise DataError(f"subset must be >= 1, got {n}")
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return Split(self.x[idx], self.y[idx], self.bits)
+        return self.take(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
+
+    def take(self, idx: NDArray[np.int64]) -> Split:
+        return Split(self.x[idx], self.y[idx], self.bits, None if self.raw is None else self.raw[idx])
+
+    def split_off(self, fraction: float, seed: int) -> tuple[Split, Split]:
+        """(rest, held out): round(fraction * N) samples drawn at random (seeded) are held out."""
+        n_held = round(fraction * len(self))
+        if not 0 < n_held < len(self):
+            raise DataError(f"a validation fraction of {fraction} leaves {n_held} of {len(self)} samples")
+        order = np.random.default_rng(seed).permutation(len(self))
+        return self.take(np.sort(order[n_held:])), self.take(np.sort(order[:n_held]))
+
+    def inputs(self, raw: bool) -> NDArray[np.floating] | NDArray[np.int64]:
+        """The network's inputs: the integer codes, or the unquantised features (``raw``)."""
+        if not raw:
+            return self.x
+        if self.raw is None:
+            raise DataError("this data set has no unquantised features (input_quant needs them)")
+        return self.raw
 
 
 @dataclass(frozen=True)
@@ -115,12 +136,14 @@ def _download(url: str, dest: Path) -> None:
     tmp.replace(dest)
 
 
-def fmnist_dir(download_to: Path | None = None) -> Path:
-    """Where the Fashion-MNIST IDX files are: $RRAMCTL_DATA(/fashion-mnist), the Debian package, else download."""
+def fmnist_dir(download_to: Path | None = None, data_dir: Path | None = None) -> Path:
+    """Where the Fashion-MNIST IDX files are: ``data_dir``(/fashion-mnist), else $RRAMCTL_DATA(/fashion-mnist),
+    the Debian package, else download."""
     names = [n for pair in FMNIST_FILES.values() for n in pair]
     candidates: list[Path] = []
-    if env := os.environ.get("RRAMCTL_DATA"):
-        candidates += [Path(env), Path(env) / "fashion-mnist"]
+    for root in (data_dir, os.environ.get("RRAMCTL_DATA")):
+        if root:
+            candidates += [Path(root), Path(root) / "fashion-mnist"]
     candidates.append(FMNIST_SYSTEM_DIR)
     for c in candidates:
         if all((c / n).exists() for n in names):
@@ -136,31 +159,37 @@ def fmnist_dir(download_to: Path | None = None) -> Path:
     return download_to
 
 
-def pool_and_quantise(images: NDArray[np.uint8], bits: int = FMNIST_BITS) -> NDArray[np.int64]:
-    """2x2 max-pool (28x28 -> 14x14, seed 000 Results) then keep the top ``bits`` bits of each 8-bit pixel."""
+def pool(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """2x2 max-pool (28x28 -> 14x14, seed 000 Results), (N, H, W) -> (N, 1, H/2, W/2)."""
     n, h, w = images.shape
     if h % 2 or w % 2:
         raise DataError(f"images must have even sides for 2x2 pooling, got {h}x{w}")
-    pooled = images.reshape(n, h // 2, 2, w // 2, 2).max(axis=(2, 4))
-    return (pooled.astype(np.int64) >> (8 - bits))[:, None, :, :]
+    return images.reshape(n, h // 2, 2, w // 2, 2).max(axis=(2, 4))[:, None, :, :]
 
 
-def load_fmnist(root: Path | None = None, download_to: Path | None = None) -> Dataset:
-    root = root or fmnist_dir(download_to)
+def pool_and_quantise(images: NDArray[np.uint8], bits: int = FMNIST_BITS) -> NDArray[np.int64]:
+    """2x2 max-pool then keep the top ``bits`` bits of each 8-bit pixel."""
+    return pool(images).astype(np.int64) >> (8 - bits)
+
+
+def load_fmnist(root: Path | None = None, download_to: Path | None = None, data_dir: Path | None = None) -> Dataset:
+    root = root or fmnist_dir(download_to, data_dir)
     splits = {}
     for split, (img_name, lab_name) in FMNIST_FILES.items():
         images = read_idx(root / img_name)
         labels = read_idx(root / lab_name).astype(np.int64)
         if images.ndim != 3 or labels.ndim != 1:
             raise DataError(f"{root}: expected images (N, H, W) and labels (N,), got {images.shape} {labels.shape}")
-        splits[split] = Split(pool_and_quantise(images), labels, FMNIST_BITS)
+        pooled = pool(images)
+        splits[split] = Split(pooled.astype(np.int64) >> (8 - FMNIST_BITS), labels, FMNIST_BITS,
+                              (pooled / np.float32(255)).astype(np.float32))  # fmt: skip
     return Dataset("fmnist", splits["train"], splits["test"])
 
 
 # ---- Free Spoken Digit Dataset --------------------------------------------------------------
-def fsdd_dir() -> Path:
-    """$RRAMCTL_DATA/fsdd/recordings (or $RRAMCTL_DATA/recordings, or $RRAMCTL_DATA itself)."""
-    env = os.environ.get("RRAMCTL_DATA")
+def fsdd_dir(data_dir: Path | None = None) -> Path:
+    """``data_dir`` (else $RRAMCTL_DATA) /fsdd/recordings, /recordings, or the folder itself."""
+    env = str(data_dir) if data_dir is not None else os.environ.get("RRAMCTL_DATA")
     if not env:
         raise DataError(
             "spoken digits: set RRAMCTL_DATA to a folder holding FSDD recordings ({digit}_{speaker}_{i}.wav)"
@@ -208,8 +237,8 @@ def quantise_unit(x: NDArray[np.floating], bits: int) -> NDArray[np.int64]:
     return np.clip(np.rint(np.asarray(x) * levels), 0, levels).astype(np.int64)
 
 
-def load_fsdd(root: Path | None = None) -> Dataset:
-    root = root or fsdd_dir()
+def load_fsdd(root: Path | None = None, data_dir: Path | None = None) -> Dataset:
+    root = root or fsdd_dir(data_dir)
     files = sorted(p for p in root.iterdir() if FSDD_NAME.match(p.name))
     if not files:
         raise DataError(f"no FSDD recordings in {root}")
@@ -233,9 +262,28 @@ def load_fsdd(root: Path | None = None) -> Dataset:
 
     def split(x: NDArray[np.float64], test: bool) -> Split:
         y = digits[is_test] if test else digits[~is_test]
-        return Split(quantise_unit(x, FSDD_BITS)[:, None, :, :], y.astype(np.int64), FSDD_BITS)
+        return Split(quantise_unit(x, FSDD_BITS)[:, None, :, :], y.astype(np.int64), FSDD_BITS,
+                     x[:, None, :, :].astype(np.float32))  # fmt: skip
 
     return Dataset("fsdd", split(train, False), split(test, True))
+
+
+def load_paper_features(path: Path) -> Dataset:
+    """The paper's own spoken-digit features (its public code's npz converted to plain arrays): ``X_train``
+    (N, 23, 20) in [0, 1], ``y_train``, ``X_test``, ``y_test``; codes by rounding to the 3-bit levels."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            arrays = {k: d[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{path}: not a feature file with X_train, y_train, X_test, y_test: {e}") from e
+
+    def split(x: NDArray[np.floating], y: NDArray[np.integer]) -> Split:
+        if x.ndim != 3 or len(x) != len(y) or x.min() < 0 or x.max() > 1:
+            raise DataError(f"{path}: features must be (N, H, W) in [0, 1] with one label each, got {x.shape}")
+        return Split(quantise_unit(x, FSDD_BITS)[:, None], y.astype(np.int64), FSDD_BITS,
+                     x[:, None].astype(np.float32))  # fmt: skip
+
+    return Dataset("fsdd-paper", split(arrays["X_train"], arrays["y_train"]), split(arrays["X_test"], arrays["y_test"]))
 
 
 def _mfcc_cache_file(files: list[Path]) -> Path | None:
@@ -277,9 +325,20 @@ def _extract_fsdd(files: list[Path]) -> tuple[NDArray[np.float64], NDArray[np.in
     return np.stack(maps), np.array(digits, dtype=np.int64), np.array(is_test, dtype=bool)
 
 
-def load_task_data(task: str, download_to: Path | None = None) -> Dataset:
+def load_task_data(
+    task: str,
+    download_to: Path | None = None,
+    data_dir: Path | None = None,
+    source: str = "standard",
+    features_file: Path | None = None,
+) -> Dataset:
+    """A task's data: Fashion-MNIST, spoken digits from recordings, or the paper's feature file (``source``)."""
+    if task == "fsdd-crnn" and source == "paper-features":
+        if features_file is None:
+            raise DataError("the paper's spoken-digit features need a features file")
+        return load_paper_features(features_file)
     if task == "fmnist-cnn":
-        return load_fmnist(download_to=download_to)
+        return load_fmnist(download_to=download_to, data_dir=data_dir)
     if task == "fsdd-crnn":
-        return load_fsdd()
+        return load_fsdd(data_dir=data_dir)
     raise DataError(f"unknown task {task!r}; choose fmnist-cnn or fsdd-crnn")

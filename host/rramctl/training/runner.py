@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -26,16 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from rramctl.errors import StateError
-from rramctl.training import topology, weightopt
+from rramctl.fileio import atomic_write_bytes, atomic_write_text
 from rramctl.training.chips import open_chips, save_chips
 from rramctl.training.config import TrainConfig
 from rramctl.training.crossbar import MappedNetwork, OpCounts
 from rramctl.training.data import Dataset, Split
-from rramctl.training.networks import CrossbarNet, build_network
+from rramctl.training.methods import method_for
+from rramctl.training.networks import CrossbarNet
 from rramctl.training.placement import place
 
 
@@ -47,40 +51,65 @@ class RunError(StateError):
 class Progress:
     epoch: int = 0  # epochs finished
     threshold_t: int = 0  # t of the threshold learning rule
-    best_accuracy: float = -1.0
-    dropped_updates: int = 0
+    best_accuracy: float = -1.0  # best validation accuracy so far
+    best_epoch: int = 0  # the epoch that reached it
+    test_at_best: float = -1.0  # test accuracy at that epoch (reported, never used for a decision)
+    dropped_updates: int = 0  # score updates dropped (absolute rule) or mask bits held (relative rule)
     flips: dict[str, int] = field(default_factory=dict)
     train_seconds: float = 0.0
     steps: int = 0
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(obj, indent=2))
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """A JSON file of the run folder, or a RunError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{path} ({what}) is missing or damaged ({e}); the run folder cannot be resumed as it is") from e
+
+
+CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}")
 
 
 class Run:
     """Train one network with TO or WO on the chosen backend, checkpointing every epoch."""
 
+    resumed = False  # True: continued from a checkpoint of its folder
+    restarted = False  # True: its folder held a run cut off before forming was recorded; started again
+
     def __init__(self, cfg: TrainConfig, run_dir: Path, data: Dataset) -> None:
         self.cfg, self.dir, self.data = cfg, Path(run_dir), data
-        self.train_split = data.train.subset(cfg.subset, cfg.seed)
+        # the validation split is drawn from the whole training set with its own seed (the same for every
+        # training seed); ``subset`` then draws from what is left
+        rest, self.val_split = data.train.split_off(cfg.data.validation, cfg.data.validation_seed)
+        self.train_split = rest.subset(cfg.subset, cfg.seed)
         self.test_split = data.test.subset(cfg.test_subset, cfg.seed + 1)
+        self.raw_inputs = cfg.network.input_quant != "fixed"
         torch.manual_seed(cfg.seed)
-        self.net: CrossbarNet = build_network(cfg.task, cfg.sparsity, cfg.method, cfg.act_clip, cfg.bn_affine)
+        self.method = method_for(cfg)
+        self.net: CrossbarNet = self.method.build()
         self.placement = place([la.shape for la in self.net.crossbar_layers()], cfg.n_arrays)
         self.progress = Progress()
         self.metrics: list[dict[str, Any]] = []
         self.mapped: MappedNetwork | None = None
-        trained = [la.scores if cfg.method == "to" else la.master for la in self.net.crossbar_layers()]
+        trained = self.method.trained(self.net)
         host = [p for p in self.net.parameters() if p.requires_grad and all(p is not q for q in trained)]
-        wd = cfg.weight_decay if cfg.method == "to" else 0.0  # (ours) no decay on conductances
-        self.base_lr = cfg.lr if cfg.method == "to" else cfg.wo_lr
+        self.base_lr = self.method.lr
         groups: list[dict[str, Any]] = [{"params": trained, "base_lr": self.base_lr}]
         if host:  # batch-norm scale/shift (bn_affine): digital, their own learning rate, no decay (ours)
-            groups.append({"params": host, "base_lr": cfg.bn_lr, "weight_decay": 0.0})
-        self.opt = torch.optim.SGD(groups, lr=self.base_lr, momentum=cfg.momentum, weight_decay=wd)
+            groups.append({"params": host, "base_lr": cfg.optimiser.bn_lr, "weight_decay": 0.0})
+        self.opt = torch.optim.SGD(groups, lr=self.base_lr, momentum=cfg.optimiser.momentum,
+                                   weight_decay=self.method.weight_decay)  # fmt: skip
+
+    def split_record(self) -> dict[str, Any]:
+        """The samples each split holds (written to split.json beside config.json)."""
+        d = self.cfg.data
+        sizes = {"train": len(self.train_split), "validation": len(self.val_split), "test": len(self.test_split)}
+        return {"validation_fraction": d.validation, "validation_seed": d.validation_seed, **sizes}
 
     # ---- start / resume ---------------------------------------------------------------------
     @classmethod
@@ -95,6 +124,10 @@ class Run:
                 raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
                                "use a new --run-dir or the same settings to resume")  # fmt: skip
             run = cls(cfg, run_dir, data)
+            if not (run_dir / "checkpoints" / "LATEST").exists():
+                run._start()  # cut off before forming was recorded: nothing of it is kept, start again
+                run.restarted = True
+                return run
             run._resume()
             if old.epochs != cfg.epochs:
                 _write_json(saved, json.loads(cfg.model_dump_json()))
@@ -106,15 +139,19 @@ class Run:
         return run
 
     def _start(self) -> None:
+        """The chips are opened, then config.json is written (the folder is a run from then on), then
+        forming, then its checkpoint at once: from that moment the run resumes with the formed chip."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
                                                board_config=self.cfg.board_config),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
-        self.mapped.electroform(self.cfg.complementary_forming)
-        topology.init_from_chip(self.net, self.mapped)
-        save_file({la.name: la.weight.clone() for la in self.net.crossbar_layers()}, self.dir / "initial.safetensors")
-        (self.dir / "placement.txt").write_text(self.placement.report() + "\n")
+        atomic_write_text(self.dir / "placement.txt", self.placement.report() + "\n")
+        _write_json(self.dir / "split.json", self.split_record())
         _write_json(self.dir / "config.json", json.loads(self.cfg.model_dump_json()))
+        self.method.prepare_chip(self.mapped)
+        self.method.init(self.net, self.mapped)
+        initial = {la.name: la.weight.clone().contiguous() for la in self.net.crossbar_layers()}
+        atomic_write_bytes(self.dir / "initial.safetensors", safetensors_bytes(initial))
         self._attach()
         self._save_checkpoint()
 
@@ -122,8 +159,15 @@ class Run:
         latest = self.dir / "checkpoints" / "LATEST"
         if not latest.exists():
             raise RunError(f"{self.dir}: no complete checkpoint to resume from")
-        ck = self.dir / "checkpoints" / latest.read_text().strip()
-        tensors = load_file(ck / "model.safetensors")
+        name = latest.read_text(errors="replace").strip()
+        ck = self.dir / "checkpoints" / name
+        if not CHECKPOINT_NAME.fullmatch(name) or not ck.is_dir():  # never followed outside the run folder
+            raise RunError(f"{latest} names {name[:40]!r}, not a checkpoint folder of this run; the run folder is "
+                           "damaged: start a new --run-dir")  # fmt: skip
+        try:
+            tensors = load_file(ck / "model.safetensors")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise RunError(f"{ck / 'model.safetensors'} is damaged ({e}); the run cannot resume from it") from e
         missing, unexpected = self.net.load_state_dict(
             {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
         )
@@ -133,17 +177,20 @@ class Run:
         for k, p in enumerate(self._optimised()):
             if f"momentum.{k}" in tensors:
                 self.opt.state[p]["momentum_buffer"] = tensors[f"momentum.{k}"].clone()
-        state = json.loads((ck / "state.json").read_text())
-        self.progress = Progress(**state["progress"])
+        self.resumed = True
+        state = _read_json(ck / "state.json", "checkpoint state")
+        try:
+            self.progress = Progress(**state["progress"])
+        except (TypeError, KeyError) as e:
+            raise RunError(f"{ck / 'state.json'} does not hold a run's progress ({e})") from e
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
                                                None if self.cfg.on_board else ck, self.cfg.board_config),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.counts = OpCounts.from_dict(state["counts"])
-        self.metrics = json.loads((self.dir / "metrics.json").read_text())[: self.progress.epoch]
+        self.metrics = _read_json(self.dir / "metrics.json", "metrics")[: self.progress.epoch]
         self._attach()
-        if self.cfg.method == "to":
-            agreement = topology.verify_chip(self.net, self.mapped, repair=True)
-            self.resume_agreement = agreement
+        if self.method.verifies_chip:
+            self.resume_agreement = self.method.after_epoch(self.net, self.mapped)
 
     def _optimised(self) -> list[torch.Tensor]:
         """Every optimised parameter, numbered across the optimiser's groups (checkpoint keys momentum.K)."""
@@ -165,12 +212,11 @@ class Run:
             buf = self.opt.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 tensors[f"momentum.{k}"] = buf.clone()
-        save_file(tensors, ck / "model.safetensors")
+        atomic_write_bytes(ck / "model.safetensors", safetensors_bytes(tensors))
         save_chips(self.mapped.chips, ck)
         _write_json(ck / "state.json", {"progress": self.progress.__dict__, "counts": self.mapped.counts.as_dict()})
         _write_json(self.dir / "metrics.json", self.metrics)
-        (root / "LATEST.tmp").write_text(ck.name)
-        (root / "LATEST.tmp").replace(root / "LATEST")
+        atomic_write_text(root / "LATEST", ck.name)
         for old in root.glob("epoch-*"):
             if old != ck:
                 shutil.rmtree(old)
@@ -184,15 +230,17 @@ class Run:
         return self.base_lr * self.schedule(epoch)
 
     def threshold_at(self, epoch: int) -> float:
-        """T_s of the threshold rule now (scaled by the schedule when ``ts_follows_lr``)."""
-        return self.cfg.threshold(self.progress.threshold_t, self.schedule(epoch))
+        """T_s of the threshold rule now (scaled by the schedule when ``threshold.follows_lr``)."""
+        return self.cfg.threshold.at(self.progress.threshold_t, self.schedule(epoch))
 
     def train(self, on_step: Callable[[int, int], None] | None = None, stop_after_steps: int | None = None) -> None:
         """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` drives a progress bar;
         ``stop_after_steps`` stops mid-epoch without saving (tests use it to simulate an interruption)."""
         assert self.mapped is not None
         n = len(self.train_split)
-        steps_per_epoch = math.ceil(n / self.cfg.batch_size)
+        bs = self.cfg.optimiser.batch_size
+        steps_per_epoch = math.ceil(n / bs)
+        inputs = self.train_split.inputs(self.raw_inputs)
         done = 0
         while self.progress.epoch < self.cfg.epochs:
             epoch = self.progress.epoch
@@ -201,9 +249,10 @@ class Run:
             order = np.random.default_rng(self.cfg.seed * 1_000_003 + epoch).permutation(n)
             self.net.train()
             t0, loss_sum, correct = time.perf_counter(), 0.0, 0
+            flips_before = sum(self.progress.flips.values())
             for s in range(steps_per_epoch):
-                idx = order[s * self.cfg.batch_size : (s + 1) * self.cfg.batch_size]
-                loss, ok = self._step(self.train_split.x[idx], self.train_split.y[idx])
+                idx = order[s * bs : (s + 1) * bs]
+                loss, ok = self._step(inputs[idx], self.train_split.y[idx])
                 loss_sum += loss * len(idx)
                 correct += ok
                 done += 1
@@ -214,47 +263,44 @@ class Run:
             self.progress.train_seconds += time.perf_counter() - t0
             self.progress.steps += steps_per_epoch
             self.recalibrate_batchnorm()
-            acc, test_loss, _ = self.evaluate(self.test_split)
-            new_best = acc > self.progress.best_accuracy
+            val_acc, val_loss, _ = self.evaluate(self.val_split)
+            acc, test_loss, _ = self.evaluate(self.test_split)  # reported only: no decision looks at it
+            new_best = val_acc > self.progress.best_accuracy
             if new_best:
-                self.progress.best_accuracy = acc
+                self.progress.best_accuracy = val_acc
+                self.progress.best_epoch = epoch + 1
+                self.progress.test_at_best = acc
                 self.progress.threshold_t += 1
             self.progress.epoch += 1
             counts = self.mapped.counts
             ops = counts.programming_ops()
+            pair_flips = sum(self.progress.flips.values()) - flips_before
             self.metrics.append({
                 "epoch": self.progress.epoch, "lr": self.lr_at(epoch), "train_loss": loss_sum / n,
-                "train_accuracy": correct / n, "test_accuracy": acc, "test_loss": test_loss,
+                "train_accuracy": correct / n, "val_accuracy": val_acc, "val_loss": val_loss,
+                "test_accuracy": acc, "test_loss": test_loss,
                 "threshold": self.threshold_at(epoch), "new_best": new_best,
                 "programming_ops": ops, "programming_ops_total": sum(ops.values()),
                 "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
                 "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
+                "pair_flips_epoch": pair_flips, "pair_flips_per_step": pair_flips / steps_per_epoch,
                 "multiplies": dict(counts.multiplies),
                 "seconds_per_step": self.progress.train_seconds / self.progress.steps,
             })  # fmt: skip
-            if self.cfg.method == "to":
-                topology.verify_chip(self.net, self.mapped, repair=True)
+            self.method.after_epoch(self.net, self.mapped)
             self._save_checkpoint()
 
     def _step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         assert self.mapped is not None
-        layers = self.net.crossbar_layers()
-        if self.cfg.method == "to":
-            for k, v in topology.sync_masks(self.net, self.mapped).items():
-                self.progress.flips[k] = self.progress.flips.get(k, 0) + v
+        for k, v in self.method.before_forward(self.net, self.mapped).items():
+            self.progress.flips[k] = self.progress.flips.get(k, 0) + v
         logits = self.net(torch.from_numpy(x).float())
         target = torch.from_numpy(y)
         loss = F.cross_entropy(logits, target)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.method == "to":
-            before = {la.name: la.scores.detach().clone() for la in layers}
-            self.opt.step()
-            ts = self.threshold_at(self.progress.epoch)
-            self.progress.dropped_updates += topology.threshold_updates(layers, before, ts)
-        else:
-            self.opt.step()
-            weightopt.program_updates(self.net, self.mapped, self.cfg)
+        ts = self.threshold_at(self.progress.epoch)
+        self.progress.dropped_updates += self.method.after_backward(self.net, self.mapped, self.opt, ts)
         return float(loss.detach()), int((logits.argmax(1) == target).sum())
 
     @torch.no_grad()
@@ -263,7 +309,7 @@ class Run:
         ``bn_recalibration_batches`` training batches with the chip's current mask (ours). The moving average
         of training lags behind the mask changes and made test accuracy swing by tens of percent between
         epochs on the small spoken-digit set. The products run where training runs them (chip or host)."""
-        n = self.cfg.bn_recalibration_batches
+        n = self.cfg.network.bn_recalibration_batches
         bns = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if n == 0 or not bns:
             return
@@ -273,10 +319,11 @@ class Run:
             m.momentum = None  # cumulative average over the calibration batches
         self.net.train()
         order = np.random.default_rng(self.cfg.seed * 7919 + self.progress.epoch).permutation(len(self.train_split))
-        bs = self.cfg.batch_size
+        bs = self.cfg.optimiser.batch_size
+        inputs = self.train_split.inputs(self.raw_inputs)
         for s in range(min(n, math.ceil(len(order) / bs))):
             idx = order[s * bs : (s + 1) * bs]
-            self.net(torch.from_numpy(self.train_split.x[idx]).float())
+            self.net(torch.from_numpy(inputs[idx]).float())
         for m, mom in zip(bns, momenta, strict=True):
             m.momentum = mom
 
@@ -286,8 +333,9 @@ class Run:
         self.net.eval()
         conf = np.zeros((10, 10), dtype=np.int64)
         loss = 0.0
+        inputs = split.inputs(self.raw_inputs)
         for b in range(0, len(split), batch):
-            x, y = split.x[b : b + batch], split.y[b : b + batch]
+            x, y = inputs[b : b + batch], split.y[b : b + batch]
             logits = self.net(torch.from_numpy(x).float())
             loss += float(F.cross_entropy(logits, torch.from_numpy(y), reduction="sum"))
             np.add.at(conf, (y, logits.argmax(1).numpy()), 1)
@@ -298,9 +346,12 @@ class Run:
             self.mapped.close()
 
 
-def load_run(run_dir: Path, data_loader: Callable[[TrainConfig], Dataset], **overrides: Any) -> Run:
+def load_run(
+    run_dir: Path, data_loader: Callable[[TrainConfig], Dataset], *, allow_untrained: bool = False, **overrides: Any
+) -> Run:
     """Reopen a saved run (its config.json) from its latest checkpoint; ``overrides`` may change only
-    how it is evaluated (forward, test_subset)."""
+    how it is evaluated (forward, test_subset). A run with no finished epoch is refused unless
+    ``allow_untrained``."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.json"
     if not saved.exists():
@@ -308,17 +359,29 @@ def load_run(run_dir: Path, data_loader: Callable[[TrainConfig], Dataset], **ove
     bad = set(overrides) - {"forward", "test_subset"}
     if bad:
         raise RunError(f"cannot change {', '.join(sorted(bad))} of a saved run")
-    cfg = TrainConfig.model_validate_json(saved.read_text())
+    if overrides.get("forward", "chip") not in ("chip", "host"):
+        raise RunError(f"--forward must be chip or host, got {overrides['forward']!r}")
+    try:
+        cfg = TrainConfig.model_validate_json(saved.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{saved} cannot be read ({e})") from e
     data = data_loader(cfg)
     run = Run(cfg.model_copy(update=overrides), run_dir, data)
     run._resume()
+    if run.progress.epoch == 0 and not allow_untrained:
+        run.close()
+        raise RunError(f"{run_dir} has no finished training epoch: its network is untrained; resume it with "
+                       "`rramctl prune` (same settings), or give --allow-untrained to evaluate it anyway")  # fmt: skip
     return run
 
 
-def finish(run: Run) -> dict[str, Any]:
-    """Evaluate on the test split with the chip as it is, write summary.json and the figures."""
+def finish(run: Run, out_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate on the test split with the chip as it is, write summary.json and the figures to
+    ``out_dir`` (default: the run folder; ``rramctl infer`` gives its own, so training outputs stay)."""
     from rramctl.training import plots
 
+    out = run.dir if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     assert run.mapped is not None
     acc, loss, conf = run.evaluate(run.test_split)
     layers = run.net.crossbar_layers()
@@ -338,10 +401,10 @@ def finish(run: Run) -> dict[str, Any]:
         "multiplies": dict(counts.multiplies), "pairs_below_1us_fraction": float(np.mean(np.abs(after) < 1.0)),
         "seconds_per_step": run.progress.train_seconds / max(1, run.progress.steps),
     }  # fmt: skip
-    _write_json(run.dir / "summary.json", summary)
+    _write_json(out / "summary.json", summary)
     title = f"{run.cfg.task} {run.cfg.method.upper()} ({run.cfg.backend})"
     if run.metrics:
-        plots.accuracy_curves(run.metrics, run.dir / "accuracy.png", title)
-    plots.weight_histograms(before, after, run.dir / "weights_hist.png")
-    plots.confusion(conf, run.dir / "confusion.png", f"{title}: {100 * acc:.1f} %")
+        plots.accuracy_curves(run.metrics, out / "accuracy.png", title)
+    plots.weight_histograms(before, after, out / "weights_hist.png")
+    plots.confusion(conf, out / "confusion.png", f"{title}: {100 * acc:.1f} %")
     return summary

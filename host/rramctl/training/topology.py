@@ -14,29 +14,34 @@ import numpy as np
 import torch
 
 from rramctl.training.crossbar import MappedNetwork
-from rramctl.training.networks import CrossbarLayer, CrossbarNet
+from rramctl.training.layers import TOLayer
+from rramctl.training.networks import CrossbarNet
 
-OFF_US = 1e6 / 300e3  # seed 000 / hardware-facts: a cell is conducting above 3.33 uS (below 300 kOhm)
+OFF_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): a cell is conducting above 3.33 uS (below 300 kOhm)
 
 
 def init_from_chip(net: CrossbarNet, mapped: MappedNetwork) -> None:
-    """Weights read back after forming; scores start as |w| scaled to [0, 1] per layer (seed 000 Methods:
+    """Weights read back after forming; TO scores start as |w| scaled to [0, 1] per layer (seed 000 Methods:
     "each weight value also serves as the score"; magnitude and scaling ours); the chip has every pair
     conducting, so the mask starts all-on and the first sync prunes."""
     for layer in net.crossbar_layers():
         w = torch.from_numpy(mapped.read_weights(layer.name)).float()
         layer.weight.copy_(w)
-        layer.mask.fill_(True)
-        with torch.no_grad():
-            layer.scores.copy_(w.abs() / w.abs().max().clamp_min(1e-12))
-            layer.master.copy_(w)
+        if isinstance(layer, TOLayer):
+            layer.mask.fill_(True)
+            with torch.no_grad():
+                layer.scores.copy_(w.abs() / w.abs().max().clamp_min(1e-12))
+
+
+def _to_layers(net: CrossbarNet) -> list[TOLayer]:
+    return [la for la in net.crossbar_layers() if isinstance(la, TOLayer)]
 
 
 def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
     """Issue the diff between each layer's chip mask and its top-k mask; returns pairs flipped per layer.
     Reinstated pairs come back at a fresh conductance, which is read back into ``weight``."""
     flips = {}
-    for layer in net.crossbar_layers():
+    for layer in _to_layers(net):
         want = layer.wanted_mask()
         prune = (layer.mask & ~want).nonzero().numpy()
         reinstate = (~layer.mask & want).nonzero().numpy()
@@ -56,7 +61,7 @@ def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
     return flips
 
 
-def threshold_updates(layers: list[CrossbarLayer], before: dict[str, torch.Tensor], ts: float) -> int:
+def threshold_updates(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
     """Threshold learning rule: score changes with |ds| < T_s are dropped (the score keeps its old value);
     returns how many were dropped."""
     dropped = 0
@@ -66,6 +71,19 @@ def threshold_updates(layers: list[CrossbarLayer], before: dict[str, torch.Tenso
             layer.scores[small] = before[layer.name][small]
             dropped += int(small.sum())
     return dropped
+
+
+def hold_small_changes(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
+    """Relative threshold rule (the paper's code): where |ds| / |s| < T_s the pair's mask bit is held at the next
+    sync while the score keeps its update; returns how many bits are held."""
+    held = 0
+    with torch.no_grad():
+        for layer in layers:
+            old = before[layer.name]
+            small = (layer.scores - old).abs() < ts * old.abs()
+            layer.hold.copy_(small)
+            held += int(small.sum())
+    return held
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,7 @@ def verify_chip(net: CrossbarNet, mapped: MappedNetwork, repair: bool = True, re
     stored weight within max(1 uS, rel_tol * |w|) (ours). With ``repair``, disagreeing pairs are reset or set
     again (counted as programming) and reinstated weights re-read."""
     kept_wrong, pruned_wrong = {}, {}
-    for layer in net.crossbar_layers():
+    for layer in _to_layers(net):
         gp, gm = mapped.read_pairs(layer.name)
         mask = layer.mask.numpy()
         w = layer.weight.numpy()

@@ -1,0 +1,183 @@
+"""Crossbar layers, one type per training method, and their straight-through estimators.
+
+A crossbar layer is one (n_out, n_in) weight matrix living on the chip as differential pairs; its
+``weight`` buffer holds the conducting weights G+ - G- (uS) read back from the chip. :class:`TOLayer`
+trains a score per pair and the chip holds ``weight * mask`` (pruned pairs reset); :class:`WOLayer`
+trains a host master copy and the chip holds ``weight`` as last programmed. The straight-through
+estimators are named autograd functions (in the manner of edge-popup's ``GetSubnet``).
+
+Products are computed on the host with ``F.linear`` / ``F.conv2d`` of the effective weight; where an
+executor is attached (products on the chip), the forward value comes from the chip and the gradient
+from the host's float path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import nn
+
+from rramctl.training.placement import LayerShape
+
+# (layer, integer inputs (N, n_in), bits) -> products (N, n_out) in uS x LSB, computed on the chip
+Executor = Callable[[str, NDArray[np.int64], int], NDArray[np.float64]]
+
+
+class ChipMask(torch.autograd.Function):
+    """Forward: the mask the chip holds (1 kept, 0 pruned). Backward: the gradient passes straight to the
+    scores (edge-popup's straight-through estimator, seed 004 eq. 3-4; seed 000 Methods)."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return mask.to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class ChipWeight(torch.autograd.Function):
+    """Forward: the weight as programmed on the chip. Backward: the gradient passes straight to the host
+    master copy (the weight-optimisation baseline)."""
+
+    @staticmethod
+    def forward(ctx: Any, master: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return weight.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Boolean mask of the ``keep`` largest scores, ties broken by lower flat index (kthvalue, no sort)."""
+    flat = scores.flatten()
+    n = flat.numel()
+    if keep >= n:
+        return torch.ones_like(scores, dtype=torch.bool)
+    cut = torch.kthvalue(flat, n - keep + 1).values  # the keep-th largest score
+    mask = flat > cut
+    ties = (flat == cut).nonzero().flatten()
+    mask[ties[: keep - int(mask.sum())]] = True
+    return mask.view_as(scores)
+
+
+def quantise(act: torch.Tensor, bits: int, clip: float) -> torch.Tensor:
+    """Unsigned ``bits``-bit codes of ``act`` clipped to [0, clip] (integer-valued floats), with a
+    straight-through gradient inside the clip range (ours: uniform quantiser, fixed clip)."""
+    levels = 2**bits - 1
+    q = torch.clamp(act * (levels / clip), 0, levels)
+    return q + (torch.round(q) - q).detach()
+
+
+class CrossbarLayer(nn.Module):
+    """One weight matrix on the crossbar; subclasses say what is trained and what the chip holds."""
+
+    def __init__(self, name: str, n_in: int, n_out: int, bits: int) -> None:
+        super().__init__()
+        self.name, self.n_in, self.n_out, self.bits = name, n_in, n_out, bits
+        self.register_buffer("weight", torch.zeros(n_out, n_in))
+        self.executor: Executor | None = None
+
+    weight: torch.Tensor
+
+    @property
+    def shape(self) -> LayerShape:
+        return LayerShape(self.name, self.n_in, self.n_out)
+
+    def effective_weight(self) -> torch.Tensor:
+        """What the chip multiplies by, with the method's gradient path."""
+        raise NotImplementedError
+
+    def kept_inputs(self) -> float:
+        """Conducting pairs per output (for the fixed output scale of layers without batch-norm)."""
+        return float(self.n_in)
+
+    def fixed_scale(self) -> float:
+        """mean|G| of the conducting pairs x sqrt(conducting pairs per output) x the largest input code (ours,
+        after the paper's code, which divides the outputs of layers without batch-norm by a constant of mean|G|):
+        products of inputs spread over the code range come out of order 1."""
+        return self._mean_g() * self.kept_inputs() ** 0.5 * (2**self.bits - 1)
+
+    def _mean_g(self) -> float:
+        return float(self.weight.abs().mean().clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, n_in) integer-valued codes; returns (N, n_out) products in uS x LSB."""
+        y = F.linear(x, self.effective_weight())
+        if self.executor is None:
+            return y
+        return y + (self._chip(x) - y).detach()  # forward value from the chip, gradient from the float path
+
+    def conv(self, x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+        """Convolution of (N, C, H, W) codes with this matrix as C*kh*kw-row kernels -> (N, n_out, H', W')."""
+        w = self.effective_weight().view(self.n_out, -1, *kernel)
+        y = F.conv2d(x, w)
+        if self.executor is None:
+            return y
+        n, _, ho, wo = y.shape
+        cols = F.unfold(x.detach(), kernel).transpose(1, 2).reshape(n * ho * wo, -1)  # im2col: what the chip sees
+        hw = self._chip(cols).reshape(n, ho * wo, -1).transpose(1, 2).reshape(y.shape)
+        return y + (hw - y).detach()
+
+    def _chip(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.executor is not None
+        codes = x.detach().round().to(torch.int64).numpy()
+        return torch.from_numpy(self.executor(self.name, codes, self.bits)).to(x.dtype)
+
+
+class TOLayer(CrossbarLayer):
+    """Topology optimisation: ``scores`` trained, ``mask`` = the pairs the chip keeps conducting."""
+
+    def __init__(self, name: str, n_in: int, n_out: int, bits: int, sparsity: float, by_magnitude: bool) -> None:
+        super().__init__(name, n_in, n_out, bits)
+        self.keep = max(1, round((1 - sparsity) * n_in * n_out))
+        self.by_magnitude = by_magnitude
+        self.register_buffer("mask", torch.ones(n_out, n_in, dtype=torch.bool))
+        # what the chip still reads where a pair is pruned: off-state leakage, and stuck-on cells that no
+        # reset can turn off; the host's products must include it to equal the chip's
+        self.register_buffer("residual", torch.zeros(n_out, n_in))
+        # pairs whose mask bit is held this step (the relative threshold rule)
+        self.register_buffer("hold", torch.zeros(n_out, n_in, dtype=torch.bool), persistent=False)
+        self.scores = nn.Parameter(torch.zeros(n_out, n_in))
+
+    mask: torch.Tensor
+    residual: torch.Tensor
+    hold: torch.Tensor
+
+    def wanted_mask(self) -> torch.Tensor:
+        s = self.scores.detach()
+        top = topk_mask(s.abs() if self.by_magnitude else s, self.keep)
+        return torch.where(self.hold, self.mask, top)
+
+    def kept_inputs(self) -> float:
+        return self.keep / self.n_out
+
+    def _mean_g(self) -> float:
+        kept = self.weight[self.mask].abs()
+        return max(float(kept.mean()) if kept.numel() else 0.0, 1e-6)
+
+    def effective_weight(self) -> torch.Tensor:
+        on = self.mask.to(self.weight.dtype)
+        ranked = self.scores.abs() if self.by_magnitude else self.scores  # the gradient follows the ranking
+        return self.weight * ChipMask.apply(ranked, self.mask) + self.residual * (1 - on)
+
+
+class WOLayer(CrossbarLayer):
+    """Weight optimisation: ``master`` trained on the host, the chip holds ``weight`` as last programmed."""
+
+    def __init__(self, name: str, n_in: int, n_out: int, bits: int) -> None:
+        super().__init__(name, n_in, n_out, bits)
+        self.master = nn.Parameter(torch.zeros(n_out, n_in))
+
+    def effective_weight(self) -> torch.Tensor:
+        out: torch.Tensor = ChipWeight.apply(self.master, self.weight)
+        return out
+
+
+LayerFactory = Callable[[str, int, int, int], CrossbarLayer]
