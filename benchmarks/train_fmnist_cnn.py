@@ -1,11 +1,11 @@
-"""Fashion-MNIST CNN: TO and WO on the emulator beside plain-software TO and the paper's figures.
+"""Fashion-MNIST CNN: TO and WO on the emulator, both recipes, several seeds, beside the paper's figures.
 
-nice -n 10 python benchmarks/train_fmnist_cnn.py --epochs 20 --out runs/bench/fmnist-cnn
+nice -n 10 python benchmarks/train_fmnist_cnn.py --epochs 65 --seeds 0 1 2 --out runs/bench/fmnist-cnn
 """
 
 import sys
 
-from rramctl.training.bench import main
+from harness import main
 
 if __name__ == "__main__":
     main("fmnist-cnn", sys.argv[1:])

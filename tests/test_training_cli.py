@@ -71,3 +71,38 @@ def test_prune_follows_the_global_backend(tmp_path, monkeypatch):
                "software", "--epochs", "1", "--run-dir", str(run), "--no-progress")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads((run / "config.json").read_text())["backend"] == "software"
+
+
+def test_prune_help_shows_the_recipe_and_derived_settings(app):
+    r = invoke(app, "prune", "--help")
+    assert r.exit_code == 0
+    for opt in ("--recipe", "--config-file", "--set", "--batch-size", "--to-lr", "--validation", "--features-file"):
+        assert opt in r.output
+
+
+def test_prune_paper_recipe_on_a_feature_file_with_config_file_and_set(app, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    feats = tmp_path / "feats.npz"
+    np.savez(feats, X_train=rng.random((80, 23, 20)).astype(np.float32), y_train=rng.integers(0, 10, 80),
+             X_test=rng.random((20, 23, 20)).astype(np.float32), y_test=rng.integers(0, 10, 20))  # fmt: skip
+    toml = tmp_path / "run.toml"
+    toml.write_text('[optimiser]\nbatch_size = 40\n[data]\nsource = "paper-features"\n')
+    run = tmp_path / "run"
+    r = invoke(app, "prune", "--task", "fsdd-crnn", "--recipe", "paper", "--backend", "software", "--epochs", "1",
+               "--config-file", str(toml), "--set", "optimiser.batch_size=20", "--features-file", str(feats),
+               "--validation", "0.25", "--run-dir", str(run), "--no-progress")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["recipe"] == "paper" and cfg["optimiser"]["batch_size"] == 20  # --set wins over the file
+    assert cfg["data"]["validation"] == 0.25 and cfg["network"]["time_aggregation"] == "mean"
+    assert json.loads((run / "split.json").read_text()) == {
+        "validation_fraction": 0.25,
+        "validation_seed": 0,
+        "train": 60,
+        "validation": 20,
+        "test": 20,
+    }
+    r = invoke(app, "prune", "--task", "fsdd-crnn", "--set", "nosuch=1", "--run-dir", str(tmp_path / "x"))
+    assert r.exit_code == 2 and "nosuch" in r.output

@@ -179,7 +179,9 @@ def prune(
     typer.echo(f"run saved in {run_dir}")
 
 
-_own = [p for p in inspect.signature(prune).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+_hints = typing.get_type_hints(prune, include_extras=True)
+_own = [p.replace(annotation=_hints[p.name]) for p in inspect.signature(prune).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
 prune.__signature__ = inspect.Signature([*_own, *_setting_params()])  # type: ignore[attr-defined]
 
 

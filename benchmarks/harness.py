@@ -1,0 +1,156 @@
+"""Benchmark runs of one training task: several seeds, both recipes, TO and WO, mean +- std.
+
+Each (recipe, method, seed) trains one run on the emulator (chip_seed = seed), products on the host
+during training unless ``--forward chip``; the final test can be repeated with every product on the
+chip (``--chip-test-subset``). Reported per run: test accuracy at the final epoch, the best-on-validation
+epoch and its test accuracy, cell programming operations and pair flips per step and per epoch. Written
+to ``--out/results.json`` (per-seed records and their mean +- std) and printed as a table beside the
+paper's figures (seed 000 Results, Fig. 3 and 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rramctl.fileio import atomic_write_text
+from rramctl.training.config import TrainConfig, apply_assignments
+from rramctl.training.data import Dataset, load_task_data
+from rramctl.training.runner import Run, finish, load_run
+
+PAPER = {  # seed 000 Results / Fig. 3d,f and 4d,f; programming: TO 2.3 M / 349 k cell updates
+    "fmnist-cnn": {"to": 0.874, "wo": 0.797, "ops_reduction": 0.9994, "epochs": 65, "to_cell_updates": 2.3e6},
+    "fsdd-crnn": {"to": 0.981, "wo": 0.908, "ops_reduction": 0.9993, "epochs": 60, "to_cell_updates": 3.49e5},
+}
+
+
+def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | None) -> dict[str, Any]:
+    """Train one run from scratch in ``out``; its figures as one record."""
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    run = Run.open(cfg, out, data)
+    run.train()
+    s = finish(run)
+    steps_per_epoch = run.progress.steps // max(1, run.progress.epoch)
+    pair_flips = sum(run.progress.flips.values())
+    rec = {
+        "recipe": cfg.recipe, "method": cfg.method, "seed": cfg.seed, "epochs": run.progress.epoch,
+        "steps": run.progress.steps, "batch_size": cfg.optimiser.batch_size, "split": run.split_record(),
+        "path": "host products in training and test" if cfg.host_forward else "chip products in training and test",
+        "test_accuracy": s["test_accuracy"], "best_val_epoch": run.progress.best_epoch,
+        "best_val_accuracy": run.progress.best_accuracy, "test_at_best_val": run.progress.test_at_best,
+        "cell_ops": s["programming_ops_total"], "cell_ops_per_step": s["programming_ops_total"] / run.progress.steps,
+        "cell_ops_per_epoch": s["programming_ops_total"] / run.progress.epoch,
+        "pair_flips": pair_flips, "pair_flips_per_step": pair_flips / run.progress.steps,
+        "pair_flips_per_epoch": pair_flips / run.progress.epoch, "steps_per_epoch": steps_per_epoch,
+        "program_pulses": sum(s["program_pulses"].values()), "seconds_per_step": s["seconds_per_step"],
+    }  # fmt: skip
+    run.close()
+    if chip_test_subset:
+        again = load_run(out, lambda c: data, forward="chip", test_subset=chip_test_subset)
+        acc, _, _ = again.evaluate(again.test_split)
+        again.close()
+        rec["chip_test_accuracy"], rec["chip_test_samples"] = acc, min(chip_test_subset, len(data.test))
+    rec["wall_seconds"] = time.perf_counter() - t0
+    return rec
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean and standard deviation (n - 1) over seeds per recipe and method."""
+    keys = ("test_accuracy", "test_at_best_val", "best_val_accuracy", "cell_ops_per_step", "cell_ops_per_epoch",
+            "pair_flips_per_step", "pair_flips_per_epoch", "chip_test_accuracy")  # fmt: skip
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(f"{r['recipe']}/{r['method']}", []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for name, rs in groups.items():
+        out[name] = {"seeds": [r["seed"] for r in rs], "path": rs[0]["path"]}
+        for k in keys:
+            vals = [float(r[k]) for r in rs if k in r]
+            if vals:
+                out[name][k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+        to, wo = groups.get(f"{rs[0]['recipe']}/to"), groups.get(f"{rs[0]['recipe']}/wo")
+        if name.endswith("/to") and to and wo:
+            r_to = statistics.fmean(r["cell_ops_per_step"] for r in to)
+            r_wo = statistics.fmean(r["cell_ops_per_step"] for r in wo)
+            out[name]["ops_reduction_vs_wo"] = 1 - r_to / r_wo if r_wo else None
+    return out
+
+
+def table(task: str, agg: dict[str, dict[str, Any]]) -> str:
+    paper = PAPER[task]
+    lines = [
+        "| recipe / method | test acc., final epoch | test acc. at best validation | paper | "
+        "cell ops / step | pair flips / step | pair flips / epoch | path |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pm(d: dict[str, Any], k: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+        return f"{scale * d[k]['mean']:{fmt}} +- {scale * d[k]['std']:{fmt}}" if k in d else ""
+
+    for name, d in sorted(agg.items()):
+        method = name.split("/")[1]
+        lines.append(f"| {name} (seeds {', '.join(map(str, d['seeds']))}) | {pm(d, 'test_accuracy', 100)} % | "
+                     f"{pm(d, 'test_at_best_val', 100)} % | {100 * paper[method]:.1f} % | "
+                     f"{pm(d, 'cell_ops_per_step', fmt=',.0f')} | {pm(d, 'pair_flips_per_step', fmt=',.1f')} | "
+                     f"{pm(d, 'pair_flips_per_epoch', fmt=',.0f')} | {d['path']} |")  # fmt: skip
+    for name, d in sorted(agg.items()):
+        if d.get("ops_reduction_vs_wo") is not None:
+            lines.append(f"\n{name}: {100 * d['ops_reduction_vs_wo']:.2f} % fewer cell programming operations per "
+                         f"step than WO (paper {100 * paper['ops_reduction']:.2f} %)")  # fmt: skip
+        if "chip_test_accuracy" in d:
+            lines.append(f"{name}: test with every product on the chip {pm(d, 'chip_test_accuracy', 100)} %")
+    return "\n".join(lines)
+
+
+def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=PAPER[task]["epochs"])
+    p.add_argument("--wo-epochs", type=int, default=None, help="WO epochs (default: --epochs)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--recipes", nargs="+", default=["rramctl", "paper"], choices=["rramctl", "paper"])
+    p.add_argument("--methods", nargs="+", default=["to", "wo"], choices=["to", "wo"])
+    p.add_argument("--subset", type=int, default=None, help="training samples (default: all but validation)")
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--forward", choices=["host", "chip"], default="host", help="where training products run")
+    p.add_argument("--backend", default="emulator")
+    p.add_argument("--chip-test-subset", type=int, default=0, help="repeat the final test on the chip (0: no)")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--features-file", type=Path, default=None, help="spoken digits: the paper's feature file")
+    p.add_argument("--set", dest="assignments", action="append", default=[], help="section.key=value for every run")
+    p.add_argument("--out", type=Path, default=Path("runs/bench") / task)
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    a = p.parse_args(argv)
+    data_cfg: dict[str, Any] = {"data_dir": a.data_dir}
+    if a.features_file is not None:
+        data_cfg |= {"source": "paper-features", "features_file": a.features_file}
+    data = load_task_data(task, data_dir=a.data_dir, source=data_cfg.get("source", "standard"),
+                          features_file=a.features_file)  # fmt: skip
+    records = []
+    for recipe in a.recipes:
+        for method in a.methods:
+            for seed in a.seeds:
+                epochs = (a.wo_epochs or a.epochs) if method == "wo" else a.epochs
+                base = {"task": task, "recipe": recipe, "method": method, "seed": seed, "chip_seed": seed,
+                        "epochs": epochs, "subset": a.subset, "test_subset": a.test_subset, "backend": a.backend,
+                        "forward": a.forward, "data": data_cfg}  # fmt: skip
+                cfg = TrainConfig.model_validate(apply_assignments(base, a.assignments))
+                rec = run_one(cfg, a.out / f"{recipe}-{method}-seed{seed}", data, a.chip_test_subset)
+                records.append(rec)
+                if not a.json:
+                    print(f"[{recipe} {method} seed {seed}] test {100 * rec['test_accuracy']:.2f} %, at best "
+                          f"validation (epoch {rec['best_val_epoch']}) {100 * rec['test_at_best_val']:.2f} %, "
+                          f"{rec['cell_ops_per_step']:,.0f} cell ops/step, {rec['wall_seconds']:.0f} s",
+                          flush=True)  # fmt: skip
+    agg = aggregate(records)
+    res = {"task": task, "paper": PAPER[task], "data": str(a.features_file or a.data_dir or "default"),
+           "args": {k: str(v) for k, v in vars(a).items()}, "runs": records, "summary": agg}  # fmt: skip
+    a.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(a.out / "results.json", json.dumps(res, indent=2))
+    print(json.dumps(res) if a.json else table(task, agg))
+    return res

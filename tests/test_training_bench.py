@@ -1,0 +1,50 @@
+"""The benchmark harness (benchmarks/harness.py) on tiny settings: seeds x recipes x methods, mean +- std."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from training_fixtures import easy_images
+
+HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("bench_harness", HARNESS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_aggregate_gives_mean_std_and_the_reduction_per_recipe(harness):
+    def rec(method, seed, acc, ops):
+        return {"recipe": "paper", "method": method, "seed": seed, "path": "host", "test_accuracy": acc,
+                "cell_ops_per_step": ops}  # fmt: skip
+
+    agg = harness.aggregate([rec("to", 0, 0.8, 10), rec("to", 1, 0.9, 30), rec("wo", 0, 0.5, 1000)])
+    assert agg["paper/to"]["test_accuracy"]["mean"] == pytest.approx(0.85)
+    assert agg["paper/to"]["test_accuracy"]["std"] == pytest.approx(0.0707, abs=1e-4)
+    assert agg["paper/to"]["ops_reduction_vs_wo"] == pytest.approx(0.98)
+    assert agg["paper/wo"]["seeds"] == [0]
+
+
+@pytest.mark.slow
+def test_harness_runs_every_seed_recipe_and_method(harness, tmp_path, monkeypatch):
+    easy = easy_images(n_train=120, n_test=40)
+    monkeypatch.setattr(harness, "load_task_data", lambda *a, **k: easy)
+    res = harness.main("fmnist-cnn", ["--epochs", "1", "--seeds", "0", "1", "--backend", "software",
+                                      "--out", str(tmp_path), "--set", "optimiser.batch_size=60"])  # fmt: skip
+    runs = res["runs"]
+    assert {(r["recipe"], r["method"], r["seed"]) for r in runs} == {
+        (rc, m, s) for rc in ("rramctl", "paper") for m in ("to", "wo") for s in (0, 1)
+    }
+    assert all(r["batch_size"] == 60 and r["split"]["validation"] == 10 for r in runs)
+    for r in runs:
+        if r["method"] == "to":  # every pair flip is a reset or set of both cells
+            assert r["cell_ops"] == 2 * r["pair_flips"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["summary"]) == {"rramctl/to", "rramctl/wo", "paper/to", "paper/wo"}
+    assert "host products" in saved["summary"]["paper/to"]["path"]
+    assert "| paper/to (seeds 0, 1) |" in harness.table("fmnist-cnn", saved["summary"])
