@@ -260,11 +260,6 @@ class Driver:
             return ProgramResult(np.zeros(0, np.int64), np.zeros(0, np.int64))
         return ProgramResult(np.concatenate(pulses), np.concatenate(finals))
 
-    def _sat_count(self) -> int:
-        """SAT_COUNT of the last operation (0 on an overlay without the register)."""
-        offset = getattr(R, "SAT_COUNT", None)
-        return self.transport.read_reg(offset) if offset is not None else 0
-
     def read_region(
         self, region: Region, v_read: int, tia_gain: int = TIA_READ, v_wl: int | None = None
     ) -> NDArray[np.int64]:
@@ -273,7 +268,7 @@ class Driver:
         params = self._region_params(region) | {R.TIA_GAIN: tia_gain, R.SETTLE_CYCLES: self.settle_cycles}
         levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code if v_wl is None else v_wl}
         out = self.run(READ, params, levels, recv_words=region.n_rows * region.n_cols)
-        self.saturated = self._sat_count()
+        self.saturated = self.saturated_samples()
         return adc.from_word(out).astype(np.int64).reshape(region.shape)
 
     def multiply(
@@ -310,7 +305,7 @@ class Driver:
             send = frames[b0 * bits : (b0 + nb) * bits].ravel()
             levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
             out = self.run(MULTIPLY, params, levels, send=send, recv_words=nb * region.n_cols)
-            self.saturated += self._sat_count()
+            self.saturated += self.saturated_samples()
             results.append(adc.from_word(out).astype(np.int64).reshape(nb, region.n_cols))
         if not results:
             return np.zeros((0, region.n_cols), np.int64)

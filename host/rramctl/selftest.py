@@ -9,6 +9,11 @@ import numpy as np
 from rramctl.chip import Chip
 from rramctl.geometry import Region
 
+# (ours) a column offset of a few nA reads as up to ~1 uS below zero at 0.1 V in the read range, and
+# as a few codes per bit plane in the multiply range (docs/emulator.md, "Device model")
+READ_OFFSET_US = 1.0
+ZERO_CODES_PER_PLANE = 4
+
 
 @dataclass
 class Check:
@@ -38,12 +43,15 @@ def run_selftest(chip: Chip, *, emulator: bool = False) -> list[Check]:
 
     def read() -> tuple[bool, str]:
         g = chip.read(Region(0, 8, 0, 8))
-        ok = bool(np.all(g >= 0) and np.all(g <= chip.read_range_us))
+        ok = bool(np.all(g >= -READ_OFFSET_US) and np.all(g <= chip.read_range_us))  # TIA offsets read below 0
         return ok, f"read 8x8 cells, {g.min():.2f}-{g.max():.2f} uS"
 
     def zero_multiply() -> tuple[bool, str]:
-        res = chip.multiply(np.zeros((2, 64), np.int64), Region(0, 64, 0, 64), 4)
-        return bool(np.all(res.codes == 0)), "all-zero inputs give all-zero codes"
+        bits = 4
+        res = chip.multiply(np.zeros((2, 64), np.int64), Region(0, 64, 0, 64), bits)
+        worst = int(np.abs(res.codes).max())
+        ok = worst <= ZERO_CODES_PER_PLANE * ((1 << bits) - 1)
+        return ok, f"all-zero inputs give codes within +-{worst} (offset and noise of {bits} bit planes)"
 
     def counters() -> tuple[bool, str]:
         before = chip.counters()["op_count"]

@@ -27,6 +27,7 @@ FORMED_MEAN_US = 27.2  # seed 000 Results (Fig. 4b): weight peaks at -27.3 / +27
 FORMED_STD_US = 3.0  # ours: spread of formed cells measured on the emulator (seed 0)
 UNFORMED_US = 0.031  # ours: emulator reading of an unformed (~30 MOhm) cell
 RESET_US = 0.07  # seed 000 Results: pruned cells about 0.07 uS (docs/hardware.md)
+SOFTWARE_WL_THRESHOLD_V = 0.5  # a read with the word line at or below this sees no cell (rramsim: transistor)
 PROGRAM_PULSES = 5  # ours: write-verify pulses of a formed cell
 UNFORMED_PROGRAM_PULSES = 20  # the overlay's default pulse cap (MAX_PULSES): an unformed cell burns it
 
@@ -91,8 +92,9 @@ class SoftwareChip(Chip):
         v = (pulse or self.config.form).voltage_v
         return PairFormReport(region, plus.formed_fraction, n, n, v, n, self.weights_us(region))
 
-    def read(self, region: Region | None = None) -> NDArray[np.float64]:
-        return self.g[(region or Region()).slices].copy()
+    def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:
+        g = self.g[(region or Region()).slices].copy()
+        return g if gate_v is None or gate_v > SOFTWARE_WL_THRESHOLD_V else np.zeros_like(g)  # transistors off
 
     def reset(self, cells: NDArray[np.integer]) -> int:
         r, c = check_cells(cells).T

@@ -217,7 +217,7 @@ class ChipModelConfig(BaseModel):
                     sub = out[section] = dict(sub.model_dump() if isinstance(sub, BaseModel) else sub)
                 sub[name] = value
             elif isinstance(value, BaseModel) and key in SECTIONS:
-                out.setdefault(key, {}).update(value.model_dump())  # type: ignore[union-attr]
+                out.setdefault(key, {}).update(value.model_dump())
             elif isinstance(value, dict) and key in SECTIONS:
                 out.setdefault(key, {}).update(value)
             else:
@@ -308,10 +308,9 @@ def to_toml(config: ChipModelConfig, header: dict[str, str] | None = None) -> st
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     data = config.model_dump()
-    lines: list[str] = []
+    lines = [f"{k} = {fmt(v)}" for k, v in data.items() if k not in SECTIONS] + [""]  # top-level keys before tables
     if header:
         lines += ["[preset]"] + [f"{k} = {fmt(v)}" for k, v in header.items()] + [""]
-    lines += [f"{k} = {fmt(v)}" for k, v in data.items() if k not in SECTIONS] + [""]
     for section in SECTIONS:
         lines += [f"[{section}]"] + [f"{k} = {fmt(v)}" for k, v in data[section].items()] + [""]
     return "\n".join(lines)

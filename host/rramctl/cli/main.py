@@ -91,9 +91,21 @@ class Session:
     seed: int
     json: bool
     config_path: Path | None = None
+    model: str | None = None  # emulator chip model: preset name or TOML file (None: paper-40nm)
+
+    def chip_model(self) -> object:
+        """The emulated chip model of ``--model`` (rramsim.config), None for the default or another backend."""
+        if self.model is None or not self.backend.startswith("emulator"):
+            return None
+        from rramsim.config import ModelError, load_model
+
+        try:
+            return load_model(self.model, seed=self.seed)
+        except ModelError as e:
+            raise UsageError(str(e)) from e
 
     def open(self) -> Chip:
-        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed)
+        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model())
         note = chip.session_note()  # serial: an interrupted command's session
         if note is not None:
             typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
@@ -137,6 +149,10 @@ def main(
         Path | None, typer.Option(envvar="RRAMCTL_STATE", help="emulator chip state file (kept between commands)")
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of a new emulated chip (ignored once its state file exists)")] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(envvar="RRAMCTL_MODEL", help="emulated chip model: paper-40nm (default), ideal, or a TOML file"),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON object instead of text (also after the command)")
     ] = False,
@@ -149,7 +165,7 @@ def main(
 ) -> None:
     cfg = BoardConfig.load(config)
     chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
-    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config)
+    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config, model)
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -412,6 +428,7 @@ def _register_extras() -> None:
 
     if importlib.util.find_spec("rramctl.cli.train_cmds") is not None:
         importlib.import_module("rramctl.cli.train_cmds").register(app)
+    importlib.import_module("rramctl.cli.calibrate_cmd").register(app)
 
 
 _register_extras()

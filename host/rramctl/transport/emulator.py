@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from rramsim import state as sim_state
-from rramsim.config import ChipModelConfig
+from rramsim.config import ChipModelConfig, load_model
 from rramsim.overlay import EmulatedOverlay
 
 from rramctl import regmap as R
@@ -76,7 +76,7 @@ class EmulatorTransport(Transport):
         lock_wait_s: float = LOCK_WAIT_S,
     ) -> EmulatorTransport:
         """The backends' entry point: a new chip of ``seed`` unless ``state_path`` holds one."""
-        cfg = config or ChipModelConfig(seed=seed)
+        cfg = config or load_model(None, seed=seed)  # the default preset (paper-40nm)
         return cls(cfg, state_path=state_path, temperature_c=temperature_c, autosave=autosave, lock_wait_s=lock_wait_s)
 
     def _live(self) -> EmulatedOverlay:
@@ -117,6 +117,10 @@ class EmulatorTransport(Transport):
     def advance_clock(self, seconds: float) -> None:
         """The chip rests for ``seconds`` of virtual board time (relaxation and drift run on it)."""
         self._live().board_time_s += seconds
+
+    def board_clock(self) -> float:
+        """The virtual board clock in seconds."""
+        return self._live().board_time_s
 
     def save_state(self, path: Path) -> None:
         """Write the chip to ``path`` atomically (the folder is created)."""

@@ -1,0 +1,213 @@
+"""The measurement protocol of ``rramctl calibrate``: chip API calls only, so it runs on a board as on
+the emulator.  Stages (docs/emulator.md, "Calibration"):
+
+1. ``pristine``: two reads of the untouched region (stuck-on cells conduct before forming);
+2. ``offsets``: gate-off reads (read range: each column's offset and noise floor) and a zero-input
+   multiply (multiply range: ADC input noise), the dummy pass of the Tsinghua A111 SDK;
+3. ``forming``: a voltage sweep of the whole region (seed 000 Fig. 2h), read back after every step:
+   each cell's forming voltage and formed conductance;
+4. ``reads``: after a rest, repeated reads of the formed region (read noise vs conductance);
+5. ``cycling``: reset/set cycles of a sample of formed cells, read after each pulse (off level,
+   post-set spread, success, stuck cells);
+6. ``relaxation``: write-verify of a sample of formed cells, then reads at increasing delays on the
+   chip's clock (relaxation and drift).
+
+Each stage's arrays are written to ``<out>/measurements/<stage>.npz`` when it ends (the forming sweep
+after every step); ``progress.json`` lists the finished stages, so a run cut off resumes where it
+stopped (a stage cut half-way is measured again; the forming sweep resumes at its next step).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rramctl.calibrate.plan import CalibrationPlan
+from rramctl.chip import FORMED_THRESHOLD_US, Chip
+from rramctl.config import Pulse
+from rramctl.errors import StateError
+from rramctl.fileio import atomic_write_text, atomic_write_with
+from rramctl.geometry import Region
+
+STAGES = ("pristine", "offsets", "forming", "reads", "cycling", "relaxation")
+Arrays = dict[str, NDArray[Any]]
+Progress = Callable[[str, int, int], None]  # (stage, step, steps)
+
+
+class MeasurementStore:
+    """The measurement folder: one .npz per stage and progress.json (the plan and finished stages)."""
+
+    def __init__(self, out: Path, plan: CalibrationPlan) -> None:
+        self.out = out
+        self.folder = out / "measurements"
+        self.plan = plan
+        self.progress_path = out / "progress.json"
+        self.done: list[str] = []
+        if self.progress_path.exists():
+            try:
+                saved = json.loads(self.progress_path.read_text(encoding="utf-8"))
+                same = CalibrationPlan.model_validate(saved["plan"]) == plan
+                done = [str(s) for s in saved["done"]]
+            except (ValueError, KeyError, TypeError) as e:
+                raise StateError(f"{self.progress_path} is not a calibration progress file: {e}") from e
+            if not same:
+                raise StateError(f"{out} holds a calibration with another plan; use another --out or remove it")
+            self.done = [s for s in done if s in STAGES]
+
+    def _write_progress(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"plan": self.plan.model_dump(mode="json"), "done": self.done}, indent=1)
+        atomic_write_text(self.progress_path, text)
+
+    def save(self, stage: str, arrays: Arrays, *, finished: bool = True) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_with(self.folder / f"{stage}.npz", lambda f: np.savez(f, **arrays))
+        if finished and stage not in self.done:
+            self.done.append(stage)
+        self._write_progress()
+
+    def load(self, stage: str) -> Arrays | None:
+        path = self.folder / f"{stage}.npz"
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def all(self) -> dict[str, Arrays]:
+        return {s: a for s in STAGES if s in self.done and (a := self.load(s)) is not None}
+
+
+def _reads(chip: Chip, region: Region, n: int, gate_v: float | None = None) -> NDArray[np.float64]:
+    return np.stack([chip.read(region, gate_v=gate_v) for _ in range(n)])
+
+
+def _stage_pristine(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    reads = _reads(chip, plan.area, 2)
+    progress("pristine", 1, 1)
+    return {"g_us": reads}
+
+
+def _stage_offsets(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    region = plan.area
+    gate_off = _reads(chip, region, plan.offset_reads, gate_v=0.0)  # transistors closed: offset + leakage + noise
+    progress("offsets", 1, 2)
+    x = np.zeros((plan.offset_vectors, region.n_rows), dtype=np.int64)
+    codes = chip.multiply(x, region, 1).codes  # raw codes: no offsets are stored yet on a fresh run
+    progress("offsets", 2, 2)
+    return {"gate_off_us": gate_off, "zero_codes": codes}
+
+
+def _stage_forming(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    region = plan.area
+    volts = plan.form_voltages()
+    part = store.load("forming") or {}
+    start = int(part["steps_done"]) if "steps_done" in part else 0
+    v_form = part.get("v_form_v", np.full(region.shape, np.nan))
+    g_formed = part.get("g_formed_us", np.full(region.shape, np.nan))
+    pristine = store.load("pristine")
+    before = pristine["g_us"].mean(axis=0) if pristine is not None else np.zeros(region.shape)
+    stuck_on = before > FORMED_THRESHOLD_US
+    for k in range(start, len(volts)):
+        rep = chip.electroform(region, Pulse(voltage_v=volts[k], width_s=plan.form_width_s, gate_v=plan.form_gate_v))
+        new = (rep.conductance_us > FORMED_THRESHOLD_US) & np.isnan(v_form) & ~stuck_on
+        v_form[new] = volts[k]
+        g_formed[new] = rep.conductance_us[new]
+        arrays = {"v_form_v": v_form, "g_formed_us": g_formed, "volts": np.array(volts), "steps_done": np.array(k + 1),
+                  "stuck_on": stuck_on, "width_s": np.array(plan.form_width_s),
+                  "gate_v": np.array(plan.form_gate_v)}  # fmt: skip
+        store.save("forming", arrays, finished=False)
+        progress("forming", k + 1, len(volts))
+    return store.load("forming") or {}
+
+
+def _sample(plan: CalibrationPlan, store: MeasurementStore, n: int, salt: int) -> NDArray[np.int64]:
+    """Up to n formed cells of the region (absolute [row, col]), drawn with the plan's seed."""
+    forming = store.load("forming")
+    if forming is None:
+        raise StateError("the forming stage has not run")
+    idx = np.argwhere(~np.isnan(forming["v_form_v"]))
+    rng = np.random.default_rng([plan.seed, salt])
+    pick = np.sort(rng.permutation(len(idx))[: min(n, len(idx))])
+    return idx[pick] + [plan.area.row, plan.area.col]
+
+
+def _stage_reads(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    chip.wait(plan.settle_s)
+    reads = []
+    for k in range(plan.reads):
+        reads.append(chip.read(plan.area))
+        progress("reads", k + 1, plan.reads)
+    return {"g_us": np.stack(reads)}
+
+
+def _cell_reads(chip: Chip, plan: CalibrationPlan, cells: NDArray[np.int64], n: int) -> NDArray[np.float64]:
+    r, c = cells[:, 0] - plan.area.row, cells[:, 1] - plan.area.col
+    return np.stack([chip.read(plan.area)[r, c] for _ in range(n)])
+
+
+def _stage_cycling(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    cells = _sample(plan, store, plan.cycle_cells, 1)
+    after_reset, after_set, set_dt = [], [], []
+    for k in range(plan.cycles):
+        chip.reset(cells)
+        after_reset.append(_cell_reads(chip, plan, cells, plan.cycle_reads))
+        t_set = chip.clock_s()
+        chip.set(cells)
+        start = chip.clock_s()
+        after_set.append(_cell_reads(chip, plan, cells, plan.cycle_reads))
+        set_dt.append((start + chip.clock_s()) / 2 - t_set)  # mean age of the set when read
+        progress("cycling", k + 1, plan.cycles)
+    return {
+        "cells": cells,
+        "reset_us": np.stack(after_reset),
+        "set_us": np.stack(after_set),
+        "set_dt_s": np.array(set_dt),
+    }
+
+
+def _stage_relaxation(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
+    cells = _sample(plan, store, plan.program_cells, 2)
+    t0 = chip.clock_s()
+    rep = chip.program(cells, np.full(len(cells), plan.program_target_us))
+    g, t = [], []
+    for k, delay in enumerate(plan.delays_s):
+        rest = t0 + delay - chip.clock_s()
+        if rest > 0:
+            chip.wait(rest)
+        start = chip.clock_s()
+        g.append(_cell_reads(chip, plan, cells, plan.delay_reads))
+        t.append((start + chip.clock_s()) / 2 - t0)
+        progress("relaxation", k + 1, len(plan.delays_s))
+    return {"cells": cells, "verify_us": rep.final_us, "pulses": rep.pulses, "converged": rep.converged,
+            "g_us": np.stack(g), "t_s": np.array(t)}  # fmt: skip
+
+
+_RUNNERS = {
+    "pristine": _stage_pristine, "offsets": _stage_offsets, "forming": _stage_forming, "reads": _stage_reads,
+    "cycling": _stage_cycling, "relaxation": _stage_relaxation,
+}  # fmt: skip
+
+
+def measure(chip: Chip, plan: CalibrationPlan, out: Path, progress: Progress | None = None) -> dict[str, Arrays]:
+    """Run every stage not yet finished in ``out``; return every stage's arrays."""
+    store = MeasurementStore(out, plan)
+    report = progress or (lambda stage, k, n: None)
+    chip.clear_offsets()  # the zero-input pass must see raw codes
+    with chip.batch():
+        for stage in STAGES:
+            if stage in store.done:
+                report(stage, 1, 1)
+                continue
+            arrays = _RUNNERS[stage](chip, plan, store, report)
+            store.save(stage, arrays)
+    return store.all() | {"meta": region_meta(plan.area)}
+
+
+def region_meta(region: Region) -> Arrays:
+    """The calibrated region, as the fit needs it (absolute cell indices of the sampled cells)."""
+    return {"region": np.array([region.row, region.n_rows, region.col, region.n_cols])}

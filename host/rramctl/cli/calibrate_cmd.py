@@ -1,0 +1,100 @@
+"""``rramctl calibrate``: measure a sacrificed region through the chip API, fit the chip model, write a
+preset TOML and a report (docs/emulator.md, "Calibration")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from rramctl.errors import UsageError
+
+
+def _plan(plan_file: Path | None, region: str | None) -> Any:
+    from rramctl.calibrate.plan import CalibrationPlan
+    from rramctl.config import tomllib
+
+    data: dict[str, Any] = {}
+    if plan_file is not None:
+        try:
+            data = tomllib.loads(plan_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise UsageError(f"calibration plan {plan_file} does not exist") from e
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"calibration plan {plan_file} is not valid TOML: {e}") from e
+    if region is not None:
+        data["region"] = region
+    try:
+        return CalibrationPlan.model_validate(data)
+    except ValidationError as e:
+        raise UsageError(f"calibration plan: {e}") from e
+
+
+def calibrate(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option(help="ROW:NROWS,COL:NCOLS of the cells to sacrifice")] = None,
+    out: Annotated[Path, typer.Option(help="folder for measurements, preset and report (a rerun resumes)")] = Path(
+        "calibration"
+    ),
+    plan_file: Annotated[Path | None, typer.Option("--plan", help="calibration plan TOML (CalibrationPlan)")] = None,
+    from_csv: Annotated[
+        Path | None, typer.Option(help="fit measurements from this CSV (layout: docs/emulator.md) instead of a chip")
+    ] = None,
+    export_csv: Annotated[Path | None, typer.Option(help="also write the measurements as that CSV")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="model whose values the unfitted parameters keep (default: --model or paper-40nm)"),
+    ] = None,
+    plots: Annotated[bool, typer.Option(help="write measured-vs-fitted plots")] = True,
+) -> None:
+    """Measure forming, read noise, reset/set cycling, relaxation/drift and column offsets on a region; fit
+    the chip model; write <out>/fitted.toml (use with --model), report.md, report.json and plots."""
+    from rramsim.config import ModelError, load_model
+    from tqdm import tqdm
+
+    from rramctl.calibrate.csvio import from_csv as read_csv
+    from rramctl.calibrate.csvio import to_csv
+    from rramctl.calibrate.fit import fit
+    from rramctl.calibrate.measure import STAGES, measure
+    from rramctl.calibrate.report import write_outputs
+    from rramctl.cli.main import _session, emit
+
+    s = _session(ctx)
+    try:
+        base = load_model(base_model or s.model, seed=s.seed)
+    except ModelError as e:
+        raise UsageError(str(e)) from e
+    if from_csv is not None:
+        meas = read_csv(from_csv)
+        source = f"CSV {from_csv}"
+    else:
+        plan = _plan(plan_file, region)
+        bar = tqdm(total=len(STAGES), desc="calibrate", unit="stage", file=sys.stderr, disable=None)
+        seen: set[str] = set()
+
+        def progress(stage: str, k: int, n: int) -> None:
+            bar.set_postfix_str(f"{stage} {k}/{n}")
+            if k == n and stage not in seen:
+                seen.add(stage)
+                bar.update(1)
+
+        with s.open() as chip:
+            meas = measure(chip, plan, out, progress)
+        bar.close()
+        source = f"{s.backend} region {plan.region}"
+    if export_csv is not None:
+        to_csv(meas, export_csv)
+    res = fit(meas, base, s.config)
+    rep = write_outputs(res, out, source, plots=plots)
+    worst = max(res.ks.values()) if res.ks else float("nan")
+    human = [f"fitted preset: {out / 'fitted.toml'}   report: {out / 'report.md'}"]
+    human += [f"  {p.path:32s} {p.value:>12g} {p.unit}" for p in res.params if p.fitted]
+    human += [f"largest KS distance (measured vs fitted): {worst:.4f}"]
+    emit(s, rep | {"out": str(out)}, "\n".join(human))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate)
