@@ -96,7 +96,8 @@ def gated(g: NDArray[np.int64], v_wl_uv: int | None, config: ChipModelConfig) ->
 
 
 class Readout:
-    """The per-column TIA + ADC chain: static offset (drive-sum units) and gain error (ppm) per column."""
+    """The per-column TIA + ADC chain: static offset (drive-sum units) and gain error (ppm) per column.
+    The per-sample math (offset, floor noise, gain, ADC noise) runs in rramsim.arraymath.readout_codes."""
 
     def __init__(self, config: ChipModelConfig) -> None:
         self.config = config
@@ -106,31 +107,6 @@ class Readout:
         self.offset_du = du_from_pa(off_pa) if ro.offset_sigma_pa else np.zeros(config.cols, np.int64)
         self.gain_ppm = rng.scaled_normal(0, ro.gain_sigma_ppm, rng.normal_int(config.seed, Stream.COL_GAIN, cols))
         self.active = bool(ro.offset_sigma_pa or ro.gain_sigma_ppm or ro.adc_noise_mlsb or config.read.noise_floor_pa)
-
-    def apply(
-        self, s: NDArray[np.int64], tia_gain: int, serial: int, sample: ArrayLike, cols: ArrayLike | None
-    ) -> NDArray[np.int64]:
-        """Drive sums (already carrying the proportional read noise) -> what reaches the ADC's rounding,
-        still in drive-sum units: (S + offset + floor noise) * (1 + gain error) + ADC input noise."""
-        if not self.active:
-            return s
-        if cols is None:
-            raise ValueError("this chip model has per-column read-out terms: pass the column of every sample")
-        cfg, seed = self.config, self.config.seed
-        col = np.broadcast_to(np.asarray(cols, dtype=np.int64), s.shape)
-        g = adc.code_gain(tia_gain)  # codes per drive-sum unit = p / q
-        limit = 4 * (adc.CODE_MAX + 2) * g.denominator // g.numerator  # beyond it every sample clips anyway
-        x = np.clip(s, -limit, limit) + self.offset_du[col]
-        if cfg.read.noise_floor_pa:
-            z = rng.normal_int(seed, Stream.NOISE_FLOOR, serial, sample)
-            x = x + np.floor_divide(du_from_pa(cfg.read.noise_floor_pa) * z, rng.NORMAL_SIGMA)
-        x = x + np.floor_divide(x * self.gain_ppm[col], PPM)
-        if cfg.readout.adc_noise_mlsb:
-            z = rng.normal_int(seed, Stream.ADC_NOISE, serial, sample)
-            x = x + np.floor_divide(
-                cfg.readout.adc_noise_mlsb * g.denominator * z, 1000 * g.numerator * rng.NORMAL_SIGMA
-            )
-        return x
 
 
 def saturated(codes: NDArray[np.int64]) -> int:
