@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
-from rramsim import arraymath, rng
+from rramsim import arraymath, device, rng
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
 
@@ -120,7 +120,7 @@ def _random_frames(g: np.random.Generator, n: int, rows: tuple[int, int]) -> np.
     select = np.zeros((n, 512), np.uint8)
     inhibit = np.zeros((n, 512), bool)
     r0, r1 = rows
-    select[:, r0:r1] = g.choice([0, 1, 1, 1, 2, 3, 5], size=(n, r1 - r0))
+    select[:, r0:r1] = g.choice([0, 1, 1, 1, 3, 5, 7], size=(n, r1 - r0))  # no V_BL (BAD_FRAME)
     inhibit[:, r0:r1] = g.random((n, r1 - r0)) < 0.1
     select[n // 2] = 0  # one frame drives nothing
     inhibit[n // 2] = False
@@ -139,6 +139,30 @@ def _run_multiply(
     return adc.from_word(ov.pop_stream(batch * nc)).astype(np.int64).reshape(batch, nc)
 
 
+def reference_chain(
+    ov: EmulatedOverlay, s: np.ndarray, tia: int, serial: int, sample: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """The read-out chain of docs/emulator.md written out per sample with rng.normal_int: clip, column
+    offset, noise floor, column gain error, ADC input noise (drive-sum units)."""
+    cfg, ro = ov.config, ov.crossbar.readout
+    if not ro.active:
+        return s
+    gain = adc.code_gain(tia)
+    limit = 4 * (adc.CODE_MAX + 2) * gain.denominator // gain.numerator
+    col = np.broadcast_to(cols, s.shape)
+    x = np.clip(s, -limit, limit) + ro.offset_du[col]
+    if cfg.read.noise_floor_pa:
+        z = rng.normal_int(cfg.seed, rng.Stream.NOISE_FLOOR, serial, sample)
+        x = x + np.floor_divide(int(device.du_from_pa(cfg.read.noise_floor_pa)) * z, rng.NORMAL_SIGMA)
+    x = x + np.floor_divide(x * ro.gain_ppm[col], rng.PPM)
+    if cfg.readout.adc_noise_mlsb:
+        z = rng.normal_int(cfg.seed, rng.Stream.ADC_NOISE, serial, sample)
+        x = x + np.floor_divide(
+            cfg.readout.adc_noise_mlsb * gain.denominator * z, 1000 * gain.numerator * rng.NORMAL_SIGMA
+        )
+    return x
+
+
 def frame_path_reference(
     ov: EmulatedOverlay, frames: np.ndarray, batch: int, bits: int, c0: int, nc: int, tia: int
 ) -> np.ndarray:
@@ -154,7 +178,7 @@ def frame_path_reference(
     s = s + np.floor(
         s.astype(np.float64) * z.astype(np.float64) * float(ppm) / float(rng.NORMAL_SIGMA * rng.PPM)
     ).astype(np.int64)
-    x = xb.readout.apply(s, tia, serial, sample, np.arange(c0, c0 + nc))
+    x = reference_chain(ov, s, tia, serial, sample, np.arange(c0, c0 + nc))
     codes = adc.drive_sum_to_code(x, tia)
     return (codes.reshape(batch, bits, nc) << np.arange(bits)[None, :, None]).sum(axis=1)
 
@@ -210,3 +234,28 @@ def test_torch_and_numpy_give_identical_codes(device: str, chain: bool) -> None:
         ov = _overlay(4, chain=chain, device=dev)
         got[dev] = _run_multiply(ov, frames, 3, 4, 7, 300, 0)
     np.testing.assert_array_equal(got["cpu"], got[device])
+
+
+def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:
+    ov = EmulatedOverlay(ChipModelConfig.model_validate({"seed": 5, "relaxation": {"sigma_ns": 2_000}}))
+    xb = ov.crossbar
+    xb.g = np.random.default_rng(5).integers(1, 60_000, size=xb.g.shape).astype(np.int32)
+    xb.g_formed = xb.g.copy()
+    xb.t_pulse_us[::3, ::2] = 10
+    xb.relax_ns[::3, ::2] = 1_500
+    xb.now_us = 5_000
+    rows, cols = np.array([3, 9, 10, 200]), np.arange(40, 90)
+    whole = xb.conductance(1_200_000)
+    np.testing.assert_array_equal(xb.conductance(1_200_000, rows, cols), whole[np.ix_(rows, cols)])
+    assert not np.array_equal(whole, xb.g)  # relaxation acts on the pulsed cells
+
+
+@pytest.mark.parametrize(("shape", "top"), [((3_000, 9), 3), ((500, 300), 16), ((200, 6), 1_000), ((0, 4), 2)])
+def test_unique_vectors_is_np_unique(shape: tuple[int, int], top: int) -> None:
+    x = np.random.default_rng(shape[0]).integers(0, top, size=shape)
+    if shape[0] > 8:
+        x[5] = x[7]
+    want_u, want_i = np.unique(x, axis=0, return_inverse=True)
+    got_u, got_i = linedrive.unique_vectors(x)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(got_i, want_i.ravel())

@@ -28,6 +28,7 @@ product is one chain of float64 ``*`` and ``/`` (IEEE-rounded alike on every dev
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,8 +69,8 @@ class ArrayModule(Protocol):
     def floor_div(self, a: Array, b: int) -> Array: ...
     def clip(self, a: Array, lo: int, hi: int) -> Array: ...
     def abs_max(self, a: Array) -> int: ...
-    def exact_matmul(self, mask: Array, g: Array, col_sum_max: int) -> Array: ...
-    def block(self, g: NDArray[np.integer[Any]]) -> Array: ...
+    def exact_matmul(self, mask: Array, g: Array) -> Array: ...
+    def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Array: ...
 
 
 class NumpyModule:
@@ -112,12 +113,11 @@ class NumpyModule:
     def abs_max(self, a: NDArray[np.int64]) -> int:
         return int(np.abs(a).max()) if a.size else 0
 
-    def block(self, g: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
-        return g.astype(np.int32)
+    def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> NDArray[np.floating[Any]]:
+        return g.astype(np.float32 if col_sum_max < F32_EXACT else np.float64)
 
-    def exact_matmul(self, mask: NDArray[Any], g: NDArray[np.int32], col_sum_max: int) -> NDArray[np.int64]:
-        dtype = np.float32 if col_sum_max < F32_EXACT else np.float64
-        return (mask.astype(dtype) @ g.astype(dtype)).astype(np.int64)
+    def exact_matmul(self, mask: NDArray[Any], g: NDArray[np.floating[Any]]) -> NDArray[np.int64]:
+        return (mask.astype(g.dtype) @ g).astype(np.int64)
 
 
 class TorchModule:
@@ -167,11 +167,11 @@ class TorchModule:
     def abs_max(self, a: Any) -> int:
         return int(a.abs().max().item()) if a.numel() else 0
 
-    def block(self, g: NDArray[np.integer[Any]]) -> Any:
+    def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Any:
         return self.torch.as_tensor(np.ascontiguousarray(g), device=self.device).to(self.torch.float64)
 
-    def exact_matmul(self, mask: Any, g: Any, col_sum_max: int) -> Any:
-        return (mask.to(self.torch.float64) @ g.to(self.torch.float64)).to(self.torch.int64)
+    def exact_matmul(self, mask: Any, g: Any) -> Any:
+        return (mask.to(g.dtype) @ g).to(self.torch.int64)
 
 
 def array_module(device: str = "cpu") -> ArrayModule:
@@ -203,6 +203,7 @@ def _mix64_(xm: ArrayModule, z: Array, t: Array) -> Array:
     return z
 
 
+@functools.lru_cache(maxsize=64)
 def prefix_hash(seed: int, stream: int, *indices: int) -> int:
     """hash64(seed, stream, *indices) of scalar keys, as a signed int64."""
     return _signed(int(rng.hash64(seed, stream, *indices)))
@@ -291,20 +292,29 @@ def _chain(xm: ArrayModule, x: Array, sample: Array, cols: NDArray[np.int64], op
 def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArray[np.int64], op: ReadOp) -> Array:
     """ADC codes of samples with ideal drive sums ``drive_sum`` (int64), sample indices ``sample``
     (int64, same shape) and columns ``cols`` (numpy, broadcastable to the samples): proportional read
-    noise, the read-out chain, then the ADC.  The one place every read-out term goes."""
+    noise, the read-out chain, then the ADC.  The one place every read-out term goes.  Runs over
+    ``xm.chunk``-sized pieces (every term is per sample), so numpy works in the cache."""
     s = xm.to_i64(drive_sum)
-    if op.read_noise_ppm:
-        s = s + read_noise(xm, s, sample, op)
-    if op.chain:
-        s = _chain(xm, s, sample, np.asarray(cols, dtype=np.int64), op)
-    return adc_codes(xm, s, op)
+    shape = s.shape
+    flat_s, flat_sample = s.reshape(-1), xm.to_i64(sample).reshape(-1)
+    col = np.broadcast_to(np.asarray(cols, dtype=np.int64), shape).reshape(-1) if op.chain else None
+    out = xm.empty_i64(flat_s.shape[0])
+    for a in range(0, flat_s.shape[0], xm.chunk):
+        x, key = flat_s[a : a + xm.chunk], flat_sample[a : a + xm.chunk]
+        if op.read_noise_ppm:
+            x = x + read_noise(xm, x, key, op)
+        if col is not None:
+            x = _chain(xm, x, key, col[a : a + xm.chunk], op)
+        out[a : a + xm.chunk] = adc_codes(xm, x, op)
+    return out.reshape(shape)
 
 
-def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array, col_sum_max: int) -> Array:
+def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array) -> Array:
     """Exact column drive sums ``S = sum_c code_c * (mask_c @ G)`` for 0/1 row masks (F, rows) of the
-    rows each source code drives; ``col_sum_max`` bounds every column sum of ``g_block``."""
+    rows each source code drives; ``g_block`` from ``xm.block`` (a float type that holds every
+    column sum exactly)."""
     total: Array = None
     for code, mask in drives:
-        part = xm.exact_matmul(mask, g_block, col_sum_max) * int(code)
+        part = xm.exact_matmul(mask, g_block) * int(code)
         total = part if total is None else total + part
     return total

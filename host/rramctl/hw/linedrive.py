@@ -101,9 +101,58 @@ def bitplane_frames(bits: NDArray[np.integer], row_start: int = 0) -> NDArray[np
     bits = np.asarray(bits)
     if bits.ndim != 2 or row_start < 0 or row_start + bits.shape[1] > N_LINES:
         raise LineDriveError(f"bit-planes of shape {bits.shape} at row {row_start} do not fit")
-    nib = np.zeros((bits.shape[0], N_LINES), dtype=np.uint8)  # SRC_GND, not inhibited
-    nib[:, row_start : row_start + bits.shape[1]] = (bits != 0).view(np.uint8) * np.uint8(SRC_READ)
-    return _pack(nib)
+    n = bits.shape[1]
+    frames = np.zeros((bits.shape[0], FRAME_WORDS), dtype=np.uint32)
+    if n == 0 or bits.shape[0] == 0:
+        return frames
+    lo, hi = row_start // 8 * 8, -(-(row_start + n) // 8) * 8  # whole words of 8 lines
+    nib = np.zeros((bits.shape[0], hi - lo), dtype=np.uint8)  # SRC_GND, not inhibited
+    nib[:, row_start - lo : row_start - lo + n] = (bits != 0).view(np.uint8) * np.uint8(SRC_READ)
+    w0, w1 = (N_LINES - hi) // 8, (N_LINES - lo) // 8  # words holding lines hi-1 .. lo
+    frames[:, w0:w1] = _pack(nib)
+    return frames
+
+
+def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray[np.int64]]:
+    """The distinct rows of ``x`` (N, n) and, for every row, the index of its distinct row, as
+    ``np.unique(x, axis=0, return_inverse=True)`` gives them (sorted), but through one 64-bit hash per
+    row (a wrapping integer dot product) and a 1-D sort; a hash collision (checked) falls back to
+    ``np.unique``."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0:
+        uniq, inv = np.unique(x, axis=0, return_inverse=True)
+        return uniq, inv.ravel().astype(np.int64)
+    weights = _hash_weights(x.shape[1])
+    h = x.astype(np.int64, copy=False) @ weights  # wrapping int64 arithmetic
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    uniq = x[first]
+    if not np.array_equal(uniq[inv], x):  # two distinct rows share a hash
+        uniq, inv = np.unique(x, axis=0, return_inverse=True)
+        return uniq, inv.ravel().astype(np.int64)
+    order = _row_order(uniq)  # the sorted order np.unique(axis=0) returns
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return uniq[order], rank[inv.ravel()]
+
+
+def _row_order(rows: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Indices that sort the rows lexicographically: one sort of byte strings for values 0-255
+    (byte order = value order), else a lexsort over the columns."""
+    if rows.size and int(rows.min()) >= 0 and int(rows.max()) < 256:
+        packed = np.ascontiguousarray(rows.astype(np.uint8)).view(f"V{rows.shape[1]}").ravel()
+        return np.argsort(packed, kind="stable").astype(np.int64)
+    return np.lexsort(rows.T[::-1]).astype(np.int64)
+
+
+def _hash_weights(n: int) -> NDArray[np.int64]:
+    """Fixed odd 64-bit multipliers (splitmix64 of the position; no random state)."""
+    i = np.arange(1, n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = i * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z | np.uint64(1)).view(np.int64)
 
 
 def idle_frame() -> NDArray[np.uint32]:
