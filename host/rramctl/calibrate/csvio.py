@@ -11,9 +11,9 @@ One row per sample, header ``stage,row,col,index,sub,time_s,voltage_v,value``:
 | zero_input | vector number | 0 | - | - | multiply-range ADC code, all inputs 0 (row -1) |
 | forming | sweep step | 0 | - | pulse (V) | G (uS) read back after the step |
 | read | read number | 0 | - | - | G (uS), repeated reads after forming |
-| reset / set | cycle | read number | age of the set (s) | - | G (uS) after the pulse |
+| reset / set | cycle | read number | set: time since the set pulse (s) | - | G (uS) after the pulse |
 | verify | 0 | 0 | - | - | last verify read (uS) of write-verify; ``pulses`` in sub |
-| relax | delay number | read number | time after write-verify (s) | - | G (uS) |
+| relax | delay number | read number | time of this sample after write-verify (s) | - | G (uS) |
 
 Cells are absolute array indices; the region is their bounding box.  Missing values are empty.
 """
@@ -69,14 +69,14 @@ def to_csv(meas: Meas, path: Path) -> None:
     cy = meas["cycling"]
     for stage, key in (("reset", "reset_us"), ("set", "set_us")):
         for (k, n, i), v in np.ndenumerate(cy[key]):
-            age = repr(float(cy["set_dt_s"][k])) if stage == "set" else ""
+            age = repr(float(cy["set_t_s"][k, n, i])) if stage == "set" else ""
             rows.append([stage, int(cy["cells"][i, 0]), int(cy["cells"][i, 1]), k, n, age, "", repr(float(v))])
     rx = meas["relaxation"]
     for i, (r, c) in enumerate(rx["cells"]):
         rows.append(["verify", int(r), int(c), 0, int(rx["pulses"][i]), "", "", repr(float(rx["verify_us"][i]))])
     for (d, n, i), v in np.ndenumerate(rx["g_us"]):
-        rows.append(["relax", int(rx["cells"][i, 0]), int(rx["cells"][i, 1]), d, n, repr(float(rx["t_s"][d])), "",
-                     repr(float(v))])  # fmt: skip
+        rows.append(["relax", int(rx["cells"][i, 0]), int(rx["cells"][i, 1]), d, n, repr(float(rx["t_s"][d, n, i])),
+                     "", repr(float(v))])  # fmt: skip
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
@@ -161,14 +161,13 @@ def _cell_series(reset: list[Any], set_: list[Any]) -> dict[str, NDArray[Any]]:
     pos = {rc: i for i, rc in enumerate(cells)}
     k_max = max(k for _, _, k, *_ in reset) + 1
     n_max = max(s for _, _, _, s, *_ in reset) + 1
-    out = {key: np.full((k_max, n_max, len(cells)), np.nan) for key in ("reset_us", "set_us")}
-    age = np.zeros(k_max)
+    out = {key: np.full((k_max, n_max, len(cells)), np.nan) for key in ("reset_us", "set_us", "set_t_s")}
     for key, recs in (("reset_us", reset), ("set_us", set_)):
         for r, c, k, s, t, _v, val in recs:
             out[key][k, s, pos[(r, c)]] = val
-            if key == "set_us" and not np.isnan(t):
-                age[k] = t
-    return {"cells": np.array(cells, np.int64), **out, "set_dt_s": age}
+            if key == "set_us":
+                out["set_t_s"][k, s, pos[(r, c)]] = 0.0 if np.isnan(t) else t
+    return {"cells": np.array(cells, np.int64), **out}
 
 
 def _relax_series(verify: list[Any], relax: list[Any]) -> dict[str, NDArray[Any]]:
@@ -177,10 +176,10 @@ def _relax_series(verify: list[Any], relax: list[Any]) -> dict[str, NDArray[Any]
     d_max = max(k for _, _, k, *_ in relax) + 1
     n_max = max(s for _, _, _, s, *_ in relax) + 1
     g = np.full((d_max, n_max, len(cells)), np.nan)
-    t = np.zeros(d_max)
+    t = np.zeros_like(g)
     for r, c, k, s, ts, _v, val in relax:
         g[k, s, pos[(r, c)]] = val
-        t[k] = ts
+        t[k, s, pos[(r, c)]] = ts
     verify_us = np.array([val for *_, val in verify])
     pulses = np.array([s for _, _, _, s, *_ in verify], np.int64)
     converged = np.isfinite(verify_us)  # the CSV keeps converged cells only (docs/emulator.md)

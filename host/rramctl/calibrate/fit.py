@@ -268,36 +268,46 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     ok = rx["converged"].astype(bool) & (rx["pulses"] > 0)
     c_rel = cells[ok, 1] - _col0(meas)
     gt = rx["g_us"][:, :, ok].astype(np.float64) - off_us[c_rel][None, None, :]  # (D, K, n)
-    t = rx["t_s"].astype(np.float64)
-    md = gt.mean(axis=1)  # (D, n)
-    dlt = md - md[0]
-    k_reads = gt.shape[1]
-    nv = 2 * ((ppm * 1e-6 * md[0]) ** 2 + noise_us2).mean() / k_reads
-    sd_meas = np.sqrt(np.maximum(dlt.var(axis=1, ddof=1) - nv, 0.0))
+    n_d, n_k = gt.shape[:2]
+    gp = gt.reshape(n_d * n_k, -1)  # every read is a time point, each cell at its own sample time
+    tp = np.maximum(np.asarray(rx["t_s"], dtype=np.float64)[:, :, ok].reshape(n_d * n_k, -1), 0.0)
+    dlt = gp - gp[0]
+    nv = 2 * float(((ppm * 1e-6 * gp[0]) ** 2 + noise_us2).mean())  # read noise of a difference of two reads
+    var_meas = np.maximum(dlt.var(axis=1, ddof=1) - nv, 0.0)
 
     def sigma_for(tau: float) -> tuple[float, NDArray[np.float64]]:
-        h = t / (t + tau) - t[0] / (t[0] + tau)
-        den = float((h[1:] ** 2).sum())
-        return (float((sd_meas[1:] * h[1:]).sum()) / den if den > 0 else 0.0), h
+        h = tp / (tp + tau) - tp[0] / (tp[0] + tau)
+        r = np.sqrt((h[1:] ** 2).mean(axis=1))
+        den = float((r**2).sum())
+        return (float((np.sqrt(var_meas[1:]) * r).sum()) / den if den > 0 else 0.0), h
 
     def resid(log_tau: float) -> float:
         s, h = sigma_for(math.exp(log_tau))
-        return float(((sd_meas[1:] - s * h[1:]) ** 2).sum())
+        return float(((np.sqrt(var_meas[1:]) - s * np.sqrt((h[1:] ** 2).mean(axis=1))) ** 2).sum())
 
-    tau = math.exp(golden(resid, math.log(max(t[1], 1e-3) / 30), math.log(t[-1] * 30), 80))
+    t_lo, t_hi = float(np.median(tp[1])) + 1e-6, float(tp.max())
+    tau = math.exp(golden(resid, math.log(t_lo / 30), math.log(t_hi * 30), 80))
     sig, h = sigma_for(tau)
     put("relaxation.sigma_ns", sig * 1000, "nS", f"{int(ok.sum())} write-verified cells")
-    put("relaxation.tau_us", tau * 1e6, "us", f"delays {t[0]:.3g}-{t[-1]:.3g} s")
+    put("relaxation.tau_us", tau * 1e6, "us", f"reads {t_lo:.3g}-{t_hi:.3g} s after write-verify")
     t0 = base.drift.t0_us / 1e6
-    lg = np.log10((t + t0) / t0)
-    above = float((md[0] - base.reset.off_ns / 1000).mean())
-    a_mat = np.stack([h, -(lg - lg[0]) * above], axis=1)
+    lg = np.log10((tp + t0) / t0)
+    above = gp[0] - base.reset.off_ns / 1000
+    a_mat = np.stack([h.mean(axis=1), -((lg - lg[0]) * above).mean(axis=1)], axis=1)
     coef, *_ = np.linalg.lstsq(a_mat[1:], dlt.mean(axis=1)[1:], rcond=None)
     put("drift.ppm_per_decade", coef[1] * 1e6, "ppm", f"log-time around t0 = {t0:g} s (t0 not fitted)")
     last = dlt[-1]
-    ks["relaxation (G(t_end) - G(t_0))"] = ks_normal(last, float(last.mean()), math.sqrt(sig**2 * h[-1] ** 2 + nv))
-    curves["relaxation"] = {"t_s": t, "sd_meas": sd_meas, "sd_fit": sig * np.abs(h), "mean_meas": dlt.mean(axis=1),
-                            "mean_fit": a_mat @ coef}  # fmt: skip
+    ks["relaxation (G(t_end) - G(t_0))"] = ks_normal(
+        last, float(last.mean()), math.sqrt(sig**2 * (h[-1] ** 2).mean() + nv)
+    )
+    per_delay = slice(None, None, n_k)  # the first read at each delay
+    curves["relaxation"] = {
+        "t_s": np.median(tp[per_delay], axis=1),
+        "sd_meas": np.sqrt(var_meas[per_delay]),
+        "sd_fit": sig * np.sqrt((h[per_delay] ** 2).mean(axis=1)),
+        "mean_meas": dlt.mean(axis=1)[per_delay],
+        "mean_fit": (a_mat @ coef)[per_delay],
+    }
 
     # ---- reset / set cycling ----------------------------------------------------------------------
     cy = _need(meas, "cycling")
@@ -316,11 +326,13 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     rc, cc_col = cc[:, 0] - _row0(meas), cc[:, 1] - _col0(meas)
     g_own = fm["g_formed_us"][rc, cc_col] - off_us[cc_col]
     on_cells = s_mean > FORMED_US
-    rel = (s_mean / g_own[None, :] - 1)[on_cells]
-    set_dt = float(cy["set_dt_s"].mean()) if "set_dt_s" in cy else 0.0
-    relax_rel = (sig * set_dt / (set_dt + tau)) / g_mean
-    noise_rel = (ppm * 1e-6) ** 2 / n_reads + noise_us2 / n_reads / g_mean**2 + (ppm * 1e-6) ** 2
-    set_var = float(rel.var(ddof=1)) - noise_rel - relax_rel**2
+    first = cy["set_us"][:, 0, :].astype(np.float64) - c_off[None, :]  # the first read after each set
+    on_first = first > FORMED_US
+    rel = (first / g_own[None, :] - 1)[on_first]
+    age = np.asarray(cy["set_t_s"], dtype=np.float64)[:, 0, :] if "set_t_s" in cy else np.zeros_like(first)
+    relax_rel2 = float((sig**2 * (age / (age + tau)) ** 2 / g_own[None, :] ** 2)[on_first].mean())
+    noise_rel = (ppm * 1e-6) ** 2 + float((noise_us2 / g_own**2).mean())
+    set_var = float(rel.var(ddof=1)) - noise_rel - relax_rel2
     put("set.c2c_ppm", math.sqrt(max(set_var, 0.0)) * 1e6, "ppm", "sd of G after set / formed G")
     ks["post-set conductance (relative)"] = ks_normal(rel, float(rel.mean()), float(rel.std(ddof=1)))
     curves["cycling"] = {"off_us": off_vals, "set_rel": rel}

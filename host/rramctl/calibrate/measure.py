@@ -125,15 +125,25 @@ def _stage_forming(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, p
     return store.load("forming") or {}
 
 
-def _sample(plan: CalibrationPlan, store: MeasurementStore, n: int, salt: int) -> NDArray[np.int64]:
-    """Up to n formed cells of the region (absolute [row, col]), drawn with the plan's seed."""
+def _block(plan: CalibrationPlan, store: MeasurementStore, n: int, from_top: bool) -> tuple[NDArray[np.int64], Region]:
+    """The formed cells of the fewest whole rows, from the top or the bottom of the region, that hold at
+    least n of them (absolute [row, col]), and those rows as a region: reading a few rows is quick, so
+    every cell is read soon after its pulse (ours)."""
     forming = store.load("forming")
     if forming is None:
         raise StateError("the forming stage has not run")
-    idx = np.argwhere(~np.isnan(forming["v_form_v"]))
-    rng = np.random.default_rng([plan.seed, salt])
-    pick = np.sort(rng.permutation(len(idx))[: min(n, len(idx))])
-    return idx[pick] + [plan.area.row, plan.area.col]
+    formed = ~np.isnan(forming["v_form_v"])
+    area = plan.area
+    order = range(area.n_rows) if from_top else range(area.n_rows - 1, -1, -1)
+    rows, count = [], 0
+    for r in order:
+        rows.append(r)
+        count += int(formed[r].sum())
+        if count >= n:
+            break
+    r0, nr = min(rows), len(rows)
+    idx = np.argwhere(formed[r0 : r0 + nr]) + [r0, 0]
+    return idx + [area.row, area.col], Region(area.row + r0, nr, area.col, area.n_cols)
 
 
 def _stage_reads(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
@@ -145,33 +155,40 @@ def _stage_reads(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, pro
     return {"g_us": np.stack(reads)}
 
 
-def _cell_reads(chip: Chip, plan: CalibrationPlan, cells: NDArray[np.int64], n: int) -> NDArray[np.float64]:
-    r, c = cells[:, 0] - plan.area.row, cells[:, 1] - plan.area.col
-    return np.stack([chip.read(plan.area)[r, c] for _ in range(n)])
+def _cell_reads(
+    chip: Chip, area: Region, cells: NDArray[np.int64], n: int, since: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``n`` reads of the region at the given cells, and each sample's time after ``since`` on the chip's
+    clock: a READ samples its cells one after another in row-major order (docs/protocol.md), so a
+    cell's time is interpolated between the read's start and end by its position (ours)."""
+    r, c = cells[:, 0] - area.row, cells[:, 1] - area.col
+    frac = (r * area.n_cols + c + 0.5) / (area.n_rows * area.n_cols)
+    g, t = [], []
+    for _ in range(n):
+        start = chip.clock_s()
+        g.append(chip.read(area)[r, c])
+        t.append(start + frac * (chip.clock_s() - start) - since)
+    return np.stack(g), np.stack(t)
 
 
 def _stage_cycling(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
-    cells = _sample(plan, store, plan.cycle_cells, 1)
-    after_reset, after_set, set_dt = [], [], []
+    cells, block = _block(plan, store, plan.cycle_cells, True)
+    after_reset, after_set, set_age = [], [], []
     for k in range(plan.cycles):
         chip.reset(cells)
-        after_reset.append(_cell_reads(chip, plan, cells, plan.cycle_reads))
+        after_reset.append(_cell_reads(chip, block, cells, plan.cycle_reads, chip.clock_s())[0])
         t_set = chip.clock_s()
         chip.set(cells)
-        start = chip.clock_s()
-        after_set.append(_cell_reads(chip, plan, cells, plan.cycle_reads))
-        set_dt.append((start + chip.clock_s()) / 2 - t_set)  # mean age of the set when read
+        g, age = _cell_reads(chip, block, cells, plan.cycle_reads, t_set)
+        after_set.append(g)
+        set_age.append(age)  # time since the set pulse of each sample: relaxation has begun
         progress("cycling", k + 1, plan.cycles)
-    return {
-        "cells": cells,
-        "reset_us": np.stack(after_reset),
-        "set_us": np.stack(after_set),
-        "set_dt_s": np.array(set_dt),
-    }
+    return {"cells": cells, "reset_us": np.stack(after_reset), "set_us": np.stack(after_set),
+            "set_t_s": np.stack(set_age)}  # fmt: skip
 
 
 def _stage_relaxation(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, progress: Progress) -> Arrays:
-    cells = _sample(plan, store, plan.program_cells, 2)
+    cells, block = _block(plan, store, plan.program_cells, False)
     t0 = chip.clock_s()
     rep = chip.program(cells, np.full(len(cells), plan.program_target_us))
     g, t = [], []
@@ -179,12 +196,12 @@ def _stage_relaxation(chip: Chip, plan: CalibrationPlan, store: MeasurementStore
         rest = t0 + delay - chip.clock_s()
         if rest > 0:
             chip.wait(rest)
-        start = chip.clock_s()
-        g.append(_cell_reads(chip, plan, cells, plan.delay_reads))
-        t.append((start + chip.clock_s()) / 2 - t0)
+        gk, tk = _cell_reads(chip, block, cells, plan.delay_reads, t0)
+        g.append(gk)
+        t.append(tk)
         progress("relaxation", k + 1, len(plan.delays_s))
     return {"cells": cells, "verify_us": rep.final_us, "pulses": rep.pulses, "converged": rep.converged,
-            "g_us": np.stack(g), "t_s": np.array(t)}  # fmt: skip
+            "g_us": np.stack(g), "t_s": np.stack(t)}  # fmt: skip
 
 
 _RUNNERS = {

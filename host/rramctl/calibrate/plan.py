@@ -26,17 +26,18 @@ class CalibrationPlan(BaseModel):
     offset_reads: int = Field(default=8, ge=2, description="gate-off reads of the region (ours)")
     settle_s: float = Field(default=1000.0, ge=0, description="rest before the repeated reads: drift settles (ours)")
     reads: int = Field(default=16, ge=4, description="repeated reads of the formed region (ours)")
-    cycle_cells: int = Field(default=512, ge=16, description="formed cells sampled for reset/set cycling (ours)")
+    cycle_cells: int = Field(default=512, ge=16, description="formed cells (whole top rows) reset/set cycled (ours)")
     cycles: int = Field(default=3, ge=1, description="reset/set cycles (ours)")
     cycle_reads: int = Field(default=8, ge=1, description="reads after each reset and each set (ours)")
     program_target_us: float = Field(default=15.0, gt=0, description="write-verify target, far from formed G (ours)")
-    program_cells: int = Field(default=1024, ge=16, description="formed cells written and followed in time (ours)")
+    program_cells: int = Field(
+        default=1024, ge=16, description="formed cells (whole bottom rows) written and followed in time (ours)"
+    )
     delays_s: tuple[float, ...] = Field(
         default=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1000.0, 10000.0),
         description="read times after write-verify (ours; seed 000 Fig. 2j spans 2 x 10,000 s)",
     )
     delay_reads: int = Field(default=4, ge=1, description="reads averaged at each delay (ours)")
-    seed: int = Field(default=0, ge=0, description="seed of the cell sampling")
 
     @field_validator("region")
     @classmethod
