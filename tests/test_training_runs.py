@@ -116,3 +116,26 @@ def test_emulator_training_step_runs_every_product_on_the_chip(tmp_path, easy, m
     layers = {la.name for la in run.net.crossbar_layers()}
     assert set(run.mapped.counts.multiplies) == layers  # C1, C2 (both row blocks), F1, F2 on the chip
     assert spy.call_count == 5  # one call per tile: C1, C2 (2 tiles), F1, F2
+
+
+@pytest.mark.parametrize("backend", ["software", "emulator"])
+def test_wo_forms_both_cells_of_a_pair_so_write_verify_does_not_burn_the_cap(backend):
+    from rramctl.training.chips import open_chips
+    from rramctl.training.crossbar import MappedNetwork
+    from rramctl.training.placement import LayerShape, place
+
+    p = place([LayerShape("A", 40, 30)])
+    idx = np.argwhere(np.ones((30, 40), dtype=bool))[::7]
+    pulses = {}
+    for form in (False, True):
+        m = MappedNetwork(open_chips(backend, 1, 2), p)
+        m.electroform()
+        before = m.read_weights("A")
+        if form:
+            assert m.form_unformed() < 0.02 * 2 * 40 * 30  # (almost) every cell of both halves formed
+            assert np.abs(m.read_weights("A") - before).max() < 1.0  # the newly formed cells are reset
+        m.program("A", idx, np.full(len(idx), 20.0), np.full(len(idx), 5.0), 0.1)
+        pulses[form] = m.counts.program_pulses["A"]
+        if form:
+            assert np.abs(m.read_weights("A")[idx[:, 0], idx[:, 1]] - 15.0).mean() < 2.0
+    assert pulses[True] < 0.7 * pulses[False], pulses

@@ -104,6 +104,11 @@ class WOConfig(_Section):
     max_us: float = Field(40.0, gt=0, description="(ours) weights are kept within +-max_us")
     floor_us: float = Field(1.0, gt=0, description="(ours) conductance of the idle cell of a pair")
     tolerance: float = Field(0.1, gt=0, lt=1, description="write-verify margin (seed 000 Methods: ~10 %)")
+    form_pairs: bool = Field(
+        True,
+        description="(ours) form both cells of every pair before training: write-verify needs formed cells, an "
+        "unformed one takes the whole pulse cap and stays off",
+    )
 
     @model_validator(mode="after")
     def _floor(self) -> WOConfig:
@@ -294,7 +299,7 @@ def load_toml(path: Path) -> dict[str, Any]:
     [network], [data] tables, as a dict for :class:`TrainConfig`."""
     try:
         return tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigFileError(f"{path}: cannot read the training configuration: {e}") from e
 
 

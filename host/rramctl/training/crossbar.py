@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.chip import Chip, FormReport, PairFormReport
+from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, PairFormReport, row_runs
 from rramctl.geometry import pair_cells
+from rramctl.hw import linedrive
 from rramctl.training.placement import LayerShape, Placement, Tile
 
 
@@ -84,14 +85,37 @@ class MappedNetwork:
                 reports.append(chip.electroform(t.region.minus()))
         return reports
 
+    def form_unformed(self, step_v: float = 0.05) -> int:
+        """Form every still-unformed cell of both halves of every tile, then reset the cells it formed, so the
+        weights stay as formed while write-verify can program both cells of every pair (the WO baseline; an
+        unformed cell takes the whole pulse cap and stays off). Forming pulses go to 1-row runs of unformed
+        cells; the ones still unformed get the next pulse ``step_v`` higher, up to the SL rating (ours, as
+        ``Chip.electroform_pairs`` forms its G- half). Returns the cells left unformed."""
+        left = 0
+        for t in self.placement.tiles:
+            chip = self.chips[t.array]
+            for region in (t.region, t.region.minus()):
+                todo = np.argwhere(chip.read(region) <= FORMED_THRESHOLD_US)
+                pending, v = todo, chip.config.form.voltage_v
+                while len(pending) and v <= chip.config.ratings.max_sl_voltage_v + 1e-9:
+                    pulse = chip.config.form.model_copy(update={"voltage_v": round(v, 6)})
+                    for run in row_runs(pending + [region.row, region.col]):
+                        chip.electroform(run, pulse)
+                    g = chip.read(region)
+                    pending = pending[g[pending[:, 0], pending[:, 1]] <= FORMED_THRESHOLD_US]
+                    v += step_v
+                formed = todo[(chip.read(region)[todo[:, 0], todo[:, 1]] > FORMED_THRESHOLD_US)]
+                if len(formed):
+                    chip.reset(formed + [region.row, region.col])
+                left += len(pending)
+        return left
+
     def read_weights(self, layer: str) -> NDArray[np.float64]:
         """G+ - G- of every weight of a layer in uS, read back from the chips, shape (n_out, n_in)."""
         la = self.layers[layer]
         w = np.zeros((la.n_out, la.n_in))
         for t in self.placement.tiles_of(layer):
-            w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = (
-                self.chips[t.array].weights_us(t.region).T
-            )
+            w[t.out0 : t.out0 + t.n_cols, t.in0 : t.in0 + t.n_rows] = self.chips[t.array].weights_us(t.region).T
         return w
 
     def read_pairs(self, layer: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -160,7 +184,7 @@ class MappedNetwork:
         nz = np.flatnonzero(x.any(axis=1))
         if not len(nz):
             return y
-        uniq, inverse = np.unique(x[nz], axis=0, return_inverse=True)
+        uniq, inverse = linedrive.unique_vectors(x[nz])  # = np.unique(axis=0), hashed
         self.counts.add("multiplies", t.layer, len(uniq))
         y[nz] = self.chips[t.array].multiply_pairs(uniq, t.region, bits).products[inverse.ravel()]
         return y

@@ -131,7 +131,11 @@ class WeightOptimisation(Method):
         return self.cfg.wo.lr
 
     def prepare_chip(self, mapped: MappedNetwork) -> None:
+        """Form as TO does (the same random initial weights), then, with ``wo.form_pairs``, the cells left
+        unformed, so that write-verify can program both cells of every pair."""
         mapped.electroform(self.cfg.complementary_forming)
+        if self.cfg.wo.form_pairs:
+            self.unformed_cells = mapped.form_unformed()
 
     def init(self, net: CrossbarNet, mapped: MappedNetwork) -> None:
         topology.init_from_chip(net, mapped)
