@@ -6,11 +6,13 @@ torch backend (CPU; CUDA where present) vs numpy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
-from rramsim import arraymath, device, rng
+from rramsim import arraymath, device, energy, rng, state
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
 
@@ -259,3 +261,32 @@ def test_unique_vectors_is_np_unique(shape: tuple[int, int], top: int) -> None:
     got_u, got_i = linedrive.unique_vectors(x)
     np.testing.assert_array_equal(got_u, want_u)
     np.testing.assert_array_equal(got_i, want_i.ravel())
+
+
+# ---- energy ledger ------------------------------------------------------------------------------
+def test_the_ledger_prices_a_multiply_as_v2_g_t_per_sampled_column() -> None:
+    ov = _overlay(7)
+    bits = np.random.default_rng(7).integers(0, 2, size=(3, 100))
+    frames = linedrive.bitplane_frames(bits, 20)
+    before = ov.ledger.copy()
+    _run_multiply(ov, frames, 3, 1, 5, 30, 0)
+    spent = ov.ledger.since(before)
+    v = ov.dac.output_uv(DAC_V_READ) * 1e-6
+    g = ov.crossbar.conductance(ov.dac.output_uv(DAC_V_WL))[20:120, 5:35] * 1e-9  # siemens
+    want = sum(v * v * float(bits[f] @ g.sum(axis=1)) * energy.T_CONV_S for f in range(3))
+    board_v = ov.dac.output_code(DAC_V_READ) * energy.BOARD_LSB_UV * 1e-6
+    assert spent.array_read_j == pytest.approx(want * board_v / v, rel=1e-9)  # V * I with I from board codes
+    assert spent.adc_conversions == 3 * 30 and spent.adc_j == pytest.approx(90 * 60e-9)
+    assert ov.ledger.total_j == pytest.approx(ov.ledger.array_read_j + ov.ledger.adc_j + ov.ledger.pulse_j)
+
+
+def test_the_ledger_and_board_time_survive_save_and_load(tmp_path: Path) -> None:
+    ov = _overlay(8)
+    _run_multiply(ov, linedrive.bitplane_frames(np.ones((2, 8), np.uint8)), 2, 1, 0, 4, 0)
+    ov.ledger.pulse(2_600_000, 27_000.0, 40, 3)
+    with (tmp_path / "s.npz").open("wb") as f:
+        state.dump(ov, f)
+    back = state.load(tmp_path / "s.npz")
+    assert back.ledger == ov.ledger and back.board_time_s == ov.board_time_s > 0
+    with pytest.raises(ValueError, match="unknown fields"):
+        energy.EnergyLedger.from_dict({"array_read_j": 1.0, "bogus": 2})

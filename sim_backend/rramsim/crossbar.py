@@ -21,13 +21,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from rramctl.hw import adc
 
-from rramsim import rng
+from rramsim import arraymath, device, rng
 from rramsim.config import ARRAY_SIZE, ChipModelConfig
 from rramsim.rng import PPM, Stream
 
 NOT_STUCK, STUCK_ON, STUCK_OFF = 0, 1, 2
-FORMED_LIMIT_NS = 3_334  # a cell below 300 kOhm counts as formed (seed 000 / hardware-facts)
+FORMED_LIMIT_NS = 3_334  # a cell below 300 kOhm counts as formed (seed 000 Methods; docs/hardware.md)
 LOG2_FRAC_BITS = 16
+_NP = arraymath.NumpyModule()
 
 
 def log2_fixed(n: int) -> int:
@@ -61,8 +62,11 @@ def cell_index(rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
 
 
 class Crossbar:
-    """Conductances ``g`` (int32 nS), each cell's own formed conductance ``g_formed`` (0 = never
-    formed) and the stuck map ``stuck`` (0 / 1 stuck-on / 2 stuck-off)."""
+    """Conductances ``g`` (int32 nS) as the last pulse left them, each cell's own formed conductance
+    ``g_formed`` (0 = never formed), the stuck map ``stuck`` (0 / 1 stuck-on / 2 stuck-off), the board
+    time of each cell's last pulse ``t_pulse_us`` (int64, -1 = never pulsed) and the relaxation that
+    pulse started ``relax_ns`` (int32).  ``now_us`` is the board clock the overlay sets before each
+    operation; ``conductance()`` is G at that time (relaxed and drifted, rramsim.device)."""
 
     def __init__(self, config: ChipModelConfig) -> None:
         self.config = config
@@ -70,14 +74,19 @@ class Crossbar:
         idx = cell_index(rows, cols)
         c, seed = config, config.seed
         u = rng.uniform_u32(seed, Stream.STUCK, idx)
-        on_limit = (c.stuck_on_ppm << 32) // PPM
-        off_limit = ((c.stuck_on_ppm + c.stuck_off_ppm) << 32) // PPM
+        on_limit = (c.defects.stuck_on_ppm << 32) // PPM
+        off_limit = ((c.defects.stuck_on_ppm + c.defects.stuck_off_ppm) << 32) // PPM
         self.stuck = np.where(u < on_limit, STUCK_ON, np.where(u < off_limit, STUCK_OFF, NOT_STUCK)).astype(np.int8)
-        pristine = rng.scaled_normal(c.pristine_ns, c.pristine_ns * c.pristine_spread_ppm // PPM,
+        f = c.forming
+        pristine = rng.scaled_normal(f.pristine_ns, f.pristine_ns * f.pristine_spread_ppm // PPM,
                                      rng.normal_int(seed, Stream.PRISTINE_G, idx))  # fmt: skip
         pristine = np.maximum(pristine, 1)
-        self.g = np.where(self.stuck == STUCK_ON, c.stuck_on_ns, pristine).astype(np.int32)
+        self.g = np.where(self.stuck == STUCK_ON, c.defects.stuck_on_ns, pristine).astype(np.int32)
         self.g_formed = np.zeros_like(self.g)
+        self.t_pulse_us = np.full(self.g.shape, -1, dtype=np.int64)
+        self.relax_ns = np.zeros_like(self.g)
+        self.now_us = 0
+        self.readout = device.Readout(config)
 
     # ---- helpers -----------------------------------------------------------------------
     def _check(self, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> None:
@@ -95,27 +104,27 @@ class Crossbar:
         return r, c
 
     def _gate_on(self, v_wl_uv: int) -> bool:
-        return v_wl_uv > self.config.wl_threshold_uv
+        return v_wl_uv > self.config.transistor.wl_threshold_uv
 
     # ---- static per-cell properties ------------------------------------------------------
     def form_threshold_uv(self, rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
         c = self.config
         z = rng.normal_int(c.seed, Stream.FORM_THRESHOLD, cell_index(rows, cols))
-        return rng.scaled_normal(c.form_threshold_uv, c.form_threshold_sigma_uv, z)
+        return rng.scaled_normal(c.forming.threshold_uv, c.forming.threshold_sigma_uv, z)
 
     def forming_drive_uv(self, v_sl_uv: int, cycles: int) -> int:
         """The amplitude equivalent at the reference width and temperature (ours): longer pulses and
         a hotter chuck lower the voltage a cell needs to form."""
-        c = self.config
-        width_term = c.form_uv_per_octave * (log2_fixed(cycles) - log2_fixed(c.form_ref_cycles)) >> LOG2_FRAC_BITS
-        temp_term = c.form_uv_per_degc * (c.temperature_mdegc - round(c.form_ref_temperature_c * 1000)) // 1000
+        c, f = self.config, self.config.forming
+        width_term = f.uv_per_octave * (log2_fixed(cycles) - log2_fixed(f.ref_cycles)) >> LOG2_FRAC_BITS
+        temp_term = f.uv_per_degc * (c.temperature_mdegc - round(f.ref_temperature_c * 1000)) // 1000
         return v_sl_uv + width_term + temp_term
 
     def formed_mean_ns(self, v_wl_uv: int) -> int:
         """Mean formed conductance set by the WL compliance (ours: linear in the gate overdrive)."""
-        c = self.config
-        over = max(0, v_wl_uv - c.wl_threshold_uv)
-        return c.formed_ns_at_ref_gate * over // (c.form_ref_gate_uv - c.wl_threshold_uv)
+        f, vt = self.config.forming, self.config.transistor.wl_threshold_uv
+        over = max(0, v_wl_uv - vt)
+        return f.formed_ns_at_ref_gate * over // (f.ref_gate_uv - vt)
 
     # ---- pulses ----------------------------------------------------------------------------
     def form(self, rows: ArrayLike, cols: ArrayLike, v_sl_uv: int, v_wl_uv: int, cycles: int) -> int:
@@ -130,9 +139,11 @@ class Crossbar:
         forms = cand & (self.forming_drive_uv(v_sl_uv, cycles) >= self.form_threshold_uv(r, c))
         mean = self.formed_mean_ns(v_wl_uv)
         z = rng.normal_int(cfg.seed, Stream.FORMED_G, idx[forms])
-        g = np.clip(rng.scaled_normal(mean, mean * cfg.formed_spread_ppm // PPM, z), cfg.formed_min_ns, cfg.max_ns)
+        f = cfg.forming
+        g = np.clip(rng.scaled_normal(mean, mean * f.formed_spread_ppm // PPM, z), f.formed_min_ns, cfg.program.max_ns)
         self.g[r[forms], c[forms]] = g
         self.g_formed[r[forms], c[forms]] = g
+        self._mark(r[forms], c[forms], np.zeros(int(forms.sum()), dtype=np.int64))
         return int(forms.sum())
 
     def _switchable(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -144,15 +155,16 @@ class Crossbar:
         off level (c2c draw keyed by (serial, position)) by the pulse's efficacy."""
         r, c = self._cells(rows, cols)
         cfg = self.config
-        e = efficacy_ppm(v_sl_uv, cfg.reset_onset_uv, cfg.reset_full_uv, cycles, cfg.reset_full_cycles)
+        e = efficacy_ppm(v_sl_uv, cfg.reset.onset_uv, cfg.reset.full_uv, cycles, cfg.reset.full_cycles)
         if not self._gate_on(v_wl_uv) or e == 0:
             return
         z = rng.normal_int(cfg.seed, Stream.RESET_C2C, serial, positions)
-        off = np.maximum(rng.scaled_normal(cfg.off_ns, cfg.off_ns * cfg.reset_c2c_ppm // PPM, z), 1)
-        g = self.g[r, c].astype(np.int64)
+        off = np.maximum(rng.scaled_normal(cfg.reset.off_ns, cfg.reset.off_ns * cfg.reset.c2c_ppm // PPM, z), 1)
+        g = self._fold(r, c)
         new = np.where(g > off, g - (g - off) * e // PPM, g)
         ok = self._switchable(r, c)
         self.g[r[ok], c[ok]] = new[ok]
+        self._mark(r[ok], c[ok], np.zeros(int(ok.sum()), dtype=np.int64))
 
     def set(self, rows: ArrayLike, cols: ArrayLike, v_bl_uv: int, v_wl_uv: int, cycles: int,
             serial: int, positions: ArrayLike) -> None:  # fmt: skip
@@ -160,16 +172,18 @@ class Crossbar:
         formed conductance with c2c variation; a never-formed cell does not set."""
         r, c = self._cells(rows, cols)
         cfg = self.config
-        e = efficacy_ppm(v_bl_uv, cfg.set_onset_uv, cfg.set_full_uv, cycles, cfg.set_full_cycles)
+        e = efficacy_ppm(v_bl_uv, cfg.set.onset_uv, cfg.set.full_uv, cycles, cfg.set.full_cycles)
         if not self._gate_on(v_wl_uv) or e == 0:
             return
         own = self.g_formed[r, c].astype(np.int64)
         z = rng.normal_int(cfg.seed, Stream.SET_C2C, serial, positions)
-        on = np.clip(rng.scaled_normal(own, own * cfg.set_c2c_ppm // PPM, z), 1, cfg.max_ns)
-        g = self.g[r, c].astype(np.int64)
+        on = np.clip(rng.scaled_normal(own, own * cfg.set.c2c_ppm // PPM, z), 1, cfg.program.max_ns)
+        g = self._fold(r, c)
         new = np.where(on > g, g + (on - g) * e // PPM, g)
         ok = self._switchable(r, c)
         self.g[r[ok], c[ok]] = new[ok]
+        relax = device.relaxation_draw(cfg, serial, np.asarray(positions, dtype=np.int64))
+        self._mark(r[ok], c[ok], np.broadcast_to(relax, r.shape)[ok])
 
     def program_pulse(self, rows: ArrayLike, cols: ArrayLike, direction: ArrayLike, v_uv: int, v_wl_uv: int,
                       cycles: int, serial: int, positions: ArrayLike, pulse_number: ArrayLike) -> None:  # fmt: skip
@@ -179,27 +193,76 @@ class Crossbar:
         cfg = self.config
         if not self._gate_on(v_wl_uv):
             return
-        e = min(4 * PPM, v_uv * cycles * PPM // (cfg.program_ref_uv * cfg.program_ref_cycles))  # ours: cap 4x
+        p = cfg.program
+        e = min(4 * PPM, v_uv * cycles * PPM // (p.ref_uv * p.ref_cycles))  # ours: cap 4x
         z = rng.normal_int(cfg.seed, Stream.PROGRAM_NOISE, serial, positions, pulse_number)
-        delta = cfg.program_step_ns * e // PPM + np.floor_divide(cfg.program_noise_ns * z, rng.NORMAL_SIGMA)
-        g = self.g[r, c].astype(np.int64)
-        new = np.clip(g + np.asarray(direction, dtype=np.int64) * delta, 1, cfg.max_ns)
+        delta = p.step_ns * e // PPM + np.floor_divide(p.noise_ns * z, rng.NORMAL_SIGMA)
+        g = self._fold(r, c)
+        new = np.clip(g + np.asarray(direction, dtype=np.int64) * delta, 1, p.max_ns)
         ok = self._switchable(r, c)
         self.g[r[ok], c[ok]] = new[ok]
+        relax = device.relaxation_draw(cfg, serial, np.asarray(positions, dtype=np.int64), pulse_number)
+        self._mark(r[ok], c[ok], np.broadcast_to(relax, r.shape)[ok])
+
+    # ---- time: relaxation and drift (rramsim.device) ---------------------------------------
+    def _time_active(self) -> bool:
+        return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
+
+    def _effective(self, g: NDArray[np.int64], t: NDArray[np.int64], relax: NDArray[np.int64],
+                   formed: NDArray[np.bool_]) -> NDArray[np.int64]:  # fmt: skip
+        """G at ``now_us`` of cells with conductance g (last pulse at t, relaxation relax)."""
+        dt = np.maximum(self.now_us - t, 0)
+        pulsed = t >= 0
+        out = np.where(pulsed, device.relaxed(g, relax, dt, self.config.relaxation.tau_us), g)
+        out = np.where(pulsed & formed, device.drifted(out, dt, self.config), out)
+        return np.where(pulsed, np.clip(out, 1, self.config.program.max_ns), g)
+
+    def _fold(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Cells about to be pulsed start from their conductance now (relaxed and drifted)."""
+        g = self.g[r, c].astype(np.int64)
+        if not self._time_active():
+            return g
+        ok = self._switchable(r, c)
+        eff = self._effective(g, self.t_pulse_us[r, c], self.relax_ns[r, c].astype(np.int64), ok)
+        return np.where(ok, eff, g)
+
+    def _mark(self, r: NDArray[np.int64], c: NDArray[np.int64], relax: NDArray[np.int64]) -> None:
+        """Pulsed cells: their relaxation and drift clocks start now."""
+        self.t_pulse_us[r, c] = self.now_us
+        self.relax_ns[r, c] = relax
+
+    def conductance(
+        self, v_wl_uv: int | None = None, rows: NDArray[np.int64] | None = None, cols: NDArray[np.int64] | None = None
+    ) -> NDArray[np.int64]:
+        """Every cell's conductance as a read sees it at ``now_us`` (int64 nS): relaxed and drifted since
+        its last pulse, and gated by the word line (``v_wl_uv`` at or below the transistor threshold:
+        leakage only; ``None``: gate open).  With ``rows`` and ``cols``: only that block (``np.ix_``),
+        the same numbers the whole array has there."""
+        idx = np.ix_(rows, cols) if rows is not None and cols is not None else (slice(None), slice(None))
+        g = self._g[idx].astype(np.int64)
+        if self._time_active():
+            t = self.t_pulse_us[idx]
+            live = (t >= 0) & (self.stuck[idx] == NOT_STUCK)
+            g[live] = self._effective(g[live], t[live], self.relax_ns[idx][live].astype(np.int64),
+                                      self.g_formed[idx][live] > 0)  # fmt: skip
+        return device.gated(g, v_wl_uv, self.config)
 
     def drift(self) -> None:
         """Retention drift, once per operation (ours): formed cells relax towards the off level."""
-        ppm = self.config.drift_ppm_per_op
+        ppm = self.config.drift.ppm_per_op
         if ppm == 0:
             return
         g = self.g.astype(np.int64)
-        off = self.config.off_ns
+        off = self.config.reset.off_ns
         mask = (self.g_formed > 0) & (self.stuck == NOT_STUCK) & (g > off)
         self.g = np.where(mask, g - (g - off) * ppm // PPM, g).astype(np.int32)
 
     # ---- reading ---------------------------------------------------------------------------
-    def drive_sums(self, v: NDArray[np.integer], col_start: int, col_count: int) -> NDArray[np.int64]:
-        """Exact column drive sums S[n, j] = sum_i v[n, i] * G[i, col_start + j] (v: (N, rows) DAC codes).
+    def drive_sums(
+        self, v: NDArray[np.integer], col_start: int, col_count: int, v_wl_uv: int | None = None
+    ) -> NDArray[np.int64]:
+        """Exact column drive sums S[n, j] = sum_i v[n, i] * G[i, col_start + j] (v: (N, rows) DAC codes),
+        G = ``conductance(v_wl_uv)``.
 
         float64 matmul of integers is exact: every partial sum is an integer below
         65535 * max_ns * 512 < 2**53 (checked by ChipModelConfig)."""
@@ -208,24 +271,81 @@ class Crossbar:
             raise ValueError(f"row drives must have shape (N, {self.config.rows}), got {v.shape}")
         if v.size and (v.min() < 0 or v.max() > 0xFFFF):
             raise ValueError("row drives must be DAC codes 0..65535")
-        g = self.g[:, col_start : col_start + col_count].astype(np.float64)
+        g = self.conductance(v_wl_uv)[:, col_start : col_start + col_count].astype(np.float64)
         return (v.astype(np.float64) @ g).astype(np.int64)
+
+    def read_op(self, tia_gain: int, serial: int) -> arraymath.ReadOp:
+        """The constants of one read (rramsim.arraymath.ReadOp): noise keys, ADC gain, read-out chain."""
+        cfg, ro = self.config, self.readout
+        g = adc.code_gain(tia_gain)
+        p, q = g.numerator, g.denominator
+        floor_pa = cfg.read.noise_floor_pa
+        return arraymath.ReadOp(
+            seed=cfg.seed, serial=serial, read_noise_ppm=cfg.read.noise_ppm, gain_p=p, gain_q=q,
+            code_min=adc.CODE_MIN, code_max=adc.CODE_MAX, chain=ro.active, offset_du=ro.offset_du,
+            gain_ppm=ro.gain_ppm, noise_floor_du=int(device.du_from_pa(floor_pa)) if floor_pa else 0,
+            adc_noise_mlsb=cfg.readout.adc_noise_mlsb, clip=4 * (adc.CODE_MAX + 2) * q // p,
+        )  # fmt: skip
 
     def read_noise(self, drive_sum: ArrayLike, serial: int, sample: ArrayLike) -> NDArray[np.int64]:
         """Read noise of ADC samples in drive-sum units: floor(S * z * ppm / (2**16 * 1e6)), z keyed by
         (serial, sample index), evaluated in float64 with one rounding per + - * / (IEEE exact rounding)."""
         s = np.asarray(drive_sum, dtype=np.int64)
-        ppm = self.config.read_noise_ppm
-        if ppm == 0:
+        if self.config.read.noise_ppm == 0:
             return np.zeros(s.shape, dtype=np.int64)
-        z = rng.normal_int(self.config.seed, Stream.READ_NOISE, serial, sample)
-        prod = s.astype(np.float64) * z.astype(np.float64) * float(ppm) / float(rng.NORMAL_SIGMA * PPM)
-        return np.floor(prod).astype(np.int64)
+        sample = np.broadcast_to(np.asarray(sample, dtype=np.int64), s.shape)
+        return np.asarray(arraymath.read_noise(_NP, s, sample, self.read_op(0, serial)))
 
-    def sample_codes(self, drive_sum: ArrayLike, tia_gain: int, serial: int, sample: ArrayLike) -> NDArray[np.int64]:
-        """ADC codes of samples: the documented transfer function (rramctl.hw.adc) of S + noise."""
+    def sample_codes(
+        self, drive_sum: ArrayLike, tia_gain: int, serial: int, sample: ArrayLike, cols: ArrayLike | None = None
+    ) -> NDArray[np.int64]:
+        """ADC codes of samples: the documented transfer function (rramctl.hw.adc) of S + read noise,
+        through the read-out chain of each sample's column ``cols`` (offset, noise floor, gain error,
+        ADC input noise: rramsim.device.Readout; needed when the model has read-out terms).  The math
+        is rramsim.arraymath.readout_codes (the same function the MULTIPLY fast path runs)."""
         s = np.asarray(drive_sum, dtype=np.int64)
-        return adc.drive_sum_to_code(s + self.read_noise(s, serial, sample), tia_gain)
+        op = self.read_op(tia_gain, serial)
+        if op.chain and cols is None:
+            raise ValueError("this chip model has per-column read-out terms: pass the column of every sample")
+        sample = np.broadcast_to(np.asarray(sample, dtype=np.int64), s.shape)
+        col = np.zeros(1, np.int64) if cols is None else np.broadcast_to(np.asarray(cols, dtype=np.int64), s.shape)
+        return np.asarray(arraymath.readout_codes(_NP, s, sample, col, op))
+
+    def read_block(
+        self, xm: arraymath.ArrayModule, rows: NDArray[np.int64], col_start: int, col_count: int, v_wl_uv: int | None
+    ) -> arraymath.Array:
+        """G of ``rows`` x the column range as a read sees it now (``conductance(v_wl_uv)``), in ``xm``'s
+        matmul form (float32 where every column sum stays below 2**24, else float64).  Cached while the
+        conductances, the gate and the configuration stay the same (any access to ``g`` counts as a
+        change; a chip with relaxation or drift is recomputed on every call)."""
+        if self._time_active():
+            block = self.conductance(v_wl_uv, rows, np.arange(col_start, col_start + col_count))
+            return xm.block(block, int(block.sum(axis=0).max(initial=0)))
+        gate_open = v_wl_uv is None or v_wl_uv > self.config.transistor.wl_threshold_uv
+        key = (xm.name, getattr(xm, "device", None), rows.tobytes(), col_start, col_count, gate_open,
+               id(self.config), self._g_version)  # fmt: skip
+        hit = self._block_cache.get(key)
+        if hit is None:
+            g = self._g[rows, col_start : col_start + col_count].astype(np.int64)
+            block = device.gated(g, v_wl_uv, self.config)
+            hit = xm.block(block, int(block.sum(axis=0).max(initial=0)))
+            self._block_cache = {key: hit}  # one block: the region being multiplied
+        return hit
+
+    # Conductances: every access to ``g`` (reads included) marks the cached read blocks stale.
+    _g_version = 0
+    _block_cache: dict[tuple[object, ...], arraymath.Array]
+
+    @property
+    def g(self) -> NDArray[np.int32]:
+        self._g_version += 1
+        return self._g
+
+    @g.setter
+    def g(self, value: NDArray[np.int32]) -> None:
+        self._g_version += 1
+        self._g = value
+        self._block_cache = {}
 
     def formed_mask(self) -> NDArray[np.bool_]:
         """Cells below 300 kOhm (seed 000): what a read-back would call formed."""

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from rramsim.config import ChipModelConfig
 from rramsim.dac import Dac80508
+from rramsim.energy import EnergyLedger
 from rramsim.overlay import Counters, EmulatedOverlay
 
 FORMAT = "rramsim-state/1"
@@ -50,7 +51,7 @@ def dump(overlay: EmulatedOverlay, f: IO[bytes]) -> None:
     """Write the state to an open binary file (the host makes the write atomic: rramctl.fileio)."""
     if overlay.busy:
         raise StateError("cannot save the emulator while an operation is running")
-    meta = _meta(overlay)
+    meta = _meta(overlay) | {"board_time_s": overlay.board_time_s, "ledger": overlay.ledger.to_dict()}
     xb = overlay.crossbar
     np.savez(f, meta=np.array(json.dumps(meta)), g=xb.g, g_formed=xb.g_formed, stuck=xb.stuck)
 
@@ -119,6 +120,11 @@ def load(path: str | Path) -> EmulatedOverlay:
         board_time_s = meta.pop("board_time_s", 0.0)
         if not isinstance(board_time_s, (int, float)) or board_time_s < 0:
             raise StateError(f"board_time_s is {board_time_s!r}, expected seconds >= 0")
+        ledger_data = meta.pop("ledger", {})
+        try:
+            ledger = EnergyLedger.from_dict(ledger_data if isinstance(ledger_data, dict) else {"?": ledger_data})
+        except ValueError as e:
+            raise StateError(str(e)) from e
         for name, dtype in (*ARRAYS, *((n, d) for n, d, _ in CLOCK_ARRAYS)):
             a = arrays[name]
             if a.shape != shape or a.dtype != dtype:
@@ -136,6 +142,7 @@ def load(path: str | Path) -> EmulatedOverlay:
     for name in (*(n for n, _ in ARRAYS), *(n for n, _, _ in CLOCK_ARRAYS)):
         setattr(overlay.crossbar, name, arrays[name].copy())
     overlay.board_time_s = float(board_time_s)
+    overlay.ledger = ledger
     overlay.dac = Dac80508.from_dict(meta["dac"])
     overlay.regs = {int(k): int(v) for k, v in meta["regs"].items()}
     overlay.irq_en = int(meta["irq_en"])

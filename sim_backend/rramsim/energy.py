@@ -1,0 +1,91 @@
+"""Energy ledger of the emulated board: every read, conversion, pulse and DAC update, priced.
+
+``EmulatedOverlay.ledger`` accumulates it (saved in the state file beside ``board_time_s``).  Each
+figure and its source (docs/emulator.md, "Board time and energy"):
+
+- array read: a cell conducts while its column is sampled (the column multiplexer connects one
+  source line to the TIA at a time; the others float: seed 000 Methods, "column currents read one
+  after another"), for one ADC conversion time, at the row voltage: E = V^2 * G * t_conv summed over
+  the driven cells of every sampled column, i.e. V * I * t_conv per sample.  The read energy the paper
+  reports (seed 000 Fig. 3g/4g, right panels: "RM energy") is this V^2 G t sum; the TO/WO ratio of
+  two networks does not depend on t_conv;
+- ADC conversion: ADS8324 at 50 kSPS "consuming less than 3.0 mW" (datasheet SBAS172A, Theory of
+  Operation) -> t_conv = 20 us and at most 3.0 mW * 20 us = 60 nJ per conversion;
+- pulse: V^2 * G * t_pulse of each pulsed cell, with the pulse amplitude V across the cell and G
+  the cell's conductance after the operation (ours: an estimate that ignores the access transistor's
+  drop and the change of G during the pulse);
+- DAC80508 frames: counted, not priced (no per-update energy figure in the sources at hand).
+
+Units: the drive sums of rramsim (DAC code x nS) and microvolts come in, joules go out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ADC_RATE_SPS = 50_000  # ADS8324 throughput (datasheet SBAS172A)
+ADC_POWER_W = 3.0e-3  # ADS8324: less than 3.0 mW at 50 kSPS (datasheet SBAS172A, Theory of Operation)
+T_CONV_S = 1.0 / ADC_RATE_SPS
+ADC_ENERGY_J = ADC_POWER_W * T_CONV_S  # 60 nJ per conversion (an upper bound)
+NS = 1e-9  # siemens per nS
+UV = 1e-6  # volts per uV
+PL_CLOCK_HZ = 100_000_000  # pulse widths are PL clock cycles of 10 ns (docs/protocol.md)
+BOARD_LSB_UV = 5e6 / 65_536  # one board DAC code: 5 V full scale / 2**16 (rramsim.dac, docs/hardware.md)
+
+
+@dataclass
+class EnergyLedger:
+    """Joules per kind of event and the events counted since power-up (or since ``reset``)."""
+
+    array_read_j: float = 0.0
+    adc_j: float = 0.0
+    pulse_j: float = 0.0
+    adc_conversions: int = 0
+    pulses: int = 0
+    dac_updates: int = 0
+
+    @property
+    def total_j(self) -> float:
+        return self.array_read_j + self.adc_j + self.pulse_j
+
+    def read(self, v_uv: int, drive_sum_total: float, samples: int) -> None:
+        """``samples`` ADC samples of columns driven at ``v_uv`` whose drive sums (board DAC code x nS)
+        add up to ``drive_sum_total``: V * I * t_conv each, plus the conversions."""
+        current_sum_a = drive_sum_total * BOARD_LSB_UV * UV * NS
+        self.array_read_j += v_uv * UV * current_sum_a * T_CONV_S
+        self.adc_j += samples * ADC_ENERGY_J
+        self.adc_conversions += samples
+
+    def pulse(self, v_uv: int, g_total_ns: float, width_cycles: int, count: int) -> None:
+        """``count`` pulses of amplitude ``v_uv`` and ``width_cycles`` PL cycles on cells whose
+        conductances add up to ``g_total_ns``: V^2 G t each."""
+        self.pulse_j += (v_uv * UV) ** 2 * g_total_ns * NS * width_cycles / PL_CLOCK_HZ
+        self.pulses += count
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, float | int]) -> EnergyLedger:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"energy ledger: unknown fields {sorted(unknown)}")
+        ledger = cls()
+        for f in fields(cls):
+            if f.name in data:
+                value = data[f.name]
+                if not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"energy ledger: {f.name} is {value!r}, expected a number >= 0")
+                setattr(ledger, f.name, type(getattr(ledger, f.name))(value))
+        return ledger
+
+    def since(self, before: EnergyLedger) -> EnergyLedger:
+        """What was added after ``before`` (a copy taken earlier): the cost of the operations between."""
+        out = EnergyLedger()
+        for f in fields(self):
+            setattr(out, f.name, getattr(self, f.name) - getattr(before, f.name))
+        return out
+
+    def copy(self) -> EnergyLedger:
+        return EnergyLedger(**asdict(self))
