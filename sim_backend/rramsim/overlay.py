@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rramctl.hw import adc, linedrive
 
+from rramsim import arraymath, device, energy, timing
 from rramsim import regmap as R
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
@@ -57,6 +58,14 @@ _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 
 
+def source_codes(dac: Dac80508) -> NDArray[np.int64]:
+    """Drive code of each CD4051B channel (docs/protocol.md): 0 GND, 1 V_READ, 2 V_BL, 3-7 GND."""
+    src = np.zeros(8, dtype=np.int64)
+    src[linedrive.SRC_READ] = dac.output_code(DAC_V_READ)
+    src[linedrive.SRC_BL_PROG] = dac.output_code(DAC_V_BL)
+    return src
+
+
 class OpError(Exception):
     """An operation refused with an error code (docs/protocol.md, "Error codes")."""
 
@@ -74,6 +83,7 @@ class Counters:
     dac_rdata: int = 0
     dac_refused: int = 0  # the last DAC_FRAME write was refused by the ratings (DAC_RDATA.refused)
     ratings_locked: int = 0  # RATINGS_LOCK.locked: until the (emulated) PL reset
+    sat_count: int = 0  # ADC samples of the last operation at either end of the range
 
 
 def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
@@ -94,8 +104,12 @@ def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
 class EmulatedOverlay:
     """Registers, streams, the DAC80508, the BL chain and the crossbar behind them."""
 
-    def __init__(self, config: ChipModelConfig | None = None) -> None:
+    def __init__(self, config: ChipModelConfig | None = None, *, device: str = "cpu") -> None:
+        """``device``: where the read-out array math runs (rramsim.arraymath.array_module: ``cpu`` =
+        numpy, ``torch-cpu``, ``cuda``, ``cuda:N``); every device gives the same codes."""
         self.config = config or ChipModelConfig()
+        self.xm = arraymath.array_module(device)
+        self.device = device
         self.crossbar = Crossbar(self.config)
         self.dac = Dac80508()
         self.regs: dict[int, int] = {off: f.reset for off, f in _RW_FIELDS.items()}
@@ -107,12 +121,19 @@ class EmulatedOverlay:
         self._pending: int | None = None  # opcode of a started operation waiting for its input packet
         self._in: deque[NDArray[np.uint32]] = deque()
         self._out = np.zeros(0, dtype=np.uint32)
+        self.board_time_s = 0.0  # virtual board clock: relaxation and drift run on it (rramsim.device)
+        self.ledger = energy.EnergyLedger()  # energy of every read, conversion, pulse (rramsim.energy)
 
     # ---- configuration of the environment ------------------------------------------------
     def set_temperature(self, temperature_c: float) -> None:
         """The chuck temperature: a property of the setup, not a register."""
         self.config = self.config.with_changes(temperature_c=temperature_c)
         self.crossbar.config = self.config
+
+    def set_device(self, device: str) -> None:
+        """Run the read-out array math on another device (same codes; see ``__init__``)."""
+        self.xm = arraymath.array_module(device)
+        self.device = device
 
     @property
     def irq(self) -> bool:
@@ -139,6 +160,7 @@ class EmulatedOverlay:
             R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
             R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
             R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(c.ratings_locked),
+            R.SAT_COUNT: c.sat_count,
         }[offset]  # fmt: skip
 
     def write_reg(self, offset: int, value: int) -> None:
@@ -152,6 +174,8 @@ class EmulatedOverlay:
             self.regs[offset] = f.get(value)
             if offset == R.DAC_FRAME:
                 self._dac_frame(self.regs[offset])
+                self.ledger.dac_updates += 1
+                self.board_time_s += timing.seconds(timing.DAC_FRAME_CYCLES)
         elif offset == R.CTRL:
             self._ctrl(value)
         elif offset == R.RATINGS_LOCK and R.RATINGS_LOCK_LOCKED.get(value):
@@ -234,6 +258,8 @@ class EmulatedOverlay:
             self._finish_error(e.code)
             return
         self.counters.op_serial += 1
+        self.counters.sat_count = 0
+        self.crossbar.now_us = round(self.board_time_s * 1e6)
         self.crossbar.drift()
         self.busy = True
         self._pending = op
@@ -264,16 +290,47 @@ class EmulatedOverlay:
         self._pending = None
         packet = self._in.popleft() if op in _STREAM_OPS else np.zeros(0, np.uint32)
         self.lines_idle = False
+        pulses_before = self.counters.pulse_count
         try:
             out = self._execute(op, packet)
         except OpError as e:
             self._finish_error(e.code)
             return
+        pulses = (self.counters.pulse_count - pulses_before) & WORD_MASK
+        self.board_time_s += timing.seconds(self._op_cycles(op, out.size, pulses))
+        self._price_pulses(op, packet, out, pulses)
         self._out = np.concatenate([self._out, out.astype(np.uint32)])
         c = self.counters
         c.out_words = out.size
         c.op_count = (c.op_count + 1) & WORD_MASK
         self.busy, self.done, self.lines_idle = False, True, True
+
+    def _op_cycles(self, op: int, out_words: int, pulses: int) -> int:
+        """Board time of the operation just run (rramsim.timing)."""
+        rg = self.regs
+        frames = rg[R.BATCH] * rg[R.BITS] if op == MULTIPLY else 0
+        cells = rg[R.CELL_COUNT] if op in (RESET, SET, PROGRAM) else rg[R.ROW_COUNT] * rg[R.COL_COUNT]
+        samples = {READ: out_words, MULTIPLY: frames * rg[R.COL_COUNT], PROGRAM: pulses + cells}.get(op, 0)
+        return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES], cells=cells,
+                                pulses=pulses, rows=rg[R.ROW_COUNT], samples=samples, frames=frames)  # fmt: skip
+
+    def _price_pulses(self, op: int, packet: NDArray[np.uint32], out: NDArray[np.uint32], pulses: int) -> None:
+        """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
+        each cell's conductance after the operation; PROGRAM's pulses priced at the SET level (V_BL)."""
+        if op not in _PULSE_OPS or pulses == 0:
+            return
+        rg, g = self.regs, self.crossbar.g
+        if op == FORM:
+            r, c = self._region()
+            weight = np.ones(r.size, dtype=np.int64)
+        else:
+            n = rg[R.CELL_COUNT]
+            cells = packet[:: 2 if op == PROGRAM else 1][:n].astype(np.int64)
+            r, c = cells >> 16, cells & 0xFFFF
+            weight = (out.astype(np.int64) >> 16) if op == PROGRAM else np.ones(n, dtype=np.int64)
+        v = self.dac.output_uv(DAC_V_SL if op in (FORM, RESET) else DAC_V_BL)
+        g_total = float((g[r, c].astype(np.int64) * weight).sum())
+        self.ledger.pulse(v, g_total, rg[R.PULSE_CYCLES], pulses)
 
     def _count_pulses(self, n: int) -> None:
         self.counters.pulse_count = (self.counters.pulse_count + n) & WORD_MASK
@@ -340,8 +397,10 @@ class EmulatedOverlay:
             active = group
             for k in range(max_p + 1):
                 r, c = rows[active], cols[active]
-                s = v_read * xb.g[r, c].astype(np.int64)
-                code = xb.sample_codes(s, tia, serial, active * VERIFY_READS_PER_CELL + k)
+                s = v_read * xb.conductance(v_wl)[r, c]
+                code = xb.sample_codes(s, tia, serial, active * VERIFY_READS_PER_CELL + k, c)
+                self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
+                self._count_saturated(code)
                 final[active] = code
                 t = targets[active]
                 keep = (np.abs(code - t) * 1_000_000 > t * tol) & (k < max_p)
@@ -358,28 +417,50 @@ class EmulatedOverlay:
 
     def _read(self) -> NDArray[np.uint32]:
         r, c = self._region()
-        s = self.dac.output_code(DAC_V_READ) * self.crossbar.g[r, c].astype(np.int64)
-        codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size))
+        g = self.crossbar.conductance(self.dac.output_uv(DAC_V_WL))
+        s = self.dac.output_code(DAC_V_READ) * g[r, c]
+        codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size), c)
+        self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
+        self._count_saturated(codes)
         return adc.to_word(codes)
 
+    def _count_saturated(self, codes: NDArray[np.int64]) -> None:
+        self.counters.sat_count = (self.counters.sat_count + device.saturated(codes)) & WORD_MASK
+
     def source_codes(self) -> NDArray[np.int64]:
-        """Drive code of each CD4051B channel (docs/protocol.md): 0 GND, 1 V_READ, 2 V_BL, 3-7 GND."""
-        src = np.zeros(8, dtype=np.int64)
-        src[linedrive.SRC_READ] = self.dac.output_code(DAC_V_READ)
-        src[linedrive.SRC_BL_PROG] = self.dac.output_code(DAC_V_BL)
-        return src
+        return source_codes(self.dac)
 
     def _multiply(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
-        rg = self.regs
+        """Decode the chain frames, sum only the rows some frame drives (per source code, exact 0/1
+        mask matmuls on the cached conductance block), sample every column of every frame, then
+        shift and add the bit-planes; the array math runs on ``self.xm`` (numpy or torch)."""
+        rg, xm = self.regs, self.xm
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
         if packet.size < n_frames * linedrive.FRAME_WORDS:
             raise OpError(E.UNDERRUN)
         frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
-        select, inhibit = linedrive.decode_frames(frames)
-        v = np.where(inhibit, 0, self.source_codes()[select])[:, : self.config.rows]
-        s = self.crossbar.drive_sums(v, c0, nc)  # (frames, nc)
-        sample = np.arange(n_frames * nc, dtype=np.int64).reshape(n_frames, nc)  # sampling order
-        codes = self.crossbar.sample_codes(s, rg[R.TIA_GAIN], self.counters.op_serial, sample)
-        shifted = codes.reshape(batch, bits, nc) << np.arange(bits, dtype=np.int64)[None, :, None]
-        return adc.to_word(shifted.sum(axis=1).ravel())
+        nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
+        inside = lines < self.config.rows
+        nib, lines = nib[:, inside], lines[inside]
+        src = self.source_codes()
+        masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
+        used = np.zeros(lines.size, dtype=bool)
+        for _, m in masks:
+            used |= m.any(axis=0)
+        masks = [(code, m) for code, m in masks if m.any()]  # a source no frame selects adds nothing
+        lines = lines[used]
+        block = self.crossbar.read_block(xm, lines, c0, nc, self.dac.output_uv(DAC_V_WL))
+        drives = [(code, xm.asarray(m[:, used])) for code, m in masks]
+        if drives and lines.size:
+            s = arraymath.drive_sums(xm, drives, block)
+        else:
+            s = xm.asarray(np.zeros((n_frames, nc), dtype=np.int64))
+        sample = xm.asarray(np.arange(n_frames * nc, dtype=np.int64).reshape(n_frames, nc))  # sampling order
+        op = self.crossbar.read_op(rg[R.TIA_GAIN], self.counters.op_serial)
+        codes = arraymath.readout_codes(xm, s, sample, np.arange(c0, c0 + nc, dtype=np.int64), op)
+        self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
+        shifted = codes.reshape(batch, bits, nc) << xm.asarray(np.arange(bits, dtype=np.int64)[None, :, None])
+        out = xm.to_numpy(shifted.sum(1)).astype(np.int64)
+        self._count_saturated(xm.to_numpy(codes))
+        return adc.to_word(out.ravel())
