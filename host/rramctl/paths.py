@@ -8,11 +8,18 @@ import errno
 import fcntl
 import os
 import time
+import tokenize
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from rramctl.errors import StateError
+
+#: What numpy, json and zipfile raise on a damaged file (a bit flipped in an .npy header reaches Python's
+#: tokenizer, a truncated archive the zip reader): readers turn these into one error naming the file.
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, KeyError, SyntaxError,
+                                               tokenize.TokenError, zipfile.BadZipFile, OverflowError)  # fmt: skip
 
 LOCK_WAIT_S = 10.0  # (ours) how long a second command waits for a file another one is using
 LOCK_POLL_S = 0.05  # (ours)

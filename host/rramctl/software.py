@@ -21,6 +21,7 @@ from rramctl.config import BoardConfig, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_with
 from rramctl.geometry import COLS, ROWS, Region, check_cells
+from rramctl.paths import READ_ERRORS
 
 FORMED_FRACTION = 0.5  # seed 000 Results: 3.4 V, 10 ms at 120 degC forms about half the cells
 FORMED_MEAN_US = 27.2  # seed 000 Results (Fig. 4b): weight peaks at -27.3 / +27.1 uS
@@ -61,9 +62,9 @@ class SoftwareChip(Chip):
             if g.shape != (ROWS, COLS) or formed.shape != (ROWS, COLS) or formed.dtype != np.bool_:
                 raise ValueError(f"arrays of shape {g.shape} / {formed.shape}, expected {(ROWS, COLS)}")
             chip._rng.bit_generator.state = rng
-        except (OSError, KeyError, ValueError, TypeError) as e:
+            chip.g, chip.formed, chip.pulses = g.astype(np.float64), formed.copy(), pulses
+        except (*READ_ERRORS, TypeError, AttributeError) as e:
             raise StateError(f"{path}: not a software-chip state file ({e}); delete it to start a new chip") from e
-        chip.g, chip.formed, chip.pulses = g.astype(np.float64), formed.copy(), pulses
         return chip
 
     # ---- operations --------------------------------------------------------------------

@@ -11,6 +11,7 @@ for its input is refused.
 from __future__ import annotations
 
 import json
+import tokenize
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -99,7 +100,17 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays |= {n: z[n] for n, _, _ in CLOCK_ARRAYS if n in z.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        SyntaxError,
+        tokenize.TokenError,
+        OverflowError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+    ) as e:  # what numpy and zipfile raise on a damaged file
         raise StateError(f"it is not a readable .npz archive ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict):
         raise StateError("its meta entry is not a JSON object")

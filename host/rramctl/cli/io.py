@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from rramctl.errors import RramctlError, UsageError
 from rramctl.geometry import GeometryError, Region, check_cells
+from rramctl.paths import READ_ERRORS
 
 INT_LIMIT = 1 << 62  # (ours) larger "integers" in a user's file are refused, not wrapped
 
@@ -34,9 +36,11 @@ def load_array(path: Path) -> NDArray[np.int64]:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
-    except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{what}: {e}") from e
+            with warnings.catch_warnings():  # an empty table is an empty cell list, not a warning
+                warnings.simplefilter("ignore", UserWarning)
+                arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
+    except READ_ERRORS as e:
+        raise InputFileError(f"{what}: {type(e).__name__}: {e}") from e
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
         raise InputFileError(f"{what}: it holds {kind} values, not numbers")

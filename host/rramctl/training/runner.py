@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import TypeAdapter, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
@@ -118,7 +119,10 @@ class Run:
         run_dir = Path(run_dir)
         saved = run_dir / "config.json"
         if saved.exists():
-            old = TrainConfig.model_validate_json(saved.read_text())
+            try:
+                old = TrainConfig.model_validate_json(saved.read_text())
+            except (OSError, UnicodeDecodeError, ValidationError) as e:
+                raise RunError(f"{saved} is damaged or not a run's configuration ({e}); use a new --run-dir") from e
             diff = {k for k in TrainConfig.model_fields if k != "epochs" and getattr(old, k) != getattr(cfg, k)}
             if diff:
                 raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
@@ -166,11 +170,12 @@ class Run:
                            "damaged: start a new --run-dir")  # fmt: skip
         try:
             tensors = load_file(ck / "model.safetensors")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise RunError(f"{ck / 'model.safetensors'} is damaged ({e}); the run cannot resume from it") from e
-        missing, unexpected = self.net.load_state_dict(
-            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
-        )
+            missing, unexpected = self.net.load_state_dict(
+                {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
+            )
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: torch's shape mismatch
+            raise RunError(f"{ck / 'model.safetensors'} is damaged or of another network ({e}); the run cannot "
+                           "resume from it") from e  # fmt: skip
         # checkpoints older than the residual buffer lack it; the read-back below fills it in
         if unexpected or any(not k.endswith(".residual") for k in missing):
             raise RunError(f"{ck}: checkpoint does not match the network (missing {missing}, unexpected {unexpected})")
@@ -180,14 +185,21 @@ class Run:
         self.resumed = True
         state = _read_json(ck / "state.json", "checkpoint state")
         try:
-            self.progress = Progress(**state["progress"])
-        except (TypeError, KeyError) as e:
-            raise RunError(f"{ck / 'state.json'} does not hold a run's progress ({e})") from e
+            self.progress = TypeAdapter(Progress).validate_python(state["progress"])
+            counts = OpCounts.from_dict(TypeAdapter(dict[str, dict[str, int]]).validate_python(state["counts"]))
+        except (TypeError, KeyError, ValidationError) as e:
+            raise RunError(f"{ck / 'state.json'} does not hold a run's progress and counts ({e})") from e
+        try:
+            metrics = TypeAdapter(list[dict[str, Any]]).validate_python(
+                _read_json(self.dir / "metrics.json", "metrics")
+            )
+        except ValidationError as e:
+            raise RunError(f"{self.dir / 'metrics.json'} is not a list of epoch records ({e})") from e
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
                                                None if self.cfg.on_board else ck, self.cfg.board_config),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
-        self.mapped.counts = OpCounts.from_dict(state["counts"])
-        self.metrics = _read_json(self.dir / "metrics.json", "metrics")[: self.progress.epoch]
+        self.mapped.counts = counts
+        self.metrics = metrics[: self.progress.epoch]
         self._attach()
         if self.method.verifies_chip:
             self.resume_agreement = self.method.after_epoch(self.net, self.mapped)
@@ -363,8 +375,8 @@ def load_run(
         raise RunError(f"--forward must be chip or host, got {overrides['forward']!r}")
     try:
         cfg = TrainConfig.model_validate_json(saved.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunError(f"{saved} cannot be read ({e})") from e
+    except (OSError, UnicodeDecodeError, ValidationError) as e:
+        raise RunError(f"{saved} is damaged or not a run's configuration ({e}); the run cannot be evaluated") from e
     data = data_loader(cfg)
     run = Run(cfg.model_copy(update=overrides), run_dir, data)
     run._resume()
