@@ -99,6 +99,11 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def placed(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
 def expect_clean(path: Path, read: Callable[[], object], errors: tuple[type[Exception], ...] = (RramctlError,)) -> None:
     """``read()`` succeeds or raises one of ``errors``; the file is unchanged either way it failed."""
     before = path.read_bytes()
@@ -142,8 +147,7 @@ def _state_arrays(data: bytes) -> dict[str, np.ndarray]:
 @FUZZ
 @given(how=damages)
 def test_damaged_state_file(good_state: Path, tmp_path: Path, how: Damage) -> None:
-    path = tmp_path / "chip.npz"
-    path.write_bytes(damage(good_state.read_bytes(), how))
+    path = placed(tmp_path / "chip.npz", damage(good_state.read_bytes(), how))
     expect_cli_clean(path, ["--backend", "emulator", "--state", str(path), "info"])
 
 
@@ -158,8 +162,7 @@ def test_state_file_with_wrong_parts(good_state: Path, tmp_path: Path, data: st.
         {**meta, "regs": {**meta["regs"], "0": -5}},
     ]
     choices = npz_variants(arrays) + [lambda m=m: {**arrays, "meta": np.array(json.dumps(m))} for m in metas]
-    path = tmp_path / "chip.npz"
-    path.write_bytes(npz_bytes(data.draw(st.sampled_from(choices))()))
+    path = placed(tmp_path / "chip.npz", npz_bytes(data.draw(st.sampled_from(choices))()))
     expect_clean(path, lambda: EmulatorTransport.open(state_path=path, lock_wait_s=0).close())
 
 
@@ -191,8 +194,7 @@ toml_variants = st.sampled_from([
 @FUZZ
 @given(content=st.one_of(toml_variants, damages.map(lambda how: damage(GOOD_TOML, how))))
 def test_damaged_board_config(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "board.toml"
-    path.write_bytes(content)
+    path = placed(tmp_path / "board.toml", content)
     expect_clean(path, lambda: BoardConfig.load(path))
     expect_cli_clean(path, ["--backend", "emulator", "--state", str(tmp_path / "s.npz"), "--config", str(path),
                             "info"])  # fmt: skip
@@ -227,8 +229,7 @@ odd_arrays = st.sampled_from([
 @FUZZ
 @given(content=st.one_of(odd_arrays, damages.map(lambda how: damage(GOOD_CELLS, how))))
 def test_damaged_cells_npy(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "cells.npy"
-    path.write_bytes(content)
+    path = placed(tmp_path / "cells.npy", content)
     expect_clean(path, lambda: gather_cells(path, None, None))
 
 
@@ -238,16 +239,14 @@ def test_damaged_cells_npy(tmp_path: Path, content: bytes) -> None:
     damages.map(lambda how: damage(b"0,1\n2,3\n# note\n4,5\n", how)),
 ))  # fmt: skip
 def test_damaged_cells_csv(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "cells.csv"
-    path.write_bytes(content)
+    path = placed(tmp_path / "cells.csv", content)
     expect_clean(path, lambda: gather_cells(path, None, None))
 
 
 @settings(FUZZ, max_examples=12)
 @given(content=st.one_of(odd_arrays, damages.map(lambda how: damage(_npy(np.ones((2, 4), np.int64)), how))))
 def test_damaged_multiply_inputs(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "x.npy"
-    path.write_bytes(content)
+    path = placed(tmp_path / "x.npy", content)
     out = tmp_path / "p.npz"
     expect_cli_clean(path, ["--backend", "emulator", "--state", str(tmp_path / "s.npz"), "multiply", "--inputs",
                             str(path), "--region", "0:4,0:4", "--no-pairs", "--out", str(out)])  # fmt: skip
@@ -265,8 +264,7 @@ GOOD_JOURNAL = {"/dev/ttyUSB0": {"session": 17, "open": True}, "/dev/ttyUSB1": {
     damages.map(lambda how: damage(json.dumps(GOOD_JOURNAL).encode(), how)),
 ))  # fmt: skip
 def test_damaged_serial_journal(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "serial-sessions.json"
-    path.write_bytes(content)
+    path = placed(tmp_path / "serial-sessions.json", content)
     expect_clean(path, lambda: SessionJournal(path, lock_wait_s=0).interrupted("/dev/ttyUSB0"))
 
 
@@ -279,8 +277,7 @@ def test_damaged_serial_journal(tmp_path: Path, content: bytes) -> None:
 def test_damaged_training_config(tmp_path: Path, content: bytes) -> None:
     from rramctl.training.config import TrainConfig, load_toml, merge
 
-    path = tmp_path / "run.toml"
-    path.write_bytes(content)
+    path = placed(tmp_path / "run.toml", content)
     # a rejected value is pydantic's ValidationError: the CLI renders it one line per field
     expect_clean(path, lambda: TrainConfig.model_validate(merge({"task": "fmnist-cnn"}, load_toml(path))),
                  (RramctlError, ValidationError))  # fmt: skip
