@@ -54,7 +54,8 @@ def dump(overlay: EmulatedOverlay, f: IO[bytes]) -> None:
         raise StateError("cannot save the emulator while an operation is running")
     meta = _meta(overlay) | {"board_time_s": overlay.board_time_s, "ledger": overlay.ledger.to_dict()}
     xb = overlay.crossbar
-    np.savez(f, meta=np.array(json.dumps(meta)), g=xb.g, g_formed=xb.g_formed, stuck=xb.stuck)
+    np.savez(f, meta=np.array(json.dumps(meta)), g=xb.g, g_formed=xb.g_formed, stuck=xb.stuck,
+             t_pulse_us=xb.t_pulse_us, relax_ns=xb.relax_ns)  # fmt: skip
 
 
 def _same_shape(value: object, template: object, where: str) -> None:
@@ -153,6 +154,7 @@ def load(path: str | Path) -> EmulatedOverlay:
     for name in (*(n for n, _ in ARRAYS), *(n for n, _, _ in CLOCK_ARRAYS)):
         setattr(overlay.crossbar, name, arrays[name].copy())
     overlay.board_time_s = float(board_time_s)
+    overlay.crossbar.now_us = round(overlay.board_time_s * 1e6)
     overlay.ledger = ledger
     overlay.dac = Dac80508.from_dict(meta["dac"])
     overlay.regs = {int(k): int(v) for k, v in meta["regs"].items()}
