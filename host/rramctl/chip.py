@@ -337,7 +337,8 @@ class Chip:
         and drift run on it)."""
         if seconds < 0:
             raise UsageError(f"cannot wait {seconds} s")
-        advance = getattr(self._hw.transport, "advance_clock", None)
+        transport = self._driver.transport if self._driver is not None else None
+        advance = getattr(transport, "advance_clock", None)
         if advance is not None:
             advance(seconds)
         else:
@@ -345,7 +346,8 @@ class Chip:
 
     def clock_s(self) -> float:
         """Seconds on the chip's clock: the emulator's virtual board clock, else the host's monotonic clock."""
-        clock = getattr(self._hw.transport, "board_clock", None)
+        transport = self._driver.transport if self._driver is not None else None
+        clock = getattr(transport, "board_clock", None)
         return float(clock()) if clock is not None else time.monotonic()
 
     # ---- read-out calibration ------------------------------------------------------------
