@@ -114,34 +114,28 @@ def bitplane_frames(bits: NDArray[np.integer], row_start: int = 0) -> NDArray[np
 
 
 def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray[np.int64]]:
-    """The distinct rows of ``x`` (N, n) and, for every row, the index of its distinct row, as
-    ``np.unique(x, axis=0, return_inverse=True)`` gives them (sorted), but through one 64-bit hash per
-    row (a wrapping integer dot product) and a 1-D sort; a hash collision (checked) falls back to
-    ``np.unique``."""
+    """The distinct rows of ``x`` (N, n) and, for every row, the index of its distinct row, exactly as
+    ``np.unique(x, axis=0, return_inverse=True)`` gives them (sorted rows), but faster: rows of values
+    0-255 are compared as byte strings (one 1-D sort; byte order = value order), other rows through a
+    64-bit hash per row (a wrapping integer dot product, collisions checked: np.unique then)."""
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[0] == 0:
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         uniq, inv = np.unique(x, axis=0, return_inverse=True)
         return uniq, inv.ravel().astype(np.int64)
-    weights = _hash_weights(x.shape[1])
-    h = x.astype(np.int64, copy=False) @ weights  # wrapping int64 arithmetic
+    if int(x.min()) >= 0 and int(x.max()) < 256:
+        packed = np.ascontiguousarray(x.astype(np.uint8)).view(f"V{x.shape[1]}").ravel()
+        _, first, inv = np.unique(packed, return_index=True, return_inverse=True)
+        return x[first], inv.ravel().astype(np.int64)
+    h = x.astype(np.int64, copy=False) @ _hash_weights(x.shape[1])  # wrapping int64 arithmetic
     _, first, inv = np.unique(h, return_index=True, return_inverse=True)
     uniq = x[first]
     if not np.array_equal(uniq[inv], x):  # two distinct rows share a hash
         uniq, inv = np.unique(x, axis=0, return_inverse=True)
         return uniq, inv.ravel().astype(np.int64)
-    order = _row_order(uniq)  # the sorted order np.unique(axis=0) returns
+    order = np.lexsort(uniq.T[::-1])  # the sorted order np.unique(axis=0) returns
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return uniq[order], rank[inv.ravel()]
-
-
-def _row_order(rows: NDArray[np.integer]) -> NDArray[np.int64]:
-    """Indices that sort the rows lexicographically: one sort of byte strings for values 0-255
-    (byte order = value order), else a lexsort over the columns."""
-    if rows.size and int(rows.min()) >= 0 and int(rows.max()) < 256:
-        packed = np.ascontiguousarray(rows.astype(np.uint8)).view(f"V{rows.shape[1]}").ravel()
-        return np.argsort(packed, kind="stable").astype(np.int64)
-    return np.lexsort(rows.T[::-1]).astype(np.int64)
 
 
 def _hash_weights(n: int) -> NDArray[np.int64]:
