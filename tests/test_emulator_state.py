@@ -195,3 +195,30 @@ def test_unreadable_state_is_one_clear_error_and_left_alone(tmp_path: Path, cont
     with pytest.raises(StateError, match=r"s\.npz is damaged or not an rramsim state.*delete it"):
         EmulatorTransport.open(state_path=path)
     assert path.read_bytes() == content
+
+
+def test_interrupted_form_pairs_says_how_to_finish_and_resume_finishes(tmp_path: Path, mocker) -> None:  # noqa: ANN001
+    from rramctl.chip import Chip
+    from rramctl.cli.main import app
+    from typer.testing import CliRunner
+
+    path = tmp_path / "c.npz"
+    args = ["--backend", "emulator", "--state", str(path), "--seed", "6", "form", "--pairs", "--region", "0:8,0:16"]
+    original = Chip.electroform
+
+    def form_then_ctrl_c(self: Chip, *a: object, **k: object) -> object:
+        original(self, *a, **k)  # G+ formed, then Ctrl-C
+        raise KeyboardInterrupt
+
+    mocker.patch.object(Chip, "electroform", form_then_ctrl_c)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "--region 0:8,0:16 --resume" in r.output, r.output
+    mocker.stopall()
+    g = state.load(path).crossbar.g_formed
+    plus = g[0:8, 0:16] > 0
+    assert plus.any() and not (g[0:8, 256:272] > 0).any()  # G+ kept, G- not formed yet
+    r = CliRunner().invoke(app, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    g = state.load(path).crossbar.g_formed
+    np.testing.assert_array_equal(g[0:8, 0:16] > 0, plus)  # G+ not formed again
+    assert ((g[0:8, 0:16] > 0) | (g[0:8, 256:272] > 0)).mean() > 0.9  # every pair holds a formed cell

@@ -248,19 +248,27 @@ class Chip:
             conductance_us=g,
         )
 
-    def electroform_pairs(self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05) -> PairFormReport:
+    def electroform_pairs(
+        self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05, *, resume: bool = False
+    ) -> PairFormReport:
         """Form differential pairs as seed 000 (Results, "random weight generation"): the G+ half (``region``,
         pair columns 0..255) is formed at random, then each G- cell (column + 256) is electroformed to the
         state complementary to its G+ cell: G- cells whose G+ did not form get forming pulses on their own
         (1-row regions of consecutive cells), read back, and the ones still unformed get the next pulse
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
-        cell: weights are +-G, about half of each sign."""
+        cell: weights are +-G, about half of each sign. ``resume``: the G+ half was formed by an interrupted
+        call; it is read back, not formed again, and only the G- cells still missing are formed."""
         pulse = pulse or self.config.form
         minus = region.minus()
         if step_v <= 0:
             raise UsageError(f"step_v must be positive, got {step_v}")
-        plus_report = self.electroform(region, pulse)
-        want = plus_report.conductance_us <= FORMED_THRESHOLD_US  # G- must form where G+ did not
+        if resume:
+            plus_us = self.read(region)
+            plus_fraction = float((plus_us > FORMED_THRESHOLD_US).mean())
+        else:
+            plus_report = self.electroform(region, pulse)
+            plus_us, plus_fraction = plus_report.conductance_us, plus_report.formed_fraction
+        want = plus_us <= FORMED_THRESHOLD_US  # G- must form where G+ did not
         pending = np.argwhere(want & (self.read(minus) <= FORMED_THRESHOLD_US))
         v, v_max, pulses, v_used = pulse.voltage_v, self.config.ratings.max_sl_voltage_v, 0, pulse.voltage_v
         with self.batch():
@@ -278,12 +286,12 @@ class Chip:
         formed_minus = g_minus > FORMED_THRESHOLD_US
         return PairFormReport(
             region=region,
-            plus_formed_fraction=plus_report.formed_fraction,
+            plus_formed_fraction=plus_fraction,
             complemented=int(want.sum()),
             complement_formed=int((want & formed_minus).sum()),
             max_voltage_v=float(v_used),
             form_pulses=pulses,
-            weights_us=plus_report.conductance_us - g_minus,
+            weights_us=plus_us - g_minus,
         )
 
     def reset(self, cells: NDArray[np.integer]) -> int:

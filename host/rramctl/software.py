@@ -23,6 +23,8 @@ from rramctl.fileio import atomic_write_with
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.paths import READ_ERRORS
 
+LOAD_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, TypeError, AttributeError)
+
 FORMED_FRACTION = 0.5  # seed 000 Results: 3.4 V, 10 ms at 120 degC forms about half the cells
 FORMED_MEAN_US = 27.2  # seed 000 Results (Fig. 4b): weight peaks at -27.3 / +27.1 uS
 FORMED_STD_US = 3.0  # ours: spread of formed cells measured on the emulator (seed 0)
@@ -55,6 +57,7 @@ class SoftwareChip(Chip):
 
     @classmethod
     def load(cls, path: Path, config: BoardConfig | None = None) -> SoftwareChip:
+        """The chip saved at ``path``; a damaged or foreign file is one StateError naming it."""
         chip = cls(0, config)
         try:
             with np.load(path, allow_pickle=False) as d:
@@ -63,7 +66,7 @@ class SoftwareChip(Chip):
                 raise ValueError(f"arrays of shape {g.shape} / {formed.shape}, expected {(ROWS, COLS)}")
             chip._rng.bit_generator.state = rng
             chip.g, chip.formed, chip.pulses = g.astype(np.float64), formed.copy(), pulses
-        except (*READ_ERRORS, TypeError, AttributeError) as e:
+        except LOAD_ERRORS as e:
             raise StateError(f"{path}: not a software-chip state file ({e}); delete it to start a new chip") from e
         return chip
 
@@ -83,15 +86,20 @@ class SoftwareChip(Chip):
         return FormReport(r, p.voltage_v, p.width_s, float(formed.mean()),
                           float(g[formed].mean()) if formed.any() else 0.0, g)  # fmt: skip
 
-    def electroform_pairs(self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05) -> PairFormReport:
-        """Complementary pairs (as :meth:`Chip.electroform_pairs`): G+ at random, G- formed where G+ is not."""
+    def electroform_pairs(
+        self, region: Region, pulse: Pulse | None = None, step_v: float = 0.05, *, resume: bool = False
+    ) -> PairFormReport:
+        """Complementary pairs (as :meth:`Chip.electroform_pairs`): G+ at random, G- formed where G+ is not;
+        ``resume`` keeps the G+ half an interrupted call formed."""
         minus = region.minus()
-        plus = self.electroform(region, pulse)
+        plus_fraction = (
+            float(self.formed[region.slices].mean()) if resume else self.electroform(region, pulse).formed_fraction
+        )
         want = ~self.formed[region.slices] & ~self.formed[minus.slices]
         self._form_cells(minus, want)
         n = int(want.sum())
         v = (pulse or self.config.form).voltage_v
-        return PairFormReport(region, plus.formed_fraction, n, n, v, n, self.weights_us(region))
+        return PairFormReport(region, plus_fraction, n, n, v, n, self.weights_us(region))
 
     def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:
         g = self.g[(region or Region()).slices].copy()

@@ -137,10 +137,11 @@ def load(path: str | Path) -> EmulatedOverlay:
             ledger = EnergyLedger.from_dict(ledger_data if isinstance(ledger_data, dict) else {"?": ledger_data})
         except ValueError as e:
             raise StateError(str(e)) from e
-        for name, dtype in (*ARRAYS, *((n, d) for n, d, _ in CLOCK_ARRAYS)):
+        expected: list[tuple[str, type[np.generic]]] = [*ARRAYS, *((n, d) for n, d, _ in CLOCK_ARRAYS)]
+        for name, want in expected:
             a = arrays[name]
-            if a.shape != shape or a.dtype != dtype:
-                raise StateError(f"{name} is {a.dtype}{a.shape}, expected {np.dtype(dtype)}{shape}")
+            if a.shape != shape or a.dtype != want:
+                raise StateError(f"{name} is {a.dtype}{a.shape}, expected {np.dtype(want)}{shape}")
         overlay = EmulatedOverlay(config)
         _same_shape({k: v for k, v in meta.items() if k != "config"},
                     {k: v for k, v in _meta(overlay).items() if k != "config"}, "meta")  # fmt: skip

@@ -28,9 +28,9 @@ from rramctl.cli.io import (
     user_error_message,
 )
 from rramctl.config import BoardConfig, Pulse
-from rramctl.errors import UsageError
+from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
-from rramctl.geometry import PAIR_OFFSET, GeometryError, Region
+from rramctl.geometry import PAIR_OFFSET, Region
 
 #: Flags of the main command that may also be written after the command name (``rramctl info --json``).
 GLOBAL_FLAGS = ("--json", "--debug")
@@ -169,7 +169,8 @@ def main(
 
 
 def _session(ctx: typer.Context) -> Session:
-    return ctx.obj  # type: ignore[no-any-return]
+    session: Session = ctx.obj
+    return session
 
 
 # ---- info ------------------------------------------------------------------------------
@@ -217,6 +218,9 @@ def form(
             "complementary to its G+ (seed 000)",
         ),
     ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="with --pairs: finish an interrupted run (G+ kept, missing G- formed)")
+    ] = False,
 ) -> None:
     """Electroform a region: random conductances, about half the cells formed (seed 000, Fig. 2)."""
     s = _session(ctx)
@@ -228,8 +232,10 @@ def form(
         gate_v=base.gate_v if gate is None else gate,
     )
     s.config.with_changes(form=pulse.model_dump())  # refuse before opening the chip
+    if resume and not pairs:
+        raise UsageError("--resume finishes an interrupted `form --pairs`; give it with --pairs")
     if pairs:
-        _form_pairs(s, reg, pulse)
+        _form_pairs(s, reg, region, pulse, resume)
         return
     with s.open() as chip:
         report = chip.electroform(reg, pulse)
@@ -247,11 +253,16 @@ def form(
     )
 
 
-def _form_pairs(s: Session, reg: Region, pulse: Pulse) -> None:
-    if reg.col + reg.n_cols > PAIR_OFFSET:  # refuse before opening the chip
-        raise GeometryError(f"--pairs: region {reg} must lie in columns 0..{PAIR_OFFSET - 1}")
-    with s.open() as chip:
-        rep = chip.electroform_pairs(reg, pulse)
+def _form_pairs(s: Session, reg: Region, region: str, pulse: Pulse, resume: bool) -> None:
+    reg.check_pairs()  # refuse before opening the chip
+    try:
+        with s.open() as chip:
+            rep = chip.electroform_pairs(reg, pulse, resume=resume)
+    except KeyboardInterrupt:  # the chip kept what was formed (the emulator saved it on the way out)
+        raise StateError(
+            f"interrupted: forming of the pairs in {reg} is incomplete (G+ may be formed and G- not); finish it "
+            f"with: rramctl form --pairs --region {region} --resume"
+        ) from None
     w = rep.weights_us
     emit(
         s,
@@ -367,9 +378,8 @@ def multiply(
         raise InputFileError("give exactly one of --inputs FILE or --random N")
     if not 1 <= bits <= 8:
         raise UsageError(f"--bits must be 1..8, got {bits}")
-    if pairs and reg.col + reg.n_cols > PAIR_OFFSET:  # refuse before the G+ half runs
-        raise GeometryError(f"--pairs: region {reg} must lie in columns 0..{PAIR_OFFSET - 1} (G- at +{PAIR_OFFSET}); "
-                            "give --no-pairs for single columns")  # fmt: skip
+    if pairs:
+        reg.check_pairs()  # refuse before the G+ half runs
     if random is not None:
         if random < 1:
             raise UsageError(f"--random must be at least 1, got {random}")
