@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
+from rramctl.fileio import atomic_open, atomic_write_with
+from rramctl.paths import READ_ERRORS
 
 FMNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -120,20 +122,17 @@ def _download(url: str, dest: Path) -> None:
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
+        with urllib.request.urlopen(url, timeout=30) as r, atomic_open(dest, "wb") as f:
             total = int(r.headers.get("Content-Length", 0)) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
                 while chunk := r.read(1 << 16):
                     f.write(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError) as e:
-        tmp.unlink(missing_ok=True)
         raise DataError(
             f"cannot download {url} ({e}); put the Fashion-MNIST IDX .gz files in a folder and set RRAMCTL_DATA to it"
         ) from e
-    tmp.replace(dest)
 
 
 def fmnist_dir(download_to: Path | None = None, data_dir: Path | None = None) -> Path:
@@ -243,17 +242,21 @@ def load_fsdd(root: Path | None = None, data_dir: Path | None = None) -> Dataset
     if not files:
         raise DataError(f"no FSDD recordings in {root}")
     cache = _mfcc_cache_file(files)
+    cached = None
     if cache is not None and cache.exists():
-        with np.load(cache, allow_pickle=False) as d:
-            raw, digits, is_test = d["mfcc"], d["digit"], d["test"]
+        try:
+            with np.load(cache, allow_pickle=False) as d:
+                cached = d["mfcc"], d["digit"], d["test"]
+        except READ_ERRORS:
+            cached = None  # a damaged cache is extracted again (and rewritten)
+    if cached is not None:
+        raw, digits, is_test = cached
     else:
         raw, digits, is_test = _extract_fsdd(files)
         if cache is not None:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_name(cache.stem + ".tmp.npz")
-                np.savez(tmp, mfcc=raw, digit=digits, test=is_test)
-                tmp.replace(cache)
+                atomic_write_with(cache, lambda f: np.savez(f, mfcc=raw, digit=digits, test=is_test))
             except OSError:
                 pass  # a read-only cache only costs the extraction next time
     if is_test.all() or not is_test.any():
