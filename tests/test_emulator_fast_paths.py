@@ -248,7 +248,8 @@ def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:
     xb.now_us = 5_000
     rows, cols = np.array([3, 9, 10, 200]), np.arange(40, 90)
     whole = xb.conductance(1_200_000)
-    np.testing.assert_array_equal(xb.conductance(1_200_000, rows, cols), whole[np.ix_(rows, cols)])
+    np.testing.assert_array_equal(xb.conductance(1_200_000, np.ix_(rows, cols)), whole[np.ix_(rows, cols)])
+    np.testing.assert_array_equal(xb.conductance(1_200_000, (rows, cols[:4])), whole[rows, cols[:4]])
     assert not np.array_equal(whole, xb.g)  # relaxation acts on the pulsed cells
 
 

@@ -17,6 +17,8 @@ ChipModelConfig checks) and the read-noise product.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from rramctl.hw import adc
@@ -231,14 +233,13 @@ class Crossbar:
         self.t_pulse_us[r, c] = self.now_us
         self.relax_ns[r, c] = relax
 
-    def conductance(
-        self, v_wl_uv: int | None = None, rows: NDArray[np.int64] | None = None, cols: NDArray[np.int64] | None = None
-    ) -> NDArray[np.int64]:
+    def conductance(self, v_wl_uv: int | None = None, index: tuple[Any, ...] | None = None) -> NDArray[np.int64]:
         """Every cell's conductance as a read sees it at ``now_us`` (int64 nS): relaxed and drifted since
         its last pulse, and gated by the word line (``v_wl_uv`` at or below the transistor threshold:
-        leakage only; ``None``: gate open).  With ``rows`` and ``cols``: only that block (``np.ix_``),
-        the same numbers the whole array has there."""
-        idx = np.ix_(rows, cols) if rows is not None and cols is not None else (slice(None), slice(None))
+        leakage only; ``None``: gate open).  ``index``: only those cells (a numpy index into the array:
+        ``np.ix_(rows, cols)`` for a block, ``(rows, cols)`` for a cell list), the same numbers the whole
+        array has there."""
+        idx = (slice(None), slice(None)) if index is None else index
         g = self._g[idx].astype(np.int64)
         if self._time_active():
             t = self.t_pulse_us[idx]
@@ -319,7 +320,7 @@ class Crossbar:
         conductances, the gate and the configuration stay the same (any access to ``g`` counts as a
         change; a chip with relaxation or drift is recomputed on every call)."""
         if self._time_active():
-            block = self.conductance(v_wl_uv, rows, np.arange(col_start, col_start + col_count))
+            block = self.conductance(v_wl_uv, np.ix_(rows, np.arange(col_start, col_start + col_count)))
             return xm.block(block, int(block.sum(axis=0).max(initial=0)))
         gate_open = v_wl_uv is None or v_wl_uv > self.config.transistor.wl_threshold_uv
         key = (xm.name, getattr(xm, "device", None), rows.tobytes(), col_start, col_count, gate_open,

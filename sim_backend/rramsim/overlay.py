@@ -397,7 +397,7 @@ class EmulatedOverlay:
             active = group
             for k in range(max_p + 1):
                 r, c = rows[active], cols[active]
-                s = v_read * xb.conductance(v_wl)[r, c]
+                s = v_read * xb.conductance(v_wl, (r, c))
                 code = xb.sample_codes(s, tia, serial, active * VERIFY_READS_PER_CELL + k, c)
                 self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
                 self._count_saturated(code)
@@ -417,8 +417,7 @@ class EmulatedOverlay:
 
     def _read(self) -> NDArray[np.uint32]:
         r, c = self._region()
-        g = self.crossbar.conductance(self.dac.output_uv(DAC_V_WL))
-        s = self.dac.output_code(DAC_V_READ) * g[r, c]
+        s = self.dac.output_code(DAC_V_READ) * self.crossbar.conductance(self.dac.output_uv(DAC_V_WL), (r, c))
         codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size), c)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
         self._count_saturated(codes)
