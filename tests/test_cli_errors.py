@@ -1,0 +1,125 @@
+"""The CLI's one error path, --json for every command, --version, outputs checked before the chip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rramctl import __version__
+from rramctl.chip import Chip
+from rramctl.cli.main import app
+from rramctl.errors import StateError
+from rramsim import state as sim_state
+from typer.testing import CliRunner
+
+
+def invoke(*args: str, **kw: object):  # noqa: ANN201 - click's Result
+    return CliRunner().invoke(app, list(args), **kw)  # type: ignore[arg-type]
+
+
+def emulator(tmp_path: Path) -> list[str]:
+    return ["--backend", "emulator", "--state", str(tmp_path / "chip.npz"), "--seed", "1"]
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_version_and_json_before_or_after_the_command(tmp_path: Path) -> None:
+    r = invoke("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"rramctl {__version__}"
+    for args in (["--json", "info"], ["info", "--json"]):
+        r = invoke(*emulator(tmp_path), *args)
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["backend"] == "emulator"
+
+
+def test_a_rejected_configuration_is_one_error_line_and_one_line_per_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[form]\nvoltage_v = 9\nbogus = 1\n")
+    r = invoke(*emulator(tmp_path), "--config", str(bad), "info")
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert error_lines(r.output) == [lines[0]] and "bad.toml" in lines[0]
+    assert all(line.startswith("  ") for line in lines[1:]) and any("form.bogus" in line for line in lines)
+    assert "input_value" not in r.output and "https://" not in r.output
+    r = invoke(*emulator(tmp_path), "form", "--voltage", "9")
+    assert r.exit_code == 2 and "exceeds the absolute maximum rating" in r.output
+    assert not (tmp_path / "chip.npz").exists()  # refused before the chip was opened
+
+
+def test_outputs_are_checked_before_the_chip_is_touched(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for cmd in (["read", "--out", str(blocker / "g.npy")],
+                ["read", "--out", str(tmp_path / "g.npy"), "--png", str(blocker / "g.png")],
+                ["multiply", "--random", "2", "--out", str(blocker / "p.npz")],
+                ["read", "--out", str(tmp_path)]):  # fmt: skip
+        r = invoke(*emulator(tmp_path), *cmd)
+        assert r.exit_code == 2 and len(error_lines(r.output)) == 1, r.output
+        assert not (tmp_path / "chip.npz").exists(), cmd  # the chip was never opened
+    r = invoke(*emulator(tmp_path), "multiply", "--random", "2", "--region", "0:4,250:10")
+    assert r.exit_code == 2 and "pair" in r.output and not (tmp_path / "chip.npz").exists()
+
+
+def test_a_bug_keeps_its_traceback_and_debug_shows_user_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Chip, *a: object, **k: object) -> None:
+        raise ZeroDivisionError("a programming error")
+
+    monkeypatch.setattr(Chip, "read", broken)
+    r = invoke(*emulator(tmp_path), "read", "--out", str(tmp_path / "g.npy"), "--png", str(tmp_path / "g.png"))
+    assert r.exit_code == 1 and isinstance(r.exception, ZeroDivisionError)
+    monkeypatch.undo()
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    args = ["--backend", "emulator", "--state", str(tmp_path / "junk.npz"), "info"]
+    r = invoke(*args)
+    assert r.exit_code == 2 and "junk.npz" in error_lines(r.output)[0]
+    r = invoke("--debug", *args)
+    assert isinstance(r.exception, StateError)
+    r = invoke(*args, env={"RRAMCTL_DEBUG": "1"})
+    assert isinstance(r.exception, StateError)
+
+
+def test_ctrl_c_is_one_error_line_and_the_chip_keeps_what_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke(*emulator(tmp_path), "form", "--region", "0:4,0:4").exit_code == 0
+    done = sim_state.load(tmp_path / "chip.npz").counters.op_count
+
+    def interrupted(self: Chip, *a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Chip, "reset", interrupted)
+    r = invoke(*emulator(tmp_path), "reset", "--cell", "0,0")
+    assert r.exit_code == 2 and error_lines(r.output)[0].startswith("error: interrupted")
+    assert sim_state.load(tmp_path / "chip.npz").counters.op_count == done  # still a whole state file
+
+
+def test_prune_and_infer_json_outputs_and_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training_fixtures import write_fmnist
+
+    write_fmnist(tmp_path / "fm", n_train=48, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    run = tmp_path / "run"
+    prune = ["--backend", "software", "prune", "--task", "fmnist-cnn", "--run-dir", str(run), "--no-progress"]
+    r = invoke(*prune, "--data-dir", str(tmp_path / "nowhere"), "--no-download")
+    assert r.exit_code == 2 and "nowhere" in error_lines(r.output)[0]
+    assert not (run / "config.json").exists()
+    from rramctl.cli.train_cmds import _load_data, build_config
+    from rramctl.training.runner import Run
+
+    cfg = build_config({"task": "fmnist-cnn", "backend": "software", "epochs": 1}, None, [], {})
+    Run.open(cfg, run, _load_data(cfg, download=False)).close()  # formed and checkpointed, not trained
+    r = invoke("infer", "--run", str(run))
+    assert r.exit_code == 2 and "--allow-untrained" in r.output
+    r = invoke("infer", "--run", str(run), "--forward", "gpu")
+    assert r.exit_code == 2 and "chip or host" in r.output
+    r = invoke("--json", *prune, "--epochs", "1")  # resumes the untrained run and trains it
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["epochs_done"] == 1  # notes went to stderr: stdout is one JSON object
+    before = (run / "summary.json").read_bytes()
+    r = invoke("infer", "--run", str(run), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["epochs_done"] == 1
+    assert (run / "summary.json").read_bytes() == before and (run / "infer" / "summary.json").exists()
