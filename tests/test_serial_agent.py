@@ -442,3 +442,13 @@ def test_a_command_cut_off_is_followed_by_one_that_learns_what_completed(served:
     with pytest.raises(StateError, match="delete it"):
         open_serial_transport(spec, journal)
     assert path.read_text() == "{not json"  # nothing changed
+
+
+def test_a_second_program_cannot_open_the_port(served: PtyAgent) -> None:
+    first = open_port(served.path, 115_200, 1.0)
+    try:
+        with pytest.raises(TransportError, match="in use by another program"):
+            open_port(served.path, 115_200, 1.0)
+    finally:
+        first.close()
+    open_port(served.path, 115_200, 1.0).close()  # free again once the first closed it
