@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from rramctl.software import SoftwareChip
 from rramctl.training.chips import open_chips
 from rramctl.training.crossbar import MappedNetwork
-from rramctl.software import SoftwareChip
-from rramctl.training.networks import build_network
 from rramctl.training.placement import LayerShape, place
 from rramctl.training.topology import init_from_chip, sync_masks, threshold_updates, verify_chip
+from training_fixtures import to_net
 
 
 def mapped(backend: str, layers: list[LayerShape], seed: int = 0) -> MappedNetwork:
@@ -44,7 +44,7 @@ def test_emulator_products_track_read_back_weights():
 
 @pytest.mark.parametrize("backend", ["software", "emulator"])
 def test_mask_sync_is_diff_only_and_counts_equal_flips(backend):
-    net = build_network("fmnist-cnn", 0.5, "to")
+    net = to_net()
     p = place([la.shape for la in net.crossbar_layers()])
     m = MappedNetwork(open_chips(backend, 1, 3), p)
     m.electroform()
@@ -71,7 +71,7 @@ def test_mask_sync_is_diff_only_and_counts_equal_flips(backend):
 
 
 def test_verify_repairs_a_disturbed_chip():
-    net = build_network("fmnist-cnn", 0.5, "to")
+    net = to_net()
     p = place([la.shape for la in net.crossbar_layers()])
     chip = SoftwareChip(0)
     m = MappedNetwork([chip], p)
@@ -87,7 +87,7 @@ def test_verify_repairs_a_disturbed_chip():
 
 
 def test_threshold_rule_drops_small_updates():
-    net = build_network("fmnist-cnn", 0.5, "to")
+    net = to_net()
     layer = net.f2
     before = {layer.name: layer.scores.detach().clone()}
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_complementary_forming_gives_plus_minus_weights(backend):
 def test_host_products_include_cells_that_do_not_reset():
     """A stuck-on cell keeps conducting after its pair is pruned: the host's products (training with
     --forward host) must include it, as the chip's do."""
-    net = build_network("fmnist-cnn", 0.5, "to")
+    net = to_net()
     p = place([la.shape for la in net.crossbar_layers()])
     chip = SoftwareChip(0)
     m = MappedNetwork([chip], p)
@@ -142,24 +142,3 @@ def test_host_products_include_cells_that_do_not_reset():
     assert abs(float(f2.residual[victim[0], victim[1]])) > 50
     assert not verify_chip(net, m, repair=True).ok  # the stuck pair is reported (and the reset tried again)
     assert np.allclose(x @ f2.effective_weight().detach().numpy().T, m.matmul("F2", x, 4), atol=1e-3)
-
-
-def test_threshold_follows_the_learning_rate_schedule_when_asked():
-    from rramctl.training.config import TrainConfig
-
-    c = TrainConfig(task="fmnist-cnn", ts_init=4e-3, ts_end=1e-3, ts_step=1e-3)
-    assert c.threshold(0) == pytest.approx(4e-3) and c.threshold(5) == pytest.approx(1e-3)
-    assert c.threshold(1, 0.25) == pytest.approx(0.25 * 3e-3)
-    fixed = c.model_copy(update={"ts_follows_lr": False})
-    assert fixed.threshold(1, 0.25) == pytest.approx(3e-3)
-
-
-def test_per_task_defaults_yield_to_explicit_values():
-    from rramctl.training.config import TASK_DEFAULTS, TrainConfig
-
-    for task, defaults in TASK_DEFAULTS.items():
-        c = TrainConfig(task=task)
-        assert {k: getattr(c, k) for k in defaults} == defaults
-        flipped = {k: not v for k, v in defaults.items()}
-        assert {k: getattr(TrainConfig(task=task, **flipped), k) for k in defaults} == flipped
-        assert TrainConfig.model_validate_json(c.model_dump_json()) == c  # a saved config.json reads back the same
