@@ -291,3 +291,12 @@ def test_the_ledger_and_board_time_survive_save_and_load(tmp_path: Path) -> None
     assert back.ledger == ov.ledger and back.board_time_s == ov.board_time_s > 0
     with pytest.raises(ValueError, match="unknown fields"):
         energy.EnergyLedger.from_dict({"array_read_j": 1.0, "bogus": 2})
+
+
+def test_the_transport_runs_the_array_math_on_the_device_it_is_given() -> None:
+    from rramctl.errors import UsageError
+    from rramctl.transport.emulator import EmulatorTransport
+
+    assert EmulatorTransport(ChipModelConfig(seed=1), device="cpu").overlay.xm.name == "numpy"
+    with pytest.raises(UsageError, match="unknown emulator device"):
+        EmulatorTransport(ChipModelConfig(seed=1), device="tpu")

@@ -21,7 +21,7 @@ from rramsim.config import ChipModelConfig, load_model
 from rramsim.overlay import EmulatedOverlay
 
 from rramctl import regmap as R
-from rramctl.errors import StateError
+from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_with
 from rramctl.paths import LOCK_WAIT_S, FileLock
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
@@ -38,8 +38,11 @@ class EmulatorTransport(Transport):
         temperature_c: float | None = None,
         autosave: bool = True,
         lock_wait_s: float = LOCK_WAIT_S,
+        device: str = "cpu",
     ) -> None:
         """A fresh chip from ``config``, or the chip in ``state_path`` when that file exists.
+        ``device``: where the emulator's array math runs (``cpu`` = numpy, ``torch-cpu``, ``cuda``,
+        ``cuda:N``; rramsim.arraymath): the same codes on every device, a setup choice like the chuck.
         ``temperature_c`` (the chuck) applies to a loaded chip too: it is the setup, not the chip.
         ``autosave``: lock ``state_path`` while open and write the chip back to it on close (the CLI's
         one-command sessions); False only reads it (a library or training session saves with ``save_state``)."""
@@ -62,6 +65,12 @@ class EmulatorTransport(Transport):
             raise
         if temperature_c is not None:
             self.overlay.set_temperature(temperature_c)
+        try:
+            self.overlay.set_device(device)
+        except ValueError as e:
+            if self._lock is not None:
+                self._lock.release()
+            raise UsageError(str(e)) from e
         self._closed = False
 
     @classmethod
@@ -74,10 +83,12 @@ class EmulatorTransport(Transport):
         config: ChipModelConfig | None = None,
         autosave: bool = True,
         lock_wait_s: float = LOCK_WAIT_S,
+        device: str = "cpu",
     ) -> EmulatorTransport:
         """The backends' entry point: a new chip of ``seed`` unless ``state_path`` holds one."""
         cfg = config or load_model(None, seed=seed)  # the default preset (paper-40nm)
-        return cls(cfg, state_path=state_path, temperature_c=temperature_c, autosave=autosave, lock_wait_s=lock_wait_s)
+        return cls(cfg, state_path=state_path, temperature_c=temperature_c, autosave=autosave,
+                   lock_wait_s=lock_wait_s, device=device)  # fmt: skip
 
     def _live(self) -> EmulatedOverlay:
         if self._closed:
