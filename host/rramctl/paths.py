@@ -38,6 +38,14 @@ def agent_state_path() -> Path:
     return state_file("RRAMCTL_AGENT_STATE", "agent-emulator.npz")
 
 
+def remove_stale_temporaries(folder: Path, name: str = "*", *, recursive: bool = False) -> None:
+    """Remove the temporary files (``.NAME.XXXXXXXX.tmp``, rramctl.fileio) that a writer killed mid-write
+    (SIGKILL, power loss) left in ``folder``. Call only while holding the lock of what is written there."""
+    for p in (folder.rglob if recursive else folder.glob)(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
 class FileLock:
     """An exclusive advisory lock (``flock``) on ``<path>.lock``, held from :meth:`acquire` to
     :meth:`release`. The lock file holds the holder's PID, so a refused process can say who holds it.
@@ -45,7 +53,8 @@ class FileLock:
     :class:`StateError` naming the file, the PID and what to do. The lock ends with its process,
     also on SIGKILL, so a crash never leaves a file locked. The holder removes the lock file when it
     releases; a waiter that then wins the lock on the removed file sees that the path no longer
-    names it and tries again on the new one."""
+    names it and tries again on the new one. Holding the lock, it removes the temporary files a killed
+    holder left for ``path``."""
 
     def __init__(
         self,
@@ -86,6 +95,7 @@ class FileLock:
                     os.ftruncate(fd, 0)
                     os.write(fd, f"{os.getpid()}\n".encode())
                     self._fd = fd
+                    remove_stale_temporaries(self.path.parent, self.path.name)
                     return self
             except BaseException:
                 os.close(fd)
@@ -122,6 +132,9 @@ class FileLock:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def __del__(self) -> None:  # a lock nobody holds a reference to any more is released
+        self.release()
 
     def __enter__(self) -> FileLock:
         return self.acquire()

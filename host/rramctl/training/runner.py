@@ -35,6 +35,7 @@ from torch import nn
 
 from rramctl.errors import StateError
 from rramctl.fileio import atomic_write_bytes, atomic_write_text
+from rramctl.paths import FileLock, remove_stale_temporaries
 from rramctl.training.chips import open_chips, save_chips
 from rramctl.training.config import TrainConfig
 from rramctl.training.crossbar import MappedNetwork, OpCounts
@@ -81,6 +82,7 @@ class Run:
 
     resumed = False  # True: continued from a checkpoint of its folder
     restarted = False  # True: its folder held a run cut off before forming was recorded; started again
+    _folder_lock: FileLock | None = None  # held from Run.open to close
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, data: Dataset) -> None:
         self.cfg, self.dir, self.data = cfg, Path(run_dir), data
@@ -115,8 +117,23 @@ class Run:
     # ---- start / resume ---------------------------------------------------------------------
     @classmethod
     def open(cls, cfg: TrainConfig, run_dir: Path, data: Dataset) -> Run:
-        """A new run in an empty (or absent) folder, or the resumption of the run saved there."""
+        """A new run in an empty (or absent) folder, or the resumption of the run saved there. The folder
+        is locked while the run is open (a second run on it is refused, naming its PID), and temporary
+        files a killed run left there are removed first."""
         run_dir = Path(run_dir)
+        lock = FileLock(run_dir, "run folder", wait_s=0).acquire()
+        try:
+            if run_dir.is_dir():
+                remove_stale_temporaries(run_dir, recursive=True)
+            run = cls._open(cfg, run_dir, data)
+        except BaseException:
+            lock.release()
+            raise
+        run._folder_lock = lock
+        return run
+
+    @classmethod
+    def _open(cls, cfg: TrainConfig, run_dir: Path, data: Dataset) -> Run:
         saved = run_dir / "config.json"
         if saved.exists():
             try:
@@ -356,6 +373,8 @@ class Run:
     def close(self) -> None:
         if self.mapped is not None:
             self.mapped.close()
+        if self._folder_lock is not None:
+            self._folder_lock.release()
 
 
 def load_run(
