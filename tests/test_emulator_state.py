@@ -222,3 +222,14 @@ def test_interrupted_form_pairs_says_how_to_finish_and_resume_finishes(tmp_path:
     g = state.load(path).crossbar.g_formed
     np.testing.assert_array_equal(g[0:8, 0:16] > 0, plus)  # G+ not formed again
     assert ((g[0:8, 0:16] > 0) | (g[0:8, 256:272] > 0)).mean() > 0.9  # every pair holds a formed cell
+
+
+def test_the_next_command_removes_what_a_killed_save_left(tmp_path: Path) -> None:
+    path = tmp_path / "c.npz"
+    EmulatorTransport.open(state_path=path, seed=1).close()
+    stale = tmp_path / ".c.npz.k1ll3d00.tmp"  # the unique temporary file of a save cut off by SIGKILL
+    stale.write_bytes(b"half a state file")
+    other = tmp_path / ".other.npz.k1ll3d00.tmp"  # another file's: not ours to remove
+    other.write_bytes(b"x")
+    EmulatorTransport.open(state_path=path, lock_wait_s=0).close()
+    assert not stale.exists() and other.exists()
