@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rramctl.fileio import atomic_write_text
+from rramctl.training import plots
 from rramctl.training.config import TrainConfig, apply_assignments
 from rramctl.training.data import Dataset, load_task_data
 from rramctl.training.runner import Run, finish, load_run
@@ -148,6 +149,11 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
                           f"{rec['cell_ops_per_step']:,.0f} cell ops/step, {rec['wall_seconds']:.0f} s",
                           flush=True)  # fmt: skip
     agg = aggregate(records)
+    curves: dict[str, list[list[dict[str, Any]]]] = {}
+    for r in records:
+        metrics = json.loads((a.out / f"{r['recipe']}-{r['method']}-seed{r['seed']}" / "metrics.json").read_text())
+        curves.setdefault(f"{r['recipe']}/{r['method']}", []).append(metrics)
+    plots.seed_spread(curves, a.out / "accuracy_spread.png", task)
     res = {"task": task, "paper": PAPER[task], "data": str(a.features_file or a.data_dir or "default"),
            "args": {k: str(v) for k, v in vars(a).items()}, "runs": records, "summary": agg}  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)

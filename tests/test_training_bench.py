@@ -47,4 +47,5 @@ def test_harness_runs_every_seed_recipe_and_method(harness, tmp_path, monkeypatc
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["summary"]) == {"rramctl/to", "rramctl/wo", "paper/to", "paper/wo"}
     assert "host products" in saved["summary"]["paper/to"]["path"]
+    assert (tmp_path / "accuracy_spread.png").stat().st_size > 0
     assert "| paper/to (seeds 0, 1) |" in harness.table("fmnist-cnn", saved["summary"])

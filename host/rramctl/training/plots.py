@@ -35,6 +35,30 @@ def accuracy_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> Pa
     return path
 
 
+def seed_spread(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:
+    """Validation and test accuracy per epoch, mean over seeds with a +-1 std band, one colour per curve
+    name (recipe/method); ``curves`` maps a name to each seed's metrics."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key in zip(axes, ("val_accuracy", "test_accuracy"), strict=True):
+        for name, all_runs in sorted(curves.items()):
+            runs = [m for m in all_runs if m]
+            if not runs:
+                continue
+            n = min(len(m) for m in runs)
+            acc = 100 * np.array([[m[k][key] for k in range(n)] for m in runs])
+            ep = np.arange(1, n + 1)
+            mean, std = acc.mean(axis=0), acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(n)
+            ax.plot(ep, mean, label=f"{name} ({len(runs)} seeds)")
+            ax.fill_between(ep, mean - std, mean + std, alpha=0.25)
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: {key.split('_')[0]}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def weight_histograms(before: NDArray[np.float64], after: NDArray[np.float64], path: Path) -> Path:
     """Differential weights G+ - G- (uS) of all layers after forming and now."""
     plt = _pyplot()
