@@ -22,7 +22,7 @@ from rramctl.fileio import atomic_write_text
 from rramctl.training import plots
 from rramctl.training.config import TrainConfig, apply_assignments
 from rramctl.training.data import Dataset, load_task_data
-from rramctl.training.runner import Run, finish, load_run
+from rramctl.training.runner import Run, RunError, finish, load_run
 
 PAPER = {  # seed 000 Results / Fig. 3d,f and 4d,f; programming: TO 2.3 M / 349 k cell updates
     "fmnist-cnn": {"to": 0.874, "wo": 0.797, "ops_reduction": 0.9994, "epochs": 65, "to_cell_updates": 2.3e6},
@@ -30,11 +30,17 @@ PAPER = {  # seed 000 Results / Fig. 3d,f and 4d,f; programming: TO 2.3 M / 349 
 }
 
 
-def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | None) -> dict[str, Any]:
-    """Train one run from scratch in ``out``; its figures as one record."""
-    shutil.rmtree(out, ignore_errors=True)
+def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | None, fresh: bool) -> dict[str, Any]:
+    """Train one run in ``out`` (a run with the same settings there is resumed, or reused when complete,
+    unless ``fresh``); its figures as one record."""
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    run = Run.open(cfg, out, data)
+    try:
+        run = Run.open(cfg, out, data)
+    except RunError:  # another run's settings (or no complete checkpoint): start again
+        shutil.rmtree(out, ignore_errors=True)
+        run = Run.open(cfg, out, data)
     run.train()
     s = finish(run)
     steps_per_epoch = run.progress.steps // max(1, run.progress.epoch)
@@ -126,6 +132,7 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--set", dest="assignments", action="append", default=[], help="section.key=value for every run")
     p.add_argument("--out", type=Path, default=Path("runs/bench") / task)
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--fresh", action="store_true", help="start every run again (default: resume or reuse)")
     a = p.parse_args(argv)
     data_cfg: dict[str, Any] = {"data_dir": a.data_dir}
     if a.features_file is not None:
@@ -141,7 +148,7 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
                         "epochs": epochs, "subset": a.subset, "test_subset": a.test_subset, "backend": a.backend,
                         "forward": a.forward, "data": data_cfg}  # fmt: skip
                 cfg = TrainConfig.model_validate(apply_assignments(base, a.assignments))
-                rec = run_one(cfg, a.out / f"{recipe}-{method}-seed{seed}", data, a.chip_test_subset)
+                rec = run_one(cfg, a.out / f"{recipe}-{method}-seed{seed}", data, a.chip_test_subset, a.fresh)
                 records.append(rec)
                 if not a.json:
                     print(f"[{recipe} {method} seed {seed}] test {100 * rec['test_accuracy']:.2f} %, at best "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, PairFormReport, row_runs
+from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, PairFormReport
 from rramctl.geometry import pair_cells
 from rramctl.hw import linedrive
 from rramctl.training.placement import LayerShape, Placement, Tile
@@ -88,26 +88,23 @@ class MappedNetwork:
     def form_unformed(self, step_v: float = 0.05) -> int:
         """Form every still-unformed cell of both halves of every tile, then reset the cells it formed, so the
         weights stay as formed while write-verify can program both cells of every pair (the WO baseline; an
-        unformed cell takes the whole pulse cap and stays off). Forming pulses go to 1-row runs of unformed
-        cells; the ones still unformed get the next pulse ``step_v`` higher, up to the SL rating (ours, as
-        ``Chip.electroform_pairs`` forms its G- half). Returns the cells left unformed."""
+        unformed cell takes the whole pulse cap and stays off). Each half gets forming pulses ``step_v`` higher
+        each time, up to the SL rating, while any of its cells is unformed (ours, as ``Chip.electroform_pairs``
+        forms its G- half; a forming pulse leaves formed cells as they are). Returns the cells left unformed."""
         left = 0
         for t in self.placement.tiles:
             chip = self.chips[t.array]
             for region in (t.region, t.region.minus()):
-                todo = np.argwhere(chip.read(region) <= FORMED_THRESHOLD_US)
+                todo = chip.read(region) <= FORMED_THRESHOLD_US
                 pending, v = todo, chip.config.form.voltage_v
-                while len(pending) and v <= chip.config.ratings.max_sl_voltage_v + 1e-9:
-                    pulse = chip.config.form.model_copy(update={"voltage_v": round(v, 6)})
-                    for run in row_runs(pending + [region.row, region.col]):
-                        chip.electroform(run, pulse)
-                    g = chip.read(region)
-                    pending = pending[g[pending[:, 0], pending[:, 1]] <= FORMED_THRESHOLD_US]
+                while pending.any() and v <= chip.config.ratings.max_sl_voltage_v + 1e-9:
+                    chip.electroform(region, chip.config.form.model_copy(update={"voltage_v": round(v, 6)}))
+                    pending = todo & (chip.read(region) <= FORMED_THRESHOLD_US)
                     v += step_v
-                formed = todo[(chip.read(region)[todo[:, 0], todo[:, 1]] > FORMED_THRESHOLD_US)]
+                formed = np.argwhere(todo & ~pending)
                 if len(formed):
                     chip.reset(formed + [region.row, region.col])
-                left += len(pending)
+                left += int(pending.sum())
         return left
 
     def read_weights(self, layer: str) -> NDArray[np.float64]:
