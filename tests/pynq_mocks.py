@@ -369,7 +369,25 @@ class MockRramBoard(pynq.Device):
         return [e for e in self.log if e[0] in kinds]
 
 
-def make_pynq_transport(overlay: StreamOverlay, *, length_width: int = 26, timeout_s: float = 2.0) -> Any:
+class MockInterrupt:
+    """``pynq.Interrupt``'s interface (``await wait()`` returns once the level line is high) on a line
+    the test supplies (e.g. ``EmulatedOverlay.irq``); counts the waits."""
+
+    def __init__(self, line: Any) -> None:
+        self.line = line
+        self.waits = 0
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.waits += 1
+        while not self.line():
+            await asyncio.sleep(0.001)
+
+
+def make_pynq_transport(
+    overlay: StreamOverlay, *, length_width: int = 26, timeout_s: float = 2.0, irq: Any = None
+) -> Any:
     """A PynqTransport over real pynq driver objects (RramOverlayIP, pynq.lib.dma.DMA) on a mock board."""
     from pynq.lib.dma import DMA
     from rramctl.transport.pynq_transport import PynqTransport, rram_ip_class
@@ -377,6 +395,8 @@ def make_pynq_transport(overlay: StreamOverlay, *, length_width: int = 26, timeo
     board = MockRramBoard(overlay)
     ip = rram_ip_class()(board.ip_description())
     dma = DMA(board.dma_description(length_width))
-    transport = PynqTransport(ip, dma, allocate=lambda **kw: pynq.allocate(target=board, **kw), timeout_s=timeout_s)
+    transport = PynqTransport(
+        ip, dma, allocate=lambda **kw: pynq.allocate(target=board, **kw), timeout_s=timeout_s, irq=irq
+    )
     transport.board = board  # type: ignore[attr-defined]
     return transport

@@ -219,8 +219,8 @@ def test_start_before_input_waits_busy_then_abort_and_busy_errors() -> None:
     t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
     assert _status(t) == (1, 0, 0, 0) and not ov.irq and ov.waiting_for_input
     assert ov.lines_idle  # no chain frame has arrived: nothing is driven yet
-    t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))  # START while BUSY
-    assert _status(t) == (1, 0, 1, 8)
+    t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))  # START while BUSY: ignored (issue 14, class 7)
+    assert _status(t) == (1, 0, 0, 0) and R.STATUS_START_REFUSED.get(t.read_reg(R.STATUS)) == 1 and not ov.irq
     t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_ABORT.put(1))
     assert _status(t) == (0, 0, 1, 6) and ov.irq and ov.lines_idle
     t.write_reg(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_CLEAR.put(1))

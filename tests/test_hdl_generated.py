@@ -66,7 +66,7 @@ def test_protocol_and_register_map_outputs_are_fresh() -> None:
 def test_regmap_check_flags_a_stale_protocol(tmp_path, monkeypatch) -> None:
     gen = _gen_regmap()
     proto = tmp_path / "protocol.toml"
-    proto.write_text(gen.PROTOCOL.read_text().replace("BUSY = 8", "BUSY = 10"))
+    proto.write_text(gen.PROTOCOL.read_text().replace("BUSY = 8", "BUSY = 18"))
     monkeypatch.setattr(gen, "PROTOCOL", proto)
     monkeypatch.setattr(gen.load_protocol, "__defaults__", (proto,))
     assert gen.main(["--check"]) == 1

@@ -349,3 +349,48 @@ def test_driver_over_pynq_matches_emulator_transport(mocks: ModuleType, tmp_path
     assert np.ptp(got["read"]) > 0  # a formed region reads something other than one constant
     # the overlay's own output counter agrees with what the DMA delivered
     assert t.read_reg(R.OUT_WORDS) == ref.read_reg(R.OUT_WORDS)
+
+
+def test_driver_waits_on_the_interrupt(mocks: ModuleType, tmp_path: Path) -> None:
+    """Issue 14 class 11: with the overlay's interrupt bound, the driver enables CTRL.irq_en and waits on the
+    interrupt (as PYNQ's DMA driver does) instead of polling STATUS; the results are the polling path's."""
+    emulator = pytest.importorskip("rramctl.transport.emulator")
+    from rramctl.driver import Driver
+
+    ref = emulator.EmulatorTransport.open(state_path=tmp_path / "ref.npz", seed=11, temperature_c=120.0)
+    twin = emulator.EmulatorTransport.open(state_path=tmp_path / "twin.npz", seed=11, temperature_c=120.0)
+    overlay = _emulated_overlay_of(twin)
+    irq = mocks.MockInterrupt(lambda: overlay.irq)
+    t = mocks.make_pynq_transport(overlay, irq=irq)
+    assert t.has_interrupt
+    want, got = _driver_scenario(Driver(ref)), _driver_scenario(Driver(t))
+    _assert_same(want, got)
+    starts = [e for e in t.board.log if e[:2] == ("ip_write", R.CTRL) and R.CTRL_START.get(e[2])]
+    assert len(starts) == irq.waits == 6 and all(R.CTRL_IRQ_EN.get(e[2]) for e in starts)
+    status_reads = [e for e in t.board.log if e[:2] == ("ip_read", R.STATUS)]
+    assert len(status_reads) == 2 * len(starts)  # one before START, one after the interrupt: no polling
+
+
+def test_interrupt_that_never_comes_falls_back_to_polling(mocks: ModuleType) -> None:
+    from rramctl.driver import Driver
+    from rramsim.config import ChipModelConfig
+    from rramsim.overlay import EmulatedOverlay
+
+    irq = mocks.MockInterrupt(lambda: False)  # a line that is not wired through
+    t = mocks.make_pynq_transport(EmulatedOverlay(ChipModelConfig(seed=2)), irq=irq)
+    assert t.wait_interrupt(0.01) is False
+    d = Driver(t, poll_timeout_s=0.02)
+    d.run(0, {}, {})  # NOP: the interrupt times out, STATUS polling sees DONE
+    assert irq.waits == 2
+
+
+def test_no_interrupt_inside_a_running_event_loop(mocks: ModuleType) -> None:
+    import asyncio
+
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(), irq=mocks.MockInterrupt(lambda: True))
+
+    async def inside() -> bool:
+        return t.wait_interrupt(1.0)
+
+    assert asyncio.run(inside()) is False  # a notebook's loop is running: poll instead of nesting loops
+    assert t.wait_interrupt(1.0) is True

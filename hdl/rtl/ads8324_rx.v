@@ -7,7 +7,8 @@
 // 100 MHz, about 50 kSPS as in the datasheet; benches use a smaller HALF to run fast).
 module ads8324_rx #(
     parameter integer HALF = 42,
-    parameter integer CS_HIGH = 4
+    parameter integer CS_HIGH = 4,
+    parameter integer MIN_CYCLES = 2000  // least clocks between CS falls: the ADS8324's 50 kSPS at 100 MHz
 ) (
     input  wire               clk,
     input  wire               rst_n,
@@ -25,6 +26,9 @@ module ads8324_rx #(
     reg [CW-1:0] cnt;
     reg [1:0] ph;  // 0 DCLK low, 1 DCLK high, 2 CS high gap
     reg [13:0] sh;
+    localparam integer GW = $clog2(MIN_CYCLES + 1) + 1;
+    reg [GW-1:0] since;  // clocks since CS last fell (saturates): busy until a new conversion keeps the rate
+    wire gap_ok = since >= GW'(MIN_CYCLES - 1);
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -36,8 +40,11 @@ module ads8324_rx #(
             cnt <= {CW{1'b0}};
             ph <= 2'd0;
             sh <= 14'd0;
+            since <= {GW{1'b1}};
         end else if (!busy) begin
+            if (!gap_ok) since <= since + 1'b1;
             if (start) begin
+                since <= GW'(1);
                 busy <= 1'b1;
                 cs_n <= 1'b0;
                 nclk <= 5'd0;
@@ -45,8 +52,10 @@ module ads8324_rx #(
                 cnt <= CW'(HALF - 1);
             end
         end else if (cnt != {CW{1'b0}}) begin
+            if (!gap_ok) since <= since + 1'b1;
             cnt <= cnt - 1'b1;
         end else begin
+            if (!gap_ok) since <= since + 1'b1;
             cnt <= CW'(HALF - 1);
             case (ph)
                 2'd0: begin  // rising edge: capture DOUT
@@ -66,7 +75,7 @@ module ads8324_rx #(
                         ph <= 2'd0;
                     end
                 end
-                default: busy <= 1'b0;
+                default: if (gap_ok) busy <= 1'b0;  // else stay in the CS-high gap until the rate allows
             endcase
         end
     end

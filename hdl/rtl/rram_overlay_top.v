@@ -11,6 +11,7 @@ module rram_overlay_top #(
     parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
     parameter integer SR_HALF = 3,  // SN74HC595 SRCLK half period in clocks
     parameter integer ADC_HALF = 42,  // ADS8324 DCLK half period in clocks
+    parameter integer ADC_MIN_CYCLES = 2000,  // least clocks from CS fall to CS fall: 50 kSPS (ADS8324 max) at 100 MHz
     parameter integer GUARD = 4  // break-before-make clocks around every drive
 ) (
     (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF s_axil:s_axis:m_axis, ASSOCIATED_RESET aresetn, FREQ_HZ 100000000" *)
@@ -91,7 +92,7 @@ module rram_overlay_top #(
 
     // ---- registers ----
     wire start, abort_req, irq_en, clear;
-    wire busy, done, error;
+    wire busy, done, error, start_refused;
     wire [7:0] err_code;
     wire [3:0] opcode, bits;
     wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles;
@@ -193,6 +194,7 @@ module rram_overlay_top #(
         .hwif_in_status_busy(busy),
         .hwif_in_status_done(done),
         .hwif_in_status_error(error),
+        .hwif_in_status_start_refused(start_refused),
         .hwif_in_status_err_code(err_code),
         .hwif_out_opcode_op(opcode),
         .hwif_out_row_start_value(row_start),
@@ -240,7 +242,7 @@ module rram_overlay_top #(
         .ser(sr_ser), .srclk(sr_srclk), .rclk(sr_rclk)
     );
 
-    wire adc_go, adc_busy, rx_cs_n, rx_dout;
+    wire adc_go, adc_busy, rx_cs_n, rx_dclk, rx_dout;
     wire signed [13:0] adc_code;
     wire [CW-1:0] adc_col;
     wire [SW-1:0] adc_sel;  // column j is on ADC j % NADC, at its column-mux input j / NADC
@@ -254,15 +256,25 @@ module rram_overlay_top #(
         end
     endgenerate
     assign rx_dout = adc_dout[adc_sel];
-    genvar a;
-    generate
-        for (a = 0; a < NADC; a = a + 1) begin : g_cs
-            assign adc_cs_n[a] = rx_cs_n | (adc_sel != SW'(a));
+    // Every ADC pin leaves through a register (no decode glitch on a chip select); DCLK is delayed by the
+    // same clock, so the reader's capture edge comes one clock before the pin's rising edge, still
+    // (ADC_HALF - 1) clocks after the falling edge on which DOUT changes (ADS8324 timing diagram).
+    reg [NADC-1:0] cs_q;
+    reg dclk_q;
+    always @(posedge aclk or negedge rst_n) begin
+        if (!rst_n) begin
+            cs_q <= {NADC{1'b1}};
+            dclk_q <= 1'b0;
+        end else begin
+            cs_q <= ~({{(NADC-1){1'b0}}, ~rx_cs_n} << adc_sel);
+            dclk_q <= rx_dclk;
         end
-    endgenerate
-    ads8324_rx #(.HALF(ADC_HALF)) u_adc (
+    end
+    assign adc_cs_n = cs_q;
+    assign adc_dclk = dclk_q;
+    ads8324_rx #(.HALF(ADC_HALF), .MIN_CYCLES(ADC_MIN_CYCLES)) u_adc (
         .clk(aclk), .rst_n(rst_n), .start(adc_go), .busy(adc_busy), .code(adc_code), .cs_n(rx_cs_n),
-        .dclk(adc_dclk), .dout(rx_dout)
+        .dclk(rx_dclk), .dout(rx_dout)
     );
 
     rram_seq #(.ROWS(ROWS), .COLS(COLS), .GUARD(GUARD)) u_seq (
@@ -271,7 +283,7 @@ module rram_overlay_top #(
         .row_start(row_start), .row_count(row_count), .col_start(col_start), .col_count(col_count),
         .pulse_cycles(pulse_cycles), .bits(bits), .batch(batch), .cell_count(cell_count),
         .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles),
-        .busy(busy), .done(done), .error(error), .err_code(err_code),
+        .busy(busy), .done(done), .error(error), .err_code(err_code), .start_refused(start_refused),
         .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words), .sat_count(sat_count),
         .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy), .sr_oe_n(sr_oe_n),
         .col_lo(col_lo), .col_hi(col_hi), .sl_mode(sl_mode), .wl_en(wl_en), .drive_en(drive_en),

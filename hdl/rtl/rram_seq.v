@@ -34,6 +34,7 @@ module rram_seq #(
     output reg         done,
     output reg         error,
     output reg  [7:0]  err_code,
+    output reg         start_refused,  // a START came while BUSY and was ignored (sticky until CLEAR/START)
     output reg  [31:0] op_count,
     output reg  [31:0] pulse_count,
     output reg  [31:0] out_words,
@@ -85,9 +86,10 @@ module rram_seq #(
         S_CELL_NEXT = 6'd24, S_PV_READ = 6'd25, S_PV_DRV = 6'd26, S_PV_CHK = 6'd27, S_PV_P = 6'd28,
         S_PV_OUT = 6'd29, S_RD_ROW = 6'd30, S_RD_DRV = 6'd31, S_RD_CODE = 6'd32, S_MU_FRAME = 6'd33,
         S_MU_WORD = 6'd34, S_MU_SHIFT = 6'd35, S_MU_DRV = 6'd36, S_MU_CODE = 6'd37, S_MU_NEXT = 6'd38,
-        S_RD_SMP = 6'd39, S_MU_SMP = 6'd40, S_RS_GO = 6'd41;
+        S_RD_SMP = 6'd39, S_MU_SMP = 6'd40, S_RS_GO = 6'd41, S_ABORT = 6'd42, S_PV_MUL = 6'd43;
 
     reg [5:0] state, ret;
+    reg [7:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
     reg [3:0] op;
     reg [31:0] cnt;  // pulse / settle / guard counter
     reg [19:0] cell_pos;  // position in the cell list
@@ -146,7 +148,8 @@ module rram_seq #(
     wire [33:0] adiff = diff[33] ? 34'(-diff) : diff;
     wire signed [63:0] lhs = $signed({30'd0, adiff}) * 64'sd1000000;
     wire signed [63:0] rhs = 64'(target) * $signed({44'd0, verify_tol});
-    wire verified = lhs <= rhs;
+    reg signed [63:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
+    wire verified = lhs_r <= rhs_r;
 
     // MULTIPLY accumulation term: code << bit-plane, sign-extended
     wire signed [ACCW-1:0] term = ACCW'(code) <<< k[2:0];
@@ -156,6 +159,16 @@ module rram_seq #(
     wire acc_we = (state == S_MU_CODE);
     always @(posedge clk) begin
         if (acc_we) acc[j[CW-1:0]] <= acc_sum;
+    end
+
+    // MULTIPLY chain words from the host: no nibble may connect a BL to V_BL (a programming level) during a
+    // read; a nibble is {INH, C, B, A} (docs/protocol.md)
+    reg word_bad;
+    integer pi;
+    always @* begin
+        word_bad = 1'b0;
+        for (pi = 0; pi < 8; pi = pi + 1)
+            if (in_word[4 * pi + 32'(MUX_INHIBIT_BIT)] == 1'b0 && in_word[4 * pi +: 3] == SRC_BL_PROG) word_bad = 1'b1;
     end
 
     wire [15:0] cell_row = in_word[31:16];
@@ -180,6 +193,10 @@ module rram_seq #(
             done <= 1'b0;
             error <= 1'b0;
             err_code <= E_NONE;
+            start_refused <= 1'b0;
+            pend_err <= E_NONE;
+            lhs_r <= 64'sd0;
+            rhs_r <= 64'sd0;
             op_count <= 32'd0;
             pulse_count <= 32'd0;
             out_words <= 32'd0;
@@ -230,25 +247,27 @@ module rram_seq #(
                 done <= 1'b0;
                 error <= 1'b0;
                 err_code <= E_NONE;
+                start_refused <= 1'b0;
             end
             if (rating_err && !busy) begin  // a running operation keeps its own status
                 done <= 1'b0;
                 error <= 1'b1;
                 err_code <= E_OVER_RATING;
             end
-            if (start && busy) begin  // the running operation goes on (docs/protocol.md: BUSY)
-                error <= 1'b1;
-                err_code <= E_BUSY;
-            end
+            if (start && busy) start_refused <= 1'b1;  // the running operation goes on, its status untouched
 
-            if (busy && abort_req && state != S_FIN && state != S_FIN2) begin
-                err_code <= E_ABORTED;
-                error <= 1'b1;
+            if (busy && abort_req && state != S_ABORT) begin  // from any state, a stalled output included
+                pend_err <= E_ABORTED;
                 lines_idle();
-                state <= S_FIN;
+                m_tvalid <= 1'b0;  // the word on a stalled output is dropped (the host resets its DMA)
+                m_tlast <= 1'b0;
+                hold_v <= 1'b0;
+                state <= S_ABORT;
             end else begin
                 case (state)
                     S_IDLE: if (start) begin
+                        start_refused <= 1'b0;
+                        pend_err <= E_NONE;
                         done <= 1'b0;
                         error <= 1'b0;
                         err_code <= start_err;
@@ -396,12 +415,10 @@ module rram_seq #(
                         cur_row <= cell_row;
                         cur_col <= cell_col[CW-1:0];
                         if (cell_bad) begin
-                            err_code <= E_BAD_CELL;
-                            error <= 1'b1;
+                            pend_err <= E_BAD_CELL;
                             state <= in_word_last ? S_FIN : S_DRAIN;
                         end else if (in_premature) begin
-                            err_code <= E_UNDERRUN;
-                            error <= 1'b1;
+                            pend_err <= E_UNDERRUN;
                             state <= S_FIN;
                         end else if (op == OP_PROGRAM) begin
                             ret <= S_CELL_T;
@@ -412,8 +429,7 @@ module rram_seq #(
                         target <= $signed(in_word);
                         k <= 16'd0;
                         if (in_premature) begin
-                            err_code <= E_UNDERRUN;
-                            error <= 1'b1;
+                            pend_err <= E_UNDERRUN;
                             state <= S_FIN;
                         end else state <= S_PV_READ;
                     end
@@ -453,13 +469,18 @@ module rram_seq #(
                         wl_en <= 1'b1;
                         drive_en <= 1'b1;
                         adc_col <= cur_col;
-                        ret <= S_PV_CHK;
+                        ret <= S_PV_MUL;
                         state <= S_SMP;
+                    end
+                    S_PV_MUL: begin  // the tolerance products, registered (timing: no 64-bit multiply-compare in one clock)
+                        lhs_r <= lhs;
+                        rhs_r <= rhs;
+                        state <= S_PV_CHK;
                     end
                     S_PV_CHK: begin
                         lines_idle();
                         if (verified || k == max_pulses) begin
-                            push_d <= {k, 2'b00, code};
+                            push_d <= {k, {2{code[13]}}, code};  // final_code & 0xFFFF: 16-bit two's complement
                             ret <= S_CELL_NEXT;
                             state <= S_PUSH;
                         end else begin  // one pulse towards the target
@@ -530,10 +551,15 @@ module rram_seq #(
                     end
                     S_MU_SHIFT: if (!ch_shift && !ch_busy) begin
                         if (in_premature) begin
-                            err_code <= E_UNDERRUN;
-                            error <= 1'b1;
+                            pend_err <= E_UNDERRUN;
                             lines_idle();
                             state <= S_FIN;
+                        /* verilator lint_off UNSIGNED */  // constant true when ROWS = 512
+                        end else if (word_bad && w >= SKIP_WORDS) begin  // the word reaches a BL of this array
+                        /* verilator lint_on UNSIGNED */
+                            pend_err <= E_BAD_FRAME;
+                            lines_idle();
+                            state <= in_word_last ? S_FIN : S_DRAIN;
                         end else begin
                             /* verilator lint_off UNSIGNED */  // constant true when ROWS = 512
                             if (w >= SKIP_WORDS) begin  // words for absent 595s are dropped
@@ -603,10 +629,17 @@ module rram_seq #(
                     S_FIN2: if (!m_tvalid && !ch_busy && !adc_busy && !ch_shift && !ch_latch && !adc_go) begin
                         busy <= 1'b0;
                         m_tlast <= 1'b0;
-                        if (err_code == E_NONE || err_code == E_BUSY) begin
+                        err_code <= pend_err;  // status and the interrupt change only here, at the end
+                        if (pend_err == E_NONE) begin
                             done <= 1'b1;
                             op_count <= op_count + 1'b1;
-                        end
+                        end else error <= 1'b1;
+                        state <= S_IDLE;
+                    end
+                    S_ABORT: if (!ch_busy && !adc_busy && !ch_shift && !ch_latch && !adc_go) begin
+                        busy <= 1'b0;  // peripherals finish their frame (bounded), the output is not waited on
+                        err_code <= pend_err;
+                        error <= 1'b1;
                         state <= S_IDLE;
                     end
                     default: state <= S_IDLE;

@@ -14,6 +14,7 @@ pulse look the same on the pins and only the emulator's physics tells them apart
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from rramctl.protocol import PL_CLOCK_HZ, VERIFY_READS_PER_CELL, DacChannel, Opc
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
+from rramsim.overlay import source_codes
 
 CLK_NS = 1_000_000_000 // PL_CLOCK_HZ
 FORM, RESET, SET, PROGRAM = Opcode.FORM, Opcode.RESET, Opcode.SET, Opcode.PROGRAM
@@ -70,6 +72,7 @@ class Board:
         self._last_read = False  # PROGRAM: was the last event a verify read (vs a pulse)?
         self._cell = -1
         self._k = 0
+        self.inject: Iterator[int] | None = None  # test hook: ADC codes to return instead of the physics'
 
     def start(self) -> Board:
         from cocotb import start_soon
@@ -142,10 +145,7 @@ class Board:
         return select, inhibit
 
     def source_codes(self) -> np.ndarray:
-        src = np.zeros(8, dtype=np.int64)  # CD4051B channels (docs/protocol.md): 1 V_READ, 2 V_BL, else GND
-        src[linedrive.SRC_READ] = self.dac.output_code(DAC_V_READ)
-        src[linedrive.SRC_BL_PROG] = self.dac.output_code(DAC_V_BL)
-        return src
+        return source_codes(self.dac)  # the emulator's: CD4051B channel -> drive code
 
     # ---- operations, pulses and samples ------------------------------------------------------
     def _op(self) -> int:
@@ -252,6 +252,8 @@ class Board:
             s = self._drive_sum(col) if col < self.cols else 0
             code = int(self.crossbar.sample_codes(np.array([s]), int(d.tia_gain.value), self.serial,
                                                   np.array([index]))[0])  # fmt: skip
+            if self.inject is not None:
+                code = next(self.inject)
             self.ops[-1].samples += 1
             bits = adc.serial_bits(code)
             self._dout(a, bits[0])

@@ -15,7 +15,8 @@ import numpy as np
 from board_model import Board
 from cocotb.clock import Clock
 from cocotb.task import bridge
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb_transport import CocotbTransport
 from rramctl import regmap as R
 from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
@@ -23,7 +24,6 @@ from rramctl.hw import adc, dac80508, linedrive
 from rramctl.protocol import DAC80508_REG_BRDCAST, MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, TiaGain
 from rramctl.protocol import OverlayErrorCode as E
 from rramctl.transport.base import RegWrite
-from rramctl.transport.cocotb_transport import CocotbTransport
 from rramctl.transport.emulator import EmulatorTransport
 from rramsim.config import ChipModelConfig
 
@@ -200,7 +200,8 @@ async def errors_and_irq(dut) -> None:
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
     assert await status(t) == (1, 0, 0, 0) and int(dut.irq.value) == 0
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
-    assert await status(t) == (1, 0, 1, E.BUSY)
+    assert await status(t) == (1, 0, 0, 0) and int(dut.irq.value) == 0  # ignored (class 7)
+    assert R.STATUS_START_REFUSED.get(await t.read_reg_async(R.STATUS)) == 1
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_ABORT.put(1))
     await ClockCycles(dut.aclk, 10)
     assert await status(t) == (0, 0, 1, E.ABORTED)
@@ -351,3 +352,167 @@ async def axil_any_strobe_completes(dut) -> None:
     assert await t.read_reg_async(R.ID) == R.ID_VALUE.reset  # waits at the gate until the frame is out
     await ClockCycles(dut.aclk, 10)
     assert board.dac_frames[n:] == [dac80508.channel_frame(DacChannel.V_BL, 0x1234)]
+
+
+@cocotb.test()
+async def errors_at_the_end_and_abort_with_a_stalled_output(dut) -> None:
+    """Issue 14 classes 7 and 3: with S2MM stalled, a stream error (BAD_CELL) leaves STATUS at BUSY without
+    ERROR or interrupt until the operation ends; a START meanwhile is ignored (start_refused) and does not
+    taint it; CTRL.abort ends it from the state that waits for TREADY; the overlay works again afterwards."""
+    board, t = await setup(dut)
+    await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1))
+    t.sink.pause = True  # S2MM stalled (a DMA that failed or was reset)
+    cells = np.array([(1 << 16) | 1, 500, (ROWS << 16) | 0, 500], np.uint32)  # a good cell, then a bad one
+    await t.source.send(cells.astype("<u4").tobytes())
+    for off, val in {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 2, R.PULSE_CYCLES: 5, R.MAX_PULSES: 0,
+                     R.SETTLE_CYCLES: 3}.items():  # fmt: skip
+        await t.write_reg_async(off, val)
+    await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
+    await ClockCycles(dut.aclk, 3_000)
+    assert await status(t) == (1, 0, 0, 0) and int(dut.irq.value) == 0  # the error waits for the end
+    await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_START.put(1))
+    assert await status(t) == (1, 0, 0, 0)
+    await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1) | R.CTRL_ABORT.put(1))
+    await ClockCycles(dut.aclk, 200)
+    assert await status(t) == (0, 0, 1, E.ABORTED) and int(dut.irq.value) == 1
+    assert int(dut.drive_en.value) == 0 and int(dut.sr_oe_n.value) == 1 and int(dut.m_axis_tvalid.value) == 0
+    t.sink.pause = False
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
+    reg = Region(0, 1, 0, 2)
+    params = {R.OPCODE: Opcode.READ, R.ROW_START: 0, R.ROW_COUNT: 1, R.COL_START: 0, R.COL_COUNT: 2,
+              R.TIA_GAIN: TiaGain.READ}  # fmt: skip
+    for off, val in params.items():
+        await t.write_reg_async(off, val)
+    out = await t.transact_async(np.zeros(0, np.uint32), reg.n_rows * reg.n_cols, RegWrite(R.CTRL, 1))
+    assert out.size == 2 and await status(t) == (0, 1, 0, 0)
+    no_violations(board)
+
+
+async def _visited_states(dut, t: CocotbTransport, params: dict[int, int], packet: np.ndarray) -> list[int]:
+    """Run one operation to its end; the sequencer states it went through, in first-visit order."""
+    seen: list[int] = []
+    stop = False
+
+    async def watch() -> None:
+        while not stop:
+            await RisingEdge(dut.aclk)
+            s = int(dut.u_seq.state.value)
+            if s not in seen:
+                seen.append(s)
+
+    watcher = cocotb.start_soon(watch())
+    await _start_with_packet(t, params, packet)
+    await within(dut, _idle(dut, t), 20_000)
+    stop = True
+    await watcher
+    return [s for s in seen if s != 0]
+
+
+async def _start_with_packet(t: CocotbTransport, params: dict[int, int], packet: np.ndarray) -> None:
+    await t.write_reg_async(R.CTRL, R.CTRL_CLEAR.put(1))
+    await t.source.send(packet.astype("<u4").tobytes())
+    for off, val in params.items():
+        await t.write_reg_async(off, val)
+    await t.write_reg_async(R.CTRL, R.CTRL_START.put(1))
+
+
+@cocotb.test()
+async def abort_at_every_state(dut) -> None:
+    """Issue 14 class 3: CTRL.abort landing in every sequencer state a PROGRAM (verify read, pulse, output)
+    and a MULTIPLY go through ends the operation with ABORTED, every line idle, and the next operation runs.
+    The abort pulse is deposited into the register block's CTRL.abort storage on the clock the state is
+    entered (what an AXI write landing on that clock does)."""
+    board, t = await setup(dut)
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
+    program = {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 1, R.PULSE_CYCLES: 5, R.MAX_PULSES: 1, R.SETTLE_CYCLES: 2,
+               R.VERIFY_TOL: 0}  # fmt: skip
+    frames = linedrive.bitplane_frames(np.ones((1, ROWS), np.uint8)).ravel()
+    multiply = {R.OPCODE: Opcode.MULTIPLY, R.COL_START: 0, R.COL_COUNT: 2, R.BITS: 1, R.BATCH: 1,
+                R.ROW_START: 0, R.ROW_COUNT: ROWS, R.TIA_GAIN: TiaGain.MULTIPLY, R.SETTLE_CYCLES: 2}  # fmt: skip
+    covered: set[int] = set()
+    for params, packet in ((program, np.array([(2 << 16) | 3, 4000], np.uint32)), (multiply, frames)):
+        states = await _visited_states(dut, t, params, packet)
+        t.dma_reset()
+        for target in states:
+            await _start_with_packet(t, params, packet)
+            while int(dut.u_seq.state.value) != target:
+                await RisingEdge(dut.aclk)
+            await FallingEdge(dut.aclk)
+            dut.u_regs.field_storage_ctrl_abort_value.value = 1  # CTRL.abort on the next clock
+            await within(dut, _idle(dut, t), 3_000)  # the ADC finishes its frame and rate gap
+            assert await status(t) == (0, 0, 1, E.ABORTED), target
+            assert (int(dut.drive_en.value), int(dut.sr_oe_n.value), int(dut.wl_en.value)) == (0, 1, 0), target
+            covered.add(target)
+            t.dma_reset()
+    assert len(covered) >= 25, sorted(covered)
+    await start_op(t, Opcode.NOP, {})
+    await ClockCycles(dut.aclk, 20)
+    assert await status(t) == (0, 1, 0, 0)
+    no_violations(board)
+
+
+async def _idle(dut, t: CocotbTransport) -> None:
+    while (await status(t))[0]:
+        await ClockCycles(dut.aclk, 5)
+
+
+@cocotb.test()
+async def output_fields_carry_negative_and_extreme_codes(dut) -> None:
+    """Issue 14 class 4: PROGRAM's final code (low 16 bits, two's complement), READ's sign-extended code and
+    MULTIPLY's shift-and-add carry negative, zero, saturated and extreme values exactly as the protocol
+    (and the Driver's decoding) say."""
+    board, t = await setup(dut)
+    codes = [adc.CODE_MIN, -1, 0, 1, adc.CODE_MAX, -300, 4095, -4096]
+
+    def run(drv: Driver) -> tuple[list[int], list[int], list[int], list[int]]:
+        drv.init_dac()
+        cells = np.stack([np.arange(len(codes)) % ROWS, np.arange(len(codes)) % COLS], axis=1)
+        board.inject = iter(codes)
+        res = drv.program_cells(cells, np.full(len(codes), 100), pulse_cycles=5, tolerance_ppm=0, max_pulses=0,
+                                v_prog=V_PROG, v_wl=V_WL, v_read=V_READ)  # fmt: skip
+        board.inject = iter(codes)
+        read = drv.read_region(Region(0, 1, 0, len(codes)), V_READ)
+        board.inject = iter([adc.CODE_MIN] * 8 * 2 + [adc.CODE_MAX] * 8 * 2)
+        mul = drv.multiply(np.full((2, ROWS), 255), 8, Region(0, ROWS, 0, 2), V_READ)
+        board.inject = None
+        return res.final_codes.tolist(), res.pulses.tolist(), read.ravel().tolist(), mul.ravel().tolist()
+
+    finals, pulses, read, mul = await bridge(run)(Driver(t, settle_cycles=2))
+    assert finals == codes and pulses == [0] * len(codes)
+    assert read == codes
+    assert mul == [adc.CODE_MIN * 255] * 2 + [adc.CODE_MAX * 255] * 2
+    no_violations(board)
+
+
+@cocotb.test()
+async def multiply_refuses_programming_levels(dut) -> None:
+    """Issue 14 class 8: a host chain frame that connects a BL to V_BL during MULTIPLY is refused (BAD_FRAME)
+    before it is latched, in the RTL and in the emulator alike; no line is driven."""
+    board, t = await setup(dut)
+    select = np.zeros((1, linedrive.N_LINES), np.uint8)
+    select[0, ROWS - 2] = linedrive.SRC_BL_PROG
+    frames = linedrive.encode_frames(select, np.zeros_like(select, dtype=bool))
+
+    def bad(drv: Driver) -> int:
+        drv.init_dac()
+        params = {R.BATCH: 1, R.BITS: 1, R.COL_START: 0, R.COL_COUNT: 2, R.TIA_GAIN: TiaGain.MULTIPLY}
+        try:
+            drv.run(Opcode.MULTIPLY, params, {DacChannel.V_BL: V_SET}, send=frames.ravel(), recv_words=2)
+        except OverlayError as e:
+            return e.code
+        return 0
+
+    emu = EmulatorTransport(ChipModelConfig(rows=ROWS, cols=COLS))
+    assert bad(Driver(emu)) == E.BAD_FRAME
+    drives: list[int] = []
+
+    async def watch() -> None:
+        from cocotb.triggers import RisingEdge
+
+        await RisingEdge(dut.drive_en)
+        drives.append(1)
+
+    cocotb.start_soon(watch())
+    assert await bridge(bad)(Driver(t)) == E.BAD_FRAME
+    assert drives == [] and board.ops[-1].samples == 0
+    no_violations(board)

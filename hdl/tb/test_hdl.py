@@ -20,11 +20,13 @@ HDL = Path(__file__).resolve().parents[1]
 RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "rtl" / "generated" / "rram_ctrl_regs.sv"]
 INCLUDES = [HDL / "rtl" / "generated"]
 TOP = "rram_overlay_top"
-BENCH = {"ROWS": 16, "COLS": 16, "NADC": 2, "ADC_HALF": 2, "DAC_HALF": 2, "SR_HALF": 3}
+BENCH = {"ROWS": 16, "COLS": 16, "NADC": 2, "ADC_HALF": 2, "ADC_MIN_CYCLES": 100, "DAC_HALF": 2, "SR_HALF": 3}
 LINT_CONFIGS = [{}, {"ROWS": 16, "COLS": 16, "NADC": 2}, {"ROWS": 32, "COLS": 32, "NADC": 1}]
 CASES = ["registers", "dac_spi", "chain_mux_and_pulse", "adc_read_path", "errors_and_irq",
          "cosim_driver_matches_emulator", "driver_sees_overlay_errors", "ratings_refuse_over_limit_frames",
-         "saturated_samples_counted", "axil_any_strobe_completes"]  # fmt: skip
+         "saturated_samples_counted", "axil_any_strobe_completes", "errors_at_the_end_and_abort_with_a_stalled_output",
+         "abort_at_every_state", "output_fields_carry_negative_and_extreme_codes",
+         "multiply_refuses_programming_levels"]  # fmt: skip
 
 
 @pytest.mark.parametrize("params", LINT_CONFIGS, ids=lambda p: "x".join(str(v) for v in p.values()) or "default")

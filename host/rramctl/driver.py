@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,17 @@ READ_GATE_CODE = dac80508.volts_to_code(DEFAULT_READ_GATE_V)
 
 class OverlayError(DeviceError):
     """The overlay refused or failed an operation (STATUS.error) or looks like something else."""
+
+
+@runtime_checkable
+class InterruptSource(Protocol):
+    """A transport that can block on the overlay's interrupt line (PynqTransport on a board)."""
+
+    has_interrupt: bool
+
+    def wait_interrupt(self, timeout_s: float) -> bool:
+        """True once the line is high; False after ``timeout_s`` (the driver then polls STATUS)."""
+        ...
 
 
 def rating_codes(ratings: Ratings) -> dict[int, int]:
@@ -161,11 +173,11 @@ class Driver:
             raise OverlayError("the overlay is busy with another operation", OverlayErrorCode.BUSY)
         try:
             self.set_levels(levels)
-            self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1))
+            self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1) | self._irq_en)
             self.transport.write_reg(R.OPCODE, opcode)
             for offset, value in params.items():
                 self.transport.write_reg(offset, value)
-            out = self.transport.transact(send, recv_words, RegWrite(R.CTRL, R.CTRL_START.put(1)))
+            out = self.transport.transact(send, recv_words, RegWrite(R.CTRL, R.CTRL_START.put(1) | self._irq_en))
             self._wait_done(opcode)
         finally:
             self.safe_idle()
@@ -173,8 +185,16 @@ class Driver:
             raise OverlayError(f"{Opcode(opcode).name}: expected {recv_words} output words, got {len(out)}")
         return out
 
+    @property
+    def _irq_en(self) -> int:
+        """CTRL.irq_en where the transport waits on the interrupt (DONE or ERROR raises it), else 0."""
+        t = self.transport
+        return R.CTRL_IRQ_EN.put(1) if isinstance(t, InterruptSource) and t.has_interrupt else 0
+
     def _wait_done(self, opcode: int) -> None:
         deadline = time.monotonic() + self.poll_timeout_s
+        if self._irq_en and isinstance(self.transport, InterruptSource):
+            self.transport.wait_interrupt(self.poll_timeout_s)  # then STATUS once; polling only if it timed out
         while True:
             status = self.status()
             if not R.STATUS_BUSY.get(status):

@@ -41,10 +41,13 @@ class OverlayErrorCode(IntEnum):
     ABORTED = 6
     # PULSE_CYCLES = 0 or above MAX_PULSE_CYCLES for a pulse operation
     BAD_PULSE = 7
-    # START while BUSY (reported on the refused START only; the running operation keeps its status)
+    # the driver's own refusal to start while STATUS.busy; the overlay ignores a START while BUSY and sets
+    # STATUS.start_refused
     BUSY = 8
     # a DAC_FRAME write above the channel's DAC_LIMIT was refused (never reached the DAC)
     OVER_RATING = 9
+    # a MULTIPLY chain word connects a BL to V_BL (a programming level during a read)
+    BAD_FRAME = 10
 
 
 class DacChannel(IntEnum):
@@ -86,6 +89,7 @@ class StatusBit(IntFlag):
     BUSY = 0x1
     DONE = 0x2
     ERROR = 0x4
+    START_REFUSED = 0x8
 
 
 # Longest programming pulse in PL clocks (20 ms at 100 MHz); longer is BAD_PULSE.

@@ -39,6 +39,7 @@ STATUS = 0x00C  # Status
 STATUS_BUSY = Field(0, 1, 0x0)
 STATUS_DONE = Field(1, 1, 0x0)
 STATUS_ERROR = Field(2, 1, 0x0)
+STATUS_START_REFUSED = Field(3, 1, 0x0)
 STATUS_ERR_CODE = Field(8, 8, 0x0)
 OPCODE = 0x010  # Operation code
 OPCODE_OP = Field(0, 4, 0x0)

@@ -4,7 +4,7 @@ The same registers (rramctl.regmap) and the same streams as the RTL, so rramctl'
 it unchanged.  The emulator is synchronous (ours): an operation runs the moment its START is
 written and its input packet is there.  When START comes first, the operation stays BUSY until
 ``push_stream`` delivers the packet (as the RTL waits on TVALID); CTRL.abort then ends it with
-ABORTED, and another START meanwhile latches ERROR/BUSY without disturbing it.
+ABORTED, and another START meanwhile is ignored (STATUS.start_refused) without disturbing it.
 
 "Op serial" = number of accepted STARTs since power-up (a START is accepted when its register
 parameters pass: opcode, region, bits/batch, pulse width).  Every random draw of an operation is
@@ -33,6 +33,7 @@ from rramsim.protocol import (
     MAX_PULSE_CYCLES,
     VERIFY_READS_PER_CELL,
     DacChannel,
+    MuxSource,
     Opcode,
     OverlayErrorCode,
     dac_frame_over_limit,
@@ -115,6 +116,7 @@ class EmulatedOverlay:
         self.regs: dict[int, int] = {off: f.reset for off, f in _RW_FIELDS.items()}
         self.irq_en = 0
         self.busy = self.done = self.error = False
+        self.start_refused = False  # STATUS.start_refused: a START came while BUSY
         self.err_code = 0
         self.counters = Counters()
         self.lines_idle = True  # every CD4051B inhibited, drive enable low
@@ -156,7 +158,8 @@ class EmulatedOverlay:
             R.VERSION: R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset) | R.VERSION_MINOR.put(R.VERSION_MINOR.reset),
             R.CTRL: R.CTRL_IRQ_EN.put(self.irq_en),
             R.STATUS: R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
-            | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code),
+            | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code)
+            | R.STATUS_START_REFUSED.put(int(self.start_refused)),
             R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
             R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
             R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(c.ratings_locked),
@@ -199,7 +202,7 @@ class EmulatedOverlay:
     def _ctrl(self, value: int) -> None:
         self.irq_en = R.CTRL_IRQ_EN.get(value)
         if R.CTRL_CLEAR.get(value):
-            self.done = self.error = False
+            self.done = self.error = self.start_refused = False
             self.err_code = 0
         if R.CTRL_ABORT.get(value) and self.busy:
             self._pending = None
@@ -245,9 +248,9 @@ class EmulatedOverlay:
 
     def _start(self) -> None:
         if self.busy:
-            self.error, self.err_code = True, E.BUSY  # the running operation goes on (ours)
+            self.start_refused = True  # ignored: the running operation goes on, its status untouched
             return
-        self.done = self.error = False
+        self.done = self.error = self.start_refused = False
         self.err_code = 0
         op = self.regs[R.OPCODE]
         try:
@@ -442,6 +445,8 @@ class EmulatedOverlay:
         nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
         inside = lines < self.config.rows
         nib, lines = nib[:, inside], lines[inside]
+        if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
+            raise OpError(E.BAD_FRAME)
         src = self.source_codes()
         masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
         used = np.zeros(lines.size, dtype=bool)

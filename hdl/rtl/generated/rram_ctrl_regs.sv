@@ -36,6 +36,7 @@ module rram_ctrl_regs (
         input wire hwif_in_status_busy,
         input wire hwif_in_status_done,
         input wire hwif_in_status_error,
+        input wire hwif_in_status_start_refused,
         input wire [7:0] hwif_in_status_err_code,
         output logic [3:0] hwif_out_opcode_op,
         output logic [15:0] hwif_out_row_start_value,
@@ -985,6 +986,7 @@ always @(*) begin
             readback_data_var[0] = hwif_in_status_busy;
             readback_data_var[1] = hwif_in_status_done;
             readback_data_var[2] = hwif_in_status_error;
+            readback_data_var[3] = hwif_in_status_start_refused;
             readback_data_var[15:8] = hwif_in_status_err_code;
         end
         if(rd_mux_addr == 7'h10) begin

@@ -21,6 +21,7 @@ localparam [7:0] E_ABORTED = 8'd6;
 localparam [7:0] E_BAD_PULSE = 8'd7;
 localparam [7:0] E_BUSY = 8'd8;
 localparam [7:0] E_OVER_RATING = 8'd9;
+localparam [7:0] E_BAD_FRAME = 8'd10;
 // DacChannel: DAC80508 channel of each board voltage (docs/protocol.md, DAC channels); 4-7 unused.
 localparam [2:0] DAC_CH_V_SL = 3'd0;
 localparam [2:0] DAC_CH_V_BL = 3'd1;

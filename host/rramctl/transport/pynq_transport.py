@@ -2,7 +2,7 @@
 
 pynq is an optional extra and imported only inside the functions that need it, so importing
 rramctl (or this module) never imports pynq. Zynq-7000 boards (PYNQ-Z1/Z2) need
-``pynq >= 3.1, < 4``; pynq 4 serves Zynq UltraScale+ only (../shared/hardware-facts.md).
+``pynq >= 3.1, < 4``; pynq 4 serves Zynq UltraScale+ only (docs/hardware.md, "Board software versions").
 
 Driver conventions follow PYNQ's own: the overlay's control block is bound by its VLNV to a
 ``pynq.DefaultIP`` subclass (``RramOverlayIP``, created on first use), registers go through its
@@ -12,6 +12,7 @@ MMIO, and the streams go through the AXI DMA driver ``pynq.lib.dma.DMA``
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import time
@@ -29,7 +30,7 @@ from rramctl import regmap as R
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 
 # The RTL top module added to the Vivado block design as a module reference gets
-# xilinx.com:module_ref:<module>:1.0 (../shared/hardware-facts.md, "PYNQ conventions");
+# xilinx.com:module_ref:<module>:1.0 (docs/hardware.md, "PYNQ conventions");
 # the module name is the HDL's choice - change it here if the top is renamed.
 RRAM_OVERLAY_VLNV = "xilinx.com:module_ref:rram_overlay_top:1.0"
 AXI_DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"  # Xilinx AXI DMA (PG021)
@@ -78,7 +79,7 @@ def rram_ip_class() -> type:
     overlay to hand out an ``RramOverlayIP`` instead of a plain ``DefaultIP``."""
     pynq = import_pynq()
 
-    class RramOverlayIP(pynq.DefaultIP):  # type: ignore[misc,name-defined]
+    class RramOverlayIP(pynq.DefaultIP):  # type: ignore[name-defined]
         """The rramctl overlay's control block: registers of docs/registers.md via MMIO."""
 
         bindto = [RRAM_OVERLAY_VLNV]
@@ -122,7 +123,7 @@ def find_board(root: Path = Path("/"), environ: dict[str, str] | None = None) ->
 
 
 def check_pynq_version(version: str, family: str) -> None:
-    """Refuse the pynq/board pairings that cannot work (../shared/hardware-facts.md)."""
+    """Refuse the pynq/board pairings that cannot work (docs/hardware.md, "Board software versions")."""
     try:
         major = int(version.split(".")[0])
     except ValueError:
@@ -248,7 +249,10 @@ class PynqTransport(Transport):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         address_span: int = R.ADDRESS_SPAN,
         overlay: Any = None,
+        irq: Any = None,
     ) -> None:
+        """``irq``: the overlay's interrupt (a ``pynq.Interrupt``, bound by PYNQ as the IP's ``irq``
+        attribute when the pin reaches the PS); None: the driver polls STATUS."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if dma.sendchannel is None or dma.recvchannel is None:
@@ -266,6 +270,7 @@ class PynqTransport(Transport):
         self._send = _Channel(dma.sendchannel, "MM2S (send)", words, lambda: int(dma.mmio.read(_MM2S_DMASR)))
         self._recv = _Channel(dma.recvchannel, "S2MM (receive)", words, lambda: int(dma.mmio.read(_S2MM_DMASR)))
         self._broken: str | None = None
+        self.irq = irq
 
     # ---- opening on a board --------------------------------------------------------------
     @classmethod
@@ -287,7 +292,8 @@ class PynqTransport(Transport):
             raise TransportError(f"loading overlay {path} failed: {e}") from e
         ip = find_ip(overlay, RRAM_OVERLAY_VLNV)
         dma = find_ip(overlay, AXI_DMA_VLNV)
-        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay)
+        irq = getattr(ip, "irq", None)  # PYNQ's DefaultIP names each connected interrupt pin after the pin
+        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq)
 
     # ---- registers -----------------------------------------------------------------------
     def _check_offset(self, offset: int) -> None:
@@ -303,6 +309,28 @@ class PynqTransport(Transport):
         if not isinstance(value, int | np.integer) or not 0 <= value <= 0xFFFF_FFFF:
             raise ValueError(f"register value {value!r} is not a 32-bit unsigned word")
         self.ip.write(int(offset), int(value))
+
+    # ---- the interrupt ---------------------------------------------------------------------
+    @property
+    def has_interrupt(self) -> bool:
+        return self.irq is not None
+
+    def wait_interrupt(self, timeout_s: float) -> bool:
+        """Block until the overlay's level interrupt (CTRL.irq_en and DONE or ERROR) is high, the way PYNQ's
+        own DMA driver waits (``await interrupt.wait()``).  False after ``timeout_s``, without an interrupt, or
+        inside a running event loop (a notebook): the driver then polls STATUS."""
+        if self.irq is None:
+            return False
+        try:
+            asyncio.get_running_loop()
+            return False
+        except RuntimeError:
+            pass
+        try:
+            asyncio.run(asyncio.wait_for(self.irq.wait(), timeout_s))
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     # ---- streams -------------------------------------------------------------------------
     def _buffer(self, current: Any, words: int) -> Any:

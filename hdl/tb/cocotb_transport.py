@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-
 from rramctl import regmap as R
 from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
 
@@ -95,6 +94,14 @@ class CocotbTransport(Transport):
         if resp.resp != 0:
             raise TransportError(f"AXI write of {offset:#x} answered {resp.resp}")
 
+    def dma_reset(self) -> None:
+        """Drop every word the stream models still hold, the one on the bus included, as a reset of the
+        AXI DMA does (PynqTransport resets its DMA after an error)."""
+        for model in (self.source, self.sink):
+            model.clear()
+            model._handle_reset(True)  # cocotbext-axi's reset path: drops the frame in flight
+            model._handle_reset(False)
+
     async def transact_async(self, send: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         from cocotb.triggers import ClockCycles
         from cocotbext.axi import AxiStreamFrame
@@ -117,6 +124,6 @@ class CocotbTransport(Transport):
             if cycles > self.max_cycles:
                 raise TransportError(f"the overlay did not finish within {self.max_cycles} cycles")
         if not self.source.empty() or not self.source.idle():
-            self.source.clear()  # the overlay refused the rest (error or abort): drop it like a DMA reset
+            self.source.clear()  # the overlay refused the rest (error or abort): drop what is queued
         words = np.frombuffer(bytes(received), dtype="<u4").astype(np.uint32)
         return words[:recv_words]
