@@ -121,12 +121,14 @@ class Chip:
         bitfile: str | Path | None = None,
         model: object = None,
         autosave: bool = True,
+        device: str = "cpu",
     ) -> Chip:
         """Open a chip on a backend (rramctl.backends): ``emulator``, ``pynq``, ``serial:PORT[@BAUD]``,
         ``software`` or ``auto``. ``state``: the emulator's / software chip's state file (None: a new chip in
         memory); ``seed``: seed of a new chip; ``model``: the emulated chip model (rramsim.config); ``autosave``:
         the emulator writes ``state`` back after every operation (False: the chip stays in memory and the
-        caller saves it with :meth:`save_state`)."""
+        caller saves it with :meth:`save_state`); ``device``: where the emulator's array math runs (``cpu`` =
+        numpy, ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
         from rramctl.backends import OpenOptions, open_transport, resolve
 
         config = config or BoardConfig()
@@ -138,7 +140,8 @@ class Chip:
             if state_path is not None and state_path.exists():
                 return SoftwareChip.load(state_path, config)
             return SoftwareChip(seed, config)
-        opts = OpenOptions(config, state_path, seed, Path(bitfile) if bitfile is not None else None, model, autosave)
+        bitfile_path = Path(bitfile) if bitfile is not None else None
+        opts = OpenOptions(config, state_path, seed, bitfile_path, model, autosave, device)
         return cls.from_transport(open_transport(spec, opts), config)
 
     @classmethod
