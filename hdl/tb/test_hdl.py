@@ -1,16 +1,20 @@
 """pytest entry for the HDL: Verilator lint of the RTL and the cocotb benches (Icarus, cocotb_tools.runner).
 
-The RTL is compiled once per module (one small configuration: 16x16 array, 2 ADCs, fast SPI/ADC
-clocks) and each cocotb test of hdl/tb/tb_overlay.py runs as its own pytest case.  Everything skips
+The RTL is compiled once per build (BUILDS: array size, ADC count, clocks) and every cocotb test of the
+build's bench module runs as its own pytest case; the test list is read from the bench module itself.  Everything skips
 cleanly when iverilog, cocotb or cocotbext-axi is missing (verilator for the lint).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +24,50 @@ HDL = Path(__file__).resolve().parents[1]
 RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "rtl" / "generated" / "rram_ctrl_regs.sv"]
 INCLUDES = [HDL / "rtl" / "generated"]
 TOP = "rram_overlay_top"
-BENCH = {"ROWS": 16, "COLS": 16, "NADC": 2, "ADC_HALF": 2, "ADC_MIN_CYCLES": 100, "DAC_HALF": 2, "SR_HALF": 3}
+FAST = {"ADC_HALF": 2, "ADC_MIN_CYCLES": 100, "DAC_HALF": 2, "SR_HALF": 3}  # bench clocks (same RTL)
 LINT_CONFIGS = [{}, {"ROWS": 16, "COLS": 16, "NADC": 2}, {"ROWS": 32, "COLS": 32, "NADC": 1}]
-CASES = ["registers", "dac_spi", "chain_mux_and_pulse", "adc_read_path", "errors_and_irq",
-         "cosim_driver_matches_emulator", "driver_sees_overlay_errors", "ratings_refuse_over_limit_frames",
-         "saturated_samples_counted", "axil_any_strobe_completes", "errors_at_the_end_and_abort_with_a_stalled_output",
-         "abort_at_every_state", "output_fields_carry_negative_and_extreme_codes",
-         "multiply_refuses_programming_levels"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Build:
+    module: str  # the cocotb module in hdl/tb
+    params: dict[str, int]
+    slow: bool = False
+
+
+# One compile per build; every cocotb test of its module runs against it.  The matrix over array size and
+# ADC count is slow (bigger arrays: longer reads); the 16x16/2-ADC build and the default-timing pin build
+# run by default.
+BUILDS = {
+    "16x16-2adc": Build("tb_overlay", {"ROWS": 16, "COLS": 16, "NADC": 2, **FAST}),
+    "32x32-1adc": Build("tb_overlay", {"ROWS": 32, "COLS": 32, "NADC": 1, **FAST}, slow=True),
+    "64x16-4adc": Build("tb_overlay", {"ROWS": 64, "COLS": 16, "NADC": 4, **FAST}, slow=True),
+    "pins-default-timing": Build("tb_pins", {"ROWS": 16, "COLS": 16, "NADC": 2}),
+}
+
+
+def cocotb_tests(module: str) -> list[str]:
+    """The names of the ``@cocotb.test`` coroutines of hdl/tb/<module>.py, read from its source: the test
+    list comes from the bench itself, so no test can be left out of a hand-kept list."""
+    tree = ast.parse((HDL / "tb" / f"{module}.py").read_text())
+
+    def is_test(d: ast.expr) -> bool:
+        d = d.func if isinstance(d, ast.Call) else d
+        return isinstance(d, ast.Attribute) and d.attr == "test"
+
+    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef) and any(map(is_test, f.decorator_list))]
+
+
+CASES = [
+    pytest.param(name, case, id=f"{name}-{case}", marks=[pytest.mark.slow] if b.slow else [])
+    for name, b in BUILDS.items()
+    for case in cocotb_tests(b.module)
+]
+
+
+def test_every_bench_test_is_collected() -> None:
+    assert len(cocotb_tests("tb_overlay")) >= 14 and cocotb_tests("tb_pins")
+    assert {"cosim_driver_matches_emulator", "abort_at_every_state"} <= set(cocotb_tests("tb_overlay"))
 
 
 @pytest.mark.parametrize("params", LINT_CONFIGS, ids=lambda p: "x".join(str(v) for v in p.values()) or "default")
@@ -40,25 +81,33 @@ def test_verilator_lint_clean(params: dict[str, int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], tuple[Any, Any, Path]]]:
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         pytest.skip("Icarus Verilog not installed")
     runner_mod = pytest.importorskip("cocotb_tools.runner")
     pytest.importorskip("cocotbext.axi")
-    build_dir = tmp_path_factory.mktemp("sim_build")
-    runner = runner_mod.get_runner("icarus")
-    runner.build(sources=RTL, includes=INCLUDES, hdl_toplevel=TOP, parameters=BENCH, build_dir=build_dir,
-                 timescale=("1ns", "1ps"))  # fmt: skip
-    return runner_mod, runner, build_dir
+    done: dict[str, tuple[Any, Any, Path]] = {}
+
+    def get(name: str) -> tuple[Any, Any, Path]:
+        if name not in done:
+            build_dir = tmp_path_factory.mktemp(f"sim_build_{name}")
+            runner = runner_mod.get_runner("icarus")
+            runner.build(sources=RTL, includes=INCLUDES, hdl_toplevel=TOP, parameters=BUILDS[name].params,
+                         build_dir=build_dir, timescale=("1ns", "1ps"))  # fmt: skip
+            done[name] = (runner_mod, runner, build_dir)
+        return done[name]
+
+    yield get
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bench(built, case: str) -> None:
-    runner_mod, runner, build_dir = built
+@pytest.mark.parametrize(("build", "case"), CASES)
+def test_bench(builds: Callable[[str], tuple[Any, Any, Path]], build: str, case: str) -> None:
+    runner_mod, runner, build_dir = builds(build)
+    p = BUILDS[build].params
     env = {"PYTHONPATH": os.pathsep.join([str(HDL / "tb"), os.environ.get("PYTHONPATH", "")]),
-           "TB_ROWS": str(BENCH["ROWS"]), "TB_COLS": str(BENCH["COLS"]), "TB_NADC": str(BENCH["NADC"])}  # fmt: skip
+           "TB_ROWS": str(p["ROWS"]), "TB_COLS": str(p["COLS"]), "TB_NADC": str(p["NADC"])}  # fmt: skip
     xml = str(build_dir / f"results_{case}.xml")
-    results = runner.test(test_module="tb_overlay", hdl_toplevel=TOP, testcase=case, build_dir=build_dir,
+    results = runner.test(test_module=BUILDS[build].module, hdl_toplevel=TOP, testcase=case, build_dir=build_dir,
                           test_dir=build_dir, extra_env=env, results_xml=xml)  # fmt: skip
     n_tests, n_failed = runner_mod.get_results(results)
     assert n_tests == 1 and n_failed == 0, f"cocotb test {case} failed (log above)"
