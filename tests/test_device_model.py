@@ -245,3 +245,13 @@ def test_save_and_load_continue_a_relaxing_chip_identically(tmp_path) -> None:  
         reads.append(c.read(REGION))
     np.testing.assert_array_equal(reads[0], reads[1])
     assert np.abs(reads[0][cells[:, 0], cells[:, 1]] - 15.0).max() > 1.5  # relaxed beyond the verify band
+
+
+def test_the_offset_calibration_also_corrects_reads() -> None:
+    chip, t = _chip(load_model("paper-40nm", seed=11))
+    region = Region(0, 32, 0, 128)
+    true_us = t.overlay.crossbar.conductance()[region.slices] / 1000  # pristine cells, ~0.03 uS
+    before = np.abs(np.mean([chip.read(region) for _ in range(4)], axis=0) - true_us).mean()
+    chip.calibrate_offsets(region, 512)
+    after = np.abs(np.mean([chip.read(region) for _ in range(4)], axis=0) - true_us).mean()
+    assert before > 0.05 and after < 0.5 * before  # column offsets of ~0.1 uS at 0.1 V, removed

@@ -336,8 +336,11 @@ class Chip:
         """Conductance map of a region in uS (each cell read alone at the read voltage).  ``gate_v``: the
         word-line gate of this read (default ``read_gate_v``; below the transistor threshold a read sees
         only leakage and the column's offset: a zero-input pass of the read range)."""
-        if gate_v is None:
-            return self.codes_to_us(self.read_codes(region))
+        if gate_v is None:  # less the stored column offsets (calibrate_offsets): a current, so both ranges
+            region = region or Region()
+            return (
+                self.codes_to_us(self.read_codes(region)) - self.column_offsets(region)[None, :] * self.product_lsb_us
+            )
         if not 0 <= gate_v <= self.config.ratings.max_wl_voltage_v:
             raise ConfigError(f"gate_v = {gate_v} V is outside 0-{self.config.ratings.max_wl_voltage_v} V")
         codes = self._hw.read_region(region or Region(), self.v_read_code, TIA_READ, self._code(gate_v, "gate"))
@@ -365,7 +368,9 @@ class Chip:
     def calibrate_offsets(self, region: Region, vectors: int = 256) -> NDArray[np.float64]:
         """Zero-input pass (as the Tsinghua A111 SDK does): ``vectors`` 1-bit all-zero inputs on the
         region's columns; the mean code of each column (multiply range, per ADC sample) is stored and
-        removed from every later multiply's products on those columns.  Returns the offsets in codes."""
+        removed from every later multiply's products and read's conductances on those columns (the
+        offset is a TIA input current: a multiply-range code is ``product_lsb_us`` uS at the read
+        voltage).  Returns the offsets in codes."""
         if vectors < 1:
             raise UsageError(f"vectors must be >= 1, got {vectors}")
         x = np.zeros((vectors, region.n_rows), dtype=np.int64)
