@@ -11,8 +11,7 @@ module rram_overlay_top #(
     parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
     parameter integer SR_HALF = 3,  // SN74HC595 SRCLK half period in clocks
     parameter integer ADC_HALF = 42,  // ADS8324 DCLK half period in clocks
-    parameter integer ADC_MIN_CYCLES = 2000,  // least clocks from CS fall to CS fall: 50 kSPS (ADS8324 max) at 100 MHz
-    parameter integer GUARD = 4  // break-before-make clocks around every drive
+    parameter integer ADC_MIN_CYCLES = 2000  // least clocks from CS fall to CS fall: 50 kSPS (ADS8324 max) at 100 MHz
 ) (
     (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF s_axil:s_axis:m_axis, ASSOCIATED_RESET aresetn, FREQ_HZ 100000000" *)
     input  wire        aclk,
@@ -95,7 +94,7 @@ module rram_overlay_top #(
     wire busy, done, error, start_refused;
     wire [7:0] err_code;
     wire [3:0] opcode, bits;
-    wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles;
+    wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles, guard_cycles;
     wire [31:0] pulse_cycles, op_count, pulse_count, out_words, sat_count;
     wire [19:0] cell_count, verify_tol;
     wire [23:0] dac_frame, dac_rdata;
@@ -217,6 +216,7 @@ module rram_overlay_top #(
         .hwif_in_out_words_count(out_words),
         .hwif_out_settle_cycles_cycles(settle_cycles),
         .hwif_in_sat_count_count(sat_count),
+        .hwif_out_guard_cycles_cycles(guard_cycles),
         /* verilator lint_off PINCONNECTEMPTY */
         .hwif_out_ratings_lock_locked(),  // the lock acts inside the block (swwel)
         /* verilator lint_on PINCONNECTEMPTY */
@@ -277,12 +277,12 @@ module rram_overlay_top #(
         .dclk(rx_dclk), .dout(rx_dout)
     );
 
-    rram_seq #(.ROWS(ROWS), .COLS(COLS), .GUARD(GUARD)) u_seq (
+    rram_seq #(.ROWS(ROWS), .COLS(COLS)) u_seq (
         .clk(aclk), .rst_n(rst_n),
         .start(start), .abort_req(abort_req), .clear(clear), .rating_err(dac_go && frame_over), .opcode(opcode),
         .row_start(row_start), .row_count(row_count), .col_start(col_start), .col_count(col_count),
         .pulse_cycles(pulse_cycles), .bits(bits), .batch(batch), .cell_count(cell_count),
-        .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles),
+        .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles), .guard_cycles(guard_cycles),
         .busy(busy), .done(done), .error(error), .err_code(err_code), .start_refused(start_refused),
         .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words), .sat_count(sat_count),
         .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy), .sr_oe_n(sr_oe_n),

@@ -7,8 +7,7 @@
 // inhibit every CD4051B, ours), drive enable, WLs and SL drivers off.
 module rram_seq #(
     parameter integer ROWS = 512,
-    parameter integer COLS = 512,
-    parameter integer GUARD = 4  // clocks between switching lines and driving them (break-before-make, ours)
+    parameter integer COLS = 512
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -29,6 +28,7 @@ module rram_seq #(
     input  wire [19:0] verify_tol,
     input  wire [15:0] max_pulses,
     input  wire [15:0] settle_cycles,
+    input  wire [15:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating (GUARD_CYCLES)
     // status
     output reg         busy,
     output reg         done,
@@ -86,9 +86,9 @@ module rram_seq #(
         S_CELL_NEXT = 6'd24, S_PV_READ = 6'd25, S_PV_DRV = 6'd26, S_PV_CHK = 6'd27, S_PV_P = 6'd28,
         S_PV_OUT = 6'd29, S_RD_ROW = 6'd30, S_RD_DRV = 6'd31, S_RD_CODE = 6'd32, S_MU_FRAME = 6'd33,
         S_MU_WORD = 6'd34, S_MU_SHIFT = 6'd35, S_MU_DRV = 6'd36, S_MU_CODE = 6'd37, S_MU_NEXT = 6'd38,
-        S_RD_SMP = 6'd39, S_MU_SMP = 6'd40, S_RS_GO = 6'd41, S_ABORT = 6'd42, S_PV_MUL = 6'd43;
+        S_RD_SMP = 6'd39, S_MU_SMP = 6'd40, S_RS_GO = 6'd41, S_ABORT = 6'd42, S_PV_MUL = 6'd43, S_DRV_GUARD = 6'd44;
 
-    reg [5:0] state, ret;
+    reg [5:0] state, ret, gret;  // gret: where S_DRV_GUARD goes once drive_en is on
     reg [7:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
     reg [3:0] op;
     reg [31:0] cnt;  // pulse / settle / guard counter
@@ -188,6 +188,7 @@ module rram_seq #(
         if (!rst_n) begin
             state <= S_IDLE;
             ret <= S_IDLE;
+            gret <= S_IDLE;
             op <= OP_NOP;
             busy <= 1'b0;
             done <= 1'b0;
@@ -348,8 +349,8 @@ module rram_seq #(
                         sr_oe_n <= 1'b0;
                         state <= ret;
                     end
-                    S_PULSE: begin  // lines are set; wait GUARD, drive for PULSE_CYCLES, wait GUARD
-                        cnt <= 32'(GUARD);
+                    S_PULSE: begin  // lines are set; wait the guard, drive for PULSE_CYCLES, wait the guard
+                        cnt <= {16'd0, guard_cycles};
                         state <= S_PULSE_ON;
                     end
                     S_PULSE_ON: begin
@@ -360,7 +361,7 @@ module rram_seq #(
                             end else cnt <= cnt - 1'b1;
                         end else if (cnt == 32'd1) begin
                             drive_en <= 1'b0;
-                            cnt <= 32'(GUARD);
+                            cnt <= {16'd0, guard_cycles};
                             pulse_count <= pulse_count + pulse_inc;
                             state <= S_PULSE_OFF;
                         end else cnt <= cnt - 1'b1;
@@ -370,6 +371,10 @@ module rram_seq #(
                         sl_mode <= SL_FLOAT;
                         sr_oe_n <= 1'b1;
                         state <= ret;
+                    end else cnt <= cnt - 1'b1;
+                    S_DRV_GUARD: if (cnt == 32'd0) begin  // lines are set: the guard, then drive for a read
+                        drive_en <= 1'b1;
+                        state <= gret;
                     end else cnt <= cnt - 1'b1;
                     S_SMP: begin  // drive is on: settle, then one ADC conversion of adc_col
                         cnt <= {16'd0, settle_cycles};
@@ -467,10 +472,11 @@ module rram_seq #(
                         col_hi <= cur_col;
                         sl_mode <= SL_SENSE;
                         wl_en <= 1'b1;
-                        drive_en <= 1'b1;
                         adc_col <= cur_col;
                         ret <= S_PV_MUL;
-                        state <= S_SMP;
+                        gret <= S_SMP;
+                        cnt <= {16'd0, guard_cycles};
+                        state <= S_DRV_GUARD;
                     end
                     S_PV_MUL: begin  // the tolerance products, registered (timing: no 64-bit multiply-compare in one clock)
                         lhs_r <= lhs;
@@ -521,8 +527,9 @@ module rram_seq #(
                         col_hi <= col_end[CW-1:0] - 1'b1;
                         sl_mode <= SL_SENSE;
                         wl_en <= 1'b1;
-                        drive_en <= 1'b1;
-                        state <= S_RD_SMP;
+                        gret <= S_RD_SMP;
+                        cnt <= {16'd0, guard_cycles};
+                        state <= S_DRV_GUARD;
                     end
                     S_RD_SMP: begin
                         adc_col <= col_start[CW-1:0] + j[CW-1:0];
@@ -579,9 +586,10 @@ module rram_seq #(
                         col_hi <= col_end[CW-1:0] - 1'b1;
                         sl_mode <= SL_SENSE;
                         wl_en <= 1'b1;
-                        drive_en <= 1'b1;
                         j <= 16'd0;
-                        state <= S_MU_SMP;
+                        gret <= S_MU_SMP;
+                        cnt <= {16'd0, guard_cycles};
+                        state <= S_DRV_GUARD;
                     end
                     S_MU_SMP: begin
                         adc_col <= col_start[CW-1:0] + j[CW-1:0];

@@ -14,14 +14,15 @@ import cocotb
 import numpy as np
 from board_model import Board
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.task import bridge
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge, ValueChange
 from cocotb_transport import CocotbTransport
 from rramctl import regmap as R
 from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508, linedrive
-from rramctl.protocol import DAC80508_REG_BRDCAST, MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, TiaGain
+from rramctl.protocol import DAC80508_REG_BRDCAST, MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, SlMode, TiaGain
 from rramctl.protocol import OverlayErrorCode as E
 from rramctl.transport.base import RegWrite
 from rramctl.transport.emulator import EmulatorTransport
@@ -515,4 +516,58 @@ async def multiply_refuses_programming_levels(dut) -> None:
     cocotb.start_soon(watch())
     assert await bridge(bad)(Driver(t)) == E.BAD_FRAME
     assert drives == [] and board.ops[-1].samples == 0
+    no_violations(board)
+
+
+@cocotb.test()
+async def guard_before_every_drive(dut) -> None:
+    """Issue 14 class 1: in every mode (SET/RESET/PROGRAM pulses, READ, MULTIPLY, verify reads) drive_en rises
+    at least GUARD_CYCLES clocks after the last change of the chain latch/enable, SL mode, WL and column
+    window; after a pulse the lines float at least GUARD_CYCLES clocks after drive_en falls."""
+    board, t = await setup(dut)
+    guard = 37
+    await t.write_reg_async(R.GUARD_CYCLES, guard)
+    assert await t.read_reg_async(R.GUARD_CYCLES) == guard
+    lines = (dut.sl_mode, dut.wl_en, dut.col_lo, dut.col_hi, dut.sr_oe_n, dut.sr_rclk)
+    gaps: list[tuple[str, float]] = []
+    stop = False
+
+    async def watch() -> None:
+        last_change = drive_fall = -1e12
+        after_pulse = False
+        prev = [str(x.value) for x in lines]
+        drive = int(dut.drive_en.value)
+        while not stop:
+            await First(*(ValueChange(x) for x in (*lines, dut.drive_en)))
+            now = float(get_sim_time("ns"))
+            cur = [str(x.value) for x in lines]
+            if cur != prev:
+                if after_pulse and not drive and now - drive_fall < guard * 10:
+                    gaps.append(("off", (now - drive_fall) / 10))
+                last_change, prev = now, cur
+            if int(dut.drive_en.value) != drive:
+                drive = int(dut.drive_en.value)
+                if drive:
+                    gaps.append(("on", (now - last_change) / 10))
+                    after_pulse = int(dut.sl_mode.value) != SlMode.SENSE
+                else:
+                    drive_fall = now
+
+    cocotb.start_soon(watch())
+
+    def run(drv: Driver) -> None:
+        drv.init_dac()
+        drv.set_cells(np.array([[1, 2]]), 20, V_SET, V_WL)
+        drv.reset_cells(np.array([[1, 2]]), 20, V_RESET, V_WL)
+        drv.read_region(Region(0, 2, 0, 2), V_READ)
+        drv.program_cells(np.array([[3, 1]]), np.array([400]), pulse_cycles=20, tolerance_ppm=0, max_pulses=1,
+                          v_prog=V_PROG, v_wl=V_WL, v_read=V_READ)  # fmt: skip
+        drv.multiply(np.ones((1, ROWS), np.int64), 1, Region(0, ROWS, 0, 2), V_READ)
+
+    await bridge(run)(Driver(t, settle_cycles=2))
+    stop = True  # the watcher ends at its next event (or with the test)
+    on = [g for kind, g in gaps if kind == "on"]
+    assert len(on) == 1 + 1 + 2 + 3 + 1, gaps  # SET, RESET, 2 READ rows, PROGRAM read-pulse-read, MULTIPLY
+    assert min(on) >= guard, gaps
+    assert not [g for kind, g in gaps if kind == "off"], gaps
     no_violations(board)

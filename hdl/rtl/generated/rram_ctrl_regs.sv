@@ -63,7 +63,8 @@ module rram_ctrl_regs (
         output logic [15:0] hwif_out_dac_limit_v_sl_code,
         output logic [15:0] hwif_out_dac_limit_v_bl_code,
         output logic [15:0] hwif_out_dac_limit_v_wl_code,
-        output logic [15:0] hwif_out_dac_limit_v_read_code
+        output logic [15:0] hwif_out_dac_limit_v_read_code,
+        output logic [15:0] hwif_out_guard_cycles_cycles
     );
 
     //--------------------------------------------------------------------------
@@ -290,6 +291,7 @@ module rram_ctrl_regs (
     logic decoded_reg_strb_dac_limit_v_bl;
     logic decoded_reg_strb_dac_limit_v_wl;
     logic decoded_reg_strb_dac_limit_v_read;
+    logic decoded_reg_strb_guard_cycles;
     logic decoded_err;
 
     logic decoded_req;
@@ -359,6 +361,8 @@ module rram_ctrl_regs (
         is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h68);
         decoded_reg_strb_dac_limit_v_read = cpuif_req_masked & (cpuif_addr == 7'h6c);
         is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h6c);
+        decoded_reg_strb_guard_cycles = cpuif_req_masked & (cpuif_addr == 7'h70);
+        is_valid_addr |= cpuif_req_masked & (cpuif_addr == 7'h70);
         decoded_err = ~is_valid_addr & decoded_req;
     end
 
@@ -465,6 +469,10 @@ module rram_ctrl_regs (
     logic [15:0] field_storage_dac_limit_v_read_code_value;
     logic [15:0] field_combo_dac_limit_v_read_code_next;
     logic field_combo_dac_limit_v_read_code_load_next;
+    // Field: rram_ctrl.GUARD_CYCLES.cycles
+    logic [15:0] field_storage_guard_cycles_cycles_value;
+    logic [15:0] field_combo_guard_cycles_cycles_next;
+    logic field_combo_guard_cycles_cycles_load_next;
     //--------------------------------------------------------------------------
     // Field logic
     //--------------------------------------------------------------------------
@@ -938,6 +946,26 @@ module rram_ctrl_regs (
         end
     end
     assign hwif_out_dac_limit_v_read_code = field_storage_dac_limit_v_read_code_value;
+    always @(*) begin
+        logic [15:0] next_c;
+        logic load_next_c;
+        next_c = field_storage_guard_cycles_cycles_value;
+        load_next_c = '0;
+        if(decoded_reg_strb_guard_cycles && decoded_req_is_wr) begin // SW write
+            next_c = (field_storage_guard_cycles_cycles_value & ~decoded_wr_biten[15:0]) | (decoded_wr_data[15:0] & decoded_wr_biten[15:0]);
+            load_next_c = '1;
+        end
+        field_combo_guard_cycles_cycles_next = next_c;
+        field_combo_guard_cycles_cycles_load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage_guard_cycles_cycles_value <= 16'h64;
+        end else if(field_combo_guard_cycles_cycles_load_next) begin
+            field_storage_guard_cycles_cycles_value <= field_combo_guard_cycles_cycles_next;
+        end
+    end
+    assign hwif_out_guard_cycles_cycles = field_storage_guard_cycles_cycles_value;
 
     //--------------------------------------------------------------------------
     // Write response
@@ -1061,6 +1089,9 @@ always @(*) begin
         end
         if(rd_mux_addr == 7'h6c) begin
             readback_data_var[15:0] = field_storage_dac_limit_v_read_code_value;
+        end
+        if(rd_mux_addr == 7'h70) begin
+            readback_data_var[15:0] = field_storage_guard_cycles_cycles_value;
         end
         readback_data = readback_data_var;
         readback_done = decoded_req & ~decoded_req_is_wr;

@@ -140,4 +140,8 @@ localparam [11:0] REG_DAC_LIMIT_V_READ = 12'h06C;
 localparam integer DAC_LIMIT_V_READ_CODE_LSB = 0;
 localparam integer DAC_LIMIT_V_READ_CODE_WIDTH = 16;
 localparam [31:0] DAC_LIMIT_V_READ_CODE_RESET = 32'h0000FFFF;
+localparam [11:0] REG_GUARD_CYCLES = 12'h070;
+localparam integer GUARD_CYCLES_CYCLES_LSB = 0;
+localparam integer GUARD_CYCLES_CYCLES_WIDTH = 16;
+localparam [31:0] GUARD_CYCLES_CYCLES_RESET = 32'h00000064;
 /* verilator lint_on UNUSEDPARAM */
