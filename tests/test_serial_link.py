@@ -184,6 +184,14 @@ def test_session_table_resumes_and_forgets_the_oldest() -> None:
     assert t.get(10) is None and len(t) == 2
 
 
+def test_a_session_in_use_outlives_sessions_opened_between_its_requests() -> None:
+    t = SessionTable(max_sessions=4)
+    live, _ = t.open(1)
+    for intruder in range(100, 110):  # e.g. another writer on the tty sending HELLOs
+        t.open(intruder)
+        assert t.get(1) is live  # the live host's next request
+
+
 @pytest.mark.parametrize(
     ("spec", "port", "baud"),
     [

@@ -67,7 +67,12 @@ class SessionTable:
         return s, False
 
     def get(self, session_id: int) -> Session | None:
-        return self._sessions.get(session_id)
+        """The session of that id; a session in use is the most recently used (the last to be forgotten),
+        so new sessions opened between its requests evict idle ones, not it."""
+        s = self._sessions.get(session_id)
+        if s is not None:
+            self._sessions.move_to_end(session_id)
+        return s
 
     def __len__(self) -> int:
         return len(self._sessions)
