@@ -18,8 +18,9 @@ time of its last pulse and the relaxation that pulse started (docs/emulator.md, 
 from __future__ import annotations
 
 import numpy as np
+import rramctl.hw.adc as adc
+import rramctl.hw.dac80508 as dac80508
 from numpy.typing import ArrayLike, NDArray
-from rramctl.hw import adc, dac80508
 
 from rramsim import rng
 from rramsim.config import ChipModelConfig

@@ -313,7 +313,8 @@ class EmulatedOverlay:
         rg = self.regs
         frames = rg[R.BATCH] * rg[R.BITS] if op == MULTIPLY else 0
         cells = rg[R.CELL_COUNT] if op in (RESET, SET, PROGRAM) else rg[R.ROW_COUNT] * rg[R.COL_COUNT]
-        samples = {READ: out_words, MULTIPLY: frames * rg[R.COL_COUNT], PROGRAM: pulses + cells}.get(op, 0)
+        per_op = {int(READ): out_words, int(MULTIPLY): frames * rg[R.COL_COUNT], int(PROGRAM): pulses + cells}
+        samples = per_op.get(op, 0)
         return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES], cells=cells,
                                 pulses=pulses, rows=rg[R.ROW_COUNT], samples=samples, frames=frames)  # fmt: skip
 
