@@ -21,14 +21,21 @@ module ads8324_rx #(
 );
     localparam integer SAMPLE_CLOCKS = 5;
     localparam integer FRAME_CLOCKS = 22;
-    localparam integer CW = $clog2(HALF + CS_HIGH + 1) + 1;
+    localparam integer MAXC = (HALF > CS_HIGH) ? HALF : CS_HIGH;
+    localparam integer CW = $clog2(MAXC + 1) + 1;
     reg [4:0] nclk;  // rising edges so far
-    reg [CW-1:0] cnt;
     reg [1:0] ph;  // 0 DCLK low, 1 DCLK high, 2 CS high gap
     reg [13:0] sh;
     localparam integer GW = $clog2(MIN_CYCLES + 1) + 1;
     reg [GW-1:0] since;  // clocks since CS last fell (saturates): busy until a new conversion keeps the rate
     wire gap_ok = since >= GW'(MIN_CYCLES - 1);
+    wire tick;
+    wire step = busy && tick;  // the state machine moves on the prescaler's tick
+    wire to_gap = ph == 2'd1 && nclk == 5'(FRAME_CLOCKS);  // this step raises CS
+    rram_prescaler #(.MAX(MAXC)) u_tick (
+        .clk(clk), .rst_n(rst_n), .load((!busy && start) || step),
+        .cycles(to_gap ? CW'(CS_HIGH) : CW'(HALF)), .tick(tick)
+    );
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -37,7 +44,6 @@ module ads8324_rx #(
             cs_n <= 1'b1;
             dclk <= 1'b0;
             nclk <= 5'd0;
-            cnt <= {CW{1'b0}};
             ph <= 2'd0;
             sh <= 14'd0;
             since <= {GW{1'b1}};
@@ -49,15 +55,10 @@ module ads8324_rx #(
                 cs_n <= 1'b0;
                 nclk <= 5'd0;
                 ph <= 2'd0;
-                cnt <= CW'(HALF - 1);
             end
-        end else if (cnt != {CW{1'b0}}) begin
-            if (!gap_ok) since <= since + 1'b1;
-            cnt <= cnt - 1'b1;
         end else begin
             if (!gap_ok) since <= since + 1'b1;
-            cnt <= CW'(HALF - 1);
-            case (ph)
+            if (step) case (ph)
                 2'd0: begin  // rising edge: capture DOUT
                     dclk <= 1'b1;
                     if (nclk > 5'(SAMPLE_CLOCKS) && nclk <= 5'(SAMPLE_CLOCKS + 14)) sh <= {sh[12:0], dout};
@@ -70,7 +71,6 @@ module ads8324_rx #(
                         cs_n <= 1'b1;
                         code <= sh;
                         ph <= 2'd2;
-                        cnt <= CW'(CS_HIGH - 1);
                     end else begin
                         ph <= 2'd0;
                     end

@@ -22,11 +22,18 @@ module dac80508_spi #(
     output reg         sdin,
     input  wire        sdo
 );
-    localparam integer CW = $clog2(HALF + SYNC_HIGH + 1) + 1;
+    localparam integer MAXC = (HALF > SYNC_HIGH) ? HALF : SYNC_HIGH;
+    localparam integer CW = $clog2(MAXC + 1) + 1;
     reg [23:0] sh;
     reg [4:0] nbit;  // bits still to send in this frame
-    reg [CW-1:0] cnt;
     reg [1:0] ph;  // 0 SYNC setup, 1 SCLK high, 2 SCLK low, 3 SYNC high (gap)
+    wire tick;
+    wire step = busy && tick;  // the state machine moves on the prescaler's tick
+    wire to_gap = (ph == 2'd0 || ph == 2'd2) && nbit == 5'd0;  // this step raises SYNC
+    rram_prescaler #(.MAX(MAXC)) u_tick (
+        .clk(clk), .rst_n(rst_n), .load((!busy && start) || step),
+        .cycles(to_gap ? CW'(SYNC_HIGH) : CW'(HALF)), .tick(tick)
+    );
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -37,7 +44,6 @@ module dac80508_spi #(
             sdin <= 1'b0;
             sh <= 24'd0;
             nbit <= 5'd0;
-            cnt <= {CW{1'b0}};
             ph <= 2'd0;
         end else if (!busy) begin
             if (start) begin
@@ -46,11 +52,8 @@ module dac80508_spi #(
                 nbit <= 5'd24;
                 sync_n <= 1'b0;
                 ph <= 2'd0;
-                cnt <= CW'(HALF - 1);
             end
-        end else if (cnt != {CW{1'b0}}) begin
-            cnt <= cnt - 1'b1;
-        end else begin
+        end else if (step) begin
             case (ph)
                 2'd0, 2'd2: begin
                     if (nbit != 5'd0) begin  // rising edge: next data bit out
@@ -59,19 +62,16 @@ module dac80508_spi #(
                         sh <= {sh[22:0], 1'b0};
                         nbit <= nbit - 1'b1;
                         ph <= 2'd1;
-                        cnt <= CW'(HALF - 1);
                     end else begin  // frame complete: SYNC high, keep it high SYNC_HIGH clocks
                         sync_n <= 1'b1;
                         sdin <= 1'b0;
                         ph <= 2'd3;
-                        cnt <= CW'(SYNC_HIGH - 1);
                     end
                 end
                 2'd1: begin  // falling edge: the DAC latches SDIN, we capture SDO
                     sclk <= 1'b0;
                     rdata <= {rdata[22:0], sdo};
                     ph <= 2'd2;
-                    cnt <= CW'(HALF - 1);
                 end
                 default: busy <= 1'b0;
             endcase

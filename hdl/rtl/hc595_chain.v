@@ -21,8 +21,12 @@ module hc595_chain #(
     localparam integer CW = $clog2(HALF + 1) + 1;
     reg [31:0] sh;
     reg [5:0] nbit;
-    reg [CW-1:0] cnt;
     reg [1:0] ph;  // 0 SER setup (SRCLK low), 1 SRCLK high, 2 RCLK setup, 3 RCLK high
+    wire tick;
+    wire step = busy && tick;  // the state machine moves on the prescaler's tick
+    rram_prescaler #(.MAX(HALF)) u_tick (
+        .clk(clk), .rst_n(rst_n), .load((!busy && (shift || latch)) || step), .cycles(CW'(HALF)), .tick(tick)
+    );
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -32,7 +36,6 @@ module hc595_chain #(
             rclk <= 1'b0;
             sh <= 32'd0;
             nbit <= 6'd0;
-            cnt <= {CW{1'b0}};
             ph <= 2'd0;
         end else if (!busy) begin
             if (shift) begin
@@ -41,16 +44,11 @@ module hc595_chain #(
                 sh <= {word[30:0], 1'b0};
                 nbit <= 6'd32;
                 ph <= 2'd0;
-                cnt <= CW'(HALF - 1);
             end else if (latch) begin
                 busy <= 1'b1;
                 ph <= 2'd2;
-                cnt <= CW'(HALF - 1);
             end
-        end else if (cnt != {CW{1'b0}}) begin
-            cnt <= cnt - 1'b1;
-        end else begin
-            cnt <= CW'(HALF - 1);
+        end else if (step) begin
             case (ph)
                 2'd0: begin
                     srclk <= 1'b1;
