@@ -131,17 +131,9 @@ module rram_seq #(
         else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
     end
 
-    // ---- generated chain word w: nibble of row m = 511 - 8w - i at bits 31-4i (docs/protocol.md layout) ----
-    reg [31:0] gen_word;
-    integer gi;
-    always @* begin
-        gen_word = 32'd0;
-        for (gi = 0; gi < 8; gi = gi + 1) begin : nib
-            reg [15:0] m;
-            m = 16'd511 - {6'd0, w, 3'd0} - 16'(gi);
-            gen_word[31 - 4 * gi -: 4] = (m >= pat_lo && m <= pat_hi) ? pat_in : pat_out;
-        end
-    end
+    // ---- generated chain word w of the row pattern (rram_pattern: docs/protocol.md layout) ----
+    wire [31:0] gen_word;
+    rram_pattern u_pattern (.w(w), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in), .nib_out(pat_out), .word(gen_word));
 
     // ---- write-verify acceptance: |code - target| * 1e6 <= target * VERIFY_TOL (docs/protocol.md) ----
     wire signed [33:0] diff = 34'(code) - 34'(target);
