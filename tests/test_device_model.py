@@ -99,9 +99,11 @@ def test_the_driver_biases_the_word_line_for_every_read() -> None:
     seen: list[int] = []
     real = t.overlay.crossbar.conductance
 
-    def spy(v_wl_uv: int | None = None, index: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+    def spy(
+        v_wl_uv: int | None = None, index: tuple[np.ndarray, ...] | None = None, at_us: np.ndarray | None = None
+    ) -> np.ndarray:
         seen.append(-1 if v_wl_uv is None else v_wl_uv)
-        return real(v_wl_uv, index)
+        return real(v_wl_uv, index, at_us)
 
     t.overlay.crossbar.conductance = spy  # type: ignore[method-assign]
     chip.read(REGION)

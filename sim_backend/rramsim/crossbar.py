@@ -211,9 +211,10 @@ class Crossbar:
         return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
 
     def _effective(self, g: NDArray[np.int64], t: NDArray[np.int64], relax: NDArray[np.int64],
-                   formed: NDArray[np.bool_]) -> NDArray[np.int64]:  # fmt: skip
-        """G at ``now_us`` of cells with conductance g (last pulse at t, relaxation relax)."""
-        dt = np.maximum(self.now_us - t, 0)
+                   formed: NDArray[np.bool_], now: NDArray[np.int64] | None = None) -> NDArray[np.int64]:  # fmt: skip
+        """G at ``now_us`` (or at each cell's ``now``) of cells with conductance g (last pulse at t,
+        relaxation relax)."""
+        dt = np.maximum((self.now_us if now is None else now) - t, 0)
         pulsed = t >= 0
         out = np.where(pulsed, device.relaxed(g, relax, dt, self.config.relaxation.tau_us), g)
         out = np.where(pulsed & formed, device.drifted(out, dt, self.config), out)
@@ -233,19 +234,23 @@ class Crossbar:
         self.t_pulse_us[r, c] = self.now_us
         self.relax_ns[r, c] = relax
 
-    def conductance(self, v_wl_uv: int | None = None, index: tuple[Any, ...] | None = None) -> NDArray[np.int64]:
+    def conductance(
+        self, v_wl_uv: int | None = None, index: tuple[Any, ...] | None = None, at_us: NDArray[np.int64] | None = None
+    ) -> NDArray[np.int64]:
         """Every cell's conductance as a read sees it at ``now_us`` (int64 nS): relaxed and drifted since
         its last pulse, and gated by the word line (``v_wl_uv`` at or below the transistor threshold:
         leakage only; ``None``: gate open).  ``index``: only those cells (a numpy index into the array:
         ``np.ix_(rows, cols)`` for a block, ``(rows, cols)`` for a cell list), the same numbers the whole
-        array has there."""
+        array has there.  ``at_us``: each indexed cell's own time (a READ samples one cell after another)
+        instead of ``now_us``."""
         idx = (slice(None), slice(None)) if index is None else index
         g = self._g[idx].astype(np.int64)
         if self._time_active():
             t = self.t_pulse_us[idx]
             live = (t >= 0) & (self.stuck[idx] == NOT_STUCK)
+            now = None if at_us is None else np.broadcast_to(np.asarray(at_us, dtype=np.int64), g.shape)[live]
             g[live] = self._effective(g[live], t[live], self.relax_ns[idx][live].astype(np.int64),
-                                      self.g_formed[idx][live] > 0)  # fmt: skip
+                                      self.g_formed[idx][live] > 0, now)  # fmt: skip
         return device.gated(g, v_wl_uv, self.config)
 
     def drift(self) -> None:

@@ -421,7 +421,12 @@ class EmulatedOverlay:
 
     def _read(self) -> NDArray[np.uint32]:
         r, c = self._region()
-        s = self.dac.output_code(DAC_V_READ) * self.crossbar.conductance(self.dac.output_uv(DAC_V_WL), (r, c))
+        # each cell is sampled at its own time (rramsim.timing): relaxation goes on during a long read
+        k = np.arange(r.size, dtype=np.int64)
+        cycles = (k // self.regs[R.COL_COUNT] + 1) * self.regs[R.SETTLE_CYCLES] + (k + 1) * timing.ADC_SAMPLE_CYCLES
+        at = self.crossbar.now_us + cycles // (timing.CLOCK_HZ // 1_000_000)
+        g = self.crossbar.conductance(self.dac.output_uv(DAC_V_WL), (r, c), at)
+        s = self.dac.output_code(DAC_V_READ) * g
         codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size), c)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
         self._count_saturated(codes)
