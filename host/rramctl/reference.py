@@ -16,6 +16,7 @@ Every step must agree bit for bit.  `rramctl selftest` runs this on the emulator
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +26,9 @@ from rramctl.config import BoardConfig
 from rramctl.driver import TIA_MULTIPLY, TIA_READ
 from rramctl.geometry import Region
 from rramctl.hw import adc
+
+if TYPE_CHECKING:
+    from rramsim.overlay import EmulatedOverlay
 
 REGION = Region(0, 32, 0, 16)  # ours: small enough to run in well under a second
 BITS = 4
@@ -50,15 +54,15 @@ def reference_multiply_codes(
     return total
 
 
-def scratch_chip(seed: int = 1, config: BoardConfig | None = None) -> tuple[Chip, object]:
-    """A fresh emulated chip with read noise off, and its overlay (for the true conductances)."""
-    from rramsim.config import ChipModelConfig
+def scratch_chip(seed: int = 1, config: BoardConfig | None = None) -> tuple[Chip, EmulatedOverlay]:
+    """A fresh emulated chip (the ideal model, read noise off) and its overlay (for the true conductances)."""
+    from rramsim.config import ChipModelConfig, Read
 
     from rramctl.transport.emulator import EmulatorTransport
 
     config = config or BoardConfig()
     transport = EmulatorTransport(
-        ChipModelConfig(seed=seed, read_noise_ppm=0), temperature_c=config.forming_temperature_c
+        ChipModelConfig(seed=seed, read=Read(noise_ppm=0)), temperature_c=config.forming_temperature_c
     )
     return Chip.from_transport(transport, config), transport.overlay
 
