@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rramctl.hw import dac80508 as D
+import rramctl.hw.dac80508 as D
 
 DEVICE_ID_VALUE = 0x0800  # [15:12] = 0: 16-bit, bit 11 = 1: 8 channels (datasheet); version bits 0 (ours)
 SYNC_RESET = 0xFF00  # datasheet reset value: broadcast enabled, asynchronous update

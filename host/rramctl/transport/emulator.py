@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import rramsim.state as sim_state
 from numpy.typing import NDArray
-from rramsim import state as sim_state
 from rramsim.config import ChipModelConfig, load_model
 from rramsim.overlay import EmulatedOverlay
 
