@@ -110,7 +110,6 @@ module rram_seq #(
     reg hold_v;  // output word held back until the next one (or the end) decides TLAST
     reg [31:0] hold_d;
     reg [31:0] push_d;
-    reg [ACCW-1:0] acc [0:COLS-1];
 
     assign s_tready = (state == S_IN || state == S_DRAIN);
     wire out_free = !m_tvalid || m_tready;
@@ -143,15 +142,11 @@ module rram_seq #(
     reg signed [63:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
     wire verified = lhs_r <= rhs_r;
 
-    // MULTIPLY accumulation term: code << bit-plane, sign-extended
-    wire signed [ACCW-1:0] term = ACCW'(code) <<< k[2:0];
-    wire signed [ACCW-1:0] acc_sum = (k == 16'd0) ? term : $signed(acc[j[CW-1:0]]) + term;
-
-    // accumulators: a plain synchronous-write memory (distributed or block RAM), no reset needed
-    wire acc_we = (state == S_MU_CODE);
-    always @(posedge clk) begin
-        if (acc_we) acc[j[CW-1:0]] <= acc_sum;
-    end
+    // MULTIPLY: per-column shift-and-add of the samples (rram_accumulate)
+    wire signed [ACCW-1:0] acc_sum;
+    rram_accumulate #(.COLS(COLS), .ACCW(ACCW)) u_acc (
+        .clk(clk), .we(state == S_MU_CODE), .col(j[CW-1:0]), .plane(k[2:0]), .code(code), .sum(acc_sum)
+    );
 
     // MULTIPLY chain words from the host: no nibble may connect a BL to V_BL (a programming level) during a
     // read; a nibble is {INH, C, B, A} (docs/protocol.md)
