@@ -49,7 +49,7 @@ def seed_spread(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
             acc = 100 * np.array([[m[k][key] for k in range(n)] for m in runs])
             ep = np.arange(1, n + 1)
             mean, std = acc.mean(axis=0), acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(n)
-            ax.plot(ep, mean, label=f"{name} ({len(runs)} seeds)")
+            ax.plot(ep, mean, marker="o", markersize=3, label=f"{name} ({len(runs)} seeds)")
             ax.fill_between(ep, mean - std, mean + std, alpha=0.25)
         ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: {key.split('_')[0]}")
         ax.legend(fontsize=8)
