@@ -6,9 +6,12 @@
 // the falling edge (a read's data comes back on the following frame).  Timing (ours, inside the
 // datasheet limits, check them there): SCLK period 2*HALF clocks (HALF = 2 -> 25 MHz at 100 MHz,
 // datasheet max 50 MHz), SYNC-to-first-edge and last-edge-to-SYNC = HALF clocks, SYNC high for at
-// least SYNC_HIGH clocks between frames.
+// least SYNC_HIGH clocks between frames.  Register reads are slower than writes (FSDO = 0: SDO is valid a
+// delay after the DAC's launching edge): a read command and the frame after it, which carries the data,
+// run at READ_HALF (10 -> 5 MHz, ours, with margin), so SDO is sampled READ_HALF clocks after it is launched.
 module dac80508_spi #(
     parameter integer HALF = 2,
+    parameter integer READ_HALF = 10,  // SCLK half period of a read command and of the frame after it (ours)
     parameter integer SYNC_HIGH = 4
 ) (
     input  wire        clk,
@@ -22,17 +25,24 @@ module dac80508_spi #(
     output reg         sdin,
     input  wire        sdo
 );
-    localparam integer MAXC = (HALF > SYNC_HIGH) ? HALF : SYNC_HIGH;
+    localparam integer MAXW = (HALF > READ_HALF) ? HALF : READ_HALF;
+    localparam integer MAXC = (MAXW > SYNC_HIGH) ? MAXW : SYNC_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;
     reg [23:0] sh;
     reg [4:0] nbit;  // bits still to send in this frame
     reg [1:0] ph;  // 0 SYNC setup, 1 SCLK high, 2 SCLK low, 3 SYNC high (gap)
+    reg last_read;  // the previous frame was a read command: this frame carries the register on SDO
+    reg slow;  // this frame runs at READ_HALF: SDO is sampled READ_HALF clocks after the DAC launches it
     wire tick;
     wire step = busy && tick;  // the state machine moves on the prescaler's tick
     wire to_gap = (ph == 2'd0 || ph == 2'd2) && nbit == 5'd0;  // this step raises SYNC
+    function automatic [CW-1:0] half_of(input s);
+        half_of = s ? CW'(READ_HALF) : CW'(HALF);
+    endfunction
     rram_prescaler #(.MAX(MAXC)) u_tick (
         .clk(clk), .rst_n(rst_n), .load((!busy && start) || step),
-        .cycles(to_gap ? CW'(SYNC_HIGH) : CW'(HALF)), .tick(tick)
+        .cycles(to_gap ? CW'(SYNC_HIGH) : (!busy && start) ? half_of(frame[23] || last_read)
+                                                              : half_of(slow)), .tick(tick)
     );
 
     always @(posedge clk or negedge rst_n) begin
@@ -45,6 +55,8 @@ module dac80508_spi #(
             sh <= 24'd0;
             nbit <= 5'd0;
             ph <= 2'd0;
+            last_read <= 1'b0;
+            slow <= 1'b0;
         end else if (!busy) begin
             if (start) begin
                 busy <= 1'b1;
@@ -52,6 +64,8 @@ module dac80508_spi #(
                 nbit <= 5'd24;
                 sync_n <= 1'b0;
                 ph <= 2'd0;
+                slow <= frame[23] || last_read;
+                last_read <= frame[23];
             end
         end else if (step) begin
             case (ph)

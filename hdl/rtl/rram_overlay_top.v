@@ -9,6 +9,7 @@ module rram_overlay_top #(
     parameter integer COLS = 512,  // source lines (power of two, at most 512)
     parameter integer NADC = 8,  // ADS8324 channels (power of two, below COLS); column j -> ADC j % NADC
     parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
+    parameter integer DAC_READ_HALF = 10,  // SCLK half period of a DAC read command and the frame after it
     parameter integer SR_HALF = 3,  // SN74HC595 SRCLK half period in clocks
     parameter integer ADC_HALF = 42,  // ADS8324 DCLK half period in clocks
     parameter integer ADC_MIN_CYCLES = 2000  // least clocks from CS fall to CS fall: 50 kSPS (ADS8324 max) at 100 MHz
@@ -230,7 +231,7 @@ module rram_overlay_top #(
     assign sr_srclr_n = 1'b1;  // the shift register is never cleared: every frame is shifted in full
 
     // ---- peripherals ----
-    dac80508_spi #(.HALF(DAC_HALF)) u_dac (
+    dac80508_spi #(.HALF(DAC_HALF), .READ_HALF(DAC_READ_HALF)) u_dac (
         .clk(aclk), .rst_n(rst_n), .start(spi_go), .frame(dac_frame), .busy(dac_busy), .rdata(dac_rdata),
         .sclk(dac_sclk), .sync_n(dac_sync_n), .sdin(dac_sdin), .sdo(dac_sdo)
     );

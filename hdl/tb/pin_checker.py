@@ -2,7 +2,8 @@
 board_model.py (it never models the chip; it only watches the pins and timestamps every edge).
 
 Checked (minimums in ns; sources in docs/hardware.md):
-- DAC80508 SPI, mode 1: SCLK low whenever SYNC changes, SCLK period >= 20 ns (50 MHz), 24 falling edges
+- DAC80508 SPI, mode 1: SCLK low whenever SYNC changes, SCLK period >= 20 ns (50 MHz), >= 100 ns (ours) in a
+  read command and in the frame after it that brings the register out on SDO, 24 falling edges
   per SYNC-low frame, SDIN stable for half the fastest SCLK period (10 ns, ours) before the latching edge.
 - SN74HC595: SER stable >= 25 ns before each SRCLK rise (4.5 V), SRCLK high and low >= 20 ns, RCLK high
   >= 20 ns, RCLK rises only after the last SRCLK rise of a frame, and OE falls only after a latch
@@ -22,6 +23,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import Edge, First, RisingEdge
 
 DAC_SCLK_PERIOD_NS = 20.0  # DAC80508: f_SCLK <= 50 MHz
+DAC_READ_SCLK_PERIOD_NS = 100.0  # DAC80508 reads (FSDO = 0) run slower than writes: our bound, with margin
 DAC_FRAME_BITS = 24  # DAC80508: 24-bit frames
 HC595_SETUP_NS = 25.0  # SN74HC595 at 4.5 V: SER setup before SRCLK rise
 HC595_PULSE_NS = 20.0  # SN74HC595 at 4.5 V: SRCLK / RCLK pulse width
@@ -56,6 +58,8 @@ class PinChecker:
         d = self.dut
         last_rise = last_sdin = -1e12
         bits = 0
+        frame = 0
+        read_frame = last_was_read = False  # the frame being shifted carries read data (or is a read command)
         sync, sclk, sdin = (int(x.value) for x in (d.dac_sync_n, d.dac_sclk, d.dac_sdin))
         while True:
             await First(Edge(d.dac_sclk), Edge(d.dac_sync_n), Edge(d.dac_sdin))
@@ -70,16 +74,22 @@ class PinChecker:
                     if bits != DAC_FRAME_BITS:
                         self._fail(f"DAC80508 frame of {bits} bits")
                     self.dac_frames += 1
-                bits, sync = 0, n_sync
+                    last_was_read = bool((frame >> 23) & 1)
+                else:
+                    read_frame = last_was_read
+                bits, frame, sync = 0, 0, n_sync
             if n_sclk != sclk:
                 if not n_sync and n_sclk:  # rising edge: the master launches SDIN
                     if t - last_rise < DAC_SCLK_PERIOD_NS:
                         self._fail("DAC80508 SCLK above 50 MHz")
+                    if bits and read_frame and t - last_rise < DAC_READ_SCLK_PERIOD_NS:
+                        self._fail("DAC80508 read data clocked out faster than the read bound")
                     last_rise = t
                 elif not n_sync:  # falling edge: the DAC latches SDIN
                     if t - last_sdin < DAC_SCLK_PERIOD_NS / 2:
                         self._fail("DAC80508 SDIN not stable for half an SCLK period before the latching edge")
                     bits += 1
+                    frame = (frame << 1) | n_sdin
                 sclk = n_sclk
 
     async def _chain(self) -> None:
