@@ -20,7 +20,7 @@ from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
-from rramctl.transport.base import Transport
+from rramctl.transport.base import BoardCost, Transport
 
 FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
 
@@ -351,18 +351,19 @@ class Chip:
         and drift run on it)."""
         if seconds < 0:
             raise UsageError(f"cannot wait {seconds} s")
-        transport = self._driver.transport if self._driver is not None else None
-        advance = getattr(transport, "advance_clock", None)
-        if advance is not None:
-            advance(seconds)
+        if self._driver is not None:
+            self._driver.transport.advance_clock(seconds)
         else:
             time.sleep(seconds)
 
     def clock_s(self) -> float:
         """Seconds on the chip's clock: the emulator's virtual board clock, else the host's monotonic clock."""
-        transport = self._driver.transport if self._driver is not None else None
-        clock = getattr(transport, "board_clock", None)
-        return float(clock()) if clock is not None else time.monotonic()
+        return self._driver.transport.board_clock() if self._driver is not None else time.monotonic()
+
+    def board_cost(self) -> BoardCost | None:
+        """Board time and energy counted so far where the backend models them (the emulator), else None;
+        ``after - before`` is the cost of the work between two readings."""
+        return self._driver.transport.board_cost() if self._driver is not None else None
 
     # ---- read-out calibration ------------------------------------------------------------
     def calibrate_offsets(self, region: Region, vectors: int = 256) -> NDArray[np.float64]:

@@ -31,6 +31,7 @@ from rramctl.config import BoardConfig, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, Region
+from rramctl.transport.base import BoardCost
 
 #: Flags of the main command that may also be written after the command name (``rramctl info --json``).
 GLOBAL_FLAGS = ("--json", "--debug")
@@ -92,6 +93,7 @@ class Session:
     json: bool
     config_path: Path | None = None
     model: str | None = None  # emulator chip model: preset name or TOML file (None: paper-40nm)
+    device: str = "cpu"  # where the emulator's array math runs
 
     def chip_model(self) -> object:
         """The emulated chip model of ``--model`` (rramsim.config), None for the default or another backend."""
@@ -105,7 +107,8 @@ class Session:
             raise UsageError(str(e)) from e
 
     def open(self) -> Chip:
-        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model())
+        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model(),
+                         device=self.device)  # fmt: skip
         note = chip.session_note()  # serial: an interrupted command's session
         if note is not None:
             typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
@@ -153,6 +156,13 @@ def main(
         str | None,
         typer.Option(envvar="RRAMCTL_MODEL", help="emulated chip model: paper-40nm (default), ideal, or a TOML file"),
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            envvar="RRAMCTL_DEVICE",
+            help="where the emulator's array math runs: cpu, torch-cpu or cuda[:N] (the same codes on each)",
+        ),
+    ] = "cpu",
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON object instead of text (also after the command)")
     ] = False,
@@ -165,7 +175,7 @@ def main(
 ) -> None:
     cfg = BoardConfig.load(config)
     chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
-    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config, model)
+    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config, model, device)
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -181,6 +191,7 @@ def info(ctx: typer.Context) -> None:
     with s.open() as chip:
         major, minor = chip.identity()
         counters = chip.counters()
+        cost = chip.board_cost()
         data = {
             "rramctl": __version__,
             "backend": s.backend,
@@ -188,6 +199,7 @@ def info(ctx: typer.Context) -> None:
             "overlay_version": f"{major}.{minor}",
             "array": [chip.rows, chip.cols],
             **counters,
+            "board_cost": cost.as_dict() if cost is not None else None,
             "config": s.config.model_dump(),
         }
     c = s.config
@@ -195,6 +207,7 @@ def info(ctx: typer.Context) -> None:
         f"rramctl {__version__}   backend: {s.backend}" + (f"   state: {s.state}" if s.backend == "emulator" else ""),
         f"overlay register map v{major}.{minor}; array {chip.rows} x {chip.cols} (rows = BL, columns = SL)",
         f"operations completed: {counters['op_count']}   cell pulses applied: {counters['pulse_count']}",
+        *([_cost_line("board time and energy so far", cost)] if cost is not None else []),
         f"form  {c.form.voltage_v} V / {c.form.width_s * 1e3:g} ms (gate {c.form.gate_v} V) at "
         f"{c.forming_temperature_c} degC",
         f"reset {c.reset.voltage_v} V / {c.reset.width_s * 1e9:g} ns    set {c.set.voltage_v} V / "
@@ -392,7 +405,10 @@ def multiply(
             raise InputFileError(f"--inputs {inputs}: {e}") from e
     check_writable(out, "--out")
     with s.open() as chip:
+        before = chip.board_cost()
         res = chip.multiply_pairs(x, reg, bits) if pairs else chip.multiply(x, reg, bits)
+        after = chip.board_cost()
+    cost = after - before if after is not None and before is not None else None
     codes, products = res.codes, res.products
     atomic_write_with(out, lambda f: np.savez(f, inputs=x, codes=codes, products_us=products))
     emit(
@@ -405,12 +421,24 @@ def multiply(
             "out": out,
             "codes": codes[:4],
             "products_us": products[:4],
+            "saturated_samples": res.saturated,
+            "board_cost": cost.as_dict() if cost is not None else None,
         },  # fmt: skip
         f"multiplied {len(x)} x {reg.n_rows} {bits}-bit inputs with {reg.n_cols} "
         f"{'differential columns' if pairs else 'columns'} ({reg})\n"
         f"first vector, first columns: codes {codes[0, :6].tolist()}\n"
-        f"  products (uS x input LSB) {np.round(products[0, :6], 1).tolist()}\nsaved {out}",
+        f"  products (uS x input LSB) {np.round(products[0, :6], 1).tolist()}\n"
+        f"saturated ADC samples: {res.saturated}"
+        + (" (products of those columns are clipped)" if res.saturated else "")
+        + (f"\n{_cost_line(f'estimated board cost ({len(x)} vectors)', cost)}" if cost is not None else "")
+        + f"\nsaved {out}",
     )
+
+
+def _cost_line(what: str, cost: BoardCost) -> str:
+    return (f"{what}: {cost.time_s * 1e3:.3f} ms, {cost.total_j * 1e6:.3f} uJ (array reads "
+            f"{cost.array_read_j * 1e9:.3f} nJ, ADC {cost.adc_j * 1e6:.3f} uJ over {cost.adc_conversions} "
+            f"conversions, pulses {cost.pulse_j * 1e6:.3f} uJ); emulator model, docs/emulator.md")  # fmt: skip
 
 
 # ---- selftest --------------------------------------------------------------------------

@@ -5,8 +5,10 @@ Three operations, the same for the board (pynq), a laptop (serial agent) and the
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +25,31 @@ class TransportError(LinkError):
 class RegWrite(NamedTuple):
     offset: int
     value: int
+
+
+@dataclass(frozen=True)
+class BoardCost:
+    """Board time and energy as the overlay's model counts them (the emulator: docs/emulator.md, "Board
+    time and energy"). Counters since power-up; the difference of two readings is the cost of the work
+    done between them."""
+
+    time_s: float = 0.0
+    array_read_j: float = 0.0
+    adc_j: float = 0.0
+    pulse_j: float = 0.0
+    adc_conversions: int = 0
+    pulses: int = 0
+    dac_updates: int = 0
+
+    @property
+    def total_j(self) -> float:
+        return self.array_read_j + self.adc_j + self.pulse_j
+
+    def __sub__(self, before: BoardCost) -> BoardCost:
+        return BoardCost(**{f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "total_j": self.total_j}
 
 
 class Transport(ABC):
@@ -61,6 +88,18 @@ class Transport(ABC):
 
     def session_note(self) -> str | None:
         """What the user should know about how this link was opened (e.g. a resumed serial session)."""
+        return None
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the board: a real board waits; the emulator advances its virtual clock."""
+        time.sleep(seconds)
+
+    def board_clock(self) -> float:
+        """Seconds on the board's clock (a real board: the host's monotonic clock)."""
+        return time.monotonic()
+
+    def board_cost(self) -> BoardCost | None:
+        """Board time and energy counted so far, where the overlay models them (the emulator); None on a board."""
         return None
 
     def __enter__(self) -> Transport:

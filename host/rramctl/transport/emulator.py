@@ -24,7 +24,7 @@ from rramctl import regmap as R
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_with
 from rramctl.paths import LOCK_WAIT_S, FileLock
-from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+from rramctl.transport.base import BoardCost, RegWrite, Transport, TransportError, as_words
 
 
 class EmulatorTransport(Transport):
@@ -132,6 +132,10 @@ class EmulatorTransport(Transport):
     def board_clock(self) -> float:
         """The virtual board clock in seconds."""
         return self._live().board_time_s
+
+    def board_cost(self) -> BoardCost:
+        overlay = self._live()
+        return BoardCost(time_s=overlay.board_time_s, **overlay.ledger.to_dict())
 
     def save_state(self, path: Path) -> None:
         """Write the chip to ``path`` atomically (the folder is created)."""
