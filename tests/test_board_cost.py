@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from rramctl.chip import Chip
 from rramctl.cli.main import app
 from rramctl.geometry import Region
+from typer.testing import CliRunner
 
 
 def test_board_cost_counts_the_work_between_two_readings() -> None:
