@@ -150,3 +150,17 @@ def test_agent_refuses_over_rating_frames(op: Opcode, params: dict[int, int], ch
     f = _reply(a, L.Frame(L.Cmd.WRITE_REG, 0, 5, 3, L.REG_WRITE.pack(R.DAC_FRAME, ok)))
     assert not f.flags & L.Flag.ERROR and t.overlay.dac.active[channel] == LIMITS[channel]
     assert op in Opcode and params  # the operation that would have run at the refused level
+
+
+def test_a_reopened_emulator_starts_unlocked(tmp_path) -> None:
+    """Opening an emulator state is the emulated bitstream load (PynqTransport.open loads the overlay): the lock
+    is not saved, so the driver can lock the limits of the new configuration."""
+    from rramsim import state
+
+    t, _ = locked_emulator()
+    with open(tmp_path / "chip.npz", "wb") as f:
+        state.dump(t.overlay, f)
+    again = state.load(tmp_path / "chip.npz")
+    assert again.read_reg(R.RATINGS_LOCK) == 0
+    again.write_reg(R.DAC_LIMIT_V_SL, 1234)
+    assert again.read_reg(R.DAC_LIMIT_V_SL) == 1234

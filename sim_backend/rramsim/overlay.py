@@ -83,7 +83,6 @@ class Counters:
     out_words: int = 0
     dac_rdata: int = 0
     dac_refused: int = 0  # the last DAC_FRAME write was refused by the ratings (DAC_RDATA.refused)
-    ratings_locked: int = 0  # RATINGS_LOCK.locked: until the (emulated) PL reset
     sat_count: int = 0  # ADC samples of the last operation at either end of the range
 
 
@@ -117,6 +116,10 @@ class EmulatedOverlay:
         self.irq_en = 0
         self.busy = self.done = self.error = False
         self.start_refused = False  # STATUS.start_refused: a START came while BUSY
+        # RATINGS_LOCK.locked: until the PL is reset.  Not part of the saved state: opening an emulator
+        # state is the emulated bitstream load (as PynqTransport.open loads the overlay), so it starts unlocked
+        # and the driver locks the limits again at open.
+        self.ratings_locked = False
         self.err_code = 0
         self.counters = Counters()
         self.lines_idle = True  # every CD4051B inhibited, drive enable low
@@ -162,7 +165,7 @@ class EmulatedOverlay:
             | R.STATUS_START_REFUSED.put(int(self.start_refused)),
             R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
             R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
-            R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(c.ratings_locked),
+            R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(int(self.ratings_locked)),
             R.SAT_COUNT: c.sat_count,
         }[offset]  # fmt: skip
 
@@ -170,7 +173,7 @@ class EmulatedOverlay:
         self._check_offset(offset)
         if not 0 <= value <= WORD_MASK:
             raise ValueError(f"register value {value} is not a 32-bit word")
-        if offset in DAC_LIMIT_REGS.values() and self.counters.ratings_locked:
+        if offset in DAC_LIMIT_REGS.values() and self.ratings_locked:
             return  # locked until reset (the register block's swwel)
         if offset in _RW_FIELDS:
             f = _RW_FIELDS[offset]
@@ -182,7 +185,7 @@ class EmulatedOverlay:
         elif offset == R.CTRL:
             self._ctrl(value)
         elif offset == R.RATINGS_LOCK and R.RATINGS_LOCK_LOCKED.get(value):
-            self.counters.ratings_locked = 1
+            self.ratings_locked = True
         # read-only registers ignore writes, as the RTL does
 
     def limits(self) -> dict[int, int]:
