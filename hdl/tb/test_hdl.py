@@ -46,28 +46,42 @@ BUILDS = {
 }
 
 
-def cocotb_tests(module: str) -> list[str]:
-    """The names of the ``@cocotb.test`` coroutines of hdl/tb/<module>.py, read from its source: the test
-    list comes from the bench itself, so no test can be left out of a hand-kept list."""
-    tree = ast.parse((HDL / "tb" / f"{module}.py").read_text())
+SEEDS = (7, 11, 29)  # a bench test that draws from TB_SEED (the co-simulation, random strobes) runs with each
+
+
+def _bench_tests(module: str) -> list[tuple[str, bool]]:
+    """(name, draws from TB_SEED) of each ``@cocotb.test`` coroutine of hdl/tb/<module>.py, read from its source."""
+    source = (HDL / "tb" / f"{module}.py").read_text()
 
     def is_test(d: ast.expr) -> bool:
         d = d.func if isinstance(d, ast.Call) else d
         return isinstance(d, ast.Attribute) and d.attr == "test"
 
-    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef) and any(map(is_test, f.decorator_list))]
+    return [(f.name, "TB_SEED" in (ast.get_source_segment(source, f) or ""))
+            for f in ast.parse(source).body
+            if isinstance(f, ast.AsyncFunctionDef) and any(map(is_test, f.decorator_list))]  # fmt: skip
+
+
+def cocotb_tests(module: str) -> list[str]:
+    """The names of the ``@cocotb.test`` coroutines of hdl/tb/<module>.py, read from its source: the test
+    list comes from the bench itself, so no test can be left out of a hand-kept list."""
+    return [name for name, _ in _bench_tests(module)]
 
 
 CASES = [
-    pytest.param(name, case, id=f"{name}-{case}", marks=[pytest.mark.slow] if b.slow else [])
+    pytest.param(name, case, seed, id=f"{name}-{case}" + (f"-seed{seed}" if seeded else ""),
+                 marks=[pytest.mark.slow] if b.slow else [])
     for name, b in BUILDS.items()
-    for case in cocotb_tests(b.module)
-]
+    for case, seeded in _bench_tests(b.module)
+    for seed in (SEEDS if seeded else SEEDS[:1])
+]  # fmt: skip
 
 
 def test_every_bench_test_is_collected() -> None:
     assert len(cocotb_tests("tb_overlay")) >= 14 and cocotb_tests("tb_pins")
     assert {"cosim_driver_matches_emulator", "abort_at_every_state"} <= set(cocotb_tests("tb_overlay"))
+    seeded = {case: seed for _, case, seed in (p.values for p in CASES) if seed != SEEDS[0]}
+    assert "cosim_driver_matches_emulator" in seeded  # the co-simulation runs on several seeds
 
 
 @pytest.mark.parametrize("params", LINT_CONFIGS, ids=lambda p: "x".join(str(v) for v in p.values()) or "default")
@@ -100,13 +114,14 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str],
     yield get
 
 
-@pytest.mark.parametrize(("build", "case"), CASES)
-def test_bench(builds: Callable[[str], tuple[Any, Any, Path]], build: str, case: str) -> None:
+@pytest.mark.parametrize(("build", "case", "seed"), CASES)
+def test_bench(builds: Callable[[str], tuple[Any, Any, Path]], build: str, case: str, seed: int) -> None:
     runner_mod, runner, build_dir = builds(build)
     p = BUILDS[build].params
     env = {"PYTHONPATH": os.pathsep.join([str(HDL / "tb"), os.environ.get("PYTHONPATH", "")]),
-           "TB_ROWS": str(p["ROWS"]), "TB_COLS": str(p["COLS"]), "TB_NADC": str(p["NADC"])}  # fmt: skip
-    xml = str(build_dir / f"results_{case}.xml")
+           "TB_ROWS": str(p["ROWS"]), "TB_COLS": str(p["COLS"]), "TB_NADC": str(p["NADC"]),
+           "TB_SEED": str(seed)}  # fmt: skip
+    xml = str(build_dir / f"results_{case}_{seed}.xml")
     results = runner.test(test_module=BUILDS[build].module, hdl_toplevel=TOP, testcase=case, build_dir=build_dir,
                           test_dir=build_dir, extra_env=env, results_xml=xml)  # fmt: skip
     n_tests, n_failed = runner_mod.get_results(results)
