@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rramctl.chip import Chip
+from rramctl.chip import Chip, SaturationWarning
 from rramctl.cli.main import app
 from rramctl.geometry import Region
 from typer.testing import CliRunner
@@ -36,7 +36,8 @@ def test_a_full_bit_plane_saturates_and_is_counted() -> None:
     """All 512 rows at 1 on a formed array clip every column (docs/emulator.md, saturation)."""
     with Chip.open("emulator", seed=1) as chip:
         chip.electroform(Region())
-        res = chip.multiply(np.ones((1, 512), np.int64), Region(0, 512, 0, 8), 1)
+        with pytest.warns(SaturationWarning, match="clipped"):
+            res = chip.multiply(np.ones((1, 512), np.int64), Region(0, 512, 0, 8), 1)
         assert res.saturated > 0
         quiet = chip.multiply(np.zeros((1, 512), np.int64), Region(0, 512, 0, 8), 1)
         assert quiet.saturated == 0

@@ -20,16 +20,16 @@ class RecordingTransport(Transport):
     def __init__(self) -> None:
         self.log: list[tuple] = []
 
-    def read_reg(self, offset: int) -> int:
+    def _read_reg(self, offset: int) -> int:
         self.log.append(("read", offset))
         return {R.ID: R.ID_VALUE.reset, R.VERSION: R.VERSION_MAJOR.put(1), R.STATUS: R.STATUS_DONE.put(1)}.get(
             offset, 0
         )
 
-    def write_reg(self, offset: int, value: int) -> None:
+    def _write_reg(self, offset: int, value: int) -> None:
         self.log.append(("write", offset, value))
 
-    def transact(self, send, recv_words: int, trigger: RegWrite):  # noqa: ANN001
+    def _transact(self, send, recv_words: int, trigger: RegWrite):  # noqa: ANN001
         self.log.append(("transact", None if send is None else np.asarray(send).copy(), recv_words, trigger))
         return np.zeros(recv_words, np.uint32)
 

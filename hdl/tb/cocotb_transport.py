@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from rramctl import regmap as R
-from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+from rramctl.transport.base import RegWrite, Transport, TransportError
 
 POLL_CYCLES = 32  # clocks between STATUS polls while an operation runs (ours)
 
@@ -55,29 +55,17 @@ class CocotbTransport(Transport):
         if self._closed:
             raise TransportError("the cocotb transport is closed")
 
-    @staticmethod
-    def _check_offset(offset: int) -> None:
-        if offset not in R.REGISTERS.values():
-            raise ValueError(f"no register at offset {offset:#x} (see docs/registers.md)")
-
-    def read_reg(self, offset: int) -> int:
+    def _read_reg(self, offset: int) -> int:
         self._live()
-        self._check_offset(offset)
         return self._resume(self.read_reg_async)(offset)
 
-    def write_reg(self, offset: int, value: int) -> None:
+    def _write_reg(self, offset: int, value: int) -> None:
         self._live()
-        self._check_offset(offset)
-        if not 0 <= value <= 0xFFFFFFFF:
-            raise ValueError(f"register value {value} is not a 32-bit word")
         self._resume(self.write_reg_async)(offset, value)
 
-    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+    def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         self._live()
-        if recv_words < 0:
-            raise ValueError("recv_words must be >= 0")
-        self._check_offset(trigger.offset)
-        return self._resume(self.transact_async)(as_words(send), recv_words, trigger)
+        return self._resume(self.transact_async)(words, recv_words, trigger)
 
     def close(self) -> None:
         self._closed = True

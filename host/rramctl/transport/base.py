@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl import regmap as R
 from rramctl.errors import LinkError, UsageError
 
 
@@ -52,23 +53,63 @@ class BoardCost:
         return {**asdict(self), "total_j": self.total_j}
 
 
+WORD_MAX = 0xFFFF_FFFF
+REGISTER_OFFSETS = frozenset(R.REGISTERS.values())
+
+
+def check_offset(offset: object) -> int:
+    """A register offset of the overlay's map (docs/registers.md), as an int."""
+    if not isinstance(offset, int | np.integer) or int(offset) not in REGISTER_OFFSETS:
+        shown = f"{int(offset):#x}" if isinstance(offset, int | np.integer) else repr(offset)
+        raise UsageError(f"no register at offset {shown} (see docs/registers.md)")
+    return int(offset)
+
+
+def check_word(value: object, what: str = "register value") -> int:
+    """A 32-bit unsigned word, as an int."""
+    if not isinstance(value, int | np.integer) or not 0 <= int(value) <= WORD_MAX:
+        raise UsageError(f"{what} {value!r} is not a 32-bit unsigned word")
+    return int(value)
+
+
 class Transport(ABC):
-    """Register access plus one atomic stream transaction."""
+    """Register access plus one atomic stream transaction.
+
+    The public methods check their arguments once, here, for every backend (offsets of the register
+    map, 32-bit words, a non-negative reply length), then call the backend's private method.
+    A backend implements ``_read_reg``, ``_write_reg`` and ``_transact`` and may assume valid arguments.
+    """
 
     name: str = "transport"
 
-    @abstractmethod
     def read_reg(self, offset: int) -> int:
         """One 32-bit register read."""
+        return self._read_reg(check_offset(offset))
 
-    @abstractmethod
     def write_reg(self, offset: int, value: int) -> None:
         """One 32-bit register write."""
+        self._write_reg(check_offset(offset), check_word(value))
 
-    @abstractmethod
     def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         """Arm S2MM for up to ``recv_words``, start MM2S of ``send``, write ``trigger``,
         wait for both streams; return the words received (uint32, length <= recv_words)."""
+        if not isinstance(recv_words, int | np.integer) or recv_words < 0:
+            raise UsageError(f"recv_words must be a non-negative integer, got {recv_words!r}")
+        offset, value = RegWrite(*trigger)
+        checked = RegWrite(check_offset(offset), check_word(value, "trigger value"))
+        return self._transact(as_words(send), int(recv_words), checked)
+
+    @abstractmethod
+    def _read_reg(self, offset: int) -> int:
+        """Backend: one register read (offset already checked)."""
+
+    @abstractmethod
+    def _write_reg(self, offset: int, value: int) -> None:
+        """Backend: one register write (offset and value already checked)."""
+
+    @abstractmethod
+    def _transact(self, send: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+        """Backend: one stream transaction (``send`` already a contiguous uint32 array)."""
 
     def batch(self) -> AbstractContextManager[None]:
         """A run of many transacts that belong together (e.g. a form-verify ramp). Transports with

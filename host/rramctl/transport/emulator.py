@@ -24,7 +24,7 @@ from rramctl import regmap as R
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_with
 from rramctl.paths import LOCK_WAIT_S, FileLock
-from rramctl.transport.base import BoardCost, RegWrite, Transport, TransportError, as_words
+from rramctl.transport.base import BoardCost, RegWrite, Transport, TransportError
 
 
 class EmulatorTransport(Transport):
@@ -95,17 +95,14 @@ class EmulatorTransport(Transport):
             raise TransportError("the emulator transport is closed")
         return self.overlay
 
-    def read_reg(self, offset: int) -> int:
+    def _read_reg(self, offset: int) -> int:
         return self._live().read_reg(offset)
 
-    def write_reg(self, offset: int, value: int) -> None:
+    def _write_reg(self, offset: int, value: int) -> None:
         self._live().write_reg(offset, value)
 
-    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+    def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         ov = self._live()
-        if recv_words < 0:
-            raise ValueError("recv_words must be >= 0")
-        words = as_words(send)
         ov.discard_output()
         if words.size:
             ov.push_stream(words)

@@ -26,8 +26,7 @@ from typing import Any, NoReturn, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl import regmap as R
-from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+from rramctl.transport.base import RegWrite, Transport, TransportError
 
 # The RTL top module added to the Vivado block design as a module reference gets
 # xilinx.com:module_ref:<module>:1.0 (docs/hardware.md, "PYNQ conventions");
@@ -247,7 +246,6 @@ class PynqTransport(Transport):
         *,
         allocate: Callable[..., Any] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        address_span: int = R.ADDRESS_SPAN,
         overlay: Any = None,
         irq: Any = None,
     ) -> None:
@@ -263,7 +261,6 @@ class PynqTransport(Transport):
         self.dma = dma
         self.overlay = overlay  # kept alive: it owns the loaded bitstream's IP objects
         self.timeout_s = timeout_s
-        self.address_span = address_span
         self.max_transfer_words = dma_max_bytes(dma) // WORD_BYTES
         self._allocate = allocate
         words = self.max_transfer_words
@@ -296,18 +293,10 @@ class PynqTransport(Transport):
         return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq)
 
     # ---- registers -----------------------------------------------------------------------
-    def _check_offset(self, offset: int) -> None:
-        if not isinstance(offset, int | np.integer) or offset % 4 or not 0 <= offset < self.address_span:
-            raise ValueError(f"register offset {offset!r} is not a word offset in 0..{self.address_span - 4:#x}")
-
-    def read_reg(self, offset: int) -> int:
-        self._check_offset(offset)
+    def _read_reg(self, offset: int) -> int:
         return int(self.ip.read(int(offset))) & 0xFFFF_FFFF
 
-    def write_reg(self, offset: int, value: int) -> None:
-        self._check_offset(offset)
-        if not isinstance(value, int | np.integer) or not 0 <= value <= 0xFFFF_FFFF:
-            raise ValueError(f"register value {value!r} is not a 32-bit unsigned word")
+    def _write_reg(self, offset: int, value: int) -> None:
         self.ip.write(int(offset), int(value))
 
     # ---- the interrupt ---------------------------------------------------------------------
@@ -342,15 +331,8 @@ class PynqTransport(Transport):
             current.freebuffer()
         return self._allocate(shape=(size,), dtype=np.uint32)
 
-    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+    def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         """Arm S2MM, start MM2S without waiting, write the trigger, then wait for both (bounded)."""
-        words = as_words(send)
-        if not isinstance(recv_words, int | np.integer) or recv_words < 0:
-            raise ValueError(f"recv_words must be a non-negative integer, got {recv_words!r}")
-        trigger = RegWrite(*trigger)
-        self._check_offset(trigger.offset)
-        if not isinstance(trigger.value, int | np.integer) or not 0 <= trigger.value <= 0xFFFF_FFFF:
-            raise ValueError(f"trigger value {trigger.value!r} is not a 32-bit unsigned word")
         if self._broken:
             raise TransportError(f"the DMA is unusable after an earlier failure ({self._broken}); reload the overlay")
 

@@ -21,18 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from rramctl import regmap as R
 from rramctl.errors import UsageError
 from rramctl.transport import serial_link as L
-from rramctl.transport.base import RegWrite, Transport, TransportError, as_words
+from rramctl.transport.base import RegWrite, Transport, TransportError
 from rramctl.transport.serial_journal import Recovery, SessionJournal
 
 DEFAULT_BAUD = 115_200  # (ours) the PS UART console rate every PYNQ image has
 DEFAULT_TIMEOUT_S = 1.0  # (ours) reply wait per attempt, on top of the wire time of both frames
 DEFAULT_RETRIES = 5  # (ours)
 MAX_WAIT_S = 3600.0  # (ours) a request kept alive by PENDING keepalives still ends after this
-VALID_OFFSETS = frozenset(R.REGISTERS.values())
-WORD_MAX = 0xFFFF_FFFF
 
 
 class SerialLinkConfig(BaseModel):
@@ -222,31 +219,16 @@ class SerialTransport(Transport):
         return cmd, flags, frame.payload[L.REPLAY_HEAD.size :]
 
     # ---- the Transport operations ------------------------------------------------------------
-    @staticmethod
-    def _check_offset(offset: int) -> None:
-        if offset not in VALID_OFFSETS:
-            raise ValueError(f"no register at offset {offset:#x} (see docs/registers.md)")
-
-    def read_reg(self, offset: int) -> int:
-        self._check_offset(offset)
+    def _read_reg(self, offset: int) -> int:
         payload = self._request(L.Cmd.READ_REG, L.U32.pack(offset), L.U32.size)
         if len(payload) != L.U32.size:
             raise TransportError(f"READ_REG reply of {len(payload)} bytes from {self.label}")
         return int(L.U32.unpack(payload)[0])
 
-    def write_reg(self, offset: int, value: int) -> None:
-        self._check_offset(offset)
-        if not 0 <= value <= WORD_MAX:
-            raise ValueError(f"register value {value} is not a 32-bit word")
+    def _write_reg(self, offset: int, value: int) -> None:
         self._request(L.Cmd.WRITE_REG, L.REG_WRITE.pack(offset, value), 0)
 
-    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
-        if recv_words < 0:
-            raise ValueError("recv_words must be >= 0")
-        self._check_offset(trigger.offset)
-        if not 0 <= trigger.value <= WORD_MAX:
-            raise ValueError(f"trigger value {trigger.value} is not a 32-bit word")
-        words = as_words(send)
+    def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         payload = L.encode_transact(words, recv_words, trigger.offset, trigger.value)
         out = L.decode_words(self._request(L.Cmd.TRANSACT, payload, 4 * recv_words))
         if out.size > recv_words:
