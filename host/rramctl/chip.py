@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver
+from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
@@ -399,17 +399,9 @@ class Chip:
 
     @staticmethod
     def check_inputs(inputs: NDArray[np.integer], region: Region, bits: int) -> NDArray[np.int64]:
-        """Validate (B, n_rows) unsigned ``bits``-bit integer inputs for a multiply on ``region``."""
-        x = np.asarray(inputs)
-        if not 1 <= bits <= 8:
-            raise UsageError(f"input bit width must be 1-8, got {bits}")
-        if x.ndim != 2 or x.shape[1] != region.n_rows:
-            raise UsageError(f"inputs must have shape (batch, {region.n_rows}), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.integer):
-            raise UsageError(f"inputs must be integers, got {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
-            raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
-        return x.astype(np.int64)
+        """Validate (B, n_rows) unsigned ``bits``-bit integer inputs for a multiply on ``region`` (the
+        driver's rule, :func:`rramctl.driver.check_inputs`), e.g. before a file's inputs reach a chip."""
+        return check_inputs(inputs, region.n_rows, bits)
 
     @property
     def product_lsb_us(self) -> float:
@@ -418,8 +410,7 @@ class Chip:
 
     def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
         """Bit-serial vector-matrix multiply of (B, n_rows) m-bit inputs with the region's columns."""
-        x = self.check_inputs(inputs, region, bits)
-        codes = self._hw.multiply(x, bits, region, self.v_read_code, TIA_MULTIPLY)
+        codes = self._hw.multiply(inputs, bits, region, self.v_read_code, TIA_MULTIPLY)
         sat = self._hw.saturated
         self._check_saturation(sat, "multiply")
         corrected = codes - self.column_offsets(region)[None, :] * ((1 << bits) - 1)  # offset of every bit plane

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from rramctl import regmap as R
 from rramctl.config import DEFAULT_READ_GATE_V, Ratings
-from rramctl.errors import DeviceError
+from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508, linedrive
 from rramctl.protocol import MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, OverlayErrorCode, TiaGain
@@ -70,6 +70,20 @@ def _error_name(code: int) -> str:
 class ProgramResult:
     pulses: NDArray[np.int64]  # pulses applied per cell
     final_codes: NDArray[np.int64]  # last verify read per cell (read-range ADC code)
+
+
+def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray[np.int64]:
+    """(B, n_rows) unsigned ``bits``-bit integers for a MULTIPLY (BITS register 1..MAX_BITS)."""
+    x = np.asarray(inputs)
+    if not 1 <= bits <= MAX_BITS:
+        raise UsageError(f"input bit width must be 1-{MAX_BITS}, got {bits}")
+    if x.ndim != 2 or x.shape[1] != n_rows:
+        raise UsageError(f"inputs must have shape (batch, {n_rows}), got {x.shape}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise UsageError(f"inputs must be integers, got {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
+        raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
+    return x.astype(np.int64)
 
 
 class Driver:
@@ -302,15 +316,7 @@ class Driver:
         """Bit-serial multiply: (B, n_rows) unsigned ``bits``-bit inputs on the region's rows.
 
         Returns the overlay's shift-and-added codes, shape (B, n_cols)."""
-        x = np.asarray(inputs)
-        if not 1 <= bits <= MAX_BITS:
-            raise ValueError(f"input bit width must be 1-{MAX_BITS}, got {bits}")
-        if x.ndim != 2 or x.shape[1] != region.n_rows:
-            raise ValueError(f"inputs must have shape (batch, {region.n_rows}), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.integer):
-            raise ValueError(f"inputs must be integers, got {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
-            raise ValueError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
+        x = check_inputs(inputs, region.n_rows, bits)
         x8 = x.astype(np.uint8)  # 1-8 bit inputs: bit-planes in uint8
         planes = ((x8[:, None, :] >> np.arange(bits, dtype=np.uint8)[None, :, None]) & 1).reshape(-1, region.n_rows)
         frames = linedrive.bitplane_frames(planes, region.row)  # (B*bits, 64), vector-major, LSB first
