@@ -60,9 +60,14 @@ def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | 
     run.close()
     if chip_test_subset:
         again = load_run(out, lambda c: data, forward="chip", test_subset=chip_test_subset)
+        assert again.mapped is not None
+        before = again.mapped.board_cost()
         acc, _, _ = again.evaluate(again.test_split)
+        after = again.mapped.board_cost()
         again.close()
-        rec["chip_test_accuracy"], rec["chip_test_samples"] = acc, min(chip_test_subset, len(data.test))
+        rec["chip_test_accuracy"], rec["chip_test_samples"] = acc, len(again.test_split)
+        if before is not None and after is not None:  # emulator: board time and energy of one inference
+            rec["chip_cost_per_inference"] = (after - before).per(len(again.test_split))
     rec["wall_seconds"] = time.perf_counter() - t0
     return rec
 
@@ -70,10 +75,14 @@ def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean and standard deviation (n - 1) over seeds per recipe and method."""
     keys = ("test_accuracy", "test_at_best_val", "best_val_accuracy", "cell_ops_per_step", "cell_ops_per_epoch",
-            "pair_flips_per_step", "pair_flips_per_epoch", "chip_test_accuracy")  # fmt: skip
+            "pair_flips_per_step", "pair_flips_per_epoch", "chip_test_accuracy", "array_read_j_per_inference",
+            "board_time_s_per_inference")  # fmt: skip
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(f"{r['recipe']}/{r['method']}", []).append(r)
+        if "chip_cost_per_inference" in r:
+            r["array_read_j_per_inference"] = r["chip_cost_per_inference"]["array_read_j"]
+            r["board_time_s_per_inference"] = r["chip_cost_per_inference"]["time_s"]
     out: dict[str, dict[str, Any]] = {}
     for name, rs in groups.items():
         out[name] = {"seeds": [r["seed"] for r in rs], "path": rs[0]["path"]}
@@ -86,6 +95,10 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             r_to = statistics.fmean(r["cell_ops_per_step"] for r in to)
             r_wo = statistics.fmean(r["cell_ops_per_step"] for r in wo)
             out[name]["ops_reduction_vs_wo"] = 1 - r_to / r_wo if r_wo else None
+            e_to = [r["array_read_j_per_inference"] for r in to if "array_read_j_per_inference" in r]
+            e_wo = [r["array_read_j_per_inference"] for r in wo if "array_read_j_per_inference" in r]
+            if e_to and e_wo:  # seed 000 Fig. 3g / 4g compare the array read energy per inference, TO / WO
+                out[name]["array_energy_ratio_to_wo"] = statistics.fmean(e_to) / statistics.fmean(e_wo)
     return out
 
 

@@ -116,6 +116,9 @@ def test_emulator_training_step_runs_every_product_on_the_chip(tmp_path, easy, m
     layers = {la.name for la in run.net.crossbar_layers()}
     assert set(run.mapped.counts.multiplies) == layers  # C1, C2 (both row blocks), F1, F2 on the chip
     assert spy.call_count == 5  # one call per tile: C1, C2 (2 tiles), F1, F2
+    assert set(run.mapped.counts.saturated) == layers  # saturated ADC samples recorded per layer
+    cost = run.mapped.board_cost()  # the emulator prices every product: conversions and array reads
+    assert cost is not None and cost.adc_conversions > 0 and cost.array_read_j > 0
 
 
 @pytest.mark.parametrize("backend", ["software", "emulator"])

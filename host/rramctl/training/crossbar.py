@@ -13,18 +13,20 @@ from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, PairFormReport
 from rramctl.geometry import pair_cells
 from rramctl.hw import linedrive
 from rramctl.training.placement import LayerShape, Placement, Tile
+from rramctl.transport.base import BoardCost
 
 
 @dataclass
 class OpCounts:
-    """Programming operations (cell pulses for reset/set; cells addressed and pulses for write-verify)
-    and multiplies (input vectors through a tile) per layer."""
+    """Programming operations (cell pulses for reset/set; cells addressed and pulses for write-verify),
+    multiplies (input vectors through a tile) and saturated ADC samples of those multiplies, per layer."""
 
     resets: dict[str, int] = field(default_factory=dict)
     sets: dict[str, int] = field(default_factory=dict)
     programmed_cells: dict[str, int] = field(default_factory=dict)
     program_pulses: dict[str, int] = field(default_factory=dict)
     multiplies: dict[str, int] = field(default_factory=dict)
+    saturated: dict[str, int] = field(default_factory=dict)
 
     def add(self, what: str, layer: str, n: int) -> None:
         d: dict[str, int] = getattr(self, what)
@@ -176,15 +178,29 @@ class MappedNetwork:
         once and all-zero vectors are not sent (no row driven: zero current); counts record vectors sent."""
         if not self.dedup:
             self.counts.add("multiplies", t.layer, len(x))
-            return self.chips[t.array].multiply_pairs(x, t.region, bits).products
+            return self._multiply(t, x, bits)
         y = np.zeros((len(x), t.n_cols))
         nz = np.flatnonzero(x.any(axis=1))
         if not len(nz):
             return y
         uniq, inverse = linedrive.unique_vectors(x[nz])  # = np.unique(axis=0), hashed
         self.counts.add("multiplies", t.layer, len(uniq))
-        y[nz] = self.chips[t.array].multiply_pairs(uniq, t.region, bits).products[inverse.ravel()]
+        y[nz] = self._multiply(t, uniq, bits)[inverse.ravel()]
         return y
+
+    def _multiply(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
+        res = self.chips[t.array].multiply_pairs(x, t.region, bits)
+        self.counts.add("saturated", t.layer, res.saturated)
+        return res.products
+
+    def board_cost(self) -> BoardCost | None:
+        """Board time and energy so far, summed over the arrays (None where a backend does not model it);
+        arrays work one after another, so their times add."""
+        total: BoardCost | None = BoardCost()
+        for chip in self.chips:
+            cost = chip.board_cost()
+            total = total + cost if total is not None and cost is not None else None
+        return total
 
     def close(self) -> None:
         for c in self.chips:

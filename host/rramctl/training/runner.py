@@ -279,6 +279,7 @@ class Run:
             self.net.train()
             t0, loss_sum, correct = time.perf_counter(), 0.0, 0
             flips_before = sum(self.progress.flips.values())
+            cost_before = self.mapped.board_cost()
             for s in range(steps_per_epoch):
                 idx = order[s * bs : (s + 1) * bs]
                 loss, ok = self._step(inputs[idx], self.train_split.y[idx])
@@ -291,6 +292,8 @@ class Run:
                     return
             self.progress.train_seconds += time.perf_counter() - t0
             self.progress.steps += steps_per_epoch
+            cost_after = self.mapped.board_cost()
+            step_cost = (cost_after - cost_before).per(steps_per_epoch) if cost_after and cost_before else None
             self.recalibrate_batchnorm()
             val_acc, val_loss, _ = self.evaluate(self.val_split)
             acc, test_loss, _ = self.evaluate(self.test_split)  # reported only: no decision looks at it
@@ -313,8 +316,9 @@ class Run:
                 "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
                 "mask_flips": dict(self.progress.flips), "dropped_updates": self.progress.dropped_updates,
                 "pair_flips_epoch": pair_flips, "pair_flips_per_step": pair_flips / steps_per_epoch,
-                "multiplies": dict(counts.multiplies),
+                "multiplies": dict(counts.multiplies), "saturated_samples": dict(counts.saturated),
                 "seconds_per_step": self.progress.train_seconds / self.progress.steps,
+                "board_cost_per_step": step_cost,
             })  # fmt: skip
             self.method.after_epoch(self.net, self.mapped)
             self._save_checkpoint()
@@ -414,7 +418,9 @@ def finish(run: Run, out_dir: Path | None = None) -> dict[str, Any]:
     out = run.dir if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     assert run.mapped is not None
+    cost_before = run.mapped.board_cost()
     acc, loss, conf = run.evaluate(run.test_split)
+    cost_after = run.mapped.board_cost()
     layers = run.net.crossbar_layers()
     initial = load_file(run.dir / "initial.safetensors")
     before = np.concatenate([initial[la.name].numpy().ravel() for la in layers])
@@ -430,7 +436,12 @@ def finish(run: Run, out_dir: Path | None = None) -> dict[str, Any]:
         "programming_ops": ops, "programming_ops_total": sum(ops.values()),
         "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
         "multiplies": dict(counts.multiplies), "pairs_below_1us_fraction": float(np.mean(np.abs(after) < 1.0)),
+        "saturated_samples": dict(counts.saturated),
         "seconds_per_step": run.progress.train_seconds / max(1, run.progress.steps),
+        # estimated board time and energy of one test inference on this path (emulator model; host forward
+        # reads no products from the chip, so only a chip-forward test prices the array reads)
+        "board_cost_per_inference": (cost_after - cost_before).per(len(run.test_split))
+        if cost_after and cost_before else None,
     }  # fmt: skip
     _write_json(out / "summary.json", summary)
     title = f"{run.cfg.task} {run.cfg.method.upper()} ({run.cfg.backend})"

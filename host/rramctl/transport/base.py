@@ -49,6 +49,13 @@ class BoardCost:
     def __sub__(self, before: BoardCost) -> BoardCost:
         return BoardCost(**{f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)})
 
+    def __add__(self, other: BoardCost) -> BoardCost:
+        return BoardCost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def per(self, n: int) -> dict[str, float]:
+        """This cost divided by ``n`` (steps, inferences), as a dict with ``total_j``."""
+        return {k: v / max(1, n) for k, v in self.as_dict().items()}
+
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "total_j": self.total_j}
 
