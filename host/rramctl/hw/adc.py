@@ -45,12 +45,6 @@ def drive_sum_to_code(drive_sum: NDArray[np.int64] | int, tia_gain: int) -> NDAr
     return np.clip(code, CODE_MIN, CODE_MAX)
 
 
-def code_to_current_a(code: NDArray[np.integer] | int, tia_gain: int) -> NDArray[np.float64]:
-    """Column current (A) at the centre of an ADC code (for display and calibration)."""
-    volts = np.asarray(code, dtype=np.float64) / (1 << (ADC_BITS - 1)) * float(ADC_VREF_V)
-    return volts / TIA_RF_OHM[tia_gain]
-
-
 def to_word(code: NDArray[np.integer]) -> NDArray[np.uint32]:
     """Sign-extend 14-bit codes (or int32 sums) into 32-bit stream words."""
     return np.asarray(code, dtype=np.int64).astype(np.int32).view(np.uint32)

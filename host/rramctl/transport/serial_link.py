@@ -55,9 +55,6 @@ class Cmd(enum.IntEnum):
     REPLAY = 5  # the cached reply of an already completed sequence number
 
 
-CONTROL_CMDS = frozenset({Cmd.HELLO, Cmd.REPLAY})  # never executed on the overlay, never recorded
-
-
 class Flag(enum.IntFlag):
     REPLY = 0x01
     ERROR = 0x02
@@ -214,7 +211,6 @@ class FrameReader:
         self.stall_s = stall_s
         self.buf = bytearray()
         self.discard = 0  # payload bytes of an oversize frame still to skip
-        self.dropped_bytes = 0  # statistics: bytes thrown away while hunting or after a bad CRC
         self.bad_frames = 0
         self._last_byte_t = self.clock()
 
@@ -235,7 +231,6 @@ class FrameReader:
 
     def _drop(self, n: int) -> None:
         del self.buf[:n]
-        self.dropped_bytes += n
 
     def _skip_discard(self) -> None:
         n = min(self.discard, len(self.buf))
