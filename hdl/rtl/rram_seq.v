@@ -130,6 +130,14 @@ module rram_seq #(
         else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
     end
 
+    // ---- programming pulse timing (rram_pulse) ----
+    wire aborting = busy && abort_req && state != S_ABORT;
+    wire pulse_on, pulse_off, pulse_done;
+    rram_pulse u_pulse (
+        .clk(clk), .rst_n(rst_n), .start(state == S_PULSE && !aborting), .abort(aborting), .guard(guard_cycles),
+        .width(pulse_cycles), .on(pulse_on), .off(pulse_off), .done(pulse_done)
+    );
+
     // ---- generated chain word w of the row pattern (rram_pattern: docs/protocol.md layout) ----
     wire [31:0] gen_word;
     rram_pattern u_pattern (.w(w), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in), .nib_out(pat_out), .word(gen_word));
@@ -244,7 +252,7 @@ module rram_seq #(
             end
             if (start && busy) start_refused <= 1'b1;  // the running operation goes on, its status untouched
 
-            if (busy && abort_req && state != S_ABORT) begin  // from any state, a stalled output included
+            if (aborting) begin  // from any state, a stalled output included
                 pend_err <= E_ABORTED;
                 lines_idle();
                 m_tvalid <= 1'b0;  // the word on a stalled output is dropped (the host resets its DMA)
@@ -336,29 +344,21 @@ module rram_seq #(
                         sr_oe_n <= 1'b0;
                         state <= ret;
                     end
-                    S_PULSE: begin  // lines are set; wait the guard, drive for PULSE_CYCLES, wait the guard
-                        cnt <= {16'd0, guard_cycles};
-                        state <= S_PULSE_ON;
-                    end
+                    S_PULSE: state <= S_PULSE_ON;  // lines are set; rram_pulse: guard, PULSE_CYCLES, guard
                     S_PULSE_ON: begin
-                        if (!drive_en) begin
-                            if (cnt == 32'd0) begin
-                                drive_en <= 1'b1;
-                                cnt <= pulse_cycles;
-                            end else cnt <= cnt - 1'b1;
-                        end else if (cnt == 32'd1) begin
+                        if (pulse_on) drive_en <= 1'b1;
+                        if (pulse_off) begin
                             drive_en <= 1'b0;
-                            cnt <= {16'd0, guard_cycles};
                             pulse_count <= pulse_count + pulse_inc;
                             state <= S_PULSE_OFF;
-                        end else cnt <= cnt - 1'b1;
+                        end
                     end
-                    S_PULSE_OFF: if (cnt == 32'd0) begin
+                    S_PULSE_OFF: if (pulse_done) begin
                         wl_en <= 1'b0;
                         sl_mode <= SL_FLOAT;
                         sr_oe_n <= 1'b1;
                         state <= ret;
-                    end else cnt <= cnt - 1'b1;
+                    end
                     S_DRV_GUARD: if (cnt == 32'd0) begin  // lines are set: the guard, then drive for a read
                         drive_en <= 1'b1;
                         state <= gret;

@@ -1,0 +1,45 @@
+`timescale 1ns / 1ps
+// Pulse timer of the sequencer: after `start`, `guard` clocks, then a pulse of exactly `width` clocks,
+// then `guard` clocks.  It only times: on the clock `on` is high the sequencer raises drive_en, on the
+// clock `off` is high it lowers it (and counts the pulse), on the clock `done` is high it floats the lines.
+// drive_en therefore stays one flip-flop in the sequencer (a registered pin).  `abort` stops it at once.
+module rram_pulse (
+    input  wire        clk,
+    input  wire        rst_n,
+    input  wire        start,
+    input  wire        abort,
+    input  wire [15:0] guard,
+    input  wire [31:0] width,  // 1 .. MAX_PULSE_CYCLES (the sequencer refuses 0 with BAD_PULSE)
+    output wire        on,
+    output wire        off,
+    output wire        done
+);
+    localparam [1:0] P_IDLE = 2'd0, P_PRE = 2'd1, P_ON = 2'd2, P_POST = 2'd3;
+    reg [1:0] ph;
+    reg [31:0] cnt;
+    assign on = (ph == P_PRE) && (cnt == 32'd0);
+    assign off = (ph == P_ON) && (cnt == 32'd1);
+    assign done = (ph == P_POST) && (cnt == 32'd0);
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            ph <= P_IDLE;
+            cnt <= 32'd0;
+        end else if (abort) begin
+            ph <= P_IDLE;
+            cnt <= 32'd0;
+        end else if (start) begin
+            ph <= P_PRE;
+            cnt <= {16'd0, guard};
+        end else if (on) begin
+            ph <= P_ON;
+            cnt <= width;
+        end else if (off) begin
+            ph <= P_POST;
+            cnt <= {16'd0, guard};
+        end else if (done) begin
+            ph <= P_IDLE;
+        end else if (ph != P_IDLE) begin
+            cnt <= cnt - 1'b1;
+        end
+    end
+endmodule
