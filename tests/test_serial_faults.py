@@ -4,21 +4,17 @@ twice (PULSE_COUNT / OP_COUNT equal the direct run), and every run ends in succe
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import TransportError
 from rramctl.transport.serial import SerialTransport, open_port
+from rramctl_agent.loopback import PtyAgent
 from test_serial_agent import SEED, assert_same, emulator, run_scenario
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware" / "agent"))
-from rramctl_agent.loopback import PtyAgent  # noqa: E402
 
 FAULTS = ("drop", "corrupt", "duplicate", "reorder", "stall", "noise")
 

@@ -2,7 +2,7 @@
 """Generate the AXI4-Lite register block of the overlay from firmware/regmap/rram_ctrl.rdl.
 
 peakrdl-etana 0.8.0 with ``--cpuif axi4-lite-flat`` (flat ports: Icarus 11 compiles it and
-Verilator 5.006 lints it, see ../shared/hardware-facts.md).  Output (committed):
+Verilator 5.006 lints it, see docs/hardware.md, "Simulators and generators").  Output (committed):
   hdl/rtl/generated/rram_ctrl_regs.sv   module rram_ctrl_regs
 
 The only post-processing (ours): a header line naming the source, a Verilator pragma that waives
