@@ -253,7 +253,10 @@ def test_damaged_multiply_inputs(tmp_path: Path, content: bytes) -> None:
 
 
 # ---- serial session journal --------------------------------------------------------------------
-GOOD_JOURNAL = {"/dev/ttyUSB0": {"session": 17, "open": True}, "/dev/ttyUSB1": {"session": 5, "open": False}}
+GOOD_JOURNAL = {
+    "/dev/ttyUSB0": {"session": 17, "token": 99, "open": True},
+    "/dev/ttyUSB1": {"session": 5, "token": 3, "open": False},
+}
 
 
 @FUZZ

@@ -126,7 +126,7 @@ class _NullLink:
 def _agent() -> tuple[Agent, EmulatorTransport]:
     t = EmulatorTransport(ChipModelConfig(seed=3))  # overlay limits NOT locked: the agent alone must refuse
     a = Agent(t, _NullLink(), dac_limits=LIMITS)
-    hello = L.decode_frame(a.handle(L.Frame(L.Cmd.HELLO, 0, 5, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION))) or b"")
+    hello = L.decode_frame(a.handle(L.Frame(L.Cmd.HELLO, 0, 5, 1, L.hello_request(1))) or b"")
     assert not hello.flags & L.Flag.ERROR
     return a, t
 

@@ -137,7 +137,7 @@ class NullLink:
 @pytest.fixture
 def agent() -> Agent:
     a = Agent(CountingTransport(), NullLink())
-    hello = L.decode_frame(a.handle(L.Frame(L.Cmd.HELLO, 0, 77, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION))))
+    hello = L.decode_frame(a.handle(L.Frame(L.Cmd.HELLO, 0, 77, 1, L.hello_request(1))))
     assert not hello.flags & L.Flag.ERROR
     a.transport.calls = 0  # type: ignore[attr-defined]
     return a
@@ -164,8 +164,8 @@ def refusal(agent: Agent, frame: L.Frame) -> int:
         (L.Frame(L.Cmd.WRITE_REG, 0, 77, 1, L.REG_WRITE.pack(0x2, 1)), L.ErrorCode.BAD_OFFSET),
         (L.Frame(L.Cmd.TRANSACT, 0, 77, 1, L.TRANSACT_HEAD.pack(0, 0x1000, 1)), L.ErrorCode.BAD_OFFSET),
         (L.Frame(L.Cmd.TRANSACT, 0, 77, 1, L.TRANSACT_HEAD.pack(1 << 20, R.CTRL, 1)), L.ErrorCode.TOO_LONG),
-        (L.Frame(L.Cmd.HELLO, 0, 78, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION + 1)), L.ErrorCode.BAD_VERSION),
-        (L.Frame(L.Cmd.HELLO, 0, 0, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION)), L.ErrorCode.NO_SESSION),
+        (L.Frame(L.Cmd.HELLO, 0, 78, 1, L.hello_request(1, L.PROTOCOL_VERSION + 1)), L.ErrorCode.BAD_VERSION),
+        (L.Frame(L.Cmd.HELLO, 0, 0, 1, L.hello_request(1)), L.ErrorCode.NO_SESSION),
         (L.Frame(L.Cmd.READ_REG, 0, 78, 1, L.U32.pack(R.ID)), L.ErrorCode.NO_SESSION),
         (L.Frame(L.Cmd.READ_REG, 0, 77, 0, L.U32.pack(R.ID)), L.ErrorCode.BAD_SEQ),
         (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(5)), L.ErrorCode.STALE_SEQ),
@@ -194,7 +194,7 @@ def test_agent_executes_each_sequence_number_once(agent: Agent) -> None:
     agent.handle(L.Frame(pulse.cmd, 0, 77, 2, pulse.payload))  # an old number never executes, even uncached
     assert ov.counters.pulse_count == pulses
     small = Agent(CountingTransport(), NullLink(), cache_depth=1)
-    small.handle(L.Frame(L.Cmd.HELLO, 0, 5, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION)))
+    small.handle(L.Frame(L.Cmd.HELLO, 0, 5, 1, L.hello_request(1)))
     small.handle(L.Frame(L.Cmd.READ_REG, 0, 5, 1, L.U32.pack(R.ID)))
     small.handle(L.Frame(L.Cmd.READ_REG, 0, 5, 2, L.U32.pack(R.ID)))
     assert refusal(small, L.Frame(L.Cmd.READ_REG, 0, 5, 1, L.U32.pack(R.ID))) == L.ErrorCode.STALE_SEQ
@@ -232,7 +232,7 @@ def test_oversize_frame_gets_too_long_reply(served: PtyAgent) -> None:
 
 def test_bad_crc_gets_no_reply_and_executes_nothing(served: PtyAgent) -> None:
     link = open_port(served.path, 115_200, 2.0)
-    wire = bytearray(L.encode_frame(L.Cmd.HELLO, 0, 9, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION)))
+    wire = bytearray(L.encode_frame(L.Cmd.HELLO, 0, 9, 1, L.hello_request(1)))
     wire[-1] ^= 1
     link.write(bytes(wire))
     assert L.FrameReader(link).read_frame(time.monotonic() + 0.3) is None
@@ -257,7 +257,9 @@ def test_reconnect_learns_what_completed_and_fetches_the_lost_reply(served: PtyA
     ops_before = served.agent.transport.overlay.counters.op_count
     assert ops_before == 1
 
-    again = SerialTransport(served.path, session_id=sid, **FAST)
+    with pytest.raises(AgentError, match="belongs to another host"):  # the session id alone does not resume
+        SerialTransport(served.path, session_id=sid, **FAST)
+    again = SerialTransport(served.path, session_id=sid, session_token=first.session_token, **FAST)
     assert again.session.resumed and again.session.last_completed_seq == seq and again.session.op_count == 1
     cmd, flags, payload = again.replay(seq)
     assert (cmd, flags) == (L.Cmd.TRANSACT, L.Flag.REPLY) and len(L.decode_words(payload)) == 8
@@ -317,7 +319,7 @@ def test_the_agent_sends_keepalives_while_an_operation_runs() -> None:
     with PtyAgent(gated, keepalive_s=0.02) as pa:
         link = open_port(pa.path, 115_200, 2.0)
         reader = L.FrameReader(link)
-        link.write(L.encode_frame(L.Cmd.HELLO, 0, 77, 1, L.HELLO_REQ.pack(L.PROTOCOL_VERSION)))
+        link.write(L.encode_frame(L.Cmd.HELLO, 0, 77, 1, L.hello_request(1)))
         assert reader.read_frame(time.monotonic() + 30) is not None
         link.write(L.encode_frame(L.Cmd.TRANSACT, 0, 77, 1, L.encode_transact(np.zeros(0, np.uint32), 0, R.CTRL, 1)))
         flags = []

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rramctl.transport import serial_link as L
 from rramctl.transport.serial import parse_serial_spec
-from rramctl_agent.sessions import Session, SessionTable  # noqa: E402
+from rramctl_agent.sessions import Session, SessionOwned, SessionTable
 
 
 class FakeClock:
@@ -176,20 +176,30 @@ def test_session_cache_keeps_the_newest_replies_and_refuses_going_back() -> None
 
 def test_session_table_resumes_and_forgets_the_oldest() -> None:
     t = SessionTable(max_sessions=2)
-    a, resumed = t.open(10)
+    a, resumed = t.open(10, 7)
     assert not resumed
-    assert t.open(10) == (a, True)
-    t.open(11)
-    t.open(12)
+    assert t.open(10, 7) == (a, True)
+    t.open(11, 7)
+    t.open(12, 7)
     assert t.get(10) is None and len(t) == 2
 
 
 def test_a_session_in_use_outlives_sessions_opened_between_its_requests() -> None:
     t = SessionTable(max_sessions=4)
-    live, _ = t.open(1)
+    live, _ = t.open(1, 42)
     for intruder in range(100, 110):  # e.g. another writer on the tty sending HELLOs
-        t.open(intruder)
+        t.open(intruder, 9)
         assert t.get(1) is live  # the live host's next request
+
+
+def test_a_live_session_belongs_to_the_host_that_opened_it() -> None:
+    t = SessionTable()
+    live, _ = t.open(1, 42)
+    live.record(1, b"reply")
+    with pytest.raises(SessionOwned):
+        t.open(1, 43)  # another host naming the same session id with another token
+    assert t.get(1) is live and live.last_seq == 1  # untouched
+    assert t.open(1, 42) == (live, True)
 
 
 @pytest.mark.parametrize(
@@ -268,7 +278,7 @@ def _journal_writer(path: str, port: int) -> None:
 
     journal = SessionJournal(path, lock_wait_s=60)
     for k in range(15):
-        journal.record(f"/dev/tty{port}", 1 + k, open_=bool(k % 2))
+        journal.record(f"/dev/tty{port}", 1 + k, 1000 + k, open_=bool(k % 2))
 
 
 def test_concurrent_journal_writers_lose_nothing_and_leave_no_temp_files(tmp_path: Path) -> None:
@@ -284,5 +294,5 @@ def test_concurrent_journal_writers_lose_nothing_and_leave_no_temp_files(tmp_pat
         p.join(120)
         assert p.exitcode == 0
     data = json.loads(path.read_text())
-    assert data == {f"/dev/tty{p}": {"session": 15, "open": False} for p in range(6)}
+    assert data == {f"/dev/tty{p}": {"session": 15, "token": 1014, "open": False} for p in range(6)}
     assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -25,7 +25,13 @@ from rramctl.protocol import DacChannel, dac_frame_over_limit
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError
 
-from rramctl_agent.sessions import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_DEPTH, DEFAULT_MAX_SESSIONS, SessionTable
+from rramctl_agent.sessions import (
+    DEFAULT_CACHE_BYTES,
+    DEFAULT_CACHE_DEPTH,
+    DEFAULT_MAX_SESSIONS,
+    SessionOwned,
+    SessionTable,
+)
 
 log = logging.getLogger("rramctl_agent")
 
@@ -152,19 +158,25 @@ class Agent:
         return self._reply(frame, L.encode_error(code, message), L.Flag.ERROR)
 
     def _hello(self, frame: L.Frame) -> bytes:
-        if len(frame.payload) != L.HELLO_REQ.size:
+        if len(frame.payload) < L.HELLO_VERSION.size:
             return self._error(frame, L.ErrorCode.BAD_LENGTH, f"HELLO carries {L.HELLO_REQ.size} bytes")
-        (version,) = L.HELLO_REQ.unpack(frame.payload)
+        (version,) = L.HELLO_VERSION.unpack_from(frame.payload)
         if version != L.PROTOCOL_VERSION:
             return self._error(frame, L.ErrorCode.BAD_VERSION,
                                f"host speaks protocol v{version}, this agent v{L.PROTOCOL_VERSION}")  # fmt: skip
+        if len(frame.payload) != L.HELLO_REQ.size:
+            return self._error(frame, L.ErrorCode.BAD_LENGTH, f"HELLO carries {L.HELLO_REQ.size} bytes")
+        _, token = L.HELLO_REQ.unpack(frame.payload)
         if frame.session == 0:
             return self._error(frame, L.ErrorCode.NO_SESSION, "session id 0 is reserved")
         try:
             op_count = self.transport.read_reg(R.OP_COUNT)
         except (TransportError, ValueError) as e:
             return self._error(frame, L.ErrorCode.TRANSPORT, f"overlay not reachable: {e}")
-        session, resumed = self.sessions.open(frame.session)
+        try:
+            session, resumed = self.sessions.open(frame.session, token)
+        except SessionOwned as e:
+            return self._error(frame, L.ErrorCode.SESSION_OWNED, str(e))
         hello = L.Hello(L.PROTOCOL_VERSION, resumed, session.last_seq, op_count, self.max_payload, session.depth)
         return self._reply(frame, hello.encode())
 

@@ -16,9 +16,14 @@ DEFAULT_CACHE_BYTES = 8 * 1024 * 1024  # (ours) on a 512 MiB PYNQ-Z2 this stays 
 DEFAULT_MAX_SESSIONS = 4  # (ours) sessions remembered (older ones are forgotten, LRU)
 
 
+class SessionOwned(ValueError):
+    """A HELLO named a live session with another host's token."""
+
+
 @dataclass
 class Session:
     session_id: int
+    token: int = 0  # the secret of the host that opened it: only a HELLO with it resumes the session
     depth: int = DEFAULT_CACHE_DEPTH
     max_bytes: int = DEFAULT_CACHE_BYTES
     last_seq: int = 0
@@ -55,12 +60,16 @@ class SessionTable:
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[int, Session] = OrderedDict()
 
-    def open(self, session_id: int) -> tuple[Session, bool]:
-        """The session of that id, resumed (True) or new (False)."""
+    def open(self, session_id: int, token: int) -> tuple[Session, bool]:
+        """The session of that id, resumed (True) or new (False). A live session belongs to the host that
+        opened it: a HELLO with another token raises SessionOwned and changes nothing."""
         if session_id in self._sessions:
+            s = self._sessions[session_id]
+            if s.token != token:
+                raise SessionOwned(f"session {session_id:#010x} belongs to another host")
             self._sessions.move_to_end(session_id)
-            return self._sessions[session_id], True
-        s = Session(session_id, self.depth, self.max_bytes)
+            return s, True
+        s = Session(session_id, token, self.depth, self.max_bytes)
         self._sessions[session_id] = s
         while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)

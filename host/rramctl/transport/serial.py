@@ -69,6 +69,12 @@ def new_session_id() -> int:
     return int.from_bytes(os.urandom(4), "little") or 1
 
 
+def new_session_token() -> int:
+    """The 64-bit secret that makes a session this host's: the agent resumes a session only for a HELLO
+    with its token (docs/serial-protocol.md). From the OS entropy pool, like the session id (ours)."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
 def open_port(path: str, baudrate: int, write_timeout_s: float) -> L.ByteLink:
     """Open a serial device with pyserial (imported here: pyserial is needed only for this backend)."""
     try:
@@ -94,19 +100,22 @@ class SerialTransport(Transport):
         retries: int = DEFAULT_RETRIES,
         *,
         session_id: int | None = None,
+        session_token: int | None = None,
         max_wait_s: float = MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Open ``port`` (a device path, or an already open ByteLink) and handshake.
 
-        ``session_id`` resumes that session (after a host restart or a re-opened link): ``session``
-        then says which requests the agent completed; None opens a new session. ``clock`` measures
+        ``session_id`` resumes that session (after a host restart or a re-opened link), with the
+        ``session_token`` it was opened with: ``session`` then says which requests the agent completed;
+        None opens a new session with a new token. ``clock`` measures
         the reply timeouts (tests inject one, so no test depends on wall time)."""
         cfg = SerialLinkConfig(port=port if isinstance(port, str) else "link", baudrate=baudrate,
                                timeout_s=timeout, retries=retries)  # fmt: skip
         if session_id is not None and not 1 <= session_id <= L.MAX_SEQ:
             raise ValueError(f"session id must be 1..{L.MAX_SEQ}, got {session_id}")
         self.config = cfg
+        self.session_token = session_token if session_token is not None else new_session_token()
         self.label = cfg.port
         self.max_wait_s = max_wait_s
         write_timeout = cfg.timeout_s + L.wire_seconds(L.MAX_PAYLOAD + L.OVERHEAD_BYTES, cfg.baudrate)
@@ -180,7 +189,7 @@ class SerialTransport(Transport):
         return self._exchange(cmd, session, self._control_seq, payload, reply_bytes)
 
     def _hello(self, session_id: int) -> SessionInfo:
-        reply = self._control(L.Cmd.HELLO, session_id, L.HELLO_REQ.pack(L.PROTOCOL_VERSION), L.HELLO_REPLY.size)
+        reply = self._control(L.Cmd.HELLO, session_id, L.hello_request(self.session_token), L.HELLO_REPLY.size)
         hello = L.Hello.decode(reply.payload)
         if hello.version != L.PROTOCOL_VERSION:
             raise TransportError(f"agent on {self.label} speaks protocol v{hello.version}, host v{L.PROTOCOL_VERSION}")
@@ -270,15 +279,17 @@ def open_serial_transport(spec: str, journal: SessionJournal | None = None) -> S
     ``recovery`` says what the agent completed of it; the session is recorded open until ``close()``."""
     cfg = parse_serial_spec(spec)
     left_open = journal.interrupted(cfg.port) if journal is not None else None
-    t = SerialTransport(cfg.port, cfg.baudrate, cfg.timeout_s, cfg.retries, session_id=left_open)
+    session_id, token = left_open if left_open is not None else (None, None)
+    t = SerialTransport(cfg.port, cfg.baudrate, cfg.timeout_s, cfg.retries, session_id=session_id,
+                        session_token=token)  # fmt: skip
     if journal is not None:
         if left_open is not None:
             s = t.session
             t.recovery = Recovery(cfg.port, s.session_id, s.resumed, s.last_completed_seq, s.op_count)
         try:
-            journal.record(cfg.port, t.session.session_id, open_=True)
+            journal.record(cfg.port, t.session.session_id, t.session_token, open_=True)
         except BaseException:
             t.close()
             raise
-        t.on_close = lambda tr: journal.record(cfg.port, tr.session.session_id, open_=False)
+        t.on_close = lambda tr: journal.record(cfg.port, tr.session.session_id, tr.session_token, open_=False)
     return t

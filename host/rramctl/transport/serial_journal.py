@@ -48,7 +48,8 @@ class Recovery:
 
 
 class SessionJournal:
-    """A small JSON file {port: {"session": id, "open": bool}}, replaced atomically under a lock."""
+    """A small JSON file {port: {"session": id, "token": secret, "open": bool}}, replaced atomically under
+    a lock (the token lets the next command on this machine resume the session; docs/serial-protocol.md)."""
 
     def __init__(self, path: str | Path, *, lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)
@@ -61,9 +62,11 @@ class SessionJournal:
             data = json.loads(self.path.read_text())
             ok = isinstance(data, dict) and all(
                 isinstance(e, dict)
-                and set(e) == {"session", "open"}
+                and set(e) == {"session", "token", "open"}
                 and type(e["session"]) is int
                 and 1 <= e["session"] <= 0xFFFF_FFFF
+                and type(e["token"]) is int
+                and 0 <= e["token"] <= 0xFFFF_FFFF_FFFF_FFFF
                 and isinstance(e["open"], bool)
                 for e in data.values()
             )
@@ -79,14 +82,14 @@ class SessionJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
-    def interrupted(self, port: str) -> int | None:
-        """The session a command left open on ``port``, if any."""
+    def interrupted(self, port: str) -> tuple[int, int] | None:
+        """(session id, token) of the session a command left open on ``port``, if any."""
         entry = self._load().get(port)
-        return int(entry["session"]) if entry and entry["open"] else None
+        return (int(entry["session"]), int(entry["token"])) if entry and entry["open"] else None
 
-    def record(self, port: str, session_id: int, open_: bool) -> None:
+    def record(self, port: str, session_id: int, token: int, open_: bool) -> None:
         """Mark ``port``'s session open (a command started) or closed (it ended cleanly)."""
         with self._lock:
             data = self._load()
-            data[port] = {"session": session_id, "open": open_}
+            data[port] = {"session": session_id, "token": token, "open": open_}
             self._store(data)

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from rramctl import errors
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: HELLO carries the session token
 MAGIC = b"\xa5\x5a"  # (ours) alternating bits, rare in register data
 HEADER = struct.Struct("<2sBBIII")  # magic, cmd, flags, session, seq, length (CRC-32 follows)
 HEADER_BYTES = HEADER.size + 4  # 20
@@ -73,6 +73,7 @@ class ErrorCode(enum.IntEnum):
     BAD_SEQ = 9  # sequence number 0 on a data command
     INTERNAL = 10  # the agent failed unexpectedly (bug); it keeps serving
     OVER_RATING = 11  # a DAC frame above the agent's own ratings: refused, never sent to the overlay
+    SESSION_OWNED = 12  # HELLO for a live session with another host's token: refused, the session untouched
 
 
 class LinkError(errors.LinkError):
@@ -293,7 +294,8 @@ class FrameReader:
 
 
 # ---- payloads --------------------------------------------------------------------------------
-HELLO_REQ = struct.Struct("<H")  # protocol version (the session id is in the header)
+HELLO_REQ = struct.Struct("<HQ")  # protocol version, session token (the session id is in the header)
+HELLO_VERSION = struct.Struct("<H")  # the version alone: what every protocol version's HELLO starts with
 # protocol version, resumed (0/1), last completed seq, OP_COUNT, max payload, cache depth
 HELLO_REPLY = struct.Struct("<HBIIIH")
 U32 = struct.Struct("<I")
@@ -322,6 +324,11 @@ class Hello:
             raise LinkError(f"HELLO reply of {len(payload)} bytes, expected {HELLO_REPLY.size}")
         v, resumed, last, ops, max_payload, depth = HELLO_REPLY.unpack(payload)
         return cls(v, bool(resumed), last, ops, max_payload, depth)
+
+
+def hello_request(token: int, version: int = PROTOCOL_VERSION) -> bytes:
+    """A HELLO payload: the protocol version and the session token of the host that owns the session."""
+    return HELLO_REQ.pack(version, token)
 
 
 def encode_error(code: ErrorCode, message: str) -> bytes:
