@@ -227,7 +227,12 @@ module rram_overlay_top #(
         .hwif_out_dac_limit_v_read_code(lim_read)
     );
 
-    assign irq = irq_en & (done | error);
+    reg irq_q;  // the interrupt pin from a flip-flop (one clock after DONE/ERROR)
+    always @(posedge aclk or negedge rst_n) begin
+        if (!rst_n) irq_q <= 1'b0;
+        else irq_q <= irq_en & (done | error);
+    end
+    assign irq = irq_q;
     assign sr_srclr_n = 1'b1;  // the shift register is never cleared: every frame is shifted in full
 
     // ---- peripherals ----
