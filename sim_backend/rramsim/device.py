@@ -74,7 +74,7 @@ def drifted(g: NDArray[np.int64], dt_us: NDArray[np.int64], config: ChipModelCon
     d = config.drift
     if d.ppm_per_decade == 0:
         return g
-    decades = log2_fixed_array(dt_us + d.t0_us) - log2_fixed_array(np.full_like(dt_us, d.t0_us))
+    decades = log2_fixed_array(dt_us + d.t0_us) - log2_fixed_array(np.array([d.t0_us]))[0]  # t0: one value
     above = np.maximum(g - config.reset.off_ns, 0)
     loss = np.minimum(above * d.ppm_per_decade * decades // (PPM * LOG2_10), above)
     return g - loss
