@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -19,6 +20,12 @@ from rramctl.transport.emulator import EmulatorTransport
 from rramsim.config import load_model
 
 SEED = 1
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def _chip(preset: str = "paper-40nm") -> tuple[Chip, EmulatorTransport]:
@@ -52,9 +59,7 @@ def relaxation(out: Path) -> None:
     ax[1].axhline(2.0, color="k", ls=":", label="seed 003: ~2 uS")
     ax[1].set(xlabel="time after write-verify (s)", ylabel="uS", title="relaxation and drift (paper-40nm)")
     ax[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "device_relaxation.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "device_relaxation.png")
 
 
 def read_noise(out: Path) -> None:
@@ -76,9 +81,7 @@ def read_noise(out: Path) -> None:
     ax.plot(x, np.sqrt((m.read.noise_ppm * 1e-6 * x) ** 2 + floor_us**2) * 1000, "k:", label="model: ppm x G (+) floor")
     ax.set(xlabel="G (uS)", ylabel="read noise sd (nS)", title="read noise vs conductance (paper-40nm)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "device_read_noise.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "device_read_noise.png")
 
 
 def gating_and_offsets(out: Path) -> None:
@@ -99,9 +102,7 @@ def gating_and_offsets(out: Path) -> None:
     ax[1].plot(fixed.products.mean(axis=0), ".", label="after the zero-input pass")
     ax[1].set(xlabel="column", ylabel="mean product, zero input (uS)", title="column offsets, 4-bit inputs")
     ax[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "device_gating_offsets.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "device_gating_offsets.png")
 
 
 def saturation(out: Path) -> None:
@@ -133,9 +134,7 @@ def saturation(out: Path) -> None:
               title="saturation at 0.1 V, 512 rows formed")  # fmt: skip
     ax[1].plot(volts, np.array(sat4) * 100, "o-")
     ax[1].set(xlabel="read voltage (V)", ylabel="ADC samples clipped (%)", title="uniform 4-bit inputs, 512 rows")
-    fig.tight_layout()
-    fig.savefig(out / "device_saturation.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "device_saturation.png")
 
 
 def main() -> None:
