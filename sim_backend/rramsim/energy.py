@@ -21,7 +21,9 @@ Units: the drive sums of rramsim (DAC code x nS) and microvolts come in, joules 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+
+from rramctl.hw.energy import EnergyCounts
 
 ADC_RATE_SPS = 50_000  # ADS8324 throughput (datasheet SBAS172A)
 ADC_POWER_W = 3.0e-3  # ADS8324: less than 3.0 mW at 50 kSPS (datasheet SBAS172A, Theory of Operation)
@@ -34,19 +36,9 @@ BOARD_LSB_UV = 5e6 / 65_536  # one board DAC code: 5 V full scale / 2**16 (rrams
 
 
 @dataclass
-class EnergyLedger:
-    """Joules per kind of event and the events counted since power-up (or since ``reset``)."""
-
-    array_read_j: float = 0.0
-    adc_j: float = 0.0
-    pulse_j: float = 0.0
-    adc_conversions: int = 0
-    pulses: int = 0
-    dac_updates: int = 0
-
-    @property
-    def total_j(self) -> float:
-        return self.array_read_j + self.adc_j + self.pulse_j
+class EnergyLedger(EnergyCounts):
+    """Joules per kind of event and the events counted since power-up (or since ``reset``); the record
+    (fields, ``total_j``, ``since``, ``copy``) is ``rramctl.hw.energy.EnergyCounts``, priced here."""
 
     def read(self, v_uv: int, drive_sum_total: float, samples: int) -> None:
         """``samples`` ADC samples of columns driven at ``v_uv`` whose drive sums (board DAC code x nS)
@@ -62,9 +54,6 @@ class EnergyLedger:
         self.pulse_j += (v_uv * UV) ** 2 * g_total_ns * NS * width_cycles / PL_CLOCK_HZ
         self.pulses += count
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, float | int]) -> EnergyLedger:
         names = {f.name for f in fields(cls)}
@@ -79,13 +68,3 @@ class EnergyLedger:
                     raise ValueError(f"energy ledger: {f.name} is {value!r}, expected a number >= 0")
                 setattr(ledger, f.name, type(getattr(ledger, f.name))(value))
         return ledger
-
-    def since(self, before: EnergyLedger) -> EnergyLedger:
-        """What was added after ``before`` (a copy taken earlier): the cost of the operations between."""
-        out = EnergyLedger()
-        for f in fields(self):
-            setattr(out, f.name, getattr(self, f.name) - getattr(before, f.name))
-        return out
-
-    def copy(self) -> EnergyLedger:
-        return EnergyLedger(**asdict(self))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from rramctl import regmap as R
 from rramctl.errors import LinkError, UsageError
+from rramctl.hw.energy import EnergyCounts
 
 
 class TransportError(LinkError):
@@ -28,36 +29,30 @@ class RegWrite(NamedTuple):
     value: int
 
 
-@dataclass(frozen=True)
-class BoardCost:
+@dataclass
+class BoardCost(EnergyCounts):
     """Board time and energy as the overlay's model counts them (the emulator: docs/emulator.md, "Board
     time and energy"). Counters since power-up; the difference of two readings is the cost of the work
     done between them."""
 
     time_s: float = 0.0
-    array_read_j: float = 0.0
-    adc_j: float = 0.0
-    pulse_j: float = 0.0
-    adc_conversions: int = 0
-    pulses: int = 0
-    dac_updates: int = 0
 
-    @property
-    def total_j(self) -> float:
-        return self.array_read_j + self.adc_j + self.pulse_j
+    @classmethod
+    def of(cls, time_s: float, energy: EnergyCounts) -> BoardCost:
+        return cls(time_s=time_s, **energy.counts())
 
     def __sub__(self, before: BoardCost) -> BoardCost:
-        return BoardCost(**{f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)})
+        return self.since(before)
 
     def __add__(self, other: BoardCost) -> BoardCost:
-        return BoardCost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return self.combined(other, 1)
 
     def per(self, n: int) -> dict[str, float]:
         """This cost divided by ``n`` (steps, inferences), as a dict with ``total_j``."""
         return {k: v / max(1, n) for k, v in self.as_dict().items()}
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "total_j": self.total_j}
+        return {**self.to_dict(), "total_j": self.total_j}
 
 
 WORD_MAX = 0xFFFF_FFFF

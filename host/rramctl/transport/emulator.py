@@ -132,9 +132,7 @@ class EmulatorTransport(Transport):
 
     def board_cost(self) -> BoardCost:
         overlay = self._live()
-        ledger = overlay.ledger
-        return BoardCost(overlay.board_time_s, ledger.array_read_j, ledger.adc_j, ledger.pulse_j,
-                         ledger.adc_conversions, ledger.pulses, ledger.dac_updates)  # fmt: skip
+        return BoardCost.of(overlay.board_time_s, overlay.ledger)
 
     def save_state(self, path: Path) -> None:
         """Write the chip to ``path`` atomically (the folder is created)."""
