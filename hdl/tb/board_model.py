@@ -227,12 +227,16 @@ class Board:
     def _drive_sum(self, col: int) -> int:
         d = self.dut
         lo, hi = int(d.col_lo.value), int(d.col_hi.value)
-        sensed = int(d.drive_en.value) and int(d.wl_en.value) and int(d.sl_mode.value) == SL_SENSE and lo <= col <= hi
+        sensed = int(d.drive_en.value) and int(d.sl_mode.value) == SL_SENSE and lo <= col <= hi
         if not sensed:
             return 0
         select, inhibit = self.mux_state()
         v = np.where(inhibit, 0, self.source_codes()[select])
-        return int(np.dot(v.astype(object), self.crossbar.g[: self.rows, col].astype(object)))
+        # the word lines gate every current: WL off (or its DAC level below the transistor's threshold)
+        # leaves only the off-state leakage (docs/emulator.md, "Device model"), as in the emulator
+        v_wl = self.dac.output_uv(DAC_V_WL) if int(d.wl_en.value) else 0
+        g = self.crossbar.conductance(v_wl, np.s_[: self.rows, col])
+        return int(np.dot(v.astype(object), g.astype(object)))
 
     async def _adc(self) -> None:
         d = self.dut

@@ -35,6 +35,13 @@ V = dac80508.volts_to_code
 V_FORM, V_RESET, V_SET, V_PROG, V_READ, V_WL = V(3.75), V(2.6), V(3.3), V(1.5), V(0.1), V(1.2)
 
 
+async def read_levels(t: CocotbTransport, v_read: int = V_READ) -> None:
+    """V_READ on the bit lines and the word lines open (V_WL): what the driver sets for every read; with
+    V_WL at 0 V the transistors stay off and a read returns leakage only (read_with_word_lines_off)."""
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, v_read))
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_WL, V_WL))
+
+
 async def setup(dut, seed: int = 0) -> tuple[Board, CocotbTransport]:
     Clock(dut.aclk, 10, unit="ns").start()
     dut.s_axis_tvalid.value = 0
@@ -143,7 +150,7 @@ async def adc_read_path(dut) -> None:
     """ADS8324 block + column multiplexers: READ of a region returns the board model's codes in
     row-major order, 22 DCLKs per conversion, one chip select at a time, TLAST on the last word."""
     board, t = await setup(dut)
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
+    await read_levels(t)
     board.crossbar.g[:ROWS, :COLS] = np.arange(ROWS * COLS, dtype=np.int32).reshape(ROWS, COLS) * 1500
     reg = Region(1, 3, 1, COLS - 2)
     params = {R.OPCODE: Opcode.READ, R.ROW_START: reg.row, R.ROW_COUNT: reg.n_rows, R.COL_START: reg.col,
@@ -158,6 +165,29 @@ async def adc_read_path(dut) -> None:
     assert list(adc.from_word(out)) == list(want)
     assert await t.read_reg_async(R.OUT_WORDS) == s.size
     assert board.ops[-1].samples == s.size
+    no_violations(board)
+
+
+@cocotb.test()
+async def read_with_word_lines_off(dut) -> None:
+    """Issue 11: with V_WL at 0 V the access transistors stay off: a READ of formed cells returns only the
+    transistor's leakage (the same codes the emulator gives for a read with the word lines off)."""
+    board, t = await setup(dut)
+    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))  # WL left at 0 V
+    board.crossbar.g[:ROWS, :COLS] = 40_000  # 40 uS: a formed cell reads far above the leakage
+    reg = Region(0, 2, 0, COLS)
+    params = {R.OPCODE: Opcode.READ, R.ROW_START: reg.row, R.ROW_COUNT: reg.n_rows, R.COL_START: reg.col,
+              R.COL_COUNT: reg.n_cols, R.TIA_GAIN: TiaGain.READ, R.SETTLE_CYCLES: 3}  # fmt: skip
+    for off, val in params.items():
+        await t.write_reg_async(off, val)
+    out = adc.from_word(await t.transact_async(np.zeros(0, np.uint32), reg.n_rows * reg.n_cols, RegWrite(R.CTRL, 1)))
+    leak = board.crossbar.conductance(0, np.s_[: reg.n_rows, : reg.n_cols]).ravel()
+    s = board.dac.output_code(DacChannel.V_READ) * leak.astype(np.int64)
+    want = board.crossbar.sample_codes(s, TiaGain.READ, board.serial, np.arange(s.size))
+    assert list(out) == list(want)
+    on = board.dac.output_code(DacChannel.V_READ) * 40_000
+    assert int(np.max(np.abs(out))) < board.crossbar.sample_codes(np.array([on]), TiaGain.READ, board.serial,
+                                                                  np.array([0]))[0] // 10  # fmt: skip
     no_violations(board)
 
 
@@ -313,7 +343,7 @@ async def ratings_refuse_over_limit_frames(dut) -> None:
 async def saturated_samples_counted(dut) -> None:
     """SAT_COUNT: the samples of the last operation whose code sat on a rail, cleared by the next accepted START."""
     board, t = await setup(dut)
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V(0.3)))
+    await read_levels(t, V(0.3))
     g = np.zeros((ROWS, COLS), np.int32)
     g[::2, ::3] = 400_000  # far above the read range: these cells read at the top rail
     board.crossbar.g[:ROWS, :COLS] = g
@@ -378,7 +408,7 @@ async def errors_at_the_end_and_abort_with_a_stalled_output(dut) -> None:
     assert await status(t) == (0, 0, 1, E.ABORTED) and int(dut.irq.value) == 1
     assert int(dut.drive_en.value) == 0 and int(dut.sr_oe_n.value) == 1 and int(dut.m_axis_tvalid.value) == 0
     t.sink.pause = False
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
+    await read_levels(t)
     reg = Region(0, 1, 0, 2)
     params = {R.OPCODE: Opcode.READ, R.ROW_START: 0, R.ROW_COUNT: 1, R.COL_START: 0, R.COL_COUNT: 2,
               R.TIA_GAIN: TiaGain.READ}  # fmt: skip
@@ -424,7 +454,7 @@ async def abort_at_every_state(dut) -> None:
     The abort pulse is deposited into the register block's CTRL.abort storage on the clock the state is
     entered (what an AXI write landing on that clock does)."""
     board, t = await setup(dut)
-    await t.write_reg_async(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_READ, V_READ))
+    await read_levels(t)
     program = {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 1, R.PULSE_CYCLES: 5, R.MAX_PULSES: 1, R.SETTLE_CYCLES: 2,
                R.VERIFY_TOL: 0}  # fmt: skip
     frames = linedrive.bitplane_frames(np.ones((1, ROWS), np.uint8)).ravel()
