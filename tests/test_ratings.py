@@ -164,3 +164,18 @@ def test_a_reopened_emulator_starts_unlocked(tmp_path) -> None:
     assert again.read_reg(R.RATINGS_LOCK) == 0
     again.write_reg(R.DAC_LIMIT_V_SL, 1234)
     assert again.read_reg(R.DAC_LIMIT_V_SL) == 1234
+
+
+def test_every_chip_opened_locks_the_boards_ratings_into_the_overlay() -> None:
+    """Chip.open / Chip.from_transport write BoardConfig's ratings into DAC_LIMIT_* and lock them, so a raw
+    register write past the ratings (e.g. a FORM at 5 V) is refused below the host."""
+    from rramctl.chip import Chip
+    from rramctl.config import BoardConfig
+
+    t = EmulatorTransport(ChipModelConfig(seed=3))
+    Chip.from_transport(t, BoardConfig())
+    assert R.RATINGS_LOCK_LOCKED.get(t.read_reg(R.RATINGS_LOCK)) == 1
+    limits = rating_codes(BoardConfig().ratings)
+    assert Driver(t).lock_ratings(limits) == limits  # the same limits again: accepted, nothing looser held
+    t.write_reg(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_SL, dac80508.volts_to_code(5.0)))
+    assert t.overlay.dac.output_code(DacChannel.V_SL) == 0  # the 5 V frame never reached the DAC

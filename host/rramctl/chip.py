@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver, check_inputs
+from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver, check_inputs, rating_codes
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
@@ -152,6 +152,8 @@ class Chip:
                         read_gate_code=dac80508.volts_to_code(config.read_gate_v))  # fmt: skip
         try:
             driver.identify()
+            # the ratings below the host: the overlay refuses any DAC frame past them until the PL is reset
+            driver.lock_ratings(rating_codes(config.ratings))
         except BaseException:
             transport.close()
             raise
