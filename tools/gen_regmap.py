@@ -4,8 +4,8 @@
 Outputs (all committed; tests/test_hdl_generated.py fails when one is stale):
   host/rramctl/regmap.py, sim_backend/rramsim/regmap.py      Python offsets, fields, reset values
   host/rramctl/protocol.py, sim_backend/rramsim/protocol.py  Python IntEnums and constants
-  hdl/rtl/generated/rram_regs.vh                              Verilog register localparams
-  hdl/rtl/generated/rram_protocol.vh                          Verilog enum/constant localparams
+  hdl/generated/rram_regs.vh                              Verilog register localparams
+  hdl/generated/rram_protocol.vh                          Verilog enum/constant localparams
   docs/registers.md                                           the register and value tables for users
 The emulator (rramsim) gets its own copy of the Python modules so that it never imports rramctl;
 both copies come from the one source and are checked together.
@@ -272,8 +272,8 @@ def outputs(top: AddrmapNode, proto: Protocol) -> dict[str, str]:
         "sim_backend/rramsim/regmap.py": regmap,
         "host/rramctl/protocol.py": protocol,
         "sim_backend/rramsim/protocol.py": protocol,
-        "hdl/rtl/generated/rram_regs.vh": verilog_header(top),
-        "hdl/rtl/generated/rram_protocol.vh": verilog_protocol(proto),
+        "hdl/generated/rram_regs.vh": verilog_header(top),
+        "hdl/generated/rram_protocol.vh": verilog_protocol(proto),
         "docs/registers.md": markdown(top, proto),
     }
 

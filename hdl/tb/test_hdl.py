@@ -21,8 +21,8 @@ import pytest
 pytestmark = pytest.mark.hdl
 
 HDL = Path(__file__).resolve().parents[1]
-RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "rtl" / "generated" / "rram_ctrl_regs.sv"]
-INCLUDES = [HDL / "rtl" / "generated"]
+RTL = sorted((HDL / "rtl").glob("*.v")) + [HDL / "generated" / "rram_ctrl_regs.sv"]
+INCLUDES = [HDL / "generated"]
 TOP = "rram_overlay_top"
 FAST = {"ADC_HALF": 2, "ADC_MIN_CYCLES": 100, "DAC_HALF": 2, "SR_HALF": 3}  # bench clocks (same RTL)
 LINT_CONFIGS = [{}, {"ROWS": 16, "COLS": 16, "NADC": 2}, {"ROWS": 32, "COLS": 32, "NADC": 1}]

@@ -16,16 +16,17 @@ set nadc       [expr {[llength $argv] > 5 ? [lindex $argv 5] : 8}]
 
 set here [file dirname [file normalize [info script]]]
 set rtl  [file normalize "$here/../../hdl/rtl"]
+set gen  [file normalize "$here/../../hdl/generated"]
 set proj rramctl
 
 create_project $proj "$out_dir/vivado" -part $part -force
 if {[catch {set_property board_part $board_part [current_project]} err]} {
     puts "WARNING: board part $board_part not installed ($err); continuing with part $part only"
 }
-add_files -norecurse [concat [glob $rtl/*.v] [list $rtl/generated/rram_ctrl_regs.sv]]
+add_files -norecurse [concat [glob $rtl/*.v] [list $gen/rram_ctrl_regs.sv]]
 set_property file_type SystemVerilog [get_files rram_ctrl_regs.sv]
-add_files -norecurse [glob $rtl/generated/*.vh]
-set_property include_dirs [list $rtl/generated] [current_fileset]
+add_files -norecurse [glob $gen/*.vh]
+set_property include_dirs [list $gen] [current_fileset]
 update_compile_order -fileset sources_1
 
 create_bd_design $proj
