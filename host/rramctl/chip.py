@@ -16,10 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.driver import TIA_MULTIPLY, TIA_READ, Driver, check_inputs, rating_codes
+from rramctl.driver import Driver, check_inputs, rating_codes
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
+from rramctl.protocol import TiaGain
 from rramctl.transport.base import BoardCost, Transport
 
 FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
@@ -106,8 +107,8 @@ class Chip:
         self._offsets: dict[int, float] = {}  # column -> offset code per multiply-range sample (calibrate_offsets)
         self.v_read_code = dac80508.volts_to_code(self.config.read_voltage_v)
         # conductance per read-range code and per multiply-range code at the read voltage
-        self._ns_per_read_code = 1 / (adc.code_gain(TIA_READ) * self.v_read_code)
-        self._ns_per_mult_code = 1 / (adc.code_gain(TIA_MULTIPLY) * self.v_read_code)
+        self._ns_per_read_code = 1 / (adc.code_gain(TiaGain.READ) * self.v_read_code)
+        self._ns_per_mult_code = 1 / (adc.code_gain(TiaGain.MULTIPLY) * self.v_read_code)
 
     # ---- construction ------------------------------------------------------------------
     @classmethod
@@ -198,7 +199,7 @@ class Chip:
 
     def read_codes(self, region: Region | None = None) -> NDArray[np.int64]:
         """Raw read-range ADC codes of a region (each cell read alone at the read voltage)."""
-        return self._hw.read_region(region or Region(), self.v_read_code, TIA_READ)
+        return self._hw.read_region(region or Region(), self.v_read_code, TiaGain.READ)
 
     def __enter__(self) -> Chip:
         return self
@@ -345,7 +346,7 @@ class Chip:
             )
         if not 0 <= gate_v <= self.config.ratings.max_wl_voltage_v:
             raise ConfigError(f"gate_v = {gate_v} V is outside 0-{self.config.ratings.max_wl_voltage_v} V")
-        codes = self._hw.read_region(region or Region(), self.v_read_code, TIA_READ, self._code(gate_v, "gate"))
+        codes = self._hw.read_region(region or Region(), self.v_read_code, TiaGain.READ, self._code(gate_v, "gate"))
         return self.codes_to_us(codes)
 
     def wait(self, seconds: float) -> None:
@@ -377,7 +378,7 @@ class Chip:
         if vectors < 1:
             raise UsageError(f"vectors must be >= 1, got {vectors}")
         x = np.zeros((vectors, region.n_rows), dtype=np.int64)
-        codes = self._hw.multiply(x, 1, region, self.v_read_code, TIA_MULTIPLY)
+        codes = self._hw.multiply(x, 1, region, self.v_read_code, TiaGain.MULTIPLY)
         offsets = codes.mean(axis=0)
         for j, off in enumerate(offsets):
             self._offsets[region.col + j] = float(off)
@@ -412,7 +413,7 @@ class Chip:
 
     def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
         """Bit-serial vector-matrix multiply of (B, n_rows) m-bit inputs with the region's columns."""
-        codes = self._hw.multiply(inputs, bits, region, self.v_read_code, TIA_MULTIPLY)
+        codes = self._hw.multiply(inputs, bits, region, self.v_read_code, TiaGain.MULTIPLY)
         sat = self._hw.saturated
         self._check_saturation(sat, "multiply")
         corrected = codes - self.column_offsets(region)[None, :] * ((1 << bits) - 1)  # offset of every bit plane

@@ -29,7 +29,6 @@ from rramctl.transport.base import RegWrite, Transport
 NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
 DAC_V_SL, DAC_V_BL, DAC_V_WL, DAC_V_READ = map(int, DacChannel)
 USED_DAC_CHANNELS = tuple(map(int, DacChannel))
-TIA_MULTIPLY, TIA_READ = TiaGain
 # DAC_LIMIT register of each rated channel
 DAC_LIMIT_REGS: dict[DacChannel, int] = {ch: getattr(R, f"DAC_LIMIT_{ch.name}") for ch in DacChannel}
 
@@ -286,7 +285,8 @@ class Driver:
             t = targets[start : start + CELLS_PER_TRANSACTION].astype(np.uint32)
             send = np.stack([w, t], axis=1).ravel()
             params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: pulse_cycles, R.VERIFY_TOL: tolerance_ppm,
-                      R.MAX_PULSES: max_pulses, R.SETTLE_CYCLES: self.settle_cycles, R.TIA_GAIN: TIA_READ}  # fmt: skip
+                      R.MAX_PULSES: max_pulses, R.SETTLE_CYCLES: self.settle_cycles,
+                      R.TIA_GAIN: TiaGain.READ}  # fmt: skip
             out = self.run(PROGRAM, params, levels, send=send, recv_words=len(w))
             pulses.append((out >> 16).astype(np.int64))
             finals.append((out & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64))
@@ -295,7 +295,7 @@ class Driver:
         return ProgramResult(np.concatenate(pulses), np.concatenate(finals))
 
     def read_region(
-        self, region: Region, v_read: int, tia_gain: int = TIA_READ, v_wl: int | None = None
+        self, region: Region, v_read: int, tia_gain: int = TiaGain.READ, v_wl: int | None = None
     ) -> NDArray[np.int64]:
         """Read every cell of a region alone (V_WL = ``v_wl``, default the read gate); return ADC codes,
         shape (n_rows, n_cols)."""
@@ -311,7 +311,7 @@ class Driver:
         bits: int,
         region: Region,
         v_read: int,
-        tia_gain: int = TIA_MULTIPLY,
+        tia_gain: int = TiaGain.MULTIPLY,
     ) -> NDArray[np.int64]:
         """Bit-serial multiply: (B, n_rows) unsigned ``bits``-bit inputs on the region's rows.
 

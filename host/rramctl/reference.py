@@ -23,9 +23,9 @@ from numpy.typing import NDArray
 
 from rramctl.chip import FORMED_THRESHOLD_US, Chip
 from rramctl.config import BoardConfig
-from rramctl.driver import TIA_MULTIPLY, TIA_READ
 from rramctl.geometry import Region
 from rramctl.hw import adc
+from rramctl.protocol import TiaGain
 
 if TYPE_CHECKING:
     from rramsim.overlay import EmulatedOverlay
@@ -50,7 +50,7 @@ def reference_multiply_codes(
     total = np.zeros((x.shape[0], g.shape[1]), dtype=np.int64)
     for b in range(bits):
         drive = ((x >> b) & 1) * v_read_code  # DAC code on each BL for this bit plane
-        total += adc.drive_sum_to_code(drive @ g, TIA_MULTIPLY) << b
+        total += adc.drive_sum_to_code(drive @ g, TiaGain.MULTIPLY) << b
     return total
 
 
@@ -81,7 +81,7 @@ def emulator_reference_check(seed: int = 1, config: BoardConfig | None = None) -
             return np.asarray(overlay.crossbar.g[rows, cols], dtype=np.int64)
 
         read = chip.read_codes(REGION)
-        want = adc.drive_sum_to_code(chip.v_read_code * truth(), TIA_READ)
+        want = adc.drive_sum_to_code(chip.v_read_code * truth(), TiaGain.READ)
         if not np.array_equal(read, want):
             problems.append(f"read differs in {int((read != want).sum())} cells")
 

@@ -277,7 +277,7 @@ class Crossbar:
             raise ValueError(f"row drives must have shape (N, {self.config.rows}), got {v.shape}")
         if v.size and (v.min() < 0 or v.max() > 0xFFFF):
             raise ValueError("row drives must be DAC codes 0..65535")
-        g = self.conductance(v_wl_uv)[:, col_start : col_start + col_count].astype(np.float64)
+        g = self.conductance(v_wl_uv, np.s_[:, col_start : col_start + col_count]).astype(np.float64)
         return (v.astype(np.float64) @ g).astype(np.int64)
 
     def read_op(self, tia_gain: int, serial: int) -> arraymath.ReadOp:

@@ -32,9 +32,9 @@ from numpy.typing import NDArray
 from rramsim.config import ChipModelConfig
 
 from rramctl.config import BoardConfig
-from rramctl.driver import TIA_MULTIPLY, TIA_READ
 from rramctl.errors import UsageError
 from rramctl.hw import adc, dac80508
+from rramctl.protocol import TiaGain
 
 _N = NormalDist()
 PA_PER_DU = float(dac80508.FULL_SCALE_V) * 1000 / dac80508.FULL_SCALE_CODES  # pA per drive-sum unit
@@ -111,7 +111,7 @@ class _Units:
 
     def __init__(self, board: BoardConfig) -> None:
         self.v_code = dac80508.volts_to_code(board.read_voltage_v)
-        r, m = adc.code_gain(TIA_READ), adc.code_gain(TIA_MULTIPLY)
+        r, m = adc.code_gain(TiaGain.READ), adc.code_gain(TiaGain.MULTIPLY)
         self.du_per_read_code = float(r.denominator / r.numerator)
         self.du_per_mult_code = float(m.denominator / m.numerator)
         self.us_per_read_code = self.du_per_read_code / self.v_code / 1000

@@ -1,6 +1,7 @@
 """``rramctl``: form, read, prune and multiply on an RRAM chip, on the board or the emulator.
 
-One code path: CLI -> chip API (rramctl.chip) -> driver (rramctl.driver) -> transport.
+One code path: every command opens a Chip (rramctl.chip.Chip.open) and uses only its methods
+(docs/architecture.md).
 """
 
 from __future__ import annotations
