@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.config import Ratings
-from rramctl.driver import Driver, OverlayError, rating_codes
+from rramctl.driver import Driver, OverlayError
 from rramctl.hw import dac80508
 from rramctl.protocol import DAC80508_REG_BRDCAST, DacChannel, Opcode, OverlayErrorCode, dac_frame_over_limit
 from rramctl.transport import serial_link as L
@@ -16,7 +16,7 @@ from rramctl.transport.emulator import EmulatorTransport
 from rramctl_agent.agent import Agent
 from rramsim.config import ChipModelConfig
 
-LIMITS = rating_codes(Ratings())
+LIMITS = Ratings().dac_code_limits()
 # Raw register programs a board user could send: (opcode, parameters, the channel the bad level is on).
 RAW_OPS = [
     (Opcode.FORM, {R.ROW_START: 0, R.ROW_COUNT: 8, R.COL_START: 0, R.COL_COUNT: 8, R.PULSE_CYCLES: 2_000_000},
@@ -175,7 +175,7 @@ def test_every_chip_opened_locks_the_boards_ratings_into_the_overlay() -> None:
     t = EmulatorTransport(ChipModelConfig(seed=3))
     Chip.from_transport(t, BoardConfig())
     assert R.RATINGS_LOCK_LOCKED.get(t.read_reg(R.RATINGS_LOCK)) == 1
-    limits = rating_codes(BoardConfig().ratings)
+    limits = BoardConfig().ratings.dac_code_limits()
     assert Driver(t).lock_ratings(limits) == limits  # the same limits again: accepted, nothing looser held
     t.write_reg(R.DAC_FRAME, dac80508.channel_frame(DacChannel.V_SL, dac80508.volts_to_code(5.0)))
     assert t.overlay.dac.output_code(DacChannel.V_SL) == 0  # the 5 V frame never reached the DAC

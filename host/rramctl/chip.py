@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.driver import Driver, check_inputs, rating_codes
+from rramctl.driver import Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508
@@ -154,7 +154,7 @@ class Chip:
         try:
             driver.identify()
             # the ratings below the host: the overlay refuses any DAC frame past them until the PL is reset
-            driver.lock_ratings(rating_codes(config.ratings))
+            driver.lock_ratings(config.ratings.dac_code_limits())
         except BaseException:
             transport.close()
             raise

@@ -8,6 +8,7 @@ before a single register is written: the chip layer validates every request agai
 from __future__ import annotations
 
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,7 @@ from typing_extensions import Self
 
 from rramctl.errors import UsageError
 from rramctl.hw import dac80508
+from rramctl.protocol import DacChannel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +52,15 @@ class Ratings(_Strict):
         default=2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)"
     )
     max_read_voltage_v: float = Field(default=0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb)")
+
+    def dac_code_limits(self) -> dict[int, int]:
+        """Highest DAC code of each rated channel whose output stays at or below its rating (DacChannel ->
+        code): what Chip.open locks into the overlay and what the serial agent enforces itself."""
+        volts = {DacChannel.V_SL: self.max_sl_voltage_v, DacChannel.V_BL: self.max_bl_voltage_v,
+                 DacChannel.V_WL: self.max_wl_voltage_v, DacChannel.V_READ: self.max_read_voltage_v}  # fmt: skip
+        per_volt = dac80508.FULL_SCALE_CODES / dac80508.FULL_SCALE_V
+        return {int(ch): min(int(Fraction(v).limit_denominator(10**9) * per_volt), 0xFFFF) for ch, v in volts.items()}
+
     max_pulse_width_s: float = Field(default=0.02, gt=0, le=0.02, description="longest pulse (overlay cap: 20 ms)")
     min_pulse_width_s: float = Field(default=10e-9, gt=0, description="shortest pulse (one 100 MHz PL clock)")
     max_temperature_c: float = Field(default=125.0, description="chuck temperature during forming")

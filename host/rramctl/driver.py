@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rramctl import regmap as R
-from rramctl.config import DEFAULT_READ_GATE_V, Ratings
+from rramctl.config import DEFAULT_READ_GATE_V
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508, linedrive
@@ -50,15 +49,6 @@ class InterruptSource(Protocol):
     def wait_interrupt(self, timeout_s: float) -> bool:
         """True once the line is high; False after ``timeout_s`` (the driver then polls STATUS)."""
         ...
-
-
-def rating_codes(ratings: Ratings) -> dict[int, int]:
-    """Highest DAC code of each rated channel whose output stays at or below its rating (DacChannel -> code),
-    for Driver.lock_ratings and the serial agent."""
-    volts = {DacChannel.V_SL: ratings.max_sl_voltage_v, DacChannel.V_BL: ratings.max_bl_voltage_v,
-             DacChannel.V_WL: ratings.max_wl_voltage_v, DacChannel.V_READ: ratings.max_read_voltage_v}  # fmt: skip
-    per_volt = dac80508.FULL_SCALE_CODES / dac80508.FULL_SCALE_V
-    return {int(ch): min(int(Fraction(v).limit_denominator(10**9) * per_volt), 0xFFFF) for ch, v in volts.items()}
 
 
 def _error_name(code: int) -> str:

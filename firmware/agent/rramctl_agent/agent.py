@@ -20,7 +20,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rramctl import regmap as R
 from rramctl.config import Ratings
-from rramctl.driver import rating_codes
 from rramctl.protocol import DacChannel, dac_frame_over_limit
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError
@@ -78,7 +77,7 @@ class Agent:
         """``dac_limits``: highest DAC code per DacChannel that a DAC_FRAME write may set (default: the
         default Ratings); the agent refuses a frame above them whatever the overlay's own limits."""
         self.transport = transport
-        self.dac_limits = dict(rating_codes(Ratings()) if dac_limits is None else dac_limits)
+        self.dac_limits = dict(Ratings().dac_code_limits() if dac_limits is None else dac_limits)
         self.link = link
         self.reader = L.FrameReader(link, max_payload=max_payload)
         self.sessions = SessionTable(depth=cache_depth, max_bytes=cache_bytes, max_sessions=max_sessions)
@@ -92,7 +91,7 @@ class Agent:
     def from_config(cls, transport: Transport, link: L.ByteLink, config: AgentConfig) -> Agent:
         return cls(transport, link, cache_depth=config.cache_depth, cache_bytes=config.cache_bytes,
                    max_sessions=config.max_sessions, keepalive_s=config.keepalive_s,
-                   dac_limits=rating_codes(config.ratings))  # fmt: skip
+                   dac_limits=config.ratings.dac_code_limits())  # fmt: skip
 
     # ---- the loop ----------------------------------------------------------------------------
     def serve(self, stop: threading.Event | None = None) -> None:
