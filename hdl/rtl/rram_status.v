@@ -1,0 +1,77 @@
+`timescale 1ns / 1ps
+// Status and counters of the sequencer (docs/hdl.md, "Status").  `accept`: the idle sequencer takes a
+// START whose parameter check gave `start_err` (E_NONE: BUSY rises; otherwise ERROR and ERR_CODE at once,
+// no operation).  `finish`: the running operation ends with `result` (E_NONE: DONE and OP_COUNT + 1,
+// otherwise ERROR); DONE, ERROR and ERR_CODE change only at these two points, at CLEAR, and at a DAC frame
+// refused by the ratings while idle (`rating_err`: OVER_RATING).  A START while BUSY only sets
+// `start_refused`.  `pulse`: a programming pulse ended (PULSE_COUNT + `pulses`); `sat`: a sample at a rail
+// (SAT_COUNT + 1, cleared by an accepted START).
+module rram_status (
+    input  wire        clk,
+    input  wire        rst_n,
+    input  wire        start,
+    input  wire        clear,
+    input  wire        rating_err,
+    input  wire        accept,
+    input  wire [7:0]  start_err,
+    input  wire        finish,
+    input  wire [7:0]  result,
+    input  wire        pulse,
+    input  wire [31:0] pulses,
+    input  wire        sat,
+    output reg         busy,
+    output reg         done,
+    output reg         error,
+    output reg  [7:0]  err_code,
+    output reg         start_refused,
+    output reg  [31:0] op_count,
+    output reg  [31:0] pulse_count,
+    output reg  [31:0] sat_count
+);
+    `include "rram_protocol.vh"
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            busy <= 1'b0;
+            done <= 1'b0;
+            error <= 1'b0;
+            err_code <= E_NONE;
+            start_refused <= 1'b0;
+            op_count <= 32'd0;
+            pulse_count <= 32'd0;
+            sat_count <= 32'd0;
+        end else begin
+            if (clear) begin
+                done <= 1'b0;
+                error <= 1'b0;
+                err_code <= E_NONE;
+                start_refused <= 1'b0;
+            end
+            if (rating_err && !busy) begin  // a running operation keeps its own status
+                done <= 1'b0;
+                error <= 1'b1;
+                err_code <= E_OVER_RATING;
+            end
+            if (start && busy) start_refused <= 1'b1;  // the running operation goes on, its status untouched
+            if (pulse) pulse_count <= pulse_count + pulses;
+            if (sat) sat_count <= sat_count + 1'b1;
+            if (accept) begin
+                start_refused <= 1'b0;
+                done <= 1'b0;
+                error <= start_err != E_NONE;
+                err_code <= start_err;
+                if (start_err == E_NONE) begin
+                    busy <= 1'b1;
+                    sat_count <= 32'd0;
+                end
+            end
+            if (finish) begin  // status and the interrupt change only here, at the end
+                busy <= 1'b0;
+                err_code <= result;
+                if (result == E_NONE) begin
+                    done <= 1'b1;
+                    op_count <= op_count + 1'b1;
+                end else error <= 1'b1;
+            end
+        end
+    end
+endmodule
