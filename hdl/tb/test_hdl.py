@@ -7,7 +7,6 @@ cleanly when iverilog, cocotb or cocotbext-axi is missing (verilator for the lin
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_util import bench_tests
 
 pytestmark = pytest.mark.hdl
 
@@ -51,15 +51,7 @@ SEEDS = (7, 11, 29)  # a bench test that draws from TB_SEED (the co-simulation, 
 
 def _bench_tests(module: str) -> list[tuple[str, bool]]:
     """(name, draws from TB_SEED) of each ``@cocotb.test`` coroutine of hdl/tb/<module>.py, read from its source."""
-    source = (HDL / "tb" / f"{module}.py").read_text()
-
-    def is_test(d: ast.expr) -> bool:
-        d = d.func if isinstance(d, ast.Call) else d
-        return isinstance(d, ast.Attribute) and d.attr == "test"
-
-    return [(f.name, "TB_SEED" in (ast.get_source_segment(source, f) or ""))
-            for f in ast.parse(source).body
-            if isinstance(f, ast.AsyncFunctionDef) and any(map(is_test, f.decorator_list))]  # fmt: skip
+    return bench_tests(HDL / "tb" / f"{module}.py")
 
 
 def cocotb_tests(module: str) -> list[str]:

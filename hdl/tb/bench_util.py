@@ -1,0 +1,113 @@
+"""Shared pieces of the HDL benches.
+
+- ``bench_tests``: the ``@cocotb.test`` coroutines of a bench file, read from its source (the whole-overlay
+  benches of test_hdl.py and the per-module benches both take their test list from the cocotb module itself).
+- ``run_module_bench``: the pytest side of a per-module bench, laid out as alexforencich/verilog-axi lays
+  out ``tb/<module>/``: build one RTL module (with its parameters) on Icarus and run every cocotb test of
+  ``hdl/tb/<module>/test_<module>.py`` against it.
+- ``pauses``: a seeded random pause pattern for cocotbext-axi's ``set_pause_generator``: on an
+  AxiStreamSource it is the idle inserter (TVALID gaps), on an AxiStreamSink the back-pressure inserter
+  (TREADY low).
+- ``reset`` and ``expected_frame`` (a BL chain frame as the host's encoder makes it).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HDL = Path(__file__).resolve().parents[1]
+RTL = HDL / "rtl"
+INCLUDES = [HDL / "generated"]
+
+
+def bench_tests(path: Path) -> list[tuple[str, bool]]:
+    """(name, draws from TB_SEED) of each ``@cocotb.test`` coroutine of the bench file at `path`."""
+    source = path.read_text()
+
+    def is_test(d: ast.expr) -> bool:
+        d = d.func if isinstance(d, ast.Call) else d
+        return isinstance(d, ast.Attribute) and d.attr == "test"
+
+    def tests(body: list[ast.stmt]) -> Iterator[ast.AsyncFunctionDef]:  # module level or under `if cocotb ...:`
+        for node in body:
+            if isinstance(node, ast.AsyncFunctionDef) and any(map(is_test, node.decorator_list)):
+                yield node
+            elif isinstance(node, ast.If):
+                yield from tests(node.body)
+
+    return [(f.name, "TB_SEED" in (ast.get_source_segment(source, f) or "")) for f in tests(ast.parse(source).body)]
+
+
+def run_module_bench(
+    bench: str,
+    toplevel: str,
+    sources: list[str],
+    tmp_path: Path,
+    parameters: Mapping[str, int] | None = None,
+    env: Mapping[str, object] | None = None,
+) -> None:
+    """Build `sources` (file names in hdl/rtl) with `toplevel` and `parameters`, run every cocotb test of the
+    bench file `bench` (its ``__file__``) with `env` (TB_* variables), and fail unless each one ran and passed."""
+    import pytest
+
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        pytest.skip("Icarus Verilog not installed")
+    runner_mod = pytest.importorskip("cocotb_tools.runner")
+    path = Path(bench)
+    runner = runner_mod.get_runner("icarus")
+    runner.build(sources=[RTL / s for s in sources], includes=INCLUDES, hdl_toplevel=toplevel,
+                 parameters=dict(parameters or {}), build_dir=tmp_path, timescale=("1ns", "1ps"))  # fmt: skip
+    pythonpath = os.pathsep.join([str(path.parent), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    extra_env = {"PYTHONPATH": pythonpath, **{k: str(v) for k, v in (env or {}).items()}}
+    results = runner.test(test_module=path.stem, hdl_toplevel=toplevel, build_dir=tmp_path, test_dir=tmp_path,
+                          extra_env=extra_env, results_xml=str(tmp_path / "results.xml"))  # fmt: skip
+    n_tests, n_failed = runner_mod.get_results(results)
+    names = [name for name, _ in bench_tests(path)]
+    assert names and n_tests == len(names) and n_failed == 0, f"{n_failed} of {n_tests} failed ({names})"
+
+
+def pauses(seed: int, p: float) -> Iterator[bool]:
+    """Clock by clock: True (a pause) with probability `p`, seeded; bursts come from runs of True."""
+    rng = random.Random(seed)
+    while True:
+        yield rng.random() < p
+
+
+def env_int(name: str, default: int | None = None) -> int:
+    """A TB_* setting of the bench (the pytest side passes them in the environment)."""
+    value = os.environ.get(name)
+    if value is None:
+        if default is None:
+            raise KeyError(name)
+        return default
+    return int(value)
+
+
+async def reset(dut: Any, *, cycles: int = 2) -> None:
+    """Start a 100 MHz clock on ``dut.clk`` and hold ``dut.rst_n`` low for `cycles` clocks."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import ClockCycles, FallingEdge
+
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst_n.value = 0
+    await ClockCycles(dut.clk, cycles)
+    dut.rst_n.value = 1
+    await FallingEdge(dut.clk)
+
+
+def expected_frame(lo: int, hi: int, nib_in: int, nib_out: int) -> np.ndarray:
+    """The 64 words of the BL chain frame in which rows lo..hi get nibble `nib_in` and the others `nib_out`,
+    as the host's frame encoder (rramctl.hw.linedrive.encode_frames, the docs/protocol.md layout) makes it."""
+    from rramctl.hw import linedrive
+
+    rows = np.arange(linedrive.N_LINES)
+    nib = np.where((rows >= lo) & (rows <= hi), nib_in, nib_out)[None, :]
+    return linedrive.encode_frames(nib & 0x7, (nib >> 3).astype(bool))[0]
