@@ -49,7 +49,7 @@ def test_recipes_differ_where_the_paper_code_does():
     assert (ours.to.lr, paper.to.lr) == (3.0, 0.1)
     assert paper.threshold.rule == "relative" and paper.to.score_init == "kaiming-uniform"
     assert paper.network.batch_norm == "conv-only" and paper.network.input_quant == "minmax"
-    assert TrainConfig(task="fsdd-crnn", recipe="paper").network.input_quant == "quantile"
+    assert TrainConfig(task="fsdd-crnn", recipe="paper").network.input_quant == "minmax"
     assert TrainConfig(task="fsdd-crnn").data.validation == 0.1
     assert TrainConfig(task="fmnist-cnn").data.validation * 60000 == pytest.approx(5000)
 

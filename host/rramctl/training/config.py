@@ -43,6 +43,11 @@ class OptimiserConfig(_Section):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0, description="on TO scores (none on WO conductances, ours)")
     bn_lr: float = Field(0.05, gt=0, description="(ours) learning rate of the batch-norm scale/shift (bn_affine)")
+    schedule: Literal["cosine", "constant"] = Field(
+        "cosine",
+        description="learning rate per epoch: cosine 1 -> 0 (edge-popup code; the paper's CNN code) or constant "
+        "(the paper's CRNN hardware-TO code, which also trains without momentum and weight decay)",
+    )
 
 
 class ThresholdConfig(_Section):
@@ -54,9 +59,16 @@ class ThresholdConfig(_Section):
         description="absolute (ours): a score change |ds| < T_s is dropped; relative (the paper's code): where "
         "|ds| / |s| < T_s the pair's mask bit is held while the score keeps its update",
     )
-    init: float = Field(5e-3, ge=0, description="T_init; (ours) 5e-3 absolute, the paper's code 0.01 relative")
+    init: float = Field(
+        5e-3, ge=0, description="T_init; (ours) 5e-3 absolute; the paper's code, relative: 0.01 (CNN), 0.009 (CRNN)"
+    )
     end: float = Field(5e-4, ge=0, description="T_end; (ours) 5e-4 absolute, the paper's code 0.007 relative")
-    step: float = Field(5e-4, ge=0, description="alpha, the decrease per new best validation accuracy (ours)")
+    step: float = Field(
+        5e-4,
+        ge=0,
+        description="alpha, the decrease per new best validation accuracy; (ours) 5e-4, the paper's code "
+        "(T_init - T_end) / 15 (CNN) or / 10 (CRNN) = 2e-4",
+    )
     follows_lr: bool = Field(
         False,
         description="(ours) scale T_s with the cosine learning-rate schedule, so that the small updates of the "
@@ -122,6 +134,13 @@ class NetworkConfig(_Section):
 
     sparsity: float = Field(0.5, description="fraction of pairs pruned per layer (seed 000: 0.5)")
     act_clip: float = Field(3.0, gt=0, description="(ours) activations clipped to [0, act_clip] before quantising")
+    act_quant: Literal["fixed", "minmax"] = Field(
+        "fixed",
+        description="fixed (ours): activations clipped to [0, act_clip], codes of a fixed step; minmax (the paper's "
+        "hardware code): each batch's activations scaled by their own maximum to the code range, the next layer's "
+        "products multiplied back by that step on the host. With minmax, a layer without batch-norm divides its "
+        "products by the paper's mean|G| / sqrt(2 / kept inputs per output)",
+    )
     batch_norm: Literal["every-layer", "conv-only"] = Field(
         "every-layer",
         description="every-layer (ours): batch-norm after every crossbar layer; conv-only (the paper's code): after "
@@ -134,8 +153,8 @@ class NetworkConfig(_Section):
     input_quant: Literal["fixed", "minmax", "quantile"] = Field(
         "fixed",
         description="fixed (ours): the data's own codes (top bits of each pixel; MFCC scaled by the training set); "
-        "minmax / quantile (the paper's code): each batch scaled by its own min..max (1st..99th percentile) to the "
-        "input bits",
+        "minmax (the paper's hardware code, CNN and CRNN): each batch scaled by its own min..max to the input bits; "
+        "quantile (ours): by its 1st..99th percentile",
     )
     time_aggregation: Literal["last", "mean"] = Field(
         "last", description="CRNN: the recurrent layer's output is h(T) (ours) or the mean over time steps (paper)"
@@ -177,16 +196,27 @@ class DataConfig(_Section):
 def recipe_defaults(recipe: str, task: str) -> dict[str, Any]:
     """Section defaults a recipe sets for a task (values given explicitly win)."""
     if recipe == "paper":
+        # the paper's hardware-TO scripts (FashionMNIST_hardware_TO.py, Spoken_digit_hardware_TO.py): the CNN trains
+        # with momentum 0.9, weight decay 5e-4 and a cosine schedule, the CRNN with plain SGD at a constant lr
         cnn = task == "fmnist-cnn"
+        optimiser = {"batch_size": 60} if cnn else {"batch_size": 30, "momentum": 0.0, "weight_decay": 0.0,
+                                                    "schedule": "constant"}  # fmt: skip
         return {
-            "optimiser": {"batch_size": 60 if cnn else 30},
-            "threshold": {"rule": "relative", "init": 0.01, "end": 0.007, "step": 0.001, "follows_lr": False},
+            "optimiser": optimiser,
+            "threshold": {
+                "rule": "relative",
+                "init": 0.01 if cnn else 0.009,
+                "end": 0.007,
+                "step": 2e-4,
+                "follows_lr": False,
+            },  # fmt: skip
             "to": {"lr": 0.1, "score_init": "kaiming-uniform", "rank": "magnitude"},
             "network": {
                 "batch_norm": "conv-only",
                 "bn_affine": False,
                 "bn_recalibration_batches": 0,
-                "input_quant": "minmax" if cnn else "quantile",
+                "input_quant": "minmax",
+                "act_quant": "minmax",
                 "time_aggregation": "mean",
             },  # fmt: skip
         }

@@ -67,7 +67,7 @@ def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
     return mask.view_as(scores)
 
 
-def quantise(act: torch.Tensor, bits: int, clip: float) -> torch.Tensor:
+def quantise(act: torch.Tensor, bits: int, clip: float | torch.Tensor) -> torch.Tensor:
     """Unsigned ``bits``-bit codes of ``act`` clipped to [0, clip] (integer-valued floats), with a
     straight-through gradient inside the clip range (ours: uniform quantiser, fixed clip)."""
     levels = 2**bits - 1
@@ -98,10 +98,14 @@ class CrossbarLayer(nn.Module):
         """Conducting pairs per output (for the fixed output scale of layers without batch-norm)."""
         return float(self.n_in)
 
-    def fixed_scale(self) -> float:
-        """mean|G| of the conducting pairs x sqrt(conducting pairs per output) x the largest input code (ours,
-        after the paper's code, which divides the outputs of layers without batch-norm by a constant of mean|G|):
-        products of inputs spread over the code range come out of order 1."""
+    def fixed_scale(self, real_inputs: bool = False) -> float:
+        """What the products of a layer without batch-norm are divided by. Inputs in code units (``fixed``
+        activations, ours): mean|G| of the conducting pairs x sqrt(conducting pairs per output) x the largest input
+        code, so products of inputs spread over the code range come out of order 1. Real-valued inputs (codes x
+        their step, ``minmax`` activations): the paper's code, mean|G| / std with std = sqrt(2 / kept inputs per
+        output) (kaiming gain for ReLU over fan_in x (1 - sparsity)), so the effective weights are +-std."""
+        if real_inputs:
+            return self._mean_g() * (self.kept_inputs() / 2) ** 0.5
         return self._mean_g() * self.kept_inputs() ** 0.5 * (2**self.bits - 1)
 
     def _mean_g(self) -> float:

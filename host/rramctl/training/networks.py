@@ -35,8 +35,14 @@ class CrossbarNet(nn.Module):
         for layer in self.crossbar_layers():
             layer.executor = executor
 
-    def q(self, act: torch.Tensor) -> torch.Tensor:
-        return quantise(act, self.bits, self.cfg.act_clip)
+    def q(self, act: torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
+        """Unsigned codes of (post-ReLU) activations and the value of one code: ``fixed`` (ours) clips to
+        [0, act_clip] and keeps the products in code units (step 1); ``minmax`` (the paper's hardware code) maps the
+        batch's own maximum to the top code, and the host multiplies the next layer's products by the step."""
+        if self.cfg.act_quant == "fixed":
+            return quantise(act, self.bits, self.cfg.act_clip), 1.0
+        top = act.detach().max().clamp_min(1e-12)
+        return quantise(act, self.bits, top), top / (2**self.bits - 1)
 
     def _bn(self, key: str, features: int, dims: int) -> None:
         """Batch-norm after layer ``key`` (every layer, or the convolutions only: network.batch_norm)."""
@@ -50,7 +56,7 @@ class CrossbarNet(nn.Module):
         if k in self.norms:
             out: torch.Tensor = self.norms[k](y)
             return out
-        return y / layer.fixed_scale()
+        return y / layer.fixed_scale(real_inputs=self.cfg.act_quant == "minmax")
 
     def quantise_input(self, x: torch.Tensor) -> torch.Tensor:
         """Integer codes: ``fixed`` inputs already are; ``minmax`` / ``quantile`` scale each batch of features in
@@ -80,12 +86,12 @@ class FmnistCNN(CrossbarNet):
             self._bn(key, n, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.quantise_input(x)
-        x = self.q(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 3)))))
-        x = F.max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 3)))), 2)
-        x = self.q(x).flatten(1)
-        x = self.q(F.relu(self.norm("f1", self.f1, self.f1(x))))
-        return self.norm("f2", self.f2, self.f2(x))
+        x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
+        x, s = self.q(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 3)))))
+        x = F.max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 3)) * s)), 2)
+        x, s = self.q(x)
+        x, s = self.q(F.relu(self.norm("f1", self.f1, self.f1(x.flatten(1)) * s)))
+        return self.norm("f2", self.f2, self.f2(x) * s)
 
 
 class FsddCRNN(CrossbarNet):
@@ -113,23 +119,24 @@ class FsddCRNN(CrossbarNet):
             self._bn(key, n, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.quantise_input(x)
+        x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
         x = F.max_pool2d(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 2)))), (2, 1), ceil_mode=True)
-        x = self.q(x)  # (N, 64, 11, 14)
-        x = F.adaptive_max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 2)))), (2, 8))
-        seq = self.q(F.max_pool2d(x, 2)).flatten(2)  # (N, 32, 4)
-        h = torch.zeros(x.shape[0], 128, dtype=x.dtype)
+        x, s = self.q(x)  # (N, 64, 11, 14)
+        x = F.adaptive_max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 2)) * s)), (2, 8))
+        seq, s_in = self.q(F.max_pool2d(x, 2))
+        seq = seq.flatten(2)  # (N, 32, 4)
+        h, s_h = torch.zeros(x.shape[0], 128, dtype=x.dtype), s_in
         acts = []
         for t in range(self.steps):
-            a = self.r_ih(seq[:, :, t])
+            a = self.r_ih(seq[:, :, t]) * s_in
             if t > 0:  # h(0) = 0 contributes nothing; skip the multiply
-                a = a + self.r_hh(h)
+                a = a + self.r_hh(h) * s_h
             acts.append(F.relu(self.norm(f"r.{t}", self.r_ih, a)))
-            h = self.q(acts[-1])
+            h, s_h = self.q(acts[-1])
         if self.cfg.time_aggregation == "mean":
-            h = self.q(torch.stack(acts).mean(0))
-        x = self.q(F.relu(self.norm("f1", self.f1, self.f1(h))))
-        return self.norm("f2", self.f2, self.f2(x))
+            h, s_h = self.q(torch.stack(acts).mean(0))
+        x, s = self.q(F.relu(self.norm("f1", self.f1, self.f1(h) * s_h)))
+        return self.norm("f2", self.f2, self.f2(x) * s)
 
 
 TASKS: dict[str, type[FmnistCNN] | type[FsddCRNN]] = {"fmnist-cnn": FmnistCNN, "fsdd-crnn": FsddCRNN}

@@ -252,7 +252,9 @@ class Run:
 
     # ---- training ---------------------------------------------------------------------------
     def schedule(self, epoch: int) -> float:
-        """Cosine learning-rate factor per epoch, 1 -> 0 (edge-popup code)."""
+        """Learning-rate factor per epoch: cosine 1 -> 0 (edge-popup code) or 1 (``optimiser.schedule``)."""
+        if self.cfg.optimiser.schedule == "constant":
+            return 1.0
         return 0.5 * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
 
     def lr_at(self, epoch: int) -> float:
@@ -361,8 +363,13 @@ class Run:
             m.momentum = mom
 
     @torch.no_grad()
-    def evaluate(self, split: Split, batch: int = 500) -> tuple[float, float, np.ndarray]:
-        """Accuracy, mean loss and confusion matrix (rows: true, cols: predicted) with the chip as it is."""
+    def evaluate(self, split: Split, batch: int | None = None) -> tuple[float, float, np.ndarray]:
+        """Accuracy, mean loss and confusion matrix (rows: true, cols: predicted) with the chip as it is. Batches of
+        500, or of the training batch size where inputs or activations are quantised per batch (minmax /
+        quantile): a batch's range sets its codes, so evaluation batches must be drawn like training batches."""
+        if batch is None:
+            per_batch = self.raw_inputs or self.cfg.network.act_quant != "fixed"
+            batch = self.cfg.optimiser.batch_size if per_batch else 500
         self.net.eval()
         conf = np.zeros((10, 10), dtype=np.int64)
         loss = 0.0
