@@ -1,0 +1,144 @@
+"""Bench of rram_chain_frame (hdl/rtl/rram_chain_frame.v), parametrised over the array size (ROWS = 16, 64,
+512: the chain has ROWS/2 595s, the first 64 - ROWS/8 words of a frame have none).
+
+A model of the hc595_chain driver (busy for a random time after each `ch_shift` / `ch_latch`, refusing
+neither: the bench fails if one comes while it is busy) records what reaches the chain.  Checked:
+- `gen`: the words of the pattern frame that reach this array's 595s, each once and in order, equal the host
+  encoder's (rramctl.hw.linedrive.encode_frames), then one latch; `done` once, after the latch has ended;
+- `put`: a host frame fed word by word with random gaps whenever `ready`: `real_word` / `last_word` before
+  each word, the words for absent 595s dropped, the rest shifted in order, the latch after the 64th word;
+- `abort` at random clocks of a frame: nothing more is shifted or latched, and the next frame is whole."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from bench_util import env_int, expected_frame, reset, run_module_bench
+
+FRAME_WORDS = 64
+LATCH = "latch"
+
+try:
+    import cocotb
+    from cocotb.triggers import FallingEdge, RisingEdge, Timer
+except ImportError:  # collected by pytest without cocotb: the runner below skips
+    cocotb = None  # type: ignore[assignment]
+
+
+if cocotb is not None:
+
+    class Chain:
+        """The driver: what was shifted and latched, in order."""
+
+        def __init__(self, dut, rng: random.Random) -> None:
+            self.dut, self.rng, self.busy_left = dut, rng, 0
+            self.seen: list[int | str] = []
+            dut.ch_busy.value = 0
+            cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            dut = self.dut
+            while True:
+                await RisingEdge(dut.clk)
+                shift, latch, word = int(dut.ch_shift.value), int(dut.ch_latch.value), int(dut.ch_word.value)
+                await Timer(1, unit="ns")
+                if shift or latch:
+                    assert self.busy_left == 0 and not (shift and latch), "driver command while busy"
+                    self.seen.append(word if shift else LATCH)
+                    self.busy_left = self.rng.randint(1, 8)
+                elif self.busy_left:
+                    self.busy_left -= 1
+                dut.ch_busy.value = int(self.busy_left > 0)
+
+    async def _setup(dut) -> Chain:
+        for name in ("abort", "gen", "frame", "put", "put_word", "lo", "hi", "nib_in", "nib_out"):
+            getattr(dut, name).value = 0
+        await reset(dut)
+        return Chain(dut, random.Random(env_int("TB_SEED")))
+
+    async def _pulse(dut, signal) -> None:
+        signal.value = 1
+        await FallingEdge(dut.clk)
+        signal.value = 0
+
+    async def _until_done(dut, limit: int = 20_000) -> None:
+        for _ in range(limit):
+            done = int(dut.done.value)
+            await FallingEdge(dut.clk)
+            if done:
+                assert not int(dut.done.value)  # one clock
+                return
+        raise AssertionError("no done")
+
+    def _pattern(dut, rng: random.Random, rows: int) -> tuple[int, int, int, int]:
+        lo = rng.randint(0, rows - 1)
+        hi, nib_in, nib_out = rng.choice([lo, rng.randint(lo, rows - 1)]), rng.randint(0, 15), rng.randint(0, 15)
+        dut.lo.value, dut.hi.value, dut.nib_in.value, dut.nib_out.value = lo, hi, nib_in, nib_out
+        return lo, hi, nib_in, nib_out
+
+    @cocotb.test()
+    async def gen_shifts_the_pattern_frame_and_latches(dut) -> None:
+        chain = await _setup(dut)
+        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 1)
+        skip = FRAME_WORDS - rows // 8
+        for _ in range(6):
+            want = [int(v) for v in expected_frame(*_pattern(dut, rng, rows))[skip:]] + [LATCH]
+            chain.seen.clear()
+            await _pulse(dut, dut.gen)
+            await _until_done(dut)
+            assert chain.seen == want
+            assert chain.busy_left == 0 and int(dut.idle.value) == 1 and int(dut.ready.value) == 1
+
+    async def _put_frame(dut, rng: random.Random, words: list[int], skip: int) -> None:
+        await _pulse(dut, dut.frame)
+        for i, word in enumerate(words):
+            for _ in range(rng.choice([0, 0, 2])):  # the next word from the stream takes a while
+                await FallingEdge(dut.clk)
+            while not int(dut.ready.value):
+                await FallingEdge(dut.clk)
+            assert (int(dut.real_word.value), int(dut.last_word.value)) == (i >= skip, i == FRAME_WORDS - 1), i
+            dut.put_word.value = word
+            await _pulse(dut, dut.put)
+
+    @cocotb.test()
+    async def put_drops_absent_words_and_latches_after_the_last(dut) -> None:
+        chain = await _setup(dut)
+        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 2)
+        skip = FRAME_WORDS - rows // 8
+        for _ in range(3):
+            words = [rng.getrandbits(32) for _ in range(FRAME_WORDS)]
+            chain.seen.clear()
+            await _put_frame(dut, rng, words, skip)
+            await _until_done(dut)
+            assert chain.seen == words[skip:] + [LATCH]
+            assert int(dut.idle.value) == 1
+
+    @cocotb.test()
+    async def abort_then_a_whole_frame(dut) -> None:
+        chain = await _setup(dut)
+        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 3)
+        skip = FRAME_WORDS - rows // 8
+        for _ in range(8):
+            pattern = _pattern(dut, rng, rows)
+            await _pulse(dut, dut.gen)
+            for _ in range(rng.randint(0, 12 * (FRAME_WORDS - skip))):
+                await FallingEdge(dut.clk)
+            await _pulse(dut, dut.abort)
+            seen = len(chain.seen)
+            for _ in range(40):  # the driver ends what it was doing; nothing new comes
+                assert not int(dut.done.value)
+                await FallingEdge(dut.clk)
+            assert len(chain.seen) == seen and int(dut.idle.value) == 1
+            chain.seen.clear()
+            await _pulse(dut, dut.gen)
+            await _until_done(dut)
+            assert chain.seen == [int(v) for v in expected_frame(*pattern)[skip:]] + [LATCH]
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("rows", [16, 64, 512])
+def test_rram_chain_frame(rows: int, tmp_path: Path) -> None:
+    run_module_bench(__file__, "rram_chain_frame", ["rram_chain_frame.v", "rram_pattern.v"], tmp_path,
+                     parameters={"ROWS": rows}, env={"TB_SEED": rows, "TB_ROWS": rows})  # fmt: skip
