@@ -8,7 +8,9 @@
 - ``pauses``: a seeded random pause pattern for cocotbext-axi's ``set_pause_generator``: on an
   AxiStreamSource it is the idle inserter (TVALID gaps), on an AxiStreamSink the back-pressure inserter
   (TREADY low).
-- ``reset`` and ``expected_frame`` (a BL chain frame as the host's encoder makes it).
+- ``Peripheral``: a model of a serial peripheral behind a command strobe (the 595 chain driver, the ADC
+  reader): busy for a random time after each command, and the bench fails on a command while it is busy.
+- ``reset``, ``pulse`` and ``expected_frame`` (a BL chain frame as the host's encoder makes it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import ast
 import os
 import random
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,54 @@ async def reset(dut: Any, *, cycles: int = 2) -> None:
     await ClockCycles(dut.clk, cycles)
     dut.rst_n.value = 1
     await FallingEdge(dut.clk)
+
+
+async def pulse(dut: Any, signal: Any) -> None:
+    """From a falling edge: `signal` high for one clock (back low on the next falling edge)."""
+    from cocotb.triggers import FallingEdge
+
+    signal.value = 1
+    await FallingEdge(dut.clk)
+    signal.value = 0
+
+
+class Peripheral:
+    """A serial peripheral behind a command strobe: `command()`, read on each rising edge, returns the command
+    that edge takes (None: none); the peripheral records it in `seen`, calls `on_command` with it and is busy
+    (the `busy` signal) from the clock after for 1..`longest` clocks.  `gap(n)`: busy for n clocks without a
+    command (the ADC reader's rate gap)."""
+
+    def __init__(self, dut: Any, busy: Any, command: Callable[[], object | None], rng: random.Random, *,
+                 longest: int = 8, on_command: Callable[[object], None] | None = None) -> None:  # fmt: skip
+        import cocotb
+
+        self.dut, self.busy, self.command, self.rng, self.longest = dut, busy, command, rng, longest
+        self.on_command = on_command
+        self.busy_left = 0
+        self.seen: list[object] = []
+        busy.value = 0
+        cocotb.start_soon(self._run())
+
+    def gap(self, n: int) -> None:
+        self.busy_left = n
+        self.busy.value = int(n > 0)
+
+    async def _run(self) -> None:
+        from cocotb.triggers import RisingEdge, Timer
+
+        while True:
+            await RisingEdge(self.dut.clk)
+            cmd = self.command()
+            await Timer(1, unit="ns")
+            if cmd is not None:
+                assert self.busy_left == 0, f"command {cmd!r} while busy"
+                self.seen.append(cmd)
+                self.busy_left = self.rng.randint(1, self.longest)
+                if self.on_command is not None:
+                    self.on_command(cmd)
+            elif self.busy_left:
+                self.busy_left -= 1
+            self.busy.value = int(self.busy_left > 0)
 
 
 def expected_frame(lo: int, hi: int, nib_in: int, nib_out: int) -> np.ndarray:

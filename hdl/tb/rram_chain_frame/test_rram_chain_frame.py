@@ -15,53 +15,35 @@ import random
 from pathlib import Path
 
 import pytest
-from bench_util import env_int, expected_frame, reset, run_module_bench
+from bench_util import Peripheral, env_int, expected_frame, pulse, reset, run_module_bench
 
 FRAME_WORDS = 64
 LATCH = "latch"
 
 try:
     import cocotb
-    from cocotb.triggers import FallingEdge, RisingEdge, Timer
+    from cocotb.triggers import FallingEdge
 except ImportError:  # collected by pytest without cocotb: the runner below skips
     cocotb = None  # type: ignore[assignment]
 
 
 if cocotb is not None:
 
-    class Chain:
-        """The driver: what was shifted and latched, in order."""
-
-        def __init__(self, dut, rng: random.Random) -> None:
-            self.dut, self.rng, self.busy_left = dut, rng, 0
-            self.seen: list[int | str] = []
-            dut.ch_busy.value = 0
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            dut = self.dut
-            while True:
-                await RisingEdge(dut.clk)
-                shift, latch, word = int(dut.ch_shift.value), int(dut.ch_latch.value), int(dut.ch_word.value)
-                await Timer(1, unit="ns")
-                if shift or latch:
-                    assert self.busy_left == 0 and not (shift and latch), "driver command while busy"
-                    self.seen.append(word if shift else LATCH)
-                    self.busy_left = self.rng.randint(1, 8)
-                elif self.busy_left:
-                    self.busy_left -= 1
-                dut.ch_busy.value = int(self.busy_left > 0)
-
-    async def _setup(dut) -> Chain:
+    async def _setup(dut, salt: int) -> tuple[Peripheral, random.Random, int, int]:
+        """The driver model (what was shifted and latched, in order), a generator, ROWS and the words of a
+        frame that no 595 of this array takes."""
         for name in ("abort", "gen", "frame", "put", "put_word", "lo", "hi", "nib_in", "nib_out"):
             getattr(dut, name).value = 0
         await reset(dut)
-        return Chain(dut, random.Random(env_int("TB_SEED")))
 
-    async def _pulse(dut, signal) -> None:
-        signal.value = 1
-        await FallingEdge(dut.clk)
-        signal.value = 0
+        def command() -> int | str | None:
+            shift, latch = int(dut.ch_shift.value), int(dut.ch_latch.value)
+            assert not (shift and latch)
+            return int(dut.ch_word.value) if shift else LATCH if latch else None
+
+        chain = Peripheral(dut, dut.ch_busy, command, random.Random(env_int("TB_SEED")))
+        rows = env_int("TB_ROWS")
+        return chain, random.Random(env_int("TB_SEED") + salt), rows, FRAME_WORDS - rows // 8
 
     async def _until_done(dut, limit: int = 20_000) -> None:
         for _ in range(limit):
@@ -80,19 +62,17 @@ if cocotb is not None:
 
     @cocotb.test()
     async def gen_shifts_the_pattern_frame_and_latches(dut) -> None:
-        chain = await _setup(dut)
-        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 1)
-        skip = FRAME_WORDS - rows // 8
+        chain, rng, rows, skip = await _setup(dut, 1)
         for _ in range(6):
             want = [int(v) for v in expected_frame(*_pattern(dut, rng, rows))[skip:]] + [LATCH]
             chain.seen.clear()
-            await _pulse(dut, dut.gen)
+            await pulse(dut, dut.gen)
             await _until_done(dut)
             assert chain.seen == want
             assert chain.busy_left == 0 and int(dut.idle.value) == 1 and int(dut.ready.value) == 1
 
     async def _put_frame(dut, rng: random.Random, words: list[int], skip: int) -> None:
-        await _pulse(dut, dut.frame)
+        await pulse(dut, dut.frame)
         for i, word in enumerate(words):
             for _ in range(rng.choice([0, 0, 2])):  # the next word from the stream takes a while
                 await FallingEdge(dut.clk)
@@ -100,13 +80,11 @@ if cocotb is not None:
                 await FallingEdge(dut.clk)
             assert (int(dut.real_word.value), int(dut.last_word.value)) == (i >= skip, i == FRAME_WORDS - 1), i
             dut.put_word.value = word
-            await _pulse(dut, dut.put)
+            await pulse(dut, dut.put)
 
     @cocotb.test()
     async def put_drops_absent_words_and_latches_after_the_last(dut) -> None:
-        chain = await _setup(dut)
-        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 2)
-        skip = FRAME_WORDS - rows // 8
+        chain, rng, rows, skip = await _setup(dut, 2)
         for _ in range(3):
             words = [rng.getrandbits(32) for _ in range(FRAME_WORDS)]
             chain.seen.clear()
@@ -117,22 +95,20 @@ if cocotb is not None:
 
     @cocotb.test()
     async def abort_then_a_whole_frame(dut) -> None:
-        chain = await _setup(dut)
-        rows, rng = env_int("TB_ROWS"), random.Random(env_int("TB_SEED") + 3)
-        skip = FRAME_WORDS - rows // 8
+        chain, rng, rows, skip = await _setup(dut, 3)
         for _ in range(8):
             pattern = _pattern(dut, rng, rows)
-            await _pulse(dut, dut.gen)
+            await pulse(dut, dut.gen)
             for _ in range(rng.randint(0, 12 * (FRAME_WORDS - skip))):
                 await FallingEdge(dut.clk)
-            await _pulse(dut, dut.abort)
+            await pulse(dut, dut.abort)
             seen = len(chain.seen)
             for _ in range(40):  # the driver ends what it was doing; nothing new comes
                 assert not int(dut.done.value)
                 await FallingEdge(dut.clk)
             assert len(chain.seen) == seen and int(dut.idle.value) == 1
             chain.seen.clear()
-            await _pulse(dut, dut.gen)
+            await pulse(dut, dut.gen)
             await _until_done(dut)
             assert chain.seen == [int(v) for v in expected_frame(*pattern)[skip:]] + [LATCH]
 

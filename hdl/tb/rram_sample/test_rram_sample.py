@@ -13,58 +13,32 @@ import random
 from pathlib import Path
 
 import pytest
-from bench_util import env_int, reset, run_module_bench
+from bench_util import Peripheral, env_int, pulse, reset, run_module_bench
 
 CODE_MIN, CODE_MAX = -8192, 8191  # ADS8324 rails (docs/protocol.md)
 
 try:
     import cocotb
-    from cocotb.triggers import FallingEdge, RisingEdge, Timer
+    from cocotb.triggers import FallingEdge
 except ImportError:  # collected by pytest without cocotb: the runner below skips
     cocotb = None  # type: ignore[assignment]
 
 
 if cocotb is not None:
 
-    class Adc:
-        """The reader: busy for `conv` clocks after each adc_go; `gap(n)` holds busy n clocks (rate gap)."""
-
-        def __init__(self, dut, rng: random.Random) -> None:
-            self.dut, self.rng, self.busy_left, self.starts = dut, rng, 0, 0
-            dut.adc_busy.value = 0
-            dut.adc_code.value = 0
-            cocotb.start_soon(self._run())
-
-        def gap(self, n: int) -> None:
-            self.busy_left = n
-            self.dut.adc_busy.value = int(n > 0)
-
-        async def _run(self) -> None:
-            dut = self.dut
-            while True:
-                await RisingEdge(dut.clk)
-                go = int(dut.adc_go.value)
-                await Timer(1, unit="ns")
-                if go:
-                    assert self.busy_left == 0, "adc_go while the reader is busy"
-                    self.starts += 1
-                    self.busy_left = self.rng.randint(1, 12)
-                    code = self.rng.choice([CODE_MIN, CODE_MAX, 0, -1, self.rng.randint(CODE_MIN, CODE_MAX)])
-                    dut.adc_code.value = code
-                elif self.busy_left:
-                    self.busy_left -= 1
-                dut.adc_busy.value = int(self.busy_left > 0)
-
-    async def _setup(dut) -> Adc:
-        dut.start.value = dut.abort.value = 0
+    async def _setup(dut) -> Peripheral:
+        """The reader model: busy for 1..12 clocks after each adc_go, converting a code from a list with both
+        rails; `gap(n)` is its rate gap."""
+        dut.start.value = dut.abort.value = dut.adc_code.value = 0
         dut.settle.value = env_int("TB_SETTLE")
         await reset(dut)
-        return Adc(dut, random.Random(env_int("TB_SEED")))
+        rng = random.Random(env_int("TB_SEED"))
 
-    async def _pulse(dut, signal) -> None:
-        signal.value = 1
-        await FallingEdge(dut.clk)
-        signal.value = 0
+        def convert(_: object) -> None:
+            dut.adc_code.value = rng.choice([CODE_MIN, CODE_MAX, 0, -1, rng.randint(CODE_MIN, CODE_MAX)])
+
+        return Peripheral(dut, dut.adc_busy, lambda: 1 if int(dut.adc_go.value) else None, rng, longest=12,
+                          on_command=convert)  # fmt: skip
 
     @cocotb.test()
     async def settle_then_one_conversion(dut) -> None:
@@ -73,7 +47,7 @@ if cocotb is not None:
         for n in range(12):
             gap = rng.choice([0, 0, 3, settle + 5])
             adc.gap(gap)
-            await _pulse(dut, dut.start)
+            await pulse(dut, dut.start)
             go_at, done_at, clock = None, None, 0
             while done_at is None:
                 clock += 1
@@ -88,7 +62,7 @@ if cocotb is not None:
             assert go_at is not None and go_at >= settle + 2 and go_at < done_at, (n, go_at, done_at)
             if gap <= settle:  # counted from the falling edge before the clock that takes `start`
                 assert go_at == settle + 2, (n, gap, go_at)
-            assert dut.code.value.to_signed() == code and adc.starts == n + 1
+            assert dut.code.value.to_signed() == code and len(adc.seen) == n + 1
             assert int(dut.idle.value) == 1
 
     @cocotb.test()
@@ -96,10 +70,10 @@ if cocotb is not None:
         await _setup(dut)  # the reader model runs on
         settle = env_int("TB_SETTLE")
         for at in range(settle + 16):
-            await _pulse(dut, dut.start)
+            await pulse(dut, dut.start)
             for _ in range(at):
                 await FallingEdge(dut.clk)
-            await _pulse(dut, dut.abort)
+            await pulse(dut, dut.abort)
             for _ in range(settle + 20):
                 assert not int(dut.done.value) and not int(dut.adc_go.value), at
                 await FallingEdge(dut.clk)
