@@ -5,13 +5,12 @@ rails) against a Python model of ``sum_k code_k << k``."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_util import run_module_bench
 
-RTL = Path(__file__).resolve().parents[2] / "rtl"
 CODE_MIN, CODE_MAX = -8192, 8191  # ADS8324 rails (docs/protocol.md)
 
 try:
@@ -50,15 +49,11 @@ if cocotb is not None:
 @pytest.mark.hdl
 @pytest.mark.parametrize("cols", [2, 16, 512])
 def test_rram_accumulate(cols: int, tmp_path: Path) -> None:
-    if shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog not installed")
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
-    runner = runner_mod.get_runner("icarus")
-    runner.build(sources=[RTL / "rram_accumulate.v"], hdl_toplevel="rram_accumulate", parameters={"COLS": cols},
-                 build_dir=tmp_path, timescale=("1ns", "1ps"))  # fmt: skip
-    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "TB_COLS": str(cols), "TB_SEED": str(cols)}  # fmt: skip
-    results = runner.test(test_module="test_rram_accumulate", hdl_toplevel="rram_accumulate", build_dir=tmp_path,
-                          test_dir=tmp_path, extra_env=env, results_xml=str(tmp_path / "results.xml"))  # fmt: skip
-    n_tests, n_failed = runner_mod.get_results(results)
-    assert n_tests >= 1 and n_failed == 0
+    run_module_bench(
+        __file__,
+        "rram_accumulate",
+        ["rram_accumulate.v"],
+        tmp_path,
+        parameters={"COLS": cols},
+        env={"TB_COLS": cols, "TB_SEED": cols},
+    )

@@ -6,27 +6,17 @@ seeded; the pytest matrix runs several seeds."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-RTL = Path(__file__).resolve().parents[2] / "rtl"
+from bench_util import expected_frame, run_module_bench
 
 try:
     import cocotb
     from cocotb.triggers import Timer
 except ImportError:  # collected by pytest without cocotb: the runner below skips
     cocotb = None
-
-
-def expected_frame(lo: int, hi: int, nib_in: int, nib_out: int) -> np.ndarray:
-    from rramctl.hw import linedrive
-
-    rows = np.arange(linedrive.N_LINES)
-    nib = np.where((rows >= lo) & (rows <= hi), nib_in, nib_out)[None, :]
-    return linedrive.encode_frames(nib & 0x7, (nib >> 3).astype(bool))[0]
 
 
 if cocotb is not None:
@@ -49,15 +39,4 @@ if cocotb is not None:
 @pytest.mark.hdl
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_rram_pattern(seed: int, tmp_path: Path) -> None:
-    if shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog not installed")
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
-    runner = runner_mod.get_runner("icarus")
-    runner.build(sources=[RTL / "rram_pattern.v"], hdl_toplevel="rram_pattern", build_dir=tmp_path,
-                 timescale=("1ns", "1ps"))  # fmt: skip
-    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "TB_SEED": str(seed)}  # fmt: skip
-    results = runner.test(test_module="test_rram_pattern", hdl_toplevel="rram_pattern", build_dir=tmp_path,
-                          test_dir=tmp_path, extra_env=env, results_xml=str(tmp_path / "results.xml"))  # fmt: skip
-    n_tests, n_failed = runner_mod.get_results(results)
-    assert n_tests >= 1 and n_failed == 0
+    run_module_bench(__file__, "rram_pattern", ["rram_pattern.v"], tmp_path, env={"TB_SEED": seed})

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
-
-RTL = Path(__file__).resolve().parents[2] / "rtl"
+from bench_util import run_module_bench
 
 try:
     import cocotb
@@ -55,15 +53,11 @@ if cocotb is not None:
 @pytest.mark.hdl
 @pytest.mark.parametrize("maxc", [1, 2, 3, 42])
 def test_rram_prescaler(maxc: int, tmp_path: Path) -> None:
-    if shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog not installed")
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
-    runner = runner_mod.get_runner("icarus")
-    runner.build(sources=[RTL / "rram_prescaler.v"], hdl_toplevel="rram_prescaler", parameters={"MAX": maxc},
-                 build_dir=tmp_path, timescale=("1ns", "1ps"))  # fmt: skip
-    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "TB_MAX": str(maxc), "TB_SEED": str(maxc)}  # fmt: skip
-    results = runner.test(test_module="test_rram_prescaler", hdl_toplevel="rram_prescaler", build_dir=tmp_path,
-                          test_dir=tmp_path, extra_env=env, results_xml=str(tmp_path / "results.xml"))  # fmt: skip
-    n_tests, n_failed = runner_mod.get_results(results)
-    assert n_tests >= 1 and n_failed == 0
+    run_module_bench(
+        __file__,
+        "rram_prescaler",
+        ["rram_prescaler.v"],
+        tmp_path,
+        parameters={"MAX": maxc},
+        env={"TB_MAX": maxc, "TB_SEED": maxc},
+    )

@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-RTL = Path(__file__).resolve().parents[2] / "rtl"
+from bench_util import run_module_bench
 
 try:
     import cocotb
@@ -79,15 +77,4 @@ if cocotb is not None:
 @pytest.mark.hdl
 @pytest.mark.parametrize(("guard", "width"), [(0, 1), (1, 1), (3, 5), (100, 2), (2, 37)])
 def test_rram_pulse(guard: int, width: int, tmp_path: Path) -> None:
-    if shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog not installed")
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
-    runner = runner_mod.get_runner("icarus")
-    runner.build(sources=[RTL / "rram_pulse.v"], hdl_toplevel="rram_pulse", build_dir=tmp_path,
-                 timescale=("1ns", "1ps"))  # fmt: skip
-    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "TB_GUARD": str(guard), "TB_WIDTH": str(width)}  # fmt: skip
-    results = runner.test(test_module="test_rram_pulse", hdl_toplevel="rram_pulse", build_dir=tmp_path,
-                          test_dir=tmp_path, extra_env=env, results_xml=str(tmp_path / "results.xml"))  # fmt: skip
-    n_tests, n_failed = runner_mod.get_results(results)
-    assert n_tests == 2 and n_failed == 0
+    run_module_bench(__file__, "rram_pulse", ["rram_pulse.v"], tmp_path, env={"TB_GUARD": guard, "TB_WIDTH": width})
