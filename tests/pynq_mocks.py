@@ -26,6 +26,7 @@ import numpy as np
 import pynq
 from numpy.typing import NDArray
 from rramctl import regmap as R
+from rramctl.hw.linedrive import BitplaneStream
 
 IP_BASE = 0x4000_0000  # (ours) where the mock maps the overlay's control block
 IP_RANGE = 0x1_0000
@@ -134,6 +135,8 @@ class DirectTransport:
         self.overlay.write_reg(offset, value)
 
     def transact(self, send: Any, recv_words: int, trigger: Any) -> NDArray[np.uint32]:
+        if isinstance(send, BitplaneStream):  # a MULTIPLY's bit-planes: the chain frames a board gets
+            send = send.words()
         words = np.zeros(0, np.uint32) if send is None else np.asarray(send, np.uint32).ravel()
         if len(words):
             self.log.append(("mm2s", words.copy()))

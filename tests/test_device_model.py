@@ -16,7 +16,7 @@ from rramctl.config import BoardConfig
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508
 from rramctl.transport.emulator import EmulatorTransport
-from rramsim import device
+from rramsim import device, kernels
 from rramsim.config import (
     DEFAULT_PRESET,
     ChipModelConfig,
@@ -257,3 +257,11 @@ def test_the_offset_calibration_also_corrects_reads() -> None:
     chip.calibrate_offsets(region, 512)
     after = np.abs(np.mean([chip.read(region) for _ in range(4)], axis=0) - true_us).mean()
     assert before > 0.05 and after < 0.5 * before  # column offsets of ~0.1 uS at 0.1 V, removed
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_log2_is_the_numpy_log2() -> None:
+    g = np.random.default_rng(4)
+    powers = 1 << np.arange(62, dtype=np.int64)
+    n = np.concatenate([powers, powers[1:] - 1, powers + 1, g.integers(1, 1 << 62, size=20_003)]).reshape(-1, 7)
+    np.testing.assert_array_equal(device.log2_fixed_array(n, compiled=True), device.log2_fixed_array(n, compiled=False))

@@ -6,13 +6,15 @@ torch backend (CPU; CUDA where present) vs numpy."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
-from rramsim import arraymath, device, energy, rng, state
+from rramsim import arraymath, device, energy, kernels, rng, state
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
 
@@ -75,7 +77,7 @@ def test_driven_lines_are_the_lines_with_a_nonzero_nibble() -> None:
 
 # ---- the noise hash -----------------------------------------------------------------------------
 def _devices() -> list[str]:
-    devices = ["cpu"]
+    devices = ["cpu", "numpy"]
     try:
         import torch
     except ImportError:
@@ -228,7 +230,9 @@ def test_a_smaller_configured_array_ignores_lines_beyond_it() -> None:
 
 @pytest.mark.parametrize("device", [d for d in _devices() if d != "cpu"])
 @pytest.mark.parametrize("chain", [False, True])
-def test_torch_and_numpy_give_identical_codes(device: str, chain: bool) -> None:
+def test_every_device_gives_the_codes_of_cpu(device: str, chain: bool) -> None:
+    """torch (CPU, CUDA) and plain numpy against ``cpu`` (numpy with the compiled read-out where numba
+    is installed)."""
     g = np.random.default_rng(9)
     frames = _random_frames(g, 3 * 4, (0, 512))
     got = {}
@@ -300,3 +304,132 @@ def test_the_transport_runs_the_array_math_on_the_device_it_is_given() -> None:
     assert EmulatorTransport(ChipModelConfig(seed=1), device="cpu").overlay.xm.name == "numpy"
     with pytest.raises(UsageError, match="unknown emulator device"):
         EmulatorTransport(ChipModelConfig(seed=1), device="tpu")
+
+
+# ---- the compiled read-out kernel vs the numpy read-out ------------------------------------------
+def _random_read_op(g: np.random.Generator, n_cols: int, chain: bool) -> arraymath.ReadOp:
+    p, q = int(g.integers(1, 50)), int(g.integers(1, 5_000))
+    tables = chain and bool(g.integers(0, 2))
+    return arraymath.ReadOp(
+        seed=int(g.integers(0, 1 << 62)),
+        serial=int(g.integers(0, 1 << 30)),
+        read_noise_ppm=int(g.choice([0, 1, 5_000, 300_000])),
+        gain_p=p,
+        gain_q=q,
+        code_min=-8192,
+        code_max=8191,
+        chain=chain,
+        offset_du=g.integers(-(10**6), 10**6, size=n_cols + 7) if tables else None,
+        gain_ppm=g.integers(-50_000, 50_000, size=n_cols + 7) if tables else None,
+        noise_floor_du=int(g.choice([0, 3, 40_000])) if chain else 0,
+        adc_noise_mlsb=int(g.choice([0, 700, 10**6])) if chain else 0,
+        clip=int(g.choice([10**6, 10**12, 1 << 60])) if chain else 0,
+    )
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("case", range(12))
+def test_the_compiled_readout_gives_the_numpy_codes(case: int) -> None:
+    """Random operations, sums of every size (near 2**50, where the kernel switches to integer
+    division, and past the ADC model's limit, where both raise), sample keys and column sets."""
+    g = np.random.default_rng(500 + case)
+    rows, n_cols = int(g.integers(1, 40)), int(g.integers(1, 300))
+    op = _random_read_op(g, n_cols, chain=case % 2 == 1)
+    scale = [10**3, 10**9, 1 << 49, 1 << 50, 1 << 51, 1 << 60][case % 6]
+    s = g.integers(-scale, scale, size=(rows, n_cols), dtype=np.int64)
+    sample = g.integers(0, 1 << 62, size=(rows, n_cols), dtype=np.int64)
+    cols = g.permutation(n_cols + 7)[:n_cols].astype(np.int64)
+    for col_arg in (cols, np.broadcast_to(cols, s.shape).copy()):  # per column, and per sample
+        results = []
+        for compiled in (True, False):
+            try:
+                results.append(arraymath.readout_codes(arraymath.NumpyModule(compiled), s, sample, col_arg, op))
+            except OverflowError:
+                results.append(None)
+        if results[1] is None:
+            assert results[0] is None
+        else:
+            assert results[0] is not None
+            np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_kernels_float_quotient_is_floor_division() -> None:
+    """n = k*d - 1, k*d, k*d + 1 (where an uncorrected float estimate is off by one) up to 2**50."""
+    g = np.random.default_rng(3)
+    for _ in range(3_000):
+        d = int(g.integers(1, 10**7))
+        k = int(g.integers(-(1 << 49) // d, (1 << 49) // d))
+        for n in (k * d - 1, k * d, k * d + 1):
+            assert kernels._floordiv_estimate(n, d, 1.0 / d) == n // d, (n, d)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("chain", [False, True])
+def test_the_compiled_readout_refuses_exactly_where_numpy_does(chain: bool) -> None:
+    op = _random_read_op(np.random.default_rng(8), 3, chain)
+    op = dataclasses.replace(
+        op, clip=1 << 62, read_noise_ppm=0, adc_noise_mlsb=0, noise_floor_du=0, offset_du=None, gain_ppm=None
+    )
+    limit = (np.iinfo(np.int64).max // 2) // (2 * op.gain_p)
+    for top, raises in ((limit, False), (limit + 1, True)):
+        s = np.array([[0, -top, 5]], dtype=np.int64)
+        for compiled in (True, False):
+            xm = arraymath.NumpyModule(compiled)
+            if raises:
+                with pytest.raises(OverflowError):
+                    arraymath.readout_codes(xm, s, np.zeros_like(s), np.arange(3), op)
+            else:
+                arraymath.readout_codes(xm, s, np.zeros_like(s), np.arange(3), op)
+
+
+# ---- MULTIPLY's bit-planes handed to the emulator as they are vs encoded as chain frames -----------
+def _frames_only_transport(config: ChipModelConfig) -> Any:
+    """An emulator transport that sends a MULTIPLY's packet as chain-frame words, as a board transport does."""
+    from rramctl.transport.base import Transport
+    from rramctl.transport.emulator import EmulatorTransport
+
+    class FramesOnly(EmulatorTransport):
+        _transact_bitplanes = Transport._transact_bitplanes  # encode the frames, then _transact
+
+    return FramesOnly(config)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_bitplanes_to_the_emulator_equal_chain_frames(case: int) -> None:
+    """Driver.multiply through the shortcut and through encoded frames, on random regions, inputs,
+    bit widths and chip models: the same codes, saturation counts, board time and energy."""
+    from rramctl.driver import Driver
+    from rramctl.geometry import Region
+    from rramctl.transport.emulator import EmulatorTransport
+
+    config = _config(case, chain=case % 2 == 1)
+    fast, frames = EmulatorTransport(config), _frames_only_transport(config)
+    for t in (fast, frames):
+        t.overlay.crossbar.g = np.random.default_rng(case).integers(1, 60_000, size=(512, 512)).astype(np.int32)
+    results = []
+    for t in (fast, frames):
+        d = Driver(t)
+        gg = np.random.default_rng(case)  # the same cases for both
+        out = []
+        for _ in range(3):
+            r0, c0 = int(gg.integers(0, 500)), int(gg.integers(0, 500))
+            region = Region(r0, int(gg.integers(1, 513 - r0)), c0, int(gg.integers(1, 513 - c0)))
+            bits = int(gg.integers(1, 9))
+            x = gg.integers(0, 1 << bits, size=(int(gg.integers(1, 40)), region.n_rows))
+            out.append((d.multiply(x, bits, region, int(gg.integers(500, 6_000))), d.saturated))
+        results.append((out, t.board_cost()))
+    (fast_out, fast_cost), (frame_out, frame_cost) = results
+    for (a, sat_a), (b, sat_b) in zip(fast_out, frame_out, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert sat_a == sat_b
+    assert fast_cost == frame_cost
+
+
+def test_the_scalar_prefix_hash_is_rng_hash64() -> None:
+    g = np.random.default_rng(12)
+    for seed in (0, 1, (1 << 64) - 1, *map(int, g.integers(0, 1 << 63, size=20))):
+        for stream in (0, 8, 14):
+            keys = [int(k) for k in g.integers(0, 1 << 62, size=int(g.integers(0, 3)))]
+            want = int(rng.hash64(seed, stream, *keys))
+            assert arraymath.prefix_hash(seed, stream, *keys) % (1 << 64) == want

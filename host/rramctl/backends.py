@@ -56,7 +56,7 @@ class OpenOptions:
     bitfile: Path | None = None  # pynq: overlay bitstream
     model: Any = None  # emulator: the chip model (rramsim.config.ChipModelConfig); None: the default preset
     autosave: bool = True  # emulator: write the state file after every operation (False: in memory, save_state)
-    device: str = "cpu"  # emulator: where its array math runs: cpu (numpy), torch-cpu, cuda[:N]
+    device: str = "cpu"  # emulator: where its array math runs: cpu (numpy), numpy, torch-cpu, cuda[:N]
 
 
 def resolve(backend: str) -> BackendSpec:

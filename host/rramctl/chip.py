@@ -129,7 +129,7 @@ class Chip:
         memory); ``seed``: seed of a new chip; ``model``: the emulated chip model (rramsim.config); ``autosave``:
         the emulator writes ``state`` back after every operation (False: the chip stays in memory and the
         caller saves it with :meth:`save_state`); ``device``: where the emulator's array math runs (``cpu`` =
-        numpy, ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
+        numpy, ``numpy`` (no compiled kernel), ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
         from rramctl.backends import OpenOptions, open_transport, resolve
 
         config = config or BoardConfig()

@@ -167,7 +167,7 @@ class Driver:
         opcode: int,
         params: Mapping[int, int],
         levels: Mapping[int, int],
-        send: NDArray[np.uint32] | None = None,
+        send: NDArray[np.uint32] | linedrive.BitplaneStream | None = None,
         recv_words: int = 0,
     ) -> NDArray[np.uint32]:
         """Run one overlay operation and return its output words; always ends in safe idle."""
@@ -309,7 +309,6 @@ class Driver:
         x = check_inputs(inputs, region.n_rows, bits)
         x8 = x.astype(np.uint8)  # 1-8 bit inputs: bit-planes in uint8
         planes = ((x8[:, None, :] >> np.arange(bits, dtype=np.uint8)[None, :, None]) & 1).reshape(-1, region.n_rows)
-        frames = linedrive.bitplane_frames(planes, region.row)  # (B*bits, 64), vector-major, LSB first
         batch_per_tx = max(1, FRAMES_PER_TRANSACTION // bits)
         results = []
         self.saturated = 0
@@ -318,7 +317,8 @@ class Driver:
             params = {R.BATCH: nb, R.BITS: bits, R.COL_START: region.col, R.COL_COUNT: region.n_cols,
                       R.ROW_START: region.row, R.ROW_COUNT: region.n_rows, R.TIA_GAIN: tia_gain,
                       R.SETTLE_CYCLES: self.settle_cycles}  # fmt: skip
-            send = frames[b0 * bits : (b0 + nb) * bits].ravel()
+            # one chain frame per bit-plane, vector-major, LSB first (encoded by the transport)
+            send = linedrive.BitplaneStream(planes[b0 * bits : (b0 + nb) * bits].astype(np.uint8), region.row)
             levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
             out = self.run(MULTIPLY, params, levels, send=send, recv_words=nb * region.n_cols)
             self.saturated += self.saturated_samples()

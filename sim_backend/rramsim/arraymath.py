@@ -16,7 +16,8 @@ Stable entry points (docs/emulator.md, "Performance"):
 - ``drive_sums(xm, drives, g_block) -> S``: exact ``S[f, j] = sum_c code_c * (mask_c[f] @ G[:, j])``.
 - ``normal_keyed(xm, seed, stream, serial, index)`` = ``rng.normal_int(seed, stream, serial, index)``
   bit for bit, in int64 ops on either module (chunked, in place).
-- ``array_module(device)``: ``"cpu"`` -> numpy, ``"torch-cpu"`` -> torch on the CPU,
+- ``array_module(device)``: ``"cpu"`` -> numpy (+ the compiled read-out of :mod:`rramsim.kernels`
+  where numba is installed), ``"numpy"`` -> numpy only, ``"torch-cpu"`` -> torch on the CPU,
   ``"cuda"`` / ``"cuda:N"`` -> torch on that GPU.
 
 Integer-exact contract: the hash is wrapping 64-bit integer arithmetic (int64 and uint64 wrap
@@ -35,13 +36,14 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from rramsim import rng
+from rramsim import kernels, rng
 
 Array = Any  # a numpy array or a torch tensor (the shim's native array)
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # splitmix64 constants as signed int64 (same bits)
 _M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
 _M2 = 0x94D049BB133111EB - (1 << 64)
+_U64_MASK = (1 << 64) - 1
 _LANES16 = 0x0000FFFF0000FFFF  # 16-bit fields 0 and 2 of a 64-bit word
 F32_EXACT = 1 << 24  # every integer below this is a float32
 NORMAL_OFFSET = rng.NORMAL_TERMS * (rng.NORMAL_SIGMA // 2)
@@ -74,10 +76,18 @@ class ArrayModule(Protocol):
 
 
 class NumpyModule:
-    """numpy: in-place, cache-sized chunks; float32 BLAS where the sums are exact in float32."""
+    """numpy: in-place, cache-sized chunks; float32 BLAS where the sums are exact in float32.  With
+    ``compiled`` (the default where numba is installed) :func:`readout_codes` runs the compiled
+    kernel of :mod:`rramsim.kernels` (the same arithmetic in one pass); ``compiled=False`` keeps the
+    plain numpy code (the tests compare the two)."""
 
     name = "numpy"
     chunk = 1 << 15
+
+    def __init__(self, compiled: bool | None = None) -> None:
+        self.compiled = kernels.AVAILABLE if compiled is None else compiled
+        if self.compiled and not kernels.AVAILABLE:
+            raise ValueError("the compiled read-out kernel needs numba, which is not installed")
 
     def asarray(self, a: NDArray[Any]) -> NDArray[Any]:
         return np.asarray(a)
@@ -175,9 +185,12 @@ class TorchModule:
 
 
 def array_module(device: str = "cpu") -> ArrayModule:
-    """The shim for a device name: ``cpu`` (numpy), ``torch-cpu``, ``cuda`` or ``cuda:N`` (torch)."""
+    """The shim for a device name: ``cpu`` (numpy, with the compiled read-out where numba is
+    installed), ``numpy`` (numpy only), ``torch-cpu``, ``cuda`` or ``cuda:N`` (torch)."""
     if device == "cpu":
         return NumpyModule()
+    if device == "numpy":
+        return NumpyModule(compiled=False)
     if device == "torch-cpu":
         return TorchModule("cpu")
     if device == "cuda" or device.startswith("cuda:"):
@@ -188,7 +201,7 @@ def array_module(device: str = "cpu") -> ArrayModule:
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available")
         return TorchModule(device)
-    raise ValueError(f"unknown emulator device {device!r} (cpu, torch-cpu, cuda, cuda:N)")
+    raise ValueError(f"unknown emulator device {device!r} (cpu, numpy, torch-cpu, cuda, cuda:N)")
 
 
 # ---- counter-based noise --------------------------------------------------------------------
@@ -203,10 +216,29 @@ def _mix64_(xm: ArrayModule, z: Array, t: Array) -> Array:
     return z
 
 
+def _mix64_int(z: int) -> int:
+    """splitmix64's finaliser on one Python int (rng.mix64 of a scalar, without numpy's per-call cost)."""
+    z = (z + _GOLDEN) & _U64_MASK
+    z = ((z ^ (z >> 30)) * _M1) & _U64_MASK
+    z = ((z ^ (z >> 27)) * _M2) & _U64_MASK
+    return z ^ (z >> 31)
+
+
 @functools.lru_cache(maxsize=64)
+def _stream_hash(seed: int, stream: int) -> int:
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"seed must be in 0..2**64-1, got {seed}")
+    return _mix64_int(_mix64_int(seed) ^ stream)
+
+
 def prefix_hash(seed: int, stream: int, *indices: int) -> int:
-    """hash64(seed, stream, *indices) of scalar keys, as a signed int64."""
-    return _signed(int(rng.hash64(seed, stream, *indices)))
+    """rng.hash64(seed, stream, *indices) of scalar keys (indices >= 0), as a signed int64."""
+    h = _stream_hash(seed, stream)
+    for i in indices:
+        if i < 0:
+            raise ValueError("random-draw indices must be >= 0")
+        h = _mix64_int(h ^ i)
+    return _signed(h)
 
 
 def normal_keyed(xm: ArrayModule, seed: int, stream: int, serial: int, index: Array) -> Array:
@@ -294,6 +326,8 @@ def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArra
     (int64, same shape) and columns ``cols`` (numpy, broadcastable to the samples): proportional read
     noise, the read-out chain, then the ADC.  The one place every read-out term goes.  Runs over
     ``xm.chunk``-sized pieces (every term is per sample), so numpy works in the cache."""
+    if getattr(xm, "compiled", False):
+        return _readout_compiled(np.asarray(drive_sum), np.asarray(sample), cols, op)
     s = xm.to_i64(drive_sum)
     shape = s.shape
     flat_s, flat_sample = s.reshape(-1), xm.to_i64(sample).reshape(-1)
@@ -309,12 +343,47 @@ def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArra
     return out.reshape(shape)
 
 
+def _readout_compiled(drive_sum: NDArray[Any], sample: NDArray[Any], cols: NDArray[np.int64], op: ReadOp) -> Array:
+    """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a few rows at a time."""
+    shape = drive_sum.shape
+    cols = np.asarray(cols, dtype=np.int64)
+    tables = op.chain and (op.offset_du is not None or op.gain_ppm is not None)  # the only use of ``cols``
+    per_column = not tables or (cols.ndim == 1 and len(shape) >= 1 and cols.size == shape[-1])
+    n_cols = max(shape[-1] if shape and per_column else drive_sum.size, 1)  # samples per kernel row
+    s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1, n_cols)
+    key = np.ascontiguousarray(sample, dtype=np.int64).reshape(-1, n_cols)
+    none = np.zeros(0, dtype=np.int64)  # a table the model lacks
+    offset = gain = none
+    if tables:  # each kernel column's own column: ``cols`` along the last axis, or one per sample
+        col = cols if per_column else np.broadcast_to(cols, shape).reshape(-1)
+        if op.offset_du is not None:
+            offset = np.ascontiguousarray(op.offset_du[col], dtype=np.int64)
+        if op.gain_ppm is not None:
+            gain = np.ascontiguousarray(op.gain_ppm[col], dtype=np.int64)
+    streams = (rng.Stream.READ_NOISE, rng.Stream.NOISE_FLOOR, rng.Stream.ADC_NOISE)
+    prefixes = np.array([prefix_hash(op.seed, st, op.serial) for st in streams], dtype=np.int64).view(np.uint64)
+    limit = (np.iinfo(np.int64).max // 2) // (2 * op.gain_p)  # |x| * 2p > max // 2 <=> |x| > this
+    params = np.array(
+        [op.read_noise_ppm, int(op.chain), op.clip, op.noise_floor_du, op.adc_noise_mlsb, op.gain_p, op.gain_q,
+         op.code_min, op.code_max, limit],
+        dtype=np.int64,
+    )  # fmt: skip
+    out = np.empty(s.shape, dtype=np.int64)
+    if s.size and kernels.readout_kernel(s, key, prefixes, params, offset, gain, out):
+        raise OverflowError("drive sum too large for the integer ADC model")
+    return out.reshape(shape)
+
+
 def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array) -> Array:
     """Exact column drive sums ``S = sum_c code_c * (mask_c @ G)`` for 0/1 row masks (F, rows) of the
     rows each source code drives; ``g_block`` from ``xm.block`` (a float type that holds every
     column sum exactly)."""
     total: Array = None
     for code, mask in drives:
-        part = xm.exact_matmul(mask, g_block) * int(code)
-        total = part if total is None else total + part
+        part = xm.exact_matmul(mask, g_block)  # a new int64 array
+        part *= int(code)
+        if total is None:
+            total = part
+        else:
+            total += part
     return total

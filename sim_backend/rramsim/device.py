@@ -22,7 +22,7 @@ import rramctl.hw.adc as adc
 import rramctl.hw.dac80508 as dac80508
 from numpy.typing import ArrayLike, NDArray
 
-from rramsim import rng
+from rramsim import kernels, rng
 from rramsim.config import ChipModelConfig
 from rramsim.rng import PPM, Stream
 
@@ -34,11 +34,18 @@ DU_PER_PA_NUM = dac80508.FULL_SCALE_CODES
 DU_PER_PA_DEN = int(dac80508.FULL_SCALE_V * 1000)
 
 
-def log2_fixed_array(n: ArrayLike) -> NDArray[np.int64]:
-    """floor-ish log2(n) * 2**16 for int64 arrays n >= 1, in exact integer arithmetic."""
+def log2_fixed_array(n: ArrayLike, compiled: bool | None = None) -> NDArray[np.int64]:
+    """floor-ish log2(n) * 2**16 for int64 arrays n >= 1, in exact integer arithmetic: the integer part
+    is the bit length - 1; the mantissa n / 2**ip in [1, 2) is held with 30 fraction bits and squared
+    16 times, each square >= 2 giving a 1 bit (and a halving).  ``compiled`` (default: where numba is
+    installed) runs the same rule in rramsim.kernels; the tests compare the two."""
     x = np.asarray(n, dtype=np.int64)
     if x.size and int(x.min()) < 1:
         raise ValueError("log2 of a value below 1")
+    if kernels.AVAILABLE if compiled is None else compiled:
+        out = np.empty(x.size, dtype=np.int64)
+        kernels.log2_fixed_kernel(np.ascontiguousarray(x).reshape(-1), _MANT, LOG2_FRAC, out)
+        return out.reshape(x.shape)
     ip = np.zeros(x.shape, dtype=np.int64)
     t = x.copy()
     for shift in (32, 16, 8, 4, 2, 1):  # integer part: bit length - 1

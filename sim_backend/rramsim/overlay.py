@@ -101,12 +101,20 @@ def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
     return [np.flatnonzero(rank == k) for k in range(int(rank.max()) + 1)]
 
 
+Packet = NDArray[np.uint32] | linedrive.BitplaneStream  # an input packet: words, or MULTIPLY's bit-planes
+
+
+def _words(packet: Packet) -> NDArray[np.uint32]:
+    """A packet as stream words (bit-planes sent to an operation other than MULTIPLY: their frames)."""
+    return packet.words() if isinstance(packet, linedrive.BitplaneStream) else packet
+
+
 class EmulatedOverlay:
     """Registers, streams, the DAC80508, the BL chain and the crossbar behind them."""
 
     def __init__(self, config: ChipModelConfig | None = None, *, device: str = "cpu") -> None:
         """``device``: where the read-out array math runs (rramsim.arraymath.array_module: ``cpu`` =
-        numpy, ``torch-cpu``, ``cuda``, ``cuda:N``); every device gives the same codes."""
+        numpy, ``numpy``, ``torch-cpu``, ``cuda``, ``cuda:N``); every device gives the same codes."""
         self.config = config or ChipModelConfig()
         self.xm = arraymath.array_module(device)
         self.device = device
@@ -124,7 +132,7 @@ class EmulatedOverlay:
         self.counters = Counters()
         self.lines_idle = True  # every CD4051B inhibited, drive enable low
         self._pending: int | None = None  # opcode of a started operation waiting for its input packet
-        self._in: deque[NDArray[np.uint32]] = deque()
+        self._in: deque[Packet] = deque()
         self._out = np.zeros(0, dtype=np.uint32)
         self.board_time_s = 0.0  # virtual board clock: relaxation and drift run on it (rramsim.device)
         self.ledger = energy.EnergyLedger()  # energy of every read, conversion, pulse (rramsim.energy)
@@ -215,8 +223,14 @@ class EmulatedOverlay:
             self._start()
 
     # ---- AXI4-Stream ---------------------------------------------------------------------------
-    def push_stream(self, words: NDArray[np.uint32]) -> None:
-        """One input packet (MM2S, ending with TLAST)."""
+    def push_stream(self, words: Packet) -> None:
+        """One input packet (MM2S, ending with TLAST): words, or a MULTIPLY's bit-planes not yet encoded
+        into chain frames (rramctl.hw.linedrive.BitplaneStream: the same packet, decoded directly)."""
+        if isinstance(words, linedrive.BitplaneStream):
+            self._in.append(words)
+            if self._pending is not None:
+                self._run_pending()
+            return
         w = np.asarray(words)
         if w.ndim != 1 or (w.size and w.dtype.kind not in "iu"):
             raise ValueError("a stream packet is a 1-D array of 32-bit words")
@@ -321,11 +335,12 @@ class EmulatedOverlay:
         return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES], cells=cells,
                                 pulses=pulses, rows=rg[R.ROW_COUNT], samples=samples, frames=frames)  # fmt: skip
 
-    def _price_pulses(self, op: int, packet: NDArray[np.uint32], out: NDArray[np.uint32], pulses: int) -> None:
+    def _price_pulses(self, op: int, packet: Packet, out: NDArray[np.uint32], pulses: int) -> None:
         """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
         each cell's conductance after the operation; PROGRAM's pulses priced at the SET level (V_BL)."""
         if op not in _PULSE_OPS or pulses == 0:
             return
+        packet = _words(packet)
         rg, g = self.regs, self.crossbar.g
         if op == FORM:
             r, c = self._region()
@@ -342,14 +357,14 @@ class EmulatedOverlay:
     def _count_pulses(self, n: int) -> None:
         self.counters.pulse_count = (self.counters.pulse_count + n) & WORD_MASK
 
-    def _execute(self, op: int, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    def _execute(self, op: int, packet: Packet) -> NDArray[np.uint32]:
         empty = np.zeros(0, np.uint32)
         if op == FORM:
             self._form()
         elif op in (RESET, SET):
-            self._reset_set(op, packet)
+            self._reset_set(op, _words(packet))
         elif op == PROGRAM:
-            return self._program(packet)
+            return self._program(_words(packet))
         elif op == READ:
             return self._read()
         elif op == MULTIPLY:
@@ -441,17 +456,24 @@ class EmulatedOverlay:
     def source_codes(self) -> NDArray[np.int64]:
         return source_codes(self.dac)
 
-    def _multiply(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    def _multiply(self, packet: Packet) -> NDArray[np.uint32]:
         """Decode the chain frames, sum only the rows some frame drives (per source code, exact 0/1
         mask matmuls on the cached conductance block), sample every column of every frame, then
         shift and add the bit-planes; the array math runs on ``self.xm`` (numpy or torch)."""
         rg, xm = self.regs, self.xm
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
-        if packet.size < n_frames * linedrive.FRAME_WORDS:
+        if (
+            packet.n_words if isinstance(packet, linedrive.BitplaneStream) else packet.size
+        ) < n_frames * linedrive.FRAME_WORDS:
             raise OpError(E.UNDERRUN)
-        frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
-        nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
+        if isinstance(packet, linedrive.BitplaneStream):  # the frames' nibbles without the frames
+            planes = packet.planes[:n_frames]
+            nib = planes.astype(np.uint8) * np.uint8(MuxSource.READ)
+            lines = np.arange(packet.row_start, packet.row_start + planes.shape[1], dtype=np.int64)
+        else:
+            frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
+            nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
         inside = lines < self.config.rows
         nib, lines = nib[:, inside], lines[inside]
         if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
@@ -473,7 +495,10 @@ class EmulatedOverlay:
         op = self.crossbar.read_op(rg[R.TIA_GAIN], self.counters.op_serial)
         codes = arraymath.readout_codes(xm, s, sample, np.arange(c0, c0 + nc, dtype=np.int64), op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
-        shifted = codes.reshape(batch, bits, nc) << xm.asarray(np.arange(bits, dtype=np.int64)[None, :, None])
-        out = xm.to_numpy(shifted.sum(1)).astype(np.int64)
+        planes = codes.reshape(batch, bits, nc)
+        total = planes[:, 0] + 0  # a new array
+        for k in range(1, bits):  # shift and add, one bit-plane at a time
+            total += planes[:, k] << k
+        out = xm.to_numpy(total).astype(np.int64, copy=False)
         self._count_saturated(xm.to_numpy(codes))
         return adc.to_word(out.ravel())

@@ -161,7 +161,7 @@ def main(
         str,
         typer.Option(
             envvar="RRAMCTL_DEVICE",
-            help="where the emulator's array math runs: cpu, torch-cpu or cuda[:N] (the same codes on each)",
+            help="where the emulator's array math runs: cpu, numpy, torch-cpu or cuda[:N] (the same codes on each)",
         ),
     ] = "cpu",
     json_out: Annotated[

@@ -11,6 +11,8 @@ Everything is vectorised: frames for a whole batch of bit-planes are built or de
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -111,6 +113,26 @@ def bitplane_frames(bits: NDArray[np.integer], row_start: int = 0) -> NDArray[np
     w0, w1 = (N_LINES - hi) // 8, (N_LINES - lo) // 8  # words holding lines hi-1 .. lo
     frames[:, w0:w1] = _pack(nib)
     return frames
+
+
+@dataclass(frozen=True)
+class BitplaneStream:
+    """A MULTIPLY's input packet before encoding: bit-planes ``planes`` (N, n_rows) of 0/1 on the rows
+    ``row_start ..`` (V_READ where 1, grounded where 0), i.e. the chain frames
+    ``bitplane_frames(planes, row_start)``.  A transport that sends words encodes it (:meth:`words`);
+    the emulator's overlay may take it as it is and skip encoding and decoding (docs/emulator.md,
+    "Performance"; tests/test_emulator_fast_paths.py proves the two give the same codes)."""
+
+    planes: NDArray[np.uint8]
+    row_start: int
+
+    @property
+    def n_words(self) -> int:
+        return int(self.planes.shape[0]) * FRAME_WORDS
+
+    def words(self) -> NDArray[np.uint32]:
+        """The packet as stream words: one chain frame per bit-plane."""
+        return bitplane_frames(self.planes, self.row_start).ravel()
 
 
 def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray[np.int64]]:

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from rramctl import regmap as R
 from rramctl.errors import LinkError, UsageError
 from rramctl.hw.energy import EnergyCounts
+from rramctl.hw.linedrive import BitplaneStream
 
 
 class TransportError(LinkError):
@@ -92,13 +93,19 @@ class Transport(ABC):
         """One 32-bit register write."""
         self._write_reg(check_offset(offset), check_word(value))
 
-    def transact(self, send: NDArray[np.uint32] | None, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+    def transact(
+        self, send: NDArray[np.uint32] | BitplaneStream | None, recv_words: int, trigger: RegWrite
+    ) -> NDArray[np.uint32]:
         """Arm S2MM for up to ``recv_words``, start MM2S of ``send``, write ``trigger``,
-        wait for both streams; return the words received (uint32, length <= recv_words)."""
+        wait for both streams; return the words received (uint32, length <= recv_words).  A
+        :class:`~rramctl.hw.linedrive.BitplaneStream` goes to ``_transact_bitplanes`` (words, unless
+        the backend takes bit-planes as they are: the emulator)."""
         if not isinstance(recv_words, int | np.integer) or recv_words < 0:
             raise UsageError(f"recv_words must be a non-negative integer, got {recv_words!r}")
         offset, value = RegWrite(*trigger)
         checked = RegWrite(check_offset(offset), check_word(value, "trigger value"))
+        if isinstance(send, BitplaneStream):
+            return self._transact_bitplanes(send, int(recv_words), checked)
         return self._transact(as_words(send), int(recv_words), checked)
 
     @abstractmethod
@@ -112,6 +119,10 @@ class Transport(ABC):
     @abstractmethod
     def _transact(self, send: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         """Backend: one stream transaction (``send`` already a contiguous uint32 array)."""
+
+    def _transact_bitplanes(self, send: BitplaneStream, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+        """Backend: a MULTIPLY's packet of bit-planes; by default its chain frames as words."""
+        return self._transact(as_words(send.words()), recv_words, trigger)
 
     def batch(self) -> AbstractContextManager[None]:
         """A run of many transacts that belong together (e.g. a form-verify ramp). Transports with

@@ -23,6 +23,7 @@ from rramsim.overlay import EmulatedOverlay
 from rramctl import regmap as R
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_with
+from rramctl.hw.linedrive import BitplaneStream
 from rramctl.paths import LOCK_WAIT_S, FileLock
 from rramctl.transport.base import BoardCost, RegWrite, Transport, TransportError
 
@@ -41,7 +42,7 @@ class EmulatorTransport(Transport):
         device: str = "cpu",
     ) -> None:
         """A fresh chip from ``config``, or the chip in ``state_path`` when that file exists.
-        ``device``: where the emulator's array math runs (``cpu`` = numpy, ``torch-cpu``, ``cuda``,
+        ``device``: where the emulator's array math runs (``cpu``, ``numpy``, ``torch-cpu``, ``cuda``,
         ``cuda:N``; rramsim.arraymath): the same codes on every device, a setup choice like the chuck.
         ``temperature_c`` (the chuck) applies to a loaded chip too: it is the setup, not the chip.
         ``autosave``: lock ``state_path`` while open and write the chip back to it on close (the CLI's
@@ -101,10 +102,16 @@ class EmulatorTransport(Transport):
     def _write_reg(self, offset: int, value: int) -> None:
         self._live().write_reg(offset, value)
 
-    def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+    def _transact_bitplanes(self, send: BitplaneStream, recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
+        """The bit-planes go to the overlay as they are (it skips encoding and decoding the frames)."""
+        return self._transact(send, recv_words, trigger)
+
+    def _transact(
+        self, words: NDArray[np.uint32] | BitplaneStream, recv_words: int, trigger: RegWrite
+    ) -> NDArray[np.uint32]:
         ov = self._live()
         ov.discard_output()
-        if words.size:
+        if isinstance(words, BitplaneStream) or words.size:
             ov.push_stream(words)
         ov.write_reg(trigger.offset, trigger.value)
         if ov.waiting_for_input:

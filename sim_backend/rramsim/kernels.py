@@ -1,0 +1,197 @@
+"""Compiled CPU kernel of the read-out (numba), used by the numpy path when numba is installed.
+
+:func:`rramsim.arraymath.readout_codes` spends most of a multiply hashing noise: three splitmix64
+rounds per normal draw in numpy are nine whole-array passes each.  This module does the same
+arithmetic one sample at a time in a compiled loop (every term of the sample in registers), so
+the noise, the read-out chain and the ADC cost one pass.  It is not a second model: it is the same
+integer and float64 arithmetic as arraymath's numpy code, term for term, and the equality tests
+(tests/test_emulator_fast_paths.py) compare the two on random cases in every default run.
+
+Why numba (docs/emulator.md, "Performance"): a hand-written C extension would need a compiler on
+every user's machine; numba compiles this loop at first use (cached on disk afterwards), ships
+wheels for the laptops and servers the emulator runs on, and is optional: without it (the PYNQ
+board's 32-bit ARM, or a machine where it does not install) the numpy code runs and gives the same
+codes.
+
+Exactness: integer ``+ - * // >>`` on int64/uint64 wrap and floor exactly as numpy's; the read-noise
+product is ``((S * z) * ppm) / D`` in float64 with no fused multiply-add (numba does not contract
+without ``fastmath``), then floor, as arraymath.read_noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+numba: Any
+try:  # optional: the numpy path runs without it
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+F = TypeVar("F", bound=Callable[..., Any])
+AVAILABLE = numba is not None
+SIGMA_BITS = 16  # rng.NORMAL_SIGMA = 2**16: floor division by it is an arithmetic shift
+PPM = 1_000_000  # rng.PPM, a compile-time constant (the compiler divides by it with a multiply)
+EXACT_QUOTIENT = 1 << 50  # below this a float64 quotient is within 1 of the true one
+BLOCK = 2048  # samples per block: the block's noise draws stay in the L1 cache
+
+
+def _njit(**options: Any) -> Callable[[F], F]:
+    """numba.njit where numba is installed; else the plain Python function (never called then)."""
+
+    def wrap(f: F) -> F:
+        return numba.njit(**options)(f) if numba is not None else f
+
+    return wrap
+
+
+@_njit(inline="always")
+def _mix64(h: np.uint64) -> np.uint64:
+    """splitmix64's finaliser (rng.mix64)."""
+    h = h + np.uint64(0x9E3779B97F4A7C15)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+@_njit(inline="always")
+def _normal(key: np.uint64, prefix: np.uint64) -> np.int64:
+    """rng.normal_int(seed, stream, serial, key) given prefix_hash(seed, stream, serial): the sum of the
+    four 16-bit fields of three lane hashes, less the Irwin-Hall mean."""
+    base = _mix64(key ^ prefix)
+    acc = np.int64(0)
+    mask = np.uint64(0xFFFF)
+    for lane in range(3):
+        h = _mix64(base ^ np.uint64(lane))
+        acc += np.int64(h & mask) + np.int64((h >> np.uint64(16)) & mask)
+        acc += np.int64((h >> np.uint64(32)) & mask) + np.int64(h >> np.uint64(48))
+    return acc - np.int64(6 << SIGMA_BITS)
+
+
+@_njit(inline="always")
+def _floordiv_estimate(n: int, d: int, inv: float) -> int:
+    """floor(n / d) for d > 0 and |n| < EXACT_QUOTIENT, branch-free: the float64 estimate (within 1 of
+    the quotient: n is exact and 1/d rounds by 2**-53) corrected by one step."""
+    q = int(np.floor(float(n) * inv))
+    r = n - q * d
+    return q - int(r < 0) + int(r >= d)
+
+
+@_njit(inline="always")
+def _normals(key: NDArray[np.int64], prefix: np.uint64, z: NDArray[np.int64]) -> None:
+    """z = normal draws of the keys."""
+    for i in range(key.shape[0]):
+        z[i] = _normal(np.uint64(key[i]), prefix)
+
+
+@_njit(inline="always")
+def _widest(x: NDArray[np.int64]) -> np.int64:
+    """max |x| (0 for none)."""
+    w = np.int64(0)
+    for i in range(x.shape[0]):
+        w = max(w, abs(x[i]))
+    return w
+
+
+@_njit(inline="always")
+def _add_floordiv(x: NDArray[np.int64], num: NDArray[np.int64], factor: NDArray[np.int64], d: int) -> None:
+    """x += floor(num * factor / d) element-wise (``factor`` broadcast when it has one element): float
+    estimates where every product is below EXACT_QUOTIENT, else integer division."""
+    n, one = x.shape[0], factor.shape[0] == 1
+    if _widest(num) * _widest(factor) < EXACT_QUOTIENT:
+        inv = 1.0 / float(d)
+        for i in range(n):
+            x[i] += _floordiv_estimate(num[i] * factor[0 if one else i], d, inv)
+    else:
+        for i in range(n):
+            x[i] += (num[i] * factor[0 if one else i]) // d
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def readout_kernel(
+    s: NDArray[np.int64],
+    key: NDArray[np.int64],
+    prefixes: NDArray[np.uint64],
+    params: NDArray[np.int64],
+    offset: NDArray[np.int64],
+    gain: NDArray[np.int64],
+    out: NDArray[np.int64],
+) -> int:
+    """ADC codes of the samples ``s`` (rows, columns) into ``out``; returns 1 where an input is too
+    large for the integer ADC model (the caller raises; ``out`` is then partly written), else 0.
+
+    ``key``: each sample's noise key; ``prefixes``: hash prefixes of the READ_NOISE, NOISE_FLOOR and
+    ADC_NOISE streams; ``params``: read_noise_ppm, chain (0/1), clip, noise_floor_du, adc_noise_mlsb,
+    gain_p, gain_q, code_min, code_max, adc_limit; ``offset`` and ``gain``: the column offset
+    (drive-sum units) and gain error (ppm) of each column of ``s``, or empty where the model has
+    none.  See arraymath.readout_codes for each term.  One row at a time, one simple loop per term
+    (loops the compiler vectorises; a loop that mixes every term does not)."""
+    ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
+    p, q, cmin, cmax, limit = params[5], params[6], params[7], params[8], params[9]
+    scale, denom = float(ppm_rn), float(PPM << SIGMA_BITS)
+    n_cols = s.shape[1]
+    z = np.zeros(n_cols, dtype=np.int64)
+    x = np.zeros(n_cols, dtype=np.int64)
+    one = np.ones(1, dtype=np.int64)
+    for r in range(s.shape[0]):
+        s_r, key_r, out_r = s[r], key[r], out[r]
+        x[:] = s_r
+        if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
+            _normals(key_r, prefixes[0], z)
+            for j in range(n_cols):
+                x[j] += np.int64(np.floor(float(s_r[j]) * float(z[j]) * scale / denom))
+        if chain != 0:
+            for j in range(n_cols):
+                x[j] = min(max(x[j], -clip), clip)
+            if offset.shape[0]:
+                for j in range(n_cols):
+                    x[j] += offset[j]
+            if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
+                _normals(key_r, prefixes[1], z)
+                for j in range(n_cols):
+                    x[j] += (z[j] * nf_du) >> SIGMA_BITS
+            if gain.shape[0]:  # gain error: floor(x * ppm / 1e6)
+                _add_floordiv(x, x.copy(), gain, PPM)
+            if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
+                _normals(key_r, prefixes[2], z)
+                one[0] = an_mlsb * q
+                _add_floordiv(x, z, one, 1000 * p << SIGMA_BITS)
+        widest = _widest(x)
+        if widest > limit:
+            return 1
+        if widest * 2 * p + q < EXACT_QUOTIENT:  # the ADC: clamp(floor((2pS + q) / 2q))
+            inv = 1.0 / float(2 * q)
+            for j in range(n_cols):
+                out_r[j] = min(max(_floordiv_estimate(x[j] * (2 * p) + q, 2 * q, inv), cmin), cmax)
+        else:
+            for j in range(n_cols):
+                out_r[j] = min(max((x[j] * (2 * p) + q) // (2 * q), cmin), cmax)
+    return 0
+
+
+@_njit(cache=True, nogil=True)
+def log2_fixed_kernel(x: NDArray[np.int64], mant: int, frac: int, out: NDArray[np.int64]) -> None:
+    """rramsim.device.log2_fixed_array, element by element: the integer part (bit length - 1), then
+    ``frac`` fraction bits by squaring the ``mant``-bit mantissa."""
+    one = np.int64(1) << mant
+    for i in range(x.shape[0]):
+        v = x[i]
+        ip = np.int64(0)
+        t = v
+        for shift in (32, 16, 8, 4, 2, 1):
+            if t >= np.int64(1) << shift:
+                t >>= shift
+                ip += shift
+        m = v >> (ip - mant) if ip >= mant else v << (mant - ip)
+        result = ip
+        for _ in range(frac):
+            m = (m * m) >> mant
+            result <<= 1
+            if m >= 2 * one:
+                m >>= 1
+                result |= 1
+        out[i] = result
