@@ -78,15 +78,16 @@ module rram_seq #(
     localparam [3:0] NIB_FLOAT = 4'(1 << MUX_INHIBIT_BIT), NIB_GND = {1'b0, SRC_GND}, NIB_VREAD = {1'b0, SRC_READ},
                      NIB_VBL = {1'b0, SRC_BL_PROG};
 
-    // States: the flow of each operation.  A state named *_FRAME / *_LATCH waits for rram_chain_frame's
-    // `done`, *_PULSE for rram_pulse's `done`, *_SMP / *_SMPW for rram_sample's `done`, *_PUSH for
-    // rram_stream_out to take the word, *_GUARD for the guard before a read drive.
+    // States: the flow of each operation.  S_CELL, S_TGT and S_MU_WORD wait for a word from rram_stream_in,
+    // *_FRAME / *_LATCH for rram_chain_frame's `done`, *_PULSE for rram_pulse's `done`, *_SMPW for
+    // rram_sample's `done`, *_PUSH for rram_stream_out to take the word, *_GUARD for the guard before a read
+    // drive; a *_SMP state starts a sample.
     localparam [5:0]
         S_IDLE = 6'd0, S_END = 6'd1, S_DRAIN = 6'd2, S_FIN = 6'd3, S_FIN2 = 6'd4, S_ABORT = 6'd5,
         S_FORM = 6'd6, S_FORM_FRAME = 6'd7, S_FORM_DRV = 6'd8, S_FORM_PULSE = 6'd9,
         S_CELL = 6'd10, S_CELL_CHK = 6'd11, S_TGT = 6'd12, S_CELL_T = 6'd13, S_RS_GO = 6'd14, S_RS_FRAME = 6'd15,
         S_RS_DRV = 6'd16, S_RS_PULSE = 6'd17, S_CELL_NEXT = 6'd18,
-        S_PV_READ = 6'd19, S_PV_FRAME = 6'd20, S_PV_DRV = 6'd21, S_PV_GUARD = 6'd22, S_PV_SMP = 6'd23,
+        S_PV_READ = 6'd19, S_PV_FRAME = 6'd20, S_PV_DRV = 6'd21, S_PV_GUARD = 6'd22, S_PV_SMPW = 6'd23,
         S_PV_MUL = 6'd24, S_PV_CHK = 6'd25, S_PV_PUSH = 6'd26, S_PV_PFRAME = 6'd27, S_PV_P = 6'd28,
         S_PV_PULSE = 6'd29, S_PV_OUT = 6'd30,
         S_RD_ROW = 6'd31, S_RD_FRAME = 6'd32, S_RD_DRV = 6'd33, S_RD_GUARD = 6'd34, S_RD_SMP = 6'd35,
@@ -389,9 +390,9 @@ module rram_seq #(
                     end
                     S_PV_GUARD: if (guard_over) begin
                         smp_go <= 1'b1;
-                        state <= S_PV_SMP;
+                        state <= S_PV_SMPW;
                     end
-                    S_PV_SMP: if (smp_done) state <= S_PV_MUL;
+                    S_PV_SMPW: if (smp_done) state <= S_PV_MUL;
                     S_PV_MUL: begin  // the tolerance products, registered (timing: no 64-bit multiply-compare in one clock)
                         lhs_r <= lhs;
                         rhs_r <= rhs;
