@@ -467,26 +467,27 @@ class EmulatedOverlay:
             packet.n_words if isinstance(packet, linedrive.BitplaneStream) else packet.size
         ) < n_frames * linedrive.FRAME_WORDS:
             raise OpError(E.UNDERRUN)
-        if isinstance(packet, linedrive.BitplaneStream):  # the frames' nibbles without the frames
-            planes = packet.planes[:n_frames]
-            nib = planes.astype(np.uint8) * np.uint8(MuxSource.READ)
-            lines = np.arange(packet.row_start, packet.row_start + planes.shape[1], dtype=np.int64)
+        src = self.source_codes()
+        if isinstance(packet, linedrive.BitplaneStream):  # V_READ where a plane has a 1, else grounded
+            n_lines = max(0, min(packet.planes.shape[1], self.config.rows - packet.row_start))  # on this array
+            lines = np.arange(packet.row_start, packet.row_start + n_lines, dtype=np.int64)
+            planes = packet.planes[:n_frames, :n_lines]  # bool: a view, no copy
+            masks = [(int(src[MuxSource.READ]), planes)] if src[MuxSource.READ] else []
         else:
             frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
             nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
-        inside = lines < self.config.rows
-        nib, lines = nib[:, inside], lines[inside]
-        if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
-            raise OpError(E.BAD_FRAME)
-        src = self.source_codes()
-        masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
+            inside = lines < self.config.rows
+            nib, lines = nib[:, inside], lines[inside]
+            if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
+                raise OpError(E.BAD_FRAME)
+            masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
         used = np.zeros(lines.size, dtype=bool)
         for _, m in masks:
             used |= m.any(axis=0)
         masks = [(code, m) for code, m in masks if m.any()]  # a source no frame selects adds nothing
         lines = lines[used]
         block = self.crossbar.read_block(xm, lines, c0, nc, self.dac.output_uv(DAC_V_WL))
-        drives = [(code, xm.asarray(m[:, used])) for code, m in masks]
+        drives = [(code, xm.asarray(m if used.all() else m[:, used])) for code, m in masks]
         if drives and lines.size:
             s = arraymath.drive_sums(xm, drives, block)
         else:

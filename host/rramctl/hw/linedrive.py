@@ -12,6 +12,7 @@ Everything is vectorised: frames for a whole batch of bit-planes are built or de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,7 +96,7 @@ def decode_frames(frames: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArra
     return select, (nib & np.uint8(INH_BIT)) != 0
 
 
-def bitplane_frames(bits: NDArray[np.integer], row_start: int = 0) -> NDArray[np.uint32]:
+def bitplane_frames(bits: NDArray[np.integer[Any]] | NDArray[np.bool_], row_start: int = 0) -> NDArray[np.uint32]:
     """Frames that put V_READ on the rows whose bit is 1 and ground the rest.
 
     ``bits`` is (N, n_rows) of 0/1 applied to rows ``row_start ..``; rows outside are grounded.
@@ -117,14 +118,18 @@ def bitplane_frames(bits: NDArray[np.integer], row_start: int = 0) -> NDArray[np
 
 @dataclass(frozen=True)
 class BitplaneStream:
-    """A MULTIPLY's input packet before encoding: bit-planes ``planes`` (N, n_rows) of 0/1 on the rows
-    ``row_start ..`` (V_READ where 1, grounded where 0), i.e. the chain frames
+    """A MULTIPLY's input packet before encoding: bit-planes ``planes`` (N, n_rows) of bools on the rows
+    ``row_start ..`` (V_READ where True, grounded where False), i.e. the chain frames
     ``bitplane_frames(planes, row_start)``.  A transport that sends words encodes it (:meth:`words`);
     the emulator's overlay may take it as it is and skip encoding and decoding (docs/emulator.md,
     "Performance"; tests/test_emulator_fast_paths.py proves the two give the same codes)."""
 
-    planes: NDArray[np.uint8]
+    planes: NDArray[np.bool_]
     row_start: int
+
+    def __post_init__(self) -> None:
+        if self.planes.dtype != np.bool_ or self.planes.ndim != 2:
+            raise LineDriveError(f"bit-planes must be a 2-D bool array, got {self.planes.dtype} {self.planes.shape}")
 
     @property
     def n_words(self) -> int:
