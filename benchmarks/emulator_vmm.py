@@ -140,10 +140,12 @@ def main() -> None:
         "clock": "CPU: process CPU time, one BLAS/torch thread; CUDA: wall time",
         "repeats": args.repeats,
     }
-    emit(result, setup, args.out, args.json)
-    if not args.json:
-        for name, r in (("512x512", full), ("64x64", small)) + ((("cuda", gpu),) if cuda else ()):
-            print(f"{name:8} emulator {r['emulator_ms']:.2f} ms, bound {r['bound_ms']:.2f} ms, ratio {r['ratio']:.2f}")
+    rows = (("512x512", full), ("64x64", small)) + ((("cuda", gpu),) if cuda else ())
+    lines = [
+        f"{n:8} emulator {r['emulator_ms']:.2f} ms, bound {r['bound_ms']:.2f} ms, ratio {r['ratio']:.2f}"
+        for n, r in rows
+    ]
+    emit(result, setup, args.out, args.json, lines)
 
 
 if __name__ == "__main__":

@@ -184,12 +184,10 @@ def main() -> None:
         "clock": "process CPU time, one thread (torch, BLAS), medians",
         "steps": args.steps,
     }
-    emit(result, setup, args.out, args.json)
-    if not args.json:
-        for b in BATCHES:
-            print(f"batch {b}: chip {med['chip'][b] * 1e3:.0f} ms, host {med['host'][b] * 1e3:.1f} ms, "
-                  f"paper {med['paper'][b] * 1e3:.1f} ms; chip/host {result[f'chip_vs_host_{b}']}, "
-                  f"host/paper {result[f'host_vs_paper_{b}']}")  # fmt: skip
+    lines = [f"batch {b}: chip {med['chip'][b] * 1e3:.0f} ms, host {med['host'][b] * 1e3:.1f} ms, "
+             f"paper {med['paper'][b] * 1e3:.1f} ms; chip/host {result[f'chip_vs_host_{b}']}, "
+             f"host/paper {result[f'host_vs_paper_{b}']}" for b in BATCHES]  # fmt: skip
+    emit(result, setup, args.out, args.json, lines)
 
 
 if __name__ == "__main__":

@@ -22,21 +22,29 @@ from rramsim.config import load_model
 SEED = 1
 
 
+def _label(ax: Any, **labels: str) -> None:
+    """Axis labels and title, and the legend in small type."""
+    ax.set(**labels)
+    ax.legend(fontsize=8)
+
+
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def _chip(preset: str = "paper-40nm") -> tuple[Chip, EmulatorTransport]:
+def _formed_chip(region: Region, preset: str = "paper-40nm") -> tuple[Chip, EmulatorTransport]:
+    """A seeded emulated chip of ``preset`` with ``region`` electroformed."""
     t = EmulatorTransport(load_model(preset, seed=SEED))
-    return Chip.from_transport(t), t
+    chip = Chip.from_transport(t)
+    chip.electroform(region)
+    return chip, t
 
 
 def relaxation(out: Path) -> None:
-    chip, _ = _chip()
     region = Region(0, 32, 0, 64)
-    chip.electroform(region)
+    chip, _ = _formed_chip(region)
     g = chip.read(region)
     cells = np.argwhere(g > 10)[:400]
     rep = chip.program(cells, np.full(len(cells), 15.0))
@@ -52,20 +60,17 @@ def relaxation(out: Path) -> None:
     for i in range(8):
         ax[0].semilogx(tt, tr[:, i], lw=1)
     ax[0].axhspan(15 * 0.9, 15 * 1.1, color="0.9", label="write-verify band (+-10 %)")
-    ax[0].set(xlabel="time after write-verify (s)", ylabel="G (uS)", title="relaxation of 8 cells")
-    ax[0].legend(fontsize=8)
+    _label(ax[0], xlabel="time after write-verify (s)", ylabel="G (uS)", title="relaxation of 8 cells")
     ax[1].semilogx(tt, (tr - tr[0]).std(axis=1), "o-", label="sd of G(t) - G_verify")
     ax[1].semilogx(tt, (tr - tr[0]).mean(axis=1), "s-", label="mean (drift)")
     ax[1].axhline(2.0, color="k", ls=":", label="seed 003: ~2 uS")
-    ax[1].set(xlabel="time after write-verify (s)", ylabel="uS", title="relaxation and drift (paper-40nm)")
-    ax[1].legend(fontsize=8)
+    _label(ax[1], xlabel="time after write-verify (s)", ylabel="uS", title="relaxation and drift (paper-40nm)")
     _save(fig, out / "device_relaxation.png")
 
 
 def read_noise(out: Path) -> None:
-    chip, _ = _chip()
     region = Region(0, 64, 0, 64)
-    chip.electroform(region)
+    chip, _ = _formed_chip(region)
     cells = np.argwhere(chip.read(region) > 10)[:300]
     targets = np.linspace(4, 60, len(cells))
     chip.program(cells, targets)
@@ -79,15 +84,13 @@ def read_noise(out: Path) -> None:
     m = load_model()
     floor_us = m.read.noise_floor_pa * 1e-12 / 0.1 * 1e6
     ax.plot(x, np.sqrt((m.read.noise_ppm * 1e-6 * x) ** 2 + floor_us**2) * 1000, "k:", label="model: ppm x G (+) floor")
-    ax.set(xlabel="G (uS)", ylabel="read noise sd (nS)", title="read noise vs conductance (paper-40nm)")
-    ax.legend(fontsize=8)
+    _label(ax, xlabel="G (uS)", ylabel="read noise sd (nS)", title="read noise vs conductance (paper-40nm)")
     _save(fig, out / "device_read_noise.png")
 
 
 def gating_and_offsets(out: Path) -> None:
-    chip, _ = _chip()
     region = Region(0, 64, 0, 128)
-    chip.electroform(region)
+    chip, _ = _formed_chip(region)
     on, off = chip.read(region), chip.read(region, gate_v=0.0)
     x = np.zeros((256, 64), np.int64)
     raw = chip.multiply(x, region, 4)
@@ -96,19 +99,16 @@ def gating_and_offsets(out: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     ax[0].hist(on.ravel(), bins=60, alpha=0.6, label="V_WL = 1.8 V (read gate)")
     ax[0].hist(off.ravel(), bins=60, alpha=0.6, label="V_WL = 0 V: leakage + offset")
-    ax[0].set(xlabel="read G (uS)", ylabel="cells", title="word-line gating of reads")
-    ax[0].legend(fontsize=8)
+    _label(ax[0], xlabel="read G (uS)", ylabel="cells", title="word-line gating of reads")
     ax[1].plot(raw.products.mean(axis=0), ".", label="raw (TIA offsets x 15 bit-plane weights)")
     ax[1].plot(fixed.products.mean(axis=0), ".", label="after the zero-input pass")
-    ax[1].set(xlabel="column", ylabel="mean product, zero input (uS)", title="column offsets, 4-bit inputs")
-    ax[1].legend(fontsize=8)
+    _label(ax[1], xlabel="column", ylabel="mean product, zero input (uS)", title="column offsets, 4-bit inputs")
     _save(fig, out / "device_gating_offsets.png")
 
 
 def saturation(out: Path) -> None:
-    chip, t = _chip()
     region = Region(0, 512, 0, 64)
-    chip.electroform(region)
+    chip, t = _formed_chip(region)
     rng = np.random.default_rng(SEED)
     fractions = np.linspace(0.05, 1.0, 20)
     sat = []

@@ -170,17 +170,16 @@ DAC_FRAME_CHECK = [
 
 
 def python_protocol(proto: Protocol, top: AddrmapNode) -> str:
-    out = [
-        '"""Protocol values of the rramctl overlay: opcodes, error codes, DAC channels, limits.',
-        "",
-        f"{PHEADER}",
-        '(StatusBit from firmware/regmap/rram_ctrl.rdl)."""',
-        "",
-        "from __future__ import annotations",
-        "",
-        "from collections.abc import Mapping",
-        "from enum import IntEnum, IntFlag",
-    ]
+    head = f"""\"\"\"Protocol values of the rramctl overlay: opcodes, error codes, DAC channels, limits.
+
+{PHEADER}
+(StatusBit from firmware/regmap/rram_ctrl.rdl).\"\"\"
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum, IntFlag"""
+    out = head.split("\n")
     for e in proto.enums:
         out += ["", "", f"class {e.name}(IntEnum):", f'    """{e.doc}"""', ""]
         for k, v in e.values.items():
@@ -241,16 +240,15 @@ def verilog_header(top: AddrmapNode) -> str:
 
 
 def markdown(top: AddrmapNode, proto: Protocol) -> str:
-    out = [
-        "# Overlay registers",
-        "",
-        f"<!-- {HEADER} -->",
-        "",
-        f"{top.get_property('desc')} Semantics: [protocol.md](protocol.md).",
-        "",
-        "| offset | register | field | bits | access | reset | description |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    head = f"""# Overlay registers
+
+<!-- {HEADER} -->
+
+{top.get_property("desc")} Semantics: [protocol.md](protocol.md).
+
+| offset | register | field | bits | access | reset | description |
+|---|---|---|---|---|---|---|"""
+    out = head.split("\n")
     for reg in top.registers():
         for i, f in enumerate(reg.fields()):
             bits = f"{f.msb}:{f.lsb}" if f.width > 1 else f"{f.lsb}"
