@@ -344,18 +344,20 @@ def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArra
 
 
 def _readout_compiled(drive_sum: NDArray[Any], sample: NDArray[Any], cols: NDArray[np.int64], op: ReadOp) -> Array:
-    """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a few rows at a time."""
+    """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a block at a time."""
     shape = drive_sum.shape
-    cols = np.asarray(cols, dtype=np.int64)
-    tables = op.chain and (op.offset_du is not None or op.gain_ppm is not None)  # the only use of ``cols``
-    per_column = not tables or (cols.ndim == 1 and len(shape) >= 1 and cols.size == shape[-1])
-    n_cols = max(shape[-1] if shape and per_column else drive_sum.size, 1)  # samples per kernel row
-    s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1, n_cols)
-    key = np.ascontiguousarray(sample, dtype=np.int64).reshape(-1, n_cols)
+    s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1)
+    key = np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
     none = np.zeros(0, dtype=np.int64)  # a table the model lacks
     offset = gain = none
-    if tables:  # each kernel column's own column: ``cols`` along the last axis, or one per sample
-        col = cols if per_column else np.broadcast_to(cols, shape).reshape(-1)
+    period = 1
+    if op.chain and (op.offset_du is not None or op.gain_ppm is not None):  # the only use of ``cols``
+        cols = np.asarray(cols, dtype=np.int64)
+        if cols.ndim == 1 and len(shape) >= 1 and cols.size == shape[-1]:  # one column per last-axis place
+            col = cols
+        else:  # one per sample
+            col = np.broadcast_to(cols, shape).reshape(-1)
+        period = max(col.size, 1)
         if op.offset_du is not None:
             offset = np.ascontiguousarray(op.offset_du[col], dtype=np.int64)
         if op.gain_ppm is not None:
@@ -365,10 +367,10 @@ def _readout_compiled(drive_sum: NDArray[Any], sample: NDArray[Any], cols: NDArr
     limit = (np.iinfo(np.int64).max // 2) // (2 * op.gain_p)  # |x| * 2p > max // 2 <=> |x| > this
     params = np.array(
         [op.read_noise_ppm, int(op.chain), op.clip, op.noise_floor_du, op.adc_noise_mlsb, op.gain_p, op.gain_q,
-         op.code_min, op.code_max, limit],
+         op.code_min, op.code_max, limit, period],
         dtype=np.int64,
     )  # fmt: skip
-    out = np.empty(s.shape, dtype=np.int64)
+    out = np.empty(s.size, dtype=np.int64)
     if s.size and kernels.readout_kernel(s, key, prefixes, params, offset, gain, out):
         raise OverflowError("drive sum too large for the integer ADC model")
     return out.reshape(shape)

@@ -121,55 +121,65 @@ def readout_kernel(
     gain: NDArray[np.int64],
     out: NDArray[np.int64],
 ) -> int:
-    """ADC codes of the samples ``s`` (rows, columns) into ``out``; returns 1 where an input is too
-    large for the integer ADC model (the caller raises; ``out`` is then partly written), else 0.
+    """ADC codes of the samples ``s`` (1-D) into ``out``; returns 1 where an input is too large for the
+    integer ADC model (the caller raises; ``out`` is then partly written), else 0.
 
     ``key``: each sample's noise key; ``prefixes``: hash prefixes of the READ_NOISE, NOISE_FLOOR and
     ADC_NOISE streams; ``params``: read_noise_ppm, chain (0/1), clip, noise_floor_du, adc_noise_mlsb,
-    gain_p, gain_q, code_min, code_max, adc_limit; ``offset`` and ``gain``: the column offset
-    (drive-sum units) and gain error (ppm) of each column of ``s``, or empty where the model has
-    none.  See arraymath.readout_codes for each term.  One row at a time, one simple loop per term
+    gain_p, gain_q, code_min, code_max, adc_limit, period; ``offset`` and ``gain``: the column offset
+    (drive-sum units) and gain error (ppm) of the columns, sample ``i`` being in column ``i % period``
+    (empty where the model has none).  See arraymath.readout_codes for each term.  Works a block at a
+    time (a whole number of periods, so every block starts at column 0), one simple loop per term
     (loops the compiler vectorises; a loop that mixes every term does not)."""
     ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
-    p, q, cmin, cmax, limit = params[5], params[6], params[7], params[8], params[9]
+    p, q, cmin, cmax, limit, period = params[5], params[6], params[7], params[8], params[9], params[10]
     scale, denom = float(ppm_rn), float(PPM << SIGMA_BITS)
-    n_cols = s.shape[1]
-    z = np.zeros(n_cols, dtype=np.int64)
-    x = np.zeros(n_cols, dtype=np.int64)
+    size = period * max(1, BLOCK // period)  # samples per block
+    off_t = np.zeros(size if offset.shape[0] else 0, dtype=np.int64)  # the tables, tiled over a block
+    gain_t = np.zeros(size if gain.shape[0] else 0, dtype=np.int64)
+    for j in range(off_t.shape[0]):
+        off_t[j] = offset[j % period]
+    for j in range(gain_t.shape[0]):
+        gain_t[j] = gain[j % period]
+    z = np.zeros(size, dtype=np.int64)
+    x = np.zeros(size, dtype=np.int64)
+    scratch = np.zeros(size, dtype=np.int64)
     one = np.ones(1, dtype=np.int64)
-    for r in range(s.shape[0]):
-        s_r, key_r, out_r = s[r], key[r], out[r]
-        x[:] = s_r
+    for a in range(0, s.shape[0], size):
+        m = min(size, s.shape[0] - a)
+        s_b, key_b, out_b, x_b, z_b = s[a : a + m], key[a : a + m], out[a : a + m], x[:m], z[:m]
+        x_b[:] = s_b
         if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
-            _normals(key_r, prefixes[0], z)
-            for j in range(n_cols):
-                x[j] += np.int64(np.floor(float(s_r[j]) * float(z[j]) * scale / denom))
+            _normals(key_b, prefixes[0], z_b)
+            for j in range(m):
+                x_b[j] += np.int64(np.floor(float(s_b[j]) * float(z_b[j]) * scale / denom))
         if chain != 0:
-            for j in range(n_cols):
-                x[j] = min(max(x[j], -clip), clip)
-            if offset.shape[0]:
-                for j in range(n_cols):
-                    x[j] += offset[j]
+            for j in range(m):
+                x_b[j] = min(max(x_b[j], -clip), clip)
+            if off_t.shape[0]:
+                for j in range(m):
+                    x_b[j] += off_t[j]
             if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
-                _normals(key_r, prefixes[1], z)
-                for j in range(n_cols):
-                    x[j] += (z[j] * nf_du) >> SIGMA_BITS
-            if gain.shape[0]:  # gain error: floor(x * ppm / 1e6)
-                _add_floordiv(x, x.copy(), gain, PPM)
+                _normals(key_b, prefixes[1], z_b)
+                for j in range(m):
+                    x_b[j] += (z_b[j] * nf_du) >> SIGMA_BITS
+            if gain_t.shape[0]:  # gain error: floor(x * ppm / 1e6)
+                scratch[:m] = x_b
+                _add_floordiv(x_b, scratch[:m], gain_t[:m], PPM)
             if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
-                _normals(key_r, prefixes[2], z)
+                _normals(key_b, prefixes[2], z_b)
                 one[0] = an_mlsb * q
-                _add_floordiv(x, z, one, 1000 * p << SIGMA_BITS)
-        widest = _widest(x)
+                _add_floordiv(x_b, z_b, one, 1000 * p << SIGMA_BITS)
+        widest = _widest(x_b)
         if widest > limit:
             return 1
         if widest * 2 * p + q < EXACT_QUOTIENT:  # the ADC: clamp(floor((2pS + q) / 2q))
             inv = 1.0 / float(2 * q)
-            for j in range(n_cols):
-                out_r[j] = min(max(_floordiv_estimate(x[j] * (2 * p) + q, 2 * q, inv), cmin), cmax)
+            for j in range(m):
+                out_b[j] = min(max(_floordiv_estimate(x_b[j] * (2 * p) + q, 2 * q, inv), cmin), cmax)
         else:
-            for j in range(n_cols):
-                out_r[j] = min(max((x[j] * (2 * p) + q) // (2 * q), cmin), cmax)
+            for j in range(m):
+                out_b[j] = min(max((x_b[j] * (2 * p) + q) // (2 * q), cmin), cmax)
     return 0
 
 
