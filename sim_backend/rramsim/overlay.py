@@ -485,9 +485,11 @@ class EmulatedOverlay:
         for _, m in masks:
             used |= m.any(axis=0)
         masks = [(code, m) for code, m in masks if m.any()]  # a source no frame selects adds nothing
-        lines = lines[used]
+        if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
+            lines, masks = lines[used], [(code, m[:, used]) for code, m in masks]
+        # (else every row: an idle row's mask is 0 there and adds exactly 0; cheaper than compressing)
         block = self.crossbar.read_block(xm, lines, c0, nc, self.dac.output_uv(DAC_V_WL))
-        drives = [(code, xm.asarray(m if used.all() else m[:, used])) for code, m in masks]
+        drives = [(code, xm.asarray(m)) for code, m in masks]
         if drives and lines.size:
             s = arraymath.drive_sums(xm, drives, block)
         else:
