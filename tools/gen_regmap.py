@@ -2,8 +2,8 @@
 """Generate every protocol artefact from firmware/regmap/rram_ctrl.rdl and protocol.toml beside it.
 
 Outputs (all committed; tests/test_hdl_generated.py fails when one is stale):
-  host/rramctl/regmap.py, sim_backend/rramsim/regmap.py      Python offsets, fields, reset values
-  host/rramctl/protocol.py, sim_backend/rramsim/protocol.py  Python IntEnums and constants
+  host/rramctl/regmap.py      Python offsets, fields, reset values (the emulator imports these too)
+  host/rramctl/protocol.py    Python IntEnums and constants
   hdl/generated/rram_regs.vh                              Verilog register localparams
   hdl/generated/rram_protocol.vh                          Verilog enum/constant localparams
   docs/registers.md                                           the register and value tables for users
@@ -267,9 +267,7 @@ def outputs(top: AddrmapNode, proto: Protocol) -> dict[str, str]:
     regmap, protocol = python_module(top), python_protocol(proto, top)
     return {
         "host/rramctl/regmap.py": regmap,
-        "sim_backend/rramsim/regmap.py": regmap,
         "host/rramctl/protocol.py": protocol,
-        "sim_backend/rramsim/protocol.py": protocol,
         "hdl/generated/rram_regs.vh": verilog_header(top),
         "hdl/generated/rram_protocol.vh": verilog_protocol(proto),
         "docs/registers.md": markdown(top, proto),

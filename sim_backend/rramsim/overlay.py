@@ -21,14 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from rramctl import regmap as R
 from rramctl.hw import adc, linedrive
-
-from rramsim import arraymath, device, energy, timing
-from rramsim import regmap as R
-from rramsim.config import ChipModelConfig
-from rramsim.crossbar import Crossbar
-from rramsim.dac import Dac80508
-from rramsim.protocol import (
+from rramctl.protocol import (
     MAX_BITS,
     MAX_PULSE_CYCLES,
     VERIFY_READS_PER_CELL,
@@ -38,6 +33,11 @@ from rramsim.protocol import (
     OverlayErrorCode,
     dac_frame_over_limit,
 )
+
+from rramsim import arraymath, device, energy, timing
+from rramsim.config import ChipModelConfig
+from rramsim.crossbar import Crossbar
+from rramsim.dac import Dac80508
 
 NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
 E = OverlayErrorCode
