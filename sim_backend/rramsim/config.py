@@ -191,16 +191,17 @@ class ChipModelConfig(BaseModel):
     temperature_c: float = Field(
         default=120.0, ge=-40.0, le=200.0, description="chuck temperature (seed 000 Results: forming at 120 degC)"
     )
-    forming: Forming = Forming()
-    transistor: Transistor = Transistor()
-    reset: Reset = Reset()
-    set: Set = Set()
-    program: Program = Program()
-    read: Read = Read()
-    readout: Readout = Readout()
-    relaxation: Relaxation = Relaxation()
-    drift: Drift = Drift()
-    defects: Defects = Defects()
+    # one section per mechanism (docs/emulator.md, "Physics model"); a section left out keeps its defaults
+    forming: Forming = Field(default_factory=Forming, description="pristine cells and electroforming")
+    transistor: Transistor = Field(default_factory=Transistor, description="the 1T1R access transistor")
+    reset: Reset = Field(default_factory=Reset, description="RESET pulses (prune)")
+    set: Set = Field(default_factory=Set, description="SET pulses (reinstate)")
+    program: Program = Field(default_factory=Program, description="write-verify pulses")
+    read: Read = Field(default_factory=Read, description="noise of one ADC sample's column current")
+    readout: Readout = Field(default_factory=Readout, description="each column's TIA + ADC chain")
+    relaxation: Relaxation = Field(default_factory=Relaxation, description="relaxation after a pulse")
+    drift: Drift = Field(default_factory=Drift, description="retention drift of formed cells")
+    defects: Defects = Field(default_factory=Defects, description="stuck cells")
 
     @model_validator(mode="before")
     @classmethod
