@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from rramctl.hw import adc, dac80508, linedrive
+from rramctl.protocol import MuxSource
 
 
 # ---- DAC80508 (datasheet: 24-bit frame, bit 23 R/W, 19:16 address, 15:0 data) -------------
@@ -104,7 +105,7 @@ def test_chain_round_trip(select: np.ndarray, inhibit: np.ndarray) -> None:
 def test_bitplane_frames_drive_read_or_ground() -> None:
     bits = np.array([[1, 0, 1, 1]])
     select, inhibit = linedrive.decode_frames(linedrive.bitplane_frames(bits, row_start=10))
-    assert select[0, 10:14].tolist() == [linedrive.SRC_READ, linedrive.SRC_GND, linedrive.SRC_READ, linedrive.SRC_READ]
+    assert select[0, 10:14].tolist() == [MuxSource.READ, MuxSource.GND, MuxSource.READ, MuxSource.READ]
     assert not select[0, :10].any() and not select[0, 14:].any() and not inhibit.any()
     with pytest.raises(linedrive.LineDriveError):
         linedrive.bitplane_frames(bits, row_start=510)

@@ -21,8 +21,8 @@ import numpy as np
 from cocotb.handle import SimHandleBase
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, First, RisingEdge, ValueChange
-from rramctl.hw import adc, linedrive
-from rramctl.protocol import PL_CLOCK_HZ, VERIFY_READS_PER_CELL, DacChannel, Opcode, SlMode
+from rramctl.hw import adc
+from rramctl.protocol import PL_CLOCK_HZ, VERIFY_READS_PER_CELL, DacChannel, MuxSource, Opcode, SlMode
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
@@ -180,8 +180,8 @@ class Board:
                cycles: int) -> None:  # fmt: skip
         op, xb, dac, trace = self._op(), self.crossbar, self.dac, self.ops[-1]
         v_wl = dac.output_uv(DAC_V_WL) if wl_on else 0
-        grounded = np.flatnonzero(~inhibit & (select == linedrive.SRC_GND))
-        at_vbl = np.flatnonzero(~inhibit & (select == linedrive.SRC_BL_PROG))
+        grounded = np.flatnonzero(~inhibit & (select == MuxSource.GND))
+        at_vbl = np.flatnonzero(~inhibit & (select == MuxSource.BL_PROG))
         index = len(trace.pulses)
         if op == FORM and sl_mode == SL_VSL:
             r, c = np.meshgrid(grounded, cols, indexing="ij")

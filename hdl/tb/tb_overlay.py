@@ -22,7 +22,16 @@ from rramctl import regmap as R
 from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508, linedrive
-from rramctl.protocol import DAC80508_REG_BRDCAST, MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, SlMode, TiaGain
+from rramctl.protocol import (
+    DAC80508_REG_BRDCAST,
+    MAX_BITS,
+    MAX_PULSE_CYCLES,
+    DacChannel,
+    MuxSource,
+    Opcode,
+    SlMode,
+    TiaGain,
+)
 from rramctl.protocol import OverlayErrorCode as E
 from rramctl.transport.base import RegWrite
 from rramctl.transport.emulator import EmulatorTransport
@@ -137,7 +146,7 @@ async def chain_mux_and_pulse(dut) -> None:
         await ClockCycles(dut.aclk, 20)
     assert await status(t) == (0, 1, 0, 0)
     select, inhibit = seen["mux"]
-    assert list(np.flatnonzero(~inhibit)) == [row] and select[row] == linedrive.SRC_BL_PROG
+    assert list(np.flatnonzero(~inhibit)) == [row] and select[row] == MuxSource.BL_PROG
     assert seen["lines"] == (col, col, 1, 1)
     assert board.ops[-1].pulses == [(cycles, 1)]
     assert int(dut.sr_oe_n.value) == 1 and int(dut.drive_en.value) == 0 and int(dut.sl_mode.value) == 0
@@ -521,7 +530,7 @@ async def multiply_refuses_programming_levels(dut) -> None:
     before it is latched, in the RTL and in the emulator alike; no line is driven."""
     board, t = await setup(dut)
     select = np.zeros((1, linedrive.N_LINES), np.uint8)
-    select[0, ROWS - 2] = linedrive.SRC_BL_PROG
+    select[0, ROWS - 2] = MuxSource.BL_PROG
     frames = linedrive.encode_frames(select, np.zeros_like(select, dtype=bool))
 
     def bad(drv: Driver) -> int:

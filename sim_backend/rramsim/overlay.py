@@ -62,8 +62,8 @@ _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 def source_codes(dac: Dac80508) -> NDArray[np.int64]:
     """Drive code of each CD4051B channel (docs/protocol.md): 0 GND, 1 V_READ, 2 V_BL, 3-7 GND."""
     src = np.zeros(8, dtype=np.int64)
-    src[linedrive.SRC_READ] = dac.output_code(DAC_V_READ)
-    src[linedrive.SRC_BL_PROG] = dac.output_code(DAC_V_BL)
+    src[MuxSource.READ] = dac.output_code(DAC_V_READ)
+    src[MuxSource.BL_PROG] = dac.output_code(DAC_V_BL)
     return src
 
 

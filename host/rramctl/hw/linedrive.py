@@ -18,22 +18,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
+from rramctl.protocol import FRAME_WORDS, MUX_INHIBIT_BIT, MuxSource
 
 N_LINES = 512
 BITS_PER_LINE = 4
 CHAIN_BITS = N_LINES * BITS_PER_LINE  # 2048 bits = 256 cascaded SN74HC595
-FRAME_WORDS = CHAIN_BITS // 32  # 64 words per chain frame
-
-# CD4051B sources on each BL (ours).
-SRC_GND = 0
-SRC_READ = 1  # DAC channel 3
-SRC_BL_PROG = 2  # DAC channel 1
+assert CHAIN_BITS // 32 == FRAME_WORDS  # 64 words per chain frame (protocol)
 
 # Chain position of (line r, nibble bit b) = 4 * r + b (b: 0=A 1=B 2=C 3=INH), i.e. 8 * (r // 2) +
 # 4 * (r % 2) + b; stream bit p = CHAIN_BITS - 1 - position.  So the stream, read MSB first, is the
 # hex digits INH C B A of lines 511, 510, ..., 0: word w holds lines 511 - 8w (top nibble) down to
 # 504 - 8w (bottom nibble), and one nibble = select | INH << 3.
-INH_BIT = 1 << 3
+INH_BIT = 1 << MUX_INHIBIT_BIT
 
 
 class LineDriveError(UsageError):
@@ -109,8 +105,8 @@ def bitplane_frames(bits: NDArray[np.integer[Any]] | NDArray[np.bool_], row_star
     if n == 0 or bits.shape[0] == 0:
         return frames
     lo, hi = row_start // 8 * 8, -(-(row_start + n) // 8) * 8  # whole words of 8 lines
-    nib = np.zeros((bits.shape[0], hi - lo), dtype=np.uint8)  # SRC_GND, not inhibited
-    nib[:, row_start - lo : row_start - lo + n] = (bits != 0).view(np.uint8) * np.uint8(SRC_READ)
+    nib = np.zeros((bits.shape[0], hi - lo), dtype=np.uint8)  # MuxSource.GND, not inhibited
+    nib[:, row_start - lo : row_start - lo + n] = (bits != 0).view(np.uint8) * np.uint8(MuxSource.READ)
     w0, w1 = (N_LINES - hi) // 8, (N_LINES - lo) // 8  # words holding lines hi-1 .. lo
     frames[:, w0:w1] = _pack(nib)
     return frames
