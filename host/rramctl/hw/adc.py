@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.hw import dac80508
+from rramctl.protocol import ADC_BITS
 
-ADC_BITS = 14
 CODE_MIN = -(1 << (ADC_BITS - 1))  # -8192
 CODE_MAX = (1 << (ADC_BITS - 1)) - 1  # +8191
 ADC_VREF_V = Fraction(5, 4)  # ours: 1.25 V reference, bipolar input +-Vref

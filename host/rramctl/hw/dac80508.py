@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rramctl.errors import UsageError
+from rramctl.protocol import DAC80508_REG_BRDCAST, DAC80508_REG_DAC0
 
-# Register addresses (DAC80508 datasheet, register map).
+# Register addresses (DAC80508 datasheet, register map); the two the overlay also decodes (its
+# rating check) come from the protocol file.
 NOP = 0x00
 DEVICE_ID = 0x01
 SYNC = 0x02
 CONFIG = 0x03
 GAIN = 0x04
 TRIGGER = 0x05
-BRDCAST = 0x06
+BRDCAST = DAC80508_REG_BRDCAST
 STATUS = 0x07
-DAC0 = 0x08  # DAC0..DAC7 at 0x08..0x0F
+DAC0 = DAC80508_REG_DAC0  # DAC0..DAC7 at 0x08..0x0F
 
 SOFT_RESET_CODE = 0x000A  # written to TRIGGER (datasheet: soft reset)
 N_CHANNELS = 8
