@@ -72,7 +72,7 @@ def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray
         raise UsageError(f"inputs must be integers, got {x.dtype}")
     if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
         raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
-    return x.astype(np.int64)
+    return x.astype(np.int64, copy=False)
 
 
 class Driver:
@@ -307,7 +307,7 @@ class Driver:
 
         Returns the overlay's shift-and-added codes, shape (B, n_cols)."""
         x = check_inputs(inputs, region.n_rows, bits)
-        x8 = x.astype(np.uint8)  # 1-8 bit inputs: bit-planes in uint8
+        x8 = np.asarray(inputs).astype(np.uint8, copy=False)  # 1-8 bit inputs (checked): bit-planes in uint8
         planes = ((x8[:, None, :] >> np.arange(bits, dtype=np.uint8)[None, :, None]) & 1).astype(bool)
         planes = planes.reshape(-1, region.n_rows)
         batch_per_tx = max(1, FRAMES_PER_TRANSACTION // bits)
