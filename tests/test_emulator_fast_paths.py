@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
+from rramctl.protocol import OverlayErrorCode
 from rramsim import arraymath, device, energy, kernels, rng, state
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
@@ -433,3 +434,31 @@ def test_the_scalar_prefix_hash_is_rng_hash64() -> None:
             keys = [int(k) for k in g.integers(0, 1 << 62, size=int(g.integers(0, 3)))]
             want = int(rng.hash64(seed, stream, *keys))
             assert arraymath.prefix_hash(seed, stream, *keys) % (1 << 64) == want
+
+
+@pytest.mark.parametrize(("batch", "bits"), [(5, 2), (3, 4), (1, 8), (2, 3), (4, 4)])
+def test_bitplanes_cut_otherwise_by_the_registers_are_their_frames(batch: int, bits: int) -> None:
+    """A packet of bit-planes (3 vectors of 4 bits on rows 100..) run with other BATCH / BITS registers
+    reads its frames as the registers cut them, exactly as the same packet sent as words; a short one
+    is an UNDERRUN either way."""
+    x = np.random.default_rng(bits).integers(0, 16, size=(3, 300)).astype(np.uint8)
+    packet = linedrive.BitplaneStream(x, 4, 100)
+    got = []
+    for sent in (packet, packet.words()):
+        ov = _overlay(2, chain=True)
+        if batch * bits > packet.n_frames:
+            for k, v in {R.OPCODE: MULTIPLY, R.BATCH: batch, R.BITS: bits, R.COL_START: 0, R.COL_COUNT: 64}.items():
+                ov.write_reg(k, v)
+            ov.push_stream(sent)
+            ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+            assert ov.error and ov.err_code == OverlayErrorCode.UNDERRUN
+            continue
+        for k, v in {R.OPCODE: MULTIPLY, R.BATCH: batch, R.BITS: bits, R.COL_START: 0, R.COL_COUNT: 64,
+                     R.TIA_GAIN: 0}.items():  # fmt: skip
+            ov.write_reg(k, v)
+        ov.push_stream(sent)
+        ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+        assert ov.done and not ov.error
+        got.append(ov.pop_stream(batch * 64))
+    if got:
+        np.testing.assert_array_equal(got[0], got[1])

@@ -127,7 +127,7 @@ class NumpyModule:
         return g.astype(np.float32 if col_sum_max < F32_EXACT else np.float64)
 
     def exact_matmul(self, mask: NDArray[Any], g: NDArray[np.floating[Any]]) -> NDArray[np.int64]:
-        return (mask.astype(g.dtype) @ g).astype(np.int64)
+        return (mask.astype(g.dtype, copy=False) @ g).astype(np.int64)
 
 
 class TorchModule:

@@ -463,30 +463,37 @@ class EmulatedOverlay:
         rg, xm = self.regs, self.xm
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
-        if (
-            packet.n_words if isinstance(packet, linedrive.BitplaneStream) else packet.size
-        ) < n_frames * linedrive.FRAME_WORDS:
-            raise OpError(E.UNDERRUN)
         src = self.source_codes()
-        if isinstance(packet, linedrive.BitplaneStream):  # V_READ where a plane has a 1, else grounded
-            n_lines = max(0, min(packet.planes.shape[1], self.config.rows - packet.row_start))  # on this array
+        bs = linedrive.BitplaneStream
+        if isinstance(packet, bs) and packet.bits == bits and packet.inputs.shape[0] >= batch:
+            # the driver's packet: the bit-planes of its inputs are the V_READ row masks (no frames)
+            n_lines = max(0, min(packet.inputs.shape[1], self.config.rows - packet.row_start))  # on this array
             lines = np.arange(packet.row_start, packet.row_start + n_lines, dtype=np.int64)
-            planes = packet.planes[:n_frames, :n_lines]  # bool: a view, no copy
-            masks = [(int(src[MuxSource.READ]), planes)] if src[MuxSource.READ] else []
-        else:
-            frames = packet[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
+            x = packet.inputs[:batch, :n_lines] & np.uint8((1 << bits) - 1)
+            used = x.any(axis=0)  # rows some plane drives
+            if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
+                lines, x = lines[used], x[:, used]
+            read = int(src[MuxSource.READ])
+            masks = (
+                [(read, bs(np.ascontiguousarray(x), bits, 0).plane_matrix(np.float32))] if read and used.any() else []
+            )
+        else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
+            words = _words(packet)
+            if words.size < n_frames * linedrive.FRAME_WORDS:
+                raise OpError(E.UNDERRUN)
+            frames = words[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
             nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
             inside = lines < self.config.rows
             nib, lines = nib[:, inside], lines[inside]
             if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
                 raise OpError(E.BAD_FRAME)
             masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
-        used = np.zeros(lines.size, dtype=bool)
-        for _, m in masks:
-            used |= m.any(axis=0)
-        masks = [(code, m) for code, m in masks if m.any()]  # a source no frame selects adds nothing
-        if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
-            lines, masks = lines[used], [(code, m[:, used]) for code, m in masks]
+            used = np.zeros(lines.size, dtype=bool)
+            for _, m in masks:
+                used |= m.any(axis=0)
+            masks = [(code, m) for code, m in masks if m.any()]  # a source no frame selects adds nothing
+            if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
+                lines, masks = lines[used], [(code, m[:, used]) for code, m in masks]
         # (else every row: an idle row's mask is 0 there and adds exactly 0; cheaper than compressing)
         block = self.crossbar.read_block(xm, lines, c0, nc, self.dac.output_uv(DAC_V_WL))
         drives = [(code, xm.asarray(m)) for code, m in masks]

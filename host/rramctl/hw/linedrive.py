@@ -114,26 +114,41 @@ def bitplane_frames(bits: NDArray[np.integer[Any]] | NDArray[np.bool_], row_star
 
 @dataclass(frozen=True)
 class BitplaneStream:
-    """A MULTIPLY's input packet before encoding: bit-planes ``planes`` (N, n_rows) of bools on the rows
-    ``row_start ..`` (V_READ where True, grounded where False), i.e. the chain frames
-    ``bitplane_frames(planes, row_start)``.  A transport that sends words encodes it (:meth:`words`);
-    the emulator's overlay may take it as it is and skip encoding and decoding (docs/emulator.md,
-    "Performance"; tests/test_emulator_fast_paths.py proves the two give the same codes)."""
+    """A MULTIPLY's input packet before encoding: ``inputs`` (B, n_rows) of unsigned ``bits``-bit
+    integers on the rows ``row_start ..``; the packet is one chain frame per bit-plane, vector-major,
+    LSB first (frame ``b * bits + k`` puts V_READ on the rows whose bit k of vector b is 1 and grounds
+    the rest), i.e. ``bitplane_frames(planes(), row_start)``.  A transport that sends words encodes it
+    (:meth:`words`); the emulator's overlay may take it as it is and skip encoding and decoding
+    (docs/emulator.md, "Performance"; tests/test_emulator_fast_paths.py proves the two give the same
+    codes)."""
 
-    planes: NDArray[np.bool_]
+    inputs: NDArray[np.uint8]
+    bits: int
     row_start: int
 
     def __post_init__(self) -> None:
-        if self.planes.dtype != np.bool_ or self.planes.ndim != 2:
-            raise LineDriveError(f"bit-planes must be a 2-D bool array, got {self.planes.dtype} {self.planes.shape}")
+        if self.inputs.dtype != np.uint8 or self.inputs.ndim != 2 or not 1 <= self.bits <= 8:
+            raise LineDriveError(f"bit-plane inputs must be 2-D uint8 with 1-8 bits, got {self.inputs.dtype} "
+                                 f"{self.inputs.shape}, {self.bits} bits")  # fmt: skip
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.inputs.shape[0]) * self.bits
 
     @property
     def n_words(self) -> int:
-        return int(self.planes.shape[0]) * FRAME_WORDS
+        return self.n_frames * FRAME_WORDS
+
+    def plane_matrix(self, dtype: type[np.generic] = np.bool_) -> NDArray[Any]:
+        """The bit-planes as a (B * bits, n_rows) 0/1 matrix of ``dtype``, frame order."""
+        out = np.empty((self.inputs.shape[0], self.bits, self.inputs.shape[1]), dtype=dtype)
+        for k in range(self.bits):
+            out[:, k, :] = (self.inputs >> np.uint8(k)) & np.uint8(1)
+        return out.reshape(-1, self.inputs.shape[1])
 
     def words(self) -> NDArray[np.uint32]:
         """The packet as stream words: one chain frame per bit-plane."""
-        return bitplane_frames(self.planes, self.row_start).ravel()
+        return bitplane_frames(self.plane_matrix(), self.row_start).ravel()
 
 
 def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray[np.int64]]:
