@@ -265,3 +265,11 @@ def test_the_compiled_log2_is_the_numpy_log2() -> None:
     powers = 1 << np.arange(62, dtype=np.int64)
     n = np.concatenate([powers, powers[1:] - 1, powers + 1, g.integers(1, 1 << 62, size=20_003)]).reshape(-1, 7)
     np.testing.assert_array_equal(device.log2_fixed_array(n, compiled=True), device.log2_fixed_array(n, compiled=False))
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_saturation_count_is_the_numpy_count() -> None:
+    g = np.random.default_rng(6)
+    for codes in (g.integers(-8200, 8200, size=(50, 37)), np.array([-8192, -8191, 8190, 8191, 0]), np.zeros(0, int)):
+        assert device.saturated(codes, compiled=True) == device.saturated(codes, compiled=False)
+    assert device.saturated(np.array([-8192, -8191, 8190, 8191, 0]), compiled=True) == 2

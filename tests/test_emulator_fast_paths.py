@@ -340,11 +340,13 @@ def test_the_compiled_readout_gives_the_numpy_codes(case: int) -> None:
     s = g.integers(-scale, scale, size=(rows, n_cols), dtype=np.int64)
     sample = g.integers(0, 1 << 62, size=(rows, n_cols), dtype=np.int64)
     cols = g.permutation(n_cols + 7)[:n_cols].astype(np.int64)
-    for col_arg in (cols, np.broadcast_to(cols, s.shape).copy()):  # per column, and per sample
-        results = []
+    index = np.arange(s.size, dtype=np.int64).reshape(s.shape)
+    for col_arg, keys in ((cols, sample), (np.broadcast_to(cols, s.shape).copy(), sample), (cols, None)):
+        results = []  # per column, per sample; keys given, or the flat index (None) against an explicit one
         for compiled in (True, False):
+            key = index if keys is None and not compiled else keys
             try:
-                results.append(arraymath.readout_codes(arraymath.NumpyModule(compiled), s, sample, col_arg, op))
+                results.append(arraymath.readout_codes(arraymath.NumpyModule(compiled), s, key, col_arg, op))
             except OverflowError:
                 results.append(None)
         if results[1] is None:

@@ -321,13 +321,18 @@ def _chain(xm: ArrayModule, x: Array, sample: Array, cols: NDArray[np.int64], op
     return x
 
 
-def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArray[np.int64], op: ReadOp) -> Array:
+def readout_codes(
+    xm: ArrayModule, drive_sum: Array, sample: Array | None, cols: NDArray[np.int64], op: ReadOp
+) -> Array:
     """ADC codes of samples with ideal drive sums ``drive_sum`` (int64), sample indices ``sample``
-    (int64, same shape) and columns ``cols`` (numpy, broadcastable to the samples): proportional read
+    (int64, same shape; ``None``: each sample's flat index 0, 1, ..., in row-major order) and columns
+    ``cols`` (numpy, broadcastable to the samples): proportional read
     noise, the read-out chain, then the ADC.  The one place every read-out term goes.  Runs over
     ``xm.chunk``-sized pieces (every term is per sample), so numpy works in the cache."""
     if getattr(xm, "compiled", False):
-        return _readout_compiled(np.asarray(drive_sum), np.asarray(sample), cols, op)
+        return _readout_compiled(np.asarray(drive_sum), None if sample is None else np.asarray(sample), cols, op)
+    if sample is None:
+        sample = xm.asarray(np.arange(int(np.prod(drive_sum.shape)), dtype=np.int64).reshape(tuple(drive_sum.shape)))
     s = xm.to_i64(drive_sum)
     shape = s.shape
     flat_s, flat_sample = s.reshape(-1), xm.to_i64(sample).reshape(-1)
@@ -343,11 +348,13 @@ def readout_codes(xm: ArrayModule, drive_sum: Array, sample: Array, cols: NDArra
     return out.reshape(shape)
 
 
-def _readout_compiled(drive_sum: NDArray[Any], sample: NDArray[Any], cols: NDArray[np.int64], op: ReadOp) -> Array:
+def _readout_compiled(
+    drive_sum: NDArray[Any], sample: NDArray[Any] | None, cols: NDArray[np.int64], op: ReadOp
+) -> Array:
     """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a block at a time."""
     shape = drive_sum.shape
     s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1)
-    key = np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
+    key = np.zeros(0, np.int64) if sample is None else np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
     none = np.zeros(0, dtype=np.int64)  # a table the model lacks
     offset = gain = none
     period = 1

@@ -117,6 +117,10 @@ class Readout:
         self.active = bool(ro.offset_sigma_pa or ro.gain_sigma_ppm or ro.adc_noise_mlsb or config.read.noise_floor_pa)
 
 
-def saturated(codes: NDArray[np.int64]) -> int:
-    """Samples at either end of the ADC range (clipped)."""
+def saturated(codes: NDArray[np.int64], compiled: bool | None = None) -> int:
+    """Samples at either end of the ADC range (clipped); ``compiled`` (default: where numba is
+    installed) counts them in one compiled pass (rramsim.kernels.count_at_rails)."""
+    if kernels.AVAILABLE if compiled is None else compiled:
+        flat = np.ascontiguousarray(codes, dtype=np.int64).reshape(-1)
+        return int(kernels.count_at_rails(flat, adc.CODE_MIN, adc.CODE_MAX))
     return int(np.count_nonzero((codes <= adc.CODE_MIN) | (codes >= adc.CODE_MAX)))

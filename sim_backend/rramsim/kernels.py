@@ -89,6 +89,22 @@ def _normals(key: NDArray[np.int64], prefix: np.uint64, z: NDArray[np.int64]) ->
 
 
 @_njit(inline="always")
+def _normals_from(first: int, prefix: np.uint64, z: NDArray[np.int64]) -> None:
+    """z = normal draws of the keys first, first + 1, ..."""
+    for i in range(z.shape[0]):
+        z[i] = _normal(np.uint64(first + i), prefix)
+
+
+@_njit(inline="always")
+def _draw(key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64]) -> None:
+    """z = the draws of samples a .. a + len(z) - 1: keyed by ``key`` (empty: by the sample index)."""
+    if key.shape[0]:
+        _normals(key[a : a + z.shape[0]], prefix, z)
+    else:
+        _normals_from(a, prefix, z)
+
+
+@_njit(inline="always")
 def _widest(x: NDArray[np.int64]) -> np.int64:
     """max |x| (0 for none)."""
     w = np.int64(0)
@@ -124,13 +140,13 @@ def readout_kernel(
     """ADC codes of the samples ``s`` (1-D) into ``out``; returns 1 where an input is too large for the
     integer ADC model (the caller raises; ``out`` is then partly written), else 0.
 
-    ``key``: each sample's noise key; ``prefixes``: hash prefixes of the READ_NOISE, NOISE_FLOOR and
-    ADC_NOISE streams; ``params``: read_noise_ppm, chain (0/1), clip, noise_floor_du, adc_noise_mlsb,
-    gain_p, gain_q, code_min, code_max, adc_limit, period; ``offset`` and ``gain``: the column offset
-    (drive-sum units) and gain error (ppm) of the columns, sample ``i`` being in column ``i % period``
-    (empty where the model has none).  See arraymath.readout_codes for each term.  Works a block at a
-    time (a whole number of periods, so every block starts at column 0), one simple loop per term
-    (loops the compiler vectorises; a loop that mixes every term does not)."""
+    ``key``: each sample's noise key (empty: the sample's index); ``prefixes``: hash prefixes of the
+    READ_NOISE, NOISE_FLOOR and ADC_NOISE streams; ``params``: read_noise_ppm, chain (0/1), clip,
+    noise_floor_du, adc_noise_mlsb, gain_p, gain_q, code_min, code_max, adc_limit, period; ``offset``
+    and ``gain``: the column offset (drive-sum units) and gain error (ppm) of the columns, sample ``i``
+    being in column ``i % period`` (empty where the model has none).  See arraymath.readout_codes for
+    each term.  Works a block at a time (a whole number of periods, so every block starts at column 0),
+    one simple loop per term (loops the compiler vectorises; a loop that mixes every term does not)."""
     ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
     p, q, cmin, cmax, limit, period = params[5], params[6], params[7], params[8], params[9], params[10]
     scale, denom = float(ppm_rn), float(PPM << SIGMA_BITS)
@@ -147,10 +163,10 @@ def readout_kernel(
     one = np.ones(1, dtype=np.int64)
     for a in range(0, s.shape[0], size):
         m = min(size, s.shape[0] - a)
-        s_b, key_b, out_b, x_b, z_b = s[a : a + m], key[a : a + m], out[a : a + m], x[:m], z[:m]
+        s_b, out_b, x_b, z_b = s[a : a + m], out[a : a + m], x[:m], z[:m]
         x_b[:] = s_b
         if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
-            _normals(key_b, prefixes[0], z_b)
+            _draw(key, a, prefixes[0], z_b)
             for j in range(m):
                 x_b[j] += np.int64(np.floor(float(s_b[j]) * float(z_b[j]) * scale / denom))
         if chain != 0:
@@ -160,14 +176,14 @@ def readout_kernel(
                 for j in range(m):
                     x_b[j] += off_t[j]
             if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
-                _normals(key_b, prefixes[1], z_b)
+                _draw(key, a, prefixes[1], z_b)
                 for j in range(m):
                     x_b[j] += (z_b[j] * nf_du) >> SIGMA_BITS
             if gain_t.shape[0]:  # gain error: floor(x * ppm / 1e6)
                 scratch[:m] = x_b
                 _add_floordiv(x_b, scratch[:m], gain_t[:m], PPM)
             if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
-                _normals(key_b, prefixes[2], z_b)
+                _draw(key, a, prefixes[2], z_b)
                 one[0] = an_mlsb * q
                 _add_floordiv(x_b, z_b, one, 1000 * p << SIGMA_BITS)
         widest = _widest(x_b)
@@ -205,3 +221,12 @@ def log2_fixed_kernel(x: NDArray[np.int64], mant: int, frac: int, out: NDArray[n
                 m >>= 1
                 result |= 1
         out[i] = result
+
+
+@_njit(cache=True, nogil=True)
+def count_at_rails(codes: NDArray[np.int64], lo: int, hi: int) -> int:
+    """How many codes are at or beyond either end of the ADC range (rramsim.device.saturated)."""
+    n = 0
+    for i in range(codes.shape[0]):
+        n += int(codes[i] <= lo) + int(codes[i] >= hi)
+    return n

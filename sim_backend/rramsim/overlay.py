@@ -501,9 +501,9 @@ class EmulatedOverlay:
             s = arraymath.drive_sums(xm, drives, block)
         else:
             s = xm.asarray(np.zeros((n_frames, nc), dtype=np.int64))
-        sample = xm.asarray(np.arange(n_frames * nc, dtype=np.int64).reshape(n_frames, nc))  # sampling order
         op = self.crossbar.read_op(rg[R.TIA_GAIN], self.counters.op_serial)
-        codes = arraymath.readout_codes(xm, s, sample, np.arange(c0, c0 + nc, dtype=np.int64), op)
+        # noise keys: the sampling order, frame after frame, column after column
+        codes = arraymath.readout_codes(xm, s, None, np.arange(c0, c0 + nc, dtype=np.int64), op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
         planes = codes.reshape(batch, bits, nc)
         total = planes[:, 0] + 0  # a new array
