@@ -33,7 +33,7 @@ module rram_seq #(
     input  wire [19:0] verify_tol,
     input  wire [15:0] max_pulses,
     input  wire [15:0] settle_cycles,
-    input  wire [15:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating (GUARD_CYCLES)
+    input  wire [15:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating, mux address -> INH (GUARD_CYCLES)
     // status
     output wire        busy,
     output wire        done,
@@ -183,12 +183,12 @@ module rram_seq #(
         for (pi = 0; pi < 8; pi = pi + 1)
             if (in_word[4 * pi + 32'(MUX_INHIBIT_BIT)] == 1'b0 && in_word[4 * pi +: 3] == SRC_BL_PROG) word_bad = 1'b1;
     end
-    wire cf_real, cf_last, cf_ready, cf_done;
+    wire cf_real, cf_last, cf_ready, cf_addr, cf_done;
     wire mu_bad = word_bad && cf_real;  // the word reaches a BL of this array
     rram_chain_frame #(.ROWS(ROWS)) u_frame (
-        .clk(clk), .rst_n(rst_n), .abort(aborting), .gen(frame_go), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in),
+        .clk(clk), .rst_n(rst_n), .abort(aborting), .guard(guard_cycles), .gen(frame_go), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in),
         .nib_out(pat_out), .frame(state == S_MU_FRAME), .put(state == S_MU_SHIFT && !in_premature && !mu_bad),
-        .put_word(in_word), .real_word(cf_real), .last_word(cf_last), .ready(cf_ready), .done(cf_done),
+        .put_word(in_word), .real_word(cf_real), .last_word(cf_last), .ready(cf_ready), .addr(cf_addr), .done(cf_done),
         .idle(cf_idle), .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy)
     );
 
@@ -293,7 +293,9 @@ module rram_seq #(
                 state <= S_ABORT;
             end else begin
                 // what the sub-modules' strobes do to the lines, whichever state waits for them
-                if (cf_done) sr_oe_n <= 1'b0;  // a frame is latched: the 595 outputs drive the BLs
+                // a frame's address step is latched (every INH set): the 595 outputs drive the mux addresses;
+                // rram_chain_frame latches the frame itself GUARD_CYCLES later (`done`)
+                if (cf_addr) sr_oe_n <= 1'b0;
                 if (pulse_on) drive_en <= 1'b1;
                 if (pulse_off) drive_en <= 1'b0;
                 if (pulse_done) begin  // the guard after the pulse: lines floating

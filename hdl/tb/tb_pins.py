@@ -25,7 +25,7 @@ async def datasheet_timing_at_default_settings(dut) -> None:
     with its verify reads and a MULTIPLY frame, all within the DAC80508 / SN74HC595 / ADS8324 limits the
     checker encodes (issue 14 class 6: the ADS8324 50 kSPS limit at the default setting)."""
     board, t = await setup(dut)
-    pins = PinChecker(dut, NADC).start()
+    pins = PinChecker(dut, NADC, ROWS).start()
 
     def run(drv: Driver) -> int:
         drv.init_dac()

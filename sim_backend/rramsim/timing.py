@@ -3,7 +3,9 @@ advances by it, so relaxation and drift (rramsim.device) run on board time, not 
 
 PL clock cycles (10 ns at 100 MHz) from the RTL's serial-clock parameters (docs/hdl.md, "Parameters"):
 - a DAC80508 frame: 24 bits at SCLK = clk / (2 * DAC_HALF) -> 96 cycles (~1 us);
-- a chain frame: 512 bits at SRCLK = clk / (2 * SR_HALF) -> 3,072 cycles (~31 us);
+- a chain frame: 512 bits at SRCLK = clk / (2 * SR_HALF) -> 3,072 cycles (~31 us), shifted twice
+  (CHAIN_STEPS): the RTL applies every frame in two latch steps, the mux addresses with every INH set, then
+  the frame itself (docs/hdl.md, "Timing budget per mode": address lines settle before INH releases);
 - an ADS8324 conversion: 22 DCLKs at clk / (2 * ADC_HALF) plus the CS gap -> 2,000 cycles (20 us,
   the part's 50 kSPS); the ADCs are read one chip select at a time (docs/hdl.md), so a column's
   sample takes one conversion;
@@ -19,6 +21,7 @@ from __future__ import annotations
 CLOCK_HZ = 100_000_000  # PL clock (docs/protocol.md)
 DAC_FRAME_CYCLES = 24 * 2 * 2  # DAC_HALF = 2
 CHAIN_FRAME_CYCLES = 512 * 2 * 3  # SR_HALF = 3
+CHAIN_STEPS = 2  # shifts per applied frame: the address step (every INH set), then the frame itself
 ADC_SAMPLE_CYCLES = 2_000  # 22 DCLKs at ADC_HALF = 42 (1,848 cycles) + CS gap: 50 kSPS
 
 FORM, RESET, SET, PROGRAM, READ, MULTIPLY = 1, 2, 3, 4, 5, 6
@@ -38,7 +41,7 @@ def op_cycles(op: int, *, pulse_cycles: int, settle_cycles: int, cells: int, pul
     if op == READ:
         return rows * settle_cycles + samples * ADC_SAMPLE_CYCLES
     if op == MULTIPLY:
-        return frames * (CHAIN_FRAME_CYCLES + settle_cycles) + samples * ADC_SAMPLE_CYCLES
+        return frames * (CHAIN_STEPS * CHAIN_FRAME_CYCLES + settle_cycles) + samples * ADC_SAMPLE_CYCLES
     return 0
 
 
