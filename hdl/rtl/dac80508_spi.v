@@ -6,9 +6,11 @@
 // the falling edge (a read's data comes back on the following frame).  Timing (ours, inside the
 // datasheet limits, check them there): SCLK period 2*HALF clocks (HALF = 2 -> 25 MHz at 100 MHz,
 // datasheet max 50 MHz), SYNC-to-first-edge and last-edge-to-SYNC = HALF clocks, SYNC high for at
-// least SYNC_HIGH clocks between frames.  Register reads are slower than writes (FSDO = 0: SDO is valid a
-// delay after the DAC's launching edge): a read command and the frame after it, which carries the data,
-// run at READ_HALF (10 -> 5 MHz, ours, with margin), so SDO is sampled READ_HALF clocks after it is launched.
+// least SYNC_HIGH clocks between frames.  Register reads are slower than writes (DAC80508 read timing,
+// FSDO = 0: SCLK <= 12 MHz, high/low >= 35 ns, SDO valid t_SDODLY <= 33.5 ns after the rising edge, at
+// IOVDD 1.7-2.7 V): a read command and the frame after it, which carries the data, run at READ_HALF
+// (10 -> 5 MHz, ours), so SDO is sampled READ_HALF clocks (100 ns) after it is launched (docs/hdl.md,
+// "Timing budget per mode", has the margins).
 module dac80508_spi #(
     parameter integer HALF = 2,
     parameter integer READ_HALF = 10,  // SCLK half period of a read command and of the frame after it (ours)
