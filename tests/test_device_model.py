@@ -273,3 +273,25 @@ def test_the_compiled_saturation_count_is_the_numpy_count() -> None:
     for codes in (g.integers(-8200, 8200, size=(50, 37)), np.array([-8192, -8191, 8190, 8191, 0]), np.zeros(0, int)):
         assert device.saturated(codes, compiled=True) == device.saturated(codes, compiled=False)
     assert device.saturated(np.array([-8192, -8191, 8190, 8191, 0]), compiled=True) == 2
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("drift_ppm", [0, 10_000, 200_000])
+def test_the_compiled_ageing_is_the_numpy_ageing(drift_ppm: int) -> None:
+    """Relaxation, drift and the clip, cell by cell, against the numpy rule: never-pulsed cells, unformed
+    cells, negative relaxation, one time for all and one per cell, times before the pulse."""
+    cfg = ChipModelConfig.model_validate(
+        {"seed": 3, "relaxation": {"sigma_ns": 3_000, "tau_us": 1_000}, "drift": {"ppm_per_decade": drift_ppm}}
+    )
+    g = np.random.default_rng(drift_ppm)
+    n = 5_000
+    cells = (
+        g.integers(1, 160_000, n),
+        g.integers(-1, 10**9, n),
+        g.integers(-20_000, 20_000, n),
+        g.random(n) < 0.7,
+    )
+    for now in (10**9, g.integers(0, 2 * 10**9, n)):
+        np.testing.assert_array_equal(
+            device.aged(*cells, now, cfg, compiled=True), device.aged(*cells, now, cfg, compiled=False)
+        )

@@ -464,3 +464,13 @@ def test_bitplanes_cut_otherwise_by_the_registers_are_their_frames(batch: int, b
         got.append(ov.pop_stream(batch * 64))
     if got:
         np.testing.assert_array_equal(got[0], got[1])
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_bitplanes_are_the_plane_matrix() -> None:
+    from rramsim.overlay import _plane_matrix_f32
+
+    x = np.random.default_rng(2).integers(0, 256, size=(37, 129)).astype(np.uint8)
+    for bits in (1, 3, 8):
+        want = linedrive.BitplaneStream(x, bits, 0).plane_matrix(np.float32)
+        np.testing.assert_array_equal(_plane_matrix_f32(x, bits), want)

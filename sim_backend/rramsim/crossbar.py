@@ -213,12 +213,8 @@ class Crossbar:
     def _effective(self, g: NDArray[np.int64], t: NDArray[np.int64], relax: NDArray[np.int64],
                    formed: NDArray[np.bool_], now: NDArray[np.int64] | None = None) -> NDArray[np.int64]:  # fmt: skip
         """G at ``now_us`` (or at each cell's ``now``) of cells with conductance g (last pulse at t,
-        relaxation relax)."""
-        dt = np.maximum((self.now_us if now is None else now) - t, 0)
-        pulsed = t >= 0
-        out = np.where(pulsed, device.relaxed(g, relax, dt, self.config.relaxation.tau_us), g)
-        out = np.where(pulsed & formed, device.drifted(out, dt, self.config), out)
-        return np.where(pulsed, np.clip(out, 1, self.config.program.max_ns), g)
+        relaxation relax): rramsim.device.aged."""
+        return device.aged(g, t, relax, formed, self.now_us if now is None else now, self.config)
 
     def _fold(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.int64]:
         """Cells about to be pulsed start from their conductance now (relaxed and drifted)."""
@@ -245,12 +241,10 @@ class Crossbar:
         instead of ``now_us``."""
         idx = (slice(None), slice(None)) if index is None else index
         g = self._g[idx].astype(np.int64)
-        if self._time_active():
-            t = self.t_pulse_us[idx]
-            live = (t >= 0) & (self.stuck[idx] == NOT_STUCK)
-            now = None if at_us is None else np.broadcast_to(np.asarray(at_us, dtype=np.int64), g.shape)[live]
-            g[live] = self._effective(g[live], t[live], self.relax_ns[idx][live].astype(np.int64),
-                                      self.g_formed[idx][live] > 0, now)  # fmt: skip
+        if self._time_active():  # stuck cells age as never-pulsed ones: not at all
+            t = np.where(self.stuck[idx] == NOT_STUCK, self.t_pulse_us[idx], -1)
+            now = self.now_us if at_us is None else np.broadcast_to(np.asarray(at_us, dtype=np.int64), g.shape)
+            g = device.aged(g, t, self.relax_ns[idx], self.g_formed[idx] > 0, now, self.config)
         return device.gated(g, v_wl_uv, self.config)
 
     def drift(self) -> None:
@@ -325,7 +319,10 @@ class Crossbar:
         conductances, the gate and the configuration stay the same (any access to ``g`` counts as a
         change; a chip with relaxation or drift is recomputed on every call)."""
         if self._time_active():
-            block = self.conductance(v_wl_uv, np.ix_(rows, np.arange(col_start, col_start + col_count)))
+            cols = slice(col_start, col_start + col_count)
+            contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size and bool((np.diff(rows) == 1).all())
+            index = (slice(int(rows[0]), int(rows[-1]) + 1), cols) if contiguous else (rows[:, None], cols)
+            block = self.conductance(v_wl_uv, index)
             return xm.block(block, int(block.sum(axis=0).max(initial=0)))
         gate_open = v_wl_uv is None or v_wl_uv > self.config.transistor.wl_threshold_uv
         key = (xm.name, getattr(xm, "device", None), rows.tobytes(), col_start, col_count, gate_open,

@@ -87,6 +87,40 @@ def drifted(g: NDArray[np.int64], dt_us: NDArray[np.int64], config: ChipModelCon
     return g - loss
 
 
+def aged(
+    g: NDArray[np.int64],
+    t_pulse_us: NDArray[np.int64],
+    relax_ns: NDArray[np.int64],
+    formed: NDArray[np.bool_],
+    now_us: int | NDArray[np.int64],
+    config: ChipModelConfig,
+    compiled: bool | None = None,
+) -> NDArray[np.int64]:
+    """G at ``now_us`` (one time, or each cell's own) of cells with conductance ``g``, last pulsed at
+    ``t_pulse_us`` (< 0: never; they keep ``g``) with relaxation amplitude ``relax_ns``: relaxed,
+    then drifted where ``formed``, then clipped to 1 .. program.max_ns.  ``compiled`` (default: where
+    numba is installed) runs the same rule cell by cell (rramsim.kernels.aged_kernel; tested equal)."""
+    if kernels.AVAILABLE if compiled is None else compiled:
+        d = config.drift
+        params = np.array([config.relaxation.tau_us, d.ppm_per_decade, d.t0_us,
+                           int(log2_fixed_array(np.array([d.t0_us]), compiled=True)[0]), config.reset.off_ns,
+                           config.program.max_ns, _MANT, LOG2_FRAC, PPM * LOG2_10], dtype=np.int64)  # fmt: skip
+        shape = np.shape(g)
+
+        def flat(a: ArrayLike) -> NDArray[np.int64]:
+            return np.ascontiguousarray(a, dtype=np.int64).reshape(-1)
+
+        out = np.empty(int(np.prod(shape)), dtype=np.int64)
+        is_formed = np.ascontiguousarray(formed, dtype=np.bool_).reshape(-1)
+        kernels.aged_kernel(flat(g), flat(t_pulse_us), flat(relax_ns), is_formed, flat(now_us), params, out)
+        return out.reshape(shape)
+    dt = np.maximum(now_us - t_pulse_us, 0)
+    pulsed = t_pulse_us >= 0
+    out = np.where(pulsed, relaxed(g, relax_ns, dt, config.relaxation.tau_us), g)
+    out = np.where(pulsed & formed, drifted(out, dt, config), out)
+    return np.where(pulsed, np.clip(out, 1, config.program.max_ns), g)
+
+
 def relaxation_draw(config: ChipModelConfig, *key: ArrayLike) -> NDArray[np.int64]:
     """The relaxation amplitude R of one pulse (stream RELAXATION, key = the pulse's key)."""
     sigma = config.relaxation.sigma_ns

@@ -199,28 +199,64 @@ def readout_kernel(
     return 0
 
 
+@_njit(inline="always")
+def _log2_fixed(v: int, mant: int, frac: int) -> int:
+    """rramsim.device.log2_fixed_array of one value: the integer part (bit length - 1), then ``frac``
+    fraction bits by squaring the ``mant``-bit mantissa."""
+    one = np.int64(1) << mant
+    ip = np.int64(0)
+    t = v
+    for shift in (32, 16, 8, 4, 2, 1):
+        if t >= np.int64(1) << shift:
+            t >>= shift
+            ip += shift
+    m = v >> (ip - mant) if ip >= mant else v << (mant - ip)
+    result = ip
+    for _ in range(frac):
+        m = (m * m) >> mant
+        result <<= 1
+        if m >= 2 * one:
+            m >>= 1
+            result |= 1
+    return int(result)
+
+
 @_njit(cache=True, nogil=True)
 def log2_fixed_kernel(x: NDArray[np.int64], mant: int, frac: int, out: NDArray[np.int64]) -> None:
-    """rramsim.device.log2_fixed_array, element by element: the integer part (bit length - 1), then
-    ``frac`` fraction bits by squaring the ``mant``-bit mantissa."""
-    one = np.int64(1) << mant
+    """rramsim.device.log2_fixed_array, element by element."""
     for i in range(x.shape[0]):
-        v = x[i]
-        ip = np.int64(0)
-        t = v
-        for shift in (32, 16, 8, 4, 2, 1):
-            if t >= np.int64(1) << shift:
-                t >>= shift
-                ip += shift
-        m = v >> (ip - mant) if ip >= mant else v << (mant - ip)
-        result = ip
-        for _ in range(frac):
-            m = (m * m) >> mant
-            result <<= 1
-            if m >= 2 * one:
-                m >>= 1
-                result |= 1
-        out[i] = result
+        out[i] = _log2_fixed(x[i], mant, frac)
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def aged_kernel(
+    g: NDArray[np.int64],
+    t_pulse: NDArray[np.int64],
+    relax: NDArray[np.int64],
+    formed: NDArray[np.bool_],
+    now: NDArray[np.int64],
+    params: NDArray[np.int64],
+    out: NDArray[np.int64],
+) -> None:
+    """rramsim.device.aged, cell by cell: relaxation, then log-time drift of formed cells, then the
+    clip to 1 .. max_ns, for cells pulsed at ``t_pulse`` >= 0 (others keep g).  ``now``: one time for
+    every cell (length 1) or each cell's own; ``params``: tau_us, ppm_per_decade, t0_us, log2(t0),
+    off_ns, max_ns, mantissa bits, fraction bits, PPM * LOG2_10."""
+    tau, ppm_dec, t0, log2_t0, off, max_ns = params[0], params[1], params[2], params[3], params[4], params[5]
+    mant, frac, scale = params[6], params[7], params[8]
+    one_now = now.shape[0] == 1
+    for i in range(g.shape[0]):
+        t = t_pulse[i]
+        if t < 0:
+            out[i] = g[i]
+            continue
+        dt = max((now[0] if one_now else now[i]) - t, 0)
+        v = g[i] + (relax[i] * dt) // (dt + tau)
+        if formed[i] and ppm_dec != 0:
+            decades = _log2_fixed(dt + t0, mant, frac) - log2_t0
+            above = max(v - off, 0)
+            v = v - min(above * ppm_dec * decades // scale, above)
+        out[i] = min(max(v, 1), max_ns)
 
 
 @_njit(cache=True, nogil=True)
@@ -230,3 +266,12 @@ def count_at_rails(codes: NDArray[np.int64], lo: int, hi: int) -> int:
     for i in range(codes.shape[0]):
         n += int(codes[i] <= lo) + int(codes[i] >= hi)
     return n
+
+
+@_njit(cache=True, nogil=True)
+def bitplanes_kernel(x: NDArray[np.uint8], bits: int, out: NDArray[np.float32]) -> None:
+    """out[b, k, j] = bit k of x[b, j] (rramctl.hw.linedrive.BitplaneStream.plane_matrix, as float32)."""
+    for b in range(x.shape[0]):
+        for k in range(bits):
+            for j in range(x.shape[1]):
+                out[b, k, j] = (x[b, j] >> k) & 1

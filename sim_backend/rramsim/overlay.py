@@ -34,7 +34,7 @@ from rramctl.protocol import (
     dac_frame_over_limit,
 )
 
-from rramsim import arraymath, device, energy, timing
+from rramsim import arraymath, device, energy, kernels, timing
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
@@ -102,6 +102,16 @@ def occurrence_rounds(keys: NDArray[np.int64]) -> list[NDArray[np.int64]]:
 
 
 Packet = NDArray[np.uint32] | linedrive.BitplaneStream  # an input packet: words, or MULTIPLY's bit-planes
+
+
+def _plane_matrix_f32(x: NDArray[np.uint8], bits: int) -> NDArray[np.float32]:
+    """The bit-planes of inputs ``x`` as MULTIPLY's (B * bits, rows) float32 0/1 row masks, frame order
+    (BitplaneStream.plane_matrix; one compiled pass where numba is installed)."""
+    if not (kernels.AVAILABLE and x.size):
+        return linedrive.BitplaneStream(np.ascontiguousarray(x), bits, 0).plane_matrix(np.float32)
+    out = np.empty((x.shape[0], bits, x.shape[1]), dtype=np.float32)
+    kernels.bitplanes_kernel(np.ascontiguousarray(x), bits, out)
+    return out.reshape(-1, x.shape[1])
 
 
 def _words(packet: Packet) -> NDArray[np.uint32]:
@@ -464,8 +474,7 @@ class EmulatedOverlay:
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
         src = self.source_codes()
-        bs = linedrive.BitplaneStream
-        if isinstance(packet, bs) and packet.bits == bits and packet.inputs.shape[0] >= batch:
+        if isinstance(packet, linedrive.BitplaneStream) and packet.bits == bits and packet.inputs.shape[0] >= batch:
             # the driver's packet: the bit-planes of its inputs are the V_READ row masks (no frames)
             n_lines = max(0, min(packet.inputs.shape[1], self.config.rows - packet.row_start))  # on this array
             lines = np.arange(packet.row_start, packet.row_start + n_lines, dtype=np.int64)
@@ -474,9 +483,7 @@ class EmulatedOverlay:
             if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
                 lines, x = lines[used], x[:, used]
             read = int(src[MuxSource.READ])
-            masks = (
-                [(read, bs(np.ascontiguousarray(x), bits, 0).plane_matrix(np.float32))] if read and used.any() else []
-            )
+            masks = [(read, _plane_matrix_f32(x, bits))] if read and used.any() else []
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
             if words.size < n_frames * linedrive.FRAME_WORDS:
