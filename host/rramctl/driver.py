@@ -92,6 +92,8 @@ class Driver:
         self.read_gate_code = read_gate_code  # V_WL of every READ and MULTIPLY: the access transistors on
         self.saturated = 0  # ADC samples at either end of the range in the last read_region / multiply call
         self._dac_ready = False
+        # the interrupt line, where the transport has one (a protocol check once, not per operation)
+        self._irq: InterruptSource | None = transport if isinstance(transport, InterruptSource) else None
 
     # ---- identity and the DAC ---------------------------------------------------------
     def identify(self) -> tuple[int, int]:
@@ -191,13 +193,12 @@ class Driver:
     @property
     def _irq_en(self) -> int:
         """CTRL.irq_en where the transport waits on the interrupt (DONE or ERROR raises it), else 0."""
-        t = self.transport
-        return R.CTRL_IRQ_EN.put(1) if isinstance(t, InterruptSource) and t.has_interrupt else 0
+        return R.CTRL_IRQ_EN.put(1) if self._irq is not None and self._irq.has_interrupt else 0
 
     def _wait_done(self, opcode: int) -> None:
         deadline = time.monotonic() + self.poll_timeout_s
-        if self._irq_en and isinstance(self.transport, InterruptSource):
-            self.transport.wait_interrupt(self.poll_timeout_s)  # then STATUS once; polling only if it timed out
+        if self._irq is not None and self._irq.has_interrupt:
+            self._irq.wait_interrupt(self.poll_timeout_s)  # then STATUS once; polling only if it timed out
         while True:
             status = self.status()
             if not R.STATUS_BUSY.get(status):
