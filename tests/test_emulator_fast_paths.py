@@ -474,3 +474,20 @@ def test_the_compiled_bitplanes_are_the_plane_matrix() -> None:
     for bits in (1, 3, 8):
         want = linedrive.BitplaneStream(x, bits, 0).plane_matrix(np.float32)
         np.testing.assert_array_equal(_plane_matrix_f32(x, bits), want)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_drive_sums_are_numpys() -> None:
+    """Several source codes summed (the accumulating path), float32 and float64 blocks."""
+    g = np.random.default_rng(21)
+    for top in (3_000, 150_000):  # column sums below and above 2**24: float32 and float64 blocks
+        conductance = g.integers(1, top, size=(200, 70))
+        drives = [(int(c), g.random((33, 200)) < 0.4) for c in (1_300, 65_535, 7)]
+        sums = []
+        for compiled in (True, False):
+            xm = arraymath.NumpyModule(compiled)
+            block = xm.block(conductance, int(conductance.sum(axis=0).max()))
+            sums.append(arraymath.drive_sums(xm, drives, block))
+        want = sum(c * (m.astype(np.int64) @ conductance) for c, m in drives)
+        np.testing.assert_array_equal(sums[0], want)
+        np.testing.assert_array_equal(sums[1], want)

@@ -71,7 +71,7 @@ class ArrayModule(Protocol):
     def floor_div(self, a: Array, b: int) -> Array: ...
     def clip(self, a: Array, lo: int, hi: int) -> Array: ...
     def abs_max(self, a: Array) -> int: ...
-    def exact_matmul(self, mask: Array, g: Array) -> Array: ...
+    def add_products(self, total: Array | None, mask: Array, g: Array, code: int) -> Array: ...
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Array: ...
 
 
@@ -126,8 +126,22 @@ class NumpyModule:
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> NDArray[np.floating[Any]]:
         return g.astype(np.float32 if col_sum_max < F32_EXACT else np.float64)
 
-    def exact_matmul(self, mask: NDArray[Any], g: NDArray[np.floating[Any]]) -> NDArray[np.int64]:
-        return (mask.astype(g.dtype, copy=False) @ g).astype(np.int64)
+    def add_products(
+        self, total: NDArray[np.int64] | None, mask: NDArray[Any], g: NDArray[np.floating[Any]], code: int
+    ) -> NDArray[np.int64]:
+        """``total + code * (mask @ g)`` in int64 (a new array when ``total`` is None); the float product
+        is exact (``block``), converted and scaled in one compiled pass where numba is installed."""
+        product = mask.astype(g.dtype, copy=False) @ g
+        if self.compiled:
+            out = np.empty(product.shape, dtype=np.int64) if total is None else total
+            kernels.scale_add_kernel(product.reshape(-1), code, total is not None, out.reshape(-1))
+            return out
+        part = product.astype(np.int64)
+        part *= code
+        if total is None:
+            return part
+        total += part
+        return total
 
 
 class TorchModule:
@@ -180,8 +194,9 @@ class TorchModule:
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Any:
         return self.torch.as_tensor(np.ascontiguousarray(g), device=self.device).to(self.torch.float64)
 
-    def exact_matmul(self, mask: Any, g: Any) -> Any:
-        return (mask.to(g.dtype) @ g).to(self.torch.int64)
+    def add_products(self, total: Any, mask: Any, g: Any, code: int) -> Any:
+        part = (mask.to(g.dtype) @ g).to(self.torch.int64) * code
+        return part if total is None else total + part
 
 
 def array_module(device: str = "cpu") -> ArrayModule:
@@ -389,10 +404,5 @@ def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array)
     column sum exactly)."""
     total: Array = None
     for code, mask in drives:
-        part = xm.exact_matmul(mask, g_block)  # a new int64 array
-        part *= int(code)
-        if total is None:
-            total = part
-        else:
-            total += part
+        total = xm.add_products(total, mask, g_block, int(code))
     return total

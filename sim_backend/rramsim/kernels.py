@@ -275,3 +275,14 @@ def bitplanes_kernel(x: NDArray[np.uint8], bits: int, out: NDArray[np.float32]) 
         for k in range(bits):
             for j in range(x.shape[1]):
                 out[b, k, j] = (x[b, j] >> k) & 1
+
+
+@_njit(cache=True, nogil=True)
+def scale_add_kernel(product: NDArray[Any], code: int, accumulate: bool, out: NDArray[np.int64]) -> None:
+    """out (+)= code * product, the float product (integer-valued, exact) converted to int64."""
+    if accumulate:
+        for i in range(product.shape[0]):
+            out[i] += np.int64(product[i]) * code
+    else:
+        for i in range(product.shape[0]):
+            out[i] = np.int64(product[i]) * code
