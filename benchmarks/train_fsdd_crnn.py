@@ -5,11 +5,74 @@ On the paper's own feature file and split (like-for-like with seed 000):
         --features-file ../shared/datasets/spoken_digit_mfcc/fsdd_mfcc_23x20.npz
 
 or on our MFCC maps of the FSDD recordings: --data-dir FOLDER (holding fsdd/recordings).
+
+Benchmarks run as several invocations (one per recipe / method, at the same time) are merged into one file:
+
+    python benchmarks/train_fsdd_crnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]
+
+which keeps each invocation's arguments, adds every run's validation / test curves and its pair flips after the
+initial prune (the paper code's unit, docs/training.md "Programming budget"), and plots the seed spread.
 """
 
+import json
+import statistics
 import sys
+from pathlib import Path
+from typing import Any
 
-from harness import main
+from harness import PAPER, aggregate, main, table
+
+INITIAL_PRUNE = 34_240  # half of the CRNN's 68,480 pairs, pruned by the first mask sync
+PAPER_PAIR_FLIPS = 349_000  # seed 000 Fig. 4: TO's count over 60 epochs; the code counts mask switches per weight
+
+
+def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str, Any]:
+    """One results file from the harness's ``results.json`` in ``folders``."""
+    from rramctl.fileio import atomic_write_text
+    from rramctl.training import plots
+
+    res: dict[str, Any] = {"task": "fsdd-crnn", "paper": PAPER["fsdd-crnn"], "commands": {}, "runs": []}
+    curves: dict[str, list[list[dict[str, Any]]]] = {}
+    for folder in folders:
+        part = json.loads((folder / "results.json").read_text())
+        res["data"] = part["data"]
+        res["commands"][str(folder)] = part["args"]
+        for rec in part["runs"]:
+            name = f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}"
+            metrics = json.loads((folder / name / "metrics.json").read_text())
+            curves.setdefault(f"{rec['recipe']}/{rec['method']}", []).append(metrics)
+            rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
+            rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
+            if rec["method"] == "to":
+                after = rec["pair_flips"] - INITIAL_PRUNE
+                rec["pair_flips_per_epoch_curve"] = [m["pair_flips_epoch"] for m in metrics]
+                rec["pair_flips_after_initial_prune"] = after
+                rec["pair_flips_after_initial_prune_per_epoch"] = after / rec["epochs"]
+                rec["pair_flips_after_initial_prune_per_step"] = after / rec["steps"]
+            res["runs"].append(rec)
+    res["summary"] = aggregate(res["runs"])
+    for name, d in res["summary"].items():
+        rs = [r for r in res["runs"] if f"{r['recipe']}/{r['method']}" == name]
+        d["epochs"] = sorted({r["epochs"] for r in rs})
+        for k in ("pair_flips_after_initial_prune_per_epoch", "pair_flips_after_initial_prune_per_step"):
+            vals = [r[k] for r in rs if k in r]
+            if vals:
+                d[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+    res["paper_programming_budget"] = {
+        "pair_flips_after_initial_prune": PAPER_PAIR_FLIPS, "epochs": 60, "steps_per_epoch": 70,
+        "per_epoch": PAPER_PAIR_FLIPS / 60, "per_step": PAPER_PAIR_FLIPS / 60 / 70,
+        "note": "Spoken_digit_hardware_TO.py counts mask switches per weight (one differential pair) and subtracts "
+                "sparsity x weights (the initial prune); the Fig. 4 caption calls the 349 thousand per-cell updates",
+    }  # fmt: skip
+    atomic_write_text(out, json.dumps(res, indent=2))
+    if plot is not None:
+        plots.seed_spread(curves, plot, "fsdd-crnn")
+    print(table("fsdd-crnn", res["summary"]))
+    return res
+
 
 if __name__ == "__main__":
-    main("fsdd-crnn", sys.argv[1:])
+    if sys.argv[1:2] == ["--merge"]:
+        merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]], Path("docs/img/fsdd_paperfeat_spread.png"))
+    else:
+        main("fsdd-crnn", sys.argv[1:])

@@ -49,3 +49,35 @@ def test_harness_runs_every_seed_recipe_and_method(harness, tmp_path, monkeypatc
     assert "host products" in saved["summary"]["paper/to"]["path"]
     assert (tmp_path / "accuracy_spread.png").stat().st_size > 0
     assert "| paper/to (seeds 0, 1) |" in harness.table("fmnist-cnn", saved["summary"])
+
+
+def test_merge_keeps_each_command_and_counts_pair_flips_after_the_initial_prune(tmp_path, monkeypatch):
+    """benchmarks/train_fsdd_crnn.py --merge: invocations run side by side become one results file."""
+    monkeypatch.syspath_prepend(str(HARNESS.parent))
+    spec = importlib.util.spec_from_file_location("bench_fsdd", HARNESS.parent / "train_fsdd_crnn.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for folder, method, flips in (("a", "to", 34_240 + 600), ("b", "wo", 0)):
+        (tmp_path / folder / f"paper-{method}-seed0").mkdir(parents=True)
+        metrics = [{"val_accuracy": 0.5, "test_accuracy": 0.4, "pair_flips_epoch": flips // 2}] * 2
+        (tmp_path / folder / f"paper-{method}-seed0" / "metrics.json").write_text(json.dumps(metrics))
+        run = {
+            "recipe": "paper",
+            "method": method,
+            "seed": 0,
+            "path": "host",
+            "epochs": 2,
+            "steps": 6,
+            "test_accuracy": 0.4,
+            "pair_flips": flips,
+            "cell_ops_per_step": 2 * flips / 6 if flips else 900.0,
+        }
+        (tmp_path / folder / "results.json").write_text(json.dumps({"data": "f.npz", "args": {"out": folder},
+                                                                     "runs": [run]}))  # fmt: skip
+    res = mod.merge(tmp_path / "out.json", [tmp_path / "a", tmp_path / "b"])
+    assert set(res["commands"]) == {str(tmp_path / "a"), str(tmp_path / "b")}
+    to = res["summary"]["paper/to"]
+    assert to["pair_flips_after_initial_prune_per_epoch"]["mean"] == 300 and to["epochs"] == [2]
+    assert res["runs"][0]["test_accuracy_curve"] == [0.4, 0.4]
+    assert to["ops_reduction_vs_wo"] == pytest.approx(1 - (2 * 34_840 / 6) / 900)
+    assert json.loads((tmp_path / "out.json").read_text())["summary"] == res["summary"]
