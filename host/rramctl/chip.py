@@ -11,6 +11,7 @@ import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -401,7 +402,7 @@ class Chip:
         warnings.warn(msg, SaturationWarning, stacklevel=3)
 
     @staticmethod
-    def check_inputs(inputs: NDArray[np.integer], region: Region, bits: int) -> NDArray[np.int64]:
+    def check_inputs(inputs: NDArray[np.integer], region: Region, bits: int) -> NDArray[np.integer[Any]]:
         """Validate (B, n_rows) unsigned ``bits``-bit integer inputs for a multiply on ``region`` (the
         driver's rule, :func:`rramctl.driver.check_inputs`), e.g. before a file's inputs reach a chip."""
         return check_inputs(inputs, region.n_rows, bits)

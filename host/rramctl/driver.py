@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,8 +61,9 @@ class ProgramResult:
     final_codes: NDArray[np.int64]  # last verify read per cell (read-range ADC code)
 
 
-def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray[np.int64]:
-    """(B, n_rows) unsigned ``bits``-bit integers for a MULTIPLY (BITS register 1..MAX_BITS)."""
+def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray[np.integer[Any]]:
+    """(B, n_rows) unsigned ``bits``-bit integers for a MULTIPLY (BITS register 1..MAX_BITS); returns
+    them as an array of their own integer type (no copy)."""
     x = np.asarray(inputs)
     if not 1 <= bits <= MAX_BITS:
         raise UsageError(f"input bit width must be 1-{MAX_BITS}, got {bits}")
@@ -72,7 +73,7 @@ def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray
         raise UsageError(f"inputs must be integers, got {x.dtype}")
     if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
         raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
-    return x.astype(np.int64, copy=False)
+    return x
 
 
 class Driver:

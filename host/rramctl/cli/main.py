@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from numpy.typing import NDArray
 from typer.core import TyperGroup
 
 from rramctl import __version__
@@ -397,7 +398,9 @@ def multiply(
     if random is not None:
         if random < 1:
             raise UsageError(f"--random must be at least 1, got {random}")
-        x = np.random.default_rng(input_seed).integers(0, 1 << bits, size=(random, reg.n_rows), dtype=np.int64)
+        x: NDArray[np.integer[Any]] = np.random.default_rng(input_seed).integers(
+            0, 1 << bits, size=(random, reg.n_rows), dtype=np.int64
+        )
     else:
         assert inputs is not None
         try:
