@@ -342,8 +342,9 @@ class EmulatedOverlay:
         cells = rg[R.CELL_COUNT] if op in (RESET, SET, PROGRAM) else rg[R.ROW_COUNT] * rg[R.COL_COUNT]
         per_op = {int(READ): out_words, int(MULTIPLY): frames * rg[R.COL_COUNT], int(PROGRAM): pulses + cells}
         samples = per_op.get(op, 0)
-        return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES], cells=cells,
-                                pulses=pulses, rows=rg[R.ROW_COUNT], samples=samples, frames=frames)  # fmt: skip
+        return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES],
+                                guard_cycles=rg[R.GUARD_CYCLES], cells=cells, pulses=pulses, rows=rg[R.ROW_COUNT],
+                                samples=samples, frames=frames)  # fmt: skip
 
     def _price_pulses(self, op: int, packet: Packet, out: NDArray[np.uint32], pulses: int) -> None:
         """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
