@@ -85,16 +85,15 @@ module rram_seq #(
     localparam [5:0]
         S_IDLE = 6'd0, S_END = 6'd1, S_DRAIN = 6'd2, S_FIN = 6'd3, S_FIN2 = 6'd4, S_ABORT = 6'd5,
         S_FORM = 6'd6, S_FORM_FRAME = 6'd7, S_FORM_DRV = 6'd8, S_FORM_PULSE = 6'd9,
-        S_CELL = 6'd10, S_CELL_CHK = 6'd11, S_TGT = 6'd12, S_CELL_T = 6'd13, S_RS_GO = 6'd14, S_RS_FRAME = 6'd15,
-        S_RS_DRV = 6'd16, S_RS_PULSE = 6'd17, S_CELL_NEXT = 6'd18,
+        S_CELL = 6'd10, S_CELL_CHK = 6'd11, S_TGT = 6'd12, S_CELL_T = 6'd13, S_RS_GO = 6'd14, S_PULSE_FRAME = 6'd15,
+        S_PULSE_DRV = 6'd16, S_PULSE_WAIT = 6'd17, S_CELL_NEXT = 6'd18,
         S_PV_READ = 6'd19, S_PV_FRAME = 6'd20, S_PV_DRV = 6'd21, S_PV_GUARD = 6'd22, S_PV_SMPW = 6'd23,
-        S_PV_MUL = 6'd24, S_PV_CHK = 6'd25, S_PV_PUSH = 6'd26, S_PV_PFRAME = 6'd27, S_PV_P = 6'd28,
-        S_PV_PULSE = 6'd29, S_PV_OUT = 6'd30,
-        S_RD_ROW = 6'd31, S_RD_FRAME = 6'd32, S_RD_DRV = 6'd33, S_RD_GUARD = 6'd34, S_RD_SMP = 6'd35,
-        S_RD_SMPW = 6'd36, S_RD_CODE = 6'd37, S_RD_PUSH = 6'd38,
-        S_MU_FRAME = 6'd39, S_MU_WORD = 6'd40, S_MU_SHIFT = 6'd41, S_MU_LATCH = 6'd42, S_MU_DRV = 6'd43,
-        S_MU_GUARD = 6'd44, S_MU_SMP = 6'd45, S_MU_SMPW = 6'd46, S_MU_CODE = 6'd47, S_MU_PUSH = 6'd48,
-        S_MU_NEXT = 6'd49;
+        S_PV_MUL = 6'd24, S_PV_CHK = 6'd25, S_PV_PUSH = 6'd26, S_PV_OUT = 6'd27,
+        S_RD_ROW = 6'd28, S_RD_FRAME = 6'd29, S_RD_DRV = 6'd30, S_RD_GUARD = 6'd31, S_RD_SMP = 6'd32,
+        S_RD_SMPW = 6'd33, S_RD_CODE = 6'd34, S_RD_PUSH = 6'd35,
+        S_MU_FRAME = 6'd36, S_MU_WORD = 6'd37, S_MU_SHIFT = 6'd38, S_MU_LATCH = 6'd39, S_MU_DRV = 6'd40,
+        S_MU_GUARD = 6'd41, S_MU_SMP = 6'd42, S_MU_SMPW = 6'd43, S_MU_CODE = 6'd44, S_MU_PUSH = 6'd45,
+        S_MU_NEXT = 6'd46;
 
     reg [5:0] state;
     reg [7:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
@@ -365,16 +364,17 @@ module rram_seq #(
                     end
                     S_RS_GO: begin  // RESET: BL grounded, SL at V_SL; SET: BL at V_BL, SL grounded
                         pattern(cur_row, cur_row, (op == OP_RESET) ? NIB_GND : NIB_VBL, NIB_FLOAT);
-                        state <= S_RS_FRAME;
+                        state <= S_PULSE_FRAME;
                     end
-                    S_RS_FRAME: if (cf_done) state <= S_RS_DRV;
-                    S_RS_DRV: begin
-                        window(cur_col, cur_col, (op == OP_RESET) ? SL_VSL : SL_GND);
+                    // ---- one pulse on the cell (RESET, SET, PROGRAM): its pattern is set; frame, drive, pulse ----
+                    S_PULSE_FRAME: if (cf_done) state <= S_PULSE_DRV;
+                    S_PULSE_DRV: begin  // BL at V_BL: SET direction, SL grounded; BL grounded: RESET direction, SL at V_SL
+                        window(cur_col, cur_col, (pat_in == NIB_VBL) ? SL_GND : SL_VSL);
                         pulse_inc <= 32'd1;
                         pulse_go <= 1'b1;
-                        state <= S_RS_PULSE;
+                        state <= S_PULSE_WAIT;
                     end
-                    S_RS_PULSE: if (pulse_done) state <= S_CELL_NEXT;
+                    S_PULSE_WAIT: if (pulse_done) state <= (op == OP_PROGRAM) ? S_PV_OUT : S_CELL_NEXT;
                     S_CELL_NEXT: begin
                         cell_pos <= cell_pos + 1'b1;
                         state <= (cell_pos + 1'b1 == cell_count) ? S_END : S_CELL;
@@ -407,18 +407,10 @@ module rram_seq #(
                             state <= S_PV_PUSH;
                         end else begin  // one pulse towards the target
                             pattern(cur_row, cur_row, (32'(code) < target) ? NIB_VBL : NIB_GND, NIB_FLOAT);
-                            state <= S_PV_PFRAME;
+                            state <= S_PULSE_FRAME;
                         end
                     end
                     S_PV_PUSH: if (out_ready) state <= S_CELL_NEXT;
-                    S_PV_PFRAME: if (cf_done) state <= S_PV_P;
-                    S_PV_P: begin
-                        window(cur_col, cur_col, (pat_in == NIB_VBL) ? SL_GND : SL_VSL);
-                        pulse_inc <= 32'd1;
-                        pulse_go <= 1'b1;
-                        state <= S_PV_PULSE;
-                    end
-                    S_PV_PULSE: if (pulse_done) state <= S_PV_OUT;
                     S_PV_OUT: begin
                         k <= k + 1'b1;
                         state <= S_PV_READ;
