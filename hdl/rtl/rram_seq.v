@@ -79,9 +79,10 @@ module rram_seq #(
                      NIB_VBL = {1'b0, SRC_BL_PROG};
 
     // States: the flow of each operation.  S_CELL, S_TGT and S_MU_WORD wait for a word from rram_stream_in,
-    // *_FRAME / *_LATCH for rram_chain_frame's `done`, *_PULSE for rram_pulse's `done`, *_SMPW for
-    // rram_sample's `done`, *_PUSH for rram_stream_out to take the word, *_GUARD for the guard before a read
-    // drive; a *_SMP state starts a sample.
+    // *_FRAME / *_LATCH for rram_chain_frame's `done`, S_FORM_PULSE / S_PULSE_WAIT for rram_pulse's `done`,
+    // *_SMPW for rram_sample's `done`, *_PUSH for rram_stream_out to take the word, *_GUARD for the guard
+    // before a read drive; a *_SMP state starts a sample.  S_PULSE_* (one cell pulse: RESET, SET, PROGRAM)
+    // and S_COLS_* (drive and sample a column range: READ, MULTIPLY) are shared by the operations named.
     localparam [5:0]
         S_IDLE = 6'd0, S_END = 6'd1, S_DRAIN = 6'd2, S_FIN = 6'd3, S_FIN2 = 6'd4, S_ABORT = 6'd5,
         S_FORM = 6'd6, S_FORM_FRAME = 6'd7, S_FORM_DRV = 6'd8, S_FORM_PULSE = 6'd9,
@@ -89,11 +90,10 @@ module rram_seq #(
         S_PULSE_DRV = 6'd16, S_PULSE_WAIT = 6'd17, S_CELL_NEXT = 6'd18,
         S_PV_READ = 6'd19, S_PV_FRAME = 6'd20, S_PV_DRV = 6'd21, S_PV_GUARD = 6'd22, S_PV_SMPW = 6'd23,
         S_PV_MUL = 6'd24, S_PV_CHK = 6'd25, S_PV_PUSH = 6'd26, S_PV_OUT = 6'd27,
-        S_RD_ROW = 6'd28, S_RD_FRAME = 6'd29, S_RD_DRV = 6'd30, S_RD_GUARD = 6'd31, S_RD_SMP = 6'd32,
-        S_RD_SMPW = 6'd33, S_RD_CODE = 6'd34, S_RD_PUSH = 6'd35,
-        S_MU_FRAME = 6'd36, S_MU_WORD = 6'd37, S_MU_SHIFT = 6'd38, S_MU_LATCH = 6'd39, S_MU_DRV = 6'd40,
-        S_MU_GUARD = 6'd41, S_MU_SMP = 6'd42, S_MU_SMPW = 6'd43, S_MU_CODE = 6'd44, S_MU_PUSH = 6'd45,
-        S_MU_NEXT = 6'd46;
+        S_RD_ROW = 6'd28, S_RD_FRAME = 6'd29, S_RD_CODE = 6'd30, S_RD_PUSH = 6'd31,
+        S_COLS_DRV = 6'd32, S_COLS_GUARD = 6'd33, S_COLS_SMP = 6'd34, S_COLS_SMPW = 6'd35,
+        S_MU_FRAME = 6'd36, S_MU_WORD = 6'd37, S_MU_SHIFT = 6'd38, S_MU_LATCH = 6'd39, S_MU_CODE = 6'd40,
+        S_MU_PUSH = 6'd41, S_MU_NEXT = 6'd42;
 
     reg [5:0] state;
     reg [7:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
@@ -302,7 +302,7 @@ module rram_seq #(
                     sl_mode <= SL_FLOAT;
                     sr_oe_n <= 1'b1;
                 end
-                if (state == S_PV_GUARD || state == S_RD_GUARD || state == S_MU_GUARD) begin
+                if (state == S_PV_GUARD || state == S_COLS_GUARD) begin
                     if (guard_over) drive_en <= 1'b1;  // lines are set: the guard, then drive for a read
                     else guard_left <= guard_left - 1'b1;
                 end
@@ -422,19 +422,7 @@ module rram_seq #(
                         j <= 16'd0;
                         state <= S_RD_FRAME;
                     end
-                    S_RD_FRAME: if (cf_done) state <= S_RD_DRV;
-                    S_RD_DRV: begin
-                        window(col_start[CW-1:0], col_end[CW-1:0] - 1'b1, SL_SENSE);
-                        guard_left <= guard_cycles;
-                        state <= S_RD_GUARD;
-                    end
-                    S_RD_GUARD: if (guard_over) state <= S_RD_SMP;
-                    S_RD_SMP: begin
-                        adc_col <= col_start[CW-1:0] + j[CW-1:0];
-                        smp_go <= 1'b1;
-                        state <= S_RD_SMPW;
-                    end
-                    S_RD_SMPW: if (smp_done) state <= S_RD_CODE;
+                    S_RD_FRAME: if (cf_done) state <= S_COLS_DRV;
                     S_RD_CODE: begin
                         push_d <= 32'($signed(code));
                         j <= j + 1'b1;
@@ -444,7 +432,22 @@ module rram_seq #(
                         end
                         state <= S_RD_PUSH;
                     end
-                    S_RD_PUSH: if (out_ready) state <= (j != col_count) ? S_RD_SMP : (b == row_count) ? S_END : S_RD_ROW;
+                    S_RD_PUSH: if (out_ready) state <= (j != col_count) ? S_COLS_SMP : (b == row_count) ? S_END : S_RD_ROW;
+
+                    // ---- READ and MULTIPLY: the frame is set; drive the column range, guard, sample each column ----
+                    S_COLS_DRV: begin
+                        window(col_start[CW-1:0], col_end[CW-1:0] - 1'b1, SL_SENSE);
+                        j <= 16'd0;
+                        guard_left <= guard_cycles;
+                        state <= S_COLS_GUARD;
+                    end
+                    S_COLS_GUARD: if (guard_over) state <= S_COLS_SMP;
+                    S_COLS_SMP: begin
+                        adc_col <= col_start[CW-1:0] + j[CW-1:0];
+                        smp_go <= 1'b1;
+                        state <= S_COLS_SMPW;
+                    end
+                    S_COLS_SMPW: if (smp_done) state <= (op == OP_READ) ? S_RD_CODE : S_MU_CODE;
 
                     // ---- MULTIPLY: per chain frame from the stream, sample the column range ----
                     S_MU_FRAME: state <= S_MU_WORD;  // rram_chain_frame: the next word is word 0
@@ -460,28 +463,15 @@ module rram_seq #(
                             state <= in_open ? S_DRAIN : S_FIN;
                         end else state <= cf_last ? S_MU_LATCH : S_MU_WORD;
                     end
-                    S_MU_LATCH: if (cf_done) state <= S_MU_DRV;
-                    S_MU_DRV: begin
-                        window(col_start[CW-1:0], col_end[CW-1:0] - 1'b1, SL_SENSE);
-                        j <= 16'd0;
-                        guard_left <= guard_cycles;
-                        state <= S_MU_GUARD;
-                    end
-                    S_MU_GUARD: if (guard_over) state <= S_MU_SMP;
-                    S_MU_SMP: begin
-                        adc_col <= col_start[CW-1:0] + j[CW-1:0];
-                        smp_go <= 1'b1;
-                        state <= S_MU_SMPW;
-                    end
-                    S_MU_SMPW: if (smp_done) state <= S_MU_CODE;
+                    S_MU_LATCH: if (cf_done) state <= S_COLS_DRV;
                     S_MU_CODE: begin  // rram_accumulate stores this column's sum
                         j <= j + 1'b1;
                         if (k == 16'(bits) - 1'b1) begin  // last bit-plane: this column's result goes out
                             push_d <= 32'(acc_sum);
                             state <= S_MU_PUSH;
-                        end else state <= (j + 1'b1 == col_count) ? S_MU_NEXT : S_MU_SMP;
+                        end else state <= (j + 1'b1 == col_count) ? S_MU_NEXT : S_COLS_SMP;
                     end
-                    S_MU_PUSH: if (out_ready) state <= (j == col_count) ? S_MU_NEXT : S_MU_SMP;
+                    S_MU_PUSH: if (out_ready) state <= (j == col_count) ? S_MU_NEXT : S_COLS_SMP;
                     S_MU_NEXT: begin
                         lines_idle();
                         if (k == 16'(bits) - 1'b1) begin
