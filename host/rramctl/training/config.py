@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from rramctl.errors import UsageError
 
@@ -33,6 +34,12 @@ class ConfigFileError(UsageError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def _refuse_if(self, wrong: bool, message: str) -> Self:
+        """For an ``after`` validator: the section itself, or one clear error."""
+        if wrong:
+            raise ValueError(message)
+        return self
 
 
 class OptimiserConfig(_Section):
@@ -63,6 +70,11 @@ class ThresholdConfig(_Section):
         5e-3, ge=0, description="T_init; (ours) 5e-3 absolute; the paper's code, relative: 0.01 (CNN), 0.009 (CRNN)"
     )
     end: float = Field(5e-4, ge=0, description="T_end; (ours) 5e-4 absolute, the paper's code 0.007 relative")
+
+    @model_validator(mode="after")
+    def _order(self) -> ThresholdConfig:
+        return self._refuse_if(self.end > self.init, f"threshold.end ({self.end}) must not exceed threshold.init")
+
     step: float = Field(
         5e-4,
         ge=0,
@@ -74,12 +86,6 @@ class ThresholdConfig(_Section):
         description="(ours) scale T_s with the cosine learning-rate schedule, so that the small updates of the "
         "last epochs are not all dropped",
     )
-
-    @model_validator(mode="after")
-    def _order(self) -> ThresholdConfig:
-        if self.end > self.init:
-            raise ValueError(f"threshold.end ({self.end}) must not exceed threshold.init ({self.init})")
-        return self
 
     def at(self, t: int, lr_fraction: float = 1.0) -> float:
         """T_s(t); ``lr_fraction`` (the schedule's lr / base lr) scales it when ``follows_lr``."""
@@ -115,18 +121,17 @@ class WOConfig(_Section):
     cap_us: float = Field(5.0, gt=0, description="(ours) largest weight change per step (uS)")
     max_us: float = Field(40.0, gt=0, description="(ours) weights are kept within +-max_us")
     floor_us: float = Field(1.0, gt=0, description="(ours) conductance of the idle cell of a pair")
+
+    @model_validator(mode="after")
+    def _floor(self) -> WOConfig:
+        return self._refuse_if(self.floor_us >= self.max_us, "wo.floor_us must be below wo.max_us")
+
     tolerance: float = Field(0.1, gt=0, lt=1, description="write-verify margin (seed 000 Methods: ~10 %)")
     form_pairs: bool = Field(
         True,
         description="(ours) form both cells of every pair before training: write-verify needs formed cells, an "
         "unformed one takes the whole pulse cap and stays off",
     )
-
-    @model_validator(mode="after")
-    def _floor(self) -> WOConfig:
-        if self.floor_us >= self.max_us:
-            raise ValueError("wo.floor_us must be below wo.max_us")
-        return self
 
 
 class NetworkConfig(_Section):
