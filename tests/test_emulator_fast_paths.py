@@ -256,6 +256,9 @@ def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:
     np.testing.assert_array_equal(xb.conductance(1_200_000, np.ix_(rows, cols)), whole[np.ix_(rows, cols)])
     np.testing.assert_array_equal(xb.conductance(1_200_000, (rows, cols[:4])), whole[rows, cols[:4]])
     assert not np.array_equal(whole, xb.g)  # relaxation acts on the pulsed cells
+    for some in (rows, np.arange(7, 19)):  # MULTIPLY's block of driven rows: scattered, and a contiguous run
+        block = xb.read_block(arraymath.NumpyModule(), some, 40, 50, 1_200_000)
+        np.testing.assert_array_equal(block, whole[np.ix_(some, cols)])
 
 
 @pytest.mark.parametrize(("shape", "top"), [((3_000, 9), 3), ((500, 300), 16), ((200, 6), 1_000), ((0, 4), 2)])
