@@ -102,6 +102,25 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
+    """One results object from the ``results.json`` of several invocations (e.g. one per method, run at
+    the same time): each invocation's arguments, every run record (with its validation and test curves)
+    and the summary over all of them."""
+    res: dict[str, Any] = {"task": task, "paper": PAPER[task], "commands": {}, "runs": []}
+    for folder in folders:
+        part = json.loads((folder / "results.json").read_text())
+        res["data"] = part["data"]
+        res["commands"][str(folder)] = part["args"]
+        for rec in part["runs"]:
+            rec["run_folder"] = str(folder / f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}")
+            metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
+            rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
+            rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
+            res["runs"].append(rec)
+    res["summary"] = aggregate(res["runs"])
+    return res
+
+
 def table(task: str, agg: dict[str, dict[str, Any]]) -> str:
     paper = PAPER[task]
     lines = [

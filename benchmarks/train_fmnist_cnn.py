@@ -1,11 +1,23 @@
 """Fashion-MNIST CNN: TO and WO on the emulator, both recipes, several seeds, beside the paper's figures.
 
 nice -n 10 python benchmarks/train_fmnist_cnn.py --epochs 65 --seeds 0 1 2 --out runs/bench/fmnist-cnn
+
+Benchmarks run as several invocations (e.g. one per method, at the same time) are merged into one file:
+
+    python benchmarks/train_fmnist_cnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]
 """
 
+import json
 import sys
+from pathlib import Path
 
-from harness import main
+from harness import main, merge_parts, table
+from rramctl.fileio import atomic_write_text
 
 if __name__ == "__main__":
-    main("fmnist-cnn", sys.argv[1:])
+    if sys.argv[1:2] == ["--merge"]:
+        res = merge_parts("fmnist-cnn", [Path(p) for p in sys.argv[3:]])
+        atomic_write_text(Path(sys.argv[2]), json.dumps(res, indent=2))
+        print(table("fmnist-cnn", res["summary"]))
+    else:
+        main("fmnist-cnn", sys.argv[1:])

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import PAPER, aggregate, main, table
+from harness import main, merge_parts, table
 
 INITIAL_PRUNE = 34_240  # half of the CRNN's 68,480 pairs, pruned by the first mask sync
 PAPER_PAIR_FLIPS = 349_000  # seed 000 Fig. 4: TO's count over 60 epochs; the code counts mask switches per weight
@@ -31,26 +31,17 @@ def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str,
     from rramctl.fileio import atomic_write_text
     from rramctl.training import plots
 
-    res: dict[str, Any] = {"task": "fsdd-crnn", "paper": PAPER["fsdd-crnn"], "commands": {}, "runs": []}
+    res = merge_parts("fsdd-crnn", folders)
     curves: dict[str, list[list[dict[str, Any]]]] = {}
-    for folder in folders:
-        part = json.loads((folder / "results.json").read_text())
-        res["data"] = part["data"]
-        res["commands"][str(folder)] = part["args"]
-        for rec in part["runs"]:
-            name = f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}"
-            metrics = json.loads((folder / name / "metrics.json").read_text())
-            curves.setdefault(f"{rec['recipe']}/{rec['method']}", []).append(metrics)
-            rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
-            rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
-            if rec["method"] == "to":
-                after = rec["pair_flips"] - INITIAL_PRUNE
-                rec["pair_flips_per_epoch_curve"] = [m["pair_flips_epoch"] for m in metrics]
-                rec["pair_flips_after_initial_prune"] = after
-                rec["pair_flips_after_initial_prune_per_epoch"] = after / rec["epochs"]
-                rec["pair_flips_after_initial_prune_per_step"] = after / rec["steps"]
-            res["runs"].append(rec)
-    res["summary"] = aggregate(res["runs"])
+    for rec in res["runs"]:
+        metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
+        curves.setdefault(f"{rec['recipe']}/{rec['method']}", []).append(metrics)
+        if rec["method"] == "to":
+            after = rec["pair_flips"] - INITIAL_PRUNE
+            rec["pair_flips_per_epoch_curve"] = [m["pair_flips_epoch"] for m in metrics]
+            rec["pair_flips_after_initial_prune"] = after
+            rec["pair_flips_after_initial_prune_per_epoch"] = after / rec["epochs"]
+            rec["pair_flips_after_initial_prune_per_step"] = after / rec["steps"]
     for name, d in res["summary"].items():
         rs = [r for r in res["runs"] if f"{r['recipe']}/{r['method']}" == name]
         d["epochs"] = sorted({r["epochs"] for r in rs})
