@@ -210,20 +210,14 @@ class Crossbar:
     def _time_active(self) -> bool:
         return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
 
-    def _effective(self, g: NDArray[np.int64], t: NDArray[np.int64], relax: NDArray[np.int64],
-                   formed: NDArray[np.bool_], now: NDArray[np.int64] | None = None) -> NDArray[np.int64]:  # fmt: skip
-        """G at ``now_us`` (or at each cell's ``now``) of cells with conductance g (last pulse at t,
-        relaxation relax): rramsim.device.aged."""
-        return device.aged(g, t, relax, formed, self.now_us if now is None else now, self.config)
-
     def _fold(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.int64]:
         """Cells about to be pulsed start from their conductance now (relaxed and drifted)."""
         g = self.g[r, c].astype(np.int64)
         if not self._time_active():
             return g
         ok = self._switchable(r, c)
-        eff = self._effective(g, self.t_pulse_us[r, c], self.relax_ns[r, c].astype(np.int64), ok)
-        return np.where(ok, eff, g)
+        t = np.where(ok, self.t_pulse_us[r, c], -1)  # cells that cannot switch keep g (never-pulsed rule)
+        return device.aged(g, t, self.relax_ns[r, c], ok, self.now_us, self.config)
 
     def _mark(self, r: NDArray[np.int64], c: NDArray[np.int64], relax: NDArray[np.int64]) -> None:
         """Pulsed cells: their relaxation and drift clocks start now."""

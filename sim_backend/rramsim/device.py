@@ -17,6 +17,8 @@ time of its last pulse and the relaxation that pulse started (docs/emulator.md, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import rramctl.hw.adc as adc
 import rramctl.hw.dac80508 as dac80508
@@ -90,7 +92,7 @@ def drifted(g: NDArray[np.int64], dt_us: NDArray[np.int64], config: ChipModelCon
 def aged(
     g: NDArray[np.int64],
     t_pulse_us: NDArray[np.int64],
-    relax_ns: NDArray[np.int64],
+    relax_ns: NDArray[np.integer[Any]],
     formed: NDArray[np.bool_],
     now_us: int | NDArray[np.int64],
     config: ChipModelConfig,
@@ -116,7 +118,7 @@ def aged(
         return out.reshape(shape)
     dt = np.maximum(now_us - t_pulse_us, 0)
     pulsed = t_pulse_us >= 0
-    out = np.where(pulsed, relaxed(g, relax_ns, dt, config.relaxation.tau_us), g)
+    out = np.where(pulsed, relaxed(g, np.asarray(relax_ns, dtype=np.int64), dt, config.relaxation.tau_us), g)
     out = np.where(pulsed & formed, drifted(out, dt, config), out)
     return np.where(pulsed, np.clip(out, 1, config.program.max_ns), g)
 
