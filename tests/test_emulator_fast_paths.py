@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
-from rramctl.protocol import OverlayErrorCode
-from rramsim import arraymath, device, energy, kernels, rng, state
+from rramctl.protocol import Opcode, OverlayErrorCode
+from rramsim import arraymath, device, energy, kernels, rng, state, timing
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
 
@@ -168,6 +168,14 @@ def reference_chain(
     return x
 
 
+def read_noise_reference(ov: EmulatedOverlay, s: np.ndarray, serial: int, sample: np.ndarray) -> np.ndarray:
+    """Proportional read noise per sample with rng.normal_int: floor(S * z * ppm / (2**16 * 1e6)) in float64."""
+    z = rng.normal_int(ov.config.seed, rng.Stream.READ_NOISE, serial, sample)
+    ppm = float(ov.config.read.noise_ppm)
+    noise = np.floor(s.astype(np.float64) * z.astype(np.float64) * ppm / float(rng.NORMAL_SIGMA * rng.PPM))
+    return noise.astype(np.int64)
+
+
 def frame_path_reference(
     ov: EmulatedOverlay, frames: np.ndarray, batch: int, bits: int, c0: int, nc: int, tia: int
 ) -> np.ndarray:
@@ -178,11 +186,7 @@ def frame_path_reference(
     v = np.where(inhibit, 0, ov.source_codes()[select])[:, : cfg.rows]
     s = xb.drive_sums(v, c0, nc, ov.dac.output_uv(DAC_V_WL))
     sample = np.arange(s.size, dtype=np.int64).reshape(s.shape)
-    z = rng.normal_int(cfg.seed, rng.Stream.READ_NOISE, serial, sample)
-    ppm = cfg.read.noise_ppm
-    s = s + np.floor(
-        s.astype(np.float64) * z.astype(np.float64) * float(ppm) / float(rng.NORMAL_SIGMA * rng.PPM)
-    ).astype(np.int64)
+    s = s + read_noise_reference(ov, s, serial, sample)
     x = reference_chain(ov, s, tia, serial, sample, np.arange(c0, c0 + nc))
     codes = adc.drive_sum_to_code(x, tia)
     return (codes.reshape(batch, bits, nc) << np.arange(bits)[None, :, None]).sum(axis=1)
@@ -236,11 +240,14 @@ def test_every_device_gives_the_codes_of_cpu(device: str, chain: bool) -> None:
     is installed)."""
     g = np.random.default_rng(9)
     frames = _random_frames(g, 3 * 4, (0, 512))
-    got = {}
+    got, saturated = {}, {}
     for dev in ("cpu", device):
         ov = _overlay(4, chain=chain, device=dev)
+        ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, 20_000))  # some samples past the ADC's range
         got[dev] = _run_multiply(ov, frames, 3, 4, 7, 300, 0)
+        saturated[dev] = ov.counters.sat_count
     np.testing.assert_array_equal(got["cpu"], got[device])
+    assert saturated["cpu"] == saturated[device] > 0  # the tally of samples at the ADC's rails, too
 
 
 def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:
@@ -494,3 +501,45 @@ def test_the_compiled_drive_sums_are_numpys() -> None:
         want = sum(c * (m.astype(np.int64) @ conductance) for c, m in drives)
         np.testing.assert_array_equal(sums[0], want)
         np.testing.assert_array_equal(sums[1], want)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_shift_and_add_is_numpys() -> None:
+    """MULTIPLY's shift and add of its bit-planes' codes and the tally of codes at the ADC's rails, in one pass."""
+    planes = np.random.default_rng(4).integers(adc.CODE_MIN - 2, adc.CODE_MAX + 3, size=(9, 5, 33))
+    planes[0, 0, :4] = (adc.CODE_MIN, adc.CODE_MAX, adc.CODE_MIN + 1, adc.CODE_MAX - 1)
+    out = np.empty((9, 33), dtype=np.int64)
+    at_rails = kernels.shift_add_kernel(planes, adc.CODE_MIN, adc.CODE_MAX, out)
+    np.testing.assert_array_equal(out, (planes << np.arange(5)[None, :, None]).sum(axis=1))
+    assert at_rails == device.saturated(planes, compiled=False)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_read_samples_each_cell_of_the_region_at_its_own_time(chain: bool) -> None:
+    """READ (a block of the arrays) against the rule written per cell: cell k of the region (row-major) is
+    sampled at now + ((k // cols + 1) * settle + (k + 1) * conversion) cycles, its noise keyed by k."""
+    data: dict[str, Any] = _config(6, chain).model_dump()
+    data["relaxation"] = {"sigma_ns": 3_000, "tau_us": 400}  # cells relax while the read goes on
+    ov = EmulatedOverlay(ChipModelConfig.model_validate(data))
+    xb = ov.crossbar
+    g = np.random.default_rng(6)
+    xb.g = g.integers(1, 60_000, size=xb.g.shape).astype(np.int32)
+    xb.g_formed = xb.g.copy()
+    xb.t_pulse_us[::2, ::3] = 10
+    xb.relax_ns[::2, ::3] = g.integers(-2_000, 2_000, size=xb.relax_ns[::2, ::3].shape)
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, 1_311))
+    ov.dac.transfer(dac80508.channel_frame(DAC_V_WL, dac80508.volts_to_code(1.2)))
+    r0, nr, c0, nc, settle = 3, 7, 100, 45, 50
+    for k, v in {R.OPCODE: Opcode.READ, R.ROW_START: r0, R.ROW_COUNT: nr, R.COL_START: c0, R.COL_COUNT: nc,
+                 R.SETTLE_CYCLES: settle, R.TIA_GAIN: 0}.items():  # fmt: skip
+        ov.write_reg(k, v)
+    serial, now = ov.counters.op_serial + 1, int(ov.board_time_s * 1e6)
+    ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+    assert ov.done and not ov.error
+    got = adc.from_word(ov.pop_stream(nr * nc)).astype(np.int64)
+    k = np.arange(nr * nc)
+    r, c = r0 + k // nc, c0 + k % nc
+    at = now + ((k // nc + 1) * settle + (k + 1) * timing.ADC_SAMPLE_CYCLES) // (timing.CLOCK_HZ // 1_000_000)
+    s = ov.dac.output_code(DAC_V_READ) * xb.conductance(ov.dac.output_uv(DAC_V_WL), (r, c), at)
+    want = adc.drive_sum_to_code(reference_chain(ov, s + read_noise_reference(ov, s, serial, k), 0, serial, k, c), 0)
+    np.testing.assert_array_equal(got, want)

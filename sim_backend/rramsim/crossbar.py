@@ -291,19 +291,28 @@ class Crossbar:
         return np.asarray(arraymath.read_noise(_NP, s, sample, self.read_op(0, serial)))
 
     def sample_codes(
-        self, drive_sum: ArrayLike, tia_gain: int, serial: int, sample: ArrayLike, cols: ArrayLike | None = None
+        self,
+        drive_sum: ArrayLike,
+        tia_gain: int,
+        serial: int,
+        sample: ArrayLike | None,
+        cols: ArrayLike | None = None,
     ) -> NDArray[np.int64]:
         """ADC codes of samples: the documented transfer function (rramctl.hw.adc) of S + read noise,
         through the read-out chain of each sample's column ``cols`` (offset, noise floor, gain error,
-        ADC input noise: rramsim.device.Readout; needed when the model has read-out terms).  The math
-        is rramsim.arraymath.readout_codes (the same function the MULTIPLY fast path runs)."""
+        ADC input noise: rramsim.device.Readout; needed when the model has read-out terms; broadcast
+        to the samples' shape).  ``sample``: each sample's noise key (None: its flat index in row-major
+        order).  The math is rramsim.arraymath.readout_codes (the same function the MULTIPLY fast path
+        runs)."""
         s = np.asarray(drive_sum, dtype=np.int64)
         op = self.read_op(tia_gain, serial)
         if op.chain and cols is None:
             raise ValueError("this chip model has per-column read-out terms: pass the column of every sample")
-        sample = np.broadcast_to(np.asarray(sample, dtype=np.int64), s.shape)
-        col = np.zeros(1, np.int64) if cols is None else np.broadcast_to(np.asarray(cols, dtype=np.int64), s.shape)
-        return np.asarray(arraymath.readout_codes(_NP, s, sample, col, op))
+        keys = None if sample is None else np.broadcast_to(np.asarray(sample, dtype=np.int64), s.shape)
+        col = np.zeros(1, np.int64) if cols is None else np.asarray(cols, dtype=np.int64)
+        if col.ndim != 1 or col.size != (s.shape[-1] if s.ndim else 1):  # not one per last-axis place
+            col = np.broadcast_to(col, s.shape)
+        return np.asarray(arraymath.readout_codes(_NP, s, keys, col, op))
 
     def read_block(
         self, xm: arraymath.ArrayModule, rows: NDArray[np.int64], col_start: int, col_count: int, v_wl_uv: int | None

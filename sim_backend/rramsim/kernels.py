@@ -59,17 +59,41 @@ def _mix64(h: np.uint64) -> np.uint64:
 
 
 @_njit(inline="always")
-def _normal(key: np.uint64, prefix: np.uint64) -> np.int64:
-    """rng.normal_int(seed, stream, serial, key) given prefix_hash(seed, stream, serial): the sum of the
-    four 16-bit fields of three lane hashes, less the Irwin-Hall mean."""
-    base = _mix64(key ^ prefix)
-    acc = np.int64(0)
+def _lane_sum(h: np.uint64) -> np.int64:
+    """The sum of the four 16-bit fields of one lane hash."""
     mask = np.uint64(0xFFFF)
+    return (
+        np.int64(h & mask) + np.int64((h >> np.uint64(16)) & mask)
+        + np.int64((h >> np.uint64(32)) & mask) + np.int64(h >> np.uint64(48))
+    )  # fmt: skip
+
+
+@_njit(inline="always")
+def _normals_of_bases(base: NDArray[np.uint64], z: NDArray[np.int64]) -> None:
+    """z = rng.normal_int of the samples whose base hashes are ``base`` (mix64(key ^ prefix)): the sum of the
+    four 16-bit fields of three lane hashes mix64(base ^ lane), less the Irwin-Hall mean.  One loop per lane
+    (a loop of one hash the compiler turns into vector code; the three hashes in one loop it does not)."""
+    n = z.shape[0]
+    for i in range(n):
+        z[i] = -np.int64(6 << SIGMA_BITS)
     for lane in range(3):
-        h = _mix64(base ^ np.uint64(lane))
-        acc += np.int64(h & mask) + np.int64((h >> np.uint64(16)) & mask)
-        acc += np.int64((h >> np.uint64(32)) & mask) + np.int64(h >> np.uint64(48))
-    return acc - np.int64(6 << SIGMA_BITS)
+        for i in range(n):
+            z[i] += _lane_sum(_mix64(base[i] ^ np.uint64(lane)))
+
+
+@_njit(inline="always")
+def _draw(key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64], base: NDArray[np.uint64]) -> None:
+    """z = the normal draws of samples a .. a + len(z) - 1, keyed by ``key`` (empty: by the sample index);
+    ``base``: scratch of len(z) or more.  rng.normal_int(seed, stream, serial, key) given ``prefix`` =
+    prefix_hash(seed, stream, serial)."""
+    n = z.shape[0]
+    if key.shape[0]:
+        for i in range(n):
+            base[i] = _mix64(np.uint64(key[a + i]) ^ prefix)
+    else:
+        for i in range(n):
+            base[i] = _mix64(np.uint64(a + i) ^ prefix)
+    _normals_of_bases(base[:n], z)
 
 
 @_njit(inline="always")
@@ -79,29 +103,6 @@ def _floordiv_estimate(n: int, d: int, inv: float) -> int:
     q = int(np.floor(float(n) * inv))
     r = n - q * d
     return q - int(r < 0) + int(r >= d)
-
-
-@_njit(inline="always")
-def _normals(key: NDArray[np.int64], prefix: np.uint64, z: NDArray[np.int64]) -> None:
-    """z = normal draws of the keys."""
-    for i in range(key.shape[0]):
-        z[i] = _normal(np.uint64(key[i]), prefix)
-
-
-@_njit(inline="always")
-def _normals_from(first: int, prefix: np.uint64, z: NDArray[np.int64]) -> None:
-    """z = normal draws of the keys first, first + 1, ..."""
-    for i in range(z.shape[0]):
-        z[i] = _normal(np.uint64(first + i), prefix)
-
-
-@_njit(inline="always")
-def _draw(key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64]) -> None:
-    """z = the draws of samples a .. a + len(z) - 1: keyed by ``key`` (empty: by the sample index)."""
-    if key.shape[0]:
-        _normals(key[a : a + z.shape[0]], prefix, z)
-    else:
-        _normals_from(a, prefix, z)
 
 
 @_njit(inline="always")
@@ -158,6 +159,7 @@ def readout_kernel(
     for j in range(gain_t.shape[0]):
         gain_t[j] = gain[j % period]
     z = np.zeros(size, dtype=np.int64)
+    base = np.zeros(size, dtype=np.uint64)
     x = np.zeros(size, dtype=np.int64)
     scratch = np.zeros(size, dtype=np.int64)
     one = np.ones(1, dtype=np.int64)
@@ -166,7 +168,7 @@ def readout_kernel(
         s_b, out_b, x_b, z_b = s[a : a + m], out[a : a + m], x[:m], z[:m]
         x_b[:] = s_b
         if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
-            _draw(key, a, prefixes[0], z_b)
+            _draw(key, a, prefixes[0], z_b, base)
             for j in range(m):
                 x_b[j] += np.int64(np.floor(float(s_b[j]) * float(z_b[j]) * scale / denom))
         if chain != 0:
@@ -176,14 +178,14 @@ def readout_kernel(
                 for j in range(m):
                     x_b[j] += off_t[j]
             if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
-                _draw(key, a, prefixes[1], z_b)
+                _draw(key, a, prefixes[1], z_b, base)
                 for j in range(m):
                     x_b[j] += (z_b[j] * nf_du) >> SIGMA_BITS
             if gain_t.shape[0]:  # gain error: floor(x * ppm / 1e6)
                 scratch[:m] = x_b
                 _add_floordiv(x_b, scratch[:m], gain_t[:m], PPM)
             if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
-                _draw(key, a, prefixes[2], z_b)
+                _draw(key, a, prefixes[2], z_b, base)
                 one[0] = an_mlsb * q
                 _add_floordiv(x_b, z_b, one, 1000 * p << SIGMA_BITS)
         widest = _widest(x_b)
@@ -265,6 +267,22 @@ def count_at_rails(codes: NDArray[np.int64], lo: int, hi: int) -> int:
     n = 0
     for i in range(codes.shape[0]):
         n += int(codes[i] <= lo) + int(codes[i] >= hi)
+    return n
+
+
+@_njit(cache=True, nogil=True)
+def shift_add_kernel(planes: NDArray[np.int64], lo: int, hi: int, out: NDArray[np.int64]) -> int:
+    """out[b, j] = sum_k planes[b, k, j] << k (MULTIPLY's shift and add of its bit-planes' codes); returns how
+    many codes are at or beyond either end of the ADC range (count_at_rails of ``planes``)."""
+    n = 0
+    for b in range(planes.shape[0]):
+        for j in range(planes.shape[2]):
+            out[b, j] = 0
+        for k in range(planes.shape[1]):
+            for j in range(planes.shape[2]):
+                c = planes[b, k, j]
+                out[b, j] += c << k
+                n += int(c <= lo) + int(c >= hi)
     return n
 
 

@@ -449,14 +449,17 @@ class EmulatedOverlay:
         return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
 
     def _read(self) -> NDArray[np.uint32]:
-        r, c = self._region()
-        # each cell is sampled at its own time (rramsim.timing): relaxation goes on during a long read
-        k = np.arange(r.size, dtype=np.int64)
-        cycles = (k // self.regs[R.COL_COUNT] + 1) * self.regs[R.SETTLE_CYCLES] + (k + 1) * timing.ADC_SAMPLE_CYCLES
+        rg = self.regs
+        r0, nr, c0, nc = rg[R.ROW_START], rg[R.ROW_COUNT], rg[R.COL_START], rg[R.COL_COUNT]
+        # each cell is sampled at its own time (rramsim.timing): relaxation goes on during a long read;
+        # sample k is cell (r0 + k // nc, c0 + k % nc), row by row
+        k = np.arange(nr * nc, dtype=np.int64).reshape(nr, nc)
+        cycles = (k // nc + 1) * rg[R.SETTLE_CYCLES] + (k + 1) * timing.ADC_SAMPLE_CYCLES
         at = self.crossbar.now_us + cycles // (timing.CLOCK_HZ // 1_000_000)
-        g = self.crossbar.conductance(self.dac.output_uv(DAC_V_WL), (r, c), at)
-        s = self.dac.output_code(DAC_V_READ) * g
-        codes = self.crossbar.sample_codes(s, self.regs[R.TIA_GAIN], self.counters.op_serial, np.arange(r.size), c)
+        block = (slice(r0, r0 + nr), slice(c0, c0 + nc))
+        s = self.dac.output_code(DAC_V_READ) * self.crossbar.conductance(self.dac.output_uv(DAC_V_WL), block, at)
+        cols = np.arange(c0, c0 + nc, dtype=np.int64)  # the column of each sample, along the last axis
+        codes = self.crossbar.sample_codes(s, rg[R.TIA_GAIN], self.counters.op_serial, None, cols).ravel()
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
         self._count_saturated(codes)
         return adc.to_word(codes)
@@ -514,6 +517,11 @@ class EmulatedOverlay:
         codes = arraymath.readout_codes(xm, s, None, np.arange(c0, c0 + nc, dtype=np.int64), op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
         planes = codes.reshape(batch, bits, nc)
+        if getattr(xm, "compiled", False):  # shift and add, and the saturation tally, in one compiled pass
+            out = np.empty((batch, nc), dtype=np.int64)
+            at_rails = kernels.shift_add_kernel(np.ascontiguousarray(planes), adc.CODE_MIN, adc.CODE_MAX, out)
+            self.counters.sat_count = (self.counters.sat_count + int(at_rails)) & WORD_MASK
+            return adc.to_word(out.ravel())
         total = planes[:, 0] + 0  # a new array
         for k in range(1, bits):  # shift and add, one bit-plane at a time
             total += planes[:, k] << k
