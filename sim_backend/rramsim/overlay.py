@@ -55,6 +55,7 @@ _RW_FIELDS = {
     R.SETTLE_CYCLES: R.SETTLE_CYCLES_CYCLES, R.GUARD_CYCLES: R.GUARD_CYCLES_CYCLES,
     **{off: getattr(R, f"DAC_LIMIT_{ch.name}_CODE") for ch, off in DAC_LIMIT_REGS.items()},
 }  # fmt: skip
+_OFFSETS = frozenset(R.REGISTERS.values())  # every register of the map
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 
@@ -166,7 +167,7 @@ class EmulatedOverlay:
     # ---- AXI4-Lite ---------------------------------------------------------------------------
     @staticmethod
     def _check_offset(offset: int) -> None:
-        if offset not in R.REGISTERS.values():
+        if offset not in _OFFSETS:
             raise ValueError(f"no register at offset {offset:#x} (see docs/registers.md)")
 
     def read_reg(self, offset: int) -> int:
@@ -174,13 +175,14 @@ class EmulatedOverlay:
         c = self.counters
         if offset in _RW_FIELDS:
             return self.regs.get(offset, _RW_FIELDS[offset].reset)
+        if offset == R.STATUS:  # polled after every operation
+            return (R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
+                    | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code)
+                    | R.STATUS_START_REFUSED.put(int(self.start_refused)))  # fmt: skip
         return {
             R.ID: R.ID_VALUE.reset,
             R.VERSION: R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset) | R.VERSION_MINOR.put(R.VERSION_MINOR.reset),
             R.CTRL: R.CTRL_IRQ_EN.put(self.irq_en),
-            R.STATUS: R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
-            | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code)
-            | R.STATUS_START_REFUSED.put(int(self.start_refused)),
             R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
             R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
             R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(int(self.ratings_locked)),

@@ -12,6 +12,7 @@ fraction ``gain = p / q`` below, rounded half up and clamped to the ADC range.
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +28,7 @@ TIA_RF_OHM = {0: 2_500, 1: 100_000}  # TIA_GAIN register: 0 multiply range, 1 re
 NS = Fraction(1, 10**9)
 
 
+@cache  # a pure function of the setting, asked on every read
 def code_gain(tia_gain: int) -> Fraction:
     """Exact ADC codes per unit of drive sum (DAC code x nS) for a TIA gain setting."""
     volts_per_dac_code = dac80508.FULL_SCALE_V / dac80508.FULL_SCALE_CODES
