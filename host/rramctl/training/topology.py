@@ -67,8 +67,9 @@ def threshold_updates(layers: list[TOLayer], before: dict[str, torch.Tensor], ts
     dropped = 0
     with torch.no_grad():
         for layer in layers:
-            small = (layer.scores - before[layer.name]).abs() < ts
-            layer.scores[small] = before[layer.name][small]
+            old = before[layer.name]
+            small = (layer.scores - old).abs() < ts
+            layer.scores.copy_(torch.where(small, old, layer.scores))  # (a masked copy: no index lists)
             dropped += int(small.sum())
     return dropped
 
