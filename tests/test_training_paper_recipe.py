@@ -6,17 +6,7 @@ import pytest
 import torch
 from rramctl.training.config import TrainConfig
 from rramctl.training.runner import Run
-from training_fixtures import easy_images, to_net
-
-
-def _formed(net, seed=0):
-    """Weights +-27 uS as after complementary forming, half the pairs kept at random (a fresh random subnet)."""
-    g = torch.Generator().manual_seed(seed)
-    for la in net.crossbar_layers():
-        sign = torch.where(torch.rand(la.weight.shape, generator=g) < 0.5, -1.0, 1.0)
-        la.weight.copy_(sign * (27 + 2.4 * torch.randn(la.weight.shape, generator=g)))
-        la.mask.copy_(torch.rand(la.mask.shape, generator=g) < 0.5)
-    return net
+from training_fixtures import easy_images, formed, to_net
 
 
 @pytest.mark.parametrize("task", ["fmnist-cnn", "fsdd-crnn"])
@@ -24,7 +14,7 @@ def test_paper_recipe_keeps_the_signal_through_layers_without_batch_norm(task):
     """Before the fix the conv-only network divided products by a fixed scale and quantised activations to a fixed
     [0, 3] range: after R1/F1 the codes were 0 or 1, F2 saw almost only zeros and the logits had a std of 0.04, so
     `--recipe paper` could not learn (12 % on spoken digits)."""
-    net = _formed(to_net(task, recipe="paper"))
+    net = formed(to_net(task, recipe="paper"))
     seen = {}
     net.f2.register_forward_pre_hook(lambda m, a: seen.setdefault("f2", a[0].detach()))
     torch.manual_seed(1)
@@ -38,7 +28,7 @@ def test_paper_recipe_keeps_the_signal_through_layers_without_batch_norm(task):
 
 
 def test_paper_output_scale_is_mean_g_over_the_kaiming_std():
-    la = _formed(to_net("fsdd-crnn")).f1
+    la = formed(to_net("fsdd-crnn")).f1
     kept = la.keep / la.n_out
     mean_g = float(la.weight[la.mask].abs().mean())
     assert la.fixed_scale(real_inputs=True) == pytest.approx(mean_g / (2 / kept) ** 0.5, rel=1e-6)

@@ -18,6 +18,18 @@ def to_net(task: str = "fmnist-cnn", **settings) -> CrossbarNet:
     return method_for(TrainConfig(task=task, **settings)).build()
 
 
+def formed(net: CrossbarNet, seed: int = 0) -> CrossbarNet:
+    """Weights +-27 uS as after complementary forming, half the pairs kept at random (a fresh random subnet)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for la in net.crossbar_layers():
+        sign = torch.where(torch.rand(la.weight.shape, generator=g) < 0.5, -1.0, 1.0)
+        la.weight.copy_(sign * (27 + 2.4 * torch.randn(la.weight.shape, generator=g)))
+        la.mask.copy_(torch.rand(la.mask.shape, generator=g) < 0.5)
+    return net
+
+
 def write_idx(path: Path, arr: np.ndarray) -> None:
     header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
     with gzip.open(path, "wb") as f:

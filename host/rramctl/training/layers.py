@@ -83,6 +83,7 @@ class CrossbarLayer(nn.Module):
         self.name, self.n_in, self.n_out, self.bits = name, n_in, n_out, bits
         self.register_buffer("weight", torch.zeros(n_out, n_in))
         self.executor: Executor | None = None
+        self.noise = 0.0  # network.weight_noise: relative SD of a fresh factor on every weight while training
 
     weight: torch.Tensor
 
@@ -111,21 +112,29 @@ class CrossbarLayer(nn.Module):
     def _mean_g(self) -> float:
         return float(self.weight.abs().mean().clamp_min(1e-6))
 
+    def noisy_weight(self) -> torch.Tensor:
+        """The effective weight, times a fresh factor 1 + noise x N(0, 1) per weight while training (network.
+        weight_noise, in the manner of read noise; the gradient passes through the factor)."""
+        w = self.effective_weight()
+        if self.training and self.noise > 0:
+            w = w * (1 + self.noise * torch.randn_like(w))
+        return w
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, n_in) integer-valued codes; returns (N, n_out) products in uS x LSB."""
-        y = F.linear(x, self.effective_weight())
+        y = F.linear(x, self.noisy_weight())
         if self.executor is None:
             return y
         return y + (self._chip(x) - y).detach()  # forward value from the chip, gradient from the float path
 
-    def conv(self, x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int] = (1, 1)) -> torch.Tensor:
         """Convolution of (N, C, H, W) codes with this matrix as C*kh*kw-row kernels -> (N, n_out, H', W')."""
-        w = self.effective_weight().view(self.n_out, -1, *kernel)
-        y = F.conv2d(x, w)
+        w = self.noisy_weight().view(self.n_out, -1, *kernel)
+        y = F.conv2d(x, w, stride=stride)
         if self.executor is None:
             return y
         n, _, ho, wo = y.shape
-        products = self._chip_codes(im2col_codes(x.detach(), kernel))  # what the chip sees, one row per patch
+        products = self._chip_codes(im2col_codes(x.detach(), kernel, stride))  # what the chip sees, one row per patch
         hw = torch.from_numpy(products).to(y.dtype).reshape(n, ho * wo, -1).transpose(1, 2).reshape(y.shape)
         return y + (hw - y).detach()
 
@@ -137,15 +146,19 @@ class CrossbarLayer(nn.Module):
         return self.executor(self.name, codes, self.bits)
 
 
-def im2col_codes(x: torch.Tensor, kernel: tuple[int, int]) -> NDArray[np.integer[Any]]:
+def im2col_codes(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int] = (1, 1)
+) -> NDArray[np.integer[Any]]:
     """The patches of (N, C, H, W) integer-valued codes as rows (N * H' * W', C * kh * kw), in
     ``F.unfold``'s order (patch row-major; within a patch channel, then kernel row, then column), rounded
     to integers: uint8 where every code fits (8x less memory than float unfold, and the executor's
-    distinct-row search compares bytes), else int64."""
+    distinct-row search compares bytes), else int64. ``stride``: every patch (1, 1) or every sh-th row and
+    sw-th column of patches."""
     codes = x.round()
     small = codes.numel() > 0 and float(codes.min()) >= 0 and float(codes.max()) < 256
     a = codes.to(torch.uint8 if small else torch.int64).numpy()
     win = np.lib.stride_tricks.sliding_window_view(a, (1, 1, *kernel))[..., 0, 0, :, :]  # (N, C, H', W', kh, kw)
+    win = win[:, :, :: stride[0], :: stride[1]]
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(-1, a.shape[1] * kernel[0] * kernel[1])
 
 

@@ -28,6 +28,11 @@ class CrossbarNet(nn.Module):
         self.cfg, self.bits = cfg, bits
         self.norms = nn.ModuleDict()
 
+    def _set_noise(self) -> None:
+        """network.weight_noise on every crossbar layer (subclasses call it once their layers exist)."""
+        for layer in self.crossbar_layers():
+            layer.noise = self.cfg.weight_noise
+
     def crossbar_layers(self) -> list[CrossbarLayer]:
         return [m for m in self.modules() if isinstance(m, CrossbarLayer)]
 
@@ -43,6 +48,15 @@ class CrossbarNet(nn.Module):
             return quantise(act, self.bits, self.cfg.act_clip), 1.0
         top = act.detach().max().clamp_min(1e-12)
         return quantise(act, self.bits, top), top / (2**self.bits - 1)
+
+    def drop(self, x: torch.Tensor, s: float | torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
+        """network.dropout while training: a random fraction of the codes set to 0 (the rest stay integer codes, as
+        the chip takes them) and the step of one code divided by 1 - dropout (inverted dropout, applied on the host
+        to the next products)."""
+        p = self.cfg.dropout
+        if not self.training or p == 0:
+            return x, s
+        return x * (torch.rand_like(x) >= p).to(x.dtype), s / (1 - p)
 
     def _bn(self, key: str, features: int, dims: int) -> None:
         """Batch-norm after layer ``key`` (every layer, or the convolutions only: network.batch_norm)."""
@@ -84,13 +98,14 @@ class FmnistCNN(CrossbarNet):
         self.f1, self.f2 = make("F1", 400, 128, 4), make("F2", 128, 10, 4)
         for key, n, dims in (("c1", 64, 2), ("c2", 16, 2), ("f1", 128, 1), ("f2", 10, 1)):
             self._bn(key, n, dims)
+        self._set_noise()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
         x, s = self.q(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 3)))))
         x = F.max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 3)) * s)), 2)
-        x, s = self.q(x)
-        x, s = self.q(F.relu(self.norm("f1", self.f1, self.f1(x.flatten(1)) * s)))
+        x, s = self.drop(*self.q(x))
+        x, s = self.drop(*self.q(F.relu(self.norm("f1", self.f1, self.f1(x.flatten(1)) * s))))
         return self.norm("f2", self.f2, self.f2(x) * s)
 
 
@@ -102,7 +117,8 @@ class FsddCRNN(CrossbarNet):
     C2 (so the paper's 23x20 feature maps fit too); the 32x2x8 maps become 4 time steps of 32 inputs by a
     further 2x2 max-pool; the recurrence is h(t) = q(ReLU(BN(W_ih x(t) + W_hh h(t-1)))) with h(0) = 0, since
     the chip takes unsigned inputs; the R1 output is h(4) or the mean over the steps (network.time_aggregation,
-    re-quantised); batch-norm statistics per time step."""
+    re-quantised); batch-norm statistics per time step. ``network.conv_layout = strided`` takes the paper code's
+    front end instead (convolutions of stride (2, 1), max-pools, then batch-norm)."""
 
     input_shape = (1, 23, 15)
     steps = 4
@@ -117,15 +133,26 @@ class FsddCRNN(CrossbarNet):
         bns = [("c1", 64, 2), ("c2", 32, 2), *((f"r.{t}", 128, 1) for t in range(self.steps))]
         for key, n, dims in (*bns, ("f1", 256, 1), ("f2", 10, 1)):
             self._bn(key, n, dims)
+        self._set_noise()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
+        """The convolutional front end (network.conv_layout): codes of the (N, 32, 1, 4) map whose 4 columns are
+        the time steps, and the value of one code."""
         x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
+        if self.cfg.conv_layout == "strided":  # the paper's code: conv stride (2, 1) -> max-pool -> BN -> ReLU
+            x = F.max_pool2d(self.c1.conv(x, (3, 2), stride=(2, 1)), 2)
+            x, s = self.q(F.relu(self.norm("c1", self.c1, x)))  # (N, 64, 5, 9) on 23x20 maps
+            x = F.adaptive_max_pool2d(self.c2.conv(x, (3, 2), stride=(2, 1)) * s, (1, self.steps))
+            return self.q(F.relu(self.norm("c2", self.c2, x)))  # (N, 32, 1, 4)
         x = F.max_pool2d(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 2)))), (2, 1), ceil_mode=True)
         x, s = self.q(x)  # (N, 64, 11, 14)
         x = F.adaptive_max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 2)) * s)), (2, 8))
-        seq, s_in = self.q(F.max_pool2d(x, 2))
+        return self.q(F.max_pool2d(x, 2))  # (N, 32, 1, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, s_in = self.features(x)
         seq = seq.flatten(2)  # (N, 32, 4)
-        h, s_h = torch.zeros(x.shape[0], 128, dtype=x.dtype), s_in
+        h, s_h = torch.zeros(seq.shape[0], 128, dtype=seq.dtype), s_in
         acts = []
         for t in range(self.steps):
             a = self.r_ih(seq[:, :, t]) * s_in
@@ -135,7 +162,8 @@ class FsddCRNN(CrossbarNet):
             h, s_h = self.q(acts[-1])
         if self.cfg.time_aggregation == "mean":
             h, s_h = self.q(torch.stack(acts).mean(0))
-        x, s = self.q(F.relu(self.norm("f1", self.f1, self.f1(h) * s_h)))
+        h, s_h = self.drop(h, s_h)
+        x, s = self.drop(*self.q(F.relu(self.norm("f1", self.f1, self.f1(h) * s_h))))
         return self.norm("f2", self.f2, self.f2(x) * s)
 
 

@@ -108,6 +108,17 @@ class Run:
         self.opt = torch.optim.SGD(groups, lr=self.base_lr, momentum=cfg.optimiser.momentum,
                                    weight_decay=self.method.weight_decay)  # fmt: skip
 
+    def chip_model(self) -> object:
+        """The emulator's device model of ``chip_model`` (rramsim.config), None for the default or another backend."""
+        if self.cfg.chip_model is None or not self.cfg.backend.startswith("emulator"):
+            return None
+        from rramsim.config import ModelError, load_model
+
+        try:
+            return load_model(self.cfg.chip_model)
+        except ModelError as e:
+            raise RunError(str(e)) from e
+
     def split_record(self) -> dict[str, Any]:
         """The samples each split holds (written to split.json beside config.json)."""
         d = self.cfg.data
@@ -164,7 +175,7 @@ class Run:
         forming, then its checkpoint at once: from that moment the run resumes with the formed chip."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
-                                               board_config=self.cfg.board_config),
+                                               board_config=self.cfg.board_config, model=self.chip_model()),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         atomic_write_text(self.dir / "placement.txt", self.placement.report() + "\n")
         _write_json(self.dir / "split.json", self.split_record())
@@ -213,7 +224,8 @@ class Run:
         except ValidationError as e:
             raise RunError(f"{self.dir / 'metrics.json'} is not a list of epoch records ({e})") from e
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
-                                               None if self.cfg.on_board else ck, self.cfg.board_config),
+                                               None if self.cfg.on_board else ck, self.cfg.board_config,
+                                               self.chip_model()),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.counts = counts
         self.metrics = metrics[: self.progress.epoch]
@@ -353,6 +365,9 @@ class Run:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the calibration batches
         self.net.train()
+        for module in self.net.modules():  # only batch-norm in training mode: no dropout, no weight noise
+            if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.training = False
         order = np.random.default_rng(self.cfg.seed * 7919 + self.progress.epoch).permutation(len(self.train_split))
         bs = self.cfg.optimiser.batch_size
         inputs = self.train_split.inputs(self.raw_inputs)
@@ -361,6 +376,7 @@ class Run:
             self.net(torch.from_numpy(inputs[idx]).float())
         for m, mom in zip(bns, momenta, strict=True):
             m.momentum = mom
+        self.net.train()
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch: int | None = None) -> tuple[float, float, np.ndarray]:
