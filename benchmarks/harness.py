@@ -121,6 +121,54 @@ def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
     return res
 
 
+def _mean_std(vals: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+
+
+def sweep(
+    task: str, out: Path, settings: dict[str, list[Path]], initial_prune: int, last: int = 10, method: str = "to"
+) -> dict[str, Any]:
+    """One file for a sweep of settings (docs/training.md, the sweeps decided on validation): per setting (a label and
+    the harness folders of its runs) every ``method`` run's record with its curves, the validation figures that decide
+    (final epoch, mean over the last ``last`` epochs) and the test figures reported beside them, and their mean +-
+    std; pair flips per epoch after the first sync's ``initial_prune`` pairs. Where two folders hold the same seed,
+    the first one's run is kept."""
+    res: dict[str, Any] = {"task": task, "paper": PAPER[task]["to"], "decided_on": f"validation accuracy: final epoch "
+                           f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
+    for label, folders in settings.items():
+        part = merge_parts(task, folders)
+        res["data"] = part["data"]
+        kept: dict[int, dict[str, Any]] = {}
+        for rec in part["runs"]:
+            if rec["method"] == method:
+                kept.setdefault(rec["seed"], rec)
+        for rec in kept.values():
+            val = rec["val_accuracy_curve"]
+            rec["val_final"], rec[f"val_mean_last_{last}"] = val[-1], statistics.fmean(val[-last:])
+            metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
+            rec["pair_flips_after_initial_prune_per_epoch"] = (rec["pair_flips"] - initial_prune) / rec["epochs"]
+            rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
+        runs = sorted(kept.values(), key=lambda r: r["seed"])
+        keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
+                "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
+        summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
+        res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
+    atomic_write_text(out, json.dumps(res, indent=2))
+    for label, d in res["settings"].items():
+        sm = d["summary"]
+        print(f"{label}: seeds {sm['seeds']}, validation final {100 * sm['val_final']['mean']:.2f} %, last {last} "
+              f"{100 * sm[f'val_mean_last_{last}']['mean']:.2f} %; test {100 * sm['test_accuracy']['mean']:.2f} +- "
+              f"{100 * sm['test_accuracy']['std']:.2f} %")  # fmt: skip
+    return res
+
+
+def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
+    """``OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]``: :func:`sweep` from the command line."""
+    pairs = [a.rpartition("=") for a in argv[1:]]
+    settings = {label: [Path(f) for f in folders.split(",")] for label, _, folders in pairs}
+    return sweep(task, Path(argv[0]), settings, initial_prune)
+
+
 def table(task: str, agg: dict[str, dict[str, Any]]) -> str:
     paper = PAPER[task]
     lines = [

@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import main, merge_parts, table
+from harness import main, merge_parts, sweep_cli, table
 
 INITIAL_PRUNE = 34_240  # half of the CRNN's 68,480 pairs, pruned by the first mask sync
-PAPER_TO = 0.981  # seed 000 Fig. 4d: hardware TO accuracy, 60 epochs
 PAPER_PAIR_FLIPS = 349_000  # seed 000 Fig. 4: TO's count over 60 epochs; the code counts mask switches per weight
 
 
@@ -66,52 +65,10 @@ def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str,
     return res
 
 
-def _mean_std(vals: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
-
-
-def sweep(out: Path, settings: dict[str, list[Path]], last: int = 10, method: str = "to") -> dict[str, Any]:
-    """One file for a sweep of settings (docs/training.md "The sweep toward 98.1 %"): per setting (a label and the
-    harness folders of its runs) every ``method`` run's record with its curves, the validation figures that decide
-    (final epoch, mean over the last ``last`` epochs) and the test figures reported beside them, and their mean +-
-    std. Where two folders hold the same seed, the first one's run is kept."""
-    from rramctl.fileio import atomic_write_text
-
-    res: dict[str, Any] = {"task": "fsdd-crnn", "paper": PAPER_TO, "decided_on": f"validation accuracy: final epoch "
-                           f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
-    for label, folders in settings.items():
-        part = merge_parts("fsdd-crnn", folders)
-        res["data"] = part["data"]
-        kept: dict[int, dict[str, Any]] = {}
-        for rec in part["runs"]:
-            if rec["method"] == method:
-                kept.setdefault(rec["seed"], rec)
-        part["runs"] = list(kept.values())
-        for rec in part["runs"]:
-            val = rec["val_accuracy_curve"]
-            rec["val_final"], rec[f"val_mean_last_{last}"] = val[-1], statistics.fmean(val[-last:])
-            metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
-            rec["pair_flips_after_initial_prune_per_epoch"] = (rec["pair_flips"] - INITIAL_PRUNE) / rec["epochs"]
-            rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
-        runs = sorted(part["runs"], key=lambda r: r["seed"])
-        keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
-                "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
-        summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
-        res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
-    atomic_write_text(out, json.dumps(res, indent=2))
-    for label, d in res["settings"].items():
-        sm = d["summary"]
-        print(f"{label}: seeds {sm['seeds']}, validation final {100 * sm['val_final']['mean']:.2f} %, last {last} "
-              f"{100 * sm[f'val_mean_last_{last}']['mean']:.2f} %; test {100 * sm['test_accuracy']['mean']:.2f} +- "
-              f"{100 * sm['test_accuracy']['std']:.2f} %")  # fmt: skip
-    return res
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--merge"]:
         merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]], Path("docs/img/fsdd_paperfeat_spread.png"))
     elif sys.argv[1:2] == ["--sweep"]:  # --sweep OUT.json LABEL=FOLDER[,FOLDER...] ...
-        pairs = [a.rpartition("=") for a in sys.argv[3:]]
-        sweep(Path(sys.argv[2]), {label: [Path(f) for f in folders.split(",")] for label, _, folders in pairs})
+        sweep_cli("fsdd-crnn", sys.argv[2:], INITIAL_PRUNE)
     else:
         main("fsdd-crnn", sys.argv[1:])

@@ -81,3 +81,27 @@ def test_merge_keeps_each_command_and_counts_pair_flips_after_the_initial_prune(
     assert res["runs"][0]["test_accuracy_curve"] == [0.4, 0.4]
     assert to["ops_reduction_vs_wo"] == pytest.approx(1 - (2 * 34_840 / 6) / 900)
     assert json.loads((tmp_path / "out.json").read_text())["summary"] == res["summary"]
+
+
+def test_sweep_keeps_the_first_run_of_a_seed_and_the_validation_figures_that_decide(tmp_path, harness):
+    """harness.sweep (``--sweep`` of both task scripts): per setting, one run per seed, validation final / last-k."""
+    for folder, seeds, val in (("a", (0,), 0.6), ("b", (0, 1), 0.8)):
+        runs = []
+        for seed in seeds:
+            run_dir = tmp_path / folder / f"rramctl-to-seed{seed}"
+            run_dir.mkdir(parents=True)
+            metrics = [{"val_accuracy": 0.5, "test_accuracy": 0.4, "val_loss": 1.0},
+                       {"val_accuracy": val, "test_accuracy": 0.7, "val_loss": 0.5}]  # fmt: skip
+            (run_dir / "metrics.json").write_text(json.dumps(metrics))
+            runs.append({"recipe": "rramctl", "method": "to", "seed": seed, "path": "host", "epochs": 2, "steps": 4,
+                         "test_accuracy": 0.7, "best_val_accuracy": val, "test_at_best_val": 0.7,
+                         "pair_flips": 1_000 + 200, "cell_ops_per_step": 1.0})  # fmt: skip
+        (tmp_path / folder / "results.json").write_text(json.dumps({"data": "d", "args": {"out": folder},
+                                                                     "runs": runs}))  # fmt: skip
+    res = harness.sweep("fmnist-cnn", tmp_path / "s.json", {"x": [tmp_path / "a", tmp_path / "b"]}, 1_000, last=2)
+    sm = res["settings"]["x"]["summary"]
+    assert sm["seeds"] == [0, 1]  # seed 0 from folder a (the first), seed 1 from b
+    assert sm["val_final"]["mean"] == pytest.approx((0.6 + 0.8) / 2)
+    assert sm["val_mean_last_2"]["mean"] == pytest.approx(((0.5 + 0.6) / 2 + (0.5 + 0.8) / 2) / 2)
+    assert sm["pair_flips_after_initial_prune_per_epoch"]["mean"] == 100
+    assert res["paper"] == 0.874 and json.loads((tmp_path / "s.json").read_text())["settings"]["x"]["summary"] == sm
