@@ -106,3 +106,23 @@ def test_prune_paper_recipe_on_a_feature_file_with_config_file_and_set(app, tmp_
     }
     r = invoke(app, "prune", "--task", "fsdd-crnn", "--set", "nosuch=1", "--run-dir", str(tmp_path / "x"))
     assert r.exit_code == 2 and "nosuch" in r.output
+
+
+def test_prune_follows_the_global_model_and_device(tmp_path, monkeypatch):
+    """`rramctl --model ideal --device numpy prune` records and uses them (they were ignored before); a device that
+    does not exist is one error line and writes no run."""
+    from rramctl.cli.main import app as main_app
+
+    write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    run = tmp_path / "run"
+    r = invoke(main_app, "--model", "ideal", "--device", "numpy", "prune", "--task", "fmnist-cnn", "--backend",
+               "software", "--epochs", "1", "--run-dir", str(run), "--no-progress")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["chip_model"] == "ideal" and cfg["device"] == "numpy"
+    bad = tmp_path / "bad"
+    r = invoke(main_app, "--device", "tpu", "prune", "--task", "fmnist-cnn", "--epochs", "1", "--run-dir", str(bad),
+               "--no-progress")  # fmt: skip
+    assert r.exit_code == 2 and "tpu" in r.output and "Traceback" not in r.output, r.output
+    assert not (bad / "config.json").exists()

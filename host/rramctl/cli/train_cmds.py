@@ -128,10 +128,13 @@ def prune(
         raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     session = ctx.obj  # the global options (rramctl --backend/--config), when run through the main app
     base: dict[str, Any] = {"task": task}
-    if session is not None:
+    if session is not None:  # the global options reach the run (prune's own options, given later, win)
         base["backend"] = session.backend
         if getattr(session, "config_path", None) is not None:
             base["board_config"] = session.config_path
+        if getattr(session, "model", None) is not None:
+            base["chip_model"] = session.model
+        base["device"] = getattr(session, "device", "cpu")
     for k, v in (("method", method), ("recipe", recipe)):
         if v is not None:
             base[k] = v

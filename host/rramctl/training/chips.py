@@ -25,8 +25,10 @@ def open_chips(
     state_dir: Path | None = None,
     board_config: Path | None = None,
     model: object = None,
+    device: str = "cpu",
 ) -> list[Chip]:
-    """``n`` arrays; array ``a`` is seeded ``seed + a`` or restored from ``state_dir``."""
+    """``n`` arrays; array ``a`` is seeded ``seed + a`` or restored from ``state_dir``; ``model`` and ``device``: the
+    emulator's chip model and where its array math runs (Chip.open)."""
     config = BoardConfig.load(board_config)
     spec = resolve(backend)
     if spec.kind in ("pynq", "serial"):
@@ -37,7 +39,7 @@ def open_chips(
     try:
         for a in range(n):
             chips.append(Chip.open(str(spec), config=config, state=_state_file(state_dir, a), seed=seed + a,
-                                   model=model, autosave=False))  # fmt: skip
+                                   model=model, autosave=False, device=device))  # fmt: skip
     except BaseException:
         for chip in chips:
             chip.close()

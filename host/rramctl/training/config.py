@@ -297,6 +297,11 @@ class TrainConfig(BaseModel):
         description="emulator: the chip's device model, a preset (paper-40nm, ideal: the noise-free rules) or a TOML "
         "file (rramctl calibrate); None: the emulator's default (paper-40nm). Other backends ignore it",
     )
+    device: str = Field(
+        "cpu",
+        description="emulator: where its array math runs (cpu, numpy, torch-cpu, cuda, cuda:N); the same codes on "
+        "every device, so the same run. Other backends ignore it",
+    )
     forward: Literal["chip", "host"] = Field(
         "chip",
         description="chip: every matrix product through chip.multiply_pairs; host: float products of the "

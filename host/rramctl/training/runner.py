@@ -175,7 +175,8 @@ class Run:
         forming, then its checkpoint at once: from that moment the run resumes with the formed chip."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
-                                               board_config=self.cfg.board_config, model=self.chip_model()),
+                                               board_config=self.cfg.board_config, model=self.chip_model(),
+                                               device=self.cfg.device),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         atomic_write_text(self.dir / "placement.txt", self.placement.report() + "\n")
         _write_json(self.dir / "split.json", self.split_record())
@@ -225,7 +226,7 @@ class Run:
             raise RunError(f"{self.dir / 'metrics.json'} is not a list of epoch records ({e})") from e
         self.mapped = MappedNetwork(open_chips(self.cfg.backend, self.placement.arrays_used, self.cfg.chip_seed,
                                                None if self.cfg.on_board else ck, self.cfg.board_config,
-                                               self.chip_model()),
+                                               self.chip_model(), self.cfg.device),
                                     self.placement, self.cfg.dedup_inputs)  # fmt: skip
         self.mapped.counts = counts
         self.metrics = metrics[: self.progress.epoch]
