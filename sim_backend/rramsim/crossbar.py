@@ -310,8 +310,6 @@ class Crossbar:
             raise ValueError("this chip model has per-column read-out terms: pass the column of every sample")
         keys = None if sample is None else np.broadcast_to(np.asarray(sample, dtype=np.int64), s.shape)
         col = np.zeros(1, np.int64) if cols is None else np.asarray(cols, dtype=np.int64)
-        if col.ndim != 1 or col.size != (s.shape[-1] if s.ndim else 1):  # not one per last-axis place
-            col = np.broadcast_to(col, s.shape)
         return np.asarray(arraymath.readout_codes(_NP, s, keys, col, op))
 
     def read_block(

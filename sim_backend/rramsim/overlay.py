@@ -467,7 +467,11 @@ class EmulatedOverlay:
         return adc.to_word(codes)
 
     def _count_saturated(self, codes: NDArray[np.int64]) -> None:
-        self.counters.sat_count = (self.counters.sat_count + device.saturated(codes)) & WORD_MASK
+        self._add_saturated(device.saturated(codes))
+
+    def _add_saturated(self, n: int) -> None:
+        """SAT_COUNT += n samples at the ADC's rails (a 32-bit counter that wraps)."""
+        self.counters.sat_count = (self.counters.sat_count + int(n)) & WORD_MASK
 
     def source_codes(self) -> NDArray[np.int64]:
         return source_codes(self.dac)
@@ -521,8 +525,7 @@ class EmulatedOverlay:
         planes = codes.reshape(batch, bits, nc)
         if getattr(xm, "compiled", False):  # shift and add, and the saturation tally, in one compiled pass
             out = np.empty((batch, nc), dtype=np.int64)
-            at_rails = kernels.shift_add_kernel(np.ascontiguousarray(planes), adc.CODE_MIN, adc.CODE_MAX, out)
-            self.counters.sat_count = (self.counters.sat_count + int(at_rails)) & WORD_MASK
+            self._add_saturated(kernels.shift_add_kernel(np.ascontiguousarray(planes), adc.CODE_MIN, adc.CODE_MAX, out))
             return adc.to_word(out.ravel())
         total = planes[:, 0] + 0  # a new array
         for k in range(1, bits):  # shift and add, one bit-plane at a time
