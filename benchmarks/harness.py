@@ -49,14 +49,14 @@ def run_one(cfg: TrainConfig, out: Path, data: Dataset, chip_test_subset: int | 
         "recipe": cfg.recipe, "method": cfg.method, "seed": cfg.seed, "epochs": run.progress.epoch,
         "steps": run.progress.steps, "batch_size": cfg.optimiser.batch_size, "split": run.split_record(),
         "path": "host products in training and test" if cfg.host_forward else "chip products in training and test",
-        "test_accuracy": s["test_accuracy"], "best_val_epoch": run.progress.best_epoch,
-        "best_val_accuracy": run.progress.best_accuracy, "test_at_best_val": run.progress.test_at_best,
+        "test_accuracy": s["test_accuracy"], **run.best_on_validation(),
         "cell_ops": s["programming_ops_total"], "cell_ops_per_step": s["programming_ops_total"] / run.progress.steps,
         "cell_ops_per_epoch": s["programming_ops_total"] / run.progress.epoch,
         "pair_flips": pair_flips, "pair_flips_per_step": pair_flips / run.progress.steps,
         "pair_flips_per_epoch": pair_flips / run.progress.epoch, "steps_per_epoch": steps_per_epoch,
         "program_pulses": sum(s["program_pulses"].values()), "seconds_per_step": s["seconds_per_step"],
     }  # fmt: skip
+    rec = {k: v for k, v in rec.items() if v is not None}  # a run without validation has no best-on-validation
     run.close()
     if chip_test_subset:
         again = load_run(out, lambda c: data, forward="chip", test_subset=chip_test_subset)
@@ -114,7 +114,8 @@ def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
         for rec in part["runs"]:
             rec["run_folder"] = str(folder / f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}")
             metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
-            rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
+            if metrics and metrics[0].get("val_accuracy") is not None:  # a run without validation has no curve
+                rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
             rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
             res["runs"].append(rec)
     res["summary"] = aggregate(res["runs"])
@@ -231,8 +232,9 @@ def main(task: str, argv: list[str] | None = None) -> dict[str, Any]:
                 rec = run_one(cfg, a.out / f"{recipe}-{method}-seed{seed}", data, a.chip_test_subset, a.fresh)
                 records.append(rec)
                 if not a.json:
-                    print(f"[{recipe} {method} seed {seed}] test {100 * rec['test_accuracy']:.2f} %, at best "
-                          f"validation (epoch {rec['best_val_epoch']}) {100 * rec['test_at_best_val']:.2f} %, "
+                    at_best = (f", at best validation (epoch {rec['best_val_epoch']}) "
+                               f"{100 * rec['test_at_best_val']:.2f} %" if "best_val_epoch" in rec else "")  # fmt: skip
+                    print(f"[{recipe} {method} seed {seed}] test {100 * rec['test_accuracy']:.2f} %{at_best}, "
                           f"{rec['cell_ops_per_step']:,.0f} cell ops/step, {rec['wall_seconds']:.0f} s",
                           flush=True)  # fmt: skip
     agg = aggregate(records)

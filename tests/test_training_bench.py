@@ -51,6 +51,25 @@ def test_harness_runs_every_seed_recipe_and_method(harness, tmp_path, monkeypatc
     assert "| paper/to (seeds 0, 1) |" in harness.table("fmnist-cnn", saved["summary"])
 
 
+def test_harness_without_validation_records_no_best_on_validation(harness, tmp_path, monkeypatch):
+    """--set data.validation=0: every training sample trains; no best-val figures, no validation curve."""
+    easy = easy_images(n_train=60, n_test=20)
+    monkeypatch.setattr(harness, "load_task_data", lambda *a, **k: easy)
+    res = harness.main("fmnist-cnn", ["--epochs", "1", "--seeds", "0", "--recipes", "rramctl", "--backend",
+                                      "software", "--out", str(tmp_path), "--set", "optimiser.batch_size=30",
+                                      "--set", "data.validation=0", "--set", "threshold.t_epochs=[1]"])  # fmt: skip
+    best = {"best_val_epoch", "best_val_accuracy", "test_at_best_val"}
+    assert [r["method"] for r in res["runs"]] == ["to", "wo"]
+    for r in res["runs"]:
+        assert r["split"]["validation"] == 0 and r["split"]["train"] == 60 and not best & set(r)
+    for d in res["summary"].values():
+        assert not best & set(d) and "test_accuracy" in d
+    merged = harness.merge_parts("fmnist-cnn", [tmp_path])
+    assert all("val_accuracy_curve" not in r and len(r["test_accuracy_curve"]) == 1 for r in merged["runs"])
+    assert "| rramctl/to (seeds 0) |" in harness.table("fmnist-cnn", res["summary"])
+    assert (tmp_path / "accuracy_spread.png").stat().st_size > 0
+
+
 def test_merge_keeps_each_command_and_counts_pair_flips_after_the_initial_prune(tmp_path, monkeypatch):
     """benchmarks/train_fsdd_crnn.py --merge: invocations run side by side become one results file."""
     monkeypatch.syspath_prepend(str(HARNESS.parent))

@@ -56,6 +56,29 @@ def test_prune_then_infer(app, tmp_path, monkeypatch):
     assert r.exit_code == 0 and "resuming" in r.output and "2 epochs" in r.output
 
 
+def test_prune_with_validation_0_trains_on_every_sample_and_refuses_the_counter(app, tmp_path, monkeypatch):
+    write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    base = ("prune", "--task", "fmnist-cnn", "--backend", "software", "--epochs", "1", "--no-progress")
+    r = invoke(app, *base, "--validation", "0", "--run-dir", str(tmp_path / "counter"))
+    assert r.exit_code == 2 and r.output.count("error:") == 1, r.output
+    assert "data.validation = 0 holds out no validation set" in r.output and "threshold.t_epochs" in r.output
+    assert not (tmp_path / "counter").exists()
+    for bad in ("-0.1", "1"):
+        r = invoke(app, *base, "--set", f"data.validation={bad}", "--run-dir", str(tmp_path / "bad"))
+        assert r.exit_code == 2 and r.output.count("error:") == 1 and "data.validation" in r.output, r.output
+    assert not (tmp_path / "bad").exists()
+    for how in (("--validation", "0", "--t-epochs", "1"), ("--set", "data.validation=0", "--set",
+                                                           "threshold.t_epochs=[1]")):  # fmt: skip
+        run = tmp_path / how[0].strip("-")
+        r = invoke(app, *base, *how, "--run-dir", str(run))
+        assert r.exit_code == 0, r.output
+        split = json.loads((run / "split.json").read_text())
+        assert (split["validation_fraction"], split["validation"], split["train"]) == (0, 0, 64)
+        assert json.loads((run / "config.json").read_text())["threshold"]["t_epochs"] == [1]
+        assert json.loads((run / "summary.json").read_text())["best_epoch_accuracy"] is None
+
+
 def test_prune_follows_the_global_backend(tmp_path, monkeypatch):
     """`rramctl --backend serial:PORT prune` trains on that board, not silently on the emulator."""
     from rramctl.cli.main import app as main_app

@@ -147,6 +147,31 @@ def test_validation_split_is_seeded_disjoint_and_recorded():
     assert np.array_equal(again.x, rest.x)
     with pytest.raises(DataError):
         s.split_off(0.001, seed=0)
+    everything, none = s.split_off(0, seed=3)  # no validation: every sample trains, nothing is drawn
+    assert everything is s and len(none) == 0 and none.x.shape[1:] == s.x.shape[1:]
+
+
+def test_validation_0_refuses_the_counter_of_new_best_validation_accuracies():
+    """data.validation = 0 (a refit on the whole training set): TO's threshold counter needs validation accuracy,
+    so it is one config error unless t_epochs replaces it or T_s cannot fall; WO ignores T_s."""
+    no_val = {"data": {"validation": 0}}
+    for kw in ({}, {"recipe": "paper"}, {"threshold": {"follows_lr": True}}):
+        with pytest.raises(ValidationError, match="data.validation = 0 holds out no validation set") as e:
+            TrainConfig(task="fsdd-crnn", **no_val, **kw)
+        assert e.value.error_count() == 1
+    assert TrainConfig(task="fsdd-crnn", method="wo", **no_val).data.validation == 0
+    assert TrainConfig(task="fsdd-crnn", **no_val, threshold={"step": 0}).data.validation == 0
+    c = TrainConfig(task="fsdd-crnn", **no_val, threshold={"t_epochs": [1, 2, 5]})
+    assert c.threshold.t_epochs == (1, 2, 5) and not c.threshold.counts_on_validation
+    assert apply_assignments({}, ["threshold.t_epochs=1,2, 5"])["threshold"]["t_epochs"] == "1,2, 5"
+    assert TrainConfig(task="fsdd-crnn", threshold={"t_epochs": "1,2, 5"}).threshold.t_epochs == (1, 2, 5)
+    for bad in ([2, 1], [0, 3], [3, 3]):
+        with pytest.raises(ValidationError, match="increasing epoch numbers"):
+            TrainConfig(task="fsdd-crnn", threshold={"t_epochs": bad})
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValidationError, match="data.validation") as e:
+            TrainConfig(task="fsdd-crnn", data={"validation": bad}, threshold={"t_epochs": [1]})
+        assert e.value.error_count() == 1
 
 
 def test_paper_feature_file_loads_when_present(tmp_path):

@@ -43,6 +43,31 @@ def test_to_lifts_accuracy_far_above_the_random_subnetwork(tmp_path, easy):
     assert np.array(s["confusion"]).sum() == len(easy.test)
 
 
+def test_validation_0_trains_on_every_training_sample_and_reports_no_validation(tmp_path, easy):
+    c = cfg(epochs=3, data={"validation": 0}, threshold={"t_epochs": [2]})
+    run = Run.open(c, tmp_path / "r", easy)
+    assert len(run.train_split) == len(easy.train) == 600 and len(run.val_split) == 0
+    record = {"validation_fraction": 0.0, "validation_seed": 0, "train": 600, "validation": 0, "test": 300}
+    assert run.split_record() == record == json.loads((tmp_path / "r" / "split.json").read_text())
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["validation"] == 0
+    run.train()
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert [(e["val_accuracy"], e["val_loss"], e["new_best"]) for e in m] == [(None, None, None)] * 3
+    assert all(e["test_accuracy"] > 0 for e in m)
+    # t advances after the epochs of threshold.t_epochs, not at a validation accuracy
+    assert run.progress.threshold_t == 1
+    assert [e["threshold"] for e in m] == pytest.approx([c.threshold.at(t, run.schedule(k)) for k, t in
+                                                         enumerate((0, 1, 1))])  # fmt: skip
+    assert run.best_on_validation() == {"best_val_epoch": None, "best_val_accuracy": None, "test_at_best_val": None}
+    assert finish(run)["best_epoch_accuracy"] is None
+    run.close()
+    # a run that validates keeps its best-on-validation epoch, and holds its split out of training
+    val = Run.open(cfg(epochs=1), tmp_path / "v", easy)
+    val.train()
+    assert len(val.train_split) == 550 and val.best_on_validation()["best_val_epoch"] == 1
+    val.close()
+
+
 @pytest.mark.parametrize("bn_affine", [False, True])  # True: a second optimiser group (batch-norm scale/shift)
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, bn_affine):
     c = cfg(epochs=3, subset=300, test_subset=100, network={"bn_affine": bn_affine})

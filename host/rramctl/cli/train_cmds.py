@@ -141,7 +141,8 @@ def prune(
     try:
         cfg = build_config(base, config_file, set_ or [], _settings_given(settings))
     except ValidationError as e:
-        raise _fail("; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors())) from None
+        raise _fail("; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}".removeprefix(": ")
+                              for er in e.errors())) from None  # fmt: skip
     except RramctlError as e:
         raise _fail(str(e)) from None
     if cfg.data.data_dir is not None and not Path(cfg.data.data_dir).is_dir():

@@ -59,7 +59,7 @@ class OptimiserConfig(_Section):
 
 class ThresholdConfig(_Section):
     """Threshold learning rule (seed 000 Methods): T_s(t) = max(T_end, T_init - step * t); t += 1 per new best
-    validation accuracy."""
+    validation accuracy (or after each epoch of ``t_epochs``)."""
 
     rule: Literal["absolute", "relative"] = Field(
         "absolute",
@@ -84,8 +84,33 @@ class ThresholdConfig(_Section):
     follows_lr: bool = Field(
         False,
         description="(ours) scale T_s with the cosine learning-rate schedule, so that the small updates of the "
-        "last epochs are not all dropped",
+        "last epochs are not all dropped (t still advances as the counter says)",
     )
+    t_epochs: tuple[int, ...] | None = Field(
+        None,
+        description="(ours) the epochs after which t advances, in place of the new best validation accuracies: "
+        "for a run without validation (data.validation = 0), e.g. the course t took on validation; a TOML "
+        "array or a comma-separated list",
+    )
+
+    @field_validator("t_epochs", mode="before")
+    @classmethod
+    def _t_epochs(cls, v: Any) -> Any:
+        if isinstance(v, str):  # the command line's --t-epochs 1,2,5
+            return tuple(x.strip() for x in v.split(",") if x.strip())
+        return v
+
+    @field_validator("t_epochs")
+    @classmethod
+    def _t_epochs_order(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and (any(e < 1 for e in v) or list(v) != sorted(set(v))):
+            raise ValueError(f"threshold.t_epochs must be increasing epoch numbers >= 1, got {list(v)}")
+        return v
+
+    @property
+    def counts_on_validation(self) -> bool:
+        """Whether T_s depends on the counter of new best validation accuracies (it can fall, no t_epochs)."""
+        return self.t_epochs is None and self.step > 0 and self.init > self.end
 
     def at(self, t: int, lr_fraction: float = 1.0) -> float:
         """T_s(t); ``lr_fraction`` (the schedule's lr / base lr) scales it when ``follows_lr``."""
@@ -208,9 +233,10 @@ class DataConfig(_Section):
     features_file: Path | None = Field(None, description="npz with X_train, y_train, X_test, y_test (paper-features)")
     validation: float = Field(
         1 / 12,
-        gt=0,
+        ge=0,
         lt=1,
-        description="fraction of the training set held out for validation (Fashion-MNIST: 5,000 of 60,000)",
+        description="fraction of the training set held out for validation (Fashion-MNIST: 5,000 of 60,000); 0: "
+        "none, train on every training sample (a refit with settings chosen on validation)",
     )
     validation_seed: int = Field(0, description="seed of the validation draw (the same for every training seed)")
 
@@ -344,6 +370,17 @@ class TrainConfig(BaseModel):
         if v not in ("emulator", "software", "pynq") and not (v.startswith("serial:") and len(v) > 7):
             raise ValueError(f"unknown backend {v!r}; choose emulator, software, pynq or serial:PORT[@BAUD]")
         return v
+
+    @model_validator(mode="after")
+    def _validation_needed(self) -> TrainConfig:
+        # the threshold rule is TO's (WO's step ignores T_s); a rule that looks at accuracy needs validation
+        if self.data.validation == 0 and self.method == "to" and self.threshold.counts_on_validation:
+            raise ValueError(
+                "data.validation = 0 holds out no validation set, but the threshold rule's t advances at each new "
+                "best validation accuracy (threshold.step > 0 and init > end); give threshold.t_epochs (the epochs "
+                "after which t advances), a constant T_s (threshold.step = 0) or a validation fraction"
+            )
+        return self
 
     @property
     def on_board(self) -> bool:

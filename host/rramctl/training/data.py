@@ -73,7 +73,10 @@ class Split:
         return Split(self.x[idx], self.y[idx], self.bits, None if self.raw is None else self.raw[idx])
 
     def split_off(self, fraction: float, seed: int) -> tuple[Split, Split]:
-        """(rest, held out): round(fraction * N) samples drawn at random (seeded) are held out."""
+        """(rest, held out): round(fraction * N) samples drawn at random (seeded) are held out; fraction 0: all
+        samples and an empty held-out split, nothing drawn."""
+        if fraction == 0:
+            return self, self.take(np.zeros(0, dtype=np.int64))
         n_held = round(fraction * len(self))
         if not 0 < n_held < len(self):
             raise DataError(f"a validation fraction of {fraction} leaves {n_held} of {len(self)} samples")

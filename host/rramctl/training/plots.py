@@ -42,7 +42,7 @@ def seed_spread(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, key in zip(axes, ("val_accuracy", "test_accuracy"), strict=True):
         for name, all_runs in sorted(curves.items()):
-            runs = [m for m in all_runs if m]
+            runs = [m for m in all_runs if m and m[0].get(key) is not None]  # a run without validation: no curve
             if not runs:
                 continue
             n = min(len(m) for m in runs)
@@ -52,7 +52,10 @@ def seed_spread(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
             ax.plot(ep, mean, marker="o", markersize=3, label=f"{name} ({len(runs)} seeds)")
             ax.fill_between(ep, mean - std, mean + std, alpha=0.25)
         ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: {key.split('_')[0]}")
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:  # every run trained without a validation split
+            ax.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

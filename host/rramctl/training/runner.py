@@ -53,7 +53,7 @@ class RunError(StateError):
 class Progress:
     epoch: int = 0  # epochs finished
     threshold_t: int = 0  # t of the threshold learning rule
-    best_accuracy: float = -1.0  # best validation accuracy so far
+    best_accuracy: float = -1.0  # best validation accuracy so far (stays -1 without validation)
     best_epoch: int = 0  # the epoch that reached it
     test_at_best: float = -1.0  # test accuracy at that epoch (reported, never used for a decision)
     dropped_updates: int = 0  # score updates dropped (absolute rule) or mask bits held (relative rule)
@@ -75,6 +75,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}")
+RESUMABLE_CHANGES = frozenset({"epochs", "device"})  # settings a resumed run may change
 
 
 class Run:
@@ -151,7 +152,11 @@ class Run:
                 old = TrainConfig.model_validate_json(saved.read_text())
             except (OSError, UnicodeDecodeError, ValidationError) as e:
                 raise RunError(f"{saved} is damaged or not a run's configuration ({e}); use a new --run-dir") from e
-            diff = {k for k in TrainConfig.model_fields if k != "epochs" and getattr(old, k) != getattr(cfg, k)}
+            # (ours) the epoch count may grow, and the array math may move to another device (the same codes
+            # on every device: the same run); any other difference is another run
+            diff = {
+                k for k in TrainConfig.model_fields if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(cfg, k)
+            }
             if diff:
                 raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
                                "use a new --run-dir or the same settings to resume")  # fmt: skip
@@ -161,7 +166,7 @@ class Run:
                 run.restarted = True
                 return run
             run._resume()
-            if old.epochs != cfg.epochs:
+            if any(getattr(old, k) != getattr(cfg, k) for k in RESUMABLE_CHANGES):
                 _write_json(saved, json.loads(cfg.model_dump_json()))
             return run
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -310,14 +315,10 @@ class Run:
             cost_after = self.mapped.board_cost()
             step_cost = (cost_after - cost_before).per(steps_per_epoch) if cost_after and cost_before else None
             self.recalibrate_batchnorm()
-            val_acc, val_loss, _ = self.evaluate(self.val_split)
+            # validation first, then test: on the chip the two draw read noise in this order
+            val_acc, val_loss, _ = self.evaluate(self.val_split) if self.validates else (None, None, None)
             acc, test_loss, _ = self.evaluate(self.test_split)  # reported only: no decision looks at it
-            new_best = val_acc > self.progress.best_accuracy
-            if new_best:
-                self.progress.best_accuracy = val_acc
-                self.progress.best_epoch = epoch + 1
-                self.progress.test_at_best = acc
-                self.progress.threshold_t += 1
+            new_best = self._count(epoch, val_acc, acc)
             self.progress.epoch += 1
             counts = self.mapped.counts
             ops = counts.programming_ops()
@@ -337,6 +338,32 @@ class Run:
             })  # fmt: skip
             self.method.after_epoch(self.net, self.mapped)
             self._save_checkpoint()
+
+    @property
+    def validates(self) -> bool:
+        """Whether the run holds out a validation split (``data.validation`` > 0)."""
+        return len(self.val_split) > 0
+
+    def _count(self, epoch: int, val_acc: float | None, test_acc: float) -> bool | None:
+        """Whether ``epoch`` (0-based) reached a new best validation accuracy (None without validation), kept
+        with its test accuracy; the threshold rule's t advances then, or after each epoch of ``threshold.t_epochs``."""
+        new_best = None
+        if val_acc is not None:
+            new_best = val_acc > self.progress.best_accuracy
+            if new_best:
+                self.progress.best_accuracy = val_acc
+                self.progress.best_epoch = epoch + 1
+                self.progress.test_at_best = test_acc
+        t_epochs = self.cfg.threshold.t_epochs
+        if (epoch + 1 in t_epochs) if t_epochs is not None else bool(new_best):
+            self.progress.threshold_t += 1
+        return new_best
+
+    def best_on_validation(self) -> dict[str, Any]:
+        """The best-on-validation epoch, its validation and test accuracy; None for each without validation."""
+        p, ok = self.progress, self.validates and self.progress.best_epoch > 0
+        return {"best_val_epoch": p.best_epoch if ok else None, "best_val_accuracy": p.best_accuracy if ok else None,
+                "test_at_best_val": p.test_at_best if ok else None}  # fmt: skip
 
     def _step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         assert self.mapped is not None
@@ -456,7 +483,7 @@ def finish(run: Run, out_dir: Path | None = None) -> dict[str, Any]:
         "forward": "host" if run.cfg.host_forward else "chip", "epochs_done": run.progress.epoch,
         "steps": run.progress.steps,
         "test_samples": len(run.test_split), "test_accuracy": acc, "test_loss": loss,
-        "best_epoch_accuracy": run.progress.best_accuracy, "confusion": conf.tolist(),
+        "best_epoch_accuracy": run.best_on_validation()["best_val_accuracy"], "confusion": conf.tolist(),
         "programming_ops": ops, "programming_ops_total": sum(ops.values()),
         "resets": dict(counts.resets), "sets": dict(counts.sets), "program_pulses": dict(counts.program_pulses),
         "multiplies": dict(counts.multiplies), "pairs_below_1us_fraction": float(np.mean(np.abs(after) < 1.0)),
