@@ -15,7 +15,16 @@ Figures: ``chip_vs_host`` = chip step / host step and ``host_vs_paper`` = host s
 at batch 60 (the paper's) and 128 (rramctl's default).  CPU time of the process, one thread,
 medians over steps on distinct batches.
 
-    python benchmarks/train_step.py [--steps N] [--json] [--out FILE]
+With ``--device cuda`` (where torch sees a GPU) the run adds, in wall-clock time with the GPU
+synchronised around each step: the chip step with the emulator's array math on the GPU
+(``TrainConfig(device="cuda")``; the network's own host-side layers stay on the CPU, one thread) and
+the paper's step with its network and batches on the GPU, as its script runs (``.cuda()``).  Keys:
+``chip_vs_paper_cuda_60`` / ``_128`` (chip step on the GPU / the paper's step on the same GPU; the
+issue's target is <= 1), ``step_ms_cuda``, and ``fmnist_65_epochs_chip_cuda_h``: the hours a 65-epoch
+Fashion-MNIST run with every product on the emulated chip takes at that step time (55,000 training
+images at rramctl's batch 128; evaluation passes not counted).
+
+    python benchmarks/train_step.py [--steps N] [--device cpu|cuda] [--json] [--out FILE]
 """
 
 from __future__ import annotations
@@ -65,14 +74,16 @@ class TopHalfMask(torch.autograd.Function):
 
 
 def quantise(x: torch.Tensor, bits: int, after_relu: bool) -> torch.Tensor:
-    """Per-tensor uniform quantisation over [min, max] through torch's quantised tensors."""
+    """Per-tensor uniform quantisation over [min, max] through torch's quantised tensors (where a device
+    lacks them, the same arithmetic: round half to even, clamp to the type's range)."""
     scale = float((x.max() - x.min()) / (2**bits - 1)) or 1.0
-    if after_relu:
-        q = torch.quantize_per_tensor(x, scale=scale, zero_point=0, dtype=torch.quint8)
-        return q.int_repr().float() * scale
-    lo = float(x.min())
-    q = torch.quantize_per_tensor(x - lo, scale=scale, zero_point=0, dtype=torch.qint32)
-    return q.int_repr().float() * scale + lo
+    lo = 0.0 if after_relu else float(x.min())
+    dtype, top = (torch.quint8, 255) if after_relu else (torch.qint32, 2**31 - 1)
+    try:
+        q = torch.quantize_per_tensor(x - lo, scale=scale, zero_point=0, dtype=dtype).int_repr().float()
+    except (RuntimeError, NotImplementedError):
+        q = torch.round((x - lo) / scale).clamp(0 if after_relu else -top - 1, top)
+    return q * scale + lo
 
 
 class MaskedLayer(nn.Module):
@@ -114,37 +125,56 @@ class PaperCNN(nn.Module):
         return F.log_softmax(self.f2(x), dim=1)
 
 
-def paper_step_seconds(images: np.ndarray, labels: np.ndarray, batch: int, steps: int) -> list[float]:
-    """CPU seconds of the paper's software-TO step on normalised 28x28 images."""
+class Clock:
+    """Process CPU time on the CPU; on a GPU, wall-clock time with the device synchronised at both ends."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+
+    def __call__(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+
+def paper_step_seconds(
+    images: np.ndarray, labels: np.ndarray, batch: int, steps: int, device: str = "cpu", warmup: int = 1
+) -> list[float]:
+    """Seconds of the paper's software-TO step on normalised 28x28 images, its network and batches on
+    ``device`` (the script's ``.cuda()`` made a parameter)."""
     torch.manual_seed(1)
-    net = PaperCNN()
+    net = PaperCNN().to(device)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=5e-4)
-    x_all = torch.from_numpy(((images.astype(np.float32) / 255.0 - 0.1307) / 0.3081)[:, None])
-    y_all = torch.from_numpy(labels.astype(np.int64))
+    x_all = torch.from_numpy(((images.astype(np.float32) / 255.0 - 0.1307) / 0.3081)[:, None]).to(device)
+    y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
+    clock = Clock(device)
     out = []
-    for s in range(steps + 1):  # the first step warms up
+    for s in range(steps + warmup):  # the first steps warm up
         x, y = x_all[s * batch : (s + 1) * batch], y_all[s * batch : (s + 1) * batch]
-        t0 = time.process_time()
+        t0 = clock()
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
-        if s:
-            out.append(time.process_time() - t0)
+        if s >= warmup:
+            out.append(clock() - t0)
     return out
 
 
 # ---- rramctl's steps ----------------------------------------------------------------------------------
-def rramctl_step_seconds(run: Run, batch: int, steps: int) -> list[float]:
-    """CPU seconds of ``steps`` training steps of ``batch`` samples (after one warm-up step)."""
+def rramctl_step_seconds(run: Run, batch: int, steps: int, warmup: int = 1) -> list[float]:
+    """Seconds of ``steps`` training steps of ``batch`` samples (after ``warmup`` steps), on the clock of the
+    run's array-math device."""
     inputs = run.train_split.inputs(run.raw_inputs)
+    clock = Clock(run.cfg.device)
     out = []
-    for s in range(steps + 1):
+    for s in range(steps + warmup):
         idx = np.arange(s * batch, (s + 1) * batch)
-        t0 = time.process_time()
+        t0 = clock()
         run._step(inputs[idx], run.train_split.y[idx])
-        if s:
-            out.append(time.process_time() - t0)
+        if s >= warmup:
+            out.append(clock() - t0)
     return out
 
 
@@ -153,7 +183,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per figure (after one warm-up)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    ap.add_argument("--device", default="cpu", help="cuda: also the chip step and the paper's step on the GPU")
     args = ap.parse_args()
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        ap.error(f"--device {args.device}: torch sees no such GPU (cpu or cuda[:N] where one is present)")
     torch.set_num_threads(1)
     data = load_fmnist()
     folder = fmnist_dir()
@@ -184,10 +217,51 @@ def main() -> None:
         "clock": "process CPU time, one thread (torch, BLAS), medians",
         "steps": args.steps,
     }
+    if args.device != "cpu":
+        gpu = gpu_figures(data, images, labels, args.device, args.steps, tempfile.gettempdir())
+        result.update(gpu.pop("keys"))
+        setup["cuda"] = gpu
     lines = [f"batch {b}: chip {med['chip'][b] * 1e3:.0f} ms, host {med['host'][b] * 1e3:.1f} ms, "
              f"paper {med['paper'][b] * 1e3:.1f} ms; chip/host {result[f'chip_vs_host_{b}']}, "
              f"host/paper {result[f'host_vs_paper_{b}']}" for b in BATCHES]  # fmt: skip
+    if args.device != "cpu":
+        ms = result["step_ms_cuda"]
+        lines += [f"GPU ({setup['cuda']['gpu']}), batch {b}: chip {ms['chip'][str(b)]:.0f} ms, paper "
+                  f"{ms['paper'][str(b)]:.1f} ms; chip/paper {result[f'chip_vs_paper_cuda_{b}']}"
+                  for b in BATCHES]  # fmt: skip
+        lines.append(f"65 Fashion-MNIST epochs with every product on the emulated GPU chip: "
+                     f"{result['fmnist_65_epochs_chip_cuda_h']} h")  # fmt: skip
     emit(result, setup, args.out, args.json, lines)
+
+
+def gpu_figures(
+    data: Any, images: np.ndarray, labels: np.ndarray, device: str, steps: int, tmp_root: str
+) -> dict[str, Any]:
+    """The chip step with the emulator's array math on ``device`` and the paper's step on the same GPU,
+    wall-clock medians (three warm-up steps each: CUDA context, kernels, cuDNN plans)."""
+    med: dict[str, dict[int, float]] = {"chip": {}, "paper": {}}
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        cfg = TrainConfig(task="fmnist-cnn", forward="chip", backend="emulator", device=device)
+        run = Run.open(cfg, Path(tmp) / "chip-gpu", data)
+        try:
+            for b in BATCHES:
+                med["chip"][b] = statistics.median(rramctl_step_seconds(run, b, steps, warmup=3))
+        finally:
+            run.close()
+    for b in BATCHES:
+        med["paper"][b] = statistics.median(paper_step_seconds(images, labels, b, steps, device, warmup=3))
+    train = 55_000  # Fashion-MNIST training images less the 5,000 held out for validation
+    epoch_s = math.ceil(train / 128) * med["chip"][128]
+    keys: dict[str, Any] = {f"chip_vs_paper_cuda_{b}": round(med["chip"][b] / med["paper"][b], 2) for b in BATCHES}
+    keys["chip_vs_paper_cuda"] = keys["chip_vs_paper_cuda_60"]  # the paper's batch
+    keys["step_ms_cuda"] = {k: {str(b): round(v * 1e3, 2) for b, v in d.items()} for k, d in med.items()}
+    keys["fmnist_65_epochs_chip_cuda_h"] = round(65 * epoch_s / 3600, 2)
+    return {
+        "keys": keys,
+        "gpu": torch.cuda.get_device_name(device),
+        "clock": "wall-clock, torch.cuda.synchronize() before and after each step, medians",
+        "chip_step": "emulator array math on the GPU; the network's host-side layers on the CPU, one thread",
+    }
 
 
 if __name__ == "__main__":
