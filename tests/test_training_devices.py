@@ -81,3 +81,13 @@ def test_an_unknown_device_is_refused_before_a_run_starts(tmp_path: Path, device
     with pytest.raises((RunError, ValueError)):
         Run.open(cfg, tmp_path / "r", DATA)
     assert not (tmp_path / "r" / "config.json").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:99", "cuda:", "CUDA", "cuda0", "gpu", ""])
+def test_a_malformed_or_absent_device_is_one_clear_error(device: str) -> None:
+    """Every device name that is not one of the forms, or names a GPU this machine lacks, is the same
+    ValueError naming it (it was torch's own RuntimeError for ``cuda:x`` on a machine with a GPU)."""
+    from rramsim.arraymath import array_module
+
+    with pytest.raises(ValueError, match=repr(device)):
+        array_module(device)

@@ -30,6 +30,7 @@ product is one chain of float64 ``*`` and ``/`` (IEEE-rounded alike on every dev
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -208,13 +209,16 @@ def array_module(device: str = "cpu") -> ArrayModule:
         return NumpyModule(compiled=False)
     if device == "torch-cpu":
         return TorchModule("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if cuda:
         try:
             import torch
         except ImportError as e:
             raise ValueError(f"device {device!r} needs torch, which is not installed") from e
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available")
+        if cuda[1] is not None and int(cuda[1]) >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return TorchModule(device)
     raise ValueError(f"unknown emulator device {device!r} (cpu, numpy, torch-cpu, cuda, cuda:N)")
 
