@@ -183,8 +183,9 @@ def table(task: str, agg: dict[str, dict[str, Any]]) -> str:
 
     for name, d in sorted(agg.items()):
         method = name.split("/")[1]
+        at_best = f"{pm(d, 'test_at_best_val', 100)} %" if "test_at_best_val" in d else "no validation"
         lines.append(f"| {name} (seeds {', '.join(map(str, d['seeds']))}) | {pm(d, 'test_accuracy', 100)} % | "
-                     f"{pm(d, 'test_at_best_val', 100)} % | {100 * paper[method]:.1f} % | "
+                     f"{at_best} | {100 * paper[method]:.1f} % | "
                      f"{pm(d, 'cell_ops_per_step', fmt=',.0f')} | {pm(d, 'pair_flips_per_step', fmt=',.1f')} | "
                      f"{pm(d, 'pair_flips_per_epoch', fmt=',.0f')} | {d['path']} |")  # fmt: skip
     for name, d in sorted(agg.items()):

@@ -67,6 +67,7 @@ def test_harness_without_validation_records_no_best_on_validation(harness, tmp_p
     merged = harness.merge_parts("fmnist-cnn", [tmp_path])
     assert all("val_accuracy_curve" not in r and len(r["test_accuracy_curve"]) == 1 for r in merged["runs"])
     assert "| rramctl/to (seeds 0) |" in harness.table("fmnist-cnn", res["summary"])
+    assert "| no validation |" in harness.table("fmnist-cnn", res["summary"])
     assert (tmp_path / "accuracy_spread.png").stat().st_size > 0
 
 
