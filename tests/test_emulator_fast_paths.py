@@ -504,14 +504,98 @@ def test_the_compiled_drive_sums_are_numpys() -> None:
 
 
 @pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
-def test_the_compiled_shift_and_add_is_numpys() -> None:
-    """MULTIPLY's shift and add of its bit-planes' codes and the tally of codes at the ADC's rails, in one pass."""
-    planes = np.random.default_rng(4).integers(adc.CODE_MIN - 2, adc.CODE_MAX + 3, size=(9, 5, 33))
-    planes[0, 0, :4] = (adc.CODE_MIN, adc.CODE_MAX, adc.CODE_MIN + 1, adc.CODE_MAX - 1)
-    out = np.empty((9, 33), dtype=np.int64)
-    at_rails = kernels.shift_add_kernel(planes, adc.CODE_MIN, adc.CODE_MAX, out)
-    np.testing.assert_array_equal(out, (planes << np.arange(5)[None, :, None]).sum(axis=1))
-    assert at_rails == device.saturated(planes, compiled=False)
+@pytest.mark.parametrize("case", range(24))
+def test_the_compiled_multiply_is_the_readout_then_the_shift_and_add(case: int) -> None:
+    """arraymath.multiply_codes (kernels.multiply_kernel) against the numpy read-out of S = code * product
+    with the flat sample index as key, then the shift and add, the tally at the rails and the sum of S:
+    float32, float64 and int64 products, with and without the chain, sums either side of the float path's
+    2**50 and past the ADC model's limit (both raise)."""
+    g = np.random.default_rng(700 + case)
+    bits, batch, nc = int(g.integers(1, 9)), int(g.integers(1, 12)), int(g.integers(1, 300))
+    op = _random_read_op(g, nc, chain=case % 2 == 1)
+    cols = g.permutation(nc + 7)[:nc].astype(np.int64)
+    dtype = (np.float32, np.float64, np.int64)[case % 3]
+    code = int(g.choice([1, 1_311, 65_535]))
+    scale = [10**4, 1 << 40, 1 << 52, 1 << 62][case // 6]  # of S: the float path, the int64 path, too large
+    top = max(2, min({np.float32: 1 << 24, np.float64: 1 << 53, np.int64: 1 << 62}[dtype], scale // code))
+    product = g.integers(-top // 8, top, size=(batch * bits, nc)).astype(dtype)
+    s = product.astype(np.int64) * code
+    try:
+        codes = arraymath.readout_codes(arraymath.NumpyModule(compiled=False), s, None, cols, op)
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            arraymath.multiply_codes(product, code, bits, cols, op)
+        return
+    out, at_rails, total = arraymath.multiply_codes(product, code, bits, cols, op)
+    np.testing.assert_array_equal(out, (codes.reshape(batch, bits, nc) << np.arange(bits)[None, :, None]).sum(axis=1))
+    assert at_rails == np.count_nonzero((codes <= op.code_min) | (codes >= op.code_max))
+    assert total == int(s.sum())
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_float_readout_is_exact_at_every_adc_step() -> None:
+    """The kernel's float64 path (no chain, values below 2**50) on drive sums at 2p S + q = 2q m - 1, 2q m,
+    2q m + 1 (where a float estimate of the ADC's quotient is off by one), up to the path's bound, with and
+    without read noise, against the numpy read-out."""
+    g = np.random.default_rng(31)
+    for _ in range(40):
+        p, q = int(g.integers(1, 50)), 2 * int(g.integers(1, 5_000))
+        op = arraymath.ReadOp(seed=int(g.integers(0, 1 << 62)), serial=int(g.integers(0, 1 << 30)),
+                              read_noise_ppm=int(g.choice([0, 2_000, 300_000])), gain_p=p, gain_q=q,
+                              code_min=-(1 << 62), code_max=1 << 62)  # fmt: skip
+        m = g.integers(-(1 << 48) // (2 * q), (1 << 48) // (2 * q), size=300)
+        n = (2 * q * m)[:, None] + np.array([-1, 0, 1])  # 2p S + q near a step, S = (n - q) / 2p rounded down
+        s = ((n - q) // (2 * p)).reshape(-1, 30)
+        got = arraymath.readout_codes(arraymath.NumpyModule(compiled=True), s, None, np.arange(30), op)
+        np.testing.assert_array_equal(
+            got, arraymath.readout_codes(arraymath.NumpyModule(compiled=False), s, None, np.arange(30), op)
+        )
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+def test_the_compiled_driven_rows_are_numpys() -> None:
+    from rramsim.overlay import _driven_rows
+
+    x = np.random.default_rng(2).integers(0, 256, size=(37, 129)).astype(np.uint8)
+    x[:, ::3] &= 0xF0  # rows driven by high bits only
+    x[:, ::5] = 0  # rows never driven
+    for bits in (1, 3, 4, 8):
+        used, n = _driven_rows(x, bits)
+        want = (x & np.uint8((1 << bits) - 1)).any(axis=0)
+        np.testing.assert_array_equal(used, want)
+        assert n == int(want.sum())
+
+
+def test_the_dacs_write_shortcut_is_the_parsed_frame() -> None:
+    """Dac80508.transfer takes plain writes without building a frame object: the same registers, echoes
+    and ignored-frame count as the parsed path, on random frames (writes, reads, reserved bits, over 24 bits)."""
+    from rramsim.dac import Dac80508
+
+    class Parsed(Dac80508):
+        def transfer(self, frame: int) -> int:
+            sdo = 0
+            if self.pending_read is not None:
+                sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
+                self.pending_read = None
+            try:
+                f = dac80508.parse_frame(frame)
+            except dac80508.DacFrameError:
+                self.ignored_frames += 1
+                return sdo
+            if f.read:
+                self.pending_read = f.address
+            else:
+                self._write(f.address, f.data)
+            return sdo
+
+    g = np.random.default_rng(13)
+    fast, parsed = Dac80508(), Parsed()
+    for _ in range(3_000):
+        kind = int(g.integers(0, 4))
+        data, address = int(g.integers(0, 1 << 16)), int(g.integers(0, 16))
+        frame = [address << 16 | data, 1 << 23 | address << 16 | data, int(g.integers(0, 1 << 24)), 1 << 24][kind]
+        assert fast.transfer(frame) == parsed.transfer(frame)
+        assert fast.to_dict() == parsed.to_dict()
 
 
 @pytest.mark.parametrize("chain", [False, True])

@@ -326,7 +326,7 @@ class Driver:
             results.append(adc.from_word(out).astype(np.int64).reshape(nb, region.n_cols))
         if not results:
             return np.zeros((0, region.n_cols), np.int64)
-        return np.concatenate(results)
+        return results[0] if len(results) == 1 else np.concatenate(results)
 
     def counters(self) -> dict[str, int]:
         return {

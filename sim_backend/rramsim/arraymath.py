@@ -48,6 +48,8 @@ _U64_MASK = (1 << 64) - 1
 _LANES16 = 0x0000FFFF0000FFFF  # 16-bit fields 0 and 2 of a 64-bit word
 F32_EXACT = 1 << 24  # every integer below this is a float32
 NORMAL_OFFSET = rng.NORMAL_TERMS * (rng.NORMAL_SIGMA // 2)
+_I64_MAX = (1 << 63) - 1
+_READ_STREAMS = (rng.Stream.READ_NOISE, rng.Stream.NOISE_FLOOR, rng.Stream.ADC_NOISE)  # the kernels' prefixes
 
 
 def _signed(h: int) -> int:
@@ -367,15 +369,13 @@ def readout_codes(
     return out.reshape(shape)
 
 
-def _readout_compiled(
-    drive_sum: NDArray[Any], sample: NDArray[Any] | None, cols: NDArray[np.int64], op: ReadOp
-) -> Array:
-    """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a block at a time."""
-    shape = drive_sum.shape
-    s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1)
-    key = np.zeros(0, np.int64) if sample is None else np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
-    none = np.zeros(0, dtype=np.int64)  # a table the model lacks
-    offset = gain = none
+def _kernel_args(
+    op: ReadOp, cols: NDArray[np.int64], shape: tuple[int, ...]
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The compiled read-out's arguments for samples of ``shape`` in columns ``cols`` (as readout_codes
+    takes them): the three streams' hash prefixes, the constants (kernels.readout_kernel) and the column
+    offset and gain tables over one period of columns (empty where the model lacks them)."""
+    offset = gain = np.zeros(0, dtype=np.int64)  # a table the model lacks
     period = 1
     if op.chain and (op.offset_du is not None or op.gain_ppm is not None):  # the only use of ``cols``
         cols = np.asarray(cols, dtype=np.int64)
@@ -388,18 +388,47 @@ def _readout_compiled(
             offset = np.ascontiguousarray(op.offset_du[col], dtype=np.int64)
         if op.gain_ppm is not None:
             gain = np.ascontiguousarray(op.gain_ppm[col], dtype=np.int64)
-    streams = (rng.Stream.READ_NOISE, rng.Stream.NOISE_FLOOR, rng.Stream.ADC_NOISE)
-    prefixes = np.array([prefix_hash(op.seed, st, op.serial) for st in streams], dtype=np.int64).view(np.uint64)
-    limit = (np.iinfo(np.int64).max // 2) // (2 * op.gain_p)  # |x| * 2p > max // 2 <=> |x| > this
+    prefixes = np.array([prefix_hash(op.seed, st, op.serial) for st in _READ_STREAMS], dtype=np.int64)
+    limit = (_I64_MAX // 2) // (2 * op.gain_p)  # |x| * 2p > max // 2 <=> |x| > this
     params = np.array(
         [op.read_noise_ppm, int(op.chain), op.clip, op.noise_floor_du, op.adc_noise_mlsb, op.gain_p, op.gain_q,
          op.code_min, op.code_max, limit, period],
         dtype=np.int64,
     )  # fmt: skip
+    return prefixes.view(np.uint64), params, offset, gain
+
+
+def _readout_compiled(
+    drive_sum: NDArray[Any], sample: NDArray[Any] | None, cols: NDArray[np.int64], op: ReadOp
+) -> Array:
+    """:func:`readout_codes` by the compiled kernel (numpy arrays): the same terms, a block at a time."""
+    shape = drive_sum.shape
+    s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1)
+    key = np.zeros(0, np.int64) if sample is None else np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
     out = np.empty(s.size, dtype=np.int64)
-    if s.size and kernels.readout_kernel(s, key, prefixes, params, offset, gain, out):
+    if s.size and kernels.readout_kernel(s, key, *_kernel_args(op, cols, shape), out):
         raise OverflowError("drive sum too large for the integer ADC model")
     return out.reshape(shape)
+
+
+def multiply_codes(
+    product: NDArray[Any], code: int, bits: int, cols: NDArray[np.int64], op: ReadOp
+) -> tuple[NDArray[np.int32], int, int]:
+    """MULTIPLY's read-out by the compiled kernel, with its shift and add: ``product`` (frames, nc), the
+    integer-valued row-mask products (float or int64; frame b * bits + k is bit-plane k of vector b) whose
+    drive sums are ``code * product``; ``cols`` the nc columns.  Returns out[b, j] = sum_k codes[b, k, j] << k
+    with codes = ``readout_codes(xm, code * product, None, cols, op)``, how many codes are at either end of
+    the ADC range (rramsim.device.saturated) and the sum of the drive sums, in one pass
+    (kernels.multiply_kernel)."""
+    frames, nc = product.shape
+    out = np.empty((frames // bits, nc), dtype=np.int32)  # |sum| < 2**13 * 2**8: the stream words' type
+    flat = np.ascontiguousarray(product).reshape(-1)
+    if not flat.size:
+        return out, 0, 0
+    failed, at_rails, total = kernels.multiply_kernel(flat, code, *_kernel_args(op, cols, (frames, nc)), bits, out)
+    if failed:
+        raise OverflowError("drive sum too large for the integer ADC model")
+    return out, int(at_rails), int(total)
 
 
 def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array) -> Array:

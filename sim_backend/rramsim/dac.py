@@ -23,6 +23,7 @@ LDAC_BIT = 1 << 4  # TRIGGER bit 4 (datasheet)
 REF_PWDWN_BIT = 1 << 8  # CONFIG bit 8 (datasheet)
 REFDIV_EN_BIT = 1 << 8  # GAIN bit 8 (datasheet)
 UV_PER_CODE_NUM, UV_PER_CODE_DEN = 5_000_000, 1 << 16  # 5 V full scale at gain 2 (rramctl.hw.dac80508)
+_PLAIN_WRITE_MAX = 0x0FFFFF  # frames up to here: R/W = 0, reserved bits 22:20 = 0, any address and data
 
 
 def code_to_uv(code: int) -> int:
@@ -53,6 +54,9 @@ class Dac80508:
         if self.pending_read is not None:
             sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
             self.pending_read = None
+        if 0 <= frame <= _PLAIN_WRITE_MAX:  # a write with the reserved bits clear (as parse_frame checks it)
+            self._write(frame >> 16, frame & 0xFFFF)
+            return sdo
         try:
             f = D.parse_frame(frame)
         except D.DacFrameError:

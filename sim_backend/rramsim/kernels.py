@@ -20,6 +20,7 @@ without ``fastmath``), then floor, as arraymath.read_noise.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,6 +41,27 @@ EXACT_QUOTIENT = 1 << 50  # below this a float64 quotient is within 1 of the tru
 BLOCK = 2048  # samples per block: the block's noise draws stay in the L1 cache
 
 
+def _wide_vectors_intrinsic() -> Any:
+    """An intrinsic that asks LLVM to vectorise the function that calls it with 512-bit vectors where the
+    CPU has them (the function attribute "prefer-vector-width"="512"; LLVM's default on AVX-512 CPUs is 256
+    bits).  The vector width changes no result: every vectorised loop here is element-wise or an integer
+    reduction (no float reassociation without fastmath).  llvmlite lists the attributes it knows; this
+    string attribute is added past that list, and skipped where that fails (the code is then as without)."""
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def wide_vectors(typingctx: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            with contextlib.suppress(Exception):  # a hint only
+                set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+            return context.get_dummy_value()
+
+        return types.none(), codegen
+
+    return wide_vectors
+
+
 def _njit(**options: Any) -> Callable[[F], F]:
     """numba.njit where numba is installed; else the plain Python function (never called then)."""
 
@@ -47,6 +69,9 @@ def _njit(**options: Any) -> Callable[[F], F]:
         return numba.njit(**options)(f) if numba is not None else f
 
     return wrap
+
+
+_wide_vectors: Callable[[], None] = _wide_vectors_intrinsic() if numba is not None else lambda: None
 
 
 @_njit(inline="always")
@@ -59,33 +84,38 @@ def _mix64(h: np.uint64) -> np.uint64:
 
 
 @_njit(inline="always")
-def _lane_sum(h: np.uint64) -> np.int64:
-    """The sum of the four 16-bit fields of one lane hash."""
-    mask = np.uint64(0xFFFF)
-    return (
-        np.int64(h & mask) + np.int64((h >> np.uint64(16)) & mask)
-        + np.int64((h >> np.uint64(32)) & mask) + np.int64(h >> np.uint64(48))
-    )  # fmt: skip
+def _lane_fields(h: np.uint64) -> np.uint64:
+    """The four 16-bit fields of one lane hash summed two by two: fields 0 + 1 in bits 0-31, 2 + 3 in bits
+    32-63 (arraymath.normal_keyed's ``(h & LANES16) + (h >> 16 & LANES16)``)."""
+    lanes = np.uint64(0x0000FFFF0000FFFF)
+    return (h & lanes) + ((h >> np.uint64(16)) & lanes)
 
 
 @_njit(inline="always")
-def _normals_of_bases(base: NDArray[np.uint64], z: NDArray[np.int64]) -> None:
+def _normals_of_bases(base: NDArray[np.uint64], z: NDArray[np.int64], acc: NDArray[np.uint64]) -> None:
     """z = rng.normal_int of the samples whose base hashes are ``base`` (mix64(key ^ prefix)): the sum of the
-    four 16-bit fields of three lane hashes mix64(base ^ lane), less the Irwin-Hall mean.  One loop per lane
-    (a loop of one hash the compiler turns into vector code; the three hashes in one loop it does not)."""
+    four 16-bit fields of three lane hashes mix64(base ^ lane), less the Irwin-Hall mean; ``acc``: scratch.
+    One loop per lane (a loop of one hash the compiler turns into vector code; the three hashes in one loop
+    it does not); the fields summed two at a time in the 32-bit halves of one word as arraymath's numpy
+    code does (no half exceeds 6 * 65535), the halves added once at the end."""
     n = z.shape[0]
     for i in range(n):
-        z[i] = -np.int64(6 << SIGMA_BITS)
-    for lane in range(3):
+        acc[i] = _lane_fields(_mix64(base[i]))
+    for lane in range(1, 3):
         for i in range(n):
-            z[i] += _lane_sum(_mix64(base[i] ^ np.uint64(lane)))
+            acc[i] += _lane_fields(_mix64(base[i] ^ np.uint64(lane)))
+    for i in range(n):
+        z[i] = np.int64(acc[i] & np.uint64(0xFFFFFFFF)) + np.int64(acc[i] >> np.uint64(32)) - np.int64(6 << SIGMA_BITS)
 
 
 @_njit(inline="always")
-def _draw(key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64], base: NDArray[np.uint64]) -> None:
+def _draw(
+    key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64], base: NDArray[np.uint64],
+    acc: NDArray[np.uint64],
+) -> None:  # fmt: skip
     """z = the normal draws of samples a .. a + len(z) - 1, keyed by ``key`` (empty: by the sample index);
-    ``base``: scratch of len(z) or more.  rng.normal_int(seed, stream, serial, key) given ``prefix`` =
-    prefix_hash(seed, stream, serial)."""
+    ``base``, ``acc``: scratch of len(z) or more.  rng.normal_int(seed, stream, serial, key) given ``prefix``
+    = prefix_hash(seed, stream, serial)."""
     n = z.shape[0]
     if key.shape[0]:
         for i in range(n):
@@ -93,7 +123,7 @@ def _draw(key: NDArray[np.int64], a: int, prefix: np.uint64, z: NDArray[np.int64
     else:
         for i in range(n):
             base[i] = _mix64(np.uint64(a + i) ^ prefix)
-    _normals_of_bases(base[:n], z)
+    _normals_of_bases(base[:n], z, acc)
 
 
 @_njit(inline="always")
@@ -128,6 +158,115 @@ def _add_floordiv(x: NDArray[np.int64], num: NDArray[np.int64], factor: NDArray[
             x[i] += (num[i] * factor[0 if one else i]) // d
 
 
+@_njit(inline="always")
+def _fits_float(widest: float, ppm: int, p: int, q: int) -> bool:
+    """Whether every read-out value of drive sums up to ``widest`` in magnitude, with read noise ``ppm`` and
+    no chain, is an integer below EXACT_QUOTIENT, which float64 holds exactly: |S + noise| <= |S| (1 + 6 ppm
+    / 1e6) + 1 (|z| < 6 sigma), then the ADC's 2p (S + noise) + q; bounded in float64 with a margin for
+    the bound's own roundings."""
+    top = widest * (1.0 + 6.0 * float(ppm) / PPM) * 1.001 + 2.0
+    return top * float(2 * p) + float(q) < EXACT_QUOTIENT
+
+
+@_njit(inline="always")
+def _adc_float(
+    src: NDArray[Any], code: int, z: NDArray[np.int64], ppm: int, p: int, q: int, cmin: int, cmax: int,
+    out: NDArray[np.int64],
+) -> None:  # fmt: skip
+    """out = clamp(floor((2p x + q) / 2q)) with x = S + floor(S * z * ppm / (sigma * 1e6)) (no read noise,
+    ``z`` unused, where ppm is 0) and S = code * src (integer-valued, int64 or float), for sums that pass
+    _fits_float: S and the read noise's float64 chain as _readout_block's, then every step in float64, exact
+    on integers below EXACT_QUOTIENT (sums, products by integers, the quotient estimate and its one-step
+    correction of _floordiv_estimate), converted to int64 once at the end.  No int64 multiply and two
+    conversions a sample fewer than the integer path."""
+    scale, denom, cf = float(ppm), float(PPM << SIGMA_BITS), float(code)
+    tp, qf, d = float(2 * p), float(q), float(2 * q)
+    inv, lo, hi = 1.0 / d, float(cmin), float(cmax)
+    if ppm != 0:
+        for j in range(src.shape[0]):
+            sf = float(src[j]) * cf
+            n = (sf + np.floor(sf * float(z[j]) * scale / denom)) * tp + qf
+            e = np.floor(n * inv)
+            r = n - e * d
+            out[j] = np.int64(min(max(e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0), lo), hi))
+    else:
+        for j in range(src.shape[0]):
+            n = float(src[j]) * cf * tp + qf
+            e = np.floor(n * inv)
+            r = n - e * d
+            out[j] = np.int64(min(max(e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0), lo), hi))
+
+
+@_njit(inline="always")
+def _readout_state(size: int, offset: NDArray[np.int64], gain: NDArray[np.int64], period: int) -> Any:
+    """What a read-out keeps across its blocks of ``size`` samples (a whole number of periods): the column
+    tables tiled over a block (empty where the model has none) and the scratch arrays of one block."""
+    off_t = np.zeros(size if offset.shape[0] else 0, dtype=np.int64)
+    gain_t = np.zeros(size if gain.shape[0] else 0, dtype=np.int64)
+    for j in range(off_t.shape[0]):
+        off_t[j] = offset[j % period]
+    for j in range(gain_t.shape[0]):
+        gain_t[j] = gain[j % period]
+    z, x, scratch = np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64)
+    base, acc = np.zeros(size, np.uint64), np.zeros(size, np.uint64)
+    return off_t, gain_t, z, x, scratch, base, acc, np.ones(1, dtype=np.int64)
+
+
+@_njit(inline="always")
+def _readout_block(
+    s_b: NDArray[np.int64], a: int, key: NDArray[np.int64], prefixes: NDArray[np.uint64], params: NDArray[np.int64],
+    state: Any, out_b: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """ADC codes of the block of samples a .. a + len(s_b) - 1 (drive sums ``s_b``, starting at column 0 of
+    the tables) into ``out_b``; 1 where one is too large for the integer ADC model, else 0.  See
+    readout_kernel.  One simple loop per term (loops the compiler vectorises; a loop that mixes every term
+    does not)."""
+    ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
+    p, q, cmin, cmax, limit = params[5], params[6], params[7], params[8], params[9]
+    off_t, gain_t, z, x, scratch, base, acc, one = state
+    m = s_b.shape[0]
+    x_b, z_b = x[:m], z[:m]
+    if chain == 0 and _fits_float(float(_widest(s_b)), ppm_rn, p, q):  # every value an integer below 2**50
+        if ppm_rn != 0:
+            _draw(key, a, prefixes[0], z_b, base, acc)
+        _adc_float(s_b, 1, z_b, ppm_rn, p, q, cmin, cmax, out_b)
+        return 0
+    x_b[:] = s_b
+    if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
+        scale, denom = float(ppm_rn), float(PPM << SIGMA_BITS)
+        _draw(key, a, prefixes[0], z_b, base, acc)
+        for j in range(m):
+            x_b[j] += np.int64(np.floor(float(s_b[j]) * float(z_b[j]) * scale / denom))
+    if chain != 0:
+        for j in range(m):
+            x_b[j] = min(max(x_b[j], -clip), clip)
+        if off_t.shape[0]:
+            for j in range(m):
+                x_b[j] += off_t[j]
+        if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
+            _draw(key, a, prefixes[1], z_b, base, acc)
+            for j in range(m):
+                x_b[j] += (z_b[j] * nf_du) >> SIGMA_BITS
+        if gain_t.shape[0]:  # gain error: floor(x * ppm / 1e6)
+            scratch[:m] = x_b
+            _add_floordiv(x_b, scratch[:m], gain_t[:m], PPM)
+        if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
+            _draw(key, a, prefixes[2], z_b, base, acc)
+            one[0] = an_mlsb * q
+            _add_floordiv(x_b, z_b, one, 1000 * p << SIGMA_BITS)
+    widest = _widest(x_b)
+    if widest > limit:
+        return 1
+    if widest * 2 * p + q < EXACT_QUOTIENT:  # the ADC: clamp(floor((2pS + q) / 2q))
+        inv = 1.0 / float(2 * q)
+        for j in range(m):
+            out_b[j] = min(max(_floordiv_estimate(x_b[j] * (2 * p) + q, 2 * q, inv), cmin), cmax)
+    else:
+        for j in range(m):
+            out_b[j] = min(max((x_b[j] * (2 * p) + q) // (2 * q), cmin), cmax)
+    return 0
+
+
 @_njit(cache=True, nogil=True, error_model="numpy")
 def readout_kernel(
     s: NDArray[np.int64],
@@ -146,59 +285,77 @@ def readout_kernel(
     noise_floor_du, adc_noise_mlsb, gain_p, gain_q, code_min, code_max, adc_limit, period; ``offset``
     and ``gain``: the column offset (drive-sum units) and gain error (ppm) of the columns, sample ``i``
     being in column ``i % period`` (empty where the model has none).  See arraymath.readout_codes for
-    each term.  Works a block at a time (a whole number of periods, so every block starts at column 0),
-    one simple loop per term (loops the compiler vectorises; a loop that mixes every term does not)."""
-    ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
-    p, q, cmin, cmax, limit, period = params[5], params[6], params[7], params[8], params[9], params[10]
-    scale, denom = float(ppm_rn), float(PPM << SIGMA_BITS)
+    each term.  Works a block at a time (a whole number of periods, so every block starts at column 0)."""
+    _wide_vectors()
+    period = params[10]
     size = period * max(1, BLOCK // period)  # samples per block
-    off_t = np.zeros(size if offset.shape[0] else 0, dtype=np.int64)  # the tables, tiled over a block
-    gain_t = np.zeros(size if gain.shape[0] else 0, dtype=np.int64)
-    for j in range(off_t.shape[0]):
-        off_t[j] = offset[j % period]
-    for j in range(gain_t.shape[0]):
-        gain_t[j] = gain[j % period]
-    z = np.zeros(size, dtype=np.int64)
-    base = np.zeros(size, dtype=np.uint64)
-    x = np.zeros(size, dtype=np.int64)
-    scratch = np.zeros(size, dtype=np.int64)
-    one = np.ones(1, dtype=np.int64)
+    state = _readout_state(size, offset, gain, period)
     for a in range(0, s.shape[0], size):
         m = min(size, s.shape[0] - a)
-        s_b, out_b, x_b, z_b = s[a : a + m], out[a : a + m], x[:m], z[:m]
-        x_b[:] = s_b
-        if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
-            _draw(key, a, prefixes[0], z_b, base)
-            for j in range(m):
-                x_b[j] += np.int64(np.floor(float(s_b[j]) * float(z_b[j]) * scale / denom))
-        if chain != 0:
-            for j in range(m):
-                x_b[j] = min(max(x_b[j], -clip), clip)
-            if off_t.shape[0]:
-                for j in range(m):
-                    x_b[j] += off_t[j]
-            if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), a shift
-                _draw(key, a, prefixes[1], z_b, base)
-                for j in range(m):
-                    x_b[j] += (z_b[j] * nf_du) >> SIGMA_BITS
-            if gain_t.shape[0]:  # gain error: floor(x * ppm / 1e6)
-                scratch[:m] = x_b
-                _add_floordiv(x_b, scratch[:m], gain_t[:m], PPM)
-            if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
-                _draw(key, a, prefixes[2], z_b, base)
-                one[0] = an_mlsb * q
-                _add_floordiv(x_b, z_b, one, 1000 * p << SIGMA_BITS)
-        widest = _widest(x_b)
-        if widest > limit:
+        if _readout_block(s[a : a + m], a, key, prefixes, params, state, out[a : a + m]):
             return 1
-        if widest * 2 * p + q < EXACT_QUOTIENT:  # the ADC: clamp(floor((2pS + q) / 2q))
-            inv = 1.0 / float(2 * q)
-            for j in range(m):
-                out_b[j] = min(max(_floordiv_estimate(x_b[j] * (2 * p) + q, 2 * q, inv), cmin), cmax)
-        else:
-            for j in range(m):
-                out_b[j] = min(max((x_b[j] * (2 * p) + q) // (2 * q), cmin), cmax)
     return 0
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def multiply_kernel(
+    product: NDArray[Any],
+    code: int,
+    prefixes: NDArray[np.uint64],
+    params: NDArray[np.int64],
+    offset: NDArray[np.int64],
+    gain: NDArray[np.int64],
+    bits: int,
+    out: NDArray[np.integer[Any]],
+) -> tuple[int, np.int64, np.int64]:
+    """MULTIPLY's read-out with its shift and add, in one pass over blocks of whole input vectors: the drive
+    sums S = code * product (``product``: the (frames, nc) products of the row masks with G, flat and
+    integer-valued, float or int64; frame b * bits + k is bit-plane k of vector b), the ADC code of each as
+    readout_kernel gives it with the sample's flat index as its noise key (``params``, ``offset``, ``gain``
+    as there, the period 1 or nc), and out[b, j] = sum_k code[b, k, j] << k (``out``: (batch, nc), int32 or
+    int64).
+    Returns (1 where a sum is too large for the integer ADC model, else 0; how many codes are at or beyond
+    either end of the ADC range, params' code_min and code_max; the sum of S, wrapping as int64 does)."""
+    _wide_vectors()
+    nc, cmin, cmax = out.shape[1], params[7], params[8]
+    vec = bits * nc  # samples per input vector
+    size = vec * max(1, BLOCK // vec)  # whole vectors, so whole periods and every block at column 0
+    state = _readout_state(size, offset, gain, params[10])
+    z, base, acc = state[2], state[5], state[6]
+    s_b, codes = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    no_key = np.zeros(0, np.int64)
+    total, at_rails = np.int64(0), np.int64(0)
+    for a in range(0, product.shape[0], size):
+        m = min(size, product.shape[0] - a)
+        product_b = product[a : a + m]  # (a slice: indexing with a + j is three times slower)
+        widest, block_sum = np.int64(0), np.int64(0)
+        for j in range(m):
+            p_j = np.int64(product_b[j])
+            widest = max(widest, abs(p_j))
+            block_sum += p_j
+        total += block_sum * code  # the sum of S, wrapping as a sum of int64 products does
+        if params[1] == 0 and _fits_float(float(widest) * abs(float(code)), params[0], params[5], params[6]):
+            if params[0] != 0:  # read noise draws (no chain: the only draws)
+                _draw(no_key, a, prefixes[0], z[:m], base, acc)
+            _adc_float(product_b, code, z[:m], params[0], params[5], params[6], cmin, cmax, codes[:m])
+        else:  # the read-out in int64, term by term
+            for j in range(m):
+                s_b[j] = np.int64(product_b[j]) * code
+            if _readout_block(s_b[:m], a, no_key, prefixes, params, state, codes[:m]):
+                return 1, at_rails, total
+        nv = m // vec  # the block's vectors: codes (nv, bits, nc) -> out rows a // vec ..
+        planes, rows = codes[:m].reshape(nv, bits, nc), out[a // vec : a // vec + nv]
+        for v in range(nv):
+            for j in range(nc):
+                c = planes[v, 0, j]
+                rows[v, j] = c
+                at_rails += np.int64(c <= cmin) + np.int64(c >= cmax)
+            for k in range(1, bits):
+                for j in range(nc):
+                    c = planes[v, k, j]
+                    rows[v, j] += c << k
+                    at_rails += np.int64(c <= cmin) + np.int64(c >= cmax)
+    return 0, at_rails, total
 
 
 @_njit(inline="always")
@@ -271,18 +428,17 @@ def count_at_rails(codes: NDArray[np.int64], lo: int, hi: int) -> int:
 
 
 @_njit(cache=True, nogil=True)
-def shift_add_kernel(planes: NDArray[np.int64], lo: int, hi: int, out: NDArray[np.int64]) -> int:
-    """out[b, j] = sum_k planes[b, k, j] << k (MULTIPLY's shift and add of its bit-planes' codes); returns how
-    many codes are at or beyond either end of the ADC range (count_at_rails of ``planes``)."""
-    n = 0
-    for b in range(planes.shape[0]):
-        for j in range(planes.shape[2]):
-            out[b, j] = 0
-        for k in range(planes.shape[1]):
-            for j in range(planes.shape[2]):
-                c = planes[b, k, j]
-                out[b, j] += c << k
-                n += int(c <= lo) + int(c >= hi)
+def driven_rows_kernel(x: NDArray[np.uint8], bits: int, out: NDArray[np.bool_]) -> int:
+    """out[r] = some input x[b, r] has a bit below ``bits`` set (the rows some bit-plane of MULTIPLY drives:
+    ``(x & (2**bits - 1)).any(axis=0)``); returns how many rows."""
+    seen = np.zeros(x.shape[1], dtype=np.uint8)
+    for b in range(x.shape[0]):
+        for r in range(x.shape[1]):
+            seen[r] |= x[b, r]
+    n, mask = 0, np.uint8((1 << bits) - 1)
+    for r in range(x.shape[1]):
+        out[r] = (seen[r] & mask) != 0
+        n += int(out[r])
     return n
 
 

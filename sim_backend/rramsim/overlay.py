@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +57,9 @@ _RW_FIELDS = {
     **{off: getattr(R, f"DAC_LIMIT_{ch.name}_CODE") for ch, off in DAC_LIMIT_REGS.items()},
 }  # fmt: skip
 _OFFSETS = frozenset(R.REGISTERS.values())  # every register of the map
+_DAC_LIMIT_OFFSETS = frozenset(DAC_LIMIT_REGS.values())
+_DAC_LIMITS = tuple((ch, off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_REGS.items())
+_DAC_FRAME_S = timing.seconds(timing.DAC_FRAME_CYCLES)  # board time of one DAC frame
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 
@@ -113,6 +117,16 @@ def _plane_matrix_f32(x: NDArray[np.uint8], bits: int) -> NDArray[np.float32]:
     out = np.empty((x.shape[0], bits, x.shape[1]), dtype=np.float32)
     kernels.bitplanes_kernel(np.ascontiguousarray(x), bits, out)
     return out.reshape(-1, x.shape[1])
+
+
+def _driven_rows(x: NDArray[np.uint8], bits: int) -> tuple[NDArray[np.bool_], int]:
+    """The rows some bit-plane of inputs ``x`` (B, rows) drives (some input has a bit below ``bits`` set
+    there), and how many (one compiled pass where numba is installed)."""
+    if not (kernels.AVAILABLE and x.size):
+        used = (x & np.uint8((1 << bits) - 1)).any(axis=0)
+        return used, int(used.sum())
+    used = np.empty(x.shape[1], dtype=bool)
+    return used, kernels.driven_rows_kernel(x, bits, used)
 
 
 def _words(packet: Packet) -> NDArray[np.uint32]:
@@ -179,21 +193,23 @@ class EmulatedOverlay:
             return (R.STATUS_BUSY.put(int(self.busy)) | R.STATUS_DONE.put(int(self.done))
                     | R.STATUS_ERROR.put(int(self.error)) | R.STATUS_ERR_CODE.put(self.err_code)
                     | R.STATUS_START_REFUSED.put(int(self.start_refused)))  # fmt: skip
+        if offset == R.DAC_RDATA:  # read after every DAC frame
+            return R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused)
+        if offset == R.SAT_COUNT:  # read after every read operation
+            return c.sat_count
         return {
             R.ID: R.ID_VALUE.reset,
             R.VERSION: R.VERSION_MAJOR.put(R.VERSION_MAJOR.reset) | R.VERSION_MINOR.put(R.VERSION_MINOR.reset),
             R.CTRL: R.CTRL_IRQ_EN.put(self.irq_en),
-            R.DAC_RDATA: R.DAC_RDATA_FRAME.put(c.dac_rdata) | R.DAC_RDATA_REFUSED.put(c.dac_refused),
             R.OP_COUNT: c.op_count, R.PULSE_COUNT: c.pulse_count, R.OUT_WORDS: c.out_words,
             R.RATINGS_LOCK: R.RATINGS_LOCK_LOCKED.put(int(self.ratings_locked)),
-            R.SAT_COUNT: c.sat_count,
         }[offset]  # fmt: skip
 
     def write_reg(self, offset: int, value: int) -> None:
         self._check_offset(offset)
         if not 0 <= value <= WORD_MASK:
             raise ValueError(f"register value {value} is not a 32-bit word")
-        if offset in DAC_LIMIT_REGS.values() and self.ratings_locked:
+        if offset in _DAC_LIMIT_OFFSETS and self.ratings_locked:
             return  # locked until reset (the register block's swwel)
         if offset in _RW_FIELDS:
             f = _RW_FIELDS[offset]
@@ -201,7 +217,7 @@ class EmulatedOverlay:
             if offset == R.DAC_FRAME:
                 self._dac_frame(self.regs[offset])
                 self.ledger.dac_updates += 1
-                self.board_time_s += timing.seconds(timing.DAC_FRAME_CYCLES)
+                self.board_time_s += _DAC_FRAME_S
         elif offset == R.CTRL:
             self._ctrl(value)
         elif offset == R.RATINGS_LOCK and R.RATINGS_LOCK_LOCKED.get(value):
@@ -210,7 +226,8 @@ class EmulatedOverlay:
 
     def limits(self) -> dict[int, int]:
         """DAC code limit of each rated channel (DAC_LIMIT_*)."""
-        return {ch: self.regs.get(off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_REGS.items()}
+        regs = self.regs
+        return {ch: regs.get(off, reset) for ch, off, reset in _DAC_LIMITS}
 
     def _dac_frame(self, frame: int) -> None:
         c = self.counters
@@ -331,7 +348,8 @@ class EmulatedOverlay:
         pulses = (self.counters.pulse_count - pulses_before) & WORD_MASK
         self.board_time_s += timing.seconds(self._op_cycles(op, out.size, pulses))
         self._price_pulses(op, packet, out, pulses)
-        self._out = np.concatenate([self._out, out.astype(np.uint32)])
+        out = out.astype(np.uint32, copy=False)
+        self._out = np.concatenate([self._out, out]) if self._out.size else out
         c = self.counters
         c.out_words = out.size
         c.op_count = (c.op_count + 1) & WORD_MASK
@@ -483,17 +501,16 @@ class EmulatedOverlay:
         rg, xm = self.regs, self.xm
         batch, bits, c0, nc = rg[R.BATCH], rg[R.BITS], rg[R.COL_START], rg[R.COL_COUNT]
         n_frames = batch * bits
-        src = self.source_codes()
         if isinstance(packet, linedrive.BitplaneStream) and packet.bits == bits and packet.inputs.shape[0] >= batch:
             # the driver's packet: the bit-planes of its inputs are the V_READ row masks (no frames)
             n_lines = max(0, min(packet.inputs.shape[1], self.config.rows - packet.row_start))  # on this array
             lines = np.arange(packet.row_start, packet.row_start + n_lines, dtype=np.int64)
-            x = packet.inputs[:batch, :n_lines] & np.uint8((1 << bits) - 1)
-            used = x.any(axis=0)  # rows some plane drives
-            if 2 * int(used.sum()) < used.size:  # mostly idle rows: sum over the driven ones only
+            x = packet.inputs[:batch, :n_lines]  # (the planes take its bits below ``bits`` only)
+            used, n_used = _driven_rows(x, bits)
+            if 2 * n_used < used.size:  # mostly idle rows: sum over the driven ones only
                 lines, x = lines[used], x[:, used]
-            read = int(src[MuxSource.READ])
-            masks = [(read, _plane_matrix_f32(x, bits))] if read and used.any() else []
+            read = self.dac.output_code(DAC_V_READ)  # the V_READ source (source_codes: MuxSource.READ)
+            masks = [(read, _plane_matrix_f32(x, bits))] if read and n_used else []
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
             if words.size < n_frames * linedrive.FRAME_WORDS:
@@ -504,6 +521,7 @@ class EmulatedOverlay:
             nib, lines = nib[:, inside], lines[inside]
             if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
                 raise OpError(E.BAD_FRAME)
+            src = self.source_codes()
             masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
             used = np.zeros(lines.size, dtype=bool)
             for _, m in masks:
@@ -513,23 +531,42 @@ class EmulatedOverlay:
                 lines, masks = lines[used], [(code, m[:, used]) for code, m in masks]
         # (else every row: an idle row's mask is 0 there and adds exactly 0; cheaper than compressing)
         block = self.crossbar.read_block(xm, lines, c0, nc, self.dac.output_uv(DAC_V_WL))
+        op = self.crossbar.read_op(rg[R.TIA_GAIN], self.counters.op_serial)
+        cols = np.arange(c0, c0 + nc, dtype=np.int64)  # the column of each sample, along the last axis
+        if getattr(xm, "compiled", False):  # drive sums to shift-and-added codes in one compiled pass
+            return self._multiply_compiled(masks if lines.size else [], block, n_frames, nc, bits, cols, op)
         drives = [(code, xm.asarray(m)) for code, m in masks]
         if drives and lines.size:
             s = arraymath.drive_sums(xm, drives, block)
         else:
             s = xm.asarray(np.zeros((n_frames, nc), dtype=np.int64))
-        op = self.crossbar.read_op(rg[R.TIA_GAIN], self.counters.op_serial)
         # noise keys: the sampling order, frame after frame, column after column
-        codes = arraymath.readout_codes(xm, s, None, np.arange(c0, c0 + nc, dtype=np.int64), op)
+        codes = arraymath.readout_codes(xm, s, None, cols, op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
         planes = codes.reshape(batch, bits, nc)
-        if getattr(xm, "compiled", False):  # shift and add, and the saturation tally, in one compiled pass
-            out = np.empty((batch, nc), dtype=np.int64)
-            self._add_saturated(kernels.shift_add_kernel(np.ascontiguousarray(planes), adc.CODE_MIN, adc.CODE_MAX, out))
-            return adc.to_word(out.ravel())
         total = planes[:, 0] + 0  # a new array
         for k in range(1, bits):  # shift and add, one bit-plane at a time
             total += planes[:, k] << k
         out = xm.to_numpy(total).astype(np.int64, copy=False)
         self._count_saturated(xm.to_numpy(codes))
         return adc.to_word(out.ravel())
+
+    def _multiply_compiled(
+        self, masks: list[tuple[int, NDArray[Any]]], block: NDArray[Any], n_frames: int, nc: int, bits: int,
+        cols: NDArray[np.int64], op: arraymath.ReadOp,
+    ) -> NDArray[np.uint32]:  # fmt: skip
+        """The end of ``_multiply`` on the compiled path (numpy): the products of the row masks with G (one
+        source: its mask's product, scaled in the kernel; several: their exact int64 sum), then the
+        read-out, the shift and add, the SAT_COUNT tally and the sum of S for the ledger in one pass
+        (arraymath.multiply_codes: the codes of readout_codes, the same sample keys)."""
+        if len(masks) == 1:
+            code, mask = masks[0]
+            product = mask.astype(block.dtype, copy=False) @ block
+        elif masks:
+            code, product = 1, arraymath.drive_sums(self.xm, masks, block)
+        else:
+            code, product = 1, np.zeros((n_frames, nc), dtype=np.int64)
+        out, at_rails, s_total = arraymath.multiply_codes(product, code, bits, cols, op)
+        self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s_total), n_frames * nc)
+        self._add_saturated(at_rails)
+        return out.ravel().view(np.uint32)  # adc.to_word of int32 sums: their bits

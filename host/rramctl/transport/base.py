@@ -62,6 +62,8 @@ REGISTER_OFFSETS = frozenset(R.REGISTERS.values())
 
 def check_offset(offset: object) -> int:
     """A register offset of the overlay's map (docs/registers.md), as an int."""
+    if type(offset) is int and offset in REGISTER_OFFSETS:  # the common case, first
+        return offset
     if not isinstance(offset, int | np.integer) or int(offset) not in REGISTER_OFFSETS:
         shown = f"{int(offset):#x}" if isinstance(offset, int | np.integer) else repr(offset)
         raise UsageError(f"no register at offset {shown} (see docs/registers.md)")
@@ -70,6 +72,8 @@ def check_offset(offset: object) -> int:
 
 def check_word(value: object, what: str = "register value") -> int:
     """A 32-bit unsigned word, as an int."""
+    if type(value) is int and 0 <= value <= WORD_MAX:  # the common case, first
+        return value
     if not isinstance(value, int | np.integer) or not 0 <= int(value) <= WORD_MAX:
         raise UsageError(f"{what} {value!r} is not a 32-bit unsigned word")
     return int(value)
