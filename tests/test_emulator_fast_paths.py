@@ -567,26 +567,13 @@ def test_the_compiled_driven_rows_are_numpys() -> None:
 
 
 def test_the_dacs_write_shortcut_is_the_parsed_frame() -> None:
-    """Dac80508.transfer takes plain writes without building a frame object: the same registers, echoes
-    and ignored-frame count as the parsed path, on random frames (writes, reads, reserved bits, over 24 bits)."""
+    """Dac80508.transfer takes plain writes without parsing them into a frame object: the same registers,
+    echoes and ignored-frame count as the parsed path, on random frames (writes, reads, reserved bits, over
+    24 bits)."""
     from rramsim.dac import Dac80508
 
     class Parsed(Dac80508):
-        def transfer(self, frame: int) -> int:
-            sdo = 0
-            if self.pending_read is not None:
-                sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
-                self.pending_read = None
-            try:
-                f = dac80508.parse_frame(frame)
-            except dac80508.DacFrameError:
-                self.ignored_frames += 1
-                return sdo
-            if f.read:
-                self.pending_read = f.address
-            else:
-                self._write(f.address, f.data)
-            return sdo
+        transfer = Dac80508._transfer_parsed  # every frame parsed
 
     g = np.random.default_rng(13)
     fast, parsed = Dac80508(), Parsed()

@@ -50,13 +50,17 @@ class Dac80508:
 
     def transfer(self, frame: int) -> int:
         """Shift one 24-bit frame in; return the 24 bits the DAC put on SDO during it."""
+        if self.pending_read is None and 0 <= frame <= _PLAIN_WRITE_MAX:  # the common frame: no frame object
+            self._write(frame >> 16, frame & 0xFFFF)
+            return 0
+        return self._transfer_parsed(frame)
+
+    def _transfer_parsed(self, frame: int) -> int:
+        """``transfer`` of any frame, parsed (rramctl.hw.dac80508.parse_frame)."""
         sdo = 0
         if self.pending_read is not None:
             sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
             self.pending_read = None
-        if 0 <= frame <= _PLAIN_WRITE_MAX:  # a write with the reserved bits clear (as parse_frame checks it)
-            self._write(frame >> 16, frame & 0xFFFF)
-            return sdo
         try:
             f = D.parse_frame(frame)
         except D.DacFrameError:
