@@ -27,11 +27,11 @@ part() {  # part NAME SECONDS COMMAND...: run it, its output to OUTDIR/NAME.log 
 }
 nvidia-smi -L
 python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"
-part pytest_cuda 170 python3 -m pytest -q -p no:cacheprovider -rs tests/test_emulator_fast_paths.py \
+part pytest_cuda 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_emulator_fast_paths.py \
     tests/test_training_devices.py
-part emulator_vmm 120 python3 benchmarks/emulator_vmm.py --repeats 15 --json --out "$out/emulator_vmm_cuda.json"
-part train_step 200 python3 benchmarks/train_step.py --steps 7 --device cuda --json --out "$out/train_step_cuda.json"
-part profile_chip_step 60 python3 - <<'EOF'
+part emulator_vmm 100 python3 benchmarks/emulator_vmm.py --repeats 15 --json --out "$out/emulator_vmm_cuda.json"
+part train_step 180 python3 benchmarks/train_step.py --steps 7 --device cuda --json --out "$out/train_step_cuda.json"
+part profile_chip_step 50 python3 - <<'EOF'
 import cProfile, pstats, tempfile
 from pathlib import Path
 import numpy as np, torch
