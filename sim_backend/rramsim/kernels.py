@@ -207,8 +207,8 @@ def _readout_state(size: int, offset: NDArray[np.int64], gain: NDArray[np.int64]
         off_t[j] = offset[j % period]
     for j in range(gain_t.shape[0]):
         gain_t[j] = gain[j % period]
-    z, x, scratch = np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64)
-    base, acc = np.zeros(size, np.uint64), np.zeros(size, np.uint64)
+    z, x, scratch = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64)  # written before read
+    base, acc = np.empty(size, np.uint64), np.empty(size, np.uint64)
     return off_t, gain_t, z, x, scratch, base, acc, np.ones(1, dtype=np.int64)
 
 
@@ -322,7 +322,7 @@ def multiply_kernel(
     size = vec * max(1, BLOCK // vec)  # whole vectors, so whole periods and every block at column 0
     state = _readout_state(size, offset, gain, params[10])
     z, base, acc = state[2], state[5], state[6]
-    s_b, codes = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    s_b, codes = np.empty(size, np.int64), np.empty(size, np.int64)  # written before read
     no_key = np.zeros(0, np.int64)
     total, at_rails = np.int64(0), np.int64(0)
     for a in range(0, product.shape[0], size):
