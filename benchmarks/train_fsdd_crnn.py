@@ -8,10 +8,11 @@ or on our MFCC maps of the FSDD recordings: --data-dir FOLDER (holding fsdd/reco
 
 Benchmarks run as several invocations (one per recipe / method, at the same time) are merged into one file:
 
-    python benchmarks/train_fsdd_crnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]
+    python benchmarks/train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER [RUN_FOLDER ...]
 
 which keeps each invocation's arguments, adds every run's validation / test curves and its pair flips after the
-initial prune (the paper code's unit, docs/training.md "Programming budget"), and plots the seed spread. A sweep of
+initial prune (the paper code's unit, docs/training.md "Programming budget"), and plots the seed spread (to
+FIGURE.png; default docs/img/fsdd_paperfeat_spread.png). A sweep of
 settings, each with its own run folders, goes into one file with the validation figures that decide:
 
     python benchmarks/train_fsdd_crnn.py --sweep OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]
@@ -66,8 +67,12 @@ def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str,
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--merge"]:
-        merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]], Path("docs/img/fsdd_paperfeat_spread.png"))
+    if sys.argv[1:2] == ["--merge"]:  # --merge OUT.json [--plot FIGURE.png] RUN_FOLDER ...
+        rest = sys.argv[3:]
+        figure = Path("docs/img/fsdd_paperfeat_spread.png")
+        if rest[:1] == ["--plot"]:
+            figure, rest = Path(rest[1]), rest[2:]
+        merge(Path(sys.argv[2]), [Path(p) for p in rest], figure)
     elif sys.argv[1:2] == ["--sweep"]:  # --sweep OUT.json LABEL=FOLDER[,FOLDER...] ...
         sweep_cli("fsdd-crnn", sys.argv[2:], INITIAL_PRUNE)
     else:
