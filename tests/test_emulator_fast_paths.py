@@ -77,19 +77,7 @@ def test_driven_lines_are_the_lines_with_a_nonzero_nibble() -> None:
 
 
 # ---- the noise hash -----------------------------------------------------------------------------
-def _devices() -> list[str]:
-    devices = ["cpu", "numpy"]
-    try:
-        import torch
-    except ImportError:
-        return devices
-    devices.append("torch-cpu")
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    return devices
-
-
-@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("device", arraymath.available_devices())
 def test_normal_keyed_is_rng_normal_int(device: str) -> None:
     xm = arraymath.array_module(device)
     g = np.random.default_rng(1)
@@ -233,7 +221,7 @@ def test_a_smaller_configured_array_ignores_lines_beyond_it() -> None:
     )
 
 
-@pytest.mark.parametrize("device", [d for d in _devices() if d != "cpu"])
+@pytest.mark.parametrize("device", [d for d in arraymath.available_devices() if d != "cpu"])
 @pytest.mark.parametrize("chain", [False, True])
 def test_every_device_gives_the_codes_of_cpu(device: str, chain: bool) -> None:
     """torch (CPU, CUDA) and plain numpy against ``cpu`` (numpy with the compiled read-out where numba

@@ -17,11 +17,8 @@ import pytest
 import torch
 from rramctl.training.config import TrainConfig
 from rramctl.training.runner import Run
+from rramsim.arraymath import available_devices
 from training_fixtures import easy_images
-
-
-def _devices() -> list[str]:
-    return ["cpu", "numpy", "torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _config(device: str) -> TrainConfig:
@@ -60,7 +57,7 @@ def test_a_chip_forward_run_is_the_same_run_on_every_device(tmp_path: Path) -> N
     count and test prediction equal; the run records the device it continued on."""
     formed = tmp_path / "formed"
     Run.open(_config("cpu"), formed, DATA).close()
-    runs = {d: _continue_on(formed, tmp_path / d, d) for d in _devices()}
+    runs = {d: _continue_on(formed, tmp_path / d, d) for d in available_devices()}
     ref = runs.pop("cpu")
     assert sum(ref["counts"][0].values()) > 0  # the products did go through the chip
     for device, got in runs.items():

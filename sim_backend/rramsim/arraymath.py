@@ -202,6 +202,16 @@ class TorchModule:
         return part if total is None else total + part
 
 
+def available_devices() -> list[str]:
+    """The device names :func:`array_module` accepts on this machine: ``cpu`` and ``numpy`` always,
+    ``torch-cpu`` where torch is installed, ``cuda`` where torch sees a GPU (``cuda:N`` for the others)."""
+    try:
+        import torch
+    except ImportError:
+        return ["cpu", "numpy"]
+    return ["cpu", "numpy", "torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 def array_module(device: str = "cpu") -> ArrayModule:
     """The shim for a device name: ``cpu`` (numpy, with the compiled read-out where numba is
     installed), ``numpy`` (numpy only), ``torch-cpu``, ``cuda`` or ``cuda:N`` (torch)."""
