@@ -75,15 +75,20 @@ class TopHalfMask(torch.autograd.Function):
 
 def quantise(x: torch.Tensor, bits: int, after_relu: bool) -> torch.Tensor:
     """Per-tensor uniform quantisation over [min, max] through torch's quantised tensors (where a device
-    lacks them, the same arithmetic: round half to even, clamp to the type's range)."""
-    scale = float((x.max() - x.min()) / (2**bits - 1)) or 1.0
-    lo = 0.0 if after_relu else float(x.min())
-    dtype, top = (torch.quint8, 255) if after_relu else (torch.qint32, 2**31 - 1)
-    try:
-        q = torch.quantize_per_tensor(x - lo, scale=scale, zero_point=0, dtype=dtype).int_repr().float()
-    except (RuntimeError, NotImplementedError):
-        q = torch.round((x - lo) / scale).clamp(0 if after_relu else -top - 1, top)
-    return q * scale + lo
+    lacks them, the same arithmetic: round half to even, clamp to the type's range). The gradient passes
+    straight through, as in the paper's script, which writes the quantised values into ``x.data`` (the
+    quantised tensors themselves carry no gradient: without this every layer below the last would stop
+    learning, and its backward pass would not be timed)."""
+    with torch.no_grad():
+        scale = float((x.max() - x.min()) / (2**bits - 1)) or 1.0
+        lo = 0.0 if after_relu else float(x.min())
+        dtype, top = (torch.quint8, 255) if after_relu else (torch.qint32, 2**31 - 1)
+        try:
+            q = torch.quantize_per_tensor(x - lo, scale=scale, zero_point=0, dtype=dtype).int_repr().float()
+        except (RuntimeError, NotImplementedError):
+            q = torch.round((x - lo) / scale).clamp(0 if after_relu else -top - 1, top)
+        q = q * scale + lo
+    return x + (q - x).detach() if x.requires_grad else q
 
 
 class MaskedLayer(nn.Module):
