@@ -142,3 +142,26 @@ def test_host_products_include_cells_that_do_not_reset():
     assert abs(float(f2.residual[victim[0], victim[1]])) > 50
     assert not verify_chip(net, m, repair=True).ok  # the stuck pair is reported (and the reset tried again)
     assert np.allclose(x @ f2.effective_weight().detach().numpy().T, m.matmul("F2", x, 4), atol=1e-3)
+
+
+def test_keep_margin_swaps_a_pair_only_when_its_lead_exceeds_the_margin():
+    """to.keep_margin: exactly k pairs kept; a pruned pair replaces the weakest kept one only when it outscores it
+    by more than the margin."""
+    from rramctl.training.layers import TOLayer
+
+    layer = TOLayer("A", 4, 1, 4, sparsity=0.5, by_magnitude=False, margin=0.1)
+    with torch.no_grad():
+        layer.scores.copy_(torch.tensor([[0.9, 0.5, 0.45, 0.1]]))
+    layer.mask.copy_(layer.wanted_mask())  # the first sync (all kept: the margin ranks every pair alike)
+    assert layer.mask.tolist() == [[True, True, False, False]]
+    with torch.no_grad():
+        layer.scores[0, 2] = 0.58  # leads the weakest kept pair by 0.08 < 0.1: nothing changes
+    assert layer.wanted_mask().tolist() == [[True, True, False, False]]
+    with torch.no_grad():
+        layer.scores[0, 2] = 0.62  # leads by 0.12 > 0.1: the two swap
+    assert layer.wanted_mask().tolist() == [[True, False, True, False]]
+    layer.margin = 0.0  # the plain top-k swaps at any lead
+    with torch.no_grad():
+        layer.scores[0, 2] = 0.51
+    assert layer.wanted_mask().tolist() == [[True, False, True, False]]
+    assert int(layer.wanted_mask().sum()) == layer.keep == 2

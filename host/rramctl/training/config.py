@@ -131,6 +131,14 @@ class TOConfig(_Section):
     rank: Literal["score", "magnitude"] = Field(
         "score", description="keep the top-k by score (ours) or by |score| (edge-popup's GetSubnet, the paper's code)"
     )
+    keep_margin: float = Field(
+        0.0,
+        ge=0,
+        description="(ours) hysteresis of the mask: a pruned pair takes a kept pair's place only when its score "
+        "exceeds the kept pair's by more than keep_margin (the top-k of score + keep_margin x mask; still exactly k "
+        "pairs kept); it stops pairs near the top-k cut from being reset and set again as their scores jitter. "
+        "0: the plain top-k",
+    )
 
 
 class WOConfig(_Section):

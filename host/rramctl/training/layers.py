@@ -165,10 +165,13 @@ def im2col_codes(
 class TOLayer(CrossbarLayer):
     """Topology optimisation: ``scores`` trained, ``mask`` = the pairs the chip keeps conducting."""
 
-    def __init__(self, name: str, n_in: int, n_out: int, bits: int, sparsity: float, by_magnitude: bool) -> None:
+    def __init__(
+        self, name: str, n_in: int, n_out: int, bits: int, sparsity: float, by_magnitude: bool, margin: float = 0.0
+    ) -> None:
         super().__init__(name, n_in, n_out, bits)
         self.keep = max(1, round((1 - sparsity) * n_in * n_out))
         self.by_magnitude = by_magnitude
+        self.margin = margin  # to.keep_margin: a kept pair's lead in the ranking
         self.register_buffer("mask", torch.ones(n_out, n_in, dtype=torch.bool))
         # what the chip still reads where a pair is pruned: off-state leakage, and stuck-on cells that no
         # reset can turn off; the host's products must include it to equal the chip's
@@ -182,9 +185,13 @@ class TOLayer(CrossbarLayer):
     hold: torch.Tensor
 
     def wanted_mask(self) -> torch.Tensor:
+        """The top ``keep`` pairs by score (or |score|), each kept pair ranked ``margin`` higher than its score
+        (to.keep_margin), and the bits the relative threshold rule holds."""
         s = self.scores.detach()
-        top = topk_mask(s.abs() if self.by_magnitude else s, self.keep)
-        return torch.where(self.hold, self.mask, top)
+        ranked = s.abs() if self.by_magnitude else s
+        if self.margin:
+            ranked = ranked + self.margin * self.mask.to(ranked.dtype)
+        return torch.where(self.hold, self.mask, topk_mask(ranked, self.keep))
 
     def kept_inputs(self) -> float:
         return self.keep / self.n_out
