@@ -210,6 +210,11 @@ class Crossbar:
     def _time_active(self) -> bool:
         return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
 
+    @property
+    def time_active(self) -> bool:
+        """Whether conductances depend on the board clock (relaxation or drift on)."""
+        return self._time_active()
+
     def _fold(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.int64]:
         """Cells about to be pulsed start from their conductance now (relaxed and drifted)."""
         g = self.g[r, c].astype(np.int64)

@@ -103,10 +103,7 @@ def aged(
     then drifted where ``formed``, then clipped to 1 .. program.max_ns.  ``compiled`` (default: where
     numba is installed) runs the same rule cell by cell (rramsim.kernels.aged_kernel; tested equal)."""
     if kernels.AVAILABLE if compiled is None else compiled:
-        d = config.drift
-        params = np.array([config.relaxation.tau_us, d.ppm_per_decade, d.t0_us,
-                           int(log2_fixed_array(np.array([d.t0_us]), compiled=True)[0]), config.reset.off_ns,
-                           config.program.max_ns, _MANT, LOG2_FRAC, PPM * LOG2_10], dtype=np.int64)  # fmt: skip
+        params = aged_params(config)
         shape = np.shape(g)
 
         def flat(a: ArrayLike) -> NDArray[np.int64]:
@@ -121,6 +118,25 @@ def aged(
     out = np.where(pulsed, relaxed(g, np.asarray(relax_ns, dtype=np.int64), dt, config.relaxation.tau_us), g)
     out = np.where(pulsed & formed, drifted(out, dt, config), out)
     return np.where(pulsed, np.clip(out, 1, config.program.max_ns), g)
+
+
+def aged_params(config: ChipModelConfig) -> NDArray[np.int64]:
+    """The constants of the compiled aged rule (kernels.aged_kernel): tau_us, ppm_per_decade, t0_us, log2(t0),
+    off_ns, max_ns, mantissa bits, fraction bits, PPM * LOG2_10; computed once per configuration."""
+    cached = _AGED_PARAMS.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    d = config.drift
+    params = np.array([config.relaxation.tau_us, d.ppm_per_decade, d.t0_us,
+                       int(log2_fixed_array(np.array([d.t0_us]), compiled=True)[0]), config.reset.off_ns,
+                       config.program.max_ns, _MANT, LOG2_FRAC, PPM * LOG2_10], dtype=np.int64)  # fmt: skip
+    params.setflags(write=False)
+    _AGED_PARAMS.clear()  # one configuration at a time is the common case; a few more are cheap to rebuild
+    _AGED_PARAMS[id(config)] = (config, params)
+    return params
+
+
+_AGED_PARAMS: dict[int, tuple[ChipModelConfig, NDArray[np.int64]]] = {}
 
 
 def relaxation_draw(config: ChipModelConfig, *key: ArrayLike) -> NDArray[np.int64]:

@@ -401,21 +401,26 @@ def aged_kernel(
     clip to 1 .. max_ns, for cells pulsed at ``t_pulse`` >= 0 (others keep g).  ``now``: one time for
     every cell (length 1) or each cell's own; ``params``: tau_us, ppm_per_decade, t0_us, log2(t0),
     off_ns, max_ns, mantissa bits, fraction bits, PPM * LOG2_10."""
-    tau, ppm_dec, t0, log2_t0, off, max_ns = params[0], params[1], params[2], params[3], params[4], params[5]
-    mant, frac, scale = params[6], params[7], params[8]
     one_now = now.shape[0] == 1
     for i in range(g.shape[0]):
-        t = t_pulse[i]
-        if t < 0:
-            out[i] = g[i]
-            continue
-        dt = max((now[0] if one_now else now[i]) - t, 0)
-        v = g[i] + (relax[i] * dt) // (dt + tau)
-        if formed[i] and ppm_dec != 0:
-            decades = _log2_fixed(dt + t0, mant, frac) - log2_t0
-            above = max(v - off, 0)
-            v = v - min(above * ppm_dec * decades // scale, above)
-        out[i] = min(max(v, 1), max_ns)
+        out[i] = _aged_one(g[i], t_pulse[i], relax[i], formed[i], now[0] if one_now else now[i], params)
+
+
+@_njit(inline="always")
+def _aged_one(g: Any, t: Any, relax: Any, formed: Any, now: Any, params: NDArray[np.int64]) -> Any:
+    """rramsim.device.aged of one cell (aged_kernel's rule; ``params`` as there)."""
+    if t < 0:
+        return g
+    tau, ppm_dec, t0, log2_t0, off, max_ns = params[0], params[1], params[2], params[3], params[4], params[5]
+    dt = max(now - t, 0)
+    if dt == 0:  # no relaxation (R * 0 // tau) and no drift (log2(t0) - log2(t0) = 0): the clip alone
+        return min(max(g, 1), max_ns)
+    v = g + (relax * dt) // (dt + tau)
+    if formed and ppm_dec != 0:
+        decades = _log2_fixed(dt + t0, params[6], params[7]) - log2_t0
+        above = max(v - off, 0)
+        v = v - min(above * ppm_dec * decades // params[8], above)
+    return min(max(v, 1), max_ns)
 
 
 @_njit(cache=True, nogil=True)
@@ -460,3 +465,146 @@ def scale_add_kernel(product: NDArray[Any], code: int, accumulate: bool, out: ND
     else:
         for i in range(product.shape[0]):
             out[i] = np.int64(product[i]) * code
+
+
+@_njit(inline="always")
+def _normal_of_base(base: np.uint64) -> np.int64:
+    """rng.normal_int of the draw whose base hash is ``base`` (hash64 of its whole key): the four 16-bit
+    fields of three lane hashes mix64(base ^ lane), less the Irwin-Hall mean (_normals_of_bases, one draw)."""
+    acc = _lane_fields(_mix64(base))
+    acc += _lane_fields(_mix64(base ^ np.uint64(1)))
+    acc += _lane_fields(_mix64(base ^ np.uint64(2)))
+    return np.int64(acc & np.uint64(0xFFFFFFFF)) + np.int64(acc >> np.uint64(32)) - np.int64(6 << SIGMA_BITS)
+
+
+@_njit(inline="always")
+def _normal_at(prefix: np.uint64, position: int, pulse: int) -> np.int64:
+    """rng.normal_int(seed, stream, serial, position, pulse) given ``prefix`` = hash64(seed, stream, serial)."""
+    return _normal_of_base(_mix64(_mix64(prefix ^ np.uint64(position)) ^ np.uint64(pulse)))
+
+
+@_njit(inline="always")
+def _pulse_normals(
+    prefix: np.uint64, positions: NDArray[np.int64], cells: NDArray[np.int64], k: int, z: NDArray[np.int64],
+    base: NDArray[np.uint64], acc: NDArray[np.uint64],
+) -> None:  # fmt: skip
+    """z[j] = rng.normal_int(seed, stream, serial, positions[cells[j]], k) given ``prefix`` = hash64(seed,
+    stream, serial); ``base``, ``acc``: scratch (one loop per hash, as _draw)."""
+    n = z.shape[0]
+    for j in range(n):
+        base[j] = _mix64(prefix ^ np.uint64(positions[cells[j]]))
+    for j in range(n):
+        base[j] = _mix64(base[j] ^ np.uint64(k))
+    _normals_of_bases(base[:n], z, acc)
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def program_kernel(
+    g: NDArray[np.int32],
+    g_formed: NDArray[np.int32],
+    stuck: NDArray[np.int8],
+    t_pulse: NDArray[np.int64],
+    relax_ns: NDArray[np.int32],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    positions: NDArray[np.int64],
+    targets: NDArray[np.int64],
+    params: NDArray[np.int64],
+    aged_params: NDArray[np.int64],
+    pulse_prefixes: NDArray[np.uint64],
+    read_prefixes: NDArray[np.uint64],
+    read_params: NDArray[np.int64],
+    offset: NDArray[np.int64],
+    gain: NDArray[np.int64],
+    pulses: NDArray[np.int64],
+    final: NDArray[np.int64],
+    s_sum: NDArray[np.int64],
+    reads: NDArray[np.int64],
+) -> tuple[int, np.int64]:
+    """PROGRAM's write-verify loop (rramsim.overlay.EmulatedOverlay._program_reference) over one round of
+    distinct cells, pulse number by pulse number: the verify read of every cell still active (its
+    conductance as Crossbar.conductance gives it, the read-out of readout_kernel keyed by position * 65536 +
+    k), the tolerance test, then one pulse per cell outside it (Crossbar.program_pulse: the PROGRAM_NOISE and
+    RELAXATION draws keyed by (position, k), the fold of the cell's aged conductance, the clip, the cell's
+    clocks).  Cells are independent and every draw keyed, so the order of the cells changes nothing; a pulse
+    folds the conductance its verify read aged (the same cell, clock and time: the same value where the cell
+    can switch, and nothing is written where it cannot).
+
+    ``g``, ``t_pulse``, ``relax_ns``: the crossbar's arrays, written in place; ``g_formed``, ``stuck`` read.
+    ``params``: now_us, time model on (0/1), gate open (0/1), off_leak_ns, V_READ code, tolerance ppm,
+    max pulses, step of an up pulse and of a down pulse (ns), noise_ns, max_ns, relaxation sigma_ns;
+    ``aged_params`` as aged_kernel's; ``pulse_prefixes``: hash64(seed, stream, serial) of PROGRAM_NOISE and
+    RELAXATION; ``read_prefixes``, ``read_params``: readout_kernel's; ``offset``, ``gain``: the column tables
+    over all columns (empty where the model has none).  Out: ``pulses`` and ``final`` (last verify code) per
+    cell, and per pulse number k the sum of the read's drive sums ``s_sum[k]`` and its samples ``reads[k]``
+    (0 past the last read).  Returns (1 where a drive sum is too large for the integer ADC model, else 0;
+    samples at either end of the ADC range)."""
+    now, time_on, gate_open, leak, v_read = params[0], params[1], params[2], params[3], params[4]
+    tol, max_p, step_up, step_down, noise_ns, max_ns, sigma = (
+        params[5], params[6], params[7], params[8], params[9], params[10], params[11],
+    )  # fmt: skip
+    cmin, cmax = read_params[7], read_params[8]
+    n = rows.shape[0]
+    active, kept_g = np.arange(n), np.empty(n, np.int64)
+    s, key, code, g_now = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    z, zr, base, acc = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64), np.empty(n, np.uint64)
+    off, gn = np.empty(n if offset.shape[0] else 0, np.int64), np.empty(n if gain.shape[0] else 0, np.int64)
+    at_rails = np.int64(0)
+    m = n
+    for k in range(max_p + 1):
+        if m == 0:
+            break
+        total = np.int64(0)
+        for i in range(m):  # the verify reads (Crossbar.conductance, then the read-out below)
+            a = active[i]
+            r, c = rows[a], cols[a]
+            gv = np.int64(g[r, c])
+            if time_on != 0:
+                t = t_pulse[r, c] if stuck[r, c] == 0 else np.int64(-1)
+                gv = _aged_one(gv, t, np.int64(relax_ns[r, c]), g_formed[r, c] > 0, now, aged_params)
+            g_now[i] = gv
+            if gate_open == 0:
+                gv = min(gv, leak)
+            s[i] = v_read * gv
+            total += s[i]
+            key[i] = positions[a] * 65536 + k
+            if off.shape[0]:
+                off[i] = offset[c]
+            if gn.shape[0]:
+                gn[i] = gain[c]
+        s_sum[k], reads[k] = total, m
+        state = _readout_state(m, off[:m], gn[:m], m)
+        if _readout_block(s[:m], 0, key[:m], read_prefixes, read_params, state, code[:m]):
+            return 1, at_rails
+        kept = 0
+        for i in range(m):  # the tolerance test; the cells outside it stay active, in order
+            a = active[i]
+            cd = code[i]
+            at_rails += np.int64(cd <= cmin) + np.int64(cd >= cmax)
+            final[a] = cd
+            want = targets[a]
+            if abs(cd - want) * 1_000_000 > want * tol and k < max_p:
+                active[kept] = a
+                kept_g[kept] = g_now[i] if cd < want else -g_now[i] - 1  # the fold's G, the sign: up / down
+                kept += 1
+        m = kept
+        if m == 0 or gate_open == 0:  # a closed gate: the pulses change nothing, but they count
+            for i in range(m):
+                pulses[active[i]] += 1
+            continue
+        _pulse_normals(pulse_prefixes[0], positions, active[:m], k, z[:m], base, acc)
+        if sigma != 0:
+            _pulse_normals(pulse_prefixes[1], positions, active[:m], k, zr[:m], base, acc)
+        for i in range(m):  # one pulse per cell (Crossbar.program_pulse)
+            a = active[i]
+            pulses[a] += 1
+            r, c = rows[a], cols[a]
+            if not (g_formed[r, c] > 0 and stuck[r, c] == 0):
+                continue  # cannot switch: nothing is written
+            up = kept_g[i] >= 0
+            gv = kept_g[i] if up else -kept_g[i] - 1
+            delta = (step_up if up else step_down) + ((noise_ns * z[i]) >> SIGMA_BITS)
+            g[r, c] = min(max(gv + delta if up else gv - delta, 1), max_ns)
+            t_pulse[r, c] = now
+            relax_ns[r, c] = (sigma * zr[i]) >> SIGMA_BITS if sigma != 0 else 0
+    return 0, at_rails

@@ -39,6 +39,7 @@ from rramsim import arraymath, device, energy, kernels, timing
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
+from rramsim.rng import PPM, Stream
 
 NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
 E = OverlayErrorCode
@@ -437,6 +438,51 @@ class EmulatedOverlay:
         self._count_pulses(n)
 
     def _program(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        """PROGRAM: write-verify each listed cell (repeats one round after another); compiled where numba is
+        installed (device ``numpy`` keeps the reference loop; the same codes, tests/test_speed_program.py)."""
+        if not (kernels.AVAILABLE and getattr(self.xm, "compiled", True)):
+            return self._program_reference(packet)
+        rg, xb, cfg = self.regs, self.crossbar, self.config
+        n = rg[R.CELL_COUNT]
+        rows, cols = self._cell_list(packet, n, 2)
+        targets = packet[1::2][:n].view(np.int32).astype(np.int64)
+        serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
+        v_wl, cyc, p = self.dac.output_uv(DAC_V_WL), rg[R.PULSE_CYCLES], cfg.program
+        step = [
+            p.step_ns * min(4 * PPM, v * cyc * PPM // (p.ref_uv * p.ref_cycles)) // PPM
+            for v in (self.dac.output_uv(DAC_V_BL), self.dac.output_uv(DAC_V_SL))
+        ]  # Crossbar.program_pulse
+        params = np.array([xb.now_us, int(xb.time_active), int(v_wl > cfg.transistor.wl_threshold_uv),
+                           cfg.transistor.off_leak_ns, self.dac.output_code(DAC_V_READ), tol, max_p, *step,
+                           p.noise_ns, p.max_ns, cfg.relaxation.sigma_ns], dtype=np.int64)  # fmt: skip
+        prefixes = np.array([arraymath.prefix_hash(cfg.seed, st, serial) for st in (Stream.PROGRAM_NOISE,
+                             Stream.RELAXATION)], dtype=np.int64).view(np.uint64)  # fmt: skip
+        op = xb.read_op(tia, serial)
+        read_prefixes, read_params, _, _ = arraymath._kernel_args(op, np.zeros(1, np.int64), (1,))
+        offset, gain = (np.ascontiguousarray(t, dtype=np.int64) if op.chain and t is not None else np.zeros(0, np.int64)
+                        for t in (op.offset_du, op.gain_ppm))  # fmt: skip
+        g, pulses, final = xb.g, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)  # (xb.g: G changes)
+        v_read_uv = self.dac.output_uv(DAC_V_READ)
+        for group in occurrence_rounds(rows * self.config.cols + cols):
+            s_sum, reads = np.zeros(max_p + 1, dtype=np.int64), np.zeros(max_p + 1, dtype=np.int64)
+            pulses_g, final_g = np.zeros(group.size, dtype=np.int64), np.zeros(group.size, dtype=np.int64)
+            failed, at_rails = kernels.program_kernel(
+                g, xb.g_formed, xb.stuck, xb.t_pulse_us, xb.relax_ns, rows[group], cols[group], group,
+                targets[group], params, device.aged_params(cfg), prefixes, read_prefixes, read_params, offset, gain,
+                pulses_g, final_g, s_sum, reads,
+            )  # fmt: skip
+            if failed:
+                raise OverflowError("drive sum too large for the integer ADC model")
+            for k in np.flatnonzero(reads):  # the ledger's reads, pulse number by pulse number as the loop reads
+                self.ledger.read(v_read_uv, float(s_sum[k]), int(reads[k]))
+            self._add_saturated(int(at_rails))
+            pulses[group], final[group] = pulses_g, final_g
+        self._count_pulses(int(pulses.sum()))
+        return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
+
+    def _program_reference(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        """PROGRAM written out with the per-event API (Crossbar.conductance, sample_codes, program_pulse),
+        pulse number by pulse number: the rule program_kernel follows."""
         rg, xb = self.regs, self.crossbar
         n = rg[R.CELL_COUNT]
         rows, cols = self._cell_list(packet, n, 2)

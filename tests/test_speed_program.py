@@ -1,0 +1,85 @@
+"""The compiled write-verify (PROGRAM, rramsim.kernels.program_kernel) against the reference loop written with
+the per-event API (EmulatedOverlay._program_reference, device ``numpy``), bit for bit: output words, every
+cell's conductance, clocks and relaxation, the op and pulse counters, SAT_COUNT, the board time and the energy
+ledger, on random cases (both chip models, the read-out chain, stuck and never-formed cells, repeated cells,
+a closed gate, short pulse caps, tight and loose tolerances)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+from rramctl import regmap as R
+from rramctl.hw import dac80508
+from rramctl.protocol import Opcode
+from rramsim import kernels
+from rramsim.config import ChipModelConfig, load_model
+from rramsim.crossbar import STUCK_ON
+from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_SL, DAC_V_WL, EmulatedOverlay
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="the compiled write-verify needs numba")
+
+
+def _model(case: int) -> ChipModelConfig:
+    if case % 3 == 0:
+        return load_model("paper-40nm").with_changes(seed=case)
+    if case % 3 == 1:
+        return load_model("ideal").with_changes(seed=case)
+    data: dict[str, Any] = {"seed": case, "read": {"noise_ppm": 5_000, "noise_floor_pa": 20_000},
+                            "readout": {"offset_sigma_pa": 50_000, "gain_sigma_ppm": 20_000, "adc_noise_mlsb": 700},
+                            "relaxation": {"sigma_ns": 3_000, "tau_us": 50},
+                            "drift": {"ppm_per_decade": 20_000}}  # fmt: skip
+    return ChipModelConfig.model_validate(data)
+
+
+def _chip(case: int, device: str) -> EmulatedOverlay:
+    ov = EmulatedOverlay(_model(case), device=device)
+    xb = ov.crossbar
+    g = np.random.default_rng(case)
+    xb.g = g.integers(1, 60_000, size=xb.g.shape).astype(np.int32)
+    xb.g_formed = np.where(g.random(xb.g.shape) < 0.9, g.integers(4_000, 40_000, size=xb.g.shape), 0).astype(np.int32)
+    xb.stuck[g.random(xb.g.shape) < 0.02] = STUCK_ON
+    pulsed = g.random(xb.g.shape) < 0.5
+    xb.t_pulse_us[pulsed] = g.integers(0, 2_000_000, size=int(pulsed.sum()))
+    xb.relax_ns[pulsed] = g.integers(-3_000, 3_000, size=int(pulsed.sum()))
+    ov.board_time_s = 3.0
+    return ov
+
+
+def _program(ov: EmulatedOverlay, case: int, step: int) -> np.ndarray:
+    g = np.random.default_rng(1_000 * case + step)
+    n = int(g.integers(1, 3_000))
+    cells = np.stack([g.integers(0, 512, n), g.integers(0, 512, n)], axis=1)
+    if step % 2:  # some cells named two and three times (rounds one after another)
+        cells[n // 2 :] = cells[: n - n // 2]
+    targets = g.integers(1, 900, n) if step % 3 else g.integers(100, 3_000, n)
+    gate = 1.5 if step != 3 else 0.3  # a closed gate: no pulse changes a cell, the reads see the leakage
+    for ch, v in ((DAC_V_READ, 0.1), (DAC_V_BL, 1.5 + 0.3 * step), (DAC_V_SL, 1.5), (DAC_V_WL, gate)):
+        ov.dac.transfer(dac80508.channel_frame(ch, dac80508.volts_to_code(v)))
+    regs = {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: n, R.PULSE_CYCLES: int(g.integers(10, 120)),
+            R.VERIFY_TOL: [100_000, 1_000, 400_000][step % 3], R.MAX_PULSES: [20, 3, 0, 7][step % 4],
+            R.SETTLE_CYCLES: 100, R.TIA_GAIN: 0}  # fmt: skip
+    for k, v in regs.items():
+        ov.write_reg(k, v)
+    words = ((cells[:, 0] << 16) | cells[:, 1]).astype(np.uint32)
+    ov.push_stream(np.stack([words, targets.astype(np.uint32)], axis=1).ravel())
+    ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+    assert ov.done and not ov.error
+    return ov.pop_stream(n)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_the_compiled_write_verify_is_the_reference_loop(case: int) -> None:
+    chips = {dev: _chip(case, dev) for dev in ("cpu", "numpy")}
+    for step in range(5):
+        out = {dev: _program(ov, case, step) for dev, ov in chips.items()}
+        np.testing.assert_array_equal(out["cpu"], out["numpy"])
+        fast, ref = chips["cpu"], chips["numpy"]
+        for name in ("g", "g_formed", "t_pulse_us", "relax_ns", "stuck"):
+            np.testing.assert_array_equal(getattr(fast.crossbar, name), getattr(ref.crossbar, name), err_msg=name)
+        assert dataclasses.asdict(fast.counters) == dataclasses.asdict(ref.counters)
+        assert fast.board_time_s == ref.board_time_s
+        assert dataclasses.asdict(fast.ledger) == dataclasses.asdict(ref.ledger)
+    assert (out["cpu"] >> 16).max() > 0  # pulses were applied
