@@ -146,7 +146,8 @@ class EmulatedOverlay:
         self.device = device
         self.crossbar = Crossbar(self.config)
         self.dac = Dac80508()
-        self.regs: dict[int, int] = {off: f.reset for off, f in _RW_FIELDS.items()}
+        self._limits: dict[int, int] | None = None  # limits(), while the DAC_LIMIT registers stay as they are
+        self.regs = {off: f.reset for off, f in _RW_FIELDS.items()}
         self.irq_en = 0
         self.busy = self.done = self.error = False
         self.start_refused = False  # STATUS.start_refused: a START came while BUSY
@@ -215,7 +216,9 @@ class EmulatedOverlay:
         if offset in _RW_FIELDS:
             f = _RW_FIELDS[offset]
             self.regs[offset] = f.get(value)
-            if offset == R.DAC_FRAME:
+            if offset in _DAC_LIMIT_OFFSETS:
+                self._limits = None
+            elif offset == R.DAC_FRAME:
                 self._dac_frame(self.regs[offset])
                 self.ledger.dac_updates += 1
                 self.board_time_s += _DAC_FRAME_S
@@ -226,13 +229,29 @@ class EmulatedOverlay:
         # read-only registers ignore writes, as the RTL does
 
     def limits(self) -> dict[int, int]:
-        """DAC code limit of each rated channel (DAC_LIMIT_*)."""
-        regs = self.regs
-        return {ch: regs.get(off, reset) for ch, off, reset in _DAC_LIMITS}
+        """DAC code limit of each rated channel (DAC_LIMIT_*); kept until a DAC_LIMIT register is written or
+        the registers are replaced (a copy: the caller may change it)."""
+        if self._limits is None:
+            regs = self.regs
+            self._limits = {ch: regs.get(off, reset) for ch, off, reset in _DAC_LIMITS}
+        return dict(self._limits)
+
+    @property
+    def regs(self) -> dict[int, int]:
+        """The read/write registers (offset -> value)."""
+        return self._regs
+
+    @regs.setter
+    def regs(self, value: dict[int, int]) -> None:
+        self._regs = value
+        self._limits = None
 
     def _dac_frame(self, frame: int) -> None:
         c = self.counters
-        if dac_frame_over_limit(frame, self.limits()):  # refused: the frame never reaches the DAC
+        if self._limits is None:
+            self.limits()
+        assert self._limits is not None
+        if dac_frame_over_limit(frame, self._limits):  # refused: the frame never reaches the DAC
             c.dac_refused = 1
             if not self.busy:  # a running operation keeps its own status
                 self.done, self.error, self.err_code = False, True, E.OVER_RATING
