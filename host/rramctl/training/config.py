@@ -204,6 +204,13 @@ class NetworkConfig(_Section):
         "C1, to the 4 time steps after C2) and then batch-norm and ReLU (23x20 maps: 64x11x19 -> 64x5x9, 32x2x8 -> "
         "32x1x4); the same weight shapes. The rramctl recipe's default on the paper's features: strided",
     )
+    pool_order: Literal["after-relu", "before-norm"] = Field(
+        "after-relu",
+        description="CNN: where C2's 2x2 max-pool sits: after-relu (ours): C2 -> batch-norm -> ReLU -> max-pool; "
+        "before-norm (the paper's code): C2 -> max-pool -> batch-norm -> ReLU. With batch-norm after every layer "
+        "the two differ only in the statistics; without it after F1 and F2 (batch_norm = conv-only) the pooled maxima "
+        "of normalised maps are larger and rarely zero, so F1 and F2 see larger inputs than the paper's network",
+    )
     dropout: float = Field(
         0.0,
         ge=0,
@@ -284,6 +291,7 @@ def recipe_defaults(recipe: str, task: str, source: str = "standard") -> dict[st
                 "input_quant": "minmax",
                 "act_quant": "minmax",
                 "time_aggregation": "mean",
+                "pool_order": "before-norm",
             },  # fmt: skip
         }
     # (ours) on Fashion-MNIST the learned batch-norm and the lr-scaled threshold add 1.6 and 0.6 points after

@@ -88,7 +88,8 @@ class CrossbarNet(nn.Module):
 
 class FmnistCNN(CrossbarNet):
     """seed 000 Methods "CNN backbone": C1 64x1x3x3 -> 64x12x12, C2 16x64x3x3 -> 16x10x10, 2x2 max-pool
-    -> 400, F1 128x400, F2 10x128; inputs 14x14, 4-bit (m = 4 for the CNN)."""
+    -> 400, F1 128x400, F2 10x128; inputs 14x14, 4-bit (m = 4 for the CNN). C2's max-pool after its ReLU (ours)
+    or before its batch-norm (the paper's code): ``network.pool_order``."""
 
     input_shape = (1, 14, 14)
 
@@ -103,7 +104,11 @@ class FmnistCNN(CrossbarNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
         x, s = self.q(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 3)))))
-        x = F.max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 3)) * s)), 2)
+        y = self.c2.conv(x, (3, 3)) * s
+        if self.cfg.pool_order == "before-norm":  # the paper's code: max-pool, then batch-norm and ReLU
+            x = F.relu(self.norm("c2", self.c2, F.max_pool2d(y, 2)))
+        else:
+            x = F.max_pool2d(F.relu(self.norm("c2", self.c2, y)), 2)
         x, s = self.drop(*self.q(x))
         x, s = self.drop(*self.q(F.relu(self.norm("f1", self.f1, self.f1(x.flatten(1)) * s))))
         return self.norm("f2", self.f2, self.f2(x) * s)
