@@ -38,6 +38,9 @@ AVAILABLE = numba is not None
 SIGMA_BITS = 16  # rng.NORMAL_SIGMA = 2**16: floor division by it is an arithmetic shift
 PPM = 1_000_000  # rng.PPM, a compile-time constant (the compiler divides by it with a multiply)
 EXACT_QUOTIENT = 1 << 50  # below this a float64 quotient is within 1 of the true one
+FLOAT_EXACT = 1 << 53  # every integer below this is a float64
+LOG2_MANT = 30  # rramsim.device's mantissa bits of the drift's log2
+AGED_BLOCK = 1024  # cells per block of the aged rule
 BLOCK = 2048  # samples per block: the block's noise draws stay in the L1 cache
 
 
@@ -400,10 +403,97 @@ def aged_kernel(
     """rramsim.device.aged, cell by cell: relaxation, then log-time drift of formed cells, then the
     clip to 1 .. max_ns, for cells pulsed at ``t_pulse`` >= 0 (others keep g).  ``now``: one time for
     every cell (length 1) or each cell's own; ``params``: tau_us, ppm_per_decade, t0_us, log2(t0),
-    off_ns, max_ns, mantissa bits, fraction bits, PPM * LOG2_10."""
-    one_now = now.shape[0] == 1
-    for i in range(g.shape[0]):
-        out[i] = _aged_one(g[i], t_pulse[i], relax[i], formed[i], now[0] if one_now else now[i], params)
+    off_ns, max_ns, mantissa bits, fraction bits, PPM * LOG2_10.  Works a block at a time
+    (_aged_block)."""
+    _wide_vectors()
+    n, one_now = g.shape[0], now.shape[0] == 1
+    scratch = _aged_scratch(min(n, AGED_BLOCK))
+    for a in range(0, n, AGED_BLOCK):
+        b = slice(a, min(n, a + AGED_BLOCK))
+        _aged_block(g[b], t_pulse[b], relax[b], formed[b], now if one_now else now[b], params, out[b], scratch)
+
+
+@_njit(inline="always")
+def _aged_scratch(size: int) -> Any:
+    return np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64)
+
+
+@_njit(inline="always")
+def _log2_30_16(v: Any) -> Any:
+    """_log2_fixed(v, 30, 16) branch-free (selects, the loops unrolled: the compiler vectorises a loop of it);
+    the same steps, so the same value."""
+    one = np.int64(1) << LOG2_MANT
+    t, ip = v, np.int64(0)
+    for shift in (32, 16, 8, 4, 2, 1):
+        step = np.int64(shift) if t >= (np.int64(1) << shift) else np.int64(0)
+        t >>= step
+        ip += step
+    m = (v >> max(ip - LOG2_MANT, 0)) << max(LOG2_MANT - ip, 0)
+    result = ip
+    for _ in range(16):
+        m = (m * m) >> LOG2_MANT
+        top = np.int64(m >= 2 * one)
+        m >>= top
+        result = (result << 1) | top
+    return result
+
+
+@_njit(inline="always")
+def _floordiv_block(num: NDArray[np.int64], den: NDArray[np.int64], d: int, out: NDArray[np.int64]) -> None:
+    """out = floor(num / den) (``den`` empty: by ``d``; every divisor > 0), numpy's //: where every |num| is
+    below 2**53, the float64 quotient (num and den exact, the quotient rounded once, so its floor is within 1 of
+    the true one) corrected by one step, in loops the compiler vectorises; else integer division."""
+    m = num.shape[0]
+    one_d = den.shape[0] == 0
+    wide = np.int64(0)
+    for i in range(m):
+        wide = max(wide, abs(num[i]))
+    if wide < FLOAT_EXACT:
+        for i in range(m):
+            dd = d if one_d else den[i]
+            e = np.int64(np.floor(float(num[i]) / float(dd)))
+            r = num[i] - e * dd
+            out[i] = e - np.int64(r < 0) + np.int64(r >= dd)
+    else:
+        for i in range(m):
+            out[i] = num[i] // (d if one_d else den[i])
+
+
+@_njit(inline="always")
+def _aged_block(
+    g: Any, t_pulse: Any, relax: Any, formed: Any, now: Any, params: NDArray[np.int64], out: Any, scratch: Any
+) -> None:
+    """aged_kernel's rule on one block (``now``: length 1 or the block's), in passes the compiler vectorises:
+    the time since each pulse, the drift's log2 (_log2_30_16 where the mantissa and fraction bits are 30 and
+    16, else _log2_fixed), the relaxation's quotient, the drift's quotient (_floordiv_block), then the clip;
+    cells never pulsed keep g.  At dt = 0 it gives g clipped, as the rule does (R * 0 // tau = 0, and
+    log2(t0) - log2(t0) = 0)."""
+    tau, ppm_dec, t0, log2_t0, off, max_ns = params[0], params[1], params[2], params[3], params[4], params[5]
+    m, one_now = g.shape[0], now.shape[0] == 1
+    dt, lg, num = scratch[0][:m], scratch[1][:m], scratch[2][:m]
+    for i in range(m):
+        dt[i] = max((now[0] if one_now else now[i]) - t_pulse[i], 0)
+    if ppm_dec != 0:
+        if params[6] == LOG2_MANT and params[7] == 16:
+            for i in range(m):
+                lg[i] = _log2_30_16(dt[i] + t0)
+        else:
+            for i in range(m):
+                lg[i] = _log2_fixed(dt[i] + t0, params[6], params[7])
+    for i in range(m):  # the relaxation: g + floor(R * dt / (dt + tau))
+        num[i] = np.int64(relax[i]) * dt[i]
+        lg[i] = lg[i] - log2_t0 if ppm_dec != 0 and formed[i] else np.int64(0)  # decades of drift (0: none)
+    for i in range(m):
+        dt[i] += tau
+    _floordiv_block(num, dt, 1, num)
+    for i in range(m):
+        dt[i] = np.int64(g[i]) + num[i]  # G relaxed
+        num[i] = max(dt[i] - off, 0) * ppm_dec * lg[i]
+    _floordiv_block(num, dt[:0], params[8], num)
+    for i in range(m):  # drift: the loss, at most what lies above the off level; then the clip
+        v = dt[i]
+        v = min(max(v - min(num[i], max(v - off, 0)), 1), max_ns)
+        out[i] = v if t_pulse[i] >= 0 else np.int64(g[i])
 
 
 @_njit(inline="always")
@@ -608,3 +698,9 @@ def program_kernel(
             t_pulse[r, c] = now
             relax_ns[r, c] = (sigma * zr[i]) >> SIGMA_BITS if sigma != 0 else 0
     return 0, at_rails
+
+
+@_njit(cache=True, nogil=True)
+def aged_floordiv(num: NDArray[np.int64], den: NDArray[np.int64], out: NDArray[np.int64]) -> None:
+    """out = num // den (den > 0) by the aged rule's block quotient (_floordiv_block; the tests compare)."""
+    _floordiv_block(num, den, 1, out)
