@@ -1,8 +1,9 @@
-"""The compiled write-verify (PROGRAM, rramsim.kernels.program_kernel) against the reference loop written with
-the per-event API (EmulatedOverlay._program_reference, device ``numpy``), bit for bit: output words, every
-cell's conductance, clocks and relaxation, the op and pulse counters, SAT_COUNT, the board time and the energy
-ledger, on random cases (both chip models, the read-out chain, stuck and never-formed cells, repeated cells,
-a closed gate, short pulse caps, tight and loose tolerances)."""
+"""The compiled programming paths against the per-event API they replace (device ``numpy`` keeps it), bit for bit:
+PROGRAM's write-verify (rramsim.kernels.program_kernel against EmulatedOverlay._program_reference) and RESET /
+SET (kernels.reset_set_kernel against Crossbar.reset / set): output words, every cell's conductance, clocks and
+relaxation, the op and pulse counters, SAT_COUNT, the board time and the energy ledger, on random cases (both
+chip models, the read-out chain, stuck and never-formed cells, repeated cells, a closed gate, pulses of no
+efficacy, short pulse caps, tight and loose tolerances)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def _chip(case: int, device: str) -> EmulatedOverlay:
     xb.t_pulse_us[pulsed] = g.integers(0, 2_000_000, size=int(pulsed.sum()))
     xb.relax_ns[pulsed] = g.integers(-3_000, 3_000, size=int(pulsed.sum()))
     ov.board_time_s = 3.0
+    for frame in dac80508.init_frames():  # the driver's DAC set-up (output gain x2: levels as written)
+        ov.dac.transfer(frame)
     return ov
 
 
@@ -76,10 +79,39 @@ def test_the_compiled_write_verify_is_the_reference_loop(case: int) -> None:
     for step in range(5):
         out = {dev: _program(ov, case, step) for dev, ov in chips.items()}
         np.testing.assert_array_equal(out["cpu"], out["numpy"])
-        fast, ref = chips["cpu"], chips["numpy"]
-        for name in ("g", "g_formed", "t_pulse_us", "relax_ns", "stuck"):
-            np.testing.assert_array_equal(getattr(fast.crossbar, name), getattr(ref.crossbar, name), err_msg=name)
-        assert dataclasses.asdict(fast.counters) == dataclasses.asdict(ref.counters)
-        assert fast.board_time_s == ref.board_time_s
-        assert dataclasses.asdict(fast.ledger) == dataclasses.asdict(ref.ledger)
+        _same_state(chips["cpu"], chips["numpy"])
     assert (out["cpu"] >> 16).max() > 0  # pulses were applied
+
+
+def _same_state(fast: EmulatedOverlay, ref: EmulatedOverlay) -> None:
+    for name in ("g", "g_formed", "t_pulse_us", "relax_ns", "stuck"):
+        np.testing.assert_array_equal(getattr(fast.crossbar, name), getattr(ref.crossbar, name), err_msg=name)
+    assert dataclasses.asdict(fast.counters) == dataclasses.asdict(ref.counters)
+    assert fast.board_time_s == ref.board_time_s
+    assert dataclasses.asdict(fast.ledger) == dataclasses.asdict(ref.ledger)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_the_compiled_reset_and_set_are_the_crossbars(case: int) -> None:
+    chips = {dev: _chip(case, dev) for dev in ("cpu", "numpy")}
+    g_before = chips["cpu"].crossbar.g.copy()
+    for step in range(6):
+        g = np.random.default_rng(2_000 * case + step)
+        n = int(g.integers(1, 4_000))
+        cells = np.stack([g.integers(0, 512, n), g.integers(0, 512, n)], axis=1)
+        if step % 2:  # some cells named two and three times (rounds one after another)
+            cells[n // 2 :] = cells[: n - n // 2]
+        op = Opcode.SET if step % 3 else Opcode.RESET
+        level = [3.3, 2.6, 2.0, 1.0, 2.9, 3.0][step]  # 1.0 V: below onset, a pulse of no efficacy
+        gate = 0.3 if step == 4 else 1.8  # a closed gate: nothing changes
+        cycles = int(g.integers(10, 60))
+        for ov in chips.values():
+            for ch, v in ((DAC_V_SL, level), (DAC_V_BL, level), (DAC_V_WL, gate)):
+                ov.dac.transfer(dac80508.channel_frame(ch, dac80508.volts_to_code(v)))
+            for k, v in {R.OPCODE: op, R.CELL_COUNT: n, R.PULSE_CYCLES: cycles}.items():
+                ov.write_reg(k, v)
+            ov.push_stream(((cells[:, 0] << 16) | cells[:, 1]).astype(np.uint32))
+            ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+            assert ov.done and not ov.error
+        _same_state(chips["cpu"], chips["numpy"])
+    assert (chips["cpu"].crossbar.g != g_before).sum() > 100  # the pulses changed cells

@@ -704,3 +704,56 @@ def program_kernel(
 def aged_floordiv(num: NDArray[np.int64], den: NDArray[np.int64], out: NDArray[np.int64]) -> None:
     """out = num // den (den > 0) by the aged rule's block quotient (_floordiv_block; the tests compare)."""
     _floordiv_block(num, den, 1, out)
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def reset_set_kernel(
+    is_set: bool,
+    g: NDArray[np.int32],
+    g_formed: NDArray[np.int32],
+    stuck: NDArray[np.int8],
+    t_pulse: NDArray[np.int64],
+    relax_ns: NDArray[np.int32],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    positions: NDArray[np.int64],
+    params: NDArray[np.int64],
+    aged_params: NDArray[np.int64],
+    prefixes: NDArray[np.uint64],
+) -> None:
+    """One RESET or SET pulse on each of a round of distinct cells (rramsim.crossbar.Crossbar.reset / set, the
+    overlay's reference): the level drawn per cell (RESET_C2C or SET_C2C keyed by (serial, position)), the fold
+    of the cell's aged conductance, the step by the pulse's efficacy, and for the cells that can switch the new
+    G and their clocks (the relaxation drawn per set pulse).  ``params``: now_us, time model on (0/1), efficacy
+    ppm, level mean (off_ns; unused by a set), level sigma ppm, max_ns, relaxation sigma_ns; ``prefixes``:
+    hash64(seed, stream, serial) of the level's stream and of RELAXATION.  The caller skips a closed gate and a
+    pulse of no efficacy (nothing changes then)."""
+    now, time_on, e, mean, c2c, max_ns, sigma = (
+        params[0], params[1], params[2], params[3], params[4], params[5], params[6],
+    )  # fmt: skip
+    n = rows.shape[0]
+    z, zr, base, acc = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64), np.empty(n, np.uint64)
+    for i in range(n):
+        base[i] = _mix64(prefixes[0] ^ np.uint64(positions[i]))
+    _normals_of_bases(base, z, acc)
+    if is_set and sigma != 0:
+        for i in range(n):
+            base[i] = _mix64(prefixes[1] ^ np.uint64(positions[i]))
+        _normals_of_bases(base, zr, acc)
+    for i in range(n):
+        r, c = rows[i], cols[i]
+        if not (g_formed[r, c] > 0 and stuck[r, c] == 0):
+            continue  # cannot switch: nothing is written
+        gv = np.int64(g[r, c])
+        if time_on != 0:
+            gv = _aged_one(gv, t_pulse[r, c], np.int64(relax_ns[r, c]), True, now, aged_params)
+        if is_set:
+            own = np.int64(g_formed[r, c])
+            level = min(max(own + ((own * c2c // 1_000_000 * z[i]) >> SIGMA_BITS), 1), max_ns)
+            g[r, c] = gv + (level - gv) * e // 1_000_000 if level > gv else gv
+            relax_ns[r, c] = (sigma * zr[i]) >> SIGMA_BITS if sigma != 0 else 0
+        else:
+            level = max(mean + ((mean * c2c // 1_000_000 * z[i]) >> SIGMA_BITS), 1)
+            g[r, c] = gv - (gv - level) * e // 1_000_000 if gv > level else gv
+            relax_ns[r, c] = 0
+        t_pulse[r, c] = now

@@ -37,7 +37,7 @@ from rramctl.protocol import (
 
 from rramsim import arraymath, device, energy, kernels, timing
 from rramsim.config import ChipModelConfig
-from rramsim.crossbar import Crossbar
+from rramsim.crossbar import Crossbar, efficacy_ppm
 from rramsim.dac import Dac80508
 from rramsim.rng import PPM, Stream
 
@@ -447,13 +447,31 @@ class EmulatedOverlay:
         return rows, cols
 
     def _reset_set(self, op: int, packet: NDArray[np.uint32]) -> None:
+        """RESET / SET: one pulse per listed cell (repeats one round after another); compiled where numba is
+        installed (device ``numpy`` keeps Crossbar.reset / set; the same cells, tests/test_speed_program.py)."""
         n = self.regs[R.CELL_COUNT]
         rows, cols = self._cell_list(packet, n, 1)
         cyc, serial, v_wl = self.regs[R.PULSE_CYCLES], self.counters.op_serial, self.dac.output_uv(DAC_V_WL)
-        pulse = self.crossbar.reset if op == RESET else self.crossbar.set
+        xb, cfg = self.crossbar, self.config
         v = self.dac.output_uv(DAC_V_SL if op == RESET else DAC_V_BL)
-        for pos in occurrence_rounds(rows * self.config.cols + cols):
-            pulse(rows[pos], cols[pos], v, v_wl, cyc, serial, pos)
+        rounds = occurrence_rounds(rows * cfg.cols + cols)
+        if not (kernels.AVAILABLE and getattr(self.xm, "compiled", True)):
+            pulse = xb.reset if op == RESET else xb.set
+            for pos in rounds:
+                pulse(rows[pos], cols[pos], v, v_wl, cyc, serial, pos)
+        else:
+            kind = cfg.reset if op == RESET else cfg.set
+            e = efficacy_ppm(v, kind.onset_uv, kind.full_uv, cyc, kind.full_cycles)
+            if v_wl > cfg.transistor.wl_threshold_uv and e > 0 and rounds:  # else no pulse changes a cell
+                stream = Stream.RESET_C2C if op == RESET else Stream.SET_C2C
+                prefixes = np.array([arraymath.prefix_hash(cfg.seed, st, serial) for st in (stream, Stream.RELAXATION)],
+                                    dtype=np.int64).view(np.uint64)  # fmt: skip
+                params = np.array([xb.now_us, int(xb.time_active), e, cfg.reset.off_ns, kind.c2c_ppm,
+                                   cfg.program.max_ns, cfg.relaxation.sigma_ns], dtype=np.int64)  # fmt: skip
+                g, aged = xb.g, device.aged_params(cfg)  # (xb.g: G changes)
+                for pos in rounds:
+                    kernels.reset_set_kernel(op == SET, g, xb.g_formed, xb.stuck, xb.t_pulse_us, xb.relax_ns,
+                                             rows[pos], cols[pos], pos, params, aged, prefixes)  # fmt: skip
         self._count_pulses(n)
 
     def _program(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
