@@ -1,6 +1,7 @@
 """The compiled programming paths against the per-event API they replace (device ``numpy`` keeps it), bit for bit:
 PROGRAM's write-verify (rramsim.kernels.program_kernel against EmulatedOverlay._program_reference) and RESET /
-SET (kernels.reset_set_kernel against Crossbar.reset / set): output words, every cell's conductance, clocks and
+SET (kernels.reset_set_kernel against Crossbar.reset / set), and READ's conductances at each sample's time
+(kernels.read_conductance_kernel against Crossbar.conductance): output words, every cell's conductance, clocks and
 relaxation, the op and pulse counters, SAT_COUNT, the board time and the energy ledger, on random cases (both
 chip models, the read-out chain, stuck and never-formed cells, repeated cells, a closed gate, pulses of no
 efficacy, short pulse caps, tight and loose tolerances)."""
@@ -115,3 +116,26 @@ def test_the_compiled_reset_and_set_are_the_crossbars(case: int) -> None:
             assert ov.done and not ov.error
         _same_state(chips["cpu"], chips["numpy"])
     assert (chips["cpu"].crossbar.g != g_before).sum() > 100  # the pulses changed cells
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_the_compiled_read_is_the_crossbars_conductance(case: int) -> None:
+    chips = {dev: _chip(case, dev) for dev in ("cpu", "numpy")}
+    g = np.random.default_rng(case)
+    for step in range(5):
+        r0, c0 = int(g.integers(0, 500)), int(g.integers(0, 500))
+        region = (r0, int(g.integers(1, 513 - r0)), c0, int(g.integers(1, 513 - c0)))
+        gate, settle = (0.3 if step == 2 else 1.8), int(g.integers(0, 5_000))
+        words = []
+        for ov in chips.values():
+            for ch, v in ((DAC_V_READ, 0.1), (DAC_V_WL, gate)):
+                ov.dac.transfer(dac80508.channel_frame(ch, dac80508.volts_to_code(v)))
+            for k, v in zip((R.ROW_START, R.ROW_COUNT, R.COL_START, R.COL_COUNT), region, strict=True):
+                ov.write_reg(k, v)
+            for k, v in {R.OPCODE: Opcode.READ, R.SETTLE_CYCLES: settle, R.TIA_GAIN: 0}.items():
+                ov.write_reg(k, v)
+            ov.write_reg(R.CTRL, R.CTRL_START.put(1))
+            assert ov.done and not ov.error
+            words.append(ov.pop_stream(region[1] * region[3]))
+        np.testing.assert_array_equal(words[0], words[1])
+        _same_state(chips["cpu"], chips["numpy"])

@@ -757,3 +757,54 @@ def reset_set_kernel(
             g[r, c] = gv - (gv - level) * e // 1_000_000 if gv > level else gv
             relax_ns[r, c] = 0
         t_pulse[r, c] = now
+
+
+@_njit(cache=True, nogil=True, error_model="numpy")
+def read_conductance_kernel(
+    g: NDArray[np.int32],
+    g_formed: NDArray[np.int32],
+    stuck: NDArray[np.int8],
+    t_pulse: NDArray[np.int64],
+    relax_ns: NDArray[np.int32],
+    region: NDArray[np.int64],
+    params: NDArray[np.int64],
+    aged_params: NDArray[np.int64],
+    out: NDArray[np.int64],
+) -> None:
+    """READ's drive sums ``out`` (flat, row-major over the region) = V_READ x the conductance each cell has at
+    its own sample time (Crossbar.conductance with ``at``: aged from its last pulse, stuck cells as never
+    pulsed, gated by the word line), the time of sample k (row i = k // cols) being now + ((i + 1) * settle +
+    (k + 1) * conversion) // cycles_per_us (the overlay's rule).  ``region``: row0, rows, col0, cols;
+    ``params``: now_us, settle cycles, conversion cycles, cycles per us, time model on (0/1), gate open (0/1),
+    off_leak_ns, V_READ code.  A block at a time through _aged_block."""
+    _wide_vectors()
+    r0, nr, c0, nc = region[0], region[1], region[2], region[3]
+    now, settle, conv, per_us, time_on, gate_open, leak, v_read = (
+        params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
+    )  # fmt: skip
+    n = nr * nc
+    size = min(n, AGED_BLOCK)
+    gb, tb, rb, at, aged = (np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64),
+                            np.empty(size, np.int64), np.empty(size, np.int64))  # fmt: skip
+    fb = np.empty(size, np.bool_)
+    scratch = _aged_scratch(size)
+    for a in range(0, n, size):
+        m = min(size, n - a)
+        i, j = a // nc, a % nc
+        for q in range(m):  # gather the block's cells, row-major
+            r, c = r0 + i, c0 + j
+            gb[q] = g[r, c]
+            tb[q] = t_pulse[r, c] if stuck[r, c] == 0 else -1
+            rb[q] = relax_ns[r, c]
+            fb[q] = g_formed[r, c] > 0
+            at[q] = now + ((i + 1) * settle + (a + q + 1) * conv) // per_us
+            j += 1
+            if j == nc:
+                i, j = i + 1, 0
+        if time_on != 0:
+            _aged_block(gb[:m], tb[:m], rb[:m], fb[:m], at[:m], aged_params, aged[:m], scratch)
+        else:
+            aged[:m] = gb[:m]
+        for q in range(m):
+            v = aged[q] if gate_open != 0 else min(aged[q], leak)
+            out[a + q] = v_read * v
