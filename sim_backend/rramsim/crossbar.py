@@ -17,13 +17,14 @@ ChipModelConfig checks) and the read-noise product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from rramctl.hw import adc
 
-from rramsim import arraymath, device, rng
+from rramsim import arraymath, device, kernels, rng
 from rramsim.config import ARRAY_SIZE, ChipModelConfig
 from rramsim.rng import PPM, Stream
 
@@ -61,6 +62,23 @@ def efficacy_ppm(v_uv: int, onset_uv: int, full_uv: int, cycles: int, full_cycle
 def cell_index(rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
     """The key of a cell: row * 512 + col (independent of the configured array size)."""
     return np.asarray(rows, dtype=np.int64) * ARRAY_SIZE + np.asarray(cols, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ReadTimes:
+    """READ's sample times (rramsim.timing): cell k of a block (row-major, row i = k // cols) is sampled at
+    now + ((i + 1) * settle + (k + 1) * conversion) // cycles per us.  ``compiled``: Crossbar.conductance may
+    take the block in one compiled pass."""
+
+    settle_cycles: int
+    conversion_cycles: int
+    cycles_per_us: int
+    compiled: bool = True
+
+    def times(self, now_us: int, rows: int, cols: int) -> NDArray[np.int64]:
+        k = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
+        cycles = (k // cols + 1) * self.settle_cycles + (k + 1) * self.conversion_cycles
+        return now_us + cycles // self.cycles_per_us
 
 
 class Crossbar:
@@ -230,14 +248,25 @@ class Crossbar:
         self.relax_ns[r, c] = relax
 
     def conductance(
-        self, v_wl_uv: int | None = None, index: tuple[Any, ...] | None = None, at_us: NDArray[np.int64] | None = None
+        self,
+        v_wl_uv: int | None = None,
+        index: tuple[Any, ...] | None = None,
+        at_us: NDArray[np.int64] | ReadTimes | None = None,
     ) -> NDArray[np.int64]:
         """Every cell's conductance as a read sees it at ``now_us`` (int64 nS): relaxed and drifted since
         its last pulse, and gated by the word line (``v_wl_uv`` at or below the transistor threshold:
         leakage only; ``None``: gate open).  ``index``: only those cells (a numpy index into the array:
         ``np.ix_(rows, cols)`` for a block, ``(rows, cols)`` for a cell list), the same numbers the whole
         array has there.  ``at_us``: each indexed cell's own time (a READ samples one cell after another)
-        instead of ``now_us``."""
+        instead of ``now_us``; a :class:`ReadTimes` gives READ's times of a block of two slices (compiled
+        in one pass where numba is installed and ``ReadTimes.compiled``; the same numbers)."""
+        if isinstance(at_us, ReadTimes):
+            assert index is not None and all(isinstance(i, slice) for i in index), "READ's times need a block"
+            r0, r1, _ = index[0].indices(self.config.rows)
+            c0, c1, _ = index[1].indices(self.config.cols)
+            if at_us.compiled and kernels.AVAILABLE:
+                return self._read_conductance(v_wl_uv, (r0, r1 - r0, c0, c1 - c0), at_us)
+            at_us = at_us.times(self.now_us, r1 - r0, c1 - c0)
         idx = (slice(None), slice(None)) if index is None else index
         g = self._g[idx].astype(np.int64)
         if self._time_active():  # stuck cells age as never-pulsed ones: not at all
@@ -245,6 +274,20 @@ class Crossbar:
             now = self.now_us if at_us is None else np.broadcast_to(np.asarray(at_us, dtype=np.int64), g.shape)
             g = device.aged(g, t, self.relax_ns[idx], self.g_formed[idx] > 0, now, self.config)
         return device.gated(g, v_wl_uv, self.config)
+
+    def _read_conductance(
+        self, v_wl_uv: int | None, region: tuple[int, int, int, int], times: ReadTimes
+    ) -> NDArray[np.int64]:
+        """``conductance`` of a block at READ's sample times by kernels.read_conductance_kernel."""
+        tr = self.config.transistor
+        out = np.empty((region[1], region[3]), dtype=np.int64)
+        params = np.array([self.now_us, times.settle_cycles, times.conversion_cycles, times.cycles_per_us,
+                           int(self.time_active), int(v_wl_uv is None or v_wl_uv > tr.wl_threshold_uv),
+                           tr.off_leak_ns, 1], dtype=np.int64)  # fmt: skip
+        kernels.read_conductance_kernel(self._g, self.g_formed, self.stuck, self.t_pulse_us, self.relax_ns,
+                                        np.array(region, dtype=np.int64), params, device.aged_params(self.config),
+                                        out.reshape(-1))  # fmt: skip
+        return out
 
     def drift(self) -> None:
         """Retention drift, once per operation (ours): formed cells relax towards the off level."""

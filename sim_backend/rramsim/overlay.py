@@ -37,7 +37,7 @@ from rramctl.protocol import (
 
 from rramsim import arraymath, device, energy, kernels, timing
 from rramsim.config import ChipModelConfig
-from rramsim.crossbar import Crossbar, efficacy_ppm
+from rramsim.crossbar import Crossbar, ReadTimes, efficacy_ppm
 from rramsim.dac import Dac80508
 from rramsim.rng import PPM, Stream
 
@@ -552,26 +552,14 @@ class EmulatedOverlay:
         return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
 
     def _read(self) -> NDArray[np.uint32]:
-        rg, xb, cfg = self.regs, self.crossbar, self.config
+        rg, xb = self.regs, self.crossbar
         r0, nr, c0, nc = rg[R.ROW_START], rg[R.ROW_COUNT], rg[R.COL_START], rg[R.COL_COUNT]
         # each cell is sampled at its own time (rramsim.timing): relaxation goes on during a long read;
         # sample k is cell (r0 + k // nc, c0 + k % nc), row by row
-        v_wl = self.dac.output_uv(DAC_V_WL)
-        if kernels.AVAILABLE and getattr(self.xm, "compiled", True):  # the same sums in one compiled pass
-            s = np.empty((nr, nc), dtype=np.int64)
-            params = np.array([xb.now_us, rg[R.SETTLE_CYCLES], timing.ADC_SAMPLE_CYCLES,
-                               timing.CLOCK_HZ // 1_000_000, int(xb.time_active),
-                               int(v_wl > cfg.transistor.wl_threshold_uv), cfg.transistor.off_leak_ns,
-                               self.dac.output_code(DAC_V_READ)], dtype=np.int64)  # fmt: skip
-            kernels.read_conductance_kernel(xb._g, xb.g_formed, xb.stuck, xb.t_pulse_us, xb.relax_ns,
-                                            np.array([r0, nr, c0, nc], dtype=np.int64), params,
-                                            device.aged_params(cfg), s.reshape(-1))  # fmt: skip
-        else:
-            k = np.arange(nr * nc, dtype=np.int64).reshape(nr, nc)
-            cycles = (k // nc + 1) * rg[R.SETTLE_CYCLES] + (k + 1) * timing.ADC_SAMPLE_CYCLES
-            at = xb.now_us + cycles // (timing.CLOCK_HZ // 1_000_000)
-            block = (slice(r0, r0 + nr), slice(c0, c0 + nc))
-            s = self.dac.output_code(DAC_V_READ) * xb.conductance(v_wl, block, at)
+        times = ReadTimes(rg[R.SETTLE_CYCLES], timing.ADC_SAMPLE_CYCLES, timing.CLOCK_HZ // 1_000_000,
+                          compiled=bool(getattr(self.xm, "compiled", True)))  # fmt: skip
+        block = (slice(r0, r0 + nr), slice(c0, c0 + nc))
+        s = self.dac.output_code(DAC_V_READ) * xb.conductance(self.dac.output_uv(DAC_V_WL), block, times)
         cols = np.arange(c0, c0 + nc, dtype=np.int64)  # the column of each sample, along the last axis
         codes = self.crossbar.sample_codes(s, rg[R.TIA_GAIN], self.counters.op_serial, None, cols).ravel()
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), s.size)
