@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         run, set_w, reset_w = chip_weights(args.seed, Path(tmp) / "run")
         run.close()
@@ -197,7 +198,6 @@ def main() -> None:
         print(json.dumps(curve[-1]), flush=True)
     total = sum(float(la.switches.sum()) for la in layers)
     initial = sum(la.switches.numel() for la in layers) * SPARSITY
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"reference": "the paper's FashionMNIST_hardware_TO.py re-implemented (benchmarks/paper_hardware_to.py)",
               "commit": commit, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "seed": args.seed, "final_val": curve[-1]["val"], "final_test": curve[-1]["test"],
