@@ -13,7 +13,10 @@
 
 Figures: ``chip_vs_host`` = chip step / host step and ``host_vs_paper`` = host step / paper step,
 at batch 60 (the paper's) and 128 (rramctl's default).  CPU time of the process, one thread,
-medians over steps on distinct batches.
+medians over steps on distinct batches.  Beside them the weight-optimisation baseline's step (``wo``:
+``TrainConfig(method="wo", forward="host")``, every changed pair write-verified on the emulated chip,
+T_w = 0) and ``fmnist_65_epochs_wo_h``, the hours its 65 Fashion-MNIST epochs take at that step time
+(batch 128, evaluation passes not counted).
 
 With ``--device cuda`` (where torch sees a GPU) the run adds, in wall-clock time with the GPU
 synchronised around each step: the chip step with the emulator's array math on the GPU
@@ -197,14 +200,14 @@ def main() -> None:
     folder = fmnist_dir()
     images = read_idx(folder / FMNIST_FILES["train"][0])
     labels = read_idx(folder / FMNIST_FILES["train"][1])
-    times: dict[str, dict[int, list[float]]] = {"host": {}, "chip": {}, "paper": {}}
+    times: dict[str, dict[int, list[float]]] = {"host": {}, "chip": {}, "paper": {}, "wo": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for forward in ("host", "chip"):
-            cfg = TrainConfig(task="fmnist-cnn", forward=forward, backend="emulator")
-            run = Run.open(cfg, Path(tmp) / forward, data)
+        for name, method, forward in (("host", "to", "host"), ("chip", "to", "chip"), ("wo", "wo", "host")):
+            cfg = TrainConfig(task="fmnist-cnn", method=method, forward=forward, backend="emulator")
+            run = Run.open(cfg, Path(tmp) / name, data)
             try:
                 for b in BATCHES:
-                    times[forward][b] = rramctl_step_seconds(run, b, args.steps)
+                    times[name][b] = rramctl_step_seconds(run, b, args.steps)
             finally:
                 run.close()
     for b in BATCHES:
@@ -217,8 +220,10 @@ def main() -> None:
     result["chip_vs_host"] = result["chip_vs_host_128"]
     result["host_vs_paper"] = result["host_vs_paper_128"]
     result["step_ms"] = {k: {str(b): round(v * 1e3, 2) for b, v in d.items()} for k, d in med.items()}
+    result["fmnist_65_epochs_wo_h"] = round(65 * math.ceil(55_000 / 128) * med["wo"][128] / 3600, 2)
     setup = {
-        "task": "fmnist-cnn, TO, emulator backend (default chip model), dedup_inputs on",
+        "task": "fmnist-cnn, TO (and WO: host products, T_w = 0), emulator backend (default chip model), "
+        "dedup_inputs on",
         "clock": "process CPU time, one thread (torch, BLAS), medians",
         "steps": args.steps,
     }
@@ -228,7 +233,8 @@ def main() -> None:
         setup["cuda"] = gpu
     lines = [f"batch {b}: chip {med['chip'][b] * 1e3:.0f} ms, host {med['host'][b] * 1e3:.1f} ms, "
              f"paper {med['paper'][b] * 1e3:.1f} ms; chip/host {result[f'chip_vs_host_{b}']}, "
-             f"host/paper {result[f'host_vs_paper_{b}']}" for b in BATCHES]  # fmt: skip
+             f"host/paper {result[f'host_vs_paper_{b}']}; WO {med['wo'][b] * 1e3:.0f} ms" for b in BATCHES]  # fmt: skip
+    lines.append(f"65 Fashion-MNIST epochs of WO (host products, batch 128): {result['fmnist_65_epochs_wo_h']} h")
     if args.device != "cpu":
         ms = result["step_ms_cuda"]
         lines += [f"GPU ({setup['cuda']['gpu']}), batch {b}: chip {ms['chip'][str(b)]:.0f} ms, paper "
