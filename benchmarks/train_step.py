@@ -13,9 +13,10 @@
 
 Figures: ``chip_vs_host`` = chip step / host step and ``host_vs_paper`` = host step / paper step,
 at batch 60 (the paper's) and 128 (rramctl's default).  CPU time of the process, one thread,
-medians over steps on distinct batches.  Beside them the weight-optimisation baseline's step (``wo``:
-``TrainConfig(method="wo", forward="host")``, every changed pair write-verified on the emulated chip,
-T_w = 0) and ``fmnist_65_epochs_wo_h``, the hours its 65 Fashion-MNIST epochs take at that step time
+medians over steps on distinct batches, the kinds of step taken in turn (step s of each, then step s + 1:
+a shared machine's changing load weighs on every figure alike).  Beside them the weight-optimisation
+baseline's step (``wo``: ``TrainConfig(method="wo", forward="host")``, every changed pair write-verified on the
+emulated chip, T_w = 0) and ``fmnist_65_epochs_wo_h``, the hours its 65 Fashion-MNIST epochs take at that step time
 (batch 128, evaluation passes not counted).
 
 With ``--device cuda`` (where torch sees a GPU) the run adds, in wall-clock time with the GPU
@@ -42,6 +43,7 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -146,43 +148,71 @@ class Clock:
         return time.process_time()
 
 
-def paper_step_seconds(
-    images: np.ndarray, labels: np.ndarray, batch: int, steps: int, device: str = "cpu", warmup: int = 1
-) -> list[float]:
-    """Seconds of the paper's software-TO step on normalised 28x28 images, its network and batches on
-    ``device`` (the script's ``.cuda()`` made a parameter)."""
+Stepper = Callable[[int], float]  # step s -> its seconds
+
+
+def paper_stepper(images: np.ndarray, labels: np.ndarray, batch: int, device: str = "cpu") -> Stepper:
+    """Step s of the paper's software-TO training on normalised 28x28 images (batch s), its network and batches
+    on ``device`` (the script's ``.cuda()`` made a parameter); returns its seconds."""
     torch.manual_seed(1)
     net = PaperCNN().to(device)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=5e-4)
     x_all = torch.from_numpy(((images.astype(np.float32) / 255.0 - 0.1307) / 0.3081)[:, None]).to(device)
     y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
     clock = Clock(device)
-    out = []
-    for s in range(steps + warmup):  # the first steps warm up
+
+    def step(s: int) -> float:
         x, y = x_all[s * batch : (s + 1) * batch], y_all[s * batch : (s + 1) * batch]
         t0 = clock()
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
-        if s >= warmup:
-            out.append(clock() - t0)
-    return out
+        return clock() - t0
+
+    return step
+
+
+def paper_step_seconds(
+    images: np.ndarray, labels: np.ndarray, batch: int, steps: int, device: str = "cpu", warmup: int = 1
+) -> list[float]:
+    """Seconds of ``steps`` steps of the paper's software-TO training (after ``warmup`` steps)."""
+    return timed_steps(paper_stepper(images, labels, batch, device), steps, warmup)
 
 
 # ---- rramctl's steps ----------------------------------------------------------------------------------
-def rramctl_step_seconds(run: Run, batch: int, steps: int, warmup: int = 1) -> list[float]:
-    """Seconds of ``steps`` training steps of ``batch`` samples (after ``warmup`` steps), on the clock of the
-    run's array-math device."""
+def rramctl_stepper(run: Run, batch: int) -> Stepper:
+    """Step s of ``run``'s training (samples s * batch ..) on the clock of the run's array-math device."""
     inputs = run.train_split.inputs(run.raw_inputs)
     clock = Clock(run.cfg.device)
-    out = []
-    for s in range(steps + warmup):
+
+    def step(s: int) -> float:
         idx = np.arange(s * batch, (s + 1) * batch)
         t0 = clock()
         run._step(inputs[idx], run.train_split.y[idx])
-        if s >= warmup:
-            out.append(clock() - t0)
+        return clock() - t0
+
+    return step
+
+
+def rramctl_step_seconds(run: Run, batch: int, steps: int, warmup: int = 1) -> list[float]:
+    """Seconds of ``steps`` training steps of ``batch`` samples (after ``warmup`` steps)."""
+    return timed_steps(rramctl_stepper(run, batch), steps, warmup)
+
+
+def timed_steps(step: Stepper, steps: int, warmup: int) -> list[float]:
+    return [t for s, t in ((s, step(s)) for s in range(steps + warmup)) if s >= warmup]
+
+
+def interleaved(steppers: dict[str, Stepper], steps: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each stepper's steps, taken in turn (step s of every stepper, then step s + 1), so a machine
+    whose load changes during the run weighs on every figure alike."""
+    out: dict[str, list[float]] = {k: [] for k in steppers}
+    for s in range(steps + warmup):
+        for k, step in steppers.items():
+            t = step(s)
+            if s >= warmup:
+                out[k].append(t)
     return out
 
 
@@ -201,17 +231,20 @@ def main() -> None:
     images = read_idx(folder / FMNIST_FILES["train"][0])
     labels = read_idx(folder / FMNIST_FILES["train"][1])
     times: dict[str, dict[int, list[float]]] = {"host": {}, "chip": {}, "paper": {}, "wo": {}}
+    runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, method, forward in (("host", "to", "host"), ("chip", "to", "chip"), ("wo", "wo", "host")):
-            cfg = TrainConfig(task="fmnist-cnn", method=method, forward=forward, backend="emulator")
-            run = Run.open(cfg, Path(tmp) / name, data)
-            try:
-                for b in BATCHES:
-                    times[name][b] = rramctl_step_seconds(run, b, args.steps)
-            finally:
+        try:
+            for name, method, forward in (("host", "to", "host"), ("chip", "to", "chip"), ("wo", "wo", "host")):
+                cfg = TrainConfig(task="fmnist-cnn", method=method, forward=forward, backend="emulator")
+                runs[name] = Run.open(cfg, Path(tmp) / name, data)
+            for b in BATCHES:  # every kind of step in turn, step by step: the same machine conditions for each
+                steppers = {name: rramctl_stepper(run, b) for name, run in runs.items()}
+                steppers["paper"] = paper_stepper(images, labels, b)
+                for name, t in interleaved(steppers, args.steps).items():
+                    times[name][b] = t
+        finally:
+            for run in runs.values():
                 run.close()
-    for b in BATCHES:
-        times["paper"][b] = paper_step_seconds(images, labels, b, args.steps)
     med = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in times.items()}
     result: dict[str, Any] = {}
     for b in BATCHES:
@@ -224,7 +257,7 @@ def main() -> None:
     setup = {
         "task": "fmnist-cnn, TO (and WO: host products, T_w = 0), emulator backend (default chip model), "
         "dedup_inputs on",
-        "clock": "process CPU time, one thread (torch, BLAS), medians",
+        "clock": "process CPU time, one thread (torch, BLAS), medians; the four kinds of step interleaved",
         "steps": args.steps,
     }
     if args.device != "cpu":
