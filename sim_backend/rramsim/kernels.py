@@ -430,7 +430,8 @@ def _log2_30_16(v: Any) -> Any:
         ip += step
     m = (v >> max(ip - LOG2_MANT, 0)) << max(LOG2_MANT - ip, 0)
     result = ip
-    for _ in range(16):
+    for _ in range(16):  # m < 2**32 throughout: the mask is a no-op that lets the compiler use 32 x 32-bit products
+        m = m & np.int64(0xFFFFFFFF)
         m = (m * m) >> LOG2_MANT
         top = np.int64(m >= 2 * one)
         m >>= top
@@ -788,19 +789,27 @@ def read_conductance_kernel(
                             np.empty(size, np.int64), np.empty(size, np.int64))  # fmt: skip
     fb = np.empty(size, np.bool_)
     scratch = _aged_scratch(size)
+    cycles = np.empty(size, np.int64)
     for a in range(0, n, size):
         m = min(size, n - a)
-        i, j = a // nc, a % nc
-        for q in range(m):  # gather the block's cells, row-major
-            r, c = r0 + i, c0 + j
-            gb[q] = g[r, c]
-            tb[q] = t_pulse[r, c] if stuck[r, c] == 0 else -1
-            rb[q] = relax_ns[r, c]
-            fb[q] = g_formed[r, c] > 0
-            at[q] = now + ((i + 1) * settle + (a + q + 1) * conv) // per_us
-            j += 1
+        i, j, q = a // nc, a % nc, 0
+        while q < m:  # gather the block's cells, row-major, a row's run at a time (contiguous: vectorised)
+            r, seg = r0 + i, min(nc - j, m - q)
+            g_row, t_row, s_row = g[r, c0 + j : c0 + j + seg], t_pulse[r, c0 + j : c0 + j + seg], stuck[r, c0 + j :]
+            x_row, f_row = relax_ns[r, c0 + j : c0 + j + seg], g_formed[r, c0 + j : c0 + j + seg]
+            row_cycles = (i + 1) * settle + (a + q + 1) * conv
+            for u in range(seg):
+                gb[q + u] = g_row[u]
+                tb[q + u] = t_row[u] if s_row[u] == 0 else -1
+                rb[q + u] = x_row[u]
+                fb[q + u] = f_row[u] > 0
+                cycles[q + u] = row_cycles + u * conv
+            q, j = q + seg, j + seg
             if j == nc:
                 i, j = i + 1, 0
+        _floordiv_block(cycles[:m], cycles[:0], per_us, at[:m])
+        for q in range(m):
+            at[q] += now
         if time_on != 0:
             _aged_block(gb[:m], tb[:m], rb[:m], fb[:m], at[:m], aged_params, aged[:m], scratch)
         else:
