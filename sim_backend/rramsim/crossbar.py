@@ -370,8 +370,11 @@ class Crossbar:
         if self._time_active():
             cols = slice(col_start, col_start + col_count)
             contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size and bool((np.diff(rows) == 1).all())
-            index = (slice(int(rows[0]), int(rows[-1]) + 1), cols) if contiguous else (rows, cols)
-            block = self.conductance(v_wl_uv, index)
+            if contiguous:  # every cell at now_us (READ's times with no settle and no conversion): compiled
+                now = ReadTimes(0, 0, 1, compiled=bool(getattr(xm, "compiled", True)))
+                block = self.conductance(v_wl_uv, (slice(int(rows[0]), int(rows[-1]) + 1), cols), now)
+            else:
+                block = self.conductance(v_wl_uv, (rows, cols))
             return xm.block(block, int(block.sum(axis=0).max(initial=0)))
         gate_open = v_wl_uv is None or v_wl_uv > self.config.transistor.wl_threshold_uv
         key = (xm.name, getattr(xm, "device", None), rows.tobytes(), col_start, col_count, gate_open,
