@@ -68,6 +68,7 @@ def test_paper_recipe_follows_the_crnn_hardware_code():
     assert (c.optimiser.momentum, c.optimiser.weight_decay, c.optimiser.schedule) == (0.0, 0.0, "constant")
     assert (c.threshold.init, c.threshold.end, c.threshold.step) == (0.009, 0.007, pytest.approx(2e-4))
     assert (c.network.input_quant, c.network.act_quant) == ("minmax", "minmax")
+    assert c.network.conv_layout == "strided"  # conv stride (2, 1) -> max-pool -> batch-norm -> ReLU, twice
     cnn = TrainConfig(task="fmnist-cnn", recipe="paper")  # FashionMNIST_hardware_TO.py: momentum, decay, cosine
     assert (cnn.optimiser.momentum, cnn.optimiser.schedule, cnn.threshold.init) == (0.9, "cosine", 0.01)
     ours = TrainConfig(task="fsdd-crnn")

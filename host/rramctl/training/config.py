@@ -202,7 +202,8 @@ class NetworkConfig(_Section):
         description="CRNN: pooled (ours): stride-1 convolutions, batch-norm and ReLU, then a (2,1) and an adaptive "
         "max-pool; strided (the paper's code): convolutions of stride (2, 1), each followed by a max-pool (2x2 after "
         "C1, to the 4 time steps after C2) and then batch-norm and ReLU (23x20 maps: 64x11x19 -> 64x5x9, 32x2x8 -> "
-        "32x1x4); the same weight shapes. The rramctl recipe's default on the paper's features: strided",
+        "32x1x4); the same weight shapes. The paper recipe's value; the rramctl recipe's default on the paper's "
+        "features",
     )
     pool_order: Literal["after-relu", "before-norm"] = Field(
         "after-relu",
@@ -292,6 +293,7 @@ def recipe_defaults(recipe: str, task: str, source: str = "standard") -> dict[st
                 "act_quant": "minmax",
                 "time_aggregation": "mean",
                 "pool_order": "before-norm",
+                "conv_layout": "strided",
             },  # fmt: skip
         }
     # (ours) on Fashion-MNIST the learned batch-norm and the lr-scaled threshold add 1.6 and 0.6 points after
