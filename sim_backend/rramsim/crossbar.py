@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from rramctl.hw import adc
 
 from rramsim import arraymath, device, kernels, rng
-from rramsim.config import ARRAY_SIZE, ChipModelConfig
+from rramsim.config import ARRAY_SIZE, ChipModelConfig, Program
 from rramsim.rng import PPM, Stream
 
 NOT_STUCK, STUCK_ON, STUCK_OFF = 0, 1, 2
@@ -57,6 +57,12 @@ def efficacy_ppm(v_uv: int, onset_uv: int, full_uv: int, cycles: int, full_cycle
     e_v = min(PPM, max(0, (v_uv - onset_uv) * PPM // (full_uv - onset_uv)))
     e_w = min(PPM, cycles * PPM // full_cycles)
     return e_v * e_w // PPM
+
+
+def program_step_ns(p: Program, v_uv: int, cycles: int) -> int:
+    """The noise-free change of one write-verify pulse (nS): step x V x width / reference, capped at 4x (ours);
+    ``p``: the model's ``program`` section (Crossbar.program_pulse and the overlay's compiled PROGRAM)."""
+    return int(p.step_ns * min(4 * PPM, v_uv * cycles * PPM // (p.ref_uv * p.ref_cycles)) // PPM)
 
 
 def cell_index(rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
@@ -214,9 +220,8 @@ class Crossbar:
         if not self._gate_on(v_wl_uv):
             return
         p = cfg.program
-        e = min(4 * PPM, v_uv * cycles * PPM // (p.ref_uv * p.ref_cycles))  # ours: cap 4x
         z = rng.normal_int(cfg.seed, Stream.PROGRAM_NOISE, serial, positions, pulse_number)
-        delta = p.step_ns * e // PPM + np.floor_divide(p.noise_ns * z, rng.NORMAL_SIGMA)
+        delta = program_step_ns(p, v_uv, cycles) + np.floor_divide(p.noise_ns * z, rng.NORMAL_SIGMA)
         g = self._fold(r, c)
         new = np.clip(g + np.asarray(direction, dtype=np.int64) * delta, 1, p.max_ns)
         ok = self._switchable(r, c)
@@ -225,18 +230,15 @@ class Crossbar:
         self._mark(r[ok], c[ok], np.broadcast_to(relax, r.shape)[ok])
 
     # ---- time: relaxation and drift (rramsim.device) ---------------------------------------
-    def _time_active(self) -> bool:
-        return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
-
     @property
     def time_active(self) -> bool:
         """Whether conductances depend on the board clock (relaxation or drift on)."""
-        return self._time_active()
+        return bool(self.config.relaxation.sigma_ns or self.config.drift.ppm_per_decade)
 
     def _fold(self, r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.int64]:
         """Cells about to be pulsed start from their conductance now (relaxed and drifted)."""
         g = self.g[r, c].astype(np.int64)
-        if not self._time_active():
+        if not self.time_active:
             return g
         ok = self._switchable(r, c)
         t = np.where(ok, self.t_pulse_us[r, c], -1)  # cells that cannot switch keep g (never-pulsed rule)
@@ -269,7 +271,7 @@ class Crossbar:
             at_us = at_us.times(self.now_us, r1 - r0, c1 - c0)
         idx = (slice(None), slice(None)) if index is None else index
         g = self._g[idx].astype(np.int64)
-        if self._time_active():  # stuck cells age as never-pulsed ones: not at all
+        if self.time_active:  # stuck cells age as never-pulsed ones: not at all
             t = np.where(self.stuck[idx] == NOT_STUCK, self.t_pulse_us[idx], -1)
             now = self.now_us if at_us is None else np.broadcast_to(np.asarray(at_us, dtype=np.int64), g.shape)
             g = device.aged(g, t, self.relax_ns[idx], self.g_formed[idx] > 0, now, self.config)
@@ -367,7 +369,7 @@ class Crossbar:
         matmul form (float32 where every column sum stays below 2**24, else float64).  Cached while the
         conductances, the gate and the configuration stay the same (any access to ``g`` counts as a
         change; a chip with relaxation or drift is recomputed on every call)."""
-        if self._time_active():
+        if self.time_active:
             cols = slice(col_start, col_start + col_count)
             contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size and bool((np.diff(rows) == 1).all())
             if contiguous:  # every cell at now_us (READ's times with no settle and no conversion): compiled

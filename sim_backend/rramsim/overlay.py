@@ -37,9 +37,9 @@ from rramctl.protocol import (
 
 from rramsim import arraymath, device, energy, kernels, timing
 from rramsim.config import ChipModelConfig
-from rramsim.crossbar import Crossbar, ReadTimes, efficacy_ppm
+from rramsim.crossbar import Crossbar, ReadTimes, efficacy_ppm, program_step_ns
 from rramsim.dac import Dac80508
-from rramsim.rng import PPM, Stream
+from rramsim.rng import Stream
 
 NOP, FORM, RESET, SET, PROGRAM, READ, MULTIPLY, IDLE = Opcode
 E = OverlayErrorCode
@@ -231,10 +231,13 @@ class EmulatedOverlay:
     def limits(self) -> dict[int, int]:
         """DAC code limit of each rated channel (DAC_LIMIT_*); kept until a DAC_LIMIT register is written or
         the registers are replaced (a copy: the caller may change it)."""
+        return dict(self._current_limits())
+
+    def _current_limits(self) -> dict[int, int]:
         if self._limits is None:
             regs = self.regs
             self._limits = {ch: regs.get(off, reset) for ch, off, reset in _DAC_LIMITS}
-        return dict(self._limits)
+        return self._limits
 
     @property
     def regs(self) -> dict[int, int]:
@@ -248,10 +251,7 @@ class EmulatedOverlay:
 
     def _dac_frame(self, frame: int) -> None:
         c = self.counters
-        if self._limits is None:
-            self.limits()
-        assert self._limits is not None
-        if dac_frame_over_limit(frame, self._limits):  # refused: the frame never reaches the DAC
+        if dac_frame_over_limit(frame, self._current_limits()):  # refused: the frame never reaches the DAC
             c.dac_refused = 1
             if not self.busy:  # a running operation keeps its own status
                 self.done, self.error, self.err_code = False, True, E.OVER_RATING
@@ -485,10 +485,7 @@ class EmulatedOverlay:
         targets = packet[1::2][:n].view(np.int32).astype(np.int64)
         serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
         v_wl, cyc, p = self.dac.output_uv(DAC_V_WL), rg[R.PULSE_CYCLES], cfg.program
-        step = [
-            p.step_ns * min(4 * PPM, v * cyc * PPM // (p.ref_uv * p.ref_cycles)) // PPM
-            for v in (self.dac.output_uv(DAC_V_BL), self.dac.output_uv(DAC_V_SL))
-        ]  # Crossbar.program_pulse
+        step = [program_step_ns(p, self.dac.output_uv(ch), cyc) for ch in (DAC_V_BL, DAC_V_SL)]
         params = np.array([xb.now_us, int(xb.time_active), int(v_wl > cfg.transistor.wl_threshold_uv),
                            cfg.transistor.off_leak_ns, self.dac.output_code(DAC_V_READ), tol, max_p, *step,
                            p.noise_ns, p.max_ns, cfg.relaxation.sigma_ns], dtype=np.int64)  # fmt: skip
