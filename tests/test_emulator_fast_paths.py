@@ -7,6 +7,7 @@ torch backend (CPU; CUDA where present) vs numpy."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,54 @@ def test_every_device_gives_the_codes_of_cpu(device: str, chain: bool) -> None:
         saturated[dev] = ov.counters.sat_count
     np.testing.assert_array_equal(got["cpu"], got[device])
     assert saturated["cpu"] == saturated[device] > 0  # the tally of samples at the ADC's rails, too
+
+
+def _torch_modules() -> list[tuple[str, bool]]:
+    """(device, fused) of every torch read-out this machine runs: eager and ``torch.compile``-d, on the CPU and
+    on CUDA where torch sees a GPU; the compiled one on the CPU only where a C++ compiler is present."""
+    devices = [d for d in arraymath.available_devices() if d.startswith(("torch", "cuda"))]
+    out = []
+    for dev in devices:
+        for fused in (False, True):
+            if fused and dev == "torch-cpu" and shutil.which("g++") is None:
+                continue
+            out.append((dev, fused))
+    return out
+
+
+@pytest.mark.parametrize(("device", "fused"), _torch_modules())
+def test_the_fused_multiply_tail_gives_the_codes_of_cpu(device: str, fused: bool) -> None:
+    """arraymath.multiply_tail, eager and compiled by torch.compile (CUDA's default), against ``cpu``: the
+    products, the ADC-rail tally and the ledger's sum of S; with and without the read-out chain, a chip with
+    read noise, and batch shapes that change from one multiply to the next (one compile serves them)."""
+    g = np.random.default_rng(13)
+    for chain, batch, bits, c0, nc in ((True, 3, 4, 7, 300), (False, 5, 2, 0, 64), (True, 1, 8, 100, 33)):
+        frames = _random_frames(g, batch * bits, (0, 512))
+        got, tally, energy_j = {}, {}, {}
+        for dev in ("cpu", device):
+            ov = _overlay(5, chain=chain, device=dev)
+            if dev == device:
+                ov.xm = arraymath.TorchModule("cpu" if dev == "torch-cpu" else dev, fused=fused)
+            ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, 20_000))  # some samples past the ADC's range
+            got[dev] = _run_multiply(ov, frames, batch, bits, c0, nc, 0)
+            tally[dev], energy_j[dev] = ov.counters.sat_count, ov.ledger.array_read_j
+        np.testing.assert_array_equal(got["cpu"], got[device])
+        assert tally["cpu"] == tally[device] > 0
+        assert energy_j["cpu"] == energy_j[device] > 0
+
+
+@pytest.mark.parametrize(("device", "fused"), _torch_modules())
+def test_the_fused_multiply_tail_refuses_a_drive_sum_too_large(device: str, fused: bool) -> None:
+    """The compiled tail checks the widest |S| after the chain as adc_codes does: one OverflowError."""
+    xm = arraymath.TorchModule("cpu" if device == "torch-cpu" else device, fused=fused)
+    op = arraymath.ReadOp(seed=1, serial=2, read_noise_ppm=0, gain_p=3, gain_q=7, code_min=-8192, code_max=8191)
+    s = np.zeros((4, 3), dtype=np.int64)
+    s[2, 1] = op.limit + 1
+    with pytest.raises(OverflowError, match="too large"):
+        arraymath.multiply_tail(xm, xm.asarray(s), np.arange(3), op, 2)
+    s[2, 1] = op.limit
+    out, _, total = arraymath.multiply_tail(xm, xm.asarray(s), np.arange(3), op, 2)
+    assert total == op.limit and out.shape == (2, 3)
 
 
 def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,6 +76,8 @@ class ArrayModule(Protocol):
     def abs_max(self, a: Array) -> int: ...
     def add_products(self, total: Array | None, mask: Array, g: Array, code: int) -> Array: ...
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Array: ...
+    def arange_i64(self, n: int) -> Array: ...
+    def scalars(self, values: list[Any]) -> NDArray[np.int64]: ...
 
 
 class NumpyModule:
@@ -129,6 +131,12 @@ class NumpyModule:
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> NDArray[np.floating[Any]]:
         return g.astype(np.float32 if col_sum_max < F32_EXACT else np.float64)
 
+    def arange_i64(self, n: int) -> NDArray[np.int64]:
+        return np.arange(n, dtype=np.int64)
+
+    def scalars(self, values: list[Any]) -> NDArray[np.int64]:
+        return np.array([int(v) for v in values], dtype=np.int64)
+
     def add_products(
         self, total: NDArray[np.int64] | None, mask: NDArray[Any], g: NDArray[np.floating[Any]], code: int
     ) -> NDArray[np.int64]:
@@ -148,19 +156,34 @@ class NumpyModule:
 
 
 class TorchModule:
-    """torch on one device: int64 tensors, float64 matmuls (exact, and never TF32)."""
+    """torch on one device: int64 tensors, float64 matmuls (exact, and never TF32).  With ``fused`` (the
+    default on CUDA) MULTIPLY's read-out, shift and add run as :func:`multiply_tail` compiled by
+    ``torch.compile`` (one or a few GPU kernels instead of a few hundred launches of single operations): the
+    same function, the same integer and float64 operations in the same order, so the same codes (the
+    equality tests run it against numpy)."""
 
     name = "torch"
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", fused: bool | None = None) -> None:
         import torch
 
         self.torch = torch
         self.device = torch.device(device)
         self.chunk = 1 << 40  # one chunk: torch kernels gain nothing from cache-sized pieces
+        self.fused = self.device.type == "cuda" if fused is None else fused
 
     def asarray(self, a: NDArray[Any]) -> Any:
+        if isinstance(a, self.torch.Tensor):  # already a tensor (made on the device): moved only if elsewhere
+            return a.to(self.device)
         return self.torch.as_tensor(np.ascontiguousarray(a), device=self.device)
+
+    def plane_matrix(self, x: NDArray[np.uint8], bits: int) -> Any:
+        """The bit-planes of inputs ``x`` (B, rows) as MULTIPLY's (B * bits, rows) 0/1 row masks, frame order
+        (linedrive.BitplaneStream.plane_matrix), made on the device: the inputs cross to it, not their planes
+        (``bits`` times fewer bytes in uint8, 4 * bits fewer than float32 masks)."""
+        t = self.torch.as_tensor(np.ascontiguousarray(x, dtype=np.uint8), device=self.device)
+        shifts = self.torch.arange(bits, dtype=self.torch.uint8, device=self.device)
+        return ((t[:, None, :] >> shifts[None, :, None]) & 1).reshape(-1, t.shape[1])
 
     def to_numpy(self, a: Any) -> NDArray[Any]:
         return np.asarray(a.cpu().numpy())
@@ -172,9 +195,7 @@ class TorchModule:
         return self.torch.zeros_like(a)
 
     def srl(self, x: Any, k: int, out: Any) -> Any:
-        self.torch.bitwise_right_shift(x, k, out=out)
-        out &= (1 << (64 - k)) - 1  # arithmetic shift made logical
-        return out
+        return (x >> k) & ((1 << (64 - k)) - 1)  # arithmetic shift made logical (a new tensor: ``out`` unused)
 
     def to_i64(self, a: Any) -> Any:
         return a.to(self.torch.int64)
@@ -196,6 +217,12 @@ class TorchModule:
 
     def block(self, g: NDArray[np.integer[Any]], col_sum_max: int) -> Any:
         return self.torch.as_tensor(np.ascontiguousarray(g), device=self.device).to(self.torch.float64)
+
+    def arange_i64(self, n: int) -> Any:
+        return self.torch.arange(n, dtype=self.torch.int64, device=self.device)
+
+    def scalars(self, values: list[Any]) -> NDArray[np.int64]:
+        return np.asarray(self.torch.stack([self.torch.as_tensor(v) for v in values]).cpu().numpy())
 
     def add_products(self, total: Any, mask: Any, g: Any, code: int) -> Any:
         part = (mask.to(g.dtype) @ g).to(self.torch.int64) * code
@@ -274,27 +301,49 @@ def prefix_hash(seed: int, stream: int, *indices: int) -> int:
 
 def normal_keyed(xm: ArrayModule, seed: int, stream: int, serial: int, index: Array) -> Array:
     """``rng.normal_int(seed, stream, serial, index)`` for an int64 index array (any shape), bit for
-    bit: one splitmix64 per index, three lanes of four 16-bit uniforms summed two at a time in
-    32-bit fields of one int64 (no field exceeds 6 * 65535)."""
+    bit (:func:`normal_of_prefix`, a cache-sized chunk at a time)."""
     flat = xm.to_i64(index).reshape(-1)
     n = flat.shape[0]
     out = xm.empty_i64(n)
     prefix = prefix_hash(seed, stream, serial)
     for a in range(0, n, xm.chunk):
-        z = flat[a : a + xm.chunk] ^ prefix  # a new array
-        t = xm.zeros_like(z)
-        _mix64_(xm, z, t)
-        acc = xm.zeros_like(z)
-        for lane in range(rng.NORMAL_TERMS // 4):
-            h = z ^ lane
-            _mix64_(xm, h, t)
-            acc += h & _LANES16
-            acc += xm.srl(h, 16, t) & _LANES16
-        out[a : a + xm.chunk] = (acc & 0xFFFFFFFF) + xm.srl(acc, 32, t) - NORMAL_OFFSET
+        out[a : a + xm.chunk] = normal_of_prefix(xm, prefix, flat[a : a + xm.chunk])
     return out.reshape(index.shape)
 
 
+def normal_of_prefix(xm: ArrayModule, prefix: Any, key: Array) -> Array:
+    """The normal draws of int64 keys ``key`` (any shape) given the stream's ``prefix`` =
+    prefix_hash(seed, stream, serial) (an int, or a 0-d int64 tensor on the compiled path): one
+    splitmix64 per key, three lanes of four 16-bit uniforms summed two at a time in 32-bit fields of
+    one int64 (no field exceeds 6 * 65535), less the Irwin-Hall mean (rng.normal_int)."""
+    z = key ^ prefix  # a new array
+    t = xm.zeros_like(z)
+    _mix64_(xm, z, t)
+    acc = xm.zeros_like(z)
+    for lane in range(rng.NORMAL_TERMS // 4):
+        h = z ^ lane
+        _mix64_(xm, h, t)
+        acc += h & _LANES16
+        acc += xm.srl(h, 16, t) & _LANES16
+    return (acc & 0xFFFFFFFF) + xm.srl(acc, 32, t) - NORMAL_OFFSET
+
+
 # ---- the read-out ----------------------------------------------------------------------------
+class ReadConsts(NamedTuple):
+    """The constants of a read-out that stay the same from one operation to the next (a ReadOp less
+    its seed, serial and column tables): what the compiled read-out is specialised on."""
+
+    read_noise_ppm: int
+    chain: bool
+    clip: int
+    noise_floor_du: int
+    adc_noise_mlsb: int
+    gain_p: int
+    gain_q: int
+    code_min: int
+    code_max: int
+
+
 @dataclass(frozen=True)
 class ReadOp:
     """Constants of one read operation: the chip's seed, the op serial (noise key), the read noise
@@ -318,38 +367,76 @@ class ReadOp:
     adc_noise_mlsb: int = 0
     clip: int = 0
 
+    @property
+    def consts(self) -> ReadConsts:
+        return ReadConsts(self.read_noise_ppm, self.chain, self.clip, self.noise_floor_du, self.adc_noise_mlsb,
+                          self.gain_p, self.gain_q, self.code_min, self.code_max)  # fmt: skip
+
+    @property
+    def prefixes(self) -> list[int]:
+        """The hash prefixes of the READ_NOISE, NOISE_FLOOR and ADC_NOISE streams of this operation."""
+        return [prefix_hash(self.seed, st, self.serial) for st in _READ_STREAMS]
+
+    @property
+    def limit(self) -> int:
+        """The largest |S| (after the chain) the integer ADC model takes: 2p|S| <= int64 max // 2."""
+        return (_I64_MAX // 2) // (2 * self.gain_p)
+
 
 def read_noise(xm: ArrayModule, s: Array, sample: Array, op: ReadOp) -> Array:
     """floor(S * z * ppm / (2**16 * 1e6)) with z = normal_int(seed, READ_NOISE, serial, sample):
     float64 ``*`` and ``/`` left to right, one IEEE rounding each, then floor."""
-    z = normal_keyed(xm, op.seed, rng.Stream.READ_NOISE, op.serial, sample)
-    prod = xm.to_f64(s) * xm.to_f64(z) * float(op.read_noise_ppm) / float(rng.NORMAL_SIGMA * rng.PPM)
-    return xm.floor_i64(prod)
+    return _read_noise(xm, s, sample, op.prefixes[0], op.read_noise_ppm)
+
+
+def _read_noise(xm: ArrayModule, s: Array, key: Array, prefix: Any, ppm: int) -> Array:
+    z = normal_of_prefix(xm, prefix, key)
+    return xm.floor_i64(xm.to_f64(s) * xm.to_f64(z) * float(ppm) / float(rng.NORMAL_SIGMA * rng.PPM))
+
+
+def readout_terms(
+    xm: ArrayModule, x: Array, key: Array, prefixes: Any, c: ReadConsts, offset: Array | None, gain: Array | None
+) -> Array:
+    """Drive sums ``x`` (int64) with every read-out term added, before the ADC's rounding: proportional read
+    noise, then the per-column TIA + ADC chain (rramsim.device.Readout) where ``c.chain``: clip to
+    +-``c.clip``, + offset (drive-sum units), + floor noise, * (1 + gain error) as x + floor(x * ppm / 1e6),
+    + ADC input noise.  ``key``: each sample's noise key; ``prefixes``: the three streams' hash prefixes
+    (ReadOp.prefixes; ints, or a tensor on the compiled path); ``offset`` / ``gain``: each sample's column's
+    table entry, broadcastable to ``x`` (None where the model has none).  Element-wise: any shape."""
+    if c.read_noise_ppm:
+        x = x + _read_noise(xm, x, key, prefixes[0], c.read_noise_ppm)
+    if not c.chain:
+        return x
+    x = xm.clip(x, -c.clip, c.clip)
+    if offset is not None:
+        x = x + offset
+    if c.noise_floor_du:
+        x = x + xm.floor_div(normal_of_prefix(xm, prefixes[1], key) * c.noise_floor_du, rng.NORMAL_SIGMA)
+    if gain is not None:
+        x = x + xm.floor_div(x * gain, rng.PPM)
+    if c.adc_noise_mlsb:
+        z = normal_of_prefix(xm, prefixes[2], key)
+        x = x + xm.floor_div(z * (c.adc_noise_mlsb * c.gain_q), 1000 * c.gain_p * rng.NORMAL_SIGMA)
+    return x
+
+
+def _adc(xm: ArrayModule, x: Array, c: ReadConsts) -> Array:
+    """Round half up and clamp ``x * p / q``: floor((2px + q) / 2q) (rramctl.hw.adc.drive_sum_to_code)."""
+    return xm.clip(xm.floor_div(x * (2 * c.gain_p) + c.gain_q, 2 * c.gain_q), c.code_min, c.code_max)
 
 
 def adc_codes(xm: ArrayModule, s: Array, op: ReadOp) -> Array:
     """Round half up and clamp ``S * p / q``: floor((2pS + q) / 2q) (rramctl.hw.adc.drive_sum_to_code)."""
-    p, q = op.gain_p, op.gain_q
-    if xm.abs_max(s) * 2 * p > np.iinfo(np.int64).max // 2:
+    if xm.abs_max(s) > op.limit:
         raise OverflowError("drive sum too large for the integer ADC model")
-    return xm.clip(xm.floor_div(s * (2 * p) + q, 2 * q), op.code_min, op.code_max)
+    return _adc(xm, s, op.consts)
 
 
-def _chain(xm: ArrayModule, x: Array, sample: Array, cols: NDArray[np.int64], op: ReadOp) -> Array:
-    """The per-column TIA + ADC chain (rramsim.device.Readout): (S + offset + floor noise) * (1 + gain
-    error) + ADC input noise, in drive-sum units, before the ADC's rounding."""
-    x = xm.clip(x, -op.clip, op.clip)
-    if op.offset_du is not None:
-        x = x + xm.asarray(op.offset_du[cols])
-    if op.noise_floor_du:
-        z = normal_keyed(xm, op.seed, rng.Stream.NOISE_FLOOR, op.serial, sample)
-        x = x + xm.floor_div(z * op.noise_floor_du, rng.NORMAL_SIGMA)
-    if op.gain_ppm is not None:
-        x = x + xm.floor_div(x * xm.asarray(op.gain_ppm[cols]), rng.PPM)
-    if op.adc_noise_mlsb:
-        z = normal_keyed(xm, op.seed, rng.Stream.ADC_NOISE, op.serial, sample)
-        x = x + xm.floor_div(z * (op.adc_noise_mlsb * op.gain_q), 1000 * op.gain_p * rng.NORMAL_SIGMA)
-    return x
+def _tables(xm: ArrayModule, op: ReadOp, col: NDArray[np.int64] | None) -> tuple[Array | None, Array | None]:
+    """The offset and gain error of the columns ``col`` (None: a table the model lacks, or no chain)."""
+    if col is None or not op.chain:
+        return None, None
+    return tuple(None if t is None else xm.asarray(t[col]) for t in (op.offset_du, op.gain_ppm))  # type: ignore[return-value]
 
 
 def readout_codes(
@@ -358,8 +445,8 @@ def readout_codes(
     """ADC codes of samples with ideal drive sums ``drive_sum`` (int64), sample indices ``sample``
     (int64, same shape; ``None``: each sample's flat index 0, 1, ..., in row-major order) and columns
     ``cols`` (numpy, broadcastable to the samples): proportional read
-    noise, the read-out chain, then the ADC.  The one place every read-out term goes.  Runs over
-    ``xm.chunk``-sized pieces (every term is per sample), so numpy works in the cache."""
+    noise, the read-out chain, then the ADC (:func:`readout_terms`, the one place every read-out term
+    goes).  Runs over ``xm.chunk``-sized pieces (every term is per sample), so numpy works in the cache."""
     if getattr(xm, "compiled", False):
         return _readout_compiled(np.asarray(drive_sum), None if sample is None else np.asarray(sample), cols, op)
     if sample is None:
@@ -369,14 +456,60 @@ def readout_codes(
     flat_s, flat_sample = s.reshape(-1), xm.to_i64(sample).reshape(-1)
     col = np.broadcast_to(np.asarray(cols, dtype=np.int64), shape).reshape(-1) if op.chain else None
     out = xm.empty_i64(flat_s.shape[0])
+    prefixes, consts = op.prefixes, op.consts
     for a in range(0, flat_s.shape[0], xm.chunk):
-        x, key = flat_s[a : a + xm.chunk], flat_sample[a : a + xm.chunk]
-        if op.read_noise_ppm:
-            x = x + read_noise(xm, x, key, op)
-        if col is not None:
-            x = _chain(xm, x, key, col[a : a + xm.chunk], op)
+        offset, gain = _tables(xm, op, None if col is None else col[a : a + xm.chunk])
+        x = readout_terms(xm, flat_s[a : a + xm.chunk], flat_sample[a : a + xm.chunk], prefixes, consts, offset, gain)
         out[a : a + xm.chunk] = adc_codes(xm, x, op)
     return out.reshape(shape)
+
+
+def _multiply_tail(
+    xm: ArrayModule, s: Array, prefixes: Any, c: ReadConsts, offset: Array | None, gain: Array | None, bits: int
+) -> tuple[Array, Array, Array, Array]:
+    """MULTIPLY's read-out of drive sums ``s`` (frames, nc) int64, frame b * bits + k being bit-plane k of
+    vector b, each sample keyed by its flat index: the codes (:func:`readout_terms`, the ADC), then
+    out[b, j] = sum_k code[b, k, j] << k.  Returns out, how many codes are at either end of the ADC range,
+    the sum of S and the widest |S| after the chain (checked against ReadOp.limit by the caller)."""
+    frames, nc = s.shape
+    x = readout_terms(xm, s, xm.arange_i64(frames * nc).reshape(frames, nc), prefixes, c, offset, gain)
+    codes = _adc(xm, x, c)
+    planes = codes.reshape(-1, bits, nc)
+    total = planes[:, 0] + 0  # a new array
+    for k in range(1, bits):  # shift and add, one bit-plane at a time
+        total = total + (planes[:, k] << k)
+    at_rails = ((codes <= c.code_min) | (codes >= c.code_max)).sum()
+    return total, at_rails, s.sum(), abs(x).max()
+
+
+_FUSED_TAIL: Any = None  # _multiply_tail compiled by torch.compile (made at first use)
+
+
+def multiply_tail(
+    xm: ArrayModule, s: Array, cols: NDArray[np.int64], op: ReadOp, bits: int
+) -> tuple[NDArray[np.int64], int, int]:
+    """MULTIPLY's read-out, shift and add of drive sums ``s`` (frames, nc) on ``xm`` (the codes of
+    :func:`readout_codes` with sample keys 0, 1, ... frame after frame): returns out (batch, nc) int64 on the
+    host, the samples at the ADC's rails and the sum of S.  Compiled (``torch.compile``) where ``xm.fused``."""
+    global _FUSED_TAIL
+    frames, nc = s.shape
+    if not frames * nc:
+        return np.zeros((frames // bits, nc), dtype=np.int64), 0, 0
+    col = np.asarray(cols, dtype=np.int64)
+    if getattr(xm, "fused", False):
+        torch = xm.torch  # type: ignore[attr-defined]
+        if _FUSED_TAIL is None:
+            _FUSED_TAIL = torch.compile(_multiply_tail, dynamic=True)
+        prefixes: Any = torch.tensor(op.prefixes, dtype=torch.int64, device=s.device)
+        tail = _FUSED_TAIL
+    else:
+        prefixes, tail = op.prefixes, _multiply_tail
+    offset, gain = _tables(xm, op, col)
+    total, at_rails, s_sum, widest = tail(xm, s, prefixes, op.consts, offset, gain, bits)
+    at_rails, s_sum, widest = (int(v) for v in xm.scalars([at_rails, s_sum, widest]))
+    if widest > op.limit:
+        raise OverflowError("drive sum too large for the integer ADC model")
+    return xm.to_numpy(total).astype(np.int64, copy=False), at_rails, s_sum
 
 
 def _kernel_args(
@@ -385,7 +518,7 @@ def _kernel_args(
     """The compiled read-out's arguments for samples of ``shape`` in columns ``cols`` (as readout_codes
     takes them): the three streams' hash prefixes, the constants (kernels.readout_kernel) and the column
     offset and gain tables over one period of columns (empty where the model lacks them)."""
-    prefixes = np.array([prefix_hash(op.seed, st, op.serial) for st in _READ_STREAMS], dtype=np.int64)
+    prefixes = np.array(op.prefixes, dtype=np.int64)
     tables = op.chain and (op.offset_du is not None or op.gain_ppm is not None)  # the only use of ``cols``
     if tables:
         cols = np.asarray(cols, dtype=np.int64)
@@ -406,7 +539,7 @@ def _kernel_args(
                 offset = np.ascontiguousarray(op.offset_du[col], dtype=np.int64)
             if op.gain_ppm is not None:
                 gain = np.ascontiguousarray(op.gain_ppm[col], dtype=np.int64)
-        limit = (_I64_MAX // 2) // (2 * op.gain_p)  # |x| * 2p > max // 2 <=> |x| > this
+        limit = op.limit
         params = np.array(
             [op.read_noise_ppm, int(op.chain), op.clip, op.noise_floor_du, op.adc_noise_mlsb, op.gain_p, op.gain_q,
              op.code_min, op.code_max, limit, period],

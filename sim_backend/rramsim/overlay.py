@@ -589,7 +589,8 @@ class EmulatedOverlay:
             if 2 * n_used < used.size:  # mostly idle rows: sum over the driven ones only
                 lines, x = lines[used], x[:, used]
             read = self.dac.output_code(DAC_V_READ)  # the V_READ source (source_codes: MuxSource.READ)
-            masks = [(read, _plane_matrix_f32(x, bits))] if read and n_used else []
+            planes = getattr(xm, "plane_matrix", None)  # torch: the planes made on its device
+            masks = [(read, planes(x, bits) if planes else _plane_matrix_f32(x, bits))] if read and n_used else []
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
             if words.size < n_frames * linedrive.FRAME_WORDS:
@@ -620,14 +621,9 @@ class EmulatedOverlay:
         else:
             s = xm.asarray(np.zeros((n_frames, nc), dtype=np.int64))
         # noise keys: the sampling order, frame after frame, column after column
-        codes = arraymath.readout_codes(xm, s, None, cols, op)
-        self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s.sum()), n_frames * nc)
-        planes = codes.reshape(batch, bits, nc)
-        total = planes[:, 0] + 0  # a new array
-        for k in range(1, bits):  # shift and add, one bit-plane at a time
-            total += planes[:, k] << k
-        out = xm.to_numpy(total).astype(np.int64, copy=False)
-        self._count_saturated(xm.to_numpy(codes))
+        out, at_rails, s_total = arraymath.multiply_tail(xm, s, cols, op, bits)
+        self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s_total), n_frames * nc)
+        self._add_saturated(at_rails)
         return adc.to_word(out.ravel())
 
     def _multiply_compiled(
