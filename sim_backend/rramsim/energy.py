@@ -6,9 +6,11 @@ figure and its source (docs/emulator.md, "Board time and energy"):
 - array read: a cell conducts while its column is sampled (the column multiplexer connects one
   source line to the TIA at a time; the others float: seed 000 Methods, "column currents read one
   after another"), for one ADC conversion time, at the row voltage: E = V^2 * G * t_conv summed over
-  the driven cells of every sampled column, i.e. V * I * t_conv per sample.  The read energy the paper
-  reports (seed 000 Fig. 3g/4g, right panels: "RM energy") is this V^2 G t sum; the TO/WO ratio of
-  two networks does not depend on t_conv;
+  the driven cells of every sampled column, i.e. V * I * t_conv per sample (a 0-bit grounds its row
+  and draws nothing: seed 000 Methods); ``array_read_energy_j`` is the same sum in closed form.  The
+  paper's "RM energy" (seed 000 Fig. 3g/4g, right panels) is, as far as its main text says, this
+  V^2 G t sum; the TO/WO ratio of two networks does not depend on t_conv (docs/emulator.md, "TO / WO
+  energy ratio": why ours is 0.47-0.52 and the paper's 0.69-0.74);
 - ADC conversion: ADS8324 at 50 kSPS "consuming less than 3.0 mW" (datasheet SBAS172A, Theory of
   Operation) -> t_conv = 20 us and at most 3.0 mW * 20 us = 60 nJ per conversion;
 - pulse: V^2 * G * t_pulse of each pulsed cell, with the pulse amplitude V across the cell and G
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
+from numpy.typing import ArrayLike
 from rramctl.hw.energy import EnergyCounts
 
 ADC_RATE_SPS = 50_000  # ADS8324 throughput (datasheet SBAS172A)
@@ -33,6 +37,18 @@ NS = 1e-9  # siemens per nS
 UV = 1e-6  # volts per uV
 PL_CLOCK_HZ = 100_000_000  # pulse widths are PL clock cycles of 10 ns (docs/protocol.md)
 BOARD_LSB_UV = 5e6 / 65_536  # one board DAC code: 5 V full scale / 2**16 (rramsim.dac, docs/hardware.md)
+
+
+def array_read_energy_j(ones_per_row: ArrayLike, g_s: ArrayLike, v_read_v: float, t_read_s: float) -> float:
+    """The array read energy the ledger counts, in closed form: V^2 t sum_rows ones(row) x sum_cols G(row, col).
+
+    ``ones_per_row`` (rows,): how many bit-planes drove each row at ``v_read_v`` (a 0-bit grounds the row and
+    draws nothing: seed 000 Methods), ``g_s`` (rows, cols): the conductance in siemens of every cell read on
+    those rows (both halves of a pair), each read for ``t_read_s``.  Two networks read at one V and t compare
+    by ``sum ones x G`` alone (docs/emulator.md, "TO / WO energy ratio")."""
+    ones = np.asarray(ones_per_row, dtype=np.float64)
+    g = np.asarray(g_s, dtype=np.float64)
+    return float(v_read_v**2 * t_read_s * (ones @ g.reshape(len(ones), -1)).sum())
 
 
 @dataclass
