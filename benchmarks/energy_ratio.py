@@ -32,7 +32,8 @@ import torch
 from numpy.typing import NDArray
 from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.geometry import PAIR_OFFSET
-from rramctl.training.data import load_task_data
+from rramctl.training.config import TrainConfig
+from rramctl.training.data import Dataset, load_task_data
 from rramctl.training.runner import Run, load_run
 from rramsim.energy import T_CONV_S, array_read_energy_j
 
@@ -97,13 +98,28 @@ def _cells(run: Run) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64
     return now, formed
 
 
-def layers_of(run_dir: Path, samples: int) -> tuple[str, list[Layer]]:
+def open_run(run_dir: Path, samples: int, network: dict[str, str] | None = None) -> Run:
+    """Reopen a saved run for a host-product pass over ``samples`` test inputs. ``network``: settings of its
+    ``network`` section it was trained with where its config.json predates a later default (its file is left
+    as it is; e.g. ``conv_layout=pooled`` for spoken-digit runs made before the strided default)."""
+    if not network:
+        return load_run(run_dir, _data, forward="host", test_subset=samples)
+    cfg = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+    cfg = cfg.model_copy(update={"network": cfg.network.model_copy(update=network), "forward": "host",
+                                 "test_subset": samples})  # fmt: skip
+    run = Run(cfg, run_dir, _data(cfg))
+    run._resume()  # as load_run does, with the settings above
+    return run
+
+
+def _data(cfg: TrainConfig) -> Dataset:
+    d = cfg.data
+    return load_task_data(cfg.task, data_dir=d.data_dir, source=d.source, features_file=d.features_file)
+
+
+def layers_of(run_dir: Path, samples: int, network: dict[str, str] | None = None) -> list[Layer]:
     """A saved run's crossbar layers: conductances and the 1-bits per row of ``samples`` test inferences."""
-    cfg = json.loads((run_dir / "config.json").read_text())
-    d = cfg["data"]
-    data = load_task_data(cfg["task"], data_dir=d.get("data_dir"), source=d.get("source", "standard"),
-                          features_file=d.get("features_file"))  # fmt: skip
-    run = load_run(run_dir, lambda c: data, forward="host", test_subset=samples)
+    run = open_run(run_dir, samples, network)
     try:
         net = run.net
         ones_all: dict[str, NDArray[np.float64]] = {}
@@ -136,7 +152,7 @@ def layers_of(run_dir: Path, samples: int) -> tuple[str, list[Layer]]:
                     formed[t.array][rows, minus],
                 )
             layers.append(Layer(la.name, gp, gm, gmf, ones_all[la.name] / n, ones_sent[la.name] / n))
-        return cfg["method"], layers
+        return layers
     finally:
         run.close()
 
@@ -168,6 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--to", nargs="*", type=Path, default=[], help="TO run folders")
     p.add_argument("--wo", nargs="*", type=Path, default=[], help="WO run folders")
     p.add_argument("--samples", type=int, default=100, help="test inputs (the harness's chip test: 100)")
+    p.add_argument(
+        "--as-trained",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="network settings the runs were trained with where their config.json predates a default",
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     res: dict[str, Any] = {"paper": paper_figures()}
@@ -179,7 +202,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"needs {f['wo_pair_us_for_paper_ratio']:.1f} uS (a formed pair: {f['formed_pair_us']:.1f} uS)"
                   )  # fmt: skip
     if a.to and a.wo:
-        to_layers, wo_layers = [layers_of(r, a.samples)[1] for r in a.to], [layers_of(r, a.samples)[1] for r in a.wo]
+        net = dict(kv.split("=", 1) for kv in a.as_trained)
+        to_layers, wo_layers = (
+            [layers_of(r, a.samples, net) for r in a.to],
+            [layers_of(r, a.samples, net) for r in a.wo],
+        )
         runs = {"to": [run_energies(la) for la in to_layers], "wo": [run_energies(la) for la in wo_layers]}
         mean = {m: {k: statistics.fmean(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
         to, wo = mean["to"], mean["wo"]
