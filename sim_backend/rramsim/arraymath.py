@@ -378,6 +378,13 @@ class ReadOp:
         return [prefix_hash(self.seed, st, self.serial) for st in _READ_STREAMS]
 
     @property
+    def noise_scale(self) -> list[float]:
+        """The read noise's float64 factors: S * z * ppm / (sigma * 1e6) is ``S * z * scale[0] / scale[1]``.
+        On the compiled path they reach the kernel as a tensor, not as constants: torch.compile on CUDA turns a
+        division by a constant into a multiplication by its reciprocal, another rounding."""
+        return [float(self.read_noise_ppm), float(rng.NORMAL_SIGMA * rng.PPM)]
+
+    @property
     def limit(self) -> int:
         """The largest |S| (after the chain) the integer ADC model takes: 2p|S| <= int64 max // 2."""
         return (_I64_MAX // 2) // (2 * self.gain_p)
@@ -386,25 +393,27 @@ class ReadOp:
 def read_noise(xm: ArrayModule, s: Array, sample: Array, op: ReadOp) -> Array:
     """floor(S * z * ppm / (2**16 * 1e6)) with z = normal_int(seed, READ_NOISE, serial, sample):
     float64 ``*`` and ``/`` left to right, one IEEE rounding each, then floor."""
-    return _read_noise(xm, s, sample, op.prefixes[0], op.read_noise_ppm)
+    return _read_noise(xm, s, sample, op.prefixes[0], op.noise_scale)
 
 
-def _read_noise(xm: ArrayModule, s: Array, key: Array, prefix: Any, ppm: int) -> Array:
+def _read_noise(xm: ArrayModule, s: Array, key: Array, prefix: Any, scale: Any) -> Array:
     z = normal_of_prefix(xm, prefix, key)
-    return xm.floor_i64(xm.to_f64(s) * xm.to_f64(z) * float(ppm) / float(rng.NORMAL_SIGMA * rng.PPM))
+    return xm.floor_i64(xm.to_f64(s) * xm.to_f64(z) * scale[0] / scale[1])
 
 
 def readout_terms(
-    xm: ArrayModule, x: Array, key: Array, prefixes: Any, c: ReadConsts, offset: Array | None, gain: Array | None
-) -> Array:
+    xm: ArrayModule, x: Array, key: Array, prefixes: Any, scale: Any, c: ReadConsts, offset: Array | None,
+    gain: Array | None,
+) -> Array:  # fmt: skip
     """Drive sums ``x`` (int64) with every read-out term added, before the ADC's rounding: proportional read
     noise, then the per-column TIA + ADC chain (rramsim.device.Readout) where ``c.chain``: clip to
     +-``c.clip``, + offset (drive-sum units), + floor noise, * (1 + gain error) as x + floor(x * ppm / 1e6),
     + ADC input noise.  ``key``: each sample's noise key; ``prefixes``: the three streams' hash prefixes
-    (ReadOp.prefixes; ints, or a tensor on the compiled path); ``offset`` / ``gain``: each sample's column's
+    (ReadOp.prefixes), ``scale`` the read noise's factors (ReadOp.noise_scale): Python numbers, or tensors on
+    the compiled path; ``offset`` / ``gain``: each sample's column's
     table entry, broadcastable to ``x`` (None where the model has none).  Element-wise: any shape."""
     if c.read_noise_ppm:
-        x = x + _read_noise(xm, x, key, prefixes[0], c.read_noise_ppm)
+        x = x + _read_noise(xm, x, key, prefixes[0], scale)
     if not c.chain:
         return x
     x = xm.clip(x, -c.clip, c.clip)
@@ -456,23 +465,25 @@ def readout_codes(
     flat_s, flat_sample = s.reshape(-1), xm.to_i64(sample).reshape(-1)
     col = np.broadcast_to(np.asarray(cols, dtype=np.int64), shape).reshape(-1) if op.chain else None
     out = xm.empty_i64(flat_s.shape[0])
-    prefixes, consts = op.prefixes, op.consts
+    prefixes, scale, consts = op.prefixes, op.noise_scale, op.consts
     for a in range(0, flat_s.shape[0], xm.chunk):
         offset, gain = _tables(xm, op, None if col is None else col[a : a + xm.chunk])
-        x = readout_terms(xm, flat_s[a : a + xm.chunk], flat_sample[a : a + xm.chunk], prefixes, consts, offset, gain)
+        key = flat_sample[a : a + xm.chunk]
+        x = readout_terms(xm, flat_s[a : a + xm.chunk], key, prefixes, scale, consts, offset, gain)
         out[a : a + xm.chunk] = adc_codes(xm, x, op)
     return out.reshape(shape)
 
 
 def _multiply_tail(
-    xm: ArrayModule, s: Array, prefixes: Any, c: ReadConsts, offset: Array | None, gain: Array | None, bits: int
-) -> tuple[Array, Array, Array, Array]:
+    xm: ArrayModule, s: Array, prefixes: Any, scale: Any, c: ReadConsts, offset: Array | None, gain: Array | None,
+    bits: int,
+) -> tuple[Array, Array, Array, Array]:  # fmt: skip
     """MULTIPLY's read-out of drive sums ``s`` (frames, nc) int64, frame b * bits + k being bit-plane k of
     vector b, each sample keyed by its flat index: the codes (:func:`readout_terms`, the ADC), then
     out[b, j] = sum_k code[b, k, j] << k.  Returns out, how many codes are at either end of the ADC range,
     the sum of S and the widest |S| after the chain (checked against ReadOp.limit by the caller)."""
     frames, nc = s.shape
-    x = readout_terms(xm, s, xm.arange_i64(frames * nc).reshape(frames, nc), prefixes, c, offset, gain)
+    x = readout_terms(xm, s, xm.arange_i64(frames * nc).reshape(frames, nc), prefixes, scale, c, offset, gain)
     codes = _adc(xm, x, c)
     planes = codes.reshape(-1, bits, nc)
     total = planes[:, 0] + 0  # a new array
@@ -501,11 +512,12 @@ def multiply_tail(
         if _FUSED_TAIL is None:
             _FUSED_TAIL = torch.compile(_multiply_tail, dynamic=True)
         prefixes: Any = torch.tensor(op.prefixes, dtype=torch.int64, device=s.device)
+        scale: Any = torch.tensor(op.noise_scale, dtype=torch.float64, device=s.device)  # inputs, not constants
         tail = _FUSED_TAIL
     else:
-        prefixes, tail = op.prefixes, _multiply_tail
+        prefixes, scale, tail = op.prefixes, op.noise_scale, _multiply_tail
     offset, gain = _tables(xm, op, col)
-    total, at_rails, s_sum, widest = tail(xm, s, prefixes, op.consts, offset, gain, bits)
+    total, at_rails, s_sum, widest = tail(xm, s, prefixes, scale, op.consts, offset, gain, bits)
     at_rails, s_sum, widest = (int(v) for v in xm.scalars([at_rails, s_sum, widest]))
     if widest > op.limit:
         raise OverflowError("drive sum too large for the integer ADC model")
