@@ -53,6 +53,22 @@ def test_cnn_pools_c2_where_the_recipe_says(recipe):
         assert not torch.equal(net.q(other)[0].flatten(1), codes)
 
 
+@pytest.mark.parametrize("matrix", ["r_ih", "r_hh"])
+def test_crnn_recurrent_products_are_scaled_by_their_own_matrix(matrix):
+    """Spoken_digit_hardware_TO.py divides W_ih and W_hh each by its own scale (mean|G| / sqrt(2 / kept inputs)), so
+    doubling either matrix's conductances leaves the output as it was. Before the fix both products were divided by
+    W_ih's scale: W_hh's contribution was twice the script's (128 inputs against 32), and on the same chip, scores
+    and batch the first step's loss was 7.4 against the script's 2.7 (benchmarks/paper_hardware_crnn.py)."""
+    net = formed(to_net("fsdd-crnn", recipe="paper"))
+    net.eval()
+    torch.manual_seed(1)
+    x = torch.rand(30, *net.input_shape)
+    with torch.no_grad():
+        before = net(x)
+        getattr(net, matrix).weight.mul_(2)  # exact in floating point, as the scale's mean|G| doubles exactly
+        assert torch.equal(net(x), before)
+
+
 def test_paper_output_scale_is_mean_g_over_the_kaiming_std():
     la = formed(to_net("fsdd-crnn")).f1
     kept = la.keep / la.n_out
@@ -109,3 +125,55 @@ def test_paper_recipe_wo_learns(tmp_path):
     run.train()
     run.close()
     assert run.metrics[-1]["test_accuracy"] > 0.9, run.metrics[-1]["test_accuracy"]  # 10,000 uS: 0.77
+
+
+@pytest.mark.parametrize("task", ["fmnist-cnn", "fsdd-crnn"])
+def test_paper_recipe_limit_falls_past_its_stop_and_counts_ties(task):
+    """Both hardware-TO scripts: `if best <= correct: limit_size -= (start - stop) / steps`, with no floor, so a tie
+    counts and the limit keeps falling past 0.007 (below 0 the gate holds nothing); ours keeps a floor and counts only
+    a strictly better accuracy."""
+    paper = TrainConfig(task=task, recipe="paper").threshold
+    assert not paper.floor and paper.counts_ties and paper.counts_on_validation
+    assert paper.at(15 if task == "fmnist-cnn" else 10) == pytest.approx(0.007)
+    assert paper.at(60) == pytest.approx(paper.init - 60 * 2e-4) and paper.at(60) < 0
+    ours = TrainConfig(task=task).threshold
+    assert ours.floor and not ours.counts_ties and ours.at(10**6) == ours.end
+
+
+@pytest.mark.parametrize(("counts_ties", "expected_t"), [(True, [1, 2, 2, 3]), (False, [1, 1, 1, 2])])
+def test_a_tie_advances_t_only_where_the_recipe_counts_ties(counts_ties, expected_t):
+    from types import SimpleNamespace
+
+    from rramctl.training.runner import Progress
+
+    cfg = TrainConfig(task="fmnist-cnn", recipe="paper", threshold={"counts_ties": counts_ties})
+    run = SimpleNamespace(cfg=cfg, progress=Progress())
+    ts = []
+    for epoch, val in enumerate([0.5, 0.5, 0.4, 0.6]):
+        Run._count(run, epoch, val, 0.1)  # type: ignore[arg-type]
+        ts.append(run.progress.threshold_t)
+    assert ts == expected_t
+    assert run.progress.best_epoch == 4 and run.progress.best_accuracy == 0.6  # a tie keeps the first best epoch
+
+
+def test_the_relative_gate_compares_magnitudes_as_the_script_does():
+    """FashionMNIST_hardware_TO.py: d_s = | |s_old| - |s| | / |s_old| < limit holds the bit. A score that changes
+    sign at the same magnitude is held (ranking by |s| did not move); a signed difference would not hold it."""
+    from rramctl.training import topology
+
+    layer = SimpleLayer(torch.tensor([0.5, 0.5, 0.5, 0.0]))
+    before = {"l": layer.scores.clone()}
+    layer.scores.copy_(torch.tensor([-0.5, 0.5015, 0.52, 0.001]))
+    held = topology.hold_small_changes([layer], before, 0.01)  # type: ignore[list-item]
+    assert layer.hold.tolist() == [True, True, False, False] and held == 2
+    topology.hold_small_changes([layer], before, -0.003)  # the script's limit after 65 counted epochs
+    assert not layer.hold.any()
+
+
+class SimpleLayer:
+    """What hold_small_changes reads and writes of a TO layer."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        self.name = "l"
+        self.scores = scores
+        self.hold = torch.zeros_like(scores, dtype=torch.bool)

@@ -64,7 +64,7 @@ class ThresholdConfig(_Section):
     rule: Literal["absolute", "relative"] = Field(
         "absolute",
         description="absolute (ours): a score change |ds| < T_s is dropped; relative (the paper's code): where "
-        "|ds| / |s| < T_s the pair's mask bit is held while the score keeps its update",
+        "| |s| - |s_old| | / |s_old| < T_s the pair's mask bit is held while the score keeps its update",
     )
     init: float = Field(
         5e-3, ge=0, description="T_init; (ours) 5e-3 absolute; the paper's code, relative: 0.01 (CNN), 0.009 (CRNN)"
@@ -107,14 +107,28 @@ class ThresholdConfig(_Section):
             raise ValueError(f"threshold.t_epochs must be increasing epoch numbers >= 1, got {list(v)}")
         return v
 
+    floor: bool = Field(
+        True,
+        description="T_end is a floor under T_s (seed 000 Methods: T_s = max(T_end, ...), ours too); false: the "
+        "paper's code, where T_end only sets the step ((T_init - T_end) / 15) and T_s keeps falling by it past "
+        "T_end, below 0 too (then the relative rule holds nothing)",
+    )
+    counts_ties: bool = Field(
+        False,
+        description="t also advances at an epoch whose validation accuracy equals the best so far (the paper's "
+        "code: `if best <= correct`); false (ours): only a strictly better one",
+    )
+
     @property
     def counts_on_validation(self) -> bool:
         """Whether T_s depends on the counter of new best validation accuracies (it can fall, no t_epochs)."""
-        return self.t_epochs is None and self.step > 0 and self.init > self.end
+        return self.t_epochs is None and self.step > 0 and (self.init > self.end or not self.floor)
 
     def at(self, t: int, lr_fraction: float = 1.0) -> float:
         """T_s(t); ``lr_fraction`` (the schedule's lr / base lr) scales it when ``follows_lr``."""
-        ts = max(self.end, self.init - self.step * t)
+        ts = self.init - self.step * t
+        if self.floor:
+            ts = max(self.end, ts)
         return ts * lr_fraction if self.follows_lr else ts
 
 
@@ -279,6 +293,8 @@ def recipe_defaults(recipe: str, task: str, source: str = "standard") -> dict[st
                 "end": 0.007,
                 "step": 2e-4,
                 "follows_lr": False,
+                "floor": False,
+                "counts_ties": True,
             },  # fmt: skip
             "to": {"lr": 0.1, "score_init": "kaiming-uniform", "rank": "magnitude"},
             # (ours: the paper's WO code is not public) without batch-norm after every layer the layers are not

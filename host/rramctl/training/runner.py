@@ -346,16 +346,18 @@ class Run:
 
     def _count(self, epoch: int, val_acc: float | None, test_acc: float) -> bool | None:
         """Whether ``epoch`` (0-based) reached a new best validation accuracy (None without validation), kept
-        with its test accuracy; the threshold rule's t advances then, or after each epoch of ``threshold.t_epochs``."""
-        new_best = None
+        with its test accuracy; the threshold rule's t advances then (and at a tie with ``threshold.counts_ties``), or
+        after each epoch of ``threshold.t_epochs``."""
+        new_best = counted = None
         if val_acc is not None:
             new_best = val_acc > self.progress.best_accuracy
-            if new_best:
+            counted = new_best or (self.cfg.threshold.counts_ties and val_acc == self.progress.best_accuracy)
+            if new_best:  # (a tie keeps the first best epoch)
                 self.progress.best_accuracy = val_acc
                 self.progress.best_epoch = epoch + 1
                 self.progress.test_at_best = test_acc
         t_epochs = self.cfg.threshold.t_epochs
-        if (epoch + 1 in t_epochs) if t_epochs is not None else bool(new_best):
+        if (epoch + 1 in t_epochs) if t_epochs is not None else bool(counted):
             self.progress.threshold_t += 1
         return new_best
 

@@ -75,13 +75,14 @@ def threshold_updates(layers: list[TOLayer], before: dict[str, torch.Tensor], ts
 
 
 def hold_small_changes(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
-    """Relative threshold rule (the paper's code): where |ds| / |s| < T_s the pair's mask bit is held at the next
-    sync while the score keeps its update; returns how many bits are held."""
+    """Relative threshold rule (the paper's code, its ``d_s``): where | |s| - |s_old| | / |s_old| < T_s the pair's
+    mask bit is held at the next sync while the score keeps its update (the change of the magnitude the top-k ranks
+    by: a sign flip of the same magnitude is held; a negative T_s holds nothing); returns how many bits are held."""
     held = 0
     with torch.no_grad():
         for layer in layers:
-            old = before[layer.name]
-            small = (layer.scores - old).abs() < ts * old.abs()
+            old = before[layer.name].abs()
+            small = (layer.scores.abs() - old).abs() < ts * old
             layer.hold.copy_(small)
             held += int(small.sum())
     return held
