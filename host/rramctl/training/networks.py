@@ -122,7 +122,9 @@ class FsddCRNN(CrossbarNet):
     C2 (so the paper's 23x20 feature maps fit too); the 32x2x8 maps become 4 time steps of 32 inputs by a
     further 2x2 max-pool; the recurrence is h(t) = q(ReLU(BN(W_ih x(t) + W_hh h(t-1)))) with h(0) = 0, since
     the chip takes unsigned inputs; the R1 output is h(4) or the mean over the steps (network.time_aggregation,
-    re-quantised); batch-norm statistics per time step. ``network.conv_layout = strided`` takes the paper code's
+    re-quantised); batch-norm statistics per time step. Without batch-norm after R1 (``network.batch_norm =
+    conv-only``) each of W_ih x(t) and W_hh h(t-1) is divided by its own matrix's fixed scale, as the paper's code
+    divides each matrix by its own. ``network.conv_layout = strided`` takes the paper code's
     front end instead (convolutions of stride (2, 1), max-pools, then batch-norm)."""
 
     input_shape = (1, 23, 15)
@@ -154,6 +156,15 @@ class FsddCRNN(CrossbarNet):
         x = F.adaptive_max_pool2d(F.relu(self.norm("c2", self.c2, self.c2.conv(x, (3, 2)) * s)), (2, 8))
         return self.q(F.max_pool2d(x, 2))  # (N, 32, 1, 4)
 
+    def recurrent_norm(self, t: int, a_ih: torch.Tensor, a_hh: torch.Tensor | None) -> torch.Tensor:
+        """R1's pre-activation at step t from its two products: the batch-norm of step t of their sum where there
+        is one, else each product divided by its own matrix's fixed scale (the paper's code divides W_ih and W_hh by
+        their own scales; W_hh's, over 128 inputs, is twice W_ih's over 32)."""
+        if f"r_{t}" in self.norms:
+            return self.norm(f"r.{t}", self.r_ih, a_ih if a_hh is None else a_ih + a_hh)
+        a = self.norm(f"r.{t}", self.r_ih, a_ih)
+        return a if a_hh is None else a + self.norm(f"r.{t}", self.r_hh, a_hh)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq, s_in = self.features(x)
         seq = seq.flatten(2)  # (N, 32, 4)
@@ -161,9 +172,8 @@ class FsddCRNN(CrossbarNet):
         acts = []
         for t in range(self.steps):
             a = self.r_ih(seq[:, :, t]) * s_in
-            if t > 0:  # h(0) = 0 contributes nothing; skip the multiply
-                a = a + self.r_hh(h) * s_h
-            acts.append(F.relu(self.norm(f"r.{t}", self.r_ih, a)))
+            b = self.r_hh(h) * s_h if t > 0 else None  # h(0) = 0 contributes nothing; skip the multiply
+            acts.append(F.relu(self.recurrent_norm(t, a, b)))
             h, s_h = self.q(acts[-1])
         if self.cfg.time_aggregation == "mean":
             h, s_h = self.q(torch.stack(acts).mean(0))
