@@ -177,3 +177,17 @@ class SimpleLayer:
         self.name = "l"
         self.scores = scores
         self.hold = torch.zeros_like(scores, dtype=torch.bool)
+
+
+def test_paper_recipe_scales_by_the_mean_set_magnitude_of_every_pair():
+    """FashionMNIST_hardware_TO.py: scale = hardware_weight_one.mean() / std, the set magnitude of every pair (pruned
+    ones too), fixed; ours (rramctl recipe): the mean |G| of the pairs kept now. Pruning the weaker half moves ours
+    and leaves the paper's."""
+    for recipe, over_all in (("paper", True), ("rramctl", False)):
+        la = formed(to_net("fsdd-crnn", recipe=recipe)).f1
+        assert la.scale_over_all is over_all
+        all_pairs = float(la.weight.abs().mean())
+        la.mask.copy_(la.weight.abs() >= la.weight.abs().median())  # the stronger half kept
+        kept = float(la.weight[la.mask].abs().mean())
+        assert kept > all_pairs * 1.05
+        assert la._mean_g() == pytest.approx(all_pairs if over_all else kept, rel=1e-6)

@@ -153,6 +153,12 @@ class TOConfig(_Section):
         "pairs kept); it stops pairs near the top-k cut from being reset and set again as their scores jitter. "
         "0: the plain top-k",
     )
+    scale_pairs: Literal["kept", "all"] = Field(
+        "kept",
+        description="the pairs whose mean |G| scales the products of a layer without batch-norm (network.batch_norm): "
+        "kept (ours: the pairs that conduct now) or all (the paper's code: hardware_weight_one.mean(), the set "
+        "magnitude of every pair, pruned ones included, fixed over the run)",
+    )
 
 
 class WOConfig(_Section):
@@ -296,7 +302,7 @@ def recipe_defaults(recipe: str, task: str, source: str = "standard") -> dict[st
                 "floor": False,
                 "counts_ties": True,
             },  # fmt: skip
-            "to": {"lr": 0.1, "score_init": "kaiming-uniform", "rank": "magnitude"},
+            "to": {"lr": 0.1, "score_init": "kaiming-uniform", "rank": "magnitude", "scale_pairs": "all"},
             # (ours: the paper's WO code is not public) without batch-norm after every layer the layers are not
             # scale-invariant and 10,000 uS per unit gradient overshoots: spoken digits, software model, seed 0,
             # 2 epochs, best validation 18 % (10,000), 38 % (3,000), 49 % (1,000), 38 % (100)

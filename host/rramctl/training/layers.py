@@ -240,12 +240,14 @@ class TOLayer(CrossbarLayer):
     """Topology optimisation: ``scores`` trained, ``mask`` = the pairs the chip keeps conducting."""
 
     def __init__(
-        self, name: str, n_in: int, n_out: int, bits: int, sparsity: float, by_magnitude: bool, margin: float = 0.0
-    ) -> None:
+        self, name: str, n_in: int, n_out: int, bits: int, sparsity: float, by_magnitude: bool, margin: float = 0.0,
+        scale_over_all: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(name, n_in, n_out, bits)
         self.keep = max(1, round((1 - sparsity) * n_in * n_out))
         self.by_magnitude = by_magnitude
         self.margin = margin  # to.keep_margin: a kept pair's lead in the ranking
+        self.scale_over_all = scale_over_all  # to.scale_pairs == "all": mean|G| over every pair's set magnitude
         self.register_buffer("mask", torch.ones(n_out, n_in, dtype=torch.bool))
         # what the chip still reads where a pair is pruned: off-state leakage, and stuck-on cells that no
         # reset can turn off; the host's products must include it to equal the chip's
@@ -271,8 +273,10 @@ class TOLayer(CrossbarLayer):
         return self.keep / self.n_out
 
     def _mean_g(self) -> float:
-        kept = self.weight[self.mask].abs()
-        return max(float(kept.mean()) if kept.numel() else 0.0, 1e-6)
+        """mean|G| of the kept pairs, or (``scale_over_all``) of every pair's ``weight``: a pruned pair keeps there
+        the magnitude it conducts at when kept (its formed or last reinstated conductance)."""
+        pairs = self.weight.abs() if self.scale_over_all else self.weight[self.mask].abs()
+        return max(float(pairs.mean()) if pairs.numel() else 0.0, 1e-6)
 
     def effective_weight(self) -> torch.Tensor:
         on = self.mask.to(self.weight.dtype)

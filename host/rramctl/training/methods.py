@@ -76,7 +76,7 @@ class TopologyOptimisation(Method):
 
     def make_layer(self, name: str, n_in: int, n_out: int, bits: int) -> CrossbarLayer:
         return TOLayer(name, n_in, n_out, bits, self.cfg.network.sparsity, self.cfg.to.rank == "magnitude",
-                       self.cfg.to.keep_margin)  # fmt: skip
+                       self.cfg.to.keep_margin, self.cfg.to.scale_pairs == "all")  # fmt: skip
 
     def trained(self, net: CrossbarNet) -> list[nn.Parameter]:
         return [la.scores for la in _to_layers(net)]
