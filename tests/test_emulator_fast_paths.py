@@ -273,6 +273,26 @@ def test_the_fused_multiply_tail_gives_the_codes_of_cpu(device: str, fused: bool
         assert energy_j["cpu"] == energy_j[device] > 0
 
 
+def test_a_fused_tail_that_cannot_compile_falls_back_to_the_eager_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where torch.compile fails (no Triton for its GPU, no C++ compiler) gets one warning and the eager
+    tail's codes, not a failed multiply; the module stops trying."""
+    pytest.importorskip("torch")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(arraymath, "_FUSED_TAIL", broken)
+    xm = arraymath.TorchModule("cpu", fused=True)
+    op = arraymath.ReadOp(seed=3, serial=4, read_noise_ppm=5_000, gain_p=3, gain_q=7, code_min=-8192, code_max=8191)
+    s = np.random.default_rng(2).integers(0, 10**5, size=(8, 5))
+    with pytest.warns(RuntimeWarning, match="could not be compiled"):
+        got = arraymath.multiply_tail(xm, xm.asarray(s), np.arange(5), op, 4)
+    assert not xm.fused
+    want = arraymath.multiply_tail(arraymath.NumpyModule(compiled=False), s, np.arange(5), op, 4)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1:] == want[1:]
+
+
 @pytest.mark.parametrize(("device", "fused"), _torch_modules())
 def test_the_fused_multiply_tail_refuses_a_drive_sum_too_large(device: str, fused: bool) -> None:
     """The compiled tail checks the widest |S| after the chain as adc_codes does: one OverflowError."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -496,28 +497,43 @@ def _multiply_tail(
 _FUSED_TAIL: Any = None  # _multiply_tail compiled by torch.compile (made at first use)
 
 
+def _fused_tail(
+    xm: Any, s: Any, op: ReadOp, offset: Any, gain: Any, bits: int
+) -> tuple[Array, Array, Array, Array] | None:
+    """:func:`_multiply_tail` compiled by ``torch.compile`` (the per-operation values as tensors: no recompile per
+    operation, no float64 constant for the compiler to fold).  Where compiling fails (no Triton for this GPU, no C++
+    compiler) it warns once, turns ``xm.fused`` off and returns None: the caller runs the eager tail, the same
+    codes."""
+    global _FUSED_TAIL
+    torch = xm.torch
+    if _FUSED_TAIL is None:
+        _FUSED_TAIL = torch.compile(_multiply_tail, dynamic=True)
+    prefixes = torch.tensor(op.prefixes, dtype=torch.int64, device=s.device)
+    scale = torch.tensor(op.noise_scale, dtype=torch.float64, device=s.device)  # inputs, not constants
+    try:
+        parts: tuple[Array, Array, Array, Array] = _FUSED_TAIL(xm, s, prefixes, scale, op.consts, offset, gain, bits)
+    except Exception as e:  # a compiler's failure; the eager tail raises any error of the operation itself
+        warnings.warn(f"the fused read-out could not be compiled ({type(e).__name__}: {e}); running it op by op "
+                      "(the same codes, slower)", RuntimeWarning, stacklevel=3)  # fmt: skip
+        xm.fused = False
+        return None
+    return parts
+
+
 def multiply_tail(
     xm: ArrayModule, s: Array, cols: NDArray[np.int64], op: ReadOp, bits: int
 ) -> tuple[NDArray[np.int64], int, int]:
     """MULTIPLY's read-out, shift and add of drive sums ``s`` (frames, nc) on ``xm`` (the codes of
     :func:`readout_codes` with sample keys 0, 1, ... frame after frame): returns out (batch, nc) int64 on the
     host, the samples at the ADC's rails and the sum of S.  Compiled (``torch.compile``) where ``xm.fused``."""
-    global _FUSED_TAIL
     frames, nc = s.shape
     if not frames * nc:
         return np.zeros((frames // bits, nc), dtype=np.int64), 0, 0
-    col = np.asarray(cols, dtype=np.int64)
-    if getattr(xm, "fused", False):
-        torch = xm.torch  # type: ignore[attr-defined]
-        if _FUSED_TAIL is None:
-            _FUSED_TAIL = torch.compile(_multiply_tail, dynamic=True)
-        prefixes: Any = torch.tensor(op.prefixes, dtype=torch.int64, device=s.device)
-        scale: Any = torch.tensor(op.noise_scale, dtype=torch.float64, device=s.device)  # inputs, not constants
-        tail = _FUSED_TAIL
-    else:
-        prefixes, scale, tail = op.prefixes, op.noise_scale, _multiply_tail
-    offset, gain = _tables(xm, op, col)
-    total, at_rails, s_sum, widest = tail(xm, s, prefixes, scale, op.consts, offset, gain, bits)
+    offset, gain = _tables(xm, op, np.asarray(cols, dtype=np.int64))
+    parts = _fused_tail(xm, s, op, offset, gain, bits) if getattr(xm, "fused", False) else None
+    if parts is None:
+        parts = _multiply_tail(xm, s, op.prefixes, op.noise_scale, op.consts, offset, gain, bits)
+    total, at_rails, s_sum, widest = parts
     at_rails, s_sum, widest = (int(v) for v in xm.scalars([at_rails, s_sum, widest]))
     if widest > op.limit:
         raise OverflowError("drive sum too large for the integer ADC model")
