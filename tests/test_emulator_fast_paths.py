@@ -645,7 +645,8 @@ def test_the_dacs_write_shortcut_is_the_parsed_frame() -> None:
 @pytest.mark.parametrize("chain", [False, True])
 def test_read_samples_each_cell_of_the_region_at_its_own_time(chain: bool) -> None:
     """READ (a block of the arrays) against the rule written per cell: cell k of the region (row-major) is
-    sampled at now + ((k // cols + 1) * settle + (k + 1) * conversion) cycles, its noise keyed by k."""
+    sampled at now + ((k // cols + 1) * row + (k + 1) * sample) cycles (rramsim.timing: a row's frame and guard,
+    a sample's settle and conversion), its noise keyed by k."""
     data: dict[str, Any] = _config(6, chain).model_dump()
     data["relaxation"] = {"sigma_ns": 3_000, "tau_us": 400}  # cells relax while the read goes on
     ov = EmulatedOverlay(ChipModelConfig.model_validate(data))
@@ -667,7 +668,9 @@ def test_read_samples_each_cell_of_the_region_at_its_own_time(chain: bool) -> No
     got = adc.from_word(ov.pop_stream(nr * nc)).astype(np.int64)
     k = np.arange(nr * nc)
     r, c = r0 + k // nc, c0 + k % nc
-    at = now + ((k // nc + 1) * settle + (k + 1) * timing.ADC_SAMPLE_CYCLES) // (timing.CLOCK_HZ // 1_000_000)
+    row = timing.read_row_cycles(ov.regs[R.GUARD_CYCLES], ov.clocks)
+    sample = timing.read_sample_cycles(settle, ov.clocks)
+    at = now + ((k // nc + 1) * row + (k + 1) * sample) // (timing.CLOCK_HZ // 1_000_000)
     s = ov.dac.output_code(DAC_V_READ) * xb.conductance(ov.dac.output_uv(DAC_V_WL), (r, c), at)
     want = adc.drive_sum_to_code(reference_chain(ov, s + read_noise_reference(ov, s, serial, k), 0, serial, k, c), 0)
     np.testing.assert_array_equal(got, want)

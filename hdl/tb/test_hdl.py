@@ -43,6 +43,9 @@ BUILDS = {
     "32x32-1adc": Build("tb_overlay", {"ROWS": 32, "COLS": 32, "NADC": 1, **FAST}, slow=True),
     "64x16-4adc": Build("tb_overlay", {"ROWS": 64, "COLS": 16, "NADC": 4, **FAST}, slow=True),
     "pins-default-timing": Build("tb_pins", {"ROWS": 16, "COLS": 16, "NADC": 2}),
+    # the RTL's operation times against rramsim.timing (the emulator's board clock), at both clock settings
+    "board-time-fast": Build("tb_board_time", {"ROWS": 16, "COLS": 16, "NADC": 2, **FAST}),
+    "board-time-default": Build("tb_board_time", {"ROWS": 16, "COLS": 16, "NADC": 2}),
 }
 
 

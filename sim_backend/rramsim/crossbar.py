@@ -72,18 +72,20 @@ def cell_index(rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class ReadTimes:
-    """READ's sample times (rramsim.timing): cell k of a block (row-major, row i = k // cols) is sampled at
-    now + ((i + 1) * settle + (k + 1) * conversion) // cycles per us.  ``compiled``: Crossbar.conductance may
-    take the block in one compiled pass."""
+    """READ's sample times (rramsim.timing: the RTL's clocks): cell k of a block (row-major, row i = k // cols)
+    is sampled at now + ((i + 1) * row + (k + 1) * sample) // cycles per us, ``row`` the clocks a row takes
+    before its samples (its chain frame and guard, ``timing.read_row_cycles``) and ``sample`` those of one
+    sample (settle, conversion, output word, ``timing.read_sample_cycles``).  ``compiled``:
+    Crossbar.conductance may take the block in one compiled pass."""
 
-    settle_cycles: int
-    conversion_cycles: int
+    row_cycles: int
+    sample_cycles: int
     cycles_per_us: int
     compiled: bool = True
 
     def times(self, now_us: int, rows: int, cols: int) -> NDArray[np.int64]:
         k = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
-        cycles = (k // cols + 1) * self.settle_cycles + (k + 1) * self.conversion_cycles
+        cycles = (k // cols + 1) * self.row_cycles + (k + 1) * self.sample_cycles
         return now_us + cycles // self.cycles_per_us
 
 
@@ -283,7 +285,7 @@ class Crossbar:
         """``conductance`` of a block at READ's sample times by kernels.read_conductance_kernel."""
         tr = self.config.transistor
         out = np.empty((region[1], region[3]), dtype=np.int64)
-        params = np.array([self.now_us, times.settle_cycles, times.conversion_cycles, times.cycles_per_us,
+        params = np.array([self.now_us, times.row_cycles, times.sample_cycles, times.cycles_per_us,
                            int(self.time_active), int(v_wl_uv is None or v_wl_uv > tr.wl_threshold_uv),
                            tr.off_leak_ns, 1], dtype=np.int64)  # fmt: skip
         kernels.read_conductance_kernel(self._g, self.g_formed, self.stuck, self.t_pulse_us, self.relax_ns,
@@ -372,7 +374,7 @@ class Crossbar:
         if self.time_active:
             cols = slice(col_start, col_start + col_count)
             contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size and bool((np.diff(rows) == 1).all())
-            if contiguous:  # every cell at now_us (READ's times with no settle and no conversion): compiled
+            if contiguous:  # every cell at now_us (READ's times with rows and samples of no clocks): compiled
                 now = ReadTimes(0, 0, 1, compiled=bool(getattr(xm, "compiled", True)))
                 block = self.conductance(v_wl_uv, (slice(int(rows[0]), int(rows[-1]) + 1), cols), now)
             else:

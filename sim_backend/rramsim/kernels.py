@@ -774,13 +774,13 @@ def read_conductance_kernel(
 ) -> None:
     """READ's drive sums ``out`` (flat, row-major over the region) = V_READ x the conductance each cell has at
     its own sample time (Crossbar.conductance with ``at``: aged from its last pulse, stuck cells as never
-    pulsed, gated by the word line), the time of sample k (row i = k // cols) being now + ((i + 1) * settle +
-    (k + 1) * conversion) // cycles_per_us (the overlay's rule).  ``region``: row0, rows, col0, cols;
-    ``params``: now_us, settle cycles, conversion cycles, cycles per us, time model on (0/1), gate open (0/1),
+    pulsed, gated by the word line), the time of sample k (row i = k // cols) being now + ((i + 1) * row +
+    (k + 1) * sample) // cycles_per_us (crossbar.ReadTimes).  ``region``: row0, rows, col0, cols;
+    ``params``: now_us, row cycles, sample cycles, cycles per us, time model on (0/1), gate open (0/1),
     off_leak_ns, V_READ code.  A block at a time through _aged_block."""
     _wide_vectors()
     r0, nr, c0, nc = region[0], region[1], region[2], region[3]
-    now, settle, conv, per_us, time_on, gate_open, leak, v_read = (
+    now, row, sample, per_us, time_on, gate_open, leak, v_read = (
         params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
     )  # fmt: skip
     n = nr * nc
@@ -797,13 +797,13 @@ def read_conductance_kernel(
             r, seg = r0 + i, min(nc - j, m - q)
             g_row, t_row, s_row = g[r, c0 + j : c0 + j + seg], t_pulse[r, c0 + j : c0 + j + seg], stuck[r, c0 + j :]
             x_row, f_row = relax_ns[r, c0 + j : c0 + j + seg], g_formed[r, c0 + j : c0 + j + seg]
-            row_cycles = (i + 1) * settle + (a + q + 1) * conv
+            row_cycles = (i + 1) * row + (a + q + 1) * sample
             for u in range(seg):
                 gb[q + u] = g_row[u]
                 tb[q + u] = t_row[u] if s_row[u] == 0 else -1
                 rb[q + u] = x_row[u]
                 fb[q + u] = f_row[u] > 0
-                cycles[q + u] = row_cycles + u * conv
+                cycles[q + u] = row_cycles + u * sample
             q, j = q + seg, j + seg
             if j == nc:
                 i, j = i + 1, 0

@@ -162,6 +162,8 @@ class EmulatedOverlay:
         self._in: deque[Packet] = deque()
         self._out = np.zeros(0, dtype=np.uint32)
         self.board_time_s = 0.0  # virtual board clock: relaxation and drift run on it (rramsim.device)
+        # the overlay build the board clock counts (rramsim.timing): ROWS = the array's rows, the board's clocks
+        self.clocks = timing.Clocks(rows=self.config.rows)
         self.ledger = energy.EnergyLedger()  # energy of every read, conversion, pulse (rramsim.energy)
 
     # ---- configuration of the environment ------------------------------------------------
@@ -366,7 +368,7 @@ class EmulatedOverlay:
             self._finish_error(e.code)
             return
         pulses = (self.counters.pulse_count - pulses_before) & WORD_MASK
-        self.board_time_s += timing.seconds(self._op_cycles(op, out.size, pulses))
+        self.board_time_s += timing.seconds(self._op_cycles(op, pulses))
         self._price_pulses(op, packet, out, pulses)
         out = out.astype(np.uint32, copy=False)
         self._out = np.concatenate([self._out, out]) if self._out.size else out
@@ -375,16 +377,16 @@ class EmulatedOverlay:
         c.op_count = (c.op_count + 1) & WORD_MASK
         self.busy, self.done, self.lines_idle = False, True, True
 
-    def _op_cycles(self, op: int, out_words: int, pulses: int) -> int:
-        """Board time of the operation just run (rramsim.timing)."""
+    def _op_cycles(self, op: int, pulses: int) -> int:
+        """Board time of the operation just run: the RTL's clocks (rramsim.timing)."""
         rg = self.regs
-        frames = rg[R.BATCH] * rg[R.BITS] if op == MULTIPLY else 0
-        cells = rg[R.CELL_COUNT] if op in (RESET, SET, PROGRAM) else rg[R.ROW_COUNT] * rg[R.COL_COUNT]
-        per_op = {int(READ): out_words, int(MULTIPLY): frames * rg[R.COL_COUNT], int(PROGRAM): pulses + cells}
-        samples = per_op.get(op, 0)
+        cells = rg[R.CELL_COUNT] if op in (RESET, SET, PROGRAM) else 0
+        rows = rg[R.ROW_COUNT] if op == READ else 0
+        cols = rg[R.COL_COUNT] if op in (READ, MULTIPLY) else 0
+        batch = rg[R.BATCH] if op == MULTIPLY else 0
         return timing.op_cycles(op, pulse_cycles=rg[R.PULSE_CYCLES], settle_cycles=rg[R.SETTLE_CYCLES],
-                                guard_cycles=rg[R.GUARD_CYCLES], cells=cells, pulses=pulses, rows=rg[R.ROW_COUNT],
-                                samples=samples, frames=frames)  # fmt: skip
+                                guard_cycles=rg[R.GUARD_CYCLES], cells=cells, pulses=pulses, rows=rows, cols=cols,
+                                frames=batch * rg[R.BITS], batch=batch, clocks=self.clocks)  # fmt: skip
 
     def _price_pulses(self, op: int, packet: Packet, out: NDArray[np.uint32], pulses: int) -> None:
         """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
@@ -553,7 +555,8 @@ class EmulatedOverlay:
         r0, nr, c0, nc = rg[R.ROW_START], rg[R.ROW_COUNT], rg[R.COL_START], rg[R.COL_COUNT]
         # each cell is sampled at its own time (rramsim.timing): relaxation goes on during a long read;
         # sample k is cell (r0 + k // nc, c0 + k % nc), row by row
-        times = ReadTimes(rg[R.SETTLE_CYCLES], timing.ADC_SAMPLE_CYCLES, timing.CLOCK_HZ // 1_000_000,
+        times = ReadTimes(timing.read_row_cycles(rg[R.GUARD_CYCLES], self.clocks),
+                          timing.read_sample_cycles(rg[R.SETTLE_CYCLES], self.clocks), timing.CLOCK_HZ // 1_000_000,
                           compiled=bool(getattr(self.xm, "compiled", True)))  # fmt: skip
         block = (slice(r0, r0 + nr), slice(c0, c0 + nc))
         s = self.dac.output_code(DAC_V_READ) * xb.conductance(self.dac.output_uv(DAC_V_WL), block, times)

@@ -269,8 +269,17 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     c_rel = cells[ok, 1] - _col0(meas)
     gt = rx["g_us"][:, :, ok].astype(np.float64) - off_us[c_rel][None, None, :]  # (D, K, n)
     n_d, n_k = gt.shape[:2]
-    gp = gt.reshape(n_d * n_k, -1)  # every read is a time point, each cell at its own sample time
-    tp = np.maximum(np.asarray(rx["t_s"], dtype=np.float64)[:, :, ok].reshape(n_d * n_k, -1), 0.0)
+    # every read is a time point, each cell at its own sample time; the first point is the write-verify's last
+    # verify read (time 0: right after the cell's last pulse), so a cell written seconds before the first delayed
+    # read (a PROGRAM of many cells lasts seconds on the board) still shows its relaxation from the start
+    verify = rx["verify_us"][ok].astype(np.float64) - off_us[c_rel]
+    gp = np.vstack([verify[None, :], gt.reshape(n_d * n_k, -1)])
+    tp = np.vstack(
+        [
+            np.zeros((1, verify.size)),
+            np.maximum(np.asarray(rx["t_s"], dtype=np.float64)[:, :, ok].reshape(n_d * n_k, -1), 0.0),
+        ]
+    )
     dlt = gp - gp[0]
     nv = 2 * float(((ppm * 1e-6 * gp[0]) ** 2 + noise_us2).mean())  # read noise of a difference of two reads
     var_meas = np.maximum(dlt.var(axis=1, ddof=1) - nv, 0.0)
@@ -296,11 +305,9 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     a_mat = np.stack([h.mean(axis=1), -((lg - lg[0]) * above).mean(axis=1)], axis=1)
     coef, *_ = np.linalg.lstsq(a_mat[1:], dlt.mean(axis=1)[1:], rcond=None)
     put("drift.ppm_per_decade", coef[1] * 1e6, "ppm", f"log-time around t0 = {t0:g} s (t0 not fitted)")
-    last = dlt[-1]
-    ks["relaxation (G(t_end) - G(t_0))"] = ks_normal(
-        last, float(last.mean()), math.sqrt(sig**2 * (h[-1] ** 2).mean() + nv)
-    )
-    per_delay = slice(None, None, n_k)  # the first read at each delay
+    last = dlt[-1]  # standardised per cell: cells written at different times have relaxed by different fractions
+    ks["relaxation (G(t_end) - G(t_0))"] = ks_normal((last - last.mean()) / np.sqrt(sig**2 * h[-1] ** 2 + nv), 0.0, 1.0)
+    per_delay = slice(1, None, n_k)  # the first read at each delay
     curves["relaxation"] = {
         "t_s": np.median(tp[per_delay], axis=1),
         "sd_meas": np.sqrt(var_meas[per_delay]),
