@@ -4,6 +4,7 @@ the same operation sequence give identical ADC codes, with or without save/load 
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -233,3 +234,24 @@ def test_the_next_command_removes_what_a_killed_save_left(tmp_path: Path) -> Non
     other.write_bytes(b"x")
     EmulatorTransport.open(state_path=path, lock_wait_s=0).close()
     assert not stale.exists() and other.exists()
+
+
+def test_a_state_saved_before_a_register_existed_loads_with_its_reset_value(tmp_path: Path) -> None:
+    """A state file of an earlier version lacks a register added since (e.g. GUARD_CYCLES): it loads, the register at
+    its reset value, every conductance kept; a register the overlay does not know is still refused."""
+    t = EmulatorTransport.open(seed=4, config=_ideal(4))
+    _step(Driver(t), 0)
+    t.save_state(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        arrays = {n: z[n] for n in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    fresh = EmulatedOverlay(t.overlay.config).regs[R.GUARD_CYCLES]
+    del meta["regs"][str(R.GUARD_CYCLES)]
+    np.savez(tmp_path / "old.npz", meta=np.array(json.dumps(meta)), **arrays)
+    back = state.load(tmp_path / "old.npz")
+    assert back.regs[R.GUARD_CYCLES] == fresh
+    np.testing.assert_array_equal(back.crossbar.g, t.overlay.crossbar.g)
+    meta["regs"]["4096"] = 1
+    np.savez(tmp_path / "new.npz", meta=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(state.StateError, match="keys"):
+        state.load(tmp_path / "new.npz")

@@ -143,6 +143,10 @@ def load(path: str | Path) -> EmulatedOverlay:
             if a.shape != shape or a.dtype != want:
                 raise StateError(f"{name} is {a.dtype}{a.shape}, expected {np.dtype(want)}{shape}")
         overlay = EmulatedOverlay(config)
+        regs = meta.get("regs")
+        if isinstance(regs, dict):  # a register the file lacks (saved before it existed) takes its reset value
+            for k, v in _meta(overlay)["regs"].items():
+                regs.setdefault(k, v)
         _same_shape({k: v for k, v in meta.items() if k != "config"},
                     {k: v for k, v in _meta(overlay).items() if k != "config"}, "meta")  # fmt: skip
     except FileNotFoundError as e:
