@@ -21,6 +21,7 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread: CPU time = the work done
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("RRAMSIM_THREADS", "1")  # the emulator's threads too (rramsim.workers)
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

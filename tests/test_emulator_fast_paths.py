@@ -16,7 +16,7 @@ import pytest
 from rramctl import regmap as R
 from rramctl.hw import adc, dac80508, linedrive
 from rramctl.protocol import Opcode, OverlayErrorCode
-from rramsim import arraymath, device, energy, kernels, rng, state, timing
+from rramsim import arraymath, device, energy, kernels, rng, state, timing, workers
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_WL, EmulatedOverlay
 
@@ -560,13 +560,26 @@ def test_the_compiled_drive_sums_are_numpys() -> None:
         np.testing.assert_array_equal(sums[1], want)
 
 
+@pytest.fixture
+def threads_in_parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Threads for the compiled read-out: 1 (one part), or ``request.param`` threads with parts as small as one
+    sample allows (so every split the threads can make is made)."""
+    n = int(getattr(request, "param", 1))
+    if n > 1:
+        monkeypatch.setattr(workers, "MIN_PART_SAMPLES", 1)
+    workers.set_threads(n)
+    yield n
+    workers.set_threads(None)
+
+
 @pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("threads_in_parts", [1, 3], indirect=True)
 @pytest.mark.parametrize("case", range(24))
-def test_the_compiled_multiply_is_the_readout_then_the_shift_and_add(case: int) -> None:
+def test_the_compiled_multiply_is_the_readout_then_the_shift_and_add(case: int, threads_in_parts: int) -> None:
     """arraymath.multiply_codes (kernels.multiply_kernel) against the numpy read-out of S = code * product
     with the flat sample index as key, then the shift and add, the tally at the rails and the sum of S:
     float32, float64 and int64 products, with and without the chain, sums either side of the float path's
-    2**50 and past the ADC model's limit (both raise)."""
+    2**50 and past the ADC model's limit (both raise); in one part and shared out among 3 threads."""
     g = np.random.default_rng(700 + case)
     bits, batch, nc = int(g.integers(1, 9)), int(g.integers(1, 12)), int(g.integers(1, 300))
     op = _random_read_op(g, nc, chain=case % 2 == 1)
@@ -674,3 +687,74 @@ def test_read_samples_each_cell_of_the_region_at_its_own_time(chain: bool) -> No
     s = ov.dac.output_code(DAC_V_READ) * xb.conductance(ov.dac.output_uv(DAC_V_WL), (r, c), at)
     want = adc.drive_sum_to_code(reference_chain(ov, s + read_noise_reference(ov, s, serial, k), 0, serial, k, c), 0)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("chain", [False, True])
+def test_a_multiply_in_threads_is_the_multiply_in_one(chain: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The overlay's MULTIPLY with its vectors shared out among 1, 2, 5 threads (parts down to one vector):
+    the same codes, SAT_COUNT, ledger energy and board time (rramsim.workers)."""
+    monkeypatch.setattr(workers, "MIN_PART_SAMPLES", 1)
+    g = np.random.default_rng(44)
+    frames = _random_frames(g, 11 * 4, (0, 512))
+    seen = []
+    try:
+        for n in (1, 2, 5):
+            workers.set_threads(n)
+            ov = _overlay(6, chain=chain)
+            ov.dac.transfer(dac80508.channel_frame(DAC_V_READ, 20_000))  # some samples past the ADC's range
+            codes = _run_multiply(ov, frames, 11, 4, 3, 257, 0)
+            seen.append((codes, ov.counters.sat_count, dataclasses.asdict(ov.ledger), ov.board_time_s))
+    finally:
+        workers.set_threads(None)
+    for codes, sat, ledger, t in seen[1:]:
+        np.testing.assert_array_equal(codes, seen[0][0])
+        assert (sat, ledger, t) == seen[0][1:]
+    assert seen[0][1] > 0
+
+
+def test_workers_parts_cover_the_vectors_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contiguous ranges of whole vectors, in order, none empty; one range where a part would be too small."""
+    try:
+        workers.set_threads(4)
+        assert workers.parts(10, workers.MIN_PART_SAMPLES // 4) == [(0, 5), (5, 10)]  # 2.5 parts' worth: 2 parts
+        assert workers.parts(10, workers.MIN_PART_SAMPLES // 6) == [(0, 10)]  # 1.7 parts' worth: 1
+        monkeypatch.setattr(workers, "MIN_PART_SAMPLES", 1)
+        for n_items in (1, 3, 4, 7, 1000):
+            ranges = workers.parts(n_items, 5)
+            assert ranges[0][0] == 0 and ranges[-1][1] == n_items and len(ranges) == min(4, n_items)
+            assert all(a < b for a, b in ranges) and all(r[1] == s[0] for r, s in zip(ranges, ranges[1:], strict=False))
+    finally:
+        workers.set_threads(None)
+
+
+def test_workers_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(workers.ENV, "3")
+    assert workers.threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(workers.ENV, bad)
+        with pytest.raises(ValueError, match=workers.ENV):
+            workers.threads()
+    monkeypatch.delenv(workers.ENV)
+    assert 1 <= workers.threads() <= workers.DEFAULT_MAX
+    with pytest.raises(ValueError):
+        workers.set_threads(0)
+
+
+def test_workers_raise_a_parts_error_after_every_part_has_ended() -> None:
+    ended = []
+
+    def work(a: int, b: int) -> int:
+        if a == 0:
+            raise RuntimeError("part 0")
+        ended.append(a)
+        return a
+
+    workers.set_threads(3)
+    try:
+        with pytest.raises(RuntimeError, match="part 0"):
+            workers.run_parts(work, [(0, 1), (1, 2), (2, 3)])
+        assert sorted(ended) == [1, 2]
+        assert workers.run_parts(lambda a, b: a + b, [(0, 1), (1, 2), (2, 3)]) == [1, 3, 5]
+    finally:
+        workers.set_threads(None)

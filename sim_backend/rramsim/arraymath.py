@@ -32,13 +32,14 @@ from __future__ import annotations
 import functools
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rramsim import kernels, rng
+from rramsim import kernels, rng, workers
 
 Array = Any  # a numpy array or a torch tensor (the shim's native array)
 
@@ -605,16 +606,66 @@ def multiply_codes(
     drive sums are ``code * product``; ``cols`` the nc columns.  Returns out[b, j] = sum_k codes[b, k, j] << k
     with codes = ``readout_codes(xm, code * product, None, cols, op)``, how many codes are at either end of
     the ADC range (rramsim.device.saturated) and the sum of the drive sums, in one pass
-    (kernels.multiply_kernel)."""
+    (kernels.multiply_kernel; whole vectors shared out among rramsim.workers' threads)."""
     frames, nc = product.shape
+    return _multiply_codes_in_parts(lambda a, b: product[a:b], code, frames, nc, bits, cols, op)
+
+
+class RowMasks(Protocol):
+    """Row masks (frames, rows) that give a range of their frames as an array (an array, or planes made a part
+    at a time: rramsim.overlay.PlaneParts)."""
+
+    def __getitem__(self, frames: slice, /) -> NDArray[Any]: ...
+
+
+def masked_multiply_codes(
+    xm: ArrayModule, masks: list[tuple[int, RowMasks]], block: NDArray[Any], frames: int, nc: int, bits: int,
+    cols: NDArray[np.int64], op: ReadOp,
+) -> tuple[NDArray[np.int32], int, int]:  # fmt: skip
+    """:func:`multiply_codes` of the row masks' products with the conductance block (one source: its mask's
+    product, scaled in the kernel; several: their exact int64 sum, :func:`drive_sums`; none: zeros), each
+    thread's part of the products made by that thread (numpy arrays)."""
+    if len(masks) == 1:
+        code, mask = masks[0]
+
+        def product(a: int, b: int) -> NDArray[Any]:
+            return mask[a:b].astype(block.dtype, copy=False) @ block
+    elif masks:
+        code = 1
+
+        def product(a: int, b: int) -> NDArray[Any]:
+            return np.asarray(drive_sums(xm, [(c, m[a:b]) for c, m in masks], block))
+    else:
+        code = 1
+
+        def product(a: int, b: int) -> NDArray[Any]:
+            return np.zeros((b - a, nc), dtype=np.int64)
+
+    return _multiply_codes_in_parts(product, code, frames, nc, bits, cols, op)
+
+
+def _multiply_codes_in_parts(
+    product: Callable[[int, int], NDArray[Any]], code: int, frames: int, nc: int, bits: int,
+    cols: NDArray[np.int64], op: ReadOp,
+) -> tuple[NDArray[np.int32], int, int]:  # fmt: skip
+    """The kernel over parts of whole vectors, side by side (rramsim.workers): ``product(a, b)`` gives frames
+    a .. b - 1; each part's samples keep their keys in the whole (the kernel's ``first``); the parts' rail
+    tallies add, and their sums of S add as int64 (wrapping as the one-pass sum does)."""
     out = np.empty((frames // bits, nc), dtype=np.int32)  # |sum| < 2**13 * 2**8: the stream words' type
-    flat = np.ascontiguousarray(product).reshape(-1)
-    if not flat.size:
+    if not frames * nc:
         return out, 0, 0
-    failed, at_rails, total = kernels.multiply_kernel(flat, code, *_kernel_args(op, cols, (frames, nc)), bits, out)
-    if failed:
+    args = _kernel_args(op, cols, (frames, nc))
+
+    def part(v0: int, v1: int) -> tuple[int, int, int]:
+        flat = np.ascontiguousarray(product(v0 * bits, v1 * bits)).reshape(-1)
+        failed, at_rails, total = kernels.multiply_kernel(flat, code, v0 * bits * nc, *args, bits, out[v0:v1])
+        return int(failed), int(at_rails), int(total)
+
+    results = workers.run_parts(part, workers.parts(frames // bits, bits * nc))
+    if any(r[0] for r in results):
         raise OverflowError("drive sum too large for the integer ADC model")
-    return out, int(at_rails), int(total)
+    total = sum(r[2] for r in results)
+    return out, sum(r[1] for r in results), (total + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 def drive_sums(xm: ArrayModule, drives: list[tuple[int, Array]], g_block: Array) -> Array:

@@ -304,6 +304,7 @@ def readout_kernel(
 def multiply_kernel(
     product: NDArray[Any],
     code: int,
+    first: int,
     prefixes: NDArray[np.uint64],
     params: NDArray[np.int64],
     offset: NDArray[np.int64],
@@ -316,7 +317,8 @@ def multiply_kernel(
     integer-valued, float or int64; frame b * bits + k is bit-plane k of vector b), the ADC code of each as
     readout_kernel gives it with the sample's flat index as its noise key (``params``, ``offset``, ``gain``
     as there, the period 1 or nc), and out[b, j] = sum_k code[b, k, j] << k (``out``: (batch, nc), int32 or
-    int64).
+    int64).  ``first``: the flat index of ``product``'s first sample in the whole operation (a part of an
+    operation's samples, whole vectors, keyed as in the whole: arraymath.multiply_codes' threads).
     Returns (1 where a sum is too large for the integer ADC model, else 0; how many codes are at or beyond
     either end of the ADC range, params' code_min and code_max; the sum of S, wrapping as int64 does)."""
     _wide_vectors()
@@ -339,12 +341,12 @@ def multiply_kernel(
         total += block_sum * code  # the sum of S, wrapping as a sum of int64 products does
         if params[1] == 0 and _fits_float(float(widest) * abs(float(code)), params[0], params[5], params[6]):
             if params[0] != 0:  # read noise draws (no chain: the only draws)
-                _draw(no_key, a, prefixes[0], z[:m], base, acc)
+                _draw(no_key, first + a, prefixes[0], z[:m], base, acc)
             _adc_float(product_b, code, z[:m], params[0], params[5], params[6], cmin, cmax, codes[:m])
         else:  # the read-out in int64, term by term
             for j in range(m):
                 s_b[j] = np.int64(product_b[j]) * code
-            if _readout_block(s_b[:m], a, no_key, prefixes, params, state, codes[:m]):
+            if _readout_block(s_b[:m], first + a, no_key, prefixes, params, state, codes[:m]):
                 return 1, at_rails, total
         nv = m // vec  # the block's vectors: codes (nv, bits, nc) -> out rows a // vec ..
         planes, rows = codes[:m].reshape(nv, bits, nc), out[a // vec : a // vec + nv]

@@ -120,6 +120,21 @@ def _plane_matrix_f32(x: NDArray[np.uint8], bits: int) -> NDArray[np.float32]:
     return out.reshape(-1, x.shape[1])
 
 
+class PlaneParts:
+    """The bit-planes of inputs ``x`` as MULTIPLY's row masks (``_plane_matrix_f32``), made a part at a time:
+    ``parts[a:b]`` is frames a .. b - 1 of the plane matrix for a and b multiples of ``bits`` (whole vectors),
+    so the threads of arraymath.masked_multiply_codes each make their own part's planes."""
+
+    def __init__(self, x: NDArray[np.uint8], bits: int) -> None:
+        self.x, self.bits = x, bits
+
+    def __getitem__(self, frames: slice) -> NDArray[np.float32]:
+        a, b = frames.start or 0, self.x.shape[0] * self.bits if frames.stop is None else frames.stop
+        if a % self.bits or b % self.bits:
+            raise ValueError(f"plane parts are whole vectors: frames {a}..{b} with {self.bits} bits")
+        return _plane_matrix_f32(self.x[a // self.bits : b // self.bits], self.bits)
+
+
 def _driven_rows(x: NDArray[np.uint8], bits: int) -> tuple[NDArray[np.bool_], int]:
     """The rows some bit-plane of inputs ``x`` (B, rows) drives (some input has a bit below ``bits`` set
     there), and how many (one compiled pass where numba is installed)."""
@@ -593,7 +608,13 @@ class EmulatedOverlay:
                 lines, x = lines[used], x[:, used]
             read = self.dac.output_code(DAC_V_READ)  # the V_READ source (source_codes: MuxSource.READ)
             planes = getattr(xm, "plane_matrix", None)  # torch: the planes made on its device
-            masks = [(read, planes(x, bits) if planes else _plane_matrix_f32(x, bits))] if read and n_used else []
+            if planes:
+                mask: NDArray[Any] | PlaneParts = planes(x, bits)
+            elif getattr(xm, "compiled", False):
+                mask = PlaneParts(x, bits)  # each thread makes the planes of its own part
+            else:
+                mask = _plane_matrix_f32(x, bits)
+            masks: list[tuple[int, Any]] = [(read, mask)] if read and n_used else []  # arrays or PlaneParts
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
             if words.size < n_frames * linedrive.FRAME_WORDS:
@@ -630,21 +651,14 @@ class EmulatedOverlay:
         return adc.to_word(out.ravel())
 
     def _multiply_compiled(
-        self, masks: list[tuple[int, NDArray[Any]]], block: NDArray[Any], n_frames: int, nc: int, bits: int,
+        self, masks: list[tuple[int, arraymath.RowMasks]], block: NDArray[Any], n_frames: int, nc: int, bits: int,
         cols: NDArray[np.int64], op: arraymath.ReadOp,
     ) -> NDArray[np.uint32]:  # fmt: skip
         """The end of ``_multiply`` on the compiled path (numpy): the products of the row masks with G (one
         source: its mask's product, scaled in the kernel; several: their exact int64 sum), then the
         read-out, the shift and add, the SAT_COUNT tally and the sum of S for the ledger in one pass
-        (arraymath.multiply_codes: the codes of readout_codes, the same sample keys)."""
-        if len(masks) == 1:
-            code, mask = masks[0]
-            product = mask.astype(block.dtype, copy=False) @ block
-        elif masks:
-            code, product = 1, arraymath.drive_sums(self.xm, masks, block)
-        else:
-            code, product = 1, np.zeros((n_frames, nc), dtype=np.int64)
-        out, at_rails, s_total = arraymath.multiply_codes(product, code, bits, cols, op)
+        (arraymath.masked_multiply_codes: the codes of readout_codes, the same sample keys, in threads)."""
+        out, at_rails, s_total = arraymath.masked_multiply_codes(self.xm, masks, block, n_frames, nc, bits, cols, op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s_total), n_frames * nc)
         self._add_saturated(at_rails)
         return out.ravel().view(np.uint32)  # adc.to_word of int32 sums: their bits
