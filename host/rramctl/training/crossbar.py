@@ -168,8 +168,11 @@ class MappedNetwork:
         la = self.layers[layer]
         if x.ndim != 2 or x.shape[1] != la.n_in:
             raise ValueError(f"layer {layer}: inputs must be (N, {la.n_in}), got {x.shape}")
+        tiles = self.placement.tiles_of(layer)
+        if len(tiles) == 1 and tiles[0].n_cols == la.n_out:  # one tile, every output: its products (0 + p = p)
+            return self._tile_products(tiles[0], x[:, tiles[0].in0 : tiles[0].in0 + tiles[0].n_rows], bits)
         y = np.zeros((x.shape[0], la.n_out))
-        for t in self.placement.tiles_of(layer):
+        for t in tiles:
             y[:, t.out0 : t.out0 + t.n_cols] += self._tile_products(t, x[:, t.in0 : t.in0 + t.n_rows], bits)
         return y
 
@@ -179,14 +182,15 @@ class MappedNetwork:
         if not self.dedup:
             self.counts.add("multiplies", t.layer, len(x))
             return self._multiply(t, x, bits)
-        y = np.zeros((len(x), t.n_cols))
         nz = np.flatnonzero(x.any(axis=1))
         if not len(nz):
-            return y
+            return np.zeros((len(x), t.n_cols))
         uniq, inverse = linedrive.unique_vectors(x[nz])  # = np.unique(axis=0), hashed
         self.counts.add("multiplies", t.layer, len(uniq))
-        y[nz] = self._multiply(t, uniq, bits)[inverse.ravel()]
-        return y
+        products = np.concatenate([self._multiply(t, uniq, bits), np.zeros((1, t.n_cols))])  # + a zero row
+        which = np.full(len(x), len(uniq), dtype=np.int64)  # every row: its distinct row's, or the zero row
+        which[nz] = inverse.ravel()
+        return products[which]
 
     def _multiply(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
         res = self.chips[t.array].multiply_pairs(x, t.region, bits)

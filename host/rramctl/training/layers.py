@@ -14,7 +14,7 @@ from the host's float path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -55,11 +55,20 @@ class ChipWeight(torch.autograd.Function):
 
 
 def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
-    """Boolean mask of the ``keep`` largest scores, ties broken by lower flat index (kthvalue, no sort)."""
+    """Boolean mask of the ``keep`` largest scores, ties broken by lower flat index (kthvalue, no sort).
+
+    On float32 CPU scores the keep-th largest value is found by a compiled radix select (numba; three counting
+    passes over the scores' order-preserving integer keys) instead of ``kthvalue``: the same value, so the same mask
+    (tests/test_training_host_speed.py)."""
     flat = scores.flatten()
     n = flat.numel()
     if keep >= n:
         return torch.ones_like(scores, dtype=torch.bool)
+    if _host_kernels is not None and keep >= 1 and flat.dtype == torch.float32 and flat.device.type == "cpu":
+        f = flat.detach().contiguous().numpy()
+        out = np.empty(n, dtype=np.bool_)
+        if _host_kernels.topk(f, f.view(np.uint32), keep, out):  # False where a score is NaN: kthvalue decides
+            return torch.from_numpy(out).view_as(scores)
     cut = torch.kthvalue(flat, n - keep + 1).values  # the keep-th largest score
     mask = flat > cut
     ties = (flat == cut).nonzero().flatten()
@@ -67,19 +76,27 @@ def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
     return mask.view_as(scores)
 
 
-def quantise(act: torch.Tensor, bits: int, clip: float | torch.Tensor) -> torch.Tensor:
+def quantise(act: torch.Tensor, bits: int, clip: float | torch.Tensor, relu: bool = False) -> torch.Tensor:
     """Unsigned ``bits``-bit codes of ``act`` clipped to [0, clip] (integer-valued floats), with a
-    straight-through gradient inside the clip range (ours: uniform quantiser, fixed clip).
+    straight-through gradient inside the clip range (ours: uniform quantiser, fixed clip). ``relu``: the codes of
+    ``F.relu(act)``, with ReLU's gradient too.
 
     The rule is ``q = clamp(act * (levels / clip), 0, levels)``, value ``q + (round(q) - q).detach()``. On a
     contiguous float32 CPU tensor (and a clip that takes no gradient) it runs as :class:`FusedQuantise`: one
     compiled pass forward and one backward instead of ten tensor passes, the same bits forward and back
-    (tests/test_speed_quantise.py)."""
+    (tests/test_speed_quantise.py); with ``relu`` the ReLU runs in the same passes (forward: the clamp at 0 already
+    gives ReLU's codes; backward: ReLU's gate ``act > 0`` joins the clamp's), the same bits as ``F.relu`` then the
+    quantiser (tests/test_training_host_speed.py)."""
     levels = 2**bits - 1
     scale = levels / clip
-    if _fusable(act, scale):
-        out: torch.Tensor = FusedQuantise.apply(act, float(scale), float(levels))
+    if _fusable(act, scale) and (not relu or _host_kernels is not None):
+        out: torch.Tensor = FusedQuantise.apply(act, float(scale), float(levels), relu)
         return out
+    if relu:
+        act = F.relu(act)
+        if _fusable(act, scale):
+            fused: torch.Tensor = FusedQuantise.apply(act, float(scale), float(levels), False)
+            return fused
     q = torch.clamp(act * scale, 0, levels)
     return q + (torch.round(q) - q).detach()
 
@@ -99,24 +116,29 @@ class FusedQuantise(torch.autograd.Function):
     difference is exact). Backward: ``grad * s`` where ``0 <= act * s <= levels`` (clamp's gradient), else 0."""
 
     @staticmethod
-    def forward(ctx: Any, act: torch.Tensor, scale: float, levels: float) -> torch.Tensor:
+    def forward(ctx: Any, act: torch.Tensor, scale: float, levels: float, relu: bool = False) -> torch.Tensor:
         assert _quantise_kernels is not None
         ctx.save_for_backward(act)
-        ctx.scale, ctx.levels = scale, levels
+        ctx.scale, ctx.levels, ctx.relu = scale, levels, relu
         out = torch.empty_like(act)
         _quantise_kernels[0](act.detach().numpy().reshape(-1), np.float32(scale), np.float32(levels),
                              out.numpy().reshape(-1))  # fmt: skip
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         assert _quantise_kernels is not None
         (act,) = ctx.saved_tensors
         grad = grad.contiguous()
         out = torch.empty_like(act)
-        _quantise_kernels[1](act.detach().numpy().reshape(-1), grad.numpy().reshape(-1), np.float32(ctx.scale),
-                             np.float32(ctx.levels), out.numpy().reshape(-1))  # fmt: skip
-        return out, None, None
+        if ctx.relu:  # ReLU's backward too: F.relu passes the gradient where its output is > 0, i.e. act > 0
+            assert _host_kernels is not None
+            kernel = _host_kernels.quantise_relu_backward
+        else:
+            kernel = _quantise_kernels[1]
+        kernel(act.detach().numpy().reshape(-1), grad.numpy().reshape(-1), np.float32(ctx.scale),
+               np.float32(ctx.levels), out.numpy().reshape(-1))  # fmt: skip
+        return out, None, None, None
 
 
 def _compile_quantise() -> tuple[Callable[..., None], Callable[..., None]] | None:
@@ -147,6 +169,207 @@ def _compile_quantise() -> tuple[Callable[..., None], Callable[..., None]] | Non
 
 
 _quantise_kernels = _compile_quantise()
+
+
+def relu_pool_quantise(act: torch.Tensor, bits: int, clip: float) -> torch.Tensor:
+    """``quantise(F.max_pool2d(F.relu(act), 2), bits, clip)`` of an (N, C, H, W) map: on a contiguous float32 CPU
+    tensor in one compiled pass each way (:class:`FusedReluPoolQuantise`), else those three steps."""
+    levels = 2**bits - 1
+    scale = levels / clip
+    if _host_kernels is not None and act.dim() == 4 and _fusable(act, scale):
+        out: torch.Tensor = FusedReluPoolQuantise.apply(act, float(scale), float(levels))
+        return out
+    return quantise(F.max_pool2d(F.relu(act), 2), bits, clip)
+
+
+class FusedReluPoolQuantise(torch.autograd.Function):
+    """ReLU, 2x2 max-pool (stride 2, floor) and :func:`quantise`'s rule in one compiled pass each way, as torch's
+    CPU kernels do them one after another. Pool: each window scanned row by row, an element taken when it is
+    larger than the maximum so far or NaN (``max_pool2d``'s rule: ties go to the first), its index kept.
+    Backward: the quantiser's gradient of each pooled code added to a zeroed input gradient at that index
+    (``max_pool2d``'s backward adds, so a -0 gradient lands as +0), then ReLU's gate (zero where the ReLU output is
+    <= 0). The same bits as the three torch steps (tests/test_training_host_speed.py)."""
+
+    @staticmethod
+    def forward(ctx: Any, act: torch.Tensor, scale: float, levels: float) -> torch.Tensor:
+        assert _host_kernels is not None
+        n, c, h, w = act.shape
+        out = torch.empty((n, c, h // 2, w // 2), dtype=act.dtype)
+        pooled = np.empty((n * c, (h // 2) * (w // 2)), dtype=np.float32)  # what the quantiser sees
+        index = np.empty((n * c, (h // 2) * (w // 2)), dtype=np.int64)
+        _host_kernels.relu_pool_quantise(act.detach().numpy().reshape(n * c, h, w), np.float32(scale),
+                                         np.float32(levels), out.numpy().reshape(n * c, -1), pooled, index)  # fmt: skip
+        ctx.save_for_backward(act)
+        ctx.pooled, ctx.index, ctx.scale, ctx.levels = pooled, index, scale, levels
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        assert _host_kernels is not None
+        (act,) = ctx.saved_tensors
+        n, c = act.shape[:2]
+        grad = grad.contiguous()
+        g_in = torch.zeros_like(act)
+        _host_kernels.relu_pool_quantise_backward(act.detach().numpy().reshape(n * c, -1), ctx.pooled,
+                                                  grad.numpy().reshape(n * c, -1), ctx.index, np.float32(ctx.scale),
+                                                  np.float32(ctx.levels), g_in.numpy().reshape(n * c, -1))  # fmt: skip
+        return g_in, None, None
+
+
+class MaskedWeight(torch.autograd.Function):
+    """:meth:`TOLayer.effective_weight` in one compiled pass: forward ``weight * m + residual * (1 - m)`` with m the
+    mask as 0/1 floats (the same float32 operations, element by element, as the tensor expression); backward
+    ``grad * weight`` to the ranked scores (the product's gradient through :class:`ChipMask`'s straight-through)."""
+
+    @staticmethod
+    def forward(ctx: Any, ranked: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor
+                ) -> torch.Tensor:  # fmt: skip
+        assert _host_kernels is not None
+        out = torch.empty_like(weight)
+        _host_kernels.masked_weight(weight.numpy().reshape(-1), mask.numpy().reshape(-1),
+                                    residual.numpy().reshape(-1), out.numpy().reshape(-1))  # fmt: skip
+        ctx.save_for_backward(weight)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        (weight,) = ctx.saved_tensors
+        return grad * weight, None, None, None
+
+
+class _HostKernels(NamedTuple):
+    topk: Callable[..., bool]
+    quantise_relu_backward: Callable[..., None]
+    relu_pool_quantise: Callable[..., None]
+    relu_pool_quantise_backward: Callable[..., None]
+    masked_weight: Callable[..., None]
+
+
+def _compile_host_kernels() -> _HostKernels | None:
+    """The host step's other compiled loops (numba; None where it is absent: the torch expressions run)."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised where numba is absent
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def topk(f: Any, bits: Any, keep: Any, out: Any) -> bool:
+        # the (n - keep + 1)-th smallest value by radix select on order-preserving keys: negative floats' bits
+        # inverted, positive floats' sign bit set (so -0 < +0 as keys, equal as values: the value is kthvalue's)
+        n = f.shape[0]
+        keys = np.empty(n, np.int64)
+        cand = np.empty(n, np.int64)
+        hist = np.zeros(2048, np.int64)
+        for i in range(n):
+            b = np.int64(bits[i])
+            if (b & 0x7FFFFFFF) > 0x7F800000:
+                return False  # NaN
+            k = 0xFFFFFFFF - b if b >= 0x80000000 else b + 0x80000000
+            keys[i] = k
+            hist[k >> 21] += 1
+        rank = n - keep  # 0-based, ascending
+        h = 0
+        while rank >= hist[h]:
+            rank -= hist[h]
+            h += 1
+        prefix = h
+        m = 0
+        for i in range(n):
+            if keys[i] >> 21 == prefix:
+                cand[m] = keys[i]
+                m += 1
+        for shift, width in ((10, 2047), (0, 1023)):
+            hist[:] = 0
+            for j in range(m):
+                hist[(cand[j] >> shift) & width] += 1
+            h = 0
+            while rank >= hist[h]:
+                rank -= hist[h]
+                h += 1
+            prefix = (prefix << (11 if shift == 10 else 10)) | h
+            m2 = 0
+            for j in range(m):
+                if (cand[j] >> shift) & width == h:
+                    cand[m2] = cand[j]
+                    m2 += 1
+            m = m2
+        cut = f[0]
+        for i in range(n):
+            if keys[i] == prefix:
+                cut = f[i]
+                break
+        above = 0
+        for i in range(n):
+            big = f[i] > cut
+            out[i] = big
+            above += big
+        need = keep - above  # ties at the cut, lowest index first
+        for i in range(n):
+            if need == 0:
+                break
+            if f[i] == cut:
+                out[i] = True
+                need -= 1
+        return True
+
+    @numba.njit(cache=True, nogil=True)
+    def quantise_relu_backward(x: Any, g: Any, s: Any, top: Any, out: Any) -> None:
+        zero = np.float32(0.0)
+        for i in range(x.shape[0]):
+            t = x[i] * s
+            out[i] = g[i] * s if (x[i] > zero and t >= zero and t <= top) else zero
+
+    @numba.njit(cache=True, nogil=True)
+    def relu_pool_quantise(x: Any, s: Any, top: Any, out: Any, pooled: Any, index: Any) -> None:
+        zero = np.float32(0.0)
+        planes, h, w = x.shape
+        wo = w // 2
+        for p in range(planes):
+            for oh in range(h // 2):
+                for ow in range(wo):
+                    best = np.float32(-np.inf)
+                    at = 2 * oh * w + 2 * ow
+                    for ih in range(2 * oh, 2 * oh + 2):
+                        for iw in range(2 * ow, 2 * ow + 2):
+                            v = x[p, ih, iw]
+                            r = v if (v != v or v > zero) else zero  # F.relu (NaN stays NaN)
+                            if r > best or r != r:
+                                best = r
+                                at = ih * w + iw
+                    o = oh * wo + ow
+                    index[p, o] = at
+                    pooled[p, o] = best
+                    t = best * s
+                    if t != t:
+                        out[p, o] = t
+                    else:
+                        out[p, o] = np.rint(min(max(t, zero), top)) + zero
+
+    @numba.njit(cache=True, nogil=True)
+    def relu_pool_quantise_backward(x: Any, pooled: Any, g: Any, index: Any, s: Any, top: Any, out: Any) -> None:
+        zero = np.float32(0.0)
+        for p in range(g.shape[0]):
+            for o in range(g.shape[1]):
+                t = pooled[p, o] * s
+                gq = g[p, o] * s if (t >= zero and t <= top) else zero
+                at = index[p, o]
+                out[p, at] += gq
+                v = x[p, at]
+                r = v if (v != v or v > zero) else zero
+                if r <= zero:
+                    out[p, at] = zero
+
+    @numba.njit(cache=True, nogil=True)
+    def masked_weight(w: Any, mask: Any, r: Any, out: Any) -> None:
+        one = np.float32(1.0)
+        for i in range(w.shape[0]):
+            m = one if mask[i] else np.float32(0.0)
+            out[i] = w[i] * m + r[i] * (one - m)
+
+    return _HostKernels(topk, quantise_relu_backward, relu_pool_quantise, relu_pool_quantise_backward, masked_weight)
+
+
+_host_kernels = _compile_host_kernels()
 
 
 class CrossbarLayer(nn.Module):
@@ -209,7 +432,9 @@ class CrossbarLayer(nn.Module):
             return y
         n, _, ho, wo = y.shape
         products = self._chip_codes(im2col_codes(x.detach(), kernel, stride))  # what the chip sees, one row per patch
-        hw = torch.from_numpy(products).to(y.dtype).reshape(n, ho * wo, -1).transpose(1, 2).reshape(y.shape)
+        nchw = torch.empty(y.shape, dtype=y.dtype).numpy()  # (N, C, H', W') in y's dtype, written in one pass:
+        nchw.reshape(n, -1, ho * wo)[...] = products.reshape(n, ho * wo, -1).transpose(0, 2, 1)  # rounded as .to()
+        hw = torch.from_numpy(nchw)
         return y + (hw - y).detach()
 
     def _chip(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,9 +456,15 @@ def im2col_codes(
     codes = x.round()
     small = codes.numel() > 0 and float(codes.min()) >= 0 and float(codes.max()) < 256
     a = codes.to(torch.uint8 if small else torch.int64).numpy()
-    win = np.lib.stride_tricks.sliding_window_view(a, (1, 1, *kernel))[..., 0, 0, :, :]  # (N, C, H', W', kh, kw)
-    win = win[:, :, :: stride[0], :: stride[1]]
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(-1, a.shape[1] * kernel[0] * kernel[1])
+    n, c, h, w = a.shape
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = np.empty((n, ho, wo, c, kh, kw), dtype=a.dtype)
+    for i in range(kh):  # one strided copy per kernel place (all channels at once)
+        for j in range(kw):
+            place = a[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]  # (N, C, H', W')
+            out[:, :, :, :, i, j] = place.transpose(0, 2, 3, 1)
+    return out.reshape(-1, c * kh * kw)
 
 
 class TOLayer(CrossbarLayer):
@@ -267,7 +498,8 @@ class TOLayer(CrossbarLayer):
         ranked = s.abs() if self.by_magnitude else s
         if self.margin:
             ranked = ranked + self.margin * self.mask.to(ranked.dtype)
-        return torch.where(self.hold, self.mask, topk_mask(ranked, self.keep))
+        top = topk_mask(ranked, self.keep)
+        return torch.where(self.hold, self.mask, top) if bool(self.hold.any()) else top
 
     def kept_inputs(self) -> float:
         return self.keep / self.n_out
@@ -279,9 +511,21 @@ class TOLayer(CrossbarLayer):
         return max(float(pairs.mean()) if pairs.numel() else 0.0, 1e-6)
 
     def effective_weight(self) -> torch.Tensor:
-        on = self.mask.to(self.weight.dtype)
         ranked = self.scores.abs() if self.by_magnitude else self.scores  # the gradient follows the ranking
+        if _host_kernels is not None and self._fusable_weight(ranked):
+            out: torch.Tensor = MaskedWeight.apply(ranked, self.weight, self.mask, self.residual)
+            return out
+        on = self.mask.to(self.weight.dtype)
         return self.weight * ChipMask.apply(ranked, self.mask) + self.residual * (1 - on)
+
+    def _fusable_weight(self, ranked: torch.Tensor) -> bool:
+        """Whether :class:`MaskedWeight` computes the effective weight (float32 CPU tensors in memory order)."""
+        tensors = (ranked, self.weight, self.residual, self.mask)
+        return (
+            ranked.dtype == self.weight.dtype == self.residual.dtype == torch.float32
+            and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+            and not (self.weight.requires_grad or self.residual.requires_grad)
+        )
 
 
 class WOLayer(CrossbarLayer):
