@@ -4,13 +4,17 @@
 # the GPU, and the training step with the emulator's array math on the GPU beside the paper's step on the
 # same GPU; then a profile of that step.  Run from the repository root (or a copy of it):
 #
-#     bash benchmarks/gpu_checks.sh OUTDIR
+#     bash benchmarks/gpu_checks.sh OUTDIR [PART...]
 #
+# With PART names (pytest_cuda, emulator_vmm, train_step,
+# profile_chip_step, chip_epoch, profile_chip_step_cpu), only those run.
 # Each part has its own time limit, so one that hangs does not take the others with it; the exit status
 # is the number of parts that failed.  The limits add up to 560 s: one call of the device tool (600 s at most).
 # The CUDA figures include torch.compile's first compile of the fused read-out in each part's warm-up.
 set -u
-out=${1:?usage: gpu_checks.sh OUTDIR}
+out=${1:?usage: gpu_checks.sh OUTDIR [PART...]}
+shift
+wanted=" $* "
 mkdir -p "$out"
 here=$(pwd)
 export PYTHONPATH="$here/host:$here/sim_backend${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -18,6 +22,7 @@ failed=0
 part() {  # part NAME SECONDS COMMAND...: run it, its output to OUTDIR/NAME.log and to the terminal's tail
     local name=$1 limit=$2
     shift 2
+    if [ "$wanted" != "  " ] && [[ "$wanted" != *" $name "* ]]; then return; fi
     echo "== $name (limit ${limit}s)"
     local t0=$SECONDS
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
@@ -32,30 +37,10 @@ part pytest_cuda 200 python3 -m pytest -q -p no:cacheprovider -rs tests/test_emu
     tests/test_training_devices.py
 part emulator_vmm 80 python3 benchmarks/emulator_vmm.py --repeats 15 --json --out "$out/emulator_vmm_cuda.json"
 part train_step 220 python3 benchmarks/train_step.py --steps 7 --device cuda --json --out "$out/train_step_cuda.json"
-part profile_chip_step 60 python3 - <<'EOF'
-import cProfile, pstats, tempfile
-from pathlib import Path
-import numpy as np, torch
-from rramctl.training.config import TrainConfig
-from rramctl.training.data import load_fmnist
-from rramctl.training.runner import Run
-
-torch.set_num_threads(1)
-with tempfile.TemporaryDirectory() as tmp:
-    run = Run.open(TrainConfig(task="fmnist-cnn", forward="chip", backend="emulator", device="cuda"),
-                   Path(tmp) / "r", load_fmnist())
-    x, y = run.train_split.inputs(run.raw_inputs), run.train_split.y
-    for s in range(3):
-        run._step(x[s * 128:(s + 1) * 128], y[s * 128:(s + 1) * 128])
-    prof = cProfile.Profile()
-    prof.enable()
-    for s in range(3, 6):
-        run._step(x[s * 128:(s + 1) * 128], y[s * 128:(s + 1) * 128])
-    torch.cuda.synchronize()
-    prof.disable()
-    run.close()
-pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-EOF
+part profile_chip_step 60 python3 benchmarks/profile_chip_step.py --device cuda
+# 65 chip-in-the-loop epochs in wall-clock hours: the emulator's array math on the CPU's threads and on the GPU
+part chip_epoch 240 python3 benchmarks/chip_epoch.py --devices cpu cuda --threads 1 8 all --steps 5 --json \
+    --out "$out/chip_epoch.json"
+part profile_chip_step_cpu 60 python3 benchmarks/profile_chip_step.py --device cpu --threads all
 echo "parts failed: $failed"
 exit "$failed"

@@ -11,6 +11,11 @@ How many: ``RRAMSIM_THREADS`` if set (1 = no threads), else the CPUs this proces
 ``DEFAULT_MAX``.  :func:`set_threads` changes it in a running process (the CLI's and training's
 ``--threads``).  An operation is split only where each part has ``MIN_PART_SAMPLES`` samples or more:
 below that the threads' hand-over costs more than it saves.  (ours)
+
+While parts run, the BLAS library (numpy's matrix products) is held to one thread with threadpoolctl: each part's
+product then runs in its own thread only, instead of every part starting the BLAS library's threads (which spin
+and slow each other down many times over).  threadpoolctl is the maintained way to do this across OpenBLAS, MKL
+and BLIS builds; where it is missing the parts run with the BLAS library as it is set.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 ENV = "RRAMSIM_THREADS"
@@ -30,6 +36,7 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _override: int | None = None
+_blas: Any = None  # threadpoolctl.ThreadpoolController, made at the first parts run (False: not installed)
 
 
 def _cpus() -> int:
@@ -79,11 +86,12 @@ def run_parts(work: Callable[[int, int], T], ranges: list[tuple[int, int]]) -> l
     if len(ranges) == 1:
         return [work(*ranges[0])]
     pool = _executor(len(ranges) - 1)
-    futures = [pool.submit(work, a, b) for a, b in ranges[1:]]
-    try:
-        first = work(*ranges[0])
-    finally:
-        rest = [f.exception() for f in futures]  # wait for every part before anything is raised
+    with _one_blas_thread():
+        futures = [pool.submit(work, a, b) for a, b in ranges[1:]]
+        try:
+            first = work(*ranges[0])
+        finally:
+            rest = [f.exception() for f in futures]  # wait for every part before anything is raised
     for e in rest:
         if e is not None:
             raise e
@@ -98,3 +106,16 @@ def _executor(workers: int) -> ThreadPoolExecutor:
                 _pool.shutdown(wait=False)
             _pool, _pool_size = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rramsim"), workers
         return _pool
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    global _blas
+    with _lock:
+        if _blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _blas = ThreadpoolController()
+            except ImportError:  # pragma: no cover - a dependency; the parts still run
+                _blas = False
+    return _blas.limit(limits=1, user_api="blas") if _blas else nullcontext()

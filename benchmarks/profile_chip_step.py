@@ -1,0 +1,52 @@
+"""cProfile of three Fashion-MNIST chip-forward TO steps (batch 128, after three warm-up steps) with the
+emulator's array math on ``--device`` and ``--threads`` emulator threads (rramsim.workers; all: the CPUs):
+where a chip step's time goes (the main thread's; the threads' parts show as waits).
+
+    python benchmarks/profile_chip_step.py [--device cpu|cuda] [--threads N|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+from pathlib import Path
+
+import torch
+from rramctl.training.config import TrainConfig
+from rramctl.training.data import load_fmnist
+from rramctl.training.runner import Run
+from rramsim import workers
+
+BATCH = 128
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", default="all")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.threads != "all":
+        workers.set_threads(int(args.threads))
+    prof = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(task="fmnist-cnn", forward="chip", backend="emulator", device=args.device)
+        run = Run.open(cfg, Path(tmp) / "run", load_fmnist())
+        x, y = run.train_split.inputs(run.raw_inputs), run.train_split.y
+        for s in range(6):
+            if s == 3:
+                prof.enable()
+            run._step(x[s * BATCH : (s + 1) * BATCH], y[s * BATCH : (s + 1) * BATCH])
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        prof.disable()
+        run.close()
+    print(f"device {args.device}, {workers.threads()} emulator threads, 3 steps of batch {BATCH}")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
