@@ -417,8 +417,9 @@ class Chip:
         codes = self._hw.multiply(inputs, bits, region, self.v_read_code, TiaGain.MULTIPLY)
         sat = self._hw.saturated
         self._check_saturation(sat, "multiply")
-        corrected = codes - self.column_offsets(region)[None, :] * ((1 << bits) - 1)  # offset of every bit plane
-        return MultiplyResult(codes, corrected * self.product_lsb_us, sat)
+        products = np.subtract(codes, self.column_offsets(region)[None, :] * ((1 << bits) - 1))  # every plane's offset
+        products *= self.product_lsb_us  # (in place: the same values as a new array)
+        return MultiplyResult(codes, products, sat)
 
     def multiply_pairs(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
         """Differential multiply on a pair region (G+ at its columns, G- at + 256, docs/protocol.md):
@@ -428,8 +429,10 @@ class Chip:
         x = self.check_inputs(inputs, region, bits)
         plus_res = self.multiply(x, region, bits)
         minus_res = self.multiply(x, minus, bits)
-        return MultiplyResult(plus_res.codes - minus_res.codes, plus_res.products - minus_res.products,
-                              plus_res.saturated + minus_res.saturated)  # fmt: skip
+        codes, products = plus_res.codes, plus_res.products  # the plus half's arrays, this call's own: in place
+        codes -= minus_res.codes
+        products -= minus_res.products
+        return MultiplyResult(codes, products, plus_res.saturated + minus_res.saturated)
 
     def weights_us(self, region: Region) -> NDArray[np.float64]:
         """Differential weights G+ - G- of a pair region, read back from the chip."""

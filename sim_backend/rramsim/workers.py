@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 ENV = "RRAMSIM_THREADS"
 DEFAULT_MAX = 16  # (ours) beyond this a multiply's parts are too small to gain
-MIN_PART_SAMPLES = 1 << 16  # (ours) about a millisecond of read-out per part on one core
+MIN_PART_SAMPLES = 1 << 13  # (ours) about 0.15 ms of read-out per part on one core, several times a hand-over
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
