@@ -325,7 +325,11 @@ def test_a_block_of_the_conductance_is_the_whole_arrays_block() -> None:
         np.testing.assert_array_equal(block, whole[np.ix_(some, cols)])
 
 
-@pytest.mark.parametrize(("shape", "top"), [((3_000, 9), 3), ((500, 300), 16), ((200, 6), 1_000), ((0, 4), 2)])
+@pytest.mark.parametrize(
+    ("shape", "top"),
+    [((3_000, 9), 3), ((2_000, 16), 16), ((2_000, 17), 16), ((1_000, 8), 256), ((1_000, 12), 200), ((500, 300), 16),
+     ((200, 6), 1_000), ((0, 4), 2), ((40, 1), 16)],
+)  # fmt: skip
 def test_unique_vectors_is_np_unique(shape: tuple[int, int], top: int) -> None:
     x = np.random.default_rng(shape[0]).integers(0, top, size=shape)
     if shape[0] > 8:

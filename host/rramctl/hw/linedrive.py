@@ -154,13 +154,22 @@ class BitplaneStream:
 def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray[np.int64]]:
     """The distinct rows of ``x`` (N, n) and, for every row, the index of its distinct row, exactly as
     ``np.unique(x, axis=0, return_inverse=True)`` gives them (sorted rows), but faster: rows of values
-    0-255 are compared as byte strings (one 1-D sort; byte order = value order), other rows through a
+    0-15 (up to 16 of them) or 0-255 (up to 8) as one uint64 each, other rows of values 0-255 as byte strings
+    (one 1-D sort; byte order = value order), other rows through a
     64-bit hash per row (a wrapping integer dot product, collisions checked: np.unique then)."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         uniq, inv = np.unique(x, axis=0, return_inverse=True)
         return uniq, inv.ravel().astype(np.int64)
-    if int(x.min()) >= 0 and int(x.max()) < 256:
+    lo, hi, n = int(x.min()), int(x.max()), x.shape[1]
+    if lo >= 0 and (hi < 16 and 4 * n <= 64 or hi < 256 and 8 * n <= 64):  # a row fits one uint64, first value on top
+        width = 4 if hi < 16 and 4 * n <= 64 else 8
+        key = np.zeros(x.shape[0], dtype=np.uint64)
+        for j in range(n):  # number order of the keys = the rows' order (np.unique's)
+            key |= x[:, j].astype(np.uint64) << np.uint64(width * (n - 1 - j))
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        return x[first], inv.ravel().astype(np.int64)
+    if lo >= 0 and hi < 256:
         packed = np.ascontiguousarray(x.astype(np.uint8)).view(f"V{x.shape[1]}").ravel()
         _, first, inv = np.unique(packed, return_index=True, return_inverse=True)
         return x[first], inv.ravel().astype(np.int64)
