@@ -64,6 +64,7 @@ def measure(device: str, threads: int, batch: int, steps: int, data: Any) -> dic
                     if s:
                         times.append(_wall(device) - t0)
                 part = run.val_split.take(np.arange(min(EVAL_SAMPLES, len(run.val_split))))
+                run.evaluate(run.val_split.take(np.arange(min(500, len(run.val_split)))))  # warm-up: its batch size
                 t0 = _wall(device)
                 run.evaluate(part)
                 per_image = (_wall(device) - t0) / len(part)
