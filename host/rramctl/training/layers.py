@@ -209,7 +209,7 @@ class FusedReluPoolQuantise(torch.autograd.Function):
         (act,) = ctx.saved_tensors
         n, c = act.shape[:2]
         grad = grad.contiguous()
-        g_in = torch.zeros_like(act)
+        g_in = torch.empty_like(act)
         _host_kernels.relu_pool_quantise_backward(act.detach().numpy().reshape(n * c, -1), ctx.pooled,
                                                   grad.numpy().reshape(n * c, -1), ctx.index, np.float32(ctx.scale),
                                                   np.float32(ctx.levels), g_in.numpy().reshape(n * c, -1))  # fmt: skip
@@ -321,43 +321,52 @@ def _compile_host_kernels() -> _HostKernels | None:
 
     @numba.njit(cache=True, nogil=True)
     def relu_pool_quantise(x: Any, s: Any, top: Any, out: Any, pooled: Any, index: Any) -> None:
+        # x (planes, H, W); out, pooled, index (planes, H // 2 * W // 2); each window's four elements in max_pool2d's
+        # scan order, taken by selects (no branches: a window's maximum is where random data mispredicts)
         zero = np.float32(0.0)
         planes, h, w = x.shape
         wo = w // 2
         for p in range(planes):
             for oh in range(h // 2):
                 for ow in range(wo):
-                    best = np.float32(-np.inf)
-                    at = 2 * oh * w + 2 * ow
-                    for ih in range(2 * oh, 2 * oh + 2):
-                        for iw in range(2 * ow, 2 * ow + 2):
-                            v = x[p, ih, iw]
-                            r = v if (v != v or v > zero) else zero  # F.relu (NaN stays NaN)
-                            if r > best or r != r:
-                                best = r
-                                at = ih * w + iw
+                    a = 2 * oh * w + 2 * ow
+                    v0, v1, v2, v3 = (
+                        x[p, 2 * oh, 2 * ow],
+                        x[p, 2 * oh, 2 * ow + 1],
+                        x[p, 2 * oh + 1, 2 * ow],
+                        x[p, 2 * oh + 1, 2 * ow + 1],
+                    )
+                    r0 = max(v0, zero) if v0 == v0 else v0  # F.relu (NaN stays NaN)
+                    r1 = max(v1, zero) if v1 == v1 else v1
+                    r2 = max(v2, zero) if v2 == v2 else v2
+                    r3 = max(v3, zero) if v3 == v3 else v3
+                    best, at = r0, a  # the first element beats the pool's -inf start whatever it is
+                    take = (r1 > best) | (r1 != r1)
+                    best, at = (r1, a + 1) if take else (best, at)
+                    take = (r2 > best) | (r2 != r2)
+                    best, at = (r2, a + w) if take else (best, at)
+                    take = (r3 > best) | (r3 != r3)
+                    best, at = (r3, a + w + 1) if take else (best, at)
                     o = oh * wo + ow
                     index[p, o] = at
                     pooled[p, o] = best
                     t = best * s
-                    if t != t:
-                        out[p, o] = t
-                    else:
-                        out[p, o] = np.rint(min(max(t, zero), top)) + zero
+                    out[p, o] = t if t != t else np.rint(min(max(t, zero), top)) + zero
 
     @numba.njit(cache=True, nogil=True)
     def relu_pool_quantise_backward(x: Any, pooled: Any, g: Any, index: Any, s: Any, top: Any, out: Any) -> None:
+        # out (planes, H * W), every element written: +0, and at each window's chosen index its gradient
         zero = np.float32(0.0)
-        for p in range(g.shape[0]):
+        for p in range(out.shape[0]):
+            for i in range(out.shape[1]):
+                out[p, i] = zero
             for o in range(g.shape[1]):
                 t = pooled[p, o] * s
-                gq = g[p, o] * s if (t >= zero and t <= top) else zero
+                gq = g[p, o] * s if (t >= zero and t <= top) else zero  # the quantiser's gradient
                 at = index[p, o]
-                out[p, at] += gq
                 v = x[p, at]
-                r = v if (v != v or v > zero) else zero
-                if r <= zero:
-                    out[p, at] = zero
+                r = max(v, zero) if v == v else v
+                out[p, at] = zero if r <= zero else zero + gq  # the pool adds to +0; ReLU's gate
 
     @numba.njit(cache=True, nogil=True)
     def masked_weight(w: Any, mask: Any, r: Any, out: Any) -> None:
@@ -499,7 +508,7 @@ class TOLayer(CrossbarLayer):
         if self.margin:
             ranked = ranked + self.margin * self.mask.to(ranked.dtype)
         top = topk_mask(ranked, self.keep)
-        return torch.where(self.hold, self.mask, top) if bool(self.hold.any()) else top
+        return torch.where(self.hold, self.mask, top) if self.hold.numpy().any() else top
 
     def kept_inputs(self) -> float:
         return self.keep / self.n_out

@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rramctl.training.config import NetworkConfig
-from rramctl.training.layers import CrossbarLayer, Executor, LayerFactory, quantise
+from rramctl.training.layers import CrossbarLayer, Executor, LayerFactory, quantise, relu_pool_quantise
+
+
+def times(y: torch.Tensor, s: float | torch.Tensor) -> torch.Tensor:
+    """``y * s``, skipped where ``s`` is the number 1.0 (``fixed`` codes' step), which leaves every bit as it is,
+    forward and back (x * 1.0 == x, a gradient times 1.0 likewise)."""
+    return y if isinstance(s, float) and s == 1.0 else y * s
 
 
 class CrossbarNet(nn.Module):
@@ -40,14 +46,23 @@ class CrossbarNet(nn.Module):
         for layer in self.crossbar_layers():
             layer.executor = executor
 
-    def q(self, act: torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
+    def q(self, act: torch.Tensor, relu: bool = False) -> tuple[torch.Tensor, float | torch.Tensor]:
         """Unsigned codes of (post-ReLU) activations and the value of one code: ``fixed`` (ours) clips to
         [0, act_clip] and keeps the products in code units (step 1); ``minmax`` (the paper's hardware code) maps the
-        batch's own maximum to the top code, and the host multiplies the next layer's products by the step."""
+        batch's own maximum to the top code, and the host multiplies the next layer's products by the step.
+        ``relu``: the codes of ``F.relu(act)`` (with ``fixed``, ReLU runs inside the quantiser's passes)."""
         if self.cfg.act_quant == "fixed":
-            return quantise(act, self.bits, self.cfg.act_clip), 1.0
+            return quantise(act, self.bits, self.cfg.act_clip, relu=relu), 1.0
+        if relu:
+            act = F.relu(act)
         top = act.detach().max().clamp_min(1e-12)
         return quantise(act, self.bits, top), top / (2**self.bits - 1)
+
+    def q_relu_pool(self, act: torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
+        """``self.q(F.max_pool2d(F.relu(act), 2))``; with ``fixed`` codes in one compiled pass each way."""
+        if self.cfg.act_quant == "fixed":
+            return relu_pool_quantise(act, self.bits, self.cfg.act_clip), 1.0
+        return self.q(F.max_pool2d(F.relu(act), 2))
 
     def drop(self, x: torch.Tensor, s: float | torch.Tensor) -> tuple[torch.Tensor, float | torch.Tensor]:
         """network.dropout while training: a random fraction of the codes set to 0 (the rest stay integer codes, as
@@ -103,15 +118,14 @@ class FmnistCNN(CrossbarNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantise_input(x)  # C1 is followed by batch-norm: the input's scale needs no step
-        x, s = self.q(F.relu(self.norm("c1", self.c1, self.c1.conv(x, (3, 3)))))
-        y = self.c2.conv(x, (3, 3)) * s
+        x, s = self.q(self.norm("c1", self.c1, self.c1.conv(x, (3, 3))), relu=True)
+        y = times(self.c2.conv(x, (3, 3)), s)
         if self.cfg.pool_order == "before-norm":  # the paper's code: max-pool, then batch-norm and ReLU
-            x = F.relu(self.norm("c2", self.c2, F.max_pool2d(y, 2)))
+            x, s = self.drop(*self.q(self.norm("c2", self.c2, F.max_pool2d(y, 2)), relu=True))
         else:
-            x = F.max_pool2d(F.relu(self.norm("c2", self.c2, y)), 2)
-        x, s = self.drop(*self.q(x))
-        x, s = self.drop(*self.q(F.relu(self.norm("f1", self.f1, self.f1(x.flatten(1)) * s))))
-        return self.norm("f2", self.f2, self.f2(x) * s)
+            x, s = self.drop(*self.q_relu_pool(self.norm("c2", self.c2, y)))
+        x, s = self.drop(*self.q(self.norm("f1", self.f1, times(self.f1(x.flatten(1)), s)), relu=True))
+        return self.norm("f2", self.f2, times(self.f2(x), s))
 
 
 class FsddCRNN(CrossbarNet):

@@ -8,10 +8,13 @@ a batched, diff-only reset (prune) or set (reinstate) of both cells of the pair.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from rramctl.training.crossbar import MappedNetwork
 from rramctl.training.layers import TOLayer
@@ -43,35 +46,109 @@ def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
     flips = {}
     for layer in _to_layers(net):
         want = layer.wanted_mask()
-        prune = (layer.mask & ~want).nonzero().numpy()
-        reinstate = (~layer.mask & want).nonzero().numpy()
+        prune, reinstate = _mask_changes(layer.mask, want)
         if len(prune):
             mapped.prune(layer.name, prune)
         if len(reinstate):
             mapped.reinstate(layer.name, reinstate)
         if len(prune) or len(reinstate):
-            w = torch.from_numpy(mapped.read_weights(layer.name)).float()
+            w = mapped.read_weights(layer.name)  # float64; numpy's assignment rounds to float32 as torch's .float()
+            weight, residual = layer.weight.numpy(), layer.residual.numpy()  # (views of the buffers)
             r, c = reinstate[:, 0], reinstate[:, 1]
-            layer.weight[r, c] = w[r, c]
-            layer.residual[r, c] = 0.0
+            weight[r, c] = w[r, c]
+            residual[r, c] = 0.0
             r, c = prune[:, 0], prune[:, 1]
-            layer.residual[r, c] = w[r, c]  # ~0, unless a cell is stuck on
+            residual[r, c] = w[r, c]  # ~0, unless a cell is stuck on
         layer.mask.copy_(want)
         flips[layer.name] = len(prune) + len(reinstate)
     return flips
 
 
+def _mask_changes(mask: torch.Tensor, want: torch.Tensor) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(pairs to prune, pairs to reinstate) as (K, 2) [out, in] indices in row-major order: ``(mask & ~want)`` and
+    ``(~mask & want)``'s ``nonzero()``, by one compiled loop where numba is installed."""
+    if _kernels is None or mask.dim() != 2 or not (mask.is_contiguous() and want.is_contiguous()):
+        return (mask & ~want).nonzero().numpy(), (~mask & want).nonzero().numpy()
+    changes: tuple[NDArray[np.int64], NDArray[np.int64]] = _kernels.changes(
+        mask.numpy().reshape(-1), want.numpy().reshape(-1), mask.shape[1]
+    )
+    return changes
+
+
 def threshold_updates(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
     """Threshold learning rule: score changes with |ds| < T_s are dropped (the score keeps its old value);
-    returns how many were dropped."""
+    returns how many were dropped. On float32 CPU scores one compiled pass per layer (numba): ``|s - s_old| < T_s``
+    in float32 as torch compares a float32 tensor with a number, the old score restored there."""
     dropped = 0
     with torch.no_grad():
         for layer in layers:
             old = before[layer.name]
+            if _kernels is not None and _fusable_scores(layer.scores, old):
+                scores = layer.scores.detach().numpy().reshape(-1)  # (a view: the kernel writes the parameter)
+                dropped += _kernels.drop_small(scores, old.detach().numpy().reshape(-1), np.float32(ts))
+                continue
             small = (layer.scores - old).abs() < ts
             layer.scores.copy_(torch.where(small, old, layer.scores))  # (a masked copy: no index lists)
             dropped += int(small.sum())
     return dropped
+
+
+def _fusable_scores(scores: torch.Tensor, old: torch.Tensor) -> bool:
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in (scores, old)) and (
+        scores.shape == old.shape
+    )
+
+
+class _Kernels(NamedTuple):
+    drop_small: Callable[..., int]
+    changes: Callable[..., tuple[NDArray[np.int64], NDArray[np.int64]]]
+
+
+def _compile_kernels() -> _Kernels | None:
+    """The threshold rule's and the mask diff's loops, compiled where numba is installed (None: the torch
+    expressions run)."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised where numba is absent
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def drop_small(s: Any, old: Any, ts: Any) -> int:
+        n = 0
+        for i in range(s.shape[0]):
+            if abs(s[i] - old[i]) < ts:  # float32 difference, float32 threshold
+                s[i] = old[i]
+                n += 1
+        return n
+
+    @numba.njit(cache=True, nogil=True)
+    def changes(m: Any, w: Any, n_in: Any) -> tuple[Any, Any]:
+        k_prune = 0
+        k_set = 0
+        for i in range(m.shape[0]):
+            if m[i] != w[i]:
+                if m[i]:
+                    k_prune += 1
+                else:
+                    k_set += 1
+        prune = np.empty((k_prune, 2), np.int64)
+        reinstate = np.empty((k_set, 2), np.int64)
+        k_prune = 0
+        k_set = 0
+        for i in range(m.shape[0]):
+            if m[i] != w[i]:
+                if m[i]:
+                    prune[k_prune, 0], prune[k_prune, 1] = i // n_in, i % n_in
+                    k_prune += 1
+                else:
+                    reinstate[k_set, 0], reinstate[k_set, 1] = i // n_in, i % n_in
+                    k_set += 1
+        return prune, reinstate
+
+    return _Kernels(drop_small, changes)
+
+
+_kernels = _compile_kernels()
 
 
 def hold_small_changes(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
