@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from rramctl.training.config import TrainConfig
+from rramctl.training.config import NetworkConfig, TrainConfig
 from rramctl.training.layers import im2col_codes
 from rramctl.training.runner import Run, RunError
 from training_fixtures import easy_images, formed, to_net
 
 
 def test_option_defaults_leave_the_network_as_it_was():
-    n = TrainConfig(task="fsdd-crnn").network
+    """The options' own defaults are the former network; the recipes choose otherwise per task and data source."""
+    n = NetworkConfig()
     assert (n.conv_layout, n.dropout, n.weight_noise) == ("pooled", 0.0, 0.0)
     assert TrainConfig(task="fsdd-crnn").chip_model is None
     with pytest.raises(ValueError, match="dropout"):
@@ -140,7 +141,7 @@ def test_emulator_device_model_is_a_run_setting(tmp_path):
 
 def test_paper_feature_defaults_differ_only_where_validation_chose():
     """On the paper's feature file the rramctl recipe takes the settings its validation sweep chose; our own MFCC maps
-    and the paper recipe keep theirs, and an explicit value wins."""
+    take theirs (below), the paper recipe keeps its own, and an explicit value wins."""
     from rramctl.training.config import PAPER_FEATURES_DEFAULTS, DataConfig
 
     paper_file = {"source": "paper-features", "features_file": "f.npz"}
@@ -153,3 +154,24 @@ def test_paper_feature_defaults_differ_only_where_validation_chose():
     assert not TrainConfig(task="fsdd-crnn", recipe="paper", data=paper_file).threshold.follows_lr
     assert not TrainConfig(task="fsdd-crnn", data=paper_file, threshold={"follows_lr": False}).threshold.follows_lr
     assert TrainConfig.model_validate_json(on_file.model_dump_json()) == on_file
+
+
+def test_our_mfcc_defaults_are_the_ones_validation_chose():
+    """On our own MFCC maps (data.source = standard) the rramctl recipe takes what its validation sweep chose
+    (docs/training.md "Our MFCC pipeline: the defaults on validation"): the strided front end, and nothing else (the
+    lr-scaled threshold and weight noise, chosen on the paper's features, stay off). A saved config.json of an
+    earlier run keeps its pooled front end, and an explicit value wins."""
+    from rramctl.training.config import MFCC_DEFAULTS, DataConfig, ThresholdConfig, recipe_defaults
+
+    assert recipe_defaults("rramctl", "fsdd-crnn") == MFCC_DEFAULTS == {"network": {"conv_layout": "strided"}}
+    ours = TrainConfig(task="fsdd-crnn")
+    assert ours.network == NetworkConfig(conv_layout="strided") and ours.threshold == ThresholdConfig()
+    assert ours.data == DataConfig(validation=0.1)
+    assert TrainConfig(task="fsdd-crnn", data={"source": "standard"}) == ours
+    assert TrainConfig(task="fsdd-crnn", data=DataConfig(validation=0.1)) == ours  # a section object too
+    assert TrainConfig(task="fsdd-crnn", recipe="paper").network.weight_noise == 0.0
+    assert TrainConfig(task="fmnist-cnn").network.conv_layout == "pooled"  # the CNN has no such front end
+    earlier = ours.model_dump(mode="json")
+    earlier["network"]["conv_layout"] = "pooled"
+    assert TrainConfig.model_validate(earlier).network.conv_layout == "pooled"
+    assert TrainConfig.model_validate_json(ours.model_dump_json()) == ours
