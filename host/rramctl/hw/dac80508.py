@@ -7,6 +7,7 @@ following frame, whose first byte echoes R/W + address.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -75,6 +76,7 @@ def channel_frame(channel: int, code: int) -> int:
     return build_frame(DAC0 + channel, code)
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of its value, asked again for every pulse of a training step
 def volts_to_code(volts: float) -> int:
     """Nearest DAC code for an output voltage; refuses what the DAC cannot produce."""
     if not 0.0 <= volts <= float(FULL_SCALE_V):
