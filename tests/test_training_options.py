@@ -151,6 +151,9 @@ def test_paper_feature_defaults_differ_only_where_validation_chose():
         assert {k: getattr(getattr(on_file, section), k) for k in values} == values
     assert on_file.threshold.follows_lr and not ours.threshold.follows_lr
     assert on_file.to.keep_margin == 0.03 and ours.to.keep_margin == 0.0  # the budget's choice, paper's features only
+    # Fashion-MNIST: the budget's choice at 65 epochs (docs/training.md); the paper recipe keeps plain top-k
+    assert TrainConfig(task="fmnist-cnn").to.keep_margin == 0.1
+    assert TrainConfig(task="fmnist-cnn", recipe="paper").to.keep_margin == 0.0
     assert TrainConfig(task="fsdd-crnn", data=DataConfig(**paper_file)).threshold.follows_lr  # a section object too
     assert not TrainConfig(task="fsdd-crnn", recipe="paper", data=paper_file).threshold.follows_lr
     assert not TrainConfig(task="fsdd-crnn", data=paper_file, threshold={"follows_lr": False}).threshold.follows_lr
