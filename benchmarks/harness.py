@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rramctl.fileio import atomic_write_text
 from rramctl.training import plots
@@ -127,13 +128,15 @@ def _mean_std(vals: list[float]) -> dict[str, float]:
 
 
 def sweep(
-    task: str, out: Path, settings: dict[str, list[Path]], initial_prune: int, last: int = 10, method: str = "to"
-) -> dict[str, Any]:
+    task: str, out: Path, settings: dict[str, list[Path]], initial_prune: int, last: int = 10, method: str = "to",
+    rule: BudgetRule | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One file for a sweep of settings (docs/training.md, the sweeps decided on validation): per setting (a label and
     the harness folders of its runs) every ``method`` run's record with its curves, the validation figures that decide
     (final epoch, mean over the last ``last`` epochs) and the test figures reported beside them, and their mean +-
-    std; pair flips per epoch after the first sync's ``initial_prune`` pairs. Where two folders hold the same seed,
-    the first one's run is kept."""
+    std; pair flips per epoch after the first sync's ``initial_prune`` pairs; the ``threshold.t_epochs`` a refit
+    without validation replays (:func:`t_epochs_replay`). Where two folders hold the same seed, the first one's run is
+    kept. With a ``rule``, its decision too (:func:`apply_budget_rule`)."""
     res: dict[str, Any] = {"task": task, "paper": PAPER[task]["to"], "decided_on": f"validation accuracy: final epoch "
                            f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
     for label, folders in settings.items():
@@ -153,21 +156,102 @@ def sweep(
         keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
                 "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
         summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
+        summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs])
         res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
+    if rule is not None:
+        res["rule"] = apply_budget_rule(res, rule, last)
     atomic_write_text(out, json.dumps(res, indent=2))
     for label, d in res["settings"].items():
         sm = d["summary"]
         print(f"{label}: seeds {sm['seeds']}, validation final {100 * sm['val_final']['mean']:.2f} %, last {last} "
               f"{100 * sm[f'val_mean_last_{last}']['mean']:.2f} %; test {100 * sm['test_accuracy']['mean']:.2f} +- "
               f"{100 * sm['test_accuracy']['std']:.2f} %")  # fmt: skip
+    if "rule" in res:
+        print(res["rule"]["decision"])
     return res
 
 
+def t_epochs_replay(run_folders: list[Path]) -> list[int] | None:
+    """``threshold.t_epochs`` for a refit on the whole training set (no validation, docs/training.md "Refit on the
+    whole training set"): the k-th entry is the median over the runs (the lower middle one for an even count) of
+    the epoch of their k-th new best validation accuracy, for k = 1 .. the fewest any run had, and no more than the
+    steps that take T_s from T_init to its floor T_end (later ones change nothing). None where a run has no
+    validation curve or no counter (``new_best`` absent)."""
+    per_run: list[list[int]] = []
+    steps: list[int] = []
+    for folder in run_folders:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if not metrics or any(m.get("new_best") is None for m in metrics):
+            return None
+        per_run.append([int(m["epoch"]) for m in metrics if m["new_best"]])
+        th = json.loads((folder / "config.json").read_text())["threshold"]
+        if th["floor"] and th["step"] > 0:
+            steps.append(math.ceil((th["init"] - th["end"]) / th["step"] - 1e-9))
+    if not per_run:
+        return None
+    k = min([len(e) for e in per_run] + steps)
+    return [int(statistics.median_low(e[i] for e in per_run)) for i in range(k)]
+
+
+class BudgetRule(NamedTuple):
+    """The programming-budget rule of the sweeps (docs/training.md, "A hysteresis on the mask"), written before
+    their runs: a setting is taken if (a) its validation accuracy (mean over seeds of the mean of the last epochs)
+    is at least the ``reference`` setting's mean less one standard deviation over seeds, and (b) its pair flips per
+    epoch after the initial prune are at most ``budget``; among those passing, the fewest flips wins. The reference
+    is a candidate too when ``reference_competes``."""
+
+    reference: str
+    budget: float
+    reference_competes: bool = True
+
+
+def apply_budget_rule(res: dict[str, Any], rule: BudgetRule, last: int = 10) -> dict[str, Any]:
+    """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's figures and verdicts, the chosen
+    label (None where none passes) and one line that says it."""
+    settings = res["settings"]
+    if rule.reference not in settings:
+        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
+    ref = settings[rule.reference]["summary"][f"val_mean_last_{last}"]
+    floor = ref["mean"] - ref["std"]
+    rows: dict[str, dict[str, Any]] = {}
+    for label, d in settings.items():
+        if label == rule.reference and not rule.reference_competes:
+            continue
+        val = d["summary"][f"val_mean_last_{last}"]["mean"]
+        flips = d["summary"]["pair_flips_after_initial_prune_per_epoch"]["mean"]
+        rows[label] = {"validation": val, "pair_flips_per_epoch": flips, "validation_passes": val >= floor,
+                       "budget_passes": flips <= rule.budget}  # fmt: skip
+    passing = [label for label, r in rows.items() if r["validation_passes"] and r["budget_passes"]]
+    chosen = min(passing, key=lambda label: rows[label]["pair_flips_per_epoch"]) if passing else None
+    decision = (f"rule: validation (last {last} epochs) >= {100 * floor:.2f} % ({rule.reference}'s "
+                f"{100 * ref['mean']:.2f} - {100 * ref['std']:.2f}), pair flips / epoch <= {rule.budget:,.0f}: "
+                + (f"{chosen} chosen" if chosen else "none passes") + " ("
+                + "; ".join(f"{label} {100 * r['validation']:.2f} %, {r['pair_flips_per_epoch']:,.0f} flips"
+                            for label, r in rows.items()) + ")")  # fmt: skip
+    return {"reference": rule.reference, "budget": rule.budget, "last": last, "validation_floor": floor,
+            "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
+
+
 def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
-    """``OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]``: :func:`sweep` from the command line."""
-    pairs = [a.rpartition("=") for a in argv[1:]]
-    settings = {label: [Path(f) for f in folders.split(",")] for label, _, folders in pairs}
-    return sweep(task, Path(argv[0]), settings, initial_prune)
+    """``OUT.json LABEL=FOLDER[,FOLDER...] ... [--reference LABEL --budget FLIPS [--reference-out]]``: :func:`sweep`
+    from the command line, with the budget rule where a reference and a budget are given."""
+    p = argparse.ArgumentParser(prog=f"train script --sweep ({task})")
+    p.add_argument("out", type=Path)
+    p.add_argument("settings", nargs="+", metavar="LABEL=FOLDER[,FOLDER...]")
+    p.add_argument("--reference", help="the budget rule's reference setting (its validation less one std)")
+    p.add_argument("--budget", type=float, help="the budget rule's pair flips per epoch after the initial prune")
+    p.add_argument("--reference-out", action="store_true", help="the reference is not a candidate")
+    a = p.parse_args(argv)
+    if (a.reference is None) != (a.budget is None):
+        p.error("--reference and --budget go together")
+    settings: dict[str, list[Path]] = {}
+    for item in a.settings:
+        label, eq, folders = item.rpartition("=")
+        if not eq or not label or not folders:
+            p.error(f"a setting is LABEL=FOLDER[,FOLDER...], got {item!r}")
+        settings[label] = [Path(f) for f in folders.split(",")]
+    rule = None if a.reference is None else BudgetRule(a.reference, a.budget, not a.reference_out)
+    return sweep(task, a.out, settings, initial_prune, rule=rule)
 
 
 def table(task: str, agg: dict[str, dict[str, Any]]) -> str:

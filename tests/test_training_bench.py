@@ -125,3 +125,56 @@ def test_sweep_keeps_the_first_run_of_a_seed_and_the_validation_figures_that_dec
     assert sm["val_mean_last_2"]["mean"] == pytest.approx(((0.5 + 0.6) / 2 + (0.5 + 0.8) / 2) / 2)
     assert sm["pair_flips_after_initial_prune_per_epoch"]["mean"] == 100
     assert res["paper"] == 0.874 and json.loads((tmp_path / "s.json").read_text())["settings"]["x"]["summary"] == sm
+
+
+def _sweep_run(folder: Path, seed: int, val: list[float], best: list[bool], flips: int, threshold: dict) -> dict:
+    run_dir = folder / f"rramctl-to-seed{seed}"
+    run_dir.mkdir(parents=True)
+    metrics = [{"epoch": e + 1, "val_accuracy": v, "test_accuracy": 0.5, "val_loss": 1.0, "new_best": b}
+               for e, (v, b) in enumerate(zip(val, best, strict=True))]  # fmt: skip
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "config.json").write_text(json.dumps({"threshold": threshold}))
+    return {"recipe": "rramctl", "method": "to", "seed": seed, "path": "host", "epochs": len(val), "steps": 8,
+            "test_accuracy": 0.5, "best_val_accuracy": max(val), "test_at_best_val": 0.5, "pair_flips": flips,
+            "cell_ops_per_step": 1.0}  # fmt: skip
+
+
+def test_sweep_replays_the_counter_and_applies_the_budget_rule(tmp_path, harness):
+    """t_epochs_replay: per k the median over seeds of the epoch of the k-th new best, no more entries than the fewest
+    a run had nor than the steps to T_s's floor; the budget rule: validation >= the reference's mean - std, flips <=
+    the budget, fewest flips wins; the reference competes unless told not to."""
+    th = {"init": 5e-3, "end": 5e-4, "step": 1.5e-3, "floor": True}  # 3 steps to the floor
+    courses = {  # seed -> epochs with a new best
+        0: [True, True, False, True, True, True],  # 1, 2, 4, 5, 6
+        1: [True, False, True, False, True, False],  # 1, 3, 5
+        2: [True, True, True, True, False, False],  # 1, 2, 3, 4
+    }
+    figures = {"ref": ([0.8, 0.9], 2_000), "few": ([0.8, 0.88], 1_300), "fewest": ([0.7, 0.7], 1_100),
+               "many": ([0.9, 0.95], 9_000)}  # fmt: skip
+    for label, (last, flips) in figures.items():
+        runs = [_sweep_run(tmp_path / label, seed, [0.5, 0.6, 0.7, 0.8] + [last[seed % 2]] * 2, best,
+                           1_000 + flips * 6, th)
+                for seed, best in courses.items()]  # fmt: skip
+        (tmp_path / label / "results.json").write_text(json.dumps({"data": "d", "args": {}, "runs": runs}))
+    settings = {label: [tmp_path / label] for label in figures}
+    rule = harness.BudgetRule("ref", budget=5_000)
+    res = harness.sweep("fsdd-crnn", tmp_path / "s.json", settings, 1_000, last=2, rule=rule)
+    assert res["settings"]["ref"]["summary"]["t_epochs_replay"] == [1, 2, 4]  # medians of (1,1,1), (2,3,2), (4,5,3)
+    dec = res["rule"]
+    assert dec["candidates"]["fewest"]["validation_passes"] is False  # 0.7 < ref's mean - std
+    assert dec["candidates"]["many"]["budget_passes"] is False
+    assert dec["chosen"] == "few" and "few chosen" in dec["decision"]
+    assert json.loads((tmp_path / "s.json").read_text())["rule"]["chosen"] == "few"
+    with pytest.raises(ValueError, match="not a setting"):
+        harness.apply_budget_rule(res, harness.BudgetRule("nope", 5_000), last=2)
+    alone = {"settings": {"ref": res["settings"]["ref"]}}
+    alone = harness.apply_budget_rule(alone, harness.BudgetRule("ref", 5_000, reference_competes=False), last=2)
+    assert alone["chosen"] is None and "none passes" in alone["decision"]
+
+
+def test_t_epochs_replay_needs_a_counter(tmp_path, harness):
+    """Runs without validation (no new_best) have nothing to replay."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps([{"epoch": 1, "new_best": None}]))
+    assert harness.t_epochs_replay([run_dir]) is None
