@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import time
@@ -21,7 +20,7 @@ from typing import Any, NamedTuple
 
 from rramctl.fileio import atomic_write_text
 from rramctl.training import plots
-from rramctl.training.config import TrainConfig, apply_assignments
+from rramctl.training.config import ThresholdConfig, TrainConfig, apply_assignments
 from rramctl.training.data import Dataset, load_task_data
 from rramctl.training.runner import Run, RunError, finish, load_run
 
@@ -184,9 +183,9 @@ def t_epochs_replay(run_folders: list[Path]) -> list[int] | None:
         if not metrics or any(m.get("new_best") is None for m in metrics):
             return None
         per_run.append([int(m["epoch"]) for m in metrics if m["new_best"]])
-        th = json.loads((folder / "config.json").read_text())["threshold"]
-        if th["floor"] and th["step"] > 0:
-            steps.append(math.ceil((th["init"] - th["end"]) / th["step"] - 1e-9))
+        floor_at = ThresholdConfig(**json.loads((folder / "config.json").read_text())["threshold"]).steps_to_floor
+        if floor_at is not None:
+            steps.append(floor_at)
     if not per_run:
         return None
     k = min([len(e) for e in per_run] + steps)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from rramctl.training.config import (
     ConfigFileError,
+    ThresholdConfig,
     TrainConfig,
     apply_assignments,
     leaf_fields,
@@ -186,3 +187,11 @@ def test_paper_feature_file_loads_when_present(tmp_path):
     assert ds.train.x.shape == (2100, 1, 23, 20) and ds.train.x.max() <= 7
     net = to_net("fsdd-crnn")
     assert net(torch.from_numpy(ds.train.x[:4]).float()).shape == (4, 10)
+
+
+def test_threshold_steps_to_floor():
+    """How many counter advances take T_s to its floor: 9 for the defaults (5e-3 -> 5e-4 by 5e-4); none without a floor
+    or a step."""
+    th = ThresholdConfig()
+    assert th.steps_to_floor == 9 and th.at(9) == th.end and th.at(8) > th.end
+    assert ThresholdConfig(floor=False).steps_to_floor is None and ThresholdConfig(step=0).steps_to_floor is None

@@ -9,6 +9,7 @@ changed by ``section.key=value`` assignments (:func:`apply_assignments`).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +124,14 @@ class ThresholdConfig(_Section):
     def counts_on_validation(self) -> bool:
         """Whether T_s depends on the counter of new best validation accuracies (it can fall, no t_epochs)."""
         return self.t_epochs is None and self.step > 0 and (self.init > self.end or not self.floor)
+
+    @property
+    def steps_to_floor(self) -> int | None:
+        """How many advances of t take T_s from T_init down to its floor T_end (later ones change nothing); None
+        where T_s has no floor or never moves."""
+        if not self.floor or self.step <= 0:
+            return None
+        return math.ceil((self.init - self.end) / self.step - 1e-9)
 
     def at(self, t: int, lr_fraction: float = 1.0) -> float:
         """T_s(t); ``lr_fraction`` (the schedule's lr / base lr) scales it when ``follows_lr``."""
