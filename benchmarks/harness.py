@@ -128,14 +128,14 @@ def _mean_std(vals: list[float]) -> dict[str, float]:
 
 def sweep(
     task: str, out: Path, settings: dict[str, list[Path]], initial_prune: int, last: int = 10, method: str = "to",
-    rule: BudgetRule | None = None,
+    rule: SweepRule | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One file for a sweep of settings (docs/training.md, the sweeps decided on validation): per setting (a label and
     the harness folders of its runs) every ``method`` run's record with its curves, the validation figures that decide
     (final epoch, mean over the last ``last`` epochs) and the test figures reported beside them, and their mean +-
     std; pair flips per epoch after the first sync's ``initial_prune`` pairs; the ``threshold.t_epochs`` a refit
     without validation replays (:func:`t_epochs_replay`). Where two folders hold the same seed, the first one's run is
-    kept. With a ``rule``, its decision too (:func:`apply_budget_rule`)."""
+    kept. With a ``rule``, its decision too (:func:`apply_rule`)."""
     res: dict[str, Any] = {"task": task, "paper": PAPER[task]["to"], "decided_on": f"validation accuracy: final epoch "
                            f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
     for label, folders in settings.items():
@@ -158,7 +158,7 @@ def sweep(
         summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs])
         res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
     if rule is not None:
-        res["rule"] = apply_budget_rule(res, rule, last)
+        res["rule"] = apply_rule(res, rule, last)
     atomic_write_text(out, json.dumps(res, indent=2))
     for label, d in res["settings"].items():
         sm = d["summary"]
@@ -231,25 +231,134 @@ def apply_budget_rule(res: dict[str, Any], rule: BudgetRule, last: int = 10) -> 
             "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
 
 
+class AheadRule(NamedTuple):
+    """The defaults' rule of the sweeps on validation alone (docs/training.md, "Our MFCC pipeline: the defaults on
+    validation"), written before their runs: a setting replaces the ``reference`` (the current default) only if it
+    is ahead of it on both validation figures (mean over seeds of the final epoch and of the mean over the last
+    epochs); among those, the highest mean of the two figures wins, and where several are within ``tie`` of the best
+    such mean, the one with the highest last-epochs figure (the steadier one). None ahead on both: the default
+    stays."""
+
+    reference: str
+    tie: float = 0.001
+
+
+def apply_ahead_rule(res: dict[str, Any], rule: AheadRule, last: int = 10) -> dict[str, Any]:
+    """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's two figures, whether it is ahead on
+    both, the chosen label (None: the reference stays) and one line that says it."""
+    settings = res["settings"]
+    if rule.reference not in settings:
+        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
+
+    def figures(label: str) -> tuple[float, float]:
+        sm = settings[label]["summary"]
+        return float(sm["val_final"]["mean"]), float(sm[f"val_mean_last_{last}"]["mean"])
+
+    ref_final, ref_last = figures(rule.reference)
+    rows: dict[str, dict[str, Any]] = {}
+    for label in settings:
+        if label != rule.reference:
+            final, last_k = figures(label)
+            rows[label] = {"validation_final": final, f"validation_last_{last}": last_k, "mean_of_two": (final + last_k)
+                           / 2, "ahead_on_both": final > ref_final and last_k > ref_last}  # fmt: skip
+    ahead = [label for label, r in rows.items() if r["ahead_on_both"]]
+    chosen = None
+    if ahead:
+        best = max(rows[label]["mean_of_two"] for label in ahead)
+        near = [label for label in ahead if rows[label]["mean_of_two"] >= best - rule.tie]
+        chosen = max(near, key=lambda label: rows[label][f"validation_last_{last}"])
+    decision = (f"rule: ahead of {rule.reference} ({100 * ref_final:.2f} % final, {100 * ref_last:.2f} % last {last}) "
+                f"on both validation figures, then the highest mean of the two (ties within {100 * rule.tie:.2f} "
+                "point: the higher last-epochs figure): "
+                + (f"{chosen} chosen" if chosen else f"none ahead on both, {rule.reference} stays") + " ("
+                + "; ".join(f"{label} {100 * r['validation_final']:.2f} / {100 * r[f'validation_last_{last}']:.2f} %"
+                            + (" ahead" if r["ahead_on_both"] else "") for label, r in rows.items()) + ")")  # fmt: skip
+    return {"kind": "ahead-on-both", "reference": rule.reference, "last": last, "tie": rule.tie,
+            "reference_figures": {"validation_final": ref_final, f"validation_last_{last}": ref_last},
+            "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
+
+
+class MarginRule(NamedTuple):
+    """The rule of the threshold sweeps (docs/training.md, "T_init of the threshold rule on validation"), written
+    before their runs: a setting replaces the ``reference`` (the current default) only if its validation accuracy
+    (mean over seeds of the mean of the last epochs) exceeds the reference's by more than the reference's standard
+    deviation over seeds, and its pair flips per epoch after the initial prune are at most ``budget``; among those,
+    the highest validation. None: the default stays."""
+
+    reference: str
+    budget: float
+
+
+def apply_margin_rule(res: dict[str, Any], rule: MarginRule, last: int = 10) -> dict[str, Any]:
+    """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's figures and verdicts, the chosen
+    label (None: the reference stays) and one line that says it."""
+    settings = res["settings"]
+    if rule.reference not in settings:
+        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
+    ref = settings[rule.reference]["summary"][f"val_mean_last_{last}"]
+    bar = ref["mean"] + ref["std"]
+    rows: dict[str, dict[str, Any]] = {}
+    for label, d in settings.items():
+        if label != rule.reference:
+            val = d["summary"][f"val_mean_last_{last}"]["mean"]
+            flips = d["summary"]["pair_flips_after_initial_prune_per_epoch"]["mean"]
+            rows[label] = {"validation": val, "pair_flips_per_epoch": flips, "validation_passes": val > bar,
+                           "budget_passes": flips <= rule.budget}  # fmt: skip
+    passing = [label for label, r in rows.items() if r["validation_passes"] and r["budget_passes"]]
+    chosen = max(passing, key=lambda label: rows[label]["validation"]) if passing else None
+    decision = (f"rule: validation (last {last} epochs) > {100 * bar:.2f} % ({rule.reference}'s {100 * ref['mean']:.2f}"
+                f" + {100 * ref['std']:.2f}), pair flips / epoch <= {rule.budget:,.0f}: "
+                + (f"{chosen} chosen" if chosen else f"none passes, {rule.reference} stays") + " ("
+                + "; ".join(f"{label} {100 * r['validation']:.2f} %, {r['pair_flips_per_epoch']:,.0f} flips"
+                            for label, r in rows.items()) + ")")  # fmt: skip
+    return {"kind": "margin", "reference": rule.reference, "budget": rule.budget, "last": last, "validation_bar": bar,
+            "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
+
+
+SweepRule = BudgetRule | AheadRule | MarginRule
+
+
+def apply_rule(res: dict[str, Any], rule: SweepRule, last: int = 10) -> dict[str, Any]:
+    """The decision of any of the sweep rules on a :func:`sweep`'s settings."""
+    if isinstance(rule, BudgetRule):
+        return apply_budget_rule(res, rule, last)
+    if isinstance(rule, AheadRule):
+        return apply_ahead_rule(res, rule, last)
+    return apply_margin_rule(res, rule, last)
+
+
 def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
-    """``OUT.json LABEL=FOLDER[,FOLDER...] ... [--reference LABEL --budget FLIPS [--reference-out]]``: :func:`sweep`
-    from the command line, with the budget rule where a reference and a budget are given."""
+    """``OUT.json LABEL=FOLDER[,FOLDER...] ... [--reference LABEL (--budget FLIPS [--reference-out | --margin] |
+    --ahead)]``: :func:`sweep` from the command line, with the budget rule where a reference and a budget are given,
+    the margin rule with ``--margin`` too, the ahead-on-both rule with a reference and ``--ahead``."""
     p = argparse.ArgumentParser(prog=f"train script --sweep ({task})")
     p.add_argument("out", type=Path)
     p.add_argument("settings", nargs="+", metavar="LABEL=FOLDER[,FOLDER...]")
     p.add_argument("--reference", help="the budget rule's reference setting (its validation less one std)")
     p.add_argument("--budget", type=float, help="the budget rule's pair flips per epoch after the initial prune")
     p.add_argument("--reference-out", action="store_true", help="the reference is not a candidate")
+    p.add_argument("--ahead", action="store_true", help="the ahead-on-both rule against the reference (the default)")
+    p.add_argument("--margin", action="store_true", help="with --budget: beat the reference by its std")
     a = p.parse_args(argv)
-    if (a.reference is None) != (a.budget is None):
-        p.error("--reference and --budget go together")
+    if a.ahead and (a.budget is not None or a.reference_out or a.margin):
+        p.error("--ahead is a rule of its own: not with --budget, --margin or --reference-out")
+    if a.margin and (a.budget is None or a.reference_out):
+        p.error("--margin goes with --budget (the reference never competes in it)")
+    if (a.reference is None) != (a.budget is None and not a.ahead):
+        p.error("--reference goes with --budget or --ahead, and they with it")
     settings: dict[str, list[Path]] = {}
     for item in a.settings:
         label, eq, folders = item.rpartition("=")
         if not eq or not label or not folders:
             p.error(f"a setting is LABEL=FOLDER[,FOLDER...], got {item!r}")
         settings[label] = [Path(f) for f in folders.split(",")]
-    rule = None if a.reference is None else BudgetRule(a.reference, a.budget, not a.reference_out)
+    rule: SweepRule | None = None
+    if a.ahead:
+        rule = AheadRule(a.reference)
+    elif a.margin:
+        rule = MarginRule(a.reference, a.budget)
+    elif a.reference is not None:
+        rule = BudgetRule(a.reference, a.budget, not a.reference_out)
     return sweep(task, a.out, settings, initial_prune, rule=rule)
 
 

@@ -172,6 +172,72 @@ def test_sweep_replays_the_counter_and_applies_the_budget_rule(tmp_path, harness
     assert alone["chosen"] is None and "none passes" in alone["decision"]
 
 
+def test_sweep_applies_the_ahead_on_both_rule(tmp_path, harness):
+    """The defaults' rule: ahead of the reference on both validation figures (final epoch, mean of the last epochs),
+    then the highest mean of the two; within the tie, the higher last-epochs figure; none ahead: the default stays."""
+    th = {"init": 5e-3, "end": 5e-4, "step": 5e-4, "floor": True}
+    curves = {  # label -> the validation curve of every seed: (final, mean of the last 2)
+        "ref": [0.80, 0.90],  # 0.90, 0.85
+        "final-only": [0.70, 0.95],  # 0.95, 0.825: behind over the last 2
+        "steady": [0.91, 0.92],  # 0.92, 0.915: mean 0.9175
+        "sharp": [0.88, 0.955],  # 0.955, 0.9175: mean 0.93625
+        "sharper": [0.872, 0.958],  # 0.958, 0.915: mean 0.9365 (within the tie of sharp, lower last-2)
+    }
+    for label, val in curves.items():
+        runs = [_sweep_run(tmp_path / label, seed, [0.5] + val, [True, True, False], 2_000, th) for seed in range(2)]
+        (tmp_path / label / "results.json").write_text(json.dumps({"data": "d", "args": {}, "runs": runs}))
+    settings = {label: [tmp_path / label] for label in curves}
+    res = harness.sweep("fsdd-crnn", tmp_path / "s.json", settings, 1_000, last=2, rule=harness.AheadRule("ref"))
+    dec = res["rule"]
+    assert dec["candidates"]["final-only"]["ahead_on_both"] is False
+    assert all(dec["candidates"][k]["ahead_on_both"] for k in ("steady", "sharp", "sharper"))
+    assert dec["chosen"] == "sharp" and "sharp chosen" in dec["decision"]  # sharper's mean is within 0.1 point
+    strict = harness.apply_ahead_rule(res, harness.AheadRule("ref", tie=0.0), last=2)
+    assert strict["chosen"] == "sharper"
+    behind = {"settings": {k: res["settings"][k] for k in ("ref", "final-only")}}
+    none = harness.apply_ahead_rule(behind, harness.AheadRule("ref"), last=2)
+    assert none["chosen"] is None and "ref stays" in none["decision"]
+    with pytest.raises(ValueError, match="not a setting"):
+        harness.apply_ahead_rule(res, harness.AheadRule("nope"), last=2)
+    assert json.loads((tmp_path / "s.json").read_text())["rule"]["chosen"] == "sharp"
+
+
+def test_sweep_applies_the_margin_rule(tmp_path, harness):
+    """The threshold sweeps' rule: validation (last epochs) above the reference's mean + std, flips within the budget,
+    the highest validation of those; none: the default stays."""
+    th = {"init": 5e-3, "end": 5e-4, "step": 5e-4, "floor": True}
+    curves = {  # label -> (last-2 validation of seeds 0 and 1, pair flips per epoch)
+        "ref": ((0.80, 0.90), 2_000),  # mean 0.85, std 0.0707: bar 0.9207
+        "near": ((0.90, 0.93), 2_000),  # 0.915: not above the bar
+        "over": ((0.95, 0.96), 9_000),  # above, over the budget
+        "good": ((0.92, 0.93), 3_000),  # 0.925
+        "better": ((0.93, 0.94), 4_000),  # 0.935: chosen
+    }
+    for label, (vals, flips) in curves.items():
+        runs = [_sweep_run(tmp_path / label, seed, [0.5, v, v], [True, True, False], 1_000 + flips * 3, th)
+                for seed, v in enumerate(vals)]  # fmt: skip
+        (tmp_path / label / "results.json").write_text(json.dumps({"data": "d", "args": {}, "runs": runs}))
+    settings = {label: [tmp_path / label] for label in curves}
+    rule = harness.MarginRule("ref", budget=5_000)
+    res = harness.sweep("fsdd-crnn", tmp_path / "s.json", settings, 1_000, last=2, rule=rule)
+    dec = res["rule"]
+    assert dec["validation_bar"] == pytest.approx(0.85 + 0.1 / 2**0.5)
+    assert not dec["candidates"]["near"]["validation_passes"] and not dec["candidates"]["over"]["budget_passes"]
+    assert dec["chosen"] == "better" and "ref" not in dec["candidates"]
+    none = harness.apply_rule({"settings": {k: res["settings"][k] for k in ("ref", "near")}}, rule, last=2)
+    assert none["chosen"] is None and "ref stays" in none["decision"]
+
+
+def test_sweep_cli_pairs_the_reference_with_one_rule(tmp_path, harness):
+    """``--sweep``: --reference with --budget (and --margin) or --ahead, never alone nor with both."""
+    both = ["--reference", "a", "--ahead", "--budget", "5"]
+    for extra in (["--reference", "a"], ["--budget", "5"], ["--ahead"], both, ["--reference", "a", "--margin"],
+                  ["--reference", "a", "--budget", "5", "--margin", "--reference-out"]):  # fmt: skip
+        argv = ["o.json", "a=x", *extra]
+        with pytest.raises(SystemExit):
+            harness.sweep_cli("fsdd-crnn", argv, 1_000)
+
+
 def test_t_epochs_replay_needs_a_counter(tmp_path, harness):
     """Runs without validation (no new_best) have nothing to replay."""
     run_dir = tmp_path / "r"
