@@ -102,18 +102,34 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+class RunFolderError(ValueError):
+    """A harness folder given to ``--merge`` or ``--sweep`` that is not one: no folder at all, or one without a
+    readable ``results.json`` or a run's ``metrics.json`` (the scripts print it as one line)."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f"{path}: not a readable {what} ({e.__class__.__name__}: {e})") from e
+
+
 def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
     """One results object from the ``results.json`` of several invocations (e.g. one per method, run at
     the same time): each invocation's arguments, every run record (with its validation and test curves)
-    and the summary over all of them."""
+    and the summary over all of them. A folder that is not a harness folder: :class:`RunFolderError`."""
+    if not folders:
+        raise RunFolderError("no run folder given")
     res: dict[str, Any] = {"task": task, "paper": PAPER[task], "commands": {}, "runs": []}
     for folder in folders:
-        part = json.loads((folder / "results.json").read_text())
+        part = _read_json(folder / "results.json", "harness results file")
+        if not isinstance(part, dict) or not {"data", "args", "runs"} <= part.keys():
+            raise RunFolderError(f"{folder / 'results.json'}: not a harness results file (data, args, runs)")
         res["data"] = part["data"]
         res["commands"][str(folder)] = part["args"]
         for rec in part["runs"]:
             rec["run_folder"] = str(folder / f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}")
-            metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
+            metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
             if metrics and metrics[0].get("val_accuracy") is not None:  # a run without validation has no curve
                 rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
             rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
@@ -148,7 +164,7 @@ def sweep(
         for rec in kept.values():
             val = rec["val_accuracy_curve"]
             rec["val_final"], rec[f"val_mean_last_{last}"] = val[-1], statistics.fmean(val[-last:])
-            metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
+            metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
             rec["pair_flips_after_initial_prune_per_epoch"] = (rec["pair_flips"] - initial_prune) / rec["epochs"]
             rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
         runs = sorted(kept.values(), key=lambda r: r["seed"])
@@ -359,7 +375,10 @@ def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
         rule = MarginRule(a.reference, a.budget)
     elif a.reference is not None:
         rule = BudgetRule(a.reference, a.budget, not a.reference_out)
-    return sweep(task, a.out, settings, initial_prune, rule=rule)
+    try:
+        return sweep(task, a.out, settings, initial_prune, rule=rule)
+    except ValueError as e:  # RunFolderError, or a rule's reference that is not a setting
+        p.error(str(e))
 
 
 def table(task: str, agg: dict[str, dict[str, Any]]) -> str:

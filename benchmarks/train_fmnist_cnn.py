@@ -15,14 +15,19 @@ import json
 import sys
 from pathlib import Path
 
-from harness import main, merge_parts, sweep_cli, table
+from harness import RunFolderError, main, merge_parts, sweep_cli, table
 from rramctl.fileio import atomic_write_text
 
 INITIAL_PRUNE = 31_136  # half of the CNN's 62,272 pairs, pruned by the first mask sync
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--merge"]:
-        res = merge_parts("fmnist-cnn", [Path(p) for p in sys.argv[3:]])
+    if sys.argv[1:2] == ["--merge"]:  # --merge OUT.json RUN_FOLDER ...
+        if len(sys.argv) < 4:
+            sys.exit("usage: train_fmnist_cnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]")
+        try:
+            res = merge_parts("fmnist-cnn", [Path(p) for p in sys.argv[3:]])
+        except RunFolderError as e:
+            sys.exit(f"error: {e}")
         atomic_write_text(Path(sys.argv[2]), json.dumps(res, indent=2))
         print(table("fmnist-cnn", res["summary"]))
     elif sys.argv[1:2] == ["--sweep"]:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import main, merge_parts, sweep_cli, table
+from harness import RunFolderError, main, merge_parts, sweep_cli, table
 
 INITIAL_PRUNE = 34_240  # half of the CRNN's 68,480 pairs, pruned by the first mask sync
 PAPER_PAIR_FLIPS = 349_000  # seed 000 Fig. 4: TO's count over 60 epochs; the code counts mask switches per weight
@@ -71,8 +71,13 @@ if __name__ == "__main__":
         rest = sys.argv[3:]
         figure = Path("docs/img/fsdd_paperfeat_spread.png")
         if rest[:1] == ["--plot"]:
-            figure, rest = Path(rest[1]), rest[2:]
-        merge(Path(sys.argv[2]), [Path(p) for p in rest], figure)
+            figure, rest = Path(rest[1]) if len(rest) > 1 else figure, rest[2:]
+        if len(sys.argv) < 3 or not rest:
+            sys.exit("usage: train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER [RUN_FOLDER ...]")
+        try:
+            merge(Path(sys.argv[2]), [Path(p) for p in rest], figure)
+        except RunFolderError as e:
+            sys.exit(f"error: {e}")
     elif sys.argv[1:2] == ["--sweep"]:  # --sweep OUT.json LABEL=FOLDER[,FOLDER...] ...
         sweep_cli("fsdd-crnn", sys.argv[2:], INITIAL_PRUNE)
     else:

@@ -238,6 +238,30 @@ def test_sweep_cli_pairs_the_reference_with_one_rule(tmp_path, harness):
             harness.sweep_cli("fsdd-crnn", argv, 1_000)
 
 
+def test_a_folder_that_is_not_a_harness_folder_is_one_clear_error(tmp_path, harness, capsys):
+    """--merge / --sweep on no folder, a missing one, a malformed results.json or a run without metrics: one
+    RunFolderError naming the file (the scripts print it as one line), nothing written."""
+    with pytest.raises(harness.RunFolderError, match="no run folder"):
+        harness.merge_parts("fsdd-crnn", [])
+    with pytest.raises(harness.RunFolderError, match="results.json: not a readable"):
+        harness.merge_parts("fsdd-crnn", [tmp_path / "missing"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{not json")
+    with pytest.raises(harness.RunFolderError, match="not a readable harness results file"):
+        harness.merge_parts("fsdd-crnn", [bad])
+    (bad / "results.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(harness.RunFolderError, match="not a harness results file"):
+        harness.merge_parts("fsdd-crnn", [bad])
+    run = {"recipe": "rramctl", "method": "to", "seed": 0}
+    (bad / "results.json").write_text(json.dumps({"data": "d", "args": {}, "runs": [run]}))
+    with pytest.raises(harness.RunFolderError, match="metrics.json: not a readable run metrics file"):
+        harness.merge_parts("fsdd-crnn", [bad])
+    with pytest.raises(SystemExit):
+        harness.sweep_cli("fsdd-crnn", [str(tmp_path / "s.json"), f"a={bad}"], 1_000)
+    assert "metrics.json" in capsys.readouterr().err and not (tmp_path / "s.json").exists()
+
+
 def test_t_epochs_replay_needs_a_counter(tmp_path, harness):
     """Runs without validation (no new_best) have nothing to replay."""
     run_dir = tmp_path / "r"
