@@ -32,7 +32,7 @@ import torch
 from numpy.typing import NDArray
 from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.geometry import PAIR_OFFSET
-from rramctl.training.config import TrainConfig
+from rramctl.training.config import TrainConfig, saved_config
 from rramctl.training.data import Dataset, load_task_data
 from rramctl.training.runner import Run, load_run
 from rramsim.energy import T_CONV_S, array_read_energy_j
@@ -99,12 +99,12 @@ def _cells(run: Run) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64
 
 
 def open_run(run_dir: Path, samples: int, network: dict[str, str] | None = None) -> Run:
-    """Reopen a saved run for a host-product pass over ``samples`` test inputs. ``network``: settings of its
-    ``network`` section it was trained with where its config.json predates a later default (its file is left
-    as it is; e.g. ``conv_layout=pooled`` for spoken-digit runs made before the strided default)."""
+    """Reopen a saved run for a host-product pass over ``samples`` test inputs (its config.json read as the run
+    was made: ``saved_config``). ``network``: settings of its ``network`` section to take instead (its file is
+    left as it is)."""
     if not network:
         return load_run(run_dir, _data, forward="host", test_subset=samples)
-    cfg = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+    cfg = saved_config((run_dir / "config.json").read_text())
     cfg = cfg.model_copy(update={"network": cfg.network.model_copy(update=network), "forward": "host",
                                  "test_subset": samples})  # fmt: skip
     run = Run(cfg, run_dir, _data(cfg))
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="network settings the runs were trained with where their config.json predates a default",
+        help="network settings to reopen the runs with instead of their config.json's (read as the runs were made)",
     )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)

@@ -253,7 +253,8 @@ async def errors_and_irq(dut) -> None:
 
 
 def random_sequence(seed: int, drv: Driver) -> dict[str, object]:
-    """A seeded random sequence of form / reset / set / program / read / multiply through the Driver."""
+    """A seeded random sequence of form / reset / set / program / read / cell-list read / multiply through the
+    Driver."""
     rng = np.random.default_rng(seed)
     out: dict[str, object] = {}
     drv.init_dac()
@@ -270,6 +271,8 @@ def random_sequence(seed: int, drv: Driver) -> dict[str, object]:
                             v_prog=V_PROG, v_wl=V_WL, v_read=V_READ)  # fmt: skip
     out["program"] = (res.pulses.tolist(), res.final_codes.tolist())
     out["read_after"] = drv.read_region(Region(0, ROWS // 2, 1, COLS // 2), V_READ)
+    out["read_cells"] = drv.read_cells(np.concatenate([pick, cells[:2], pick[:1]]), V_READ)  # verify-only PROGRAM
+    out["read_cells_saturated"] = drv.saturated
     x = rng.integers(0, 8, (2, ROWS))
     out["multiply"] = drv.multiply(x, 3, Region(0, ROWS, 2, COLS // 2), V_READ).tolist()
     out["multiply_saturated"] = drv.saturated_samples()

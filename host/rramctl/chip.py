@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.driver import Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
-from rramctl.geometry import COLS, ROWS, Region, check_cells
+from rramctl.geometry import COLS, ROWS, Region, check_cells, pair_cells
 from rramctl.hw import adc, dac80508
 from rramctl.protocol import TiaGain
 from rramctl.transport.base import BoardCost, Transport
@@ -350,6 +350,15 @@ class Chip:
         codes = self._hw.read_region(region or Region(), self.v_read_code, TiaGain.READ, self._code(gate_v, "gate"))
         return self.codes_to_us(codes)
 
+    def read_cells(self, cells: NDArray[np.integer]) -> NDArray[np.float64]:
+        """Conductance in uS of each listed cell ((N, 2) [row, col]), read alone at the read voltage and gate, less
+        its column's stored offset as :meth:`read`: only those cells are converted (a verify-only PROGRAM,
+        docs/protocol.md), where :meth:`read` converts every cell of a region."""
+        codes = self._hw.read_cells(cells, self.v_read_code)
+        cols = np.asarray(cells, dtype=np.int64).reshape(-1, 2)[:, 1]
+        offsets = np.array([self._offsets.get(int(c), 0.0) for c in cols]) if self._offsets else 0.0
+        return self.codes_to_us(codes) - offsets * self.product_lsb_us
+
     def wait(self, seconds: float) -> None:
         """Let the chip rest: a board sleeps, the emulator advances its virtual board clock (relaxation
         and drift run on it)."""
@@ -438,6 +447,13 @@ class Chip:
         """Differential weights G+ - G- of a pair region, read back from the chip."""
         minus = region.minus()
         return self.read(region) - self.read(minus)
+
+    def weights_of_pairs(self, pairs: NDArray[np.integer]) -> NDArray[np.float64]:
+        """Differential weights G+ - G- of the pairs at ``pairs`` ((K, 2) [row, pair column]) in uS, reading only
+        their 2K cells (:meth:`read_cells`)."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        g = self.read_cells(pair_cells(pairs[:, 0], pairs[:, 1]))
+        return g[: len(pairs)] - g[len(pairs) :]
 
     def counters(self) -> dict[str, int]:
         return self._hw.counters()

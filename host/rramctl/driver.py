@@ -76,6 +76,12 @@ def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray
     return x
 
 
+def program_reply(out: NDArray[np.uint32]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """PROGRAM's output words (docs/protocol.md): (pulses applied, final read-range code) of each cell, the
+    code in the low 16 bits as two's complement."""
+    return (out >> 16).astype(np.int64), (out & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
+
+
 class Driver:
     """Register/stream sequences for every overlay operation."""
 
@@ -279,12 +285,34 @@ class Driver:
             params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: pulse_cycles, R.VERIFY_TOL: tolerance_ppm,
                       R.MAX_PULSES: max_pulses, R.SETTLE_CYCLES: self.settle_cycles,
                       R.TIA_GAIN: TiaGain.READ}  # fmt: skip
-            out = self.run(PROGRAM, params, levels, send=send, recv_words=len(w))
-            pulses.append((out >> 16).astype(np.int64))
-            finals.append((out & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64))
+            n_pulses, final = program_reply(self.run(PROGRAM, params, levels, send=send, recv_words=len(w)))
+            pulses.append(n_pulses)
+            finals.append(final)
         if not pulses:
             return ProgramResult(np.zeros(0, np.int64), np.zeros(0, np.int64))
         return ProgramResult(np.concatenate(pulses), np.concatenate(finals))
+
+    def read_cells(self, cells: NDArray[np.integer], v_read: int, v_wl: int | None = None) -> NDArray[np.int64]:
+        """Read each listed cell alone (read range, V_WL = ``v_wl``, default the read gate); return one ADC code
+        per cell, in the list's order. A PROGRAM with MAX_PULSES = 0 (docs/protocol.md, "Verify-only PROGRAM"):
+        its first verify read is its only step, so no pulse is applied whatever the target; the programming
+        levels (DAC 0-1) are not written. A reply that reports a pulse is refused (OverlayError)."""
+        words = self.cell_words(cells)
+        levels = {DAC_V_WL: self.read_gate_code if v_wl is None else v_wl, DAC_V_READ: v_read}
+        codes = np.empty(len(words), dtype=np.int64)
+        self.saturated = 0
+        for start in range(0, len(words), CELLS_PER_TRANSACTION):
+            w = words[start : start + CELLS_PER_TRANSACTION]
+            send = np.stack([w, np.ones(len(w), dtype=np.uint32)], axis=1).ravel()  # targets unused: no pulse
+            params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: 1, R.VERIFY_TOL: 0, R.MAX_PULSES: 0,
+                      R.SETTLE_CYCLES: self.settle_cycles, R.TIA_GAIN: TiaGain.READ}  # fmt: skip
+            pulses, finals = program_reply(self.run(PROGRAM, params, levels, send=send, recv_words=len(w)))
+            if pulses.any():
+                raise DeviceError("a verify-only PROGRAM (MAX_PULSES = 0) reported pulses: the overlay does not "
+                                  "follow docs/protocol.md")  # fmt: skip
+            codes[start : start + len(w)] = finals
+            self.saturated += self.saturated_samples()
+        return codes
 
     def read_region(
         self, region: Region, v_read: int, tia_gain: int = TiaGain.READ, v_wl: int | None = None

@@ -105,6 +105,10 @@ class SoftwareChip(Chip):
         g = self.g[(region or Region()).slices].copy()
         return g if gate_v is None or gate_v > SOFTWARE_WL_THRESHOLD_V else np.zeros_like(g)  # transistors off
 
+    def read_cells(self, cells: NDArray[np.integer]) -> NDArray[np.float64]:
+        r, c = check_cells(cells).T
+        return self.g[r, c].copy()
+
     def reset(self, cells: NDArray[np.integer]) -> int:
         r, c = check_cells(cells).T
         self.g[r, c] = np.where(self.formed[r, c], RESET_US, self.g[r, c])

@@ -9,6 +9,7 @@ changed by ``section.key=value`` assignments (:func:`apply_assignments`).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -167,6 +168,13 @@ class TOConfig(_Section):
         description="the pairs whose mean |G| scales the products of a layer without batch-norm (network.batch_norm): "
         "kept (ours: the pairs that conduct now) or all (the paper's code: hardware_weight_one.mean(), the set "
         "magnitude of every pair, pruned ones included, fixed over the run)",
+    )
+    readback: Literal["layer", "pairs"] = Field(
+        "pairs",
+        description="(ours) what is read back after each mask sync: pairs (only the cells of the flipped pairs, by a "
+        "verify-only PROGRAM; on a board ~500x fewer ADC conversions a step on Fashion-MNIST) or layer (every cell "
+        "of each changed layer, one READ per tile half: the only way before this setting, so a saved run without it "
+        'reopens with layer). The same weights where reads are exact (docs/training.md "What is read back")',
     )
 
 
@@ -509,3 +517,29 @@ def apply_assignments(data: dict[str, Any], assignments: list[str]) -> dict[str,
         else:
             out[parts[0]] = {**out.get(parts[0], {}), parts[1]: value}
     return out
+
+
+# (ours) settings added after runs were saved whose behaviour before they existed is not their field default today:
+# to.readback (every run before it read back whole layers)
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"to": {"readback": "layer"}}
+
+
+def saved_config(text: str) -> TrainConfig:
+    """A run's saved ``config.json`` as the run was made. A key it lacks was added since; it takes the value that
+    stood for it then (its field default, or :data:`LEGACY_VALUES` where today's default differs), never today's
+    recipe defaults (which would make an old run reopen with settings it never had). Malformed text: ValueError
+    (pydantic's ValidationError included)."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a run configuration is a JSON object")
+    for name, field in TrainConfig.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, _Section):
+            given = data.get(name)
+            if isinstance(given, dict):
+                for key, f in section.model_fields.items():
+                    if key not in given:
+                        given[key] = LEGACY_VALUES.get(name, {}).get(key, f.get_default(call_default_factory=True))
+        elif name not in data and not field.is_required():
+            data[name] = field.get_default(call_default_factory=True)
+    return TrainConfig.model_validate(data)

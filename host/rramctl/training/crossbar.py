@@ -128,6 +128,18 @@ class MappedNetwork:
             gm[sl] = chip.read(t.region.minus()).T
         return gp, gm
 
+    def read_weights_at(self, layer: str, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+        """G+ - G- in uS of the weights at ``idx`` ((K, 2) [out, in]) of a layer, in that order, reading only
+        their pairs' cells (``Chip.weights_of_pairs``, one verify-only PROGRAM per array) where
+        :meth:`read_weights` reads every cell of the layer's tiles."""
+        m = self._cell_maps[layer]
+        arr, row, col = (m[k][idx[:, 0], idx[:, 1]] for k in range(3))
+        w = np.zeros(len(idx))
+        for a in np.unique(arr):
+            sel = arr == a
+            w[sel] = self.chips[int(a)].weights_of_pairs(np.stack([row[sel], col[sel]], axis=1))
+        return w
+
     def _cells_by_array(self, layer: str, idx: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
         """Both cells of the pairs at weight indices ``idx`` (K, 2) [out, in], grouped by array."""
         m = self._cell_maps[layer]

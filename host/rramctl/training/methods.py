@@ -102,7 +102,7 @@ class TopologyOptimisation(Method):
                     la.scores.copy_((torch.rand(la.scores.shape, generator=gen) * 2 - 1) * bound)
 
     def before_forward(self, net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
-        return topology.sync_masks(net, mapped)
+        return topology.sync_masks(net, mapped, self.cfg.to.readback)
 
     def after_backward(self, net: CrossbarNet, mapped: MappedNetwork, opt: torch.optim.Optimizer, ts: float) -> int:
         layers = _to_layers(net)

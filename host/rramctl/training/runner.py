@@ -37,7 +37,7 @@ from rramctl.errors import StateError
 from rramctl.fileio import atomic_write_bytes, atomic_write_text
 from rramctl.paths import FileLock, remove_stale_temporaries
 from rramctl.training.chips import open_chips, save_chips
-from rramctl.training.config import TrainConfig
+from rramctl.training.config import TrainConfig, saved_config
 from rramctl.training.crossbar import MappedNetwork, OpCounts
 from rramctl.training.data import Dataset, Split
 from rramctl.training.methods import method_for
@@ -149,8 +149,8 @@ class Run:
         saved = run_dir / "config.json"
         if saved.exists():
             try:
-                old = TrainConfig.model_validate_json(saved.read_text())
-            except (OSError, UnicodeDecodeError, ValidationError) as e:
+                old = saved_config(saved.read_text())
+            except (OSError, UnicodeDecodeError, ValueError) as e:  # (pydantic's ValidationError is a ValueError)
                 raise RunError(f"{saved} is damaged or not a run's configuration ({e}); use a new --run-dir") from e
             # (ours) the epoch count may grow, and the array math may move to another device (the same codes
             # on every device: the same run); any other difference is another run
@@ -450,8 +450,8 @@ def load_run(
     if overrides.get("forward", "chip") not in ("chip", "host"):
         raise RunError(f"--forward must be chip or host, got {overrides['forward']!r}")
     try:
-        cfg = TrainConfig.model_validate_json(saved.read_text())
-    except (OSError, UnicodeDecodeError, ValidationError) as e:
+        cfg = saved_config(saved.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # (pydantic's ValidationError is a ValueError)
         raise RunError(f"{saved} is damaged or not a run's configuration ({e}); the run cannot be evaluated") from e
     data = data_loader(cfg)
     run = Run(cfg.model_copy(update=overrides), run_dir, data)

@@ -40,9 +40,11 @@ def _to_layers(net: CrossbarNet) -> list[TOLayer]:
     return [la for la in net.crossbar_layers() if isinstance(la, TOLayer)]
 
 
-def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
+def sync_masks(net: CrossbarNet, mapped: MappedNetwork, readback: str = "layer") -> dict[str, int]:
     """Issue the diff between each layer's chip mask and its top-k mask; returns pairs flipped per layer.
-    Reinstated pairs come back at a fresh conductance, which is read back into ``weight``."""
+    Reinstated pairs come back at a fresh conductance, which is read back into ``weight``; pruned ones leave
+    what a reset leaves in ``residual``. ``readback`` (``to.readback``): ``layer`` reads every cell of a changed
+    layer, ``pairs`` only the flipped pairs' cells (the same weights where reads are exact)."""
     flips = {}
     for layer in _to_layers(net):
         want = layer.wanted_mask()
@@ -52,13 +54,19 @@ def sync_masks(net: CrossbarNet, mapped: MappedNetwork) -> dict[str, int]:
         if len(reinstate):
             mapped.reinstate(layer.name, reinstate)
         if len(prune) or len(reinstate):
-            w = mapped.read_weights(layer.name)  # float64; numpy's assignment rounds to float32 as torch's .float()
             weight, residual = layer.weight.numpy(), layer.residual.numpy()  # (views of the buffers)
+            # float64 reads; numpy's assignment rounds to float32 as torch's .float()
+            if readback == "pairs":
+                w_set, w_reset = np.split(mapped.read_weights_at(layer.name, np.concatenate([reinstate, prune])),
+                                          [len(reinstate)])  # fmt: skip
+            else:
+                w = mapped.read_weights(layer.name)
+                w_set, w_reset = w[reinstate[:, 0], reinstate[:, 1]], w[prune[:, 0], prune[:, 1]]
             r, c = reinstate[:, 0], reinstate[:, 1]
-            weight[r, c] = w[r, c]
+            weight[r, c] = w_set
             residual[r, c] = 0.0
             r, c = prune[:, 0], prune[:, 1]
-            residual[r, c] = w[r, c]  # ~0, unless a cell is stuck on
+            residual[r, c] = w_reset  # ~0, unless a cell is stuck on
         layer.mask.copy_(want)
         flips[layer.name] = len(prune) + len(reinstate)
     return flips
