@@ -154,3 +154,30 @@ def test_a_saved_config_takes_the_values_its_missing_keys_had_not_todays_recipe_
 def test_a_malformed_saved_config_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         saved_config(text)
+
+
+def test_a_run_saved_before_the_setting_resumes_only_with_the_layer_readback(tmp_path) -> None:
+    """A run folder whose config.json predates to.readback was trained reading back whole layers: reopened, it
+    says so (load_run), resuming it with today's default is refused as another run, and with
+    --set to.readback=layer it resumes."""
+    from rramctl.training.runner import Run, RunError, load_run
+    from training_fixtures import easy_images
+
+    easy = easy_images(n_train=200, n_test=50)
+    old = TrainConfig(task="fmnist-cnn", backend="software", epochs=2, subset=64, test_subset=32, seed=1,
+                      optimiser={"batch_size": 32}, to={"readback": "layer"})  # fmt: skip
+    run = Run.open(old, tmp_path / "r", easy)
+    run.train(stop_after_steps=3)  # epoch 1 (2 steps) saved, interrupted inside epoch 2
+    run.close()
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["to"]["readback"]  # as a run saved before the setting existed
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    again = load_run(tmp_path / "r", lambda _: easy)
+    assert again.cfg.to.readback == "layer"
+    again.close()
+    today = old.model_copy(update={"to": old.to.model_copy(update={"readback": "pairs"})})
+    with pytest.raises(RunError, match=r"different settings \(to\)"):
+        Run.open(today, tmp_path / "r", easy)
+    resumed = Run.open(old, tmp_path / "r", easy)
+    assert resumed.progress.epoch == 1
+    resumed.close()
