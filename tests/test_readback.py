@@ -176,7 +176,7 @@ def test_a_run_saved_before_the_setting_resumes_only_with_the_layer_readback(tmp
     assert again.cfg.to.readback == "layer"
     again.close()
     today = old.model_copy(update={"to": old.to.model_copy(update={"readback": "pairs"})})
-    with pytest.raises(RunError, match=r"different settings \(to\)"):
+    with pytest.raises(RunError, match=r"different settings \(to: to.readback saved .layer., given .pairs.\)"):
         Run.open(today, tmp_path / "r", easy)
     resumed = Run.open(old, tmp_path / "r", easy)
     assert resumed.progress.epoch == 1

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
@@ -158,8 +158,9 @@ class Run:
                 k for k in TrainConfig.model_fields if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(cfg, k)
             }
             if diff:
-                raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}); "
-                               "use a new --run-dir or the same settings to resume")  # fmt: skip
+                raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}: "
+                               f"{_differences(old, cfg, diff)}); use a new --run-dir or the same settings to "
+                               "resume (--set section.key=value)")  # fmt: skip
             run = cls(cfg, run_dir, data)
             if not (run_dir / "checkpoints" / "LATEST").exists():
                 run._start()  # cut off before forming was recorded: nothing of it is kept, start again
@@ -432,6 +433,19 @@ class Run:
             self.mapped.close()
         if self._folder_lock is not None:
             self._folder_lock.release()
+
+
+def _differences(saved: TrainConfig, given: TrainConfig, names: set[str]) -> str:
+    """``key: saved X, given Y`` for each differing setting of the top-level ``names`` (a section's own keys)."""
+    out = []
+    for name in sorted(names):
+        a, b = getattr(saved, name), getattr(given, name)
+        if isinstance(a, BaseModel) and isinstance(b, BaseModel):
+            out += [f"{name}.{k} saved {getattr(a, k)!r}, given {getattr(b, k)!r}"
+                    for k in type(a).model_fields if getattr(a, k) != getattr(b, k)]  # fmt: skip
+        else:
+            out.append(f"{name} saved {a!r}, given {b!r}")
+    return "; ".join(out)
 
 
 def load_run(
