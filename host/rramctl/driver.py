@@ -296,7 +296,7 @@ class Driver:
         """Read each listed cell alone (read range, V_WL = ``v_wl``, default the read gate); return one ADC code
         per cell, in the list's order. A PROGRAM with MAX_PULSES = 0 (docs/protocol.md, "Verify-only PROGRAM"):
         its first verify read is its only step, so no pulse is applied whatever the target; the programming
-        levels (DAC 0-1) are not written. A reply that reports a pulse is refused (OverlayError)."""
+        levels (DAC 0-1) are not written. A reply that reports a pulse is refused (DeviceError)."""
         words = self.cell_words(cells)
         levels = {DAC_V_WL: self.read_gate_code if v_wl is None else v_wl, DAC_V_READ: v_read}
         codes = np.empty(len(words), dtype=np.int64)

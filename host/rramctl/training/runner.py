@@ -436,7 +436,7 @@ class Run:
 
 
 def _differences(saved: TrainConfig, given: TrainConfig, names: set[str]) -> str:
-    """``key: saved X, given Y`` for each differing setting of the top-level ``names`` (a section's own keys)."""
+    """``key saved X, given Y`` for each differing setting of the top-level ``names`` (a section's own keys)."""
     out = []
     for name in sorted(names):
         a, b = getattr(saved, name), getattr(given, name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from rramctl.training.crossbar import MappedNetwork
 from rramctl.training.layers import TOLayer
 from rramctl.training.networks import CrossbarNet
 
+Readback = Literal["layer", "pairs"]  # to.readback
 OFF_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): a cell is conducting above 3.33 uS (below 300 kOhm)
 
 
@@ -40,7 +41,7 @@ def _to_layers(net: CrossbarNet) -> list[TOLayer]:
     return [la for la in net.crossbar_layers() if isinstance(la, TOLayer)]
 
 
-def sync_masks(net: CrossbarNet, mapped: MappedNetwork, readback: str = "layer") -> dict[str, int]:
+def sync_masks(net: CrossbarNet, mapped: MappedNetwork, readback: Readback = "pairs") -> dict[str, int]:
     """Issue the diff between each layer's chip mask and its top-k mask; returns pairs flipped per layer.
     Reinstated pairs come back at a fresh conductance, which is read back into ``weight``; pruned ones leave
     what a reset leaves in ``residual``. ``readback`` (``to.readback``): ``layer`` reads every cell of a changed
