@@ -15,6 +15,7 @@ import json
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -220,29 +221,53 @@ class BudgetRule(NamedTuple):
     reference_competes: bool = True
 
 
+def _reference_figure(settings: dict[str, Any], reference: str, key: str) -> dict[str, float]:
+    """The reference setting's summary figure ``key`` (mean and std over seeds); a reference that is not a setting
+    of the sweep: ValueError."""
+    if reference not in settings:
+        raise ValueError(f"rule reference {reference!r} is not a setting of the sweep: {sorted(settings)}")
+    figure: dict[str, float] = settings[reference]["summary"][key]
+    return figure
+
+
+def _budget_candidates(
+    settings: dict[str, Any], last: int, budget: float, validation_passes: Callable[[float], bool], skip: str | None
+) -> dict[str, dict[str, Any]]:
+    """Each setting but ``skip``: its validation (mean over seeds of the last epochs' mean), pair flips per epoch after
+    the initial prune, and whether each passes (the validation test given, flips at most ``budget``)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for label, d in settings.items():
+        if label != skip:
+            val = d["summary"][f"val_mean_last_{last}"]["mean"]
+            flips = d["summary"]["pair_flips_after_initial_prune_per_epoch"]["mean"]
+            passes = validation_passes(val)
+            rows[label] = {"validation": val, "pair_flips_per_epoch": flips, "validation_passes": passes,
+                           "budget_passes": flips <= budget}  # fmt: skip
+    return rows
+
+
+def _passing(rows: dict[str, dict[str, Any]]) -> list[str]:
+    return [label for label, r in rows.items() if r["validation_passes"] and r["budget_passes"]]
+
+
+def _budget_line(rows: dict[str, dict[str, Any]]) -> str:
+    return "; ".join(f"{label} {100 * r['validation']:.2f} %, {r['pair_flips_per_epoch']:,.0f} flips"
+                     for label, r in rows.items())  # fmt: skip
+
+
 def apply_budget_rule(res: dict[str, Any], rule: BudgetRule, last: int = 10) -> dict[str, Any]:
     """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's figures and verdicts, the chosen
     label (None where none passes) and one line that says it."""
     settings = res["settings"]
-    if rule.reference not in settings:
-        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
-    ref = settings[rule.reference]["summary"][f"val_mean_last_{last}"]
+    ref = _reference_figure(settings, rule.reference, f"val_mean_last_{last}")
     floor = ref["mean"] - ref["std"]
-    rows: dict[str, dict[str, Any]] = {}
-    for label, d in settings.items():
-        if label == rule.reference and not rule.reference_competes:
-            continue
-        val = d["summary"][f"val_mean_last_{last}"]["mean"]
-        flips = d["summary"]["pair_flips_after_initial_prune_per_epoch"]["mean"]
-        rows[label] = {"validation": val, "pair_flips_per_epoch": flips, "validation_passes": val >= floor,
-                       "budget_passes": flips <= rule.budget}  # fmt: skip
-    passing = [label for label, r in rows.items() if r["validation_passes"] and r["budget_passes"]]
+    skip = None if rule.reference_competes else rule.reference
+    rows = _budget_candidates(settings, last, rule.budget, lambda val: val >= floor, skip)
+    passing = _passing(rows)
     chosen = min(passing, key=lambda label: rows[label]["pair_flips_per_epoch"]) if passing else None
     decision = (f"rule: validation (last {last} epochs) >= {100 * floor:.2f} % ({rule.reference}'s "
                 f"{100 * ref['mean']:.2f} - {100 * ref['std']:.2f}), pair flips / epoch <= {rule.budget:,.0f}: "
-                + (f"{chosen} chosen" if chosen else "none passes") + " ("
-                + "; ".join(f"{label} {100 * r['validation']:.2f} %, {r['pair_flips_per_epoch']:,.0f} flips"
-                            for label, r in rows.items()) + ")")  # fmt: skip
+                + (f"{chosen} chosen" if chosen else "none passes") + f" ({_budget_line(rows)})")  # fmt: skip
     return {"reference": rule.reference, "budget": rule.budget, "last": last, "validation_floor": floor,
             "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
 
@@ -263,8 +288,7 @@ def apply_ahead_rule(res: dict[str, Any], rule: AheadRule, last: int = 10) -> di
     """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's two figures, whether it is ahead on
     both, the chosen label (None: the reference stays) and one line that says it."""
     settings = res["settings"]
-    if rule.reference not in settings:
-        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
+    _reference_figure(settings, rule.reference, "val_final")
 
     def figures(label: str) -> tuple[float, float]:
         sm = settings[label]["summary"]
@@ -309,24 +333,17 @@ def apply_margin_rule(res: dict[str, Any], rule: MarginRule, last: int = 10) -> 
     """The decision of ``rule`` on a :func:`sweep`'s settings: each candidate's figures and verdicts, the chosen
     label (None: the reference stays) and one line that says it."""
     settings = res["settings"]
-    if rule.reference not in settings:
-        raise ValueError(f"rule reference {rule.reference!r} is not a setting of the sweep: {sorted(settings)}")
-    ref = settings[rule.reference]["summary"][f"val_mean_last_{last}"]
+    ref = _reference_figure(settings, rule.reference, f"val_mean_last_{last}")
     bar = ref["mean"] + ref["std"]
-    rows: dict[str, dict[str, Any]] = {}
-    for label, d in settings.items():
-        if label != rule.reference:
-            val = d["summary"][f"val_mean_last_{last}"]["mean"]
-            flips = d["summary"]["pair_flips_after_initial_prune_per_epoch"]["mean"]
-            rows[label] = {"validation": val, "pair_flips_per_epoch": flips, "validation_passes": val > bar,
-                           "budget_passes": flips <= rule.budget}  # fmt: skip
-    passing = [label for label, r in rows.items() if r["validation_passes"] and r["budget_passes"]]
+    rows = _budget_candidates(settings, last, rule.budget, lambda val: val > bar, rule.reference)
+    passing = _passing(rows)
     chosen = max(passing, key=lambda label: rows[label]["validation"]) if passing else None
-    decision = (f"rule: validation (last {last} epochs) > {100 * bar:.2f} % ({rule.reference}'s {100 * ref['mean']:.2f}"
-                f" + {100 * ref['std']:.2f}), pair flips / epoch <= {rule.budget:,.0f}: "
-                + (f"{chosen} chosen" if chosen else f"none passes, {rule.reference} stays") + " ("
-                + "; ".join(f"{label} {100 * r['validation']:.2f} %, {r['pair_flips_per_epoch']:,.0f} flips"
-                            for label, r in rows.items()) + ")")  # fmt: skip
+    decision = (
+        f"rule: validation (last {last} epochs) > {100 * bar:.2f} % ({rule.reference}'s {100 * ref['mean']:.2f}"
+        f" + {100 * ref['std']:.2f}), pair flips / epoch <= {rule.budget:,.0f}: "
+        + (f"{chosen} chosen" if chosen else f"none passes, {rule.reference} stays")
+        + f" ({_budget_line(rows)})"
+    )
     return {"kind": "margin", "reference": rule.reference, "budget": rule.budget, "last": last, "validation_bar": bar,
             "candidates": rows, "chosen": chosen, "decision": decision}  # fmt: skip
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,8 +357,7 @@ class Chip:
         docs/protocol.md), where :meth:`read` converts every cell of a region."""
         codes = self._hw.read_cells(cells, self.v_read_code)
         cols = np.asarray(cells, dtype=np.int64).reshape(-1, 2)[:, 1]
-        offsets = np.array([self._offsets.get(int(c), 0.0) for c in cols]) if self._offsets else 0.0
-        return self.codes_to_us(codes) - offsets * self.product_lsb_us
+        return self.codes_to_us(codes) - self._offsets_of(cols) * self.product_lsb_us
 
     def wait(self, seconds: float) -> None:
         """Let the chip rest: a board sleeps, the emulator advances its virtual board clock (relaxation
@@ -397,7 +397,11 @@ class Chip:
     def column_offsets(self, region: Region) -> NDArray[np.float64]:
         """Stored offset (codes per multiply-range ADC sample) of each of the region's columns; 0 where
         none was measured."""
-        return np.array([self._offsets.get(c, 0.0) for c in range(region.col, region.col + region.n_cols)])
+        return self._offsets_of(range(region.col, region.col + region.n_cols))
+
+    def _offsets_of(self, cols: Iterable[int]) -> NDArray[np.float64]:
+        """The stored offset of each of ``cols`` (0 where none was measured)."""
+        return np.array([self._offsets.get(int(c), 0.0) for c in cols], dtype=np.float64)
 
     def clear_offsets(self) -> None:
         self._offsets.clear()

@@ -132,18 +132,21 @@ class MappedNetwork:
         """G+ - G- in uS of the weights at ``idx`` ((K, 2) [out, in]) of a layer, in that order, reading only
         their pairs' cells (``Chip.weights_of_pairs``, one verify-only PROGRAM per array) where
         :meth:`read_weights` reads every cell of the layer's tiles."""
-        m = self._cell_maps[layer]
-        arr, row, col = (m[k][idx[:, 0], idx[:, 1]] for k in range(3))
+        arr, row, col = self._locate(layer, idx)
         w = np.zeros(len(idx))
         for a in np.unique(arr):
             sel = arr == a
             w[sel] = self.chips[int(a)].weights_of_pairs(np.stack([row[sel], col[sel]], axis=1))
         return w
 
+    def _locate(self, layer: str, idx: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+        """(array, row, pair column) of the weights at indices ``idx`` (K, 2) [out, in] of a layer."""
+        m = self._cell_maps[layer]
+        return tuple(m[k][idx[:, 0], idx[:, 1]] for k in range(3))
+
     def _cells_by_array(self, layer: str, idx: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
         """Both cells of the pairs at weight indices ``idx`` (K, 2) [out, in], grouped by array."""
-        m = self._cell_maps[layer]
-        arr, row, col = m[0][idx[:, 0], idx[:, 1]], m[1][idx[:, 0], idx[:, 1]], m[2][idx[:, 0], idx[:, 1]]
+        arr, row, col = self._locate(layer, idx)
         out = {}
         for a in np.unique(arr):
             sel = arr == a
@@ -165,8 +168,7 @@ class MappedNetwork:
     def program(self, layer: str, idx: NDArray[np.int64], g_plus: NDArray[np.float64], g_minus: NDArray[np.float64],
                 tolerance: float) -> None:  # fmt: skip
         """Write-verify both cells of each pair to (G+, G-) targets in uS."""
-        m = self._cell_maps[layer]
-        arr = m[0][idx[:, 0], idx[:, 1]]
+        arr = self._locate(layer, idx)[0]
         for a in np.unique(arr):
             sel = arr == a
             cells = self._cells_by_array(layer, idx[sel])[int(a)]
