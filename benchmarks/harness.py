@@ -139,6 +139,29 @@ def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
     return res
 
 
+def is_results_file(sources: list[Path]) -> bool:
+    """Whether a sweep setting's sources are one results file (a ``--merge`` output, ``*.json``) in place of harness
+    folders: the runs of a setting made earlier and kept in benchmarks/results/, reused where the code that trains
+    them has not changed since (the sweep's rule says how that was checked)."""
+    return len(sources) == 1 and sources[0].suffix == ".json"
+
+
+RESULTS_RUN_KEYS = {"method", "seed", "epochs", "pair_flips", "val_accuracy_curve", "test_accuracy"}
+
+
+def read_results_file(path: Path) -> dict[str, Any]:
+    """A results file written by ``--merge`` (data, commands, runs with their curves), every run record checked for
+    what a sweep reads; one that is not: :class:`RunFolderError`."""
+    res = _read_json(path, "results file")
+    if not isinstance(res, dict) or not {"data", "commands", "runs"} <= res.keys() or not res["runs"]:
+        raise RunFolderError(f"{path}: not a merged results file (data, commands, runs)")
+    for rec in res["runs"]:
+        missing = RESULTS_RUN_KEYS - set(rec) if isinstance(rec, dict) else RESULTS_RUN_KEYS
+        if missing:
+            raise RunFolderError(f"{path}: a run record lacks {sorted(missing)} (a run without validation?)")
+    return res
+
+
 def _mean_std(vals: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
 
@@ -156,7 +179,8 @@ def sweep(
     res: dict[str, Any] = {"task": task, "paper": PAPER[task]["to"], "decided_on": f"validation accuracy: final epoch "
                            f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
     for label, folders in settings.items():
-        part = merge_parts(task, folders)
+        from_file = is_results_file(folders)
+        part = read_results_file(folders[0]) if from_file else merge_parts(task, folders)
         res["data"] = part["data"]
         kept: dict[int, dict[str, Any]] = {}
         for rec in part["runs"]:
@@ -165,15 +189,18 @@ def sweep(
         for rec in kept.values():
             val = rec["val_accuracy_curve"]
             rec["val_final"], rec[f"val_mean_last_{last}"] = val[-1], statistics.fmean(val[-last:])
-            metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
             rec["pair_flips_after_initial_prune_per_epoch"] = (rec["pair_flips"] - initial_prune) / rec["epochs"]
-            rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
+            if not from_file:  # a results file keeps the curves of accuracy, not of loss
+                metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
+                rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
         runs = sorted(kept.values(), key=lambda r: r["seed"])
         keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
                 "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
         summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
-        summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs])
+        summary["t_epochs_replay"] = None if from_file else t_epochs_replay([Path(r["run_folder"]) for r in runs])
         res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
+        if from_file:
+            res["settings"][label]["results_file"] = str(folders[0])
     if rule is not None:
         res["rule"] = apply_rule(res, rule, last)
     atomic_write_text(out, json.dumps(res, indent=2))
@@ -363,10 +390,11 @@ def apply_rule(res: dict[str, Any], rule: SweepRule, last: int = 10) -> dict[str
 def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
     """``OUT.json LABEL=FOLDER[,FOLDER...] ... [--reference LABEL (--budget FLIPS [--reference-out | --margin] |
     --ahead)]``: :func:`sweep` from the command line, with the budget rule where a reference and a budget are given,
-    the margin rule with ``--margin`` too, the ahead-on-both rule with a reference and ``--ahead``."""
+    the margin rule with ``--margin`` too, the ahead-on-both rule with a reference and ``--ahead``. A setting may be
+    one merged results file in place of its folders (``LABEL=RESULTS.json``, :func:`read_results_file`)."""
     p = argparse.ArgumentParser(prog=f"train script --sweep ({task})")
     p.add_argument("out", type=Path)
-    p.add_argument("settings", nargs="+", metavar="LABEL=FOLDER[,FOLDER...]")
+    p.add_argument("settings", nargs="+", metavar="LABEL=FOLDER[,FOLDER...]|LABEL=RESULTS.json")
     p.add_argument("--reference", help="the budget rule's reference setting (its validation less one std)")
     p.add_argument("--budget", type=float, help="the budget rule's pair flips per epoch after the initial prune")
     p.add_argument("--reference-out", action="store_true", help="the reference is not a candidate")
@@ -383,7 +411,7 @@ def sweep_cli(task: str, argv: list[str], initial_prune: int) -> dict[str, Any]:
     for item in a.settings:
         label, eq, folders = item.rpartition("=")
         if not eq or not label or not folders:
-            p.error(f"a setting is LABEL=FOLDER[,FOLDER...], got {item!r}")
+            p.error(f"a setting is LABEL=FOLDER[,FOLDER...] or LABEL=RESULTS.json, got {item!r}")
         settings[label] = [Path(f) for f in folders.split(",")]
     rule: SweepRule | None = None
     if a.ahead:

@@ -9,6 +9,8 @@ Benchmarks run as several invocations (e.g. one per method, at the same time) ar
 A sweep of settings, each with its own run folders, goes into one file with the validation figures that decide:
 
     python benchmarks/train_fmnist_cnn.py --sweep OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]
+
+(a setting may be one ``--merge`` results file kept earlier: LABEL=RESULTS.json; docs/training.md)
 """
 
 import json

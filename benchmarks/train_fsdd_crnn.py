@@ -16,6 +16,8 @@ FIGURE.png; default docs/img/fsdd_paperfeat_spread.png). A sweep of
 settings, each with its own run folders, goes into one file with the validation figures that decide:
 
     python benchmarks/train_fsdd_crnn.py --sweep OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]
+
+(a setting may be one ``--merge`` results file kept earlier: LABEL=RESULTS.json; docs/training.md)
 """
 
 import json

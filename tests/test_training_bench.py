@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,39 @@ def test_sweep_applies_the_margin_rule(tmp_path, harness):
     assert dec["chosen"] == "better" and "ref" not in dec["candidates"]
     none = harness.apply_rule({"settings": {k: res["settings"][k] for k in ("ref", "near")}}, rule, last=2)
     assert none["chosen"] is None and "ref stays" in none["decision"]
+
+
+def test_sweep_reads_a_setting_from_a_merged_results_file(tmp_path, harness):
+    """A setting given as a ``--merge`` results file (runs kept in benchmarks/results/, their folders gone): the same
+    validation figures, flips and decision as from the folders it was merged from; no loss nor counter replay; a file
+    that is not a merged results file, or a record without a validation curve, is one RunFolderError."""
+    th = {"init": 5e-3, "end": 5e-4, "step": 5e-4, "floor": True}
+    curves = {"ref": ((0.80, 0.90), 2_000), "better": ((0.93, 0.94), 4_000)}
+    for label, (vals, flips) in curves.items():
+        runs = [_sweep_run(tmp_path / label, seed, [0.5, v, v], [True, True, False], 1_000 + flips * 3, th)
+                for seed, v in enumerate(vals)]  # fmt: skip
+        (tmp_path / label / "results.json").write_text(json.dumps({"data": "d", "args": {}, "runs": runs}))
+    merged = harness.merge_parts("fsdd-crnn", [tmp_path / "ref"])
+    (tmp_path / "ref.json").write_text(json.dumps(merged))
+    rule = harness.MarginRule("ref", budget=5_000)
+    folders = harness.sweep("fsdd-crnn", tmp_path / "a.json", {k: [tmp_path / k] for k in curves}, 1_000, 2, rule=rule)
+    shutil.rmtree(tmp_path / "ref")  # the runs' folders are gone; their merged file is kept
+    settings = {"ref": [tmp_path / "ref.json"], "better": [tmp_path / "better"]}
+    kept = harness.sweep("fsdd-crnn", tmp_path / "b.json", settings, 1_000, last=2, rule=rule)
+    assert kept["rule"] == folders["rule"] and kept["rule"]["chosen"] == "better"
+    ref = kept["settings"]["ref"]
+    assert ref["results_file"] == str(tmp_path / "ref.json") and ref["summary"]["t_epochs_replay"] is None
+    for key in ("val_final", "val_mean_last_2", "pair_flips_after_initial_prune_per_epoch"):
+        assert ref["summary"][key] == folders["settings"]["ref"]["summary"][key]
+    assert all("val_loss_mean_last" not in r for r in ref["runs"])
+    (tmp_path / "bad.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(harness.RunFolderError, match="not a merged results file"):
+        harness.sweep("fsdd-crnn", tmp_path / "c.json", {"ref": [tmp_path / "bad.json"]}, 1_000)
+    del merged["runs"][0]["val_accuracy_curve"]
+    (tmp_path / "bad.json").write_text(json.dumps(merged))
+    with pytest.raises(harness.RunFolderError, match="lacks \\['val_accuracy_curve'\\]"):
+        harness.sweep("fsdd-crnn", tmp_path / "c.json", {"ref": [tmp_path / "bad.json"]}, 1_000)
+    assert not (tmp_path / "c.json").exists()
 
 
 def test_sweep_cli_pairs_the_reference_with_one_rule(tmp_path, harness):
