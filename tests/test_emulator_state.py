@@ -255,3 +255,24 @@ def test_a_state_saved_before_a_register_existed_loads_with_its_reset_value(tmp_
     np.savez(tmp_path / "new.npz", meta=np.array(json.dumps(meta)), **arrays)
     with pytest.raises(state.StateError, match="keys"):
         state.load(tmp_path / "new.npz")
+
+
+def test_chip_open_takes_a_model_by_preset_name_file_or_config(tmp_path: Path) -> None:
+    """Chip.open(model=...): a ChipModelConfig, a preset name or a TOML file, each with the seed given; a name that
+    is neither is one ModelError, not an AttributeError."""
+    from rramctl.chip import Chip
+    from rramsim.config import ModelError, load_model, to_toml
+
+    def model_of(chip: Chip) -> ChipModelConfig:
+        return chip._hw.transport.overlay.crossbar.config  # type: ignore[attr-defined, no-any-return]
+
+    for model, preset in (("paper-40nm", "paper-40nm"), ("ideal", "ideal"), (load_model("ideal", seed=9), "ideal")):
+        chip = Chip.open("emulator", model=model, seed=5, autosave=False)
+        assert model_of(chip) == load_model(preset, seed=5)
+        chip.close()
+    (tmp_path / "m.toml").write_text(to_toml(load_model("paper-40nm", seed=1)))
+    chip = Chip.open("emulator", model=tmp_path / "m.toml", seed=4, autosave=False)
+    assert model_of(chip) == load_model("paper-40nm", seed=4)
+    chip.close()
+    with pytest.raises(ModelError, match="neither a preset"):
+        Chip.open("emulator", model="paper-41nm", autosave=False)

@@ -54,7 +54,7 @@ class OpenOptions:
     state: Path | None = None  # emulator / software: the chip's state file (None: a fresh chip in memory)
     seed: int = 0  # emulator / software: seed of a new chip
     bitfile: Path | None = None  # pynq: overlay bitstream
-    model: Any = None  # emulator: the chip model (rramsim.config.ChipModelConfig); None: the default preset
+    model: Any = None  # emulator: the chip model (ChipModelConfig, preset name or TOML file); None: the default preset
     autosave: bool = True  # emulator: write the state file after every operation (False: in memory, save_state)
     device: str = "cpu"  # emulator: where its array math runs: cpu (numpy), numpy, torch-cpu, cuda[:N]
 
@@ -79,9 +79,12 @@ def resolve(backend: str) -> BackendSpec:
 
 
 def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
+    from rramsim.config import load_model
+
     from rramctl.transport.emulator import EmulatorTransport
 
-    model = opts.model.model_copy(update={"seed": opts.seed}) if opts.model is not None else None
+    # a model, a preset name or a TOML file (rramsim.config.load_model: one ModelError for a name that is neither)
+    model = load_model(opts.model, seed=opts.seed) if opts.model is not None else None
     return EmulatorTransport.open(
         state_path=opts.state,
         seed=opts.seed,
