@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.driver import Driver
-from rramctl.errors import StateError
+from rramctl.errors import StateError, UsageError
 from rramctl.geometry import Region
 from rramctl.hw import dac80508
 from rramctl.transport.base import TransportError
@@ -274,5 +274,6 @@ def test_chip_open_takes_a_model_by_preset_name_file_or_config(tmp_path: Path) -
     chip = Chip.open("emulator", model=tmp_path / "m.toml", seed=4, autosave=False)
     assert model_of(chip) == load_model("paper-40nm", seed=4)
     chip.close()
-    with pytest.raises(ModelError, match="neither a preset"):
+    with pytest.raises(UsageError, match="neither a preset") as err:  # rramctl's error root, the model's cause
         Chip.open("emulator", model="paper-41nm", autosave=False)
+    assert isinstance(err.value.__cause__, ModelError)

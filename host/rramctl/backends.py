@@ -79,12 +79,16 @@ def resolve(backend: str) -> BackendSpec:
 
 
 def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
-    from rramsim.config import load_model
+    from rramsim.config import ModelError, load_model
 
     from rramctl.transport.emulator import EmulatorTransport
 
-    # a model, a preset name or a TOML file (rramsim.config.load_model: one ModelError for a name that is neither)
-    model = load_model(opts.model, seed=opts.seed) if opts.model is not None else None
+    model = None
+    if opts.model is not None:  # a model, a preset name or a TOML file (rramsim.config.load_model)
+        try:
+            model = load_model(opts.model, seed=opts.seed)
+        except ModelError as e:  # the emulator's own error type; the library raises rramctl's (one error root)
+            raise UsageError(str(e)) from e
     return EmulatorTransport.open(
         state_path=opts.state,
         seed=opts.seed,

@@ -130,7 +130,7 @@ class Chip:
         ``software`` or ``auto``. ``state``: the emulator's / software chip's state file (None: a new chip in
         memory); ``seed``: seed of a new chip; ``model``: the emulated chip model, a
         ``rramsim.config.ChipModelConfig``, a preset name (``paper-40nm``, the default; ``ideal``) or a TOML
-        file (its seed replaced by ``seed``; a name that is neither: ``rramsim.config.ModelError``); ``autosave``:
+        file (its seed replaced by ``seed``; a name that is neither: ``UsageError``); ``autosave``:
         the emulator writes ``state`` back after every operation (False: the chip stays in memory and the
         caller saves it with :meth:`save_state`); ``device``: where the emulator's array math runs (``cpu`` =
         numpy, ``numpy`` (no compiled kernel), ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
