@@ -139,11 +139,12 @@ def test_prune_follows_the_global_model_and_device(tmp_path, monkeypatch):
     write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
     monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
     run = tmp_path / "run"
-    r = invoke(main_app, "--model", "ideal", "--device", "numpy", "prune", "--task", "fmnist-cnn", "--backend",
-               "software", "--epochs", "1", "--run-dir", str(run), "--no-progress")  # fmt: skip
+    r = invoke(main_app, "--model", "ideal", "--device", "numpy", "--seed", "3", "prune", "--task", "fmnist-cnn",
+               "--backend", "software", "--epochs", "1", "--run-dir", str(run), "--no-progress")  # fmt: skip
     assert r.exit_code == 0, r.output
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["chip_model"] == "ideal" and cfg["device"] == "numpy"
+    assert cfg["chip_seed"] == 3  # the global --seed is the seed of the run's chips (it was ignored before)
     bad = tmp_path / "bad"
     r = invoke(main_app, "--device", "tpu", "prune", "--task", "fmnist-cnn", "--epochs", "1", "--run-dir", str(bad),
                "--no-progress")  # fmt: skip

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 BACKEND_NAMES = ("auto", "emulator", "pynq", "serial:PORT[@BAUD]", "software")
 
 
-def default_state_path() -> Path:
-    """Where the emulator keeps its chip between CLI invocations ($RRAMCTL_STATE overrides)."""
-    return state_file("RRAMCTL_STATE", "emulator.npz")
+def default_state_path(backend: str = "emulator") -> Path:
+    """Where the emulator (or the software backend, in a file of its own) keeps its chip between CLI invocations
+    ($RRAMCTL_STATE overrides)."""
+    return state_file("RRAMCTL_STATE", "software.npz" if backend == "software" else "emulator.npz")
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,10 @@ def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
 
     from rramctl.transport.emulator import EmulatorTransport
 
-    model = None
-    if opts.model is not None:  # a model, a preset name or a TOML file (rramsim.config.load_model)
-        try:
-            model = load_model(opts.model, seed=opts.seed)
-        except ModelError as e:  # the emulator's own error type; the library raises rramctl's (one error root)
-            raise UsageError(str(e)) from e
+    try:  # a model, a preset name, a TOML file or None (the default preset), with the seed of a new chip
+        model = load_model(opts.model, seed=opts.seed)
+    except ModelError as e:  # the emulator's own error type; the library raises rramctl's (one error root)
+        raise UsageError(str(e)) from e
     return EmulatorTransport.open(
         state_path=opts.state,
         seed=opts.seed,

@@ -142,9 +142,13 @@ class Chip:
         if spec.kind == "software":
             from rramctl.software import SoftwareChip
 
-            if state_path is not None and state_path.exists():
-                return SoftwareChip.load(state_path, config)
-            return SoftwareChip(seed, config)
+            chip = (
+                SoftwareChip.load(state_path, config)
+                if state_path and state_path.exists()
+                else SoftwareChip(seed, config)
+            )
+            chip.autosave_path = state_path if autosave else None
+            return chip
         bitfile_path = Path(bitfile) if bitfile is not None else None
         opts = OpenOptions(config, state_path, seed, bitfile_path, model, autosave, device)
         return cls.from_transport(open_transport(spec, opts), config)
@@ -163,6 +167,11 @@ class Chip:
             transport.close()
             raise
         return cls(driver, config)
+
+    @property
+    def has_overlay(self) -> bool:
+        """Whether the chip is behind overlay registers (a board, the emulator); False for the ``software`` model."""
+        return self._driver is not None
 
     @property
     def _hw(self) -> Driver:
@@ -275,6 +284,9 @@ class Chip:
         if resume:
             plus_us = self.read(region)
             plus_fraction = float((plus_us > FORMED_THRESHOLD_US).mean())
+            if plus_fraction == 0:  # no G+ formed: no interrupted run of this region to finish (nothing changed)
+                raise UsageError(f"nothing to resume: no G+ cell of {region} is formed; form the pairs without "
+                                 "resume (an interrupted run leaves its G+ half formed)")  # fmt: skip
         else:
             plus_report = self.electroform(region, pulse)
             plus_us, plus_fraction = plus_report.conductance_us, plus_report.formed_fraction

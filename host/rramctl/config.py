@@ -1,8 +1,10 @@
 """BoardConfig: the chip's absolute maximum ratings and the operating points of each mode.
 
 Loaded from a TOML file (``rramctl --config board.toml``); every field has a documented default
-(docs/hardware.md, "Configuration").  Anything outside the ratings is refused with a clear error
-before a single register is written: the chip layer validates every request against this model.
+(docs/hardware.md, "Configuration") and a file overrides any subset of them, a section included
+(``[form]`` with only ``voltage_v`` keeps the default width and gate).  Anything outside the ratings
+is refused with a clear error before a single register is written: the chip layer validates every
+request against this model.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Self
@@ -31,6 +33,17 @@ DEFAULT_READ_GATE_V = 1.8
 
 class ConfigError(UsageError):
     """A board configuration that is malformed or outside the chip's ratings."""
+
+
+def _overlay(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` with ``given`` on top: a key ``given`` names replaces the default, except that a
+    table over a table is merged key by key (a partial section keeps its other defaults).  Keys the
+    defaults lack are kept as given, so validation still refuses them by name."""
+    merged = dict(defaults)
+    for key, value in given.items():
+        base = merged.get(key)
+        merged[key] = _overlay(base, value) if isinstance(base, dict) and isinstance(value, dict) else value
+    return merged
 
 
 class _Strict(BaseModel):
@@ -136,7 +149,9 @@ class BoardConfig(_Strict):
 
     @classmethod
     def load(cls, path: str | Path | None) -> BoardConfig:
-        """Read a TOML file; ``None`` gives the defaults.  Errors name the file and the field."""
+        """Read a TOML file; ``None`` gives the defaults.  The file's values go on top of the defaults
+        (a section it names only partly keeps its other fields' defaults) and the result is validated
+        as a whole: types, ratings, unknown keys.  Errors name the file and the field."""
         if path is None:
             return cls()
         p = Path(path)
@@ -147,7 +162,7 @@ class BoardConfig(_Strict):
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"board config {p} is not valid TOML: {e}") from e
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(_overlay(cls().model_dump(), data))
         except ValidationError as e:
             raise ConfigError(f"board config {p} is invalid:\n{e}") from e
 

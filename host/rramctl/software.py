@@ -40,6 +40,7 @@ class SoftwareChip(Chip):
 
     def __init__(self, seed: int = 0, config: BoardConfig | None = None) -> None:
         super().__init__(None, config, backend="software")
+        self.autosave_path: Path | None = None  # close() saves the chip there (Chip.open's autosave)
         self._rng = np.random.default_rng(seed)
         self.g = np.full((ROWS, COLS), UNFORMED_US)
         self.formed = np.zeros((ROWS, COLS), dtype=bool)
@@ -49,6 +50,7 @@ class SoftwareChip(Chip):
     state_in_file = True
 
     def save_state(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the default state folder may not exist yet
         rng = json.dumps(self._rng.bit_generator.state)
         atomic_write_with(
             path,
@@ -67,7 +69,10 @@ class SoftwareChip(Chip):
             chip._rng.bit_generator.state = rng
             chip.g, chip.formed, chip.pulses = g.astype(np.float64), formed.copy(), pulses
         except LOAD_ERRORS as e:
-            raise StateError(f"{path}: not a software-chip state file ({e}); delete it to start a new chip") from e
+            raise StateError(
+                f"{path}: not a software-chip state file ({e}); give the software backend a state "
+                "file of its own (--state), or move this one away to start a new chip"
+            ) from e
         return chip
 
     # ---- operations --------------------------------------------------------------------
@@ -151,7 +156,9 @@ class SoftwareChip(Chip):
         return {"op_count": 0, "pulse_count": self.pulses}
 
     def close(self) -> None:
-        pass
+        """Save the chip where it was opened from (``autosave_path``), as the emulator does on close."""
+        if self.autosave_path is not None:
+            self.save_state(self.autosave_path)
 
 
 __all__ = ["SoftwareChip"]

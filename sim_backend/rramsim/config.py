@@ -294,8 +294,9 @@ def load_model(model: ChipModelConfig | str | Path | None = None, **overrides: o
     data.pop("preset", None)  # descriptive header of a written preset
     try:
         return ChipModelConfig.model_validate(data).with_changes(**overrides)
-    except ValidationError as e:
-        raise ModelError(f"{where} is invalid:\n{e}") from e
+    except ValidationError as e:  # one line per field, as the CLI prints every configuration error
+        fields = "\n".join(f"  {'.'.join(map(str, err['loc'])) or '(file)'}: {err['msg']}" for err in e.errors())
+        raise ModelError(f"{where} is invalid:\n{fields}") from e
 
 
 def to_toml(config: ChipModelConfig, header: dict[str, str] | None = None) -> str:

@@ -40,10 +40,18 @@ _N = NormalDist()
 PA_PER_DU = float(dac80508.FULL_SCALE_V) * 1000 / dac80508.FULL_SCALE_CODES  # pA per drive-sum unit
 FORMED_US = 1e6 / 300e3  # formed = below 300 kOhm (seed 000)
 MIN_DEFECTS = 10  # (ours) fewer defective cells than this: the fraction is not fitted
+MIN_FORMED = 20  # (ours) fewer cells formed in the sweep than this: nothing is fitted
 
 
 class FitError(UsageError):
     """Measurements that cannot support a fit (a stage missing, too few cells)."""
+
+
+def _enough(n: int, what: str, least: int = 2) -> None:
+    """Refuse a fit from fewer than ``least`` samples (a mean or a spread of none is NaN, not a value)."""
+    if n < least:
+        raise FitError(f"only {n} {what}: too few to fit (at least {least}); calibrate a larger region no command "
+                       "has formed yet")  # fmt: skip
 
 
 def ncdf(x: NDArray[np.float64] | float) -> NDArray[np.float64]:
@@ -214,7 +222,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     steps = np.searchsorted(volts, v_form[cand & ~np.isnan(v_form)] - 1e-9)
     n_at = np.bincount(steps, minlength=volts.size)
     n_never = int((cand & np.isnan(v_form)).sum())
-    if n_at.sum() < 20:
+    if n_at.sum() < MIN_FORMED:
         raise FitError(
             f"only {int(n_at.sum())} cells formed in the sweep: the region is too small or the sweep too low"
         )
@@ -254,6 +262,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     m = g.mean(axis=0)
     v = g.var(axis=0, ddof=1)
     sel = m > FORMED_US
+    _enough(int(sel.sum()), "formed cells in the repeated reads")
     rel2 = (float(v[sel].mean()) - noise_us2) / float((m[sel] ** 2).mean())
     ppm = math.sqrt(max(rel2, 0.0)) * 1e6
     put("read.noise_ppm", ppm, "ppm", f"{int(sel.sum())} formed cells x {g.shape[0]} reads")
@@ -266,6 +275,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     rx = _need(meas, "relaxation")
     cells = rx["cells"].astype(np.int64)
     ok = rx["converged"].astype(bool) & (rx["pulses"] > 0)
+    _enough(int(ok.sum()), "cells write-verified (converged after at least one pulse) in the relaxation stage")
     c_rel = cells[ok, 1] - _col0(meas)
     gt = rx["g_us"][:, :, ok].astype(np.float64) - off_us[c_rel][None, None, :]  # (D, K, n)
     n_d, n_k = gt.shape[:2]
@@ -325,6 +335,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     n_reads = cy["reset_us"].shape[1]
     off_cells = r_mean < FORMED_US
     off_vals = r_mean[off_cells]
+    _enough(off_vals.size, "successful resets in the cycling stage")
     off_mean = float(off_vals.mean())
     off_var = float(off_vals.var(ddof=1)) - noise_us2 / n_reads
     put("reset.off_ns", off_mean * 1000, "nS", f"{off_vals.size} resets")
@@ -336,6 +347,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     first = cy["set_us"][:, 0, :].astype(np.float64) - c_off[None, :]  # the first read after each set
     on_first = first > FORMED_US
     rel = (first / g_own[None, :] - 1)[on_first]
+    _enough(rel.size, "successful sets in the cycling stage")
     age = np.asarray(cy["set_t_s"], dtype=np.float64)[:, 0, :] if "set_t_s" in cy else np.zeros_like(first)
     relax_rel2 = float((sig**2 * (age / (age + tau)) ** 2 / g_own[None, :] ** 2)[on_first].mean())
     noise_rel = (ppm * 1e-6) ** 2 + float((noise_us2 / g_own**2).mean())

@@ -15,6 +15,12 @@ the emulator.  Stages (docs/emulator.md, "Calibration"):
 Each stage's arrays are written to ``<out>/measurements/<stage>.npz`` when it ends (the forming sweep
 after every step); ``progress.json`` lists the finished stages, so a run cut off resumes where it
 stopped (a stage cut half-way is measured again; the forming sweep resumes at its next step).
+
+The protocol needs a region no command has formed: a formed cell cannot be formed again, so a region an
+earlier calibration (or any forming) used has nothing for the forming sweep and, after it, no newly
+formed cells to cycle and write.  The pristine reads (read-only) are checked before anything is written
+or pulsed, and such a region is refused with one :class:`CalibrationError`; so is a sweep that formed
+too few cells, before the stages that need them.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.calibrate.fit import MIN_FORMED
 from rramctl.calibrate.plan import CalibrationPlan
 from rramctl.chip import FORMED_THRESHOLD_US, Chip
 from rramctl.config import Pulse
-from rramctl.errors import StateError
+from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_text, atomic_write_with
 from rramctl.geometry import Region
 
@@ -38,6 +45,14 @@ PROGRAM_BATCH = 64  # cells a write-verify PROGRAM of the relaxation stage (ours
 STAGES = ("pristine", "offsets", "forming", "reads", "cycling", "relaxation")
 Arrays = dict[str, NDArray[Any]]
 Progress = Callable[[str, int, int], None]  # (stage, step, steps)
+# A fresh region conducts before forming only at its stuck-on defects (paper-40nm: 500 ppm); more than this
+# fraction (or than ON_BEFORE_FORMING_MIN cells, on a small region) means cells formed before (ours).
+ON_BEFORE_FORMING_FRACTION = 0.01
+ON_BEFORE_FORMING_MIN = 3
+
+
+class CalibrationError(UsageError):
+    """A region the protocol cannot measure (formed before, or too few cells formed in the sweep)."""
 
 
 class MeasurementStore:
@@ -126,13 +141,53 @@ def _stage_forming(chip: Chip, plan: CalibrationPlan, store: MeasurementStore, p
     return store.load("forming") or {}
 
 
+def _check_pristine(plan: CalibrationPlan, pristine: Arrays, out: Path, written: bool) -> None:
+    """Refuse a region whose cells conduct before forming beyond the defect rate: an earlier calibration
+    (or another command) formed them, and the forming sweep cannot measure a formed cell."""
+    on = pristine["g_us"].mean(axis=0) > FORMED_THRESHOLD_US
+    n_on, n = int(on.sum()), int(on.size)
+    if n_on <= max(ON_BEFORE_FORMING_MIN, ON_BEFORE_FORMING_FRACTION * n):
+        return
+    area = plan.area
+    rows, cols = np.nonzero(on)
+    where = (f"rows {area.row + rows.min()}-{area.row + rows.max()}, "
+             f"columns {area.col + cols.min()}-{area.col + cols.max()}")  # fmt: skip
+    done = (
+        f"the measurements in {out} were taken on it: remove {out} or choose another --out"
+        if written
+        else "nothing was pulsed or written"
+    )
+    raise CalibrationError(
+        f"calibrate: {n_on} of the {n} cells of region {plan.region} already conduct before forming ({where}): "
+        "an earlier calibration or another command formed them, and a formed cell cannot be formed again, so "
+        "the forming sweep and the stages after it have nothing to measure there; calibrate a region no "
+        "command has formed yet, or a fresh chip (emulator: another --state, or delete the state file); "
+        f"{done}"
+    )
+
+
+def _check_formed(plan: CalibrationPlan, store: MeasurementStore) -> None:
+    """Refuse to go on after a sweep that formed too few cells to cycle, write and fit."""
+    forming = store.load("forming")
+    if forming is None:
+        raise StateError("the forming stage has not run")
+    n_formed = int((~np.isnan(forming["v_form_v"])).sum())
+    if n_formed < MIN_FORMED:
+        raise CalibrationError(
+            f"calibrate: only {n_formed} cells of region {plan.region} formed in the sweep up to "
+            f"{plan.form_stop_v:g} V (at least {MIN_FORMED} are needed to cycle, write and fit): use a larger "
+            f"region no command has formed yet (or a higher form_stop_v within the rating) and another --out "
+            f"(the measurements so far are in {store.out})"
+        )
+
+
 def _block(plan: CalibrationPlan, store: MeasurementStore, n: int, from_top: bool) -> tuple[NDArray[np.int64], Region]:
     """The formed cells of the fewest whole rows, from the top or the bottom of the region, that hold at
     least n of them (absolute [row, col]), and those rows as a region: reading a few rows is quick, so
     every cell is read soon after its pulse (ours)."""
+    _check_formed(plan, store)
     forming = store.load("forming")
-    if forming is None:
-        raise StateError("the forming stage has not run")
+    assert forming is not None  # _check_formed
     formed = ~np.isnan(forming["v_form_v"])
     area = plan.area
     order = range(area.n_rows) if from_top else range(area.n_rows - 1, -1, -1)
@@ -226,10 +281,16 @@ def measure(chip: Chip, plan: CalibrationPlan, out: Path, progress: Progress | N
     chip.clear_offsets()  # the zero-input pass must see raw codes
     with chip.batch():
         for stage in STAGES:
+            if stage in ("reads", "cycling", "relaxation"):
+                _check_formed(plan, store)  # before the rest and pulses of a stage that needs formed cells
             if stage in store.done:
+                if stage == "pristine" and (saved := store.load("pristine")) is not None:
+                    _check_pristine(plan, saved, out, written=True)
                 report(stage, 1, 1)
                 continue
             arrays = _RUNNERS[stage](chip, plan, store, report)
+            if stage == "pristine":
+                _check_pristine(plan, arrays, out, written=False)  # before the first file and the first pulse
             store.save(stage, arrays)
     return store.all() | {"meta": region_meta(plan.area)}
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import tempfile
+import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import numpy as np
 import typer
@@ -58,10 +61,29 @@ class GuardedGroup(TyperGroup):
             return super().invoke(ctx)
         except (Exception, KeyboardInterrupt) as e:  # the CLI's own exits are no user error: re-raised
             message = user_error_message(e)
-            if message is None or ctx.params.get("debug") or _env_debug():
+            if message is None:  # a bug: its traceback, exit 1
                 raise
+            if ctx.params.get("debug") or _env_debug():  # the traceback too; a user error keeps its status
+                traceback.print_exc()
             typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Warnings meant for the user (rramctl's: saturation and the like) as one ``warning:`` line each."""
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return super().main(*args, **kwargs)
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+    line: str | None = None,
+) -> None:  # fmt: skip
+    """One ``warning:`` line for rramctl's own warnings; anything else as Python shows it."""
+    if category.__module__.startswith("rramctl"):
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _split_at_dashdash(args: list[str]) -> tuple[list[str], list[str], list[str]]:
@@ -96,6 +118,7 @@ class Session:
     config_path: Path | None = None
     model: str | None = None  # emulator chip model: preset name or TOML file (None: paper-40nm)
     device: str = "cpu"  # where the emulator's array math runs
+    seed_given: bool = False  # --seed (or its default) on the command line: prune takes it as its chip seed
 
     def chip_model(self) -> object:
         """The emulated chip model of ``--model`` (rramsim.config), None for the default or another backend."""
@@ -107,6 +130,16 @@ class Session:
             return load_model(self.model, seed=self.seed)
         except ModelError as e:
             raise UsageError(str(e)) from e
+
+    def command_line(self, *args: str) -> str:
+        """A command that reaches this session's chip again (its backend, state file and board config), e.g. the
+        one that finishes an interrupted command."""
+        words = ["rramctl", "--backend", self.backend]
+        if self.backend in ("emulator", "software"):
+            words += ["--state", str(self.state)]
+        if self.config_path is not None:
+            words += ["--config", str(self.config_path)]
+        return " ".join(shlex.quote(w) for w in [*words, *args])
 
     def open(self) -> Chip:
         chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model(),
@@ -144,16 +177,28 @@ def _show_version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     backend: Annotated[
-        str, typer.Option(envvar="RRAMCTL_BACKEND", help="emulator, pynq, serial:PORT[@BAUD], or auto (board if found)")
+        str,
+        typer.Option(
+            envvar="RRAMCTL_BACKEND",
+            help="emulator, pynq, serial:PORT[@BAUD], software (a float model) or auto (board if found)",
+        ),
     ] = "auto",
     port: Annotated[
         str | None, typer.Option(envvar="RRAMCTL_PORT", help="serial port of a board agent (= --backend serial:PORT)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="board configuration TOML (defaults: docs/hardware.md)")] = None,
     state: Annotated[
-        Path | None, typer.Option(envvar="RRAMCTL_STATE", help="emulator chip state file (kept between commands)")
+        Path | None,
+        typer.Option(
+            envvar="RRAMCTL_STATE",
+            help="the emulated (or software) chip's state file, kept between commands "
+            "(default ~/.local/state/rramctl/emulator.npz, software.npz for the software backend)",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of a new emulated chip (ignored once its state file exists)")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(min=0, max=2**64 - 1, help="seed of a new emulated chip (ignored once its state file exists)"),
+    ] = 0,
     model: Annotated[
         str | None,
         typer.Option(envvar="RRAMCTL_MODEL", help="emulated chip model: paper-40nm (default), ideal, or a TOML file"),
@@ -176,8 +221,14 @@ def main(
     ] = False,
 ) -> None:
     cfg = BoardConfig.load(config)
-    chosen = f"serial:{port}" if port and backend in ("auto", "serial") else backend
-    ctx.obj = Session(str(resolve(chosen)), cfg, state or default_state_path(), seed, json_out, config, model, device)
+    if port and backend not in ("auto", "serial"):
+        raise UsageError(f"--port {port} is for the serial backend; --backend {backend} was given")
+    chosen = f"serial:{port}" if port else backend
+    spec = resolve(chosen)
+    source = ctx.get_parameter_source("seed")  # typer's own click: its enum compared by name
+    seed_given = source is not None and source.name != "DEFAULT"
+    ctx.obj = Session(str(spec), cfg, state or default_state_path(spec.kind), seed, json_out, config, model, device,
+                      seed_given)  # fmt: skip
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -191,14 +242,14 @@ def info(ctx: typer.Context) -> None:
     """Show the backend, the overlay's identity and counters, and the operating points in use."""
     s = _session(ctx)
     with s.open() as chip:
-        major, minor = chip.identity()
+        version = "{}.{}".format(*chip.identity()) if chip.has_overlay else None  # the driver checks the ID first
         counters = chip.counters()
         cost = chip.board_cost()
         data = {
             "rramctl": __version__,
             "backend": s.backend,
-            "state": str(s.state) if s.backend == "emulator" else None,
-            "overlay_version": f"{major}.{minor}",
+            "state": str(s.state) if chip.state_in_file else None,
+            "overlay_version": version,
             "array": [chip.rows, chip.cols],
             **counters,
             "board_cost": cost.as_dict() if cost is not None else None,
@@ -206,8 +257,9 @@ def info(ctx: typer.Context) -> None:
         }
     c = s.config
     emit(s, data, "\n".join([
-        f"rramctl {__version__}   backend: {s.backend}" + (f"   state: {s.state}" if s.backend == "emulator" else ""),
-        f"overlay register map v{major}.{minor}; array {chip.rows} x {chip.cols} (rows = BL, columns = SL)",
+        f"rramctl {__version__}   backend: {s.backend}" + (f"   state: {s.state}" if data["state"] else ""),
+        (f"overlay ID checked, register map v{version}" if version else "no overlay (a float model without registers)")
+        + f"; array {chip.rows} x {chip.cols} (rows = BL, columns = SL)",
         f"operations completed: {counters['op_count']}   cell pulses applied: {counters['pulse_count']}",
         *([_cost_line("board time and energy so far", cost)] if cost is not None else []),
         f"form  {c.form.voltage_v} V / {c.form.width_s * 1e3:g} ms (gate {c.form.gate_v} V) at "
@@ -224,7 +276,9 @@ def form(
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS or all")] = "all",
     voltage: Annotated[float | None, typer.Option(help="SL forming amplitude in V (default from config: 3.4)")] = None,
     width: Annotated[float | None, typer.Option(help="pulse width in s (default 10e-3)")] = None,
-    gate: Annotated[float | None, typer.Option(help="WL gate voltage (compliance) in V")] = None,
+    gate: Annotated[
+        float | None, typer.Option(help="WL gate voltage (compliance) in V (default from config: 1.2)")
+    ] = None,
     pairs: Annotated[
         bool,
         typer.Option(
@@ -276,7 +330,7 @@ def _form_pairs(s: Session, reg: Region, region: str, pulse: Pulse, resume: bool
     except KeyboardInterrupt:  # the chip kept what was formed (the emulator saved it on the way out)
         raise StateError(
             f"interrupted: forming of the pairs in {reg} is incomplete (G+ may be formed and G- not); finish it "
-            f"with: rramctl form --pairs --region {region} --resume"
+            f"with: {s.command_line('form', '--pairs', '--region', region, '--resume')}"
         ) from None
     w = rep.weights_us
     emit(
@@ -384,7 +438,7 @@ def multiply(
     bits: Annotated[int, typer.Option(help="input bit width m (4 for the CNN, 3 for the CRNN)")] = 4,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
     pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,
-    out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products)")] = Path("products.npz"),
+    out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products_us)")] = Path("products.npz"),
 ) -> None:
     """Bit-serial vector-matrix multiply on the chip: ADC codes and calibrated products (uS x input)."""
     s = _session(ctx)

@@ -135,6 +135,8 @@ def prune(
         if getattr(session, "model", None) is not None:
             base["chip_model"] = session.model
         base["device"] = getattr(session, "device", "cpu")
+        if getattr(session, "seed_given", False):  # rramctl --seed N prune: the chips' seed (chip_seed)
+            base["chip_seed"] = session.seed
     for k, v in (("method", method), ("recipe", recipe)):
         if v is not None:
             base[k] = v
