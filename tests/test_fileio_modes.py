@@ -1,0 +1,30 @@
+"""Files rramctl writes get the permissions a plain open would give: 0666 less the umask for a new file, the old
+file's own mode for an overwrite (mkstemp's 0600 made every output private before)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from rramctl.fileio import atomic_write_bytes, atomic_write_text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_follows_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "g.npy", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "g.npy").stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_overwrite_keeps_the_file_mode(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    atomic_write_text(target, '{"a": 1}')
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == '{"a": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
