@@ -45,6 +45,7 @@ def test_a_rejected_configuration_is_one_error_line_and_one_line_per_field(tmp_p
     assert "input_value" not in r.output and "https://" not in r.output
     r = invoke(*emulator(tmp_path), "form", "--voltage", "9")
     assert r.exit_code == 2 and "exceeds the absolute maximum rating" in r.output
+    assert "form: --voltage 9 refused" in r.output and "BoardConfig" not in r.output  # the option, not the model
     assert not (tmp_path / "chip.npz").exists()  # refused before the chip was opened
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TextIO
 import numpy as np
 import typer
 from numpy.typing import NDArray
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from rramctl import __version__
@@ -31,8 +32,9 @@ from rramctl.cli.io import (
     gather_cells,
     load_array,
     user_error_message,
+    validation_message,
 )
-from rramctl.config import BoardConfig, Pulse
+from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, Region
@@ -295,12 +297,19 @@ def form(
     s = _session(ctx)
     reg = Region.parse(region)
     base = s.config.form
-    pulse = Pulse(
-        voltage_v=base.voltage_v if voltage is None else voltage,
-        width_s=base.width_s if width is None else width,
-        gate_v=base.gate_v if gate is None else gate,
-    )
-    s.config.with_changes(form=pulse.model_dump())  # refuse before opening the chip
+    given = {"--voltage": voltage, "--width": width, "--gate": gate}
+    try:  # refuse before opening the chip, naming the options (the config's own fields otherwise)
+        pulse = Pulse(
+            voltage_v=base.voltage_v if voltage is None else voltage,
+            width_s=base.width_s if width is None else width,
+            gate_v=base.gate_v if gate is None else gate,
+        )
+        s.config.with_changes(form=pulse.model_dump())
+    except (ValidationError, ConfigError) as e:
+        options = ", ".join(f"{k} {v:g}" for k, v in given.items() if v is not None) or "the config's form pulse"
+        cause = e if isinstance(e, ValidationError) else e.__cause__  # a ratings refusal carries pydantic's error
+        fields = validation_message(cause).split("\n", 1)[-1] if isinstance(cause, ValidationError) else f"  {e}"
+        raise UsageError(f"form: {options} refused:\n{fields}") from None
     if resume and not pairs:
         raise UsageError("--resume finishes an interrupted `form --pairs`; give it with --pairs")
     if pairs:
