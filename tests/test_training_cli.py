@@ -77,6 +77,10 @@ def test_prune_with_validation_0_trains_on_every_sample_and_refuses_the_counter(
         assert (split["validation_fraction"], split["validation"], split["train"]) == (0, 0, 64)
         assert json.loads((run / "config.json").read_text())["threshold"]["t_epochs"] == [1]
         assert json.loads((run / "summary.json").read_text())["best_epoch_accuracy"] is None
+    saved = (run / "summary.json").read_bytes()  # the same command again on the finished run: its saved results
+    r = invoke(app, *base, *how, "--run-dir", str(run))
+    assert r.exit_code == 0 and "the run is complete (1 epochs)" in r.output, r.output
+    assert (run / "summary.json").read_bytes() == saved  # not evaluated again, nothing overwritten
 
 
 def test_prune_follows_the_global_backend(tmp_path, monkeypatch):

@@ -160,6 +160,15 @@ def prune(
         typer.echo(f"{run_dir}: the run was cut off before forming was recorded; started it again", err=as_json)
     elif run.resumed and run.progress.epoch == 0:
         typer.echo(f"resuming {run_dir}: the first epoch was interrupted and starts again", err=as_json)
+    elif run.resumed and run.progress.epoch >= cfg.epochs and (run_dir / "summary.json").is_file():
+        # a finished run: its results as they were saved (evaluating again would draw new read noise and
+        # overwrite them); `rramctl infer` evaluates it again into its own folder
+        summary = json.loads((run_dir / "summary.json").read_text())
+        run.close()
+        typer.echo(f"{run_dir}: the run is complete ({run.progress.epoch} epochs); its saved results (rramctl infer "
+                   f"--run {run_dir} evaluates it again)", err=True)  # fmt: skip
+        typer.echo(json.dumps({**summary, "run_dir": str(run_dir)}, indent=2) if as_json else _report(summary))
+        return
     elif run.resumed:
         typer.echo(f"resuming {run_dir} after epoch {run.progress.epoch}", err=as_json)
     from tqdm import tqdm
