@@ -193,7 +193,7 @@ def test_simultaneous_commands_on_one_state_file_lose_no_update(tmp_path: Path) 
 def test_unreadable_state_is_one_clear_error_and_left_alone(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "s.npz"
     path.write_bytes(content)
-    with pytest.raises(StateError, match=r"s\.npz is damaged or not an rramsim state.*delete it"):
+    with pytest.raises(StateError, match=r"s\.npz is damaged or not an rramsim state.*move this one away"):
         EmulatorTransport.open(state_path=path)
     assert path.read_bytes() == content
 
@@ -277,3 +277,16 @@ def test_chip_open_takes_a_model_by_preset_name_file_or_config(tmp_path: Path) -
     with pytest.raises(UsageError, match="neither a preset") as err:  # rramctl's error root, the model's cause
         Chip.open("emulator", model="paper-41nm", autosave=False)
     assert isinstance(err.value.__cause__, ModelError)
+
+
+def test_state_paths_that_are_no_state_file_say_what_they_are(tmp_path: Path) -> None:
+    """A foreign .npz, a folder, a folder that cannot hold a lock: one error saying which, never advice to delete."""
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    (tmp_path / "adir").mkdir()
+    for path, what in ((tmp_path / "foreign.npz", "it lacks g, g_formed, meta, stuck"),
+                       (tmp_path / "adir", "it is a folder, not a state file"),
+                       (Path("/proc/rramctl-none.npz"), "cannot create its lock file")):  # fmt: skip
+        with pytest.raises(StateError, match=what) as e:
+            EmulatorTransport(state_path=path)
+        assert "delete" not in str(e.value) and "readable .npz" not in str(e.value)
+    assert np.load(tmp_path / "foreign.npz")["a"].shape == (3,)  # left as it was

@@ -89,7 +89,11 @@ class FileLock:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         deadline = self._clock() + self.wait_s
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:  # the folder cannot hold files (a read-only or virtual file system)
+                raise StateError(f"{self.what} {self.path}: cannot create its lock file {self.lock_path.name} there "
+                                 f"({e.strerror or e}); use a file in a folder you can write") from e  # fmt: skip
             try:
                 if self._try_lock(fd):
                     os.ftruncate(fd, 0)

@@ -99,8 +99,10 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             meta = json.loads(str(meta_arr))
             arrays = {n: z[n] for n, _ in ARRAYS}
             arrays |= {n: z[n] for n, _, _ in CLOCK_ARRAYS if n in z.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, StateError):  # ours already say what is wrong
         raise
+    except IsADirectoryError as e:
+        raise StateError("it is a folder, not a state file") from e
     except (
         OSError,
         ValueError,
@@ -120,7 +122,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def load(path: str | Path) -> EmulatedOverlay:
     path = Path(path)
-    advice = "move it away or delete it (a fresh chip is made in its place), or use another state file"
+    advice = "give another state file (--state), or move this one away (a fresh chip is then made in its place)"
     try:
         meta, arrays = _read(path)
         if meta.get("format") != FORMAT:
