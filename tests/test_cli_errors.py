@@ -175,3 +175,11 @@ def test_form_pairs_resume_needs_an_interrupted_run_and_the_hint_names_the_chip(
     r = invoke(*emulator(tmp_path), "form", "--pairs", "--region", "0:8,0:8")
     assert r.exit_code == 2
     assert f"--backend emulator --state {tmp_path / 'chip.npz'} form --pairs --region 0:8,0:8 --resume" in r.output
+
+
+def test_json_errors_are_one_json_object_on_stdout(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, [*emulator(tmp_path), "--json", "reset", "--cell", "600,1"])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout) == {"error": "1 cell(s) lie outside the 512x512 array, first: row 600, col 1",
+                                    "exit_status": 2}  # fmt: skip
+    assert "error: 1 cell(s)" in r.stderr

@@ -68,6 +68,8 @@ class GuardedGroup(TyperGroup):
             if ctx.params.get("debug") or _env_debug():  # the traceback too; a user error keeps its status
                 traceback.print_exc()
             typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+            if ctx.params.get("json_out"):  # --json: a script reads one JSON object on stdout, an error too
+                typer.echo(json.dumps({"error": message, "exit_status": 2}))
             raise typer.Exit(2) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
