@@ -67,7 +67,10 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
     if len(given) != 1:
         raise InputFileError("give exactly one of --cells FILE, --cell ROW,COL (repeatable) or --region")
     if cells_file:
-        return check_cells(load_array(cells_file))
+        try:
+            return check_cells(load_array(cells_file))
+        except GeometryError as e:  # name the file the cells came from
+            raise InputFileError(f"--cells {cells_file}: {e}") from None
     if cell:
         return check_cells(np.array([parse_cell(c) for c in cell], dtype=np.int64))
     reg = Region.parse(region or "all")
