@@ -183,3 +183,12 @@ def test_json_errors_are_one_json_object_on_stdout(tmp_path: Path) -> None:
     assert json.loads(r.stdout) == {"error": "1 cell(s) lie outside the 512x512 array, first: row 600, col 1",
                                     "exit_status": 2}  # fmt: skip
     assert "error: 1 cell(s)" in r.stderr
+
+
+def test_seed_and_model_that_a_state_file_overrides_are_noted(tmp_path: Path) -> None:
+    state = ["--backend", "emulator", "--state", str(tmp_path / "c.npz")]
+    assert invoke(*state, "--seed", "3", "info").exit_code == 0
+    r = CliRunner().invoke(app, [*state, "--seed", "3", "info"])
+    assert r.exit_code == 0 and "ignored" not in r.stderr  # the chip was made with seed 3: nothing to say
+    r = CliRunner().invoke(app, [*state, "--seed", "4", "--model", "ideal", "info"])
+    assert r.exit_code == 0 and "note: --seed and --model ignored" in r.stderr, r.stderr

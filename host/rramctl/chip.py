@@ -168,6 +168,12 @@ class Chip:
             raise
         return cls(driver, config)
 
+    def emulated_model(self) -> Any:
+        """The chip model (``rramsim.config.ChipModelConfig``) of an emulated chip, e.g. the one its state file holds;
+        None on a board or the software backend."""
+        overlay = getattr(self._driver.transport, "overlay", None) if self._driver is not None else None
+        return overlay.crossbar.config if overlay is not None else None
+
     @property
     def has_overlay(self) -> bool:
         """Whether the chip is behind overlay registers (a board, the emulator); False for the ``software`` model."""

@@ -146,12 +146,28 @@ class Session:
         return " ".join(shlex.quote(w) for w in [*words, *args])
 
     def open(self) -> Chip:
+        existed = self.state.exists()
         chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model(),
                          device=self.device)  # fmt: skip
         note = chip.session_note()  # serial: an interrupted command's session
         if note is not None:
             typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+        if existed and self.backend == "emulator":
+            self._note_ignored(chip)
         return chip
+
+    def _note_ignored(self, chip: Chip) -> None:
+        """--seed / --model make a new chip only: say so where they differ from the chip the state file holds."""
+        held = chip.emulated_model()
+        if held is None:
+            return
+        seed_differs = self.seed_given and held.seed != self.seed
+        model_differs = self.model is not None and self.chip_model() != held
+        differ = [opt for opt, on in (("--seed", seed_differs), ("--model", model_differs)) if on]
+        if differ:
+            typer.secho(f"note: {' and '.join(differ)} ignored: {self.state} holds a chip made with others (they "
+                        "apply to a new chip: another --state, or move that file away)", fg=typer.colors.YELLOW,
+                        err=True)  # fmt: skip
 
 
 def emit(session: Session, data: dict[str, Any], human: str) -> None:
