@@ -161,7 +161,7 @@ def _check_pristine(plan: CalibrationPlan, pristine: Arrays, out: Path, written:
         f"calibrate: {n_on} of the {n} cells of region {plan.region} already conduct before forming ({where}): "
         "an earlier calibration or another command formed them, and a formed cell cannot be formed again, so "
         "the forming sweep and the stages after it have nothing to measure there; calibrate a region no "
-        "command has formed yet, or a fresh chip (emulator: another --state, or delete the state file); "
+        "command has formed yet, or a fresh chip (emulator: another --state, or move the state file away); "
         f"{done}"
     )
 
