@@ -157,7 +157,8 @@ def test_the_software_backend_keeps_its_chip_in_a_file_of_its_own(tmp_path: Path
     monkeypatch.delenv("RRAMCTL_STATE", raising=False)
     r = invoke("--backend", "software", "form", "--region", "0:8,0:8")
     assert r.exit_code == 0, r.output
-    r = invoke("--backend", "software", "--json", "read", "--region", "0:8,0:8", "--out", str(tmp_path / "g.npy"))
+    r = invoke("--backend", "software", "--json", "read", "--region", "0:8,0:8", "--out", str(tmp_path / "g.npy"),
+               "--png", str(tmp_path / "g.png"))  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["formed_fraction"] > 0.2  # the formed cells of the previous command
     assert (tmp_path / "xdg" / "rramctl" / "software.npz").exists()
