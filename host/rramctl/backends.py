@@ -79,15 +79,22 @@ def resolve(backend: str) -> BackendSpec:
     raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
+def emulator_model(model: Any, seed: int) -> Any:
+    """The emulated chip's model (``rramsim.config.ChipModelConfig``) from a model, a preset name, a TOML file or None
+    (the default preset), with the seed of a new chip; one that cannot be loaded is a UsageError (rramctl's error
+    root; the emulator's ModelError its cause)."""
     from rramsim.config import ModelError, load_model
 
+    try:
+        return load_model(model, seed=seed)
+    except ModelError as e:
+        raise UsageError(str(e)) from e
+
+
+def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
     from rramctl.transport.emulator import EmulatorTransport
 
-    try:  # a model, a preset name, a TOML file or None (the default preset), with the seed of a new chip
-        model = load_model(opts.model, seed=opts.seed)
-    except ModelError as e:  # the emulator's own error type; the library raises rramctl's (one error root)
-        raise UsageError(str(e)) from e
+    model = emulator_model(opts.model, opts.seed)
     return EmulatorTransport.open(
         state_path=opts.state,
         seed=opts.seed,

@@ -295,8 +295,12 @@ def load_model(model: ChipModelConfig | str | Path | None = None, **overrides: o
     try:
         return ChipModelConfig.model_validate(data).with_changes(**overrides)
     except ValidationError as e:  # one line per field, as the CLI prints every configuration error
-        fields = "\n".join(f"  {'.'.join(map(str, err['loc'])) or '(file)'}: {err['msg']}" for err in e.errors())
-        raise ModelError(f"{where} is invalid:\n{fields}") from e
+        raise ModelError(f"{where} is invalid:\n" + "\n".join(f"  {f}" for f in field_errors(e))) from e
+
+
+def field_errors(e: ValidationError) -> list[str]:
+    """A rejected model's errors, ``field.path: message`` each (no pydantic dump, no links)."""
+    return [f"{'.'.join(map(str, err['loc'])) or '(file)'}: {err['msg']}" for err in e.errors(include_url=False)]
 
 
 def to_toml(config: ChipModelConfig, header: dict[str, str] | None = None) -> str:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 from pydantic import ValidationError
 
-from rramsim.config import ChipModelConfig
+from rramsim.config import ChipModelConfig, field_errors
 from rramsim.dac import Dac80508
 from rramsim.energy import EnergyLedger
 from rramsim.overlay import Counters, EmulatedOverlay
@@ -154,7 +154,7 @@ def load(path: str | Path) -> EmulatedOverlay:
     except FileNotFoundError as e:
         raise StateError(f"emulator state {path} does not exist") from e
     except ValidationError as e:
-        fields = "; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors(include_url=False))
+        fields = "; ".join(field_errors(e))
         raise StateError(f"emulator state {path} holds an invalid chip model ({fields}); {advice}") from e
     except StateError as e:
         raise StateError(f"emulator state {path} is damaged or not an rramsim state: {e}; {advice}") from e

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from rramctl import __version__
-from rramctl.backends import default_state_path, resolve
+from rramctl.backends import default_state_path, emulator_model, resolve
 from rramctl.chip import FORMED_THRESHOLD_US, Chip
 from rramctl.cli.io import (
     InputFileError,
@@ -128,12 +128,7 @@ class Session:
         """The emulated chip model of ``--model`` (rramsim.config), None for the default or another backend."""
         if self.model is None or not self.backend.startswith("emulator"):
             return None
-        from rramsim.config import ModelError, load_model
-
-        try:
-            return load_model(self.model, seed=self.seed)
-        except ModelError as e:
-            raise UsageError(str(e)) from e
+        return emulator_model(self.model, self.seed)
 
     def command_line(self, *args: str) -> str:
         """A command that reaches this session's chip again (its backend, state file and board config), e.g. the
@@ -147,7 +142,8 @@ class Session:
 
     def open(self) -> Chip:
         existed = self.state.exists()
-        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed, model=self.chip_model(),
+        chip = Chip.open(self.backend, config=self.config, state=self.state, seed=self.seed,
+                         model=self.model if self.backend.startswith("emulator") else None,
                          device=self.device)  # fmt: skip
         note = chip.session_note()  # serial: an interrupted command's session
         if note is not None:
