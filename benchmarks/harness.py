@@ -115,28 +115,57 @@ def _read_json(path: Path, what: str) -> Any:
         raise RunFolderError(f"{path}: not a readable {what} ({e.__class__.__name__}: {e})") from e
 
 
-def merge_parts(task: str, folders: list[Path]) -> dict[str, Any]:
+def merge_parts(task: str, sources: list[Path], unique: bool = True) -> dict[str, Any]:
     """One results object from the ``results.json`` of several invocations (e.g. one per method, run at
-    the same time): each invocation's arguments, every run record (with its validation and test curves)
-    and the summary over all of them. A folder that is not a harness folder: :class:`RunFolderError`."""
-    if not folders:
+    the same time), or from results files merged before (``*.json``: runs of a seed made in another session and kept
+    in benchmarks/results/, their records and curves taken as they are): each invocation's arguments, every run
+    record (with its validation and test curves) and the summary over all of them. A folder that is not a harness
+    folder, a file that is not a results file of ``task``, parts of different data or (``unique``) the same run
+    (recipe, method, seed) twice: :class:`RunFolderError`."""
+    if not sources:
         raise RunFolderError("no run folder given")
     res: dict[str, Any] = {"task": task, "paper": PAPER[task], "commands": {}, "runs": []}
-    for folder in folders:
-        part = _read_json(folder / "results.json", "harness results file")
-        if not isinstance(part, dict) or not {"data", "args", "runs"} <= part.keys():
-            raise RunFolderError(f"{folder / 'results.json'}: not a harness results file (data, args, runs)")
+    seen: dict[tuple[str, str, int], Path] = {}
+    for source in sources:
+        part, records = _merge_part(task, source)
+        if "data" in res and res["data"] != part["data"]:
+            raise RunFolderError(f"{source}: data {part['data']!r}, other parts {res['data']!r}: not one benchmark")
         res["data"] = part["data"]
-        res["commands"][str(folder)] = part["args"]
-        for rec in part["runs"]:
-            rec["run_folder"] = str(folder / f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}")
-            metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
-            if metrics and metrics[0].get("val_accuracy") is not None:  # a run without validation has no curve
-                rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
-            rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
+        res["commands"].update(part["commands"])
+        for rec in records:
+            run = (rec["recipe"], rec["method"], int(rec["seed"]))
+            if unique and run in seen:
+                raise RunFolderError(f"{source}: {'/'.join(map(str, run))} is in {seen[run]} too")
+            seen[run] = source
             res["runs"].append(rec)
     res["summary"] = aggregate(res["runs"])
     return res
+
+
+def _merge_part(task: str, source: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One source of :func:`merge_parts`: its data and commands, and its run records with their curves."""
+    if source.suffix == ".json" and not source.is_dir():
+        part = _read_json(source, "results file")
+        if not isinstance(part, dict) or not {"task", "data", "commands", "runs"} <= part.keys():
+            raise RunFolderError(f"{source}: not a merged results file (task, data, commands, runs)")
+        if part["task"] != task:
+            raise RunFolderError(f"{source}: a results file of {part['task']}, not of {task}")
+        for rec in part["runs"]:
+            missing = {"recipe", "method", "seed", "test_accuracy"} - set(rec) if isinstance(rec, dict) else {"run"}
+            if missing:
+                raise RunFolderError(f"{source}: a run record lacks {sorted(missing)}")
+            rec["results_file"] = str(source)
+        return {"data": part["data"], "commands": part["commands"]}, part["runs"]
+    part = _read_json(source / "results.json", "harness results file")
+    if not isinstance(part, dict) or not {"data", "args", "runs"} <= part.keys():
+        raise RunFolderError(f"{source / 'results.json'}: not a harness results file (data, args, runs)")
+    for rec in part["runs"]:
+        rec["run_folder"] = str(source / f"{rec['recipe']}-{rec['method']}-seed{rec['seed']}")
+        metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
+        if metrics and metrics[0].get("val_accuracy") is not None:  # a run without validation has no curve
+            rec["val_accuracy_curve"] = [m["val_accuracy"] for m in metrics]
+        rec["test_accuracy_curve"] = [m["test_accuracy"] for m in metrics]
+    return {"data": part["data"], "commands": {str(source): part["args"]}}, part["runs"]
 
 
 def is_results_file(sources: list[Path]) -> bool:
@@ -180,7 +209,7 @@ def sweep(
                            f"and mean over the last {last} epochs; test reported only", "settings": {}}  # fmt: skip
     for label, folders in settings.items():
         from_file = is_results_file(folders)
-        part = read_results_file(folders[0]) if from_file else merge_parts(task, folders)
+        part = read_results_file(folders[0]) if from_file else merge_parts(task, folders, unique=False)
         res["data"] = part["data"]
         kept: dict[int, dict[str, Any]] = {}
         for rec in part["runs"]:
@@ -190,14 +219,15 @@ def sweep(
             val = rec["val_accuracy_curve"]
             rec["val_final"], rec[f"val_mean_last_{last}"] = val[-1], statistics.fmean(val[-last:])
             rec["pair_flips_after_initial_prune_per_epoch"] = (rec["pair_flips"] - initial_prune) / rec["epochs"]
-            if not from_file:  # a results file keeps the curves of accuracy, not of loss
+            if not from_file and "results_file" not in rec:  # a results file keeps the curves of accuracy, not of loss
                 metrics = _read_json(Path(rec["run_folder"]) / "metrics.json", "run metrics file")
                 rec["val_loss_mean_last"] = statistics.fmean(m["val_loss"] for m in metrics[-last:])
         runs = sorted(kept.values(), key=lambda r: r["seed"])
         keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
                 "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
         summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
-        summary["t_epochs_replay"] = None if from_file else t_epochs_replay([Path(r["run_folder"]) for r in runs])
+        in_folders = not from_file and not any("results_file" in r for r in runs)
+        summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs]) if in_folders else None
         res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
         if from_file:
             res["settings"][label]["results_file"] = str(folders[0])

@@ -4,7 +4,9 @@ nice -n 10 python benchmarks/train_fmnist_cnn.py --epochs 65 --seeds 0 1 2 --out
 
 Benchmarks run as several invocations (e.g. one per method, at the same time) are merged into one file:
 
-    python benchmarks/train_fmnist_cnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]
+    python benchmarks/train_fmnist_cnn.py --merge OUT.json RUN_FOLDER|RESULTS.json [...]
+
+(a results file merged before stands for runs whose folders are gone: e.g. a seed run in an earlier session)
 
 A sweep of settings, each with its own run folders, goes into one file with the validation figures that decide:
 
@@ -25,7 +27,7 @@ INITIAL_PRUNE = 31_136  # half of the CNN's 62,272 pairs, pruned by the first ma
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--merge"]:  # --merge OUT.json RUN_FOLDER ...
         if len(sys.argv) < 4:
-            sys.exit("usage: train_fmnist_cnn.py --merge OUT.json RUN_FOLDER [RUN_FOLDER ...]")
+            sys.exit("usage: train_fmnist_cnn.py --merge OUT.json RUN_FOLDER|RESULTS.json [...]")
         try:
             res = merge_parts("fmnist-cnn", [Path(p) for p in sys.argv[3:]])
         except RunFolderError as e:

@@ -8,7 +8,7 @@ or on our MFCC maps of the FSDD recordings: --data-dir FOLDER (holding fsdd/reco
 
 Benchmarks run as several invocations (one per recipe / method, at the same time) are merged into one file:
 
-    python benchmarks/train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER [RUN_FOLDER ...]
+    python benchmarks/train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER|RESULTS.json [...]
 
 which keeps each invocation's arguments, adds every run's validation / test curves and its pair flips after the
 initial prune (the paper code's unit, docs/training.md "Programming budget"), and plots the seed spread (to
@@ -33,13 +33,16 @@ PAPER_PAIR_FLIPS = 349_000  # seed 000 Fig. 4: TO's count over 60 epochs; the co
 
 
 def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str, Any]:
-    """One results file from the harness's ``results.json`` in ``folders``."""
+    """One results file from the harness's ``results.json`` in ``folders`` (or results files merged before: their
+    records as they are; the plot shows the runs of the folders)."""
     from rramctl.fileio import atomic_write_text
     from rramctl.training import plots
 
     res = merge_parts("fsdd-crnn", folders)
     curves: dict[str, list[list[dict[str, Any]]]] = {}
     for rec in res["runs"]:
+        if "results_file" in rec:  # from a results file merged before: its figures are in the record already
+            continue
         metrics = json.loads((Path(rec["run_folder"]) / "metrics.json").read_text())
         curves.setdefault(f"{rec['recipe']}/{rec['method']}", []).append(metrics)
         if rec["method"] == "to":
@@ -75,7 +78,7 @@ if __name__ == "__main__":
         if rest[:1] == ["--plot"]:
             figure, rest = Path(rest[1]) if len(rest) > 1 else figure, rest[2:]
         if len(sys.argv) < 3 or not rest:
-            sys.exit("usage: train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER [RUN_FOLDER ...]")
+            sys.exit("usage: train_fsdd_crnn.py --merge OUT.json [--plot FIGURE.png] RUN_FOLDER|RESULTS.json [...]")
         try:
             merge(Path(sys.argv[2]), [Path(p) for p in rest], figure)
         except RunFolderError as e:

@@ -302,3 +302,54 @@ def test_t_epochs_replay_needs_a_counter(tmp_path, harness):
     run_dir.mkdir()
     (run_dir / "metrics.json").write_text(json.dumps([{"epoch": 1, "new_best": None}]))
     assert harness.t_epochs_replay([run_dir]) is None
+
+
+def _harness_folder(folder: Path, seed: int, data: str = "d") -> None:
+    """A harness folder of one rramctl TO run of ``seed`` without validation (two epochs)."""
+    (folder / f"rramctl-to-seed{seed}").mkdir(parents=True)
+    metrics = [{"val_accuracy": None, "test_accuracy": 0.5 + seed / 100}] * 2
+    (folder / f"rramctl-to-seed{seed}" / "metrics.json").write_text(json.dumps(metrics))
+    run = {"recipe": "rramctl", "method": "to", "seed": seed, "path": "chip", "epochs": 2, "steps": 4,
+           "test_accuracy": 0.5 + seed / 100, "pair_flips": 10, "cell_ops_per_step": 5.0}  # fmt: skip
+    (folder / "results.json").write_text(json.dumps({"data": data, "args": {"out": str(folder)}, "runs": [run]}))
+
+
+def test_merge_takes_results_files_of_seeds_run_in_other_sessions(tmp_path, harness):
+    """--merge OUT SEED0.json FOLDER: a seed merged into a results file earlier (its folder gone) and a seed's
+    folder become one file over both seeds, each record as it was; its command kept."""
+    _harness_folder(tmp_path / "s0", 0)
+    _harness_folder(tmp_path / "s1", 1)
+    first = harness.merge_parts("fmnist-cnn", [tmp_path / "s0"])
+    kept = tmp_path / "seed0.json"
+    kept.write_text(json.dumps(first))
+    shutil.rmtree(tmp_path / "s0")  # the run folder did not survive
+    res = harness.merge_parts("fmnist-cnn", [kept, tmp_path / "s1"])
+    assert [r["seed"] for r in res["runs"]] == [0, 1]
+    assert res["runs"][0]["results_file"] == str(kept) and res["runs"][0]["test_accuracy_curve"] == [0.5, 0.5]
+    assert set(res["commands"]) == {str(tmp_path / "s0"), str(tmp_path / "s1")}
+    assert res["summary"]["rramctl/to"]["seeds"] == [0, 1]
+    assert res["summary"]["rramctl/to"]["test_accuracy"]["mean"] == pytest.approx(0.505)
+
+
+def test_merge_refuses_a_run_twice_another_task_or_other_data(tmp_path, harness):
+    """The same seed in two parts, a results file of the other task or one of other data: one RunFolderError
+    naming the file; a file that is not a results file too."""
+    _harness_folder(tmp_path / "s0", 0)
+    _harness_folder(tmp_path / "s0b", 0)
+    _harness_folder(tmp_path / "s1", 1, data="other")
+    with pytest.raises(harness.RunFolderError, match="rramctl/to/0 is in"):
+        harness.merge_parts("fmnist-cnn", [tmp_path / "s0", tmp_path / "s0b"])
+    assert len(harness.merge_parts("fmnist-cnn", [tmp_path / "s0", tmp_path / "s0b"], unique=False)["runs"]) == 2
+    with pytest.raises(harness.RunFolderError, match="data 'other'"):
+        harness.merge_parts("fmnist-cnn", [tmp_path / "s0", tmp_path / "s1"])
+    spoken = tmp_path / "spoken.json"
+    spoken.write_text(json.dumps(harness.merge_parts("fsdd-crnn", [tmp_path / "s0"])))
+    with pytest.raises(harness.RunFolderError, match="of fsdd-crnn, not of fmnist-cnn"):
+        harness.merge_parts("fmnist-cnn", [spoken])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"runs": []}))
+    with pytest.raises(harness.RunFolderError, match="not a merged results file"):
+        harness.merge_parts("fmnist-cnn", [bad])
+    bad.write_text(json.dumps({"task": "fmnist-cnn", "data": "d", "commands": {}, "runs": [{"seed": 0}]}))
+    with pytest.raises(harness.RunFolderError, match="lacks"):
+        harness.merge_parts("fmnist-cnn", [bad])
