@@ -11,6 +11,7 @@ paper's figures (seed 000 Results, Fig. 3 and 4).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import statistics
@@ -226,8 +227,10 @@ def sweep(
         keys = ("val_final", f"val_mean_last_{last}", "test_accuracy", "best_val_accuracy", "test_at_best_val",
                 "pair_flips_after_initial_prune_per_epoch")  # fmt: skip
         summary = {"seeds": [r["seed"] for r in runs], **{k: _mean_std([float(r[k]) for r in runs]) for k in keys}}
-        in_folders = not from_file and not any("results_file" in r for r in runs)
-        summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs]) if in_folders else None
+        if from_file or any("results_file" in r for r in runs):
+            summary["t_epochs_replay"] = t_epochs_replay_of_records(task, part["commands"], runs)
+        else:
+            summary["t_epochs_replay"] = t_epochs_replay([Path(r["run_folder"]) for r in runs])
         res["settings"][label] = {"commands": part["commands"], "runs": runs, "summary": summary}
         if from_file:
             res["settings"][label]["results_file"] = str(folders[0])
@@ -246,24 +249,51 @@ def sweep(
 
 def t_epochs_replay(run_folders: list[Path]) -> list[int] | None:
     """``threshold.t_epochs`` for a refit on the whole training set (no validation, docs/training.md "Refit on the
-    whole training set"): the k-th entry is the median over the runs (the lower middle one for an even count) of
-    the epoch of their k-th new best validation accuracy, for k = 1 .. the fewest any run had, and no more than the
-    steps that take T_s from T_init to its floor T_end (later ones change nothing). None where a run has no
-    validation curve or no counter (``new_best`` absent)."""
+    whole training set") from run folders: each run's epochs of a new best validation accuracy (its metrics'
+    ``new_best``) and its threshold config (:func:`replay_of`). None where a run has no validation curve or no
+    counter (``new_best`` absent)."""
     per_run: list[list[int]] = []
-    steps: list[int] = []
+    steps: list[int | None] = []
     for folder in run_folders:
         metrics = json.loads((folder / "metrics.json").read_text())
         if not metrics or any(m.get("new_best") is None for m in metrics):
             return None
         per_run.append([int(m["epoch"]) for m in metrics if m["new_best"]])
-        floor_at = ThresholdConfig(**json.loads((folder / "config.json").read_text())["threshold"]).steps_to_floor
-        if floor_at is not None:
-            steps.append(floor_at)
-    if not per_run:
+        steps.append(ThresholdConfig(**json.loads((folder / "config.json").read_text())["threshold"]).steps_to_floor)
+    return replay_of(per_run, steps)
+
+
+def t_epochs_replay_of_records(task: str, commands: dict[str, Any], runs: list[dict[str, Any]]) -> list[int] | None:
+    """:func:`t_epochs_replay` for the runs of a merged results file (their folders gone): the epochs of a new best
+    validation accuracy read from each record's validation curve (a value above every earlier one, as the runner's
+    counter), the threshold config rebuilt from the recipe's defaults and the ``--set`` assignments of the command
+    that ran the record. None where a record has no validation curve or its command is not in ``commands``."""
+    per_run: list[list[int]] = []
+    steps: list[int | None] = []
+    for rec in runs:
+        command = commands.get(str(Path(rec.get("run_folder", "")).parent))
+        if not rec.get("val_accuracy_curve") or command is None:
+            return None
+        best, epochs = -1.0, []
+        for epoch, acc in enumerate(rec["val_accuracy_curve"], 1):
+            if acc > best:
+                best = acc
+                epochs.append(epoch)
+        per_run.append(epochs)
+        assignments = ast.literal_eval(command.get("assignments", "[]"))  # the harness records str(list)
+        cfg = TrainConfig.model_validate(apply_assignments({"task": task, "recipe": rec["recipe"]}, assignments))
+        steps.append(cfg.threshold.steps_to_floor)
+    return replay_of(per_run, steps)
+
+
+def replay_of(new_best_epochs: list[list[int]], steps_to_floor: list[int | None]) -> list[int] | None:
+    """The k-th entry is the median over the runs (the lower middle one for an even count) of the epoch of their
+    k-th new best validation accuracy, for k = 1 .. the fewest any run had, and no more than the steps that take T_s
+    from T_init to its floor T_end (later ones change nothing; None: no floor)."""
+    if not new_best_epochs:
         return None
-    k = min([len(e) for e in per_run] + steps)
-    return [int(statistics.median_low(e[i] for e in per_run)) for i in range(k)]
+    k = min([len(e) for e in new_best_epochs] + [s for s in steps_to_floor if s is not None])
+    return [int(statistics.median_low(e[i] for e in new_best_epochs)) for i in range(k)]
 
 
 class BudgetRule(NamedTuple):

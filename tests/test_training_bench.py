@@ -231,7 +231,8 @@ def test_sweep_applies_the_margin_rule(tmp_path, harness):
 
 def test_sweep_reads_a_setting_from_a_merged_results_file(tmp_path, harness):
     """A setting given as a ``--merge`` results file (runs kept in benchmarks/results/, their folders gone): the same
-    validation figures, flips and decision as from the folders it was merged from; no loss nor counter replay; a file
+    validation figures, flips, decision and counter replay (from the validation curves) as from the folders it was
+    merged from; no loss curve; a file
     that is not a merged results file, or a record without a validation curve, is one RunFolderError."""
     th = {"init": 5e-3, "end": 5e-4, "step": 5e-4, "floor": True}
     curves = {"ref": ((0.80, 0.90), 2_000), "better": ((0.93, 0.94), 4_000)}
@@ -248,7 +249,8 @@ def test_sweep_reads_a_setting_from_a_merged_results_file(tmp_path, harness):
     kept = harness.sweep("fsdd-crnn", tmp_path / "b.json", settings, 1_000, last=2, rule=rule)
     assert kept["rule"] == folders["rule"] and kept["rule"]["chosen"] == "better"
     ref = kept["settings"]["ref"]
-    assert ref["results_file"] == str(tmp_path / "ref.json") and ref["summary"]["t_epochs_replay"] is None
+    assert ref["results_file"] == str(tmp_path / "ref.json")
+    assert ref["summary"]["t_epochs_replay"] == folders["settings"]["ref"]["summary"]["t_epochs_replay"] == [1, 2]
     for key in ("val_final", "val_mean_last_2", "pair_flips_after_initial_prune_per_epoch"):
         assert ref["summary"][key] == folders["settings"]["ref"]["summary"][key]
     assert all("val_loss_mean_last" not in r for r in ref["runs"])
@@ -353,3 +355,17 @@ def test_merge_refuses_a_run_twice_another_task_or_other_data(tmp_path, harness)
     bad.write_text(json.dumps({"task": "fmnist-cnn", "data": "d", "commands": {}, "runs": [{"seed": 0}]}))
     with pytest.raises(harness.RunFolderError, match="lacks"):
         harness.merge_parts("fmnist-cnn", [bad])
+
+
+def test_the_counter_replay_of_a_results_file_reads_curves_and_the_commands_settings(harness):
+    """t_epochs_replay_of_records: new bests from the validation curves (strictly above every earlier value), the
+    median over runs, cut at the steps to T_s's floor of the recipe's defaults with the command's --set values;
+    a record without a curve or without its command: None."""
+    commands = {"r/a": {"assignments": "[]"}, "r/b": {"assignments": "['threshold.step=0.0025']"}}
+    runs = [{"recipe": "rramctl", "run_folder": f"r/a/rramctl-to-seed{s}", "val_accuracy_curve": c}
+            for s, c in enumerate(([0.5, 0.6, 0.6, 0.7], [0.5, 0.4, 0.6, 0.8], [0.1, 0.2, 0.3, 0.4]))]  # fmt: skip
+    assert harness.t_epochs_replay_of_records("fmnist-cnn", commands, runs) == [1, 2, 4]
+    capped = [dict(r, run_folder=r["run_folder"].replace("r/a", "r/b")) for r in runs]
+    assert harness.t_epochs_replay_of_records("fmnist-cnn", commands, capped) == [1, 2]  # (5e-3 - 5e-4) / 2.5e-3
+    assert harness.t_epochs_replay_of_records("fmnist-cnn", {}, runs) is None
+    assert harness.t_epochs_replay_of_records("fmnist-cnn", commands, [dict(runs[0], val_accuracy_curve=[])]) is None
