@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from rramctl.training import weightopt
 from rramctl.training.config import TrainConfig
 from rramctl.training.runner import Run, RunError, finish, load_run
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from training_fixtures import easy_images
 
 
@@ -68,9 +68,10 @@ def test_validation_0_trains_on_every_training_sample_and_reports_no_validation(
     val.close()
 
 
-@pytest.mark.parametrize("bn_affine", [False, True])  # True: a second optimiser group (batch-norm scale/shift)
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, bn_affine):
-    c = cfg(epochs=3, subset=300, test_subset=100, network={"bn_affine": bn_affine})
+# bn_affine True: a second optimiser group (batch-norm scale/shift); paper: the relative rule's held mask bits
+@pytest.mark.parametrize(("recipe", "bn_affine"), [("rramctl", False), ("rramctl", True), ("paper", False)])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, recipe, bn_affine):
+    c = cfg(epochs=3, subset=300, test_subset=100, recipe=recipe, network={"bn_affine": bn_affine})
     full = Run.open(c, tmp_path / "full", easy)
     full.train()
     part = Run.open(c, tmp_path / "part", easy)
@@ -167,3 +168,22 @@ def test_wo_forms_both_cells_of_a_pair_so_write_verify_does_not_burn_the_cap(bac
         if form:
             assert np.abs(m.read_weights("A")[idx[:, 0], idx[:, 1]] - 15.0).mean() < 2.0
     assert pulses[True] < 0.7 * pulses[False], pulses
+
+
+def test_a_checkpoint_saved_before_the_hold_bits_resumes_and_one_missing_more_is_refused(tmp_path, easy):
+    """Checkpoints written before the relative rule's held bits were saved lack ``*.hold``: they resume (none held,
+    as they were saved); a checkpoint lacking another tensor of the network is refused (RunError), not guessed."""
+    c = cfg(epochs=2, subset=128, test_subset=32, recipe="paper")
+    run = Run.open(c, tmp_path / "r", easy)
+    run.train(stop_after_steps=3)  # epoch 1 saved, interrupted inside epoch 2
+    del run
+    model = next((tmp_path / "r" / "checkpoints").glob("epoch-*")) / "model.safetensors"
+    tensors = load_file(model)
+    assert any(k.endswith(".hold") for k in tensors)
+    save_file({k: v for k, v in tensors.items() if not k.endswith(".hold")}, model)
+    resumed = Run.open(c, tmp_path / "r", easy)
+    assert resumed.progress.epoch == 1 and not any(la.hold.any() for la in resumed.net.crossbar_layers())
+    resumed.close()
+    save_file({k: v for k, v in tensors.items() if not k.endswith(".mask")}, model)
+    with pytest.raises(RunError, match="does not match the network"):
+        Run.open(c, tmp_path / "r", easy)

@@ -499,8 +499,9 @@ class TOLayer(CrossbarLayer):
         # what the chip still reads where a pair is pruned: off-state leakage, and stuck-on cells that no
         # reset can turn off; the host's products must include it to equal the chip's
         self.register_buffer("residual", torch.zeros(n_out, n_in))
-        # pairs whose mask bit is held this step (the relative threshold rule)
-        self.register_buffer("hold", torch.zeros(n_out, n_in, dtype=torch.bool), persistent=False)
+        # pairs whose mask bit is held this step (the relative threshold rule); saved with a checkpoint, so that the
+        # first sync of a resumed run holds what the uninterrupted run's does
+        self.register_buffer("hold", torch.zeros(n_out, n_in, dtype=torch.bool))
         self.scores = nn.Parameter(torch.zeros(n_out, n_in))
 
     mask: torch.Tensor

@@ -211,8 +211,9 @@ class Run:
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: torch's shape mismatch
             raise RunError(f"{ck / 'model.safetensors'} is damaged or of another network ({e}); the run cannot "
                            "resume from it") from e  # fmt: skip
-        # checkpoints older than the residual buffer lack it; the read-back below fills it in
-        if unexpected or any(not k.endswith(".residual") for k in missing):
+        # checkpoints older than the residual buffer lack it (the read-back below fills it in), and those older than
+        # the saved hold bits lack those (then none are held: as such a run was saved)
+        if unexpected or any(not k.endswith((".residual", ".hold")) for k in missing):
             raise RunError(f"{ck}: checkpoint does not match the network (missing {missing}, unexpected {unexpected})")
         for k, p in enumerate(self._optimised()):
             if f"momentum.{k}" in tensors:
