@@ -68,10 +68,15 @@ def test_validation_0_trains_on_every_training_sample_and_reports_no_validation(
     val.close()
 
 
-# bn_affine True: a second optimiser group (batch-norm scale/shift); paper: the relative rule's held mask bits
-@pytest.mark.parametrize(("recipe", "bn_affine"), [("rramctl", False), ("rramctl", True), ("paper", False)])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, recipe, bn_affine):
-    c = cfg(epochs=3, subset=300, test_subset=100, recipe=recipe, network={"bn_affine": bn_affine})
+# bn_affine True: a second optimiser group (batch-norm scale/shift); paper: the relative rule's held mask bits;
+# weight noise and dropout: torch's generator
+@pytest.mark.parametrize(
+    ("recipe", "network"),
+    [("rramctl", {"bn_affine": False}), ("rramctl", {"bn_affine": True}), ("paper", {}),
+     ("rramctl", {"weight_noise": 0.1, "dropout": 0.1})],
+)  # fmt: skip
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, easy, recipe, network):
+    c = cfg(epochs=3, subset=300, test_subset=100, recipe=recipe, network=network)
     full = Run.open(c, tmp_path / "full", easy)
     full.train()
     part = Run.open(c, tmp_path / "part", easy)

@@ -75,6 +75,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}")
+RNG_KEY = "rng.torch"  # checkpoint tensor: the state of torch's generator (weight noise, dropout)
 RESUMABLE_CHANGES = frozenset({"epochs", "device"})  # settings a resumed run may change
 
 
@@ -208,6 +209,8 @@ class Run:
             missing, unexpected = self.net.load_state_dict(
                 {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
             )
+            if RNG_KEY in tensors:  # (checkpoints written before it was saved: the generator as seeded)
+                torch.set_rng_state(tensors[RNG_KEY])
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: torch's shape mismatch
             raise RunError(f"{ck / 'model.safetensors'} is damaged or of another network ({e}); the run cannot "
                            "resume from it") from e  # fmt: skip
@@ -261,6 +264,8 @@ class Run:
             buf = self.opt.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 tensors[f"momentum.{k}"] = buf.clone()
+        # torch's generator draws network.weight_noise and network.dropout: a resumed run continues its draws
+        tensors[RNG_KEY] = torch.get_rng_state()
         atomic_write_bytes(ck / "model.safetensors", safetensors_bytes(tensors))
         save_chips(self.mapped.chips, ck)
         _write_json(ck / "state.json", {"progress": self.progress.__dict__, "counts": self.mapped.counts.as_dict()})
