@@ -146,15 +146,8 @@ def merge_parts(task: str, sources: list[Path], unique: bool = True) -> dict[str
 def _merge_part(task: str, source: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One source of :func:`merge_parts`: its data and commands, and its run records with their curves."""
     if source.suffix == ".json" and not source.is_dir():
-        part = _read_json(source, "results file")
-        if not isinstance(part, dict) or not {"task", "data", "commands", "runs"} <= part.keys():
-            raise RunFolderError(f"{source}: not a merged results file (task, data, commands, runs)")
-        if part["task"] != task:
-            raise RunFolderError(f"{source}: a results file of {part['task']}, not of {task}")
+        part = read_results_file(source, MERGE_RUN_KEYS, task)
         for rec in part["runs"]:
-            missing = {"recipe", "method", "seed", "test_accuracy"} - set(rec) if isinstance(rec, dict) else {"run"}
-            if missing:
-                raise RunFolderError(f"{source}: a run record lacks {sorted(missing)}")
             rec["results_file"] = str(source)
         return {"data": part["data"], "commands": part["commands"]}, part["runs"]
     part = _read_json(source / "results.json", "harness results file")
@@ -179,16 +172,23 @@ def is_results_file(sources: list[Path]) -> bool:
 RESULTS_RUN_KEYS = {"method", "seed", "epochs", "pair_flips", "val_accuracy_curve", "test_accuracy"}
 
 
-def read_results_file(path: Path) -> dict[str, Any]:
+MERGE_RUN_KEYS = {"recipe", "method", "seed", "test_accuracy"}  # what --merge and the summary read of a record
+
+
+def read_results_file(path: Path, required: set[str] = RESULTS_RUN_KEYS, task: str | None = None) -> dict[str, Any]:
     """A results file written by ``--merge`` (data, commands, runs with their curves), every run record checked for
-    what a sweep reads; one that is not: :class:`RunFolderError`."""
+    the ``required`` keys (default: what a sweep reads) and, given ``task``, the file for that task; one that is not:
+    :class:`RunFolderError`."""
     res = _read_json(path, "results file")
     if not isinstance(res, dict) or not {"data", "commands", "runs"} <= res.keys() or not res["runs"]:
         raise RunFolderError(f"{path}: not a merged results file (data, commands, runs)")
+    if task is not None and res.get("task") != task:
+        raise RunFolderError(f"{path}: a results file of {res.get('task')}, not of {task}")
     for rec in res["runs"]:
-        missing = RESULTS_RUN_KEYS - set(rec) if isinstance(rec, dict) else RESULTS_RUN_KEYS
+        missing = required - set(rec) if isinstance(rec, dict) else required
         if missing:
-            raise RunFolderError(f"{path}: a run record lacks {sorted(missing)} (a run without validation?)")
+            hint = " (a run without validation?)" if "val_accuracy_curve" in missing else ""
+            raise RunFolderError(f"{path}: a run record lacks {sorted(missing)}{hint}")
     return res
 
 
