@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rramctl.chip import Chip, SaturationWarning
 from rramctl.cli.main import app
+from rramctl.config import Pulse
 from rramctl.geometry import Region
 from typer.testing import CliRunner
 
@@ -72,3 +73,23 @@ def test_device_option_gives_the_same_codes(tmp_path: Path) -> None:
         with np.load(out) as z:
             codes.append(z["codes"])
     assert np.array_equal(codes[0], codes[1])
+
+
+def test_pulses_through_a_closed_gate_are_priced_at_the_leakage() -> None:
+    """A pulse's V^2 G t uses the conductance the access transistor passes at the pulse's V_WL, as a READ does: an
+    electroform with the gate below its threshold forms nothing and costs (off_leak_ns = 0) no pulse energy, the
+    same one with the gate open costs V^2 G t of the cells (a closed gate was priced at full G before)."""
+    with Chip.open("emulator", seed=7, model="ideal") as chip:
+        region = Region(0, 4, 0, 4)
+        chip.electroform(region)
+        g = chip.read(region)
+        before = chip.board_cost()
+        chip.electroform(region, pulse=Pulse(voltage_v=3.4, width_s=0.01, gate_v=0.3))  # threshold 0.5 V
+        closed = chip.board_cost() - before  # type: ignore[operator]
+        assert closed.pulses > 0 and closed.pulse_j == 0.0
+        np.testing.assert_allclose(chip.read(region), g, rtol=0.02)  # nothing formed or moved (read noise aside)
+        before = chip.board_cost()
+        chip.electroform(region, pulse=Pulse(voltage_v=3.4, width_s=0.01, gate_v=1.8))
+        opened = chip.board_cost() - before  # type: ignore[operator]
+        g_after = chip.read(region)  # uS; V^2 G t of the cells after the pulse
+        assert opened.pulse_j == pytest.approx(3.4**2 * float(g_after.sum()) * 1e-6 * 0.01, rel=0.02)

@@ -405,7 +405,9 @@ class EmulatedOverlay:
 
     def _price_pulses(self, op: int, packet: Packet, out: NDArray[np.uint32], pulses: int) -> None:
         """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
-        each cell's conductance after the operation; PROGRAM's pulses priced at the SET level (V_BL)."""
+        each cell's stored conductance after the operation as the access transistor passes it at the pulse's
+        V_WL (device.gated: through a closed gate at most its leakage, as a READ sees it); PROGRAM's pulses
+        priced at the SET level (V_BL)."""
         if op not in _PULSE_OPS or pulses == 0:
             return
         packet = _words(packet)
@@ -419,7 +421,8 @@ class EmulatedOverlay:
             r, c = cells >> 16, cells & 0xFFFF
             weight = (out.astype(np.int64) >> 16) if op == PROGRAM else np.ones(n, dtype=np.int64)
         v = self.dac.output_uv(DAC_V_SL if op in (FORM, RESET) else DAC_V_BL)
-        g_total = float((g[r, c].astype(np.int64) * weight).sum())
+        g_cells = device.gated(g[r, c].astype(np.int64), self.dac.output_uv(DAC_V_WL), self.config)
+        g_total = float((g_cells * weight).sum())
         self.ledger.pulse(v, g_total, rg[R.PULSE_CYCLES], pulses)
 
     def _count_pulses(self, n: int) -> None:
