@@ -27,7 +27,8 @@ else:  # PYNQ 3.x images ship Python 3.10
     import tomli as tomllib
 
 
-# Word-line gate during reads, multiplies and verify reads (ours: docs/hardware.md, "Operating points").
+# Word-line gate during reads, multiplies and verify reads (ours: docs/hardware.md, "Waveforms of each mode",
+# "Read gate").
 DEFAULT_READ_GATE_V = 1.8
 
 
@@ -64,7 +65,9 @@ class Ratings(_Strict):
     max_wl_voltage_v: float = Field(
         default=2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)"
     )
-    max_read_voltage_v: float = Field(default=0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb)")
+    max_read_voltage_v: float = Field(
+        default=0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb; cap 1 V ours)"
+    )
 
     def dac_code_limits(self) -> dict[int, int]:
         """Highest DAC code of each rated channel whose output stays at or below its rating (DacChannel ->
@@ -89,19 +92,23 @@ class Pulse(_Strict):
 
 class WriteVerify(_Strict):
     tolerance: float = Field(default=0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
-    max_pulses: int = Field(default=20, ge=1, le=65535)
+    max_pulses: int = Field(default=20, ge=1, le=65535, description="most pulses a cell (ours)")
 
 
 class BoardConfig(_Strict):
-    """Everything a user of a board configures.  Defaults: seed 000 Methods unless marked ours."""
+    """Everything a user of a board configures.  Defaults: seed 000 (Methods, or Results where marked) unless
+    marked ours; every WL gate voltage is ours (docs/hardware.md, "Waveforms of each mode")."""
 
     ratings: Ratings = Ratings()
-    # seed 000 Methods / Results: forming 3.4 V, 10 ms at 120 degC; gate voltage ours.
+    # seed 000 Results (Fig. 2h paragraph): forming 3.4 V, 10 ms at 120 degC; gate 1.2 V ours (seed 000 Methods:
+    # the WL bias only enforces a compliance current).
     form: Pulse = Pulse(voltage_v=3.4, width_s=10e-3, gate_v=1.2)
     # seed 000 Methods "Reset and set operations": reset 2.6 V / 400 ns on the SL; set 3.3 V / 300 ns on the BL.
+    # Gates ours: reset 2.5 V (= the max_wl_voltage_v rating), set 1.2 V.  The SL-driven reset is our choice where
+    # the seeds conflict (docs/hardware.md, "Reset polarity").
     reset: Pulse = Pulse(voltage_v=2.6, width_s=400e-9, gate_v=2.5)
     set: Pulse = Pulse(voltage_v=3.3, width_s=300e-9, gate_v=1.2)
-    # seed 000 Methods "Weight optimization": 1.5 V / 500 ns, WL current limit, write-verify to ~10 %.
+    # seed 000 Methods "Weight optimization": 1.5 V / 500 ns, WL current limit, write-verify to ~10 %; gate 1.2 V ours.
     program: Pulse = Pulse(voltage_v=1.5, width_s=500e-9, gate_v=1.2)
     write_verify: WriteVerify = WriteVerify()
     read_voltage_v: float = Field(default=0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
@@ -116,7 +123,7 @@ class BoardConfig(_Strict):
     on_saturation: Literal["warn", "raise", "ignore"] = Field(
         default="warn", description="what the chip API does when ADC samples clip (ours)"
     )
-    poll_timeout_s: float = Field(default=30.0, gt=0, description="longest wait for one overlay operation")
+    poll_timeout_s: float = Field(default=30.0, gt=0, description="longest wait for one overlay operation (ours)")
 
     @model_validator(mode="after")
     def _inside_ratings(self) -> Self:

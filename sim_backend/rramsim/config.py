@@ -50,9 +50,14 @@ class Forming(_Section):
         description="median forming threshold at the reference pulse: 3.4 V forms ~half (seed 000)",
     )
     threshold_sigma_uv: int = Field(
-        default=150_000, ge=0, description="cell-to-cell sigma of the threshold (seed 000 Fig. 2h: 3 V+ sweep, ~0.15 V)"
+        default=150_000,
+        ge=0,
+        description="cell-to-cell sigma of the threshold (ours: fitted so ~half form at 3.4 V; bounded by seed 000 "
+        "Fig. 2h, a sweep from 3 V in 0.05 V steps)",
     )
-    ref_cycles: int = Field(default=1_000_000, ge=1, description="reference width: 10 ms (seed 000 Methods)")
+    ref_cycles: int = Field(
+        default=1_000_000, ge=1, description="reference width: 10 ms (seed 000 Results, Fig. 2h paragraph)"
+    )
     ref_temperature_c: float = Field(default=120.0, description="reference temperature (seed 000 Results)")
     uv_per_octave: int = Field(default=30_000, ge=0, description="threshold drop per doubling of the width (ours)")
     uv_per_degc: int = Field(default=5_000, ge=0, description="threshold drop per degC above the reference (ours)")
@@ -61,12 +66,15 @@ class Forming(_Section):
         gt=0,
         description="mean formed G at the reference gate: weights +-27.1 uS (seed 000 Fig. 2h-i, 3b)",
     )
-    ref_gate_uv: int = Field(default=1_200_000, gt=0, description="reference WL gate voltage (rramctl BoardConfig)")
+    ref_gate_uv: int = Field(
+        default=1_200_000, gt=0, description="reference WL gate (rramctl BoardConfig form.gate_v; ours)"
+    )
     formed_spread_ppm: int = Field(
         default=90_000,
         ge=0,
         le=300_000,
-        description="relative sigma of formed G: quasi-normal peaks, ~2.4 uS (Fig. 2i)",
+        description="relative sigma of formed G, ~2.4 uS (ours; not in seed 000's text: its Fig. 2i shows "
+        "pairs after 100 prune/reinstate cycles)",
     )
     formed_min_ns: int = Field(
         default=4_000, ge=0, description="formed G floor, above the 300 kOhm (3.33 uS) limit (ours)"
@@ -81,7 +89,11 @@ class Transistor(_Section):
 
 
 class Reset(_Section):
-    off_ns: int = Field(default=70, gt=0, description="off (reset) state ~0.07 uS (seed 000 Results, Fig. 2i)")
+    off_ns: int = Field(
+        default=70,
+        gt=0,
+        description="off (reset) state ~0.07 uS (seed 000 Results, Fig. 2i: pruned pairs; per cell: ours)",
+    )
     c2c_ppm: int = Field(default=200_000, ge=0, le=500_000, description="cycle-to-cycle sigma of the off state (ours)")
     full_uv: int = Field(
         default=2_600_000, gt=0, description="fully effective reset amplitude 2.6 V (seed 000 Methods)"
@@ -103,7 +115,12 @@ class Program(_Section):
     ref_uv: int = Field(default=1_500_000, gt=0, description="write-verify pulse 1.5 V (seed 000 Methods)")
     ref_cycles: int = Field(default=50, ge=1, description="write-verify pulse 500 ns (seed 000 Methods)")
     step_ns: int = Field(default=1_500, ge=0, description="mean change per reference pulse (ours)")
-    noise_ns: int = Field(default=500, ge=0, description="sigma of the programming noise per pulse (seed 003: < 1 uS)")
+    noise_ns: int = Field(
+        default=500,
+        ge=0,
+        description="sigma of the programming noise per pulse (seed 003: < 1 uS, on its TiN/TaOx/HfOy/TiN "
+        "array; applying it to seed 000's chip: ours)",
+    )
     max_ns: int = Field(default=150_000, gt=0, description="largest conductance a cell reaches (ours)")
 
 
@@ -126,20 +143,28 @@ class Readout(_Section):
     gain_sigma_ppm: int = Field(
         default=0, ge=0, le=100_000, description="sigma of each column's relative gain error (ours)"
     )
-    adc_noise_mlsb: int = Field(default=0, ge=0, description="sigma of the ADC input noise, in 1/1000 LSB (ADS8324)")
+    adc_noise_mlsb: int = Field(default=0, ge=0, description="sigma of the ADC input noise, in 1/1000 LSB (ours)")
 
 
 class Relaxation(_Section):
-    """Conductance relaxation after every programming or set pulse (seed 003)."""
+    """Conductance relaxation after every programming or set pulse (seed 003's TiN/TaOx/HfOy/TiN array; applied to
+    seed 000's 40 nm chip: ours)."""
 
-    sigma_ns: int = Field(default=0, ge=0, description="SD of the relaxed-minus-programmed G (seed 003: ~2 uS)")
+    sigma_ns: int = Field(
+        default=0,
+        ge=0,
+        description="SD of the relaxed-minus-programmed G (seed 003: ~2 uS, on its TiN/TaOx/HfOy/TiN array; "
+        "applying it to seed 000's chip: ours)",
+    )
     tau_us: int = Field(default=1_000_000, ge=1, description="time to half the relaxation (ours)")
 
 
 class Drift(_Section):
     """Retention drift of formed cells towards the off level."""
 
-    ppm_per_decade: int = Field(default=0, ge=0, le=200_000, description="G loss per decade of time (seed 000 Fig. 2j)")
+    ppm_per_decade: int = Field(
+        default=0, ge=0, le=200_000, description="G loss per decade of time (ours), bounded by seed 000 Fig. 2j"
+    )
     t0_us: int = Field(default=1_000_000, ge=1, description="time origin of the log-time drift (ours)")
     ppm_per_op: int = Field(default=0, ge=0, le=100_000, description="relaxation per operation (ours; legacy, off)")
 
