@@ -168,12 +168,26 @@ def refusal(agent: Agent, frame: L.Frame) -> int:
         (L.Frame(L.Cmd.HELLO, 0, 0, 1, L.hello_request(1)), L.ErrorCode.NO_SESSION),
         (L.Frame(L.Cmd.READ_REG, 0, 78, 1, L.U32.pack(R.ID)), L.ErrorCode.NO_SESSION),
         (L.Frame(L.Cmd.READ_REG, 0, 77, 0, L.U32.pack(R.ID)), L.ErrorCode.BAD_SEQ),
-        (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(5)), L.ErrorCode.STALE_SEQ),
+        (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(5)), L.ErrorCode.BAD_SEQ),  # never ran: not STALE_SEQ
+        (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(0)), L.ErrorCode.BAD_SEQ),
+        (L.Frame(L.Cmd.REPLAY, 0, 78, 1, L.U32.pack(1)), L.ErrorCode.NO_SESSION),
     ],
 )
 def test_agent_refusals(agent: Agent, frame: L.Frame, code: L.ErrorCode) -> None:
     assert refusal(agent, frame) == code
     assert agent.transport.calls == 0  # type: ignore[attr-defined]
+
+
+def test_replay_says_stale_only_for_a_completed_request_whose_reply_is_gone(agent: Agent) -> None:
+    """STALE_SEQ means "it ran, its reply is no longer cached": a host that lost track must not read it for a
+    request that never ran (BAD_SEQ) or a session the agent does not know (NO_SESSION)."""
+    depth = agent.sessions.get(77).depth  # type: ignore[union-attr]
+    for seq in range(1, depth + 3):
+        agent.handle(L.Frame(L.Cmd.READ_REG, 0, 77, seq, L.U32.pack(R.ID)))
+    assert refusal(agent, L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(1))) == L.ErrorCode.STALE_SEQ
+    newest = L.decode_frame(agent.handle(L.Frame(L.Cmd.REPLAY, 0, 77, 2, L.U32.pack(depth + 2))) or b"")
+    assert not newest.flags & L.Flag.ERROR
+    assert refusal(agent, L.Frame(L.Cmd.REPLAY, 0, 77, 3, L.U32.pack(depth + 3))) == L.ErrorCode.BAD_SEQ
 
 
 def test_agent_executes_each_sequence_number_once(agent: Agent) -> None:

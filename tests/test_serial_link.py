@@ -134,6 +134,24 @@ def test_stalled_partial_frame_is_abandoned_and_a_later_frame_found() -> None:
     assert reader.read_frame(link.clock() + 1) == good
 
 
+def test_an_oversize_header_whose_payload_never_comes_stalls_and_a_later_frame_is_found() -> None:
+    """A valid header announcing more than the limit, then nothing: the skip of its payload stalls like a partial
+    frame, so a later frame (a host's retry) is found, not swallowed as payload.  The agent polls with deadlines
+    shorter than the stall; before the fix each poll skipped what the last one had read, and the link stayed dead
+    until the announced megabytes had passed."""
+    link = ChunkLink()
+    reader = L.FrameReader(link, max_payload=64, stall_s=0.05, clock=link.clock)
+    wire = L.encode_frame(L.Cmd.TRANSACT, 0, 3, 4, bytes(1 << 20))
+    link.write(wire[: L.HEADER_BYTES])  # the header alone: the payload never comes
+    assert reader.read_frame(link.clock() + 0.01) == L.Oversize(L.Cmd.TRANSACT, 0, 3, 4, 1 << 20)
+    for _ in range(10):  # 0.1 s of polls, twice the stall: nothing whole arrives
+        assert reader.read_frame(link.clock() + 0.01) is None
+    retry = L.Frame(L.Cmd.READ_REG, 0, 3, 5, b"\x00" * 4)
+    link.write(retry.encode())
+    got = [reader.read_frame(link.clock() + 0.01) for _ in range(10)]
+    assert [f for f in got if f is not None] == [retry]
+
+
 def test_encode_refuses_bad_fields() -> None:
     with pytest.raises(ValueError, match="32-bit"):
         L.encode_frame(1, 0, 0, 1 << 32)

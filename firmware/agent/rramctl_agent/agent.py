@@ -184,9 +184,15 @@ class Agent:
             return self._error(frame, L.ErrorCode.BAD_LENGTH, f"REPLAY carries {L.U32.size} bytes")
         (seq,) = L.U32.unpack(frame.payload)
         session = self.sessions.get(frame.session)
-        cached = session.cached(seq) if session is not None else None
+        if session is None:
+            return self._error(frame, L.ErrorCode.NO_SESSION, f"no session {frame.session:#010x}: send HELLO first")
+        if seq == 0 or not session.seen(seq):  # not completed: STALE_SEQ would say it ran
+            return self._error(frame, L.ErrorCode.BAD_SEQ,
+                               f"request {seq} has not completed (last completed: {session.last_seq})")  # fmt: skip
+        cached = session.cached(seq)
         if cached is None:
-            return self._error(frame, L.ErrorCode.STALE_SEQ, f"no cached reply for request {seq}")
+            return self._error(frame, L.ErrorCode.STALE_SEQ,
+                               f"request {seq} completed; its reply is no longer cached")  # fmt: skip
         original = L.decode_frame(cached)
         return self._reply(frame, L.REPLAY_HEAD.pack(original.cmd, original.flags) + original.payload)
 

@@ -221,7 +221,9 @@ class FrameReader:
             now = self.clock()
             if now >= deadline:
                 return False
-            if self.buf and now - self._last_byte_t > self.stall_s:
+            # a stall ends a partial frame, and the skip of an oversize frame's payload (whose buffer is empty
+            # between chunks): the announced payload may never come, and the frames after it must be found
+            if (self.buf or self.discard) and now - self._last_byte_t > self.stall_s:
                 return False
             waiting = getattr(self.link, "in_waiting", 0)  # pyserial: read() blocks for all it is asked
             chunk = self.link.read(min(max(want - len(self.buf), waiting), READ_CHUNK))
