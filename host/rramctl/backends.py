@@ -79,14 +79,14 @@ def resolve(backend: str) -> BackendSpec:
     raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def emulator_model(model: Any, seed: int) -> Any:
+def emulator_model(model: Any, seed: int | None = None) -> Any:
     """The emulated chip's model (``rramsim.config.ChipModelConfig``) from a model, a preset name, a TOML file or None
-    (the default preset), with the seed of a new chip; one that cannot be loaded is a UsageError (rramctl's error
-    root; the emulator's ModelError its cause)."""
+    (the default preset), with the seed of a new chip (None: the model's own); one that cannot be loaded is a
+    UsageError (rramctl's error root; the emulator's ModelError its cause)."""
     from rramsim.config import ModelError, load_model
 
     try:
-        return load_model(model, seed=seed)
+        return load_model(model) if seed is None else load_model(model, seed=seed)
     except ModelError as e:
         raise UsageError(str(e)) from e
 

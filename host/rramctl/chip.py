@@ -23,9 +23,11 @@ from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells, pair_cells
 from rramctl.hw import adc, dac80508
 from rramctl.protocol import TiaGain
-from rramctl.transport.base import BoardCost, Transport
+from rramctl.transport.base import BoardCost as BoardCost  # re-exported: the chip API's cost record
+from rramctl.transport.base import Transport
 
-FORMED_THRESHOLD_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
+# seed 000 Results, Fig. 2h paragraph (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
+FORMED_THRESHOLD_US = 1e6 / 300e3
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,7 @@ class Chip:
     def emulated_model(self) -> Any:
         """The chip model (``rramsim.config.ChipModelConfig``) of an emulated chip, e.g. the one its state file holds;
         None on a board or the software backend."""
-        overlay = getattr(self._driver.transport, "overlay", None) if self._driver is not None else None
-        return overlay.crossbar.config if overlay is not None else None
+        return self._driver.transport.chip_model() if self._driver is not None else None
 
     @property
     def has_overlay(self) -> bool:

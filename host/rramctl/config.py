@@ -17,9 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Self
 
+from rramctl import regmap as R
 from rramctl.errors import UsageError
 from rramctl.hw import dac80508
-from rramctl.protocol import DacChannel
+from rramctl.protocol import MAX_PULSE_CYCLES, PL_CLOCK_HZ, DacChannel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,10 +76,16 @@ class Ratings(_Strict):
         volts = {DacChannel.V_SL: self.max_sl_voltage_v, DacChannel.V_BL: self.max_bl_voltage_v,
                  DacChannel.V_WL: self.max_wl_voltage_v, DacChannel.V_READ: self.max_read_voltage_v}  # fmt: skip
         per_volt = dac80508.FULL_SCALE_CODES / dac80508.FULL_SCALE_V
-        return {int(ch): min(int(Fraction(v).limit_denominator(10**9) * per_volt), 0xFFFF) for ch, v in volts.items()}
+        top = dac80508.FULL_SCALE_CODES - 1
+        return {int(ch): min(int(Fraction(v).limit_denominator(10**9) * per_volt), top) for ch, v in volts.items()}
 
-    max_pulse_width_s: float = Field(default=0.02, gt=0, le=0.02, description="longest pulse (overlay cap: 20 ms)")
-    min_pulse_width_s: float = Field(default=10e-9, gt=0, description="shortest pulse (one 100 MHz PL clock)")
+    max_pulse_width_s: float = Field(
+        default=MAX_PULSE_CYCLES / PL_CLOCK_HZ,
+        gt=0,
+        le=MAX_PULSE_CYCLES / PL_CLOCK_HZ,
+        description="longest pulse (overlay cap: MAX_PULSE_CYCLES, 20 ms)",
+    )
+    min_pulse_width_s: float = Field(default=1 / PL_CLOCK_HZ, gt=0, description="shortest pulse (one PL clock, 10 ns)")
     max_temperature_c: float = Field(default=125.0, description="chuck temperature during forming")
 
 
@@ -92,7 +99,12 @@ class Pulse(_Strict):
 
 class WriteVerify(_Strict):
     tolerance: float = Field(default=0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
-    max_pulses: int = Field(default=20, ge=1, le=65535, description="most pulses a cell (ours)")
+    max_pulses: int = Field(
+        default=R.MAX_PULSES_VALUE.reset,  # 20 (ours): the register's reset value
+        ge=1,
+        le=(1 << R.MAX_PULSES_VALUE.width) - 1,
+        description="most pulses a cell (ours)",
+    )
 
 
 class BoardConfig(_Strict):
@@ -118,8 +130,13 @@ class BoardConfig(_Strict):
         description="WL gate during reads and multiplies: transistors fully on (ours)",
     )
     forming_temperature_c: float = Field(default=120.0, description="seed 000 Results: forming at 120 degC")
-    clock_hz: float = Field(default=100e6, gt=0, description="PL clock of the overlay (ours)")
-    settle_cycles: int = Field(default=100, ge=1, le=65535, description="read settle time in PL cycles (ours: 1 us)")
+    clock_hz: float = Field(default=float(PL_CLOCK_HZ), gt=0, description="PL clock of the overlay (ours)")
+    settle_cycles: int = Field(
+        default=R.SETTLE_CYCLES_CYCLES.reset,  # 100 (ours: 1 us): the register's reset value
+        ge=1,
+        le=(1 << R.SETTLE_CYCLES_CYCLES.width) - 1,
+        description="read settle time in PL cycles (ours: 1 us)",
+    )
     on_saturation: Literal["warn", "raise", "ignore"] = Field(
         default="warn", description="what the chip API does when ADC samples clip (ours)"
     )

@@ -337,7 +337,7 @@ class Driver:
 
         Returns the overlay's shift-and-added codes, shape (B, n_cols)."""
         x = check_inputs(inputs, region.n_rows, bits)
-        x8 = np.asarray(inputs).astype(np.uint8, copy=False)  # 1-8 bit inputs (checked)
+        x8 = np.asarray(inputs).astype(np.uint8, copy=False)  # 1..MAX_BITS (<= 8, linedrive) bit inputs (checked)
         batch_per_tx = max(1, FRAMES_PER_TRANSACTION // bits)
         codes = np.empty((x.shape[0], region.n_cols), dtype=np.int64)
         self.saturated = 0

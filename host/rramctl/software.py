@@ -32,7 +32,6 @@ UNFORMED_US = 0.031  # ours: emulator reading of an unformed (~30 MOhm) cell
 RESET_US = 0.07  # seed 000 Results: pruned cells about 0.07 uS (docs/hardware.md)
 SOFTWARE_WL_THRESHOLD_V = 0.5  # a read with the word line at or below this sees no cell (rramsim: transistor)
 PROGRAM_PULSES = 5  # ours: write-verify pulses of a formed cell
-UNFORMED_PROGRAM_PULSES = 20  # the overlay's default pulse cap (MAX_PULSES): an unformed cell burns it
 
 
 class SoftwareChip(Chip):
@@ -141,7 +140,8 @@ class SoftwareChip(Chip):
         r, c = cells.T
         ok = self.formed[r, c]
         self.g[r, c] = np.where(ok, t * (1 + self._rng.uniform(-tol, tol, len(t))), self.g[r, c])
-        pulses = np.where(ok, PROGRAM_PULSES, UNFORMED_PROGRAM_PULSES).astype(np.int64)
+        cap = self.config.write_verify.max_pulses  # the pulse cap (MAX_PULSES): an unformed cell burns it
+        pulses = np.where(ok, min(PROGRAM_PULSES, cap), cap).astype(np.int64)
         self.pulses += int(pulses.sum())
         return ProgramReport(self.g[r, c].copy(), pulses, ok)
 

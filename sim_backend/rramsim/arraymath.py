@@ -541,7 +541,7 @@ def multiply_tail(
     return xm.to_numpy(total).astype(np.int64, copy=False), at_rails, s_sum
 
 
-def _kernel_args(
+def kernel_args(
     op: ReadOp, cols: NDArray[np.int64], shape: tuple[int, ...]
 ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """The compiled read-out's arguments for samples of ``shape`` in columns ``cols`` (as readout_codes
@@ -581,7 +581,7 @@ def _kernel_args(
     return prefixes.view(np.uint64), hit[2], hit[3], hit[4]
 
 
-# _kernel_args' constants and column tables of recent reads (the per-operation part is the prefixes only)
+# kernel_args' constants and column tables of recent reads (the per-operation part is the prefixes only)
 _STATIC_ARGS: dict[tuple[object, ...], tuple[Any, Any, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]] = {}
 
 
@@ -593,7 +593,7 @@ def _readout_compiled(
     s = np.ascontiguousarray(drive_sum, dtype=np.int64).reshape(-1)
     key = np.zeros(0, np.int64) if sample is None else np.ascontiguousarray(sample, dtype=np.int64).reshape(-1)
     out = np.empty(s.size, dtype=np.int64)
-    if s.size and kernels.readout_kernel(s, key, *_kernel_args(op, cols, shape), out):
+    if s.size and kernels.readout_kernel(s, key, *kernel_args(op, cols, shape), out):
         raise OverflowError("drive sum too large for the integer ADC model")
     return out.reshape(shape)
 
@@ -654,7 +654,7 @@ def _multiply_codes_in_parts(
     out = np.empty((frames // bits, nc), dtype=np.int32)  # |sum| < 2**13 * 2**8: the stream words' type
     if not frames * nc:
         return out, 0, 0
-    args = _kernel_args(op, cols, (frames, nc))
+    args = kernel_args(op, cols, (frames, nc))
 
     def part(v0: int, v1: int) -> tuple[int, int, int]:
         flat = np.ascontiguousarray(product(v0 * bits, v1 * bits)).reshape(-1)

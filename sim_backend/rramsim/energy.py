@@ -27,7 +27,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import ArrayLike
+from rramctl.hw import dac80508
 from rramctl.hw.energy import EnergyCounts
+from rramctl.protocol import PL_CLOCK_HZ
 
 ADC_RATE_SPS = 50_000  # ADS8324 throughput (datasheet SBAS172A)
 ADC_POWER_W = 3.0e-3  # ADS8324: less than 3.0 mW at 50 kSPS (datasheet SBAS172A, Theory of Operation)
@@ -35,8 +37,8 @@ T_CONV_S = 1.0 / ADC_RATE_SPS
 ADC_ENERGY_J = ADC_POWER_W * T_CONV_S  # 60 nJ per conversion (an upper bound)
 NS = 1e-9  # siemens per nS
 UV = 1e-6  # volts per uV
-PL_CLOCK_HZ = 100_000_000  # pulse widths are PL clock cycles of 10 ns (docs/protocol.md)
-BOARD_LSB_UV = 5e6 / 65_536  # one board DAC code: 5 V full scale / 2**16 (rramsim.dac, docs/hardware.md)
+# pulse widths are PL clock cycles (PL_CLOCK_HZ, docs/protocol.md)
+BOARD_LSB_UV = float(dac80508.FULL_SCALE_V) * 1e6 / dac80508.FULL_SCALE_CODES  # one board DAC code: 5 V / 2**16
 
 
 def array_read_energy_j(ones_per_row: ArrayLike, g_s: ArrayLike, v_read_v: float, t_read_s: float) -> float:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from rramctl.protocol import VERIFY_READS_PER_CELL
 
 numba: Any
 try:  # optional: the numpy path runs without it
@@ -660,7 +661,7 @@ def program_kernel(
                 gv = min(gv, leak)
             s[i] = v_read * gv
             total += s[i]
-            key[i] = positions[a] * 65536 + k
+            key[i] = positions[a] * VERIFY_READS_PER_CELL + k  # overlay: the verify read's key
             if off.shape[0]:
                 off[i] = offset[c]
             if gn.shape[0]:

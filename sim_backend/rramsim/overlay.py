@@ -170,7 +170,7 @@ class EmulatedOverlay:
         # state is the emulated bitstream load (as PynqTransport.open loads the overlay), so it starts unlocked
         # and the driver locks the limits again at open.
         self.ratings_locked = False
-        self.err_code = 0
+        self.err_code: int = int(E.NONE)
         self.counters = Counters()
         self.lines_idle = True  # every CD4051B inhibited, drive enable low
         self._pending: int | None = None  # opcode of a started operation waiting for its input packet
@@ -280,7 +280,7 @@ class EmulatedOverlay:
         self.irq_en = R.CTRL_IRQ_EN.get(value)
         if R.CTRL_CLEAR.get(value):
             self.done = self.error = self.start_refused = False
-            self.err_code = 0
+            self.err_code = int(E.NONE)
         if R.CTRL_ABORT.get(value) and self.busy:
             self._pending = None
             self._in.clear()
@@ -334,7 +334,7 @@ class EmulatedOverlay:
             self.start_refused = True  # ignored: the running operation goes on, its status untouched
             return
         self.done = self.error = self.start_refused = False
-        self.err_code = 0
+        self.err_code = int(E.NONE)
         op = self.regs[R.OPCODE]
         try:
             self._check_params(op)
@@ -512,7 +512,7 @@ class EmulatedOverlay:
         prefixes = np.array([arraymath.prefix_hash(cfg.seed, st, serial) for st in (Stream.PROGRAM_NOISE,
                              Stream.RELAXATION)], dtype=np.int64).view(np.uint64)  # fmt: skip
         op = xb.read_op(tia, serial)
-        read_prefixes, read_params, _, _ = arraymath._kernel_args(op, np.zeros(1, np.int64), (1,))
+        read_prefixes, read_params, _, _ = arraymath.kernel_args(op, np.zeros(1, np.int64), (1,))
         offset, gain = (np.ascontiguousarray(t, dtype=np.int64) if op.chain and t is not None else np.zeros(0, np.int64)
                         for t in (op.offset_du, op.gain_ppm))  # fmt: skip
         g, pulses, final = xb.g, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)  # (xb.g: G changes)

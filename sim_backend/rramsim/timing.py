@@ -64,14 +64,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rramctl.protocol import Opcode
+from rramctl.hw.adc import FRAME_CLOCKS
+from rramctl.protocol import FRAME_WORDS, PL_CLOCK_HZ, Opcode
 
-CLOCK_HZ = 100_000_000  # PL clock (docs/protocol.md)
+CLOCK_HZ = PL_CLOCK_HZ  # PL clock (docs/protocol.md)
 DAC_FRAME_CYCLES = 24 * 2 * 2  # 24 bits at DAC_HALF = 2
-FRAME_WORDS = 64  # 32-bit words of a host chain frame (512 lines x 4 bits), docs/protocol.md
 CHAIN_STEPS = 2  # shifts per applied frame: the address step (every INH set), then the frame itself
 WORD_EXTRA = 3  # rram_chain_frame clocks per shifted word beyond its 64 SRCLK half periods
-ADC_FRAME_DCLKS = 22  # ads8324_rx: 5 sampling clocks, a null bit, 14 data bits, 2 zero bits
+ADC_FRAME_DCLKS = FRAME_CLOCKS  # ads8324_rx: 5 sampling clocks, a null bit, 14 data bits, 2 zero bits
 
 # sequencer clocks beyond the frames, guards, pulses and samples (rram_seq state changes and handshakes,
 # measured on the bench: hdl/tb/tb_board_time.py)

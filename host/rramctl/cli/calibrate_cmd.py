@@ -52,21 +52,18 @@ def calibrate(
 ) -> None:
     """Measure forming, read noise, reset/set cycling, relaxation/drift and column offsets on a region; fit
     the chip model; write <out>/fitted.toml (use with --model), report.md, report.json and plots."""
-    from rramsim.config import ModelError, load_model
     from tqdm import tqdm
 
+    from rramctl.backends import emulator_model
     from rramctl.calibrate.csvio import from_csv as read_csv
     from rramctl.calibrate.csvio import to_csv
     from rramctl.calibrate.fit import fit
     from rramctl.calibrate.measure import STAGES, measure
     from rramctl.calibrate.report import write_outputs
-    from rramctl.cli.main import _session, emit
+    from rramctl.cli.main import emit, session_of
 
-    s = _session(ctx)
-    try:
-        base = load_model(base_model or s.model, seed=s.seed)
-    except ModelError as e:
-        raise UsageError(str(e)) from e
+    s = session_of(ctx)
+    base = emulator_model(base_model or s.model, s.seed)  # a model that cannot be loaded: UsageError
     if from_csv is not None:
         meas = read_csv(from_csv)
         source = f"CSV {from_csv}"

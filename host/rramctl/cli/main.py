@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 
 from rramctl import __version__
 from rramctl.backends import default_state_path, emulator_model, resolve
-from rramctl.chip import FORMED_THRESHOLD_US, Chip
+from rramctl.chip import FORMED_THRESHOLD_US, BoardCost, Chip
 from rramctl.cli.io import (
     InputFileError,
     check_writable,
@@ -38,7 +38,6 @@ from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, Region
-from rramctl.transport.base import BoardCost
 
 #: Flags of the main command that may also be written after the command name (``rramctl info --json``).
 GLOBAL_FLAGS = ("--json", "--debug")
@@ -247,7 +246,7 @@ def main(
                       seed_given)  # fmt: skip
 
 
-def _session(ctx: typer.Context) -> Session:
+def session_of(ctx: typer.Context) -> Session:
     session: Session = ctx.obj
     return session
 
@@ -256,7 +255,7 @@ def _session(ctx: typer.Context) -> Session:
 @app.command()
 def info(ctx: typer.Context) -> None:
     """Show the backend, the overlay's identity and counters, and the operating points in use."""
-    s = _session(ctx)
+    s = session_of(ctx)
     with s.open() as chip:
         version = "{}.{}".format(*chip.identity()) if chip.has_overlay else None  # the driver checks the ID first
         counters = chip.counters()
@@ -308,7 +307,7 @@ def form(
     ] = False,
 ) -> None:
     """Electroform a region: random conductances, about half the cells formed (seed 000, Fig. 2)."""
-    s = _session(ctx)
+    s = session_of(ctx)
     reg = Region.parse(region)
     base = s.config.form
     given = {"--voltage": voltage, "--width": width, "--gate": gate}
@@ -386,7 +385,7 @@ def read(
     png: Annotated[Path | None, typer.Option(help="heatmap + histogram figure")] = Path("conductance.png"),
 ) -> None:
     """Read a conductance map (uS); save it and a heatmap + histogram like Fig. 2 / 3b."""
-    s = _session(ctx)
+    s = session_of(ctx)
     reg = Region.parse(region)
     check_writable(out, "--out")  # refuse before the chip is touched
     if png is not None:
@@ -428,7 +427,7 @@ RegionOpt = Annotated[str | None, typer.Option("--region", help="every cell of R
 
 
 def _cell_command(ctx: typer.Context, op: str, cells_file: Path | None, cell: list[str] | None, region: str | None):  # noqa: ANN202
-    s = _session(ctx)
+    s = session_of(ctx)
     cells = gather_cells(cells_file, cell, region)
     with s.open() as chip:
         pulses = chip.reset(cells) if op == "reset" else chip.set(cells)
@@ -464,7 +463,7 @@ def multiply(
     out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products_us)")] = Path("products.npz"),
 ) -> None:
     """Bit-serial vector-matrix multiply on the chip: ADC codes and calibrated products (uS x input)."""
-    s = _session(ctx)
+    s = session_of(ctx)
     reg = Region.parse(region)
     if (inputs is None) == (random is None):
         raise InputFileError("give exactly one of --inputs FILE or --random N")
@@ -528,7 +527,7 @@ def selftest(ctx: typer.Context) -> None:
     """Check the whole path without changing any cell: overlay identity, DAC, read, zero multiply, counters."""
     from rramctl.selftest import run_selftest
 
-    s = _session(ctx)
+    s = session_of(ctx)
     with s.open() as chip:
         results = run_selftest(chip, emulator=s.backend == "emulator")
     ok = all(r.ok for r in results)

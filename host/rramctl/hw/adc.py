@@ -18,13 +18,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.hw import dac80508
-from rramctl.protocol import ADC_BITS
+from rramctl.protocol import ADC_BITS, TiaGain
 
 CODE_MIN = -(1 << (ADC_BITS - 1))  # -8192
 CODE_MAX = (1 << (ADC_BITS - 1)) - 1  # +8191
 ADC_VREF_V = Fraction(5, 4)  # ours: 1.25 V reference, bipolar input +-Vref
 
-TIA_RF_OHM = {0: 2_500, 1: 100_000}  # TIA_GAIN register: 0 multiply range, 1 read range
+# TIA feedback (ohm) by the TIA_GAIN register's value
+TIA_RF_OHM: dict[int, int] = {TiaGain.MULTIPLY: 2_500, TiaGain.READ: 100_000}
 NS = Fraction(1, 10**9)
 
 

@@ -18,7 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
-from rramctl.protocol import FRAME_WORDS, MUX_INHIBIT_BIT, MuxSource
+from rramctl.protocol import FRAME_WORDS, MAX_BITS, MUX_INHIBIT_BIT, MuxSource
+
+if MAX_BITS > 8:  # bit-plane inputs travel as uint8 (BitplaneStream, the driver): a wider MAX_BITS needs a wider type
+    raise RuntimeError(f"the protocol's MAX_BITS {MAX_BITS} exceeds the 8 bits of the bit-plane stream's inputs")
 
 N_LINES = 512
 BITS_PER_LINE = 4
@@ -127,7 +130,7 @@ class BitplaneStream:
     row_start: int
 
     def __post_init__(self) -> None:
-        if self.inputs.dtype != np.uint8 or self.inputs.ndim != 2 or not 1 <= self.bits <= 8:
+        if self.inputs.dtype != np.uint8 or self.inputs.ndim != 2 or not 1 <= self.bits <= MAX_BITS:
             raise LineDriveError(f"bit-plane inputs must be 2-D uint8 with 1-8 bits, got {self.inputs.dtype} "
                                  f"{self.inputs.shape}, {self.bits} bits")  # fmt: skip
 

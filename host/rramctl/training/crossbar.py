@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, PairFormReport
+from rramctl.chip import FORMED_THRESHOLD_US, BoardCost, Chip, FormReport, PairFormReport
 from rramctl.geometry import pair_cells
 from rramctl.hw import linedrive
 from rramctl.training.placement import LayerShape, Placement, Tile
-from rramctl.transport.base import BoardCost
 
 
 @dataclass

@@ -33,7 +33,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from rramctl.errors import StateError
+from rramctl import backends
+from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_text
 from rramctl.paths import FileLock, remove_stale_temporaries
 from rramctl.training.chips import open_chips, save_chips
@@ -114,11 +115,9 @@ class Run:
         """The emulator's device model of ``chip_model`` (rramsim.config), None for the default or another backend."""
         if self.cfg.chip_model is None or not self.cfg.backend.startswith("emulator"):
             return None
-        from rramsim.config import ModelError, load_model
-
         try:
-            return load_model(self.cfg.chip_model)
-        except ModelError as e:
+            return backends.emulator_model(self.cfg.chip_model)
+        except UsageError as e:
             raise RunError(str(e)) from e
 
     def split_record(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,6 +158,11 @@ class Transport(ABC):
 
     def board_cost(self) -> BoardCost | None:
         """Board time and energy counted so far, where the overlay models them (the emulator); None on a board."""
+        return None
+
+    def chip_model(self) -> Any:
+        """The emulated chip's model (``rramsim.config.ChipModelConfig``) where the overlay is the emulator; None on
+        a board."""
         return None
 
     def __enter__(self) -> Transport:

@@ -141,6 +141,9 @@ class EmulatorTransport(Transport):
         overlay = self._live()
         return BoardCost.of(overlay.board_time_s, overlay.ledger)
 
+    def chip_model(self) -> ChipModelConfig:
+        return self.overlay.crossbar.config
+
     def save_state(self, path: Path) -> None:
         """Write the chip to ``path`` atomically (the folder is created)."""
         overlay = self._live()
