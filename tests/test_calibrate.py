@@ -105,6 +105,38 @@ def test_the_csv_layout_round_trips_and_fits_the_same(tmp_path: Path) -> None:
         from_csv(path)
 
 
+def test_the_csv_holds_the_converged_cells_and_fits_as_the_measurements_do(tmp_path: Path) -> None:
+    """A cell write-verify did not converge is left out of the CSV (it was exported, then read back as
+    converged, so a --from-csv fit used a cell the direct fit drops)."""
+    res, meas = _calibrate(load_model("paper-40nm", seed=4), tmp_path / "cal")
+    rx = dict(meas["relaxation"])
+    rx["converged"] = np.asarray(rx["converged"], dtype=bool).copy()
+    rx["converged"][:5] = False  # as if these five had not converged
+    meas = {**meas, "relaxation": rx}
+    direct = fit(meas, load_model("paper-40nm"))
+    path = tmp_path / "m.csv"
+    to_csv(meas, path)
+    read = from_csv(path)
+    assert len(read["relaxation"]["cells"]) == int(rx["converged"].sum())
+    assert fit(read, load_model("paper-40nm")).fitted() == direct.fitted()
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_chip_is_touched(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("someone's data\n")
+    with pytest.raises(StateError, match="is a file, not a folder"):
+        MeasurementStore(tmp_path / "taken", PLAN)
+    assert (tmp_path / "taken").read_text() == "someone's data\n"
+
+
+def test_the_report_lists_every_device_parameter(tmp_path: Path) -> None:
+    res, _ = _calibrate(load_model("paper-40nm", seed=5), tmp_path / "cal")
+    listed = {p.path for p in res.params}
+    model = res.model
+    every = {f"{s}.{f}" for s in type(model).model_fields if hasattr(getattr(model, s), "model_fields")
+             for f in type(getattr(model, s)).model_fields}  # fmt: skip
+    assert listed == every
+
+
 def test_outputs_are_a_loadable_preset_and_a_report(tmp_path: Path) -> None:
     res, _ = _calibrate(load_model("paper-40nm", seed=5), tmp_path / "cal")
     rep = write_outputs(res, tmp_path / "out", "test", plots=False)

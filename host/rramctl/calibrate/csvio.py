@@ -72,11 +72,14 @@ def to_csv(meas: Meas, path: Path) -> None:
             age = repr(float(cy["set_t_s"][k, n, i])) if stage == "set" else ""
             rows.append([stage, int(cy["cells"][i, 0]), int(cy["cells"][i, 1]), k, n, age, "", repr(float(v))])
     rx = meas["relaxation"]
+    kept = np.asarray(rx["converged"], dtype=bool)  # the CSV holds the converged cells only (read back as such)
     for i, (r, c) in enumerate(rx["cells"]):
-        rows.append(["verify", int(r), int(c), 0, int(rx["pulses"][i]), "", "", repr(float(rx["verify_us"][i]))])
+        if kept[i]:
+            rows.append(["verify", int(r), int(c), 0, int(rx["pulses"][i]), "", "", repr(float(rx["verify_us"][i]))])
     for (d, n, i), v in np.ndenumerate(rx["g_us"]):
-        rows.append(["relax", int(rx["cells"][i, 0]), int(rx["cells"][i, 1]), d, n, repr(float(rx["t_s"][d, n, i])),
-                     "", repr(float(v))])  # fmt: skip
+        if kept[i]:
+            rows.append(["relax", int(rx["cells"][i, 0]), int(rx["cells"][i, 1]), d, n,
+                         repr(float(rx["t_s"][d, n, i])), "", repr(float(v))])  # fmt: skip
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel
 from rramsim.config import ChipModelConfig
 
 from rramctl.config import BoardConfig
@@ -91,6 +92,24 @@ def golden(fun: Any, lo: float, hi: float, iters: int = 80) -> float:
             d = a + r * (b - a)
             fd = fun(d)
     return (a + b) / 2
+
+
+# parameters the protocol measures but cannot separate from others (docs/emulator.md, "Calibration"); every
+# other unfitted one (operating points, physics the stages do not exercise, stuck-on cells below MIN_DEFECTS)
+# is kept too
+NOT_IDENTIFIED = ("readout.gain_sigma_ppm", "forming.pristine_spread_ppm", "program.step_ns", "program.noise_ns",
+                  "defects.stuck_off_ppm", "transistor.off_leak_ns", "drift.t0_us")  # fmt: skip
+
+
+def _model_paths(model: ChipModelConfig) -> list[str]:
+    """Every numeric device parameter of a chip model as ``section.field``, in model order (the top-level setup
+    fields, seed, array size and temperature, are the chip's, not the device's)."""
+    out: list[str] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out += [f"{name}.{f}" for f in type(value).model_fields if isinstance(getattr(value, f), (int, float))]
+    return out
 
 
 @dataclass(frozen=True)
@@ -350,7 +369,7 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     _enough(rel.size, "successful sets in the cycling stage")
     age = np.asarray(cy["set_t_s"], dtype=np.float64)[:, 0, :] if "set_t_s" in cy else np.zeros_like(first)
     relax_rel2 = float((sig**2 * (age / (age + tau)) ** 2 / g_own[None, :] ** 2)[on_first].mean())
-    noise_rel = (ppm * 1e-6) ** 2 + float((noise_us2 / g_own**2).mean())
+    noise_rel = 2 * ((ppm * 1e-6) ** 2 + float((noise_us2 / g_own**2).mean()))  # two reads: after set, after forming
     set_var = float(rel.var(ddof=1)) - noise_rel - relax_rel2
     put("set.c2c_ppm", math.sqrt(max(set_var, 0.0)) * 1e6, "ppm", "sd of G after set / formed G")
     ks["post-set conductance (relative)"] = ks_normal(rel, float(rel.mean()), float(rel.std(ddof=1)))
@@ -359,10 +378,11 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     stats["set_success"] = float(on_cells.mean())
     stats["stuck_cells_in_cycling"] = float(np.sum(~off_cells.any(axis=0) | ~on_cells.any(axis=0)))
 
-    for path in ("readout.gain_sigma_ppm", "forming.pristine_spread_ppm", "program.step_ns", "program.noise_ns",
-                 "defects.stuck_off_ppm", "transistor.off_leak_ns", "drift.t0_us"):  # fmt: skip
-        if path not in {p.path for p in params}:
-            params.append(ParamFit(path, float(base.get_path(path)), "", False, "not identified: base model value"))
+    fitted = {p.path for p in params}
+    for path in _model_paths(base):  # every other parameter is kept from the base model, and listed so
+        if path not in fitted:
+            why = "not identified: base model value" if path in NOT_IDENTIFIED else "kept: base model value"
+            params.append(ParamFit(path, float(base.get_path(path)), "", False, why))
     model = base.with_changes(**upd)
     return FitResult(model, params, ks, curves, stats)
 

@@ -64,6 +64,9 @@ class MeasurementStore:
         self.plan = plan
         self.progress_path = out / "progress.json"
         self.done: list[str] = []
+        for folder in (out, self.folder):  # checked before the chip is touched (the first read)
+            if folder.exists() and not folder.is_dir():
+                raise StateError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
         if self.progress_path.exists():
             try:
                 saved = json.loads(self.progress_path.read_text(encoding="utf-8"))
