@@ -374,18 +374,25 @@ class MockRramBoard(pynq.Device):
 
 class MockInterrupt:
     """``pynq.Interrupt``'s interface (``await wait()`` returns once the level line is high) on a line
-    the test supplies (e.g. ``EmulatedOverlay.irq``); counts the waits."""
+    the test supplies (e.g. ``EmulatedOverlay.irq``); counts the waits.  Like pynq's (pynq/interrupt.py), it
+    holds one ``asyncio.Event`` made at construction, which binds to the first event loop that waits on it:
+    a wait on another loop raises RuntimeError, as on a board."""
 
     def __init__(self, line: Any) -> None:
+        import asyncio
+
         self.line = line
         self.waits = 0
+        self.event = asyncio.Event()
 
     async def wait(self) -> None:
         import asyncio
+        import contextlib
 
         self.waits += 1
         while not self.line():
-            await asyncio.sleep(0.001)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.event.wait(), 0.001)
 
 
 def make_pynq_transport(

@@ -3,7 +3,8 @@
 #   vivado -mode batch -source tools/vivado/build_overlay.tcl -tclargs \
 #       [board_part] [part] [out_dir] [rows] [cols] [nadc]
 # defaults: tul.com.tw:pynq-z2:part0:1.0  xc7z020clg400-1  build/overlay  512 512 8
-# Outputs: <out_dir>/rramctl.bit and <out_dir>/rramctl.hwh (PYNQ loads them as Overlay("rramctl.bit")).
+# Outputs: <out_dir>/rram_overlay.bit and <out_dir>/rram_overlay.hwh, the names the pynq transport looks for
+# (PYNQ loads them as Overlay("rram_overlay.bit"); the .hwh must share the .bit's stem).
 # VLNVs the pynq transport binds to: xilinx.com:module_ref:rram_overlay_top:1.0 (cell rram_ctrl_0) and
 # xilinx.com:ip:axi_dma:7.1 (cell axi_dma_0).
 
@@ -58,13 +59,20 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Slave "/processing_sy
     [get_bd_intf_pins axi_dma_0/M_AXI_S2MM]
 connect_bd_net [get_bd_pins processing_system7_0/FCLK_CLK0] [get_bd_pins rram_ctrl_0/aclk]
 
-# Interrupts: the overlay's level irq and the two DMA channel interrupts.
+# Interrupts: the overlay's level irq and the two DMA channel interrupts, through an AXI interrupt controller
+# to IRQ_F2P[0]: PYNQ finds interrupt pins only by walking from an axi_intc (PYNQ docs, "Interrupts"; pynq's
+# metadata interrupt views), so without it the IP has no `irq` attribute and the transport polls.
 set cc [create_bd_cell -type ip -vlnv xilinx.com:ip:xlconcat:2.1 xlconcat_0]
 set_property CONFIG.NUM_PORTS {3} $cc
 connect_bd_net [get_bd_pins rram_ctrl_0/irq] [get_bd_pins xlconcat_0/In0]
 connect_bd_net [get_bd_pins axi_dma_0/mm2s_introut] [get_bd_pins xlconcat_0/In1]
 connect_bd_net [get_bd_pins axi_dma_0/s2mm_introut] [get_bd_pins xlconcat_0/In2]
-connect_bd_net [get_bd_pins xlconcat_0/dout] [get_bd_pins processing_system7_0/IRQ_F2P]
+set intc [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc:4.1 axi_intc_0]
+set_property CONFIG.C_IRQ_CONNECTION {1} $intc
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master "/processing_system7_0/M_AXI_GP0" Clk "Auto"} \
+    [get_bd_intf_pins axi_intc_0/s_axi]
+connect_bd_net [get_bd_pins xlconcat_0/dout] [get_bd_pins axi_intc_0/intr]
+connect_bd_net [get_bd_pins axi_intc_0/irq] [get_bd_pins processing_system7_0/IRQ_F2P]
 
 # Board pins: every non-bus port of the overlay becomes an external port (constraints: docs/hdl.md).
 foreach pin {dac_sclk dac_sync_n dac_sdin dac_sdo sr_ser sr_srclk sr_rclk sr_srclr_n sr_oe_n col_lo col_hi
@@ -89,6 +97,7 @@ wait_on_run impl_1
 if {[get_property PROGRESS [get_runs impl_1]] != "100%"} { error "implementation failed" }
 
 file mkdir $out_dir
-file copy -force [glob "$out_dir/vivado/$proj.runs/impl_1/*.bit"] "$out_dir/$proj.bit"
-file copy -force [glob "$out_dir/vivado/$proj.gen/sources_1/bd/$proj/hw_handoff/$proj.hwh"] "$out_dir/$proj.hwh"
-puts "wrote $out_dir/$proj.bit and $out_dir/$proj.hwh"
+set out_name rram_overlay  ;# pynq_transport.BITFILE_NAME
+file copy -force [glob "$out_dir/vivado/$proj.runs/impl_1/*.bit"] "$out_dir/$out_name.bit"
+file copy -force [glob "$out_dir/vivado/$proj.gen/sources_1/bd/$proj/hw_handoff/$proj.hwh"] "$out_dir/$out_name.hwh"
+puts "wrote $out_dir/$out_name.bit and $out_dir/$out_name.hwh"

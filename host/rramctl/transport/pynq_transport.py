@@ -158,6 +158,20 @@ def resolve_bitfile(bitfile: str | Path | None, environ: dict[str, str] | None =
     return path
 
 
+def _interrupt_loop() -> asyncio.AbstractEventLoop | None:
+    """A new event loop made the thread's current one, for PYNQ to put the interrupt's UIO reader on when the
+    overlay binds it (``asyncio.get_event_loop()`` in pynq.uio); None inside a running loop (a notebook), where
+    the transport polls instead."""
+    try:
+        asyncio.get_running_loop()
+        return None
+    except RuntimeError:
+        pass
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
 def find_ip(overlay: Any, vlnv: str) -> Any:
     """The one IP of the overlay whose ``ip_dict`` type matches ``vlnv`` (vendor:library:name; any
     version, since pynq binds a plain DefaultIP to a version it has no driver for, which reads and
@@ -182,30 +196,31 @@ def dma_max_bytes(dma: Any) -> int:
 
 
 class _Channel:
-    """One DMA direction moving a word range of a reused buffer in chunks of at most ``chunk`` words."""
+    """One DMA direction moving one transaction (one AXI stream packet, ended by TLAST) as one transfer of a
+    reused buffer: an overlay packet cannot be cut into several simple-mode transfers (each MM2S transfer ends
+    in its own TLAST, which the overlay takes for an early end; PG021: an S2MM packet longer than the programmed
+    length is undefined), so a transaction above the DMA's limit is refused before it starts."""
 
-    def __init__(self, channel: Any, name: str, chunk: int, read_status: Callable[[], int]) -> None:
+    def __init__(self, channel: Any, name: str, read_status: Callable[[], int]) -> None:
         self.channel = channel
         self.name = name
-        self.chunk = chunk
         self.read_status = read_status  # the channel's DMASR, for error details
         self.buffer: Any = None
         self.total = 0  # words in this transaction
-        self.done_words = 0  # words moved by finished chunks
-        self.active = 0  # words of the chunk in flight (0 = none)
+        self.done_words = 0  # words moved
+        self.active = 0  # words of the transfer in flight (0 = none)
         self.finished = True
 
     def begin(self, total: int) -> None:
         self.total, self.done_words, self.active = total, 0, 0
         self.finished = total == 0
 
-    def start_next(self) -> None:
-        n = min(self.chunk, self.total - self.done_words)
-        self.channel.transfer(self.buffer[self.done_words : self.done_words + n])
-        self.active = n
+    def start(self) -> None:
+        self.channel.transfer(self.buffer[: self.total])
+        self.active = self.total
 
     def poll(self) -> bool:
-        """Advance if the chunk in flight is done; True when the whole transaction is done."""
+        """True when the transfer in flight is done (fewer words than asked for: the overlay ended early)."""
         if self.finished:
             return True
         if self.channel.error:
@@ -215,19 +230,14 @@ class _Channel:
         if not self.channel.idle:
             return False
         self.channel.wait()  # returns at once when idle; invalidates S2MM buffers, reads the length
-        moved = self._moved_words()
-        self.done_words += moved
-        short = moved < self.active  # S2MM: the overlay ended its stream (TLAST) early
+        self.done_words = self._moved_words()
         self.active = 0
-        if short or self.done_words >= self.total:
-            self.finished = True
-        else:
-            self.start_next()
-        return self.finished
+        self.finished = True
+        return True
 
     def _moved_words(self) -> int:
         transferred = getattr(self.channel, "transferred", None)
-        if not isinstance(transferred, int):  # a pynq without the attribute: assume the full chunk
+        if not isinstance(transferred, int):  # a pynq without the attribute: assume the whole transfer
             return self.active
         if transferred % WORD_BYTES:
             raise TransportError(f"{self.name} DMA moved {transferred} bytes, not whole 32-bit words")
@@ -248,9 +258,12 @@ class PynqTransport(Transport):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         overlay: Any = None,
         irq: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``irq``: the overlay's interrupt (a ``pynq.Interrupt``, bound by PYNQ as the IP's ``irq``
-        attribute when the pin reaches the PS); None: the driver polls STATUS."""
+        attribute when the pin reaches the PS); None: the driver polls STATUS.  ``loop``: the event loop PYNQ
+        put the interrupt's UIO reader on (``open`` makes it the current loop before loading the overlay);
+        every wait runs on it (None: one of the transport's own, made at the first wait)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if dma.sendchannel is None or dma.recvchannel is None:
@@ -263,11 +276,11 @@ class PynqTransport(Transport):
         self.timeout_s = timeout_s
         self.max_transfer_words = dma_max_bytes(dma) // WORD_BYTES
         self._allocate = allocate
-        words = self.max_transfer_words
-        self._send = _Channel(dma.sendchannel, "MM2S (send)", words, lambda: int(dma.mmio.read(_MM2S_DMASR)))
-        self._recv = _Channel(dma.recvchannel, "S2MM (receive)", words, lambda: int(dma.mmio.read(_S2MM_DMASR)))
+        self._send = _Channel(dma.sendchannel, "MM2S (send)", lambda: int(dma.mmio.read(_MM2S_DMASR)))
+        self._recv = _Channel(dma.recvchannel, "S2MM (receive)", lambda: int(dma.mmio.read(_S2MM_DMASR)))
         self._broken: str | None = None
         self.irq = irq
+        self._loop = loop
 
     # ---- opening on a board --------------------------------------------------------------
     @classmethod
@@ -283,6 +296,7 @@ class PynqTransport(Transport):
         check_pynq_version(str(getattr(pynq, "__version__", "3")), board.family)
         path = resolve_bitfile(bitfile)
         rram_ip_class()  # register the driver before the overlay binds its IP
+        loop = _interrupt_loop()  # before the overlay: PYNQ puts the interrupt's UIO reader on the current loop
         try:
             overlay = pynq.Overlay(str(path))
         except Exception as e:  # pynq raises many kinds here (parser, device, permission)
@@ -290,7 +304,7 @@ class PynqTransport(Transport):
         ip = find_ip(overlay, RRAM_OVERLAY_VLNV)
         dma = find_ip(overlay, AXI_DMA_VLNV)
         irq = getattr(ip, "irq", None)  # PYNQ's DefaultIP names each connected interrupt pin after the pin
-        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq)
+        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq, loop=loop)
 
     # ---- registers -----------------------------------------------------------------------
     def _read_reg(self, offset: int) -> int:
@@ -306,8 +320,10 @@ class PynqTransport(Transport):
 
     def wait_interrupt(self, timeout_s: float) -> bool:
         """Block until the overlay's level interrupt (CTRL.irq_en and DONE or ERROR) is high, the way PYNQ's
-        own DMA driver waits (``await interrupt.wait()``).  False after ``timeout_s``, without an interrupt, or
-        inside a running event loop (a notebook): the driver then polls STATUS."""
+        own code waits (``loop.run_until_complete``), always on the one loop PYNQ's UIO reader is on: a
+        ``pynq.Interrupt``'s event binds to the first loop that waits on it, so a new loop a wait (``asyncio.run``)
+        never saw the interrupt and then failed.  False after ``timeout_s``, without an interrupt, or inside a
+        running event loop (a notebook): the driver then polls STATUS."""
         if self.irq is None:
             return False
         try:
@@ -315,8 +331,10 @@ class PynqTransport(Transport):
             return False
         except RuntimeError:
             pass
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         try:
-            asyncio.run(asyncio.wait_for(self.irq.wait(), timeout_s))
+            self._loop.run_until_complete(asyncio.wait_for(self.irq.wait(), timeout_s))
         except asyncio.TimeoutError:
             return False
         return True
@@ -335,6 +353,13 @@ class PynqTransport(Transport):
         """Arm S2MM, start MM2S without waiting, write the trigger, then wait for both (bounded)."""
         if self._broken:
             raise TransportError(f"the DMA is unusable after an earlier failure ({self._broken}); reload the overlay")
+        longest = max(len(words), int(recv_words))
+        if longest > self.max_transfer_words:  # checked before anything is armed or written
+            raise TransportError(
+                f"a stream of {longest} words exceeds the AXI DMA's largest transfer ({self.max_transfer_words} "
+                "words: its buffer length register, c_sg_length_width); one overlay packet must be one transfer: "
+                "rebuild the overlay with a 26-bit length register (tools/vivado/build_overlay.tcl, docs/pynq.md)"
+            )
 
         if len(words):
             self._send.buffer = self._buffer(self._send.buffer, len(words))
@@ -346,9 +371,9 @@ class PynqTransport(Transport):
 
         try:
             if not self._recv.finished:
-                self._recv.start_next()  # armed before START, or the overlay stalls on back-pressure
+                self._recv.start()  # armed before START, or the overlay stalls on back-pressure
             if not self._send.finished:
-                self._send.start_next()  # not waited on before START, or the host deadlocks
+                self._send.start()  # not waited on before START, or the host deadlocks
             self.write_reg(trigger.offset, trigger.value)
             self._wait_both(len(words), int(recv_words))
         except (RuntimeError, ValueError) as e:  # pynq's DMA driver raises these; TransportError is one too
