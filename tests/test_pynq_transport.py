@@ -393,3 +393,20 @@ def test_no_interrupt_inside_a_running_event_loop(mocks: ModuleType) -> None:
 
     assert asyncio.run(inside()) is False  # a notebook's loop is running: poll instead of nesting loops
     assert t.wait_interrupt(1.0) is True
+
+
+def test_a_dma_pynq_did_not_bind_or_a_scatter_gather_one_is_refused(mocks: ModuleType) -> None:
+    """A DMA of another version is bound by pynq as a plain DefaultIP (no channels): one TransportError, not an
+    AttributeError; a scatter-gather build is refused (the transport drives simple mode)."""
+    from pynq import DefaultIP
+    from pynq.lib.dma import DMA
+    from rramctl.transport.pynq_transport import PynqTransport, rram_ip_class
+
+    board = mocks.MockRramBoard(mocks.LoopbackOverlay())
+    ip = rram_ip_class()(board.ip_description())
+    with pytest.raises(TransportError, match="pynq's DMA driver"):
+        PynqTransport(ip, DefaultIP(board.dma_description()), allocate=lambda **kw: None)
+    dma = DMA(board.dma_description())
+    dma.description = {**dma.description, "parameters": {**dma.description["parameters"], "c_include_sg": "1"}}
+    with pytest.raises(TransportError, match="scatter-gather"):
+        PynqTransport(ip, dma, allocate=lambda **kw: None)

@@ -266,8 +266,14 @@ class PynqTransport(Transport):
         every wait runs on it (None: one of the transport's own, made at the first wait)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        if dma.sendchannel is None or dma.recvchannel is None:
-            raise TransportError("the AXI DMA needs both an MM2S (send) and an S2MM (receive) channel")
+        parameters = (getattr(dma, "description", None) or {}).get("parameters", {})
+        if str(parameters.get("c_include_sg", "0")) != "0":
+            raise TransportError("the AXI DMA is built with scatter-gather; rramctl drives it in simple mode "
+                                 "(c_include_sg = 0: tools/vivado/build_overlay.tcl)")  # fmt: skip
+        if getattr(dma, "sendchannel", None) is None or getattr(dma, "recvchannel", None) is None:
+            # also a DMA that pynq bound as a plain DefaultIP (another version than axi_dma 7.1): no channels
+            raise TransportError("the AXI DMA needs both an MM2S (send) and an S2MM (receive) channel, bound by "
+                                 "pynq's DMA driver (xilinx.com:ip:axi_dma:7.1)")  # fmt: skip
         if allocate is None:
             allocate = import_pynq().allocate
         self.ip = ip
