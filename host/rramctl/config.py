@@ -28,6 +28,8 @@ else:  # PYNQ 3.x images ship Python 3.10
     import tomli as tomllib
 
 
+MAX_PULSE_WIDTH_S = MAX_PULSE_CYCLES / PL_CLOCK_HZ  # the overlay's pulse cap in seconds (20 ms)
+
 # Word-line gate during reads, multiplies and verify reads (ours: docs/hardware.md, "Waveforms of each mode",
 # "Read gate").
 DEFAULT_READ_GATE_V = 1.8
@@ -80,9 +82,9 @@ class Ratings(_Strict):
         return {int(ch): min(int(Fraction(v).limit_denominator(10**9) * per_volt), top) for ch, v in volts.items()}
 
     max_pulse_width_s: float = Field(
-        default=MAX_PULSE_CYCLES / PL_CLOCK_HZ,
+        default=MAX_PULSE_WIDTH_S,
         gt=0,
-        le=MAX_PULSE_CYCLES / PL_CLOCK_HZ,
+        le=MAX_PULSE_WIDTH_S,
         description="longest pulse (overlay cap: MAX_PULSE_CYCLES, 20 ms)",
     )
     min_pulse_width_s: float = Field(default=1 / PL_CLOCK_HZ, gt=0, description="shortest pulse (one PL clock, 10 ns)")

@@ -158,15 +158,21 @@ def resolve_bitfile(bitfile: str | Path | None, environ: dict[str, str] | None =
     return path
 
 
+def _in_running_loop() -> bool:
+    """True inside a running event loop (a notebook), where a blocking wait on another loop cannot run."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _interrupt_loop() -> asyncio.AbstractEventLoop | None:
     """A new event loop made the thread's current one, for PYNQ to put the interrupt's UIO reader on when the
     overlay binds it (``asyncio.get_event_loop()`` in pynq.uio); None inside a running loop (a notebook), where
     the transport polls instead."""
-    try:
-        asyncio.get_running_loop()
+    if _in_running_loop():
         return None
-    except RuntimeError:
-        pass
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     return loop
@@ -332,11 +338,8 @@ class PynqTransport(Transport):
         running event loop (a notebook): the driver then polls STATUS."""
         if self.irq is None:
             return False
-        try:
-            asyncio.get_running_loop()
+        if _in_running_loop():
             return False
-        except RuntimeError:
-            pass
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         try:
