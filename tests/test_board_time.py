@@ -120,3 +120,23 @@ def test_a_reads_cells_are_sampled_along_the_rows_frames() -> None:
     at = ReadTimes(row, sample, timing.CLOCK_HZ // 1_000_000).times(1_000, 2, 3)
     assert at[0, 0] == 1_000 + (row + sample) // 100 == 1_272
     assert at[1, 0] == 1_000 + (2 * row + 4 * sample) // 100 == 1_586
+
+
+def test_dac_frames_cost_the_clocks_they_are_shifted_for() -> None:
+    """A DAC_FRAME write counts its SCLK periods (dac80508_spi): 96 clocks at DAC_HALF, 480 at DAC_READ_HALF for a
+    read command and the frame after it (the data's way out); a frame refused by DAC_LIMIT_* is never shifted:
+    no clocks, no DAC update (it counted 96 clocks and an update before)."""
+    ov = EmulatedOverlay(ChipModelConfig(rows=8, cols=8))
+
+    def frame(word: int) -> tuple[int, int]:
+        before, updates = ov.board_time_s, ov.ledger.dac_updates
+        ov.write_reg(R.DAC_FRAME, word)
+        return round((ov.board_time_s - before) * timing.CLOCK_HZ), ov.ledger.dac_updates - updates
+
+    assert frame(dac80508.channel_frame(DAC_V_READ, 100)) == (timing.DAC_FRAME_CYCLES, 1) == (96, 1)
+    assert frame(dac80508.build_frame(dac80508.DEVICE_ID, 0, read=True)) == (480, 1)
+    assert frame(dac80508.build_frame(dac80508.NOP, 0)) == (timing.DAC_READ_FRAME_CYCLES, 1) == (480, 1)
+    assert frame(dac80508.build_frame(dac80508.NOP, 0)) == (96, 1)
+    ov.write_reg(R.DAC_LIMIT_V_READ, 1000)
+    assert frame(dac80508.channel_frame(DAC_V_READ, 1001)) == (0, 0)
+    assert ov.error and R.DAC_RDATA_REFUSED.get(ov.read_reg(R.DAC_RDATA)) == 1  # refused (OVER_RATING)

@@ -10,6 +10,7 @@ localparam [3:0] OP_PROGRAM = 4'd4;
 localparam [3:0] OP_READ = 4'd5;
 localparam [3:0] OP_MULTIPLY = 4'd6;
 localparam [3:0] OP_IDLE = 4'd7;
+localparam integer N_OP = 8;  // how many values Opcode has
 // OverlayErrorCode: STATUS.err_code values (docs/protocol.md, Error codes); 0 = no error.
 localparam [7:0] E_NONE = 8'd0;
 localparam [7:0] E_BAD_OPCODE = 8'd1;
@@ -22,23 +23,28 @@ localparam [7:0] E_BAD_PULSE = 8'd7;
 localparam [7:0] E_BUSY = 8'd8;
 localparam [7:0] E_OVER_RATING = 8'd9;
 localparam [7:0] E_BAD_FRAME = 8'd10;
+localparam integer N_E = 11;  // how many values OverlayErrorCode has
 // DacChannel: DAC80508 channel of each board voltage (docs/protocol.md, DAC channels); 4-7 unused.
 localparam [2:0] DAC_CH_V_SL = 3'd0;
 localparam [2:0] DAC_CH_V_BL = 3'd1;
 localparam [2:0] DAC_CH_V_WL = 3'd2;
 localparam [2:0] DAC_CH_V_READ = 3'd3;
+localparam integer N_DAC_CH = 4;  // how many values DacChannel has
 // TiaGain: TIA_GAIN register values: the TIA feedback resistor.
 localparam [0:0] TIA_MULTIPLY = 1'd0;
 localparam [0:0] TIA_READ = 1'd1;
+localparam integer N_TIA = 2;  // how many values TiaGain has
 // SlMode: sl_mode pins: what the SL drivers of the column window do (docs/hdl.md).
 localparam [1:0] SL_FLOAT = 2'd0;
 localparam [1:0] SL_GND = 2'd1;
 localparam [1:0] SL_VSL = 2'd2;
 localparam [1:0] SL_SENSE = 2'd3;
+localparam integer N_SL = 4;  // how many values SlMode has
 // MuxSource: CD4051B channel of each BL source (docs/protocol.md, line-drive chain); 3-7 are GND.
 localparam [2:0] SRC_GND = 3'd0;
 localparam [2:0] SRC_READ = 3'd1;
 localparam [2:0] SRC_BL_PROG = 3'd2;
+localparam integer N_SRC = 3;  // how many values MuxSource has
 // Longest programming pulse in PL clocks (20 ms at 100 MHz); longer is BAD_PULSE.
 localparam [31:0] MAX_PULSE_CYCLES = 32'd2000000;
 // MULTIPLY: most bit-planes per input vector.
@@ -57,4 +63,6 @@ localparam [31:0] PL_CLOCK_HZ = 32'd100000000;
 localparam [3:0] DAC80508_REG_BRDCAST = 4'd6;
 // DAC80508 register address of DAC0 (datasheet register map); channel n is DAC0 + n.
 localparam [3:0] DAC80508_REG_DAC0 = 4'd8;
+// Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame covers this many lines.
+localparam [9:0] ARRAY_LINES = 10'd512;
 /* verilator lint_on UNUSEDPARAM */

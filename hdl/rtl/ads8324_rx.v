@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // ADS8324 serial reader: one conversion per start (TI ADS8324 datasheet, timing diagram).
 // A falling CS starts sampling; DOUT changes on the falling DCLK edge and is captured here on the
 // rising edge.  Frame (rramctl.hw.adc.serial_bits): 5 sampling clocks (ours, datasheet 4.5-5),
@@ -14,18 +15,20 @@ module ads8324_rx #(
     input  wire               rst_n,
     input  wire               start,
     output reg                busy,
-    output reg  signed [13:0] code,
+    output reg  signed [`RRAM_ADC_BITS-1:0] code,
     output reg                cs_n,
     output reg                dclk,
     input  wire               dout
 );
+    `include "rram_protocol.vh"
     localparam integer SAMPLE_CLOCKS = 5;
-    localparam integer FRAME_CLOCKS = 22;
+    localparam integer DATA_BITS = integer'(ADC_BITS);
+    localparam integer FRAME_CLOCKS = SAMPLE_CLOCKS + 1 + DATA_BITS + 2;  // 22
     localparam integer MAXC = (HALF > CS_HIGH) ? HALF : CS_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;
     reg [4:0] nclk;  // rising edges so far
     reg [1:0] ph;  // 0 DCLK low, 1 DCLK high, 2 CS high gap
-    reg [13:0] sh;
+    reg [DATA_BITS-1:0] sh;
     localparam integer GW = $clog2(MIN_CYCLES + 1) + 1;
     reg [GW-1:0] since;  // clocks since CS last fell (saturates): busy until a new conversion keeps the rate
     wire gap_ok = since >= GW'(MIN_CYCLES - 1);
@@ -40,12 +43,12 @@ module ads8324_rx #(
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             busy <= 1'b0;
-            code <= 14'sd0;
+            code <= '0;
             cs_n <= 1'b1;
             dclk <= 1'b0;
             nclk <= 5'd0;
             ph <= 2'd0;
-            sh <= 14'd0;
+            sh <= '0;
             since <= {GW{1'b1}};
         end else if (!busy) begin
             if (!gap_ok) since <= since + 1'b1;
@@ -61,7 +64,7 @@ module ads8324_rx #(
             if (step) case (ph)
                 2'd0: begin  // rising edge: capture DOUT
                     dclk <= 1'b1;
-                    if (nclk > 5'(SAMPLE_CLOCKS) && nclk <= 5'(SAMPLE_CLOCKS + 14)) sh <= {sh[12:0], dout};
+                    if (nclk > 5'(SAMPLE_CLOCKS) && nclk <= 5'(SAMPLE_CLOCKS + DATA_BITS)) sh <= {sh[DATA_BITS-2:0], dout};
                     nclk <= nclk + 1'b1;
                     ph <= 2'd1;
                 end

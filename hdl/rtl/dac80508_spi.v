@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // DAC80508 SPI master: one 24-bit frame per start, SPI mode 1 (CPOL 0, CPHA 1), MSB first.
 // TI DAC80508 datasheet, "Serial interface" / timing requirements: SCLK idles low, the host
 // changes SDIN on the rising SCLK edge and the DAC latches it on the falling edge; SYNC low
@@ -28,6 +29,7 @@ module dac80508_spi #(
     input  wire        sdo
 );
     localparam integer MAXW = (HALF > READ_HALF) ? HALF : READ_HALF;
+    wire frame_read = frame[`RRAM_DAC_FRAME_READ];  // this frame is a register read command
     localparam integer MAXC = (MAXW > SYNC_HIGH) ? MAXW : SYNC_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;
     reg [23:0] sh;
@@ -43,7 +45,7 @@ module dac80508_spi #(
     endfunction
     rram_prescaler #(.MAX(MAXC)) u_tick (
         .clk(clk), .rst_n(rst_n), .load((!busy && start) || step),
-        .cycles(to_gap ? CW'(SYNC_HIGH) : (!busy && start) ? half_of(frame[23] || last_read)
+        .cycles(to_gap ? CW'(SYNC_HIGH) : (!busy && start) ? half_of(frame_read || last_read)
                                                               : half_of(slow)), .tick(tick)
     );
 
@@ -66,8 +68,8 @@ module dac80508_spi #(
                 nbit <= 5'd24;
                 sync_n <= 1'b0;
                 ph <= 2'd0;
-                slow <= frame[23] || last_read;
-                last_read <= frame[23];
+                slow <= frame_read || last_read;
+                last_read <= frame_read;
             end
         end else if (step) begin
             case (ph)

@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // BL chain frames of the sequencer onto the SN74HC595 chain driver (hc595_chain), two sources:
 // - `gen`: the frame of a row pattern (rram_pattern: rows lo..hi get nibble `nib_in`, the others `nib_out`;
 //   held until `done`);
@@ -14,7 +15,7 @@
 // driver free); `done` is high on the clock the step-2 latch pulse has ended.  `idle`: no frame under way and
 // the driver quiet.  `abort` stops at once (a word or latch pulse under way finishes in the driver).
 module rram_chain_frame #(
-    parameter integer ROWS = 512
+    parameter integer ROWS = `RRAM_ARRAY_LINES
 ) (
     input  wire        clk,
     input  wire        rst_n,

@@ -1,12 +1,13 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // rramctl PL overlay top: AXI4-Lite registers (generated, rram_ctrl_regs), the command sequencer,
 // the DAC80508 SPI master, the SN74HC595 chain driver, NADC ADS8324 readers behind column
 // multiplexers, AXI-Stream in (from AXI DMA MM2S) and out (to S2MM, TLAST on the last word), and
 // a level interrupt.  Pins and parameters: docs/hdl.md.  Vivado module reference:
 // xilinx.com:module_ref:rram_overlay_top:1.0 (tools/vivado/build_overlay.tcl).
 module rram_overlay_top #(
-    parameter integer ROWS = 512,  // bit lines (multiple of 8, at most 512)
-    parameter integer COLS = 512,  // source lines (power of two, at most 512)
+    parameter integer ROWS = `RRAM_ARRAY_LINES,  // bit lines (multiple of 8, at most ARRAY_LINES = 512)
+    parameter integer COLS = `RRAM_ARRAY_LINES,  // source lines (power of two, at most ARRAY_LINES)
     parameter integer NADC = 8,  // ADS8324 channels (power of two, below COLS); column j -> ADC j % NADC
     parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
     parameter integer DAC_READ_HALF = 10,  // SCLK half period of a DAC read command and the frame after it
@@ -82,8 +83,9 @@ module rram_overlay_top #(
     localparam integer SW = (AW > 0) ? AW : 1;
 
     generate
-        if (ROWS % 8 != 0 || ROWS < 8 || ROWS > 512 || COLS > 512 || COLS < 2 || (1 << CW) != COLS
-            || (1 << AW) != NADC || NADC >= COLS) begin : g_bad_parameters
+        if (ROWS % 8 != 0 || ROWS < 8 || ROWS > ARRAY_LINES || COLS > ARRAY_LINES || COLS < 2 || (1 << CW) != COLS
+            || (1 << AW) != NADC || NADC >= COLS
+            || N_DAC_CH != 4) begin : g_bad_parameters  // N_DAC_CH: the limit tree below is written for four
             rram_overlay_top_parameters_out_of_range_see_docs_hdl_md u_stop ();
         end
     endgenerate
@@ -104,7 +106,7 @@ module rram_overlay_top #(
     // Ratings (docs/hdl.md, safety chain): DAC_LIMIT_* bound every DAC_FRAME write to a used channel
     // (and a BRDCAST write by the lowest limit); an over-limit frame never reaches the SPI pins.
     wire [15:0] lim_sl, lim_bl, lim_wl, lim_read;
-    wire [15:0] lim [0:3];
+    wire [15:0] lim [0:N_DAC_CH-1];
     assign lim[2'(DAC_CH_V_SL)] = lim_sl;
     assign lim[2'(DAC_CH_V_BL)] = lim_bl;
     assign lim[2'(DAC_CH_V_WL)] = lim_wl;
@@ -112,13 +114,14 @@ module rram_overlay_top #(
     wire [15:0] lim_min01 = (lim[0] < lim[1]) ? lim[0] : lim[1];
     wire [15:0] lim_min23 = (lim[2] < lim[3]) ? lim[2] : lim[3];
     wire [15:0] lim_min = (lim_min01 < lim_min23) ? lim_min01 : lim_min23;
-    wire [3:0] frame_addr = dac_frame[19:16];
+    wire [3:0] frame_addr = dac_frame[`RRAM_DAC_FRAME_ADDRESS];
+    wire [15:0] frame_data = dac_frame[`RRAM_DAC_FRAME_DATA];
     wire [3:0] frame_ch = frame_addr - DAC80508_REG_DAC0;
-    wire frame_is_write = !dac_frame[23];
-    wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < 4'd4);
+    wire frame_is_write = !dac_frame[`RRAM_DAC_FRAME_READ];
+    wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < 4'(N_DAC_CH));
     wire frame_over = frame_is_write && (
-        (frame_on_limited && dac_frame[15:0] > lim[frame_ch[1:0]])
-        || (frame_addr == DAC80508_REG_BRDCAST && dac_frame[15:0] > lim_min));
+        (frame_on_limited && frame_data > lim[frame_ch[1:0]])
+        || (frame_addr == DAC80508_REG_BRDCAST && frame_data > lim_min));
 
     // A write to DAC_FRAME holds off every further AXI address (wait states, ours) until its SPI frame
     // is out, so a DAC_RDATA read or a second frame after it never sees a frame in flight.  A write that
@@ -249,7 +252,7 @@ module rram_overlay_top #(
     );
 
     wire adc_go, adc_busy, rx_cs_n, rx_dclk, rx_dout;
-    wire signed [13:0] adc_code;
+    wire signed [ADC_BITS-1:0] adc_code;
     wire [CW-1:0] adc_col;
     wire [SW-1:0] adc_sel;  // column j is on ADC j % NADC, at its column-mux input j / NADC
     generate

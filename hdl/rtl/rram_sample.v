@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // One sample of the sequencer: after `start`, `settle` clocks (the column mux and the TIA settle, lines
 // already driven), then one ADC conversion (`adc_go` once the reader is free).  Handshake: `done` is high
 // on the clock the conversion has ended; from the next clock `code` holds the sample.  `rail` (valid with
@@ -13,13 +14,13 @@ module rram_sample (
     output wire               done,
     output wire               rail,
     output wire               idle,
-    output reg  signed [13:0] code,
+    output reg  signed [`RRAM_ADC_BITS-1:0] code,
     output reg                adc_go,
     input  wire               adc_busy,
-    input  wire signed [13:0] adc_code
+    input  wire signed [`RRAM_ADC_BITS-1:0] adc_code
 );
     `include "rram_protocol.vh"
-    localparam signed [13:0] CODE_MAX = 14'((1 << (ADC_BITS - 1)) - 1), CODE_MIN = ~CODE_MAX;
+    localparam signed [ADC_BITS-1:0] CODE_MAX = ADC_BITS'((1 << (ADC_BITS - 1)) - 1), CODE_MIN = ~CODE_MAX;
     localparam [1:0] P_IDLE = 2'd0, P_SETTLE = 2'd1, P_CONV = 2'd2;
     reg [1:0] ph;
     reg [15:0] cnt;
@@ -30,7 +31,7 @@ module rram_sample (
         if (!rst_n) begin
             ph <= P_IDLE;
             cnt <= 16'd0;
-            code <= 14'sd0;
+            code <= '0;
             adc_go <= 1'b0;
         end else begin
             adc_go <= 1'b0;

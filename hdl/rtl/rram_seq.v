@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // Command sequencer of the rramctl overlay: FORM, RESET, SET, PROGRAM (write-verify), READ,
 // MULTIPLY, NOP, IDLE exactly as docs/protocol.md describes them, over the line-drive pins of
 // docs/hdl.md.  Parameter errors are found at START (no BUSY, no op serial); stream errors
@@ -11,8 +12,8 @@
 // from a row pattern or from host words, latched), rram_pulse (guard, pulse, guard), rram_sample (settle,
 // one ADC conversion), rram_accumulate (MULTIPLY sums) and rram_status (status and counters).
 module rram_seq #(
-    parameter integer ROWS = 512,
-    parameter integer COLS = 512
+    parameter integer ROWS = `RRAM_ARRAY_LINES,
+    parameter integer COLS = `RRAM_ARRAY_LINES
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -60,7 +61,7 @@ module rram_seq #(
     output wire        adc_go,
     output reg  [CW-1:0] adc_col,
     input  wire        adc_busy,
-    input  wire signed [13:0] adc_code,
+    input  wire signed [`RRAM_ADC_BITS-1:0] adc_code,
     // AXI-Stream in (MM2S) and out (S2MM)
     input  wire [31:0] s_tdata,
     input  wire        s_tvalid,
@@ -198,7 +199,7 @@ module rram_seq #(
     );
 
     // ---- one sample of adc_col (rram_sample): settle, one conversion ----
-    wire signed [13:0] code;
+    wire signed [ADC_BITS-1:0] code;
     rram_sample u_sample (
         .clk(clk), .rst_n(rst_n), .start(smp_go), .abort(aborting), .settle(settle_cycles), .done(smp_done),
         .rail(smp_rail), .idle(smp_idle), .code(code), .adc_go(adc_go), .adc_busy(adc_busy), .adc_code(adc_code)
@@ -218,8 +219,11 @@ module rram_seq #(
         .clk(clk), .we(state == S_MU_CODE), .col(j[CW-1:0]), .plane(k[2:0]), .code(code), .sum(acc_sum)
     );
 
-    wire [15:0] cell_row = in_word[31:16];
-    wire [15:0] cell_col = in_word[15:0];
+    wire [15:0] cell_row = in_word[`RRAM_CELL_ROW];
+    wire [15:0] cell_col = in_word[`RRAM_CELL_COL];
+    wire [31:0] program_result;  // PROGRAM's output word: final_code & 0xFFFF is 16-bit two's complement
+    assign program_result[`RRAM_PROGRAM_RESULT_PULSES] = k;
+    assign program_result[`RRAM_PROGRAM_RESULT_CODE] = 16'($signed(code));
     wire cell_bad = (cell_row >= 16'(ROWS)) || (cell_col >= 16'(COLS));
     wire guard_over = guard_left == 16'd0;
 
@@ -403,7 +407,7 @@ module rram_seq #(
                     S_PV_CHK: begin
                         lines_idle();
                         if (verified || k == max_pulses) begin
-                            push_d <= {k, {2{code[13]}}, code};  // final_code & 0xFFFF: 16-bit two's complement
+                            push_d <= program_result;
                             state <= S_PV_PUSH;
                         end else begin  // one pulse towards the target
                             pattern(cur_row, cur_row, (32'(code) < target) ? NIB_VBL : NIB_GND, NIB_FLOAT);

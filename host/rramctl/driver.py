@@ -21,7 +21,19 @@ from rramctl.config import DEFAULT_READ_GATE_V
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.hw import adc, dac80508, linedrive
-from rramctl.protocol import MAX_BITS, MAX_PULSE_CYCLES, DacChannel, Opcode, OverlayErrorCode, TiaGain
+from rramctl.protocol import (
+    CELL_COL,
+    CELL_ROW,
+    DAC_FRAME_DATA,
+    MAX_BITS,
+    MAX_PULSE_CYCLES,
+    PROGRAM_RESULT_CODE,
+    PROGRAM_RESULT_PULSES,
+    DacChannel,
+    Opcode,
+    OverlayErrorCode,
+    TiaGain,
+)
 from rramctl.transport.base import RegWrite, Transport
 
 # Short names for the generated protocol values (rramctl.protocol, docs/registers.md).
@@ -79,7 +91,8 @@ def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray
 def program_reply(out: NDArray[np.uint32]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """PROGRAM's output words (docs/protocol.md): (pulses applied, final read-range code) of each cell, the
     code in the low 16 bits as two's complement."""
-    return (out >> 16).astype(np.int64), (out & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
+    words = out.astype(np.int64)
+    return PROGRAM_RESULT_PULSES.get(words), PROGRAM_RESULT_CODE.get_signed(words)
 
 
 class Driver:
@@ -154,7 +167,7 @@ class Driver:
         """Read a DAC80508 register (the data arrives on the following NOP frame)."""
         self.write_dac_frame(dac80508.build_frame(address, 0, read=True))
         echo = self.write_dac_frame(dac80508.build_frame(dac80508.NOP, 0))
-        return echo & 0xFFFF
+        return DAC_FRAME_DATA.get(echo)
 
     def set_levels(self, levels: Mapping[int, int]) -> None:
         if not self._dac_ready:
@@ -179,16 +192,17 @@ class Driver:
         send: NDArray[np.uint32] | linedrive.BitplaneStream | None = None,
         recv_words: int = 0,
     ) -> NDArray[np.uint32]:
-        """Run one overlay operation and return its output words; always ends in safe idle."""
+        """Run one overlay operation and return its output words; always ends in safe idle. A parameter that
+        does not fit its register field is a UsageError before anything is written."""
+        words = {offset: self._param_word(offset, value) for offset, value in ((R.OPCODE, opcode), *params.items())}
         status = self.status()
         if R.STATUS_BUSY.get(status):
             raise OverlayError("the overlay is busy with another operation", OverlayErrorCode.BUSY)
         try:
             self.set_levels(levels)
             self.transport.write_reg(R.CTRL, R.CTRL_CLEAR.put(1) | self._irq_en)
-            self.transport.write_reg(R.OPCODE, opcode)
-            for offset, value in params.items():
-                self.transport.write_reg(offset, value)
+            for offset, word in words.items():  # OPCODE first, then the parameters
+                self.transport.write_reg(offset, word)
             out = self.transport.transact(send, recv_words, RegWrite(R.CTRL, R.CTRL_START.put(1) | self._irq_en))
             self._wait_done(opcode)
         finally:
@@ -196,6 +210,16 @@ class Driver:
         if len(out) != recv_words:
             raise OverlayError(f"{Opcode(opcode).name}: expected {recv_words} output words, got {len(out)}")
         return out
+
+    @staticmethod
+    def _param_word(offset: int, value: int) -> int:
+        """The register word of a one-field register (regmap.VALUE_FIELD) holding ``value``."""
+        field = R.VALUE_FIELD[offset]
+        try:
+            return field.put(int(value))
+        except ValueError:
+            name = next(n for n, o in R.REGISTERS.items() if o == offset)
+            raise UsageError(f"{name} = {value} does not fit its {field.width}-bit register field") from None
 
     @property
     def _irq_en(self) -> int:
@@ -239,7 +263,7 @@ class Driver:
     @staticmethod
     def cell_words(cells: NDArray[np.integer]) -> NDArray[np.uint32]:
         cells = check_cells(cells)
-        return ((cells[:, 0] << 16) | cells[:, 1]).astype(np.uint32)
+        return (CELL_ROW.put(cells[:, 0]) | CELL_COL.put(cells[:, 1])).astype(np.uint32)
 
     def _cell_op(self, opcode: int, cells: NDArray[np.integer], pulse_cycles: int, levels: Mapping[int, int]) -> int:
         words = self.cell_words(cells)  # validates every cell before anything is written

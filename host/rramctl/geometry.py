@@ -8,9 +8,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
+from rramctl.protocol import ARRAY_LINES
 
-ROWS = 512  # bit lines (seed 000 Methods: 512 x 512 crossbar)
-COLS = 512  # source lines
+ROWS = ARRAY_LINES  # bit lines (seed 000 Methods: 512 x 512 crossbar)
+COLS = ARRAY_LINES  # source lines
 PAIR_OFFSET = COLS // 2  # ours: G- of column c lives at column c + 256
 
 

@@ -7,6 +7,52 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum, IntFlag
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_Word = TypeVar("_Word", int, "np.ndarray[Any, Any]")
+
+
+class BitField(NamedTuple):
+    """Bits ``lsb`` .. ``lsb + width - 1`` of a register or a 32-bit stream or SPI word (``reset``: a register
+    field's value after reset). ``get``/``put`` take an int or a numpy integer array; ``put`` refuses a value
+    that does not fit (ValueError), ``put_signed`` takes two's complement."""
+
+    lsb: int
+    width: int
+    reset: int = 0
+
+    @property
+    def mask(self) -> int:
+        """The field's bits in place."""
+        return ((1 << self.width) - 1) << self.lsb
+
+    def get(self, word: _Word) -> _Word:
+        return (word >> self.lsb) & ((1 << self.width) - 1)
+
+    def get_signed(self, word: _Word) -> _Word:
+        """The field as two's complement (an array must have a signed dtype wider than the field)."""
+        value = self.get(word)
+        return value - ((value >> (self.width - 1)) << self.width)
+
+    def put(self, value: _Word) -> _Word:
+        _check_fits(value, 0, (1 << self.width) - 1, self.width)
+        return value << self.lsb
+
+    def put_signed(self, value: _Word) -> _Word:
+        half = 1 << (self.width - 1)
+        _check_fits(value, -half, half - 1, self.width)
+        return (value & ((1 << self.width) - 1)) << self.lsb
+
+
+def _check_fits(value: int | np.ndarray[Any, Any], low: int, high: int, width: int) -> None:
+    if isinstance(value, int):
+        if not low <= value <= high:
+            raise ValueError(f"{value} does not fit a {width}-bit field")
+    elif value.size and (value.min() < low or value.max() > high):
+        raise ValueError(f"a value outside {low}..{high} does not fit a {width}-bit field")
 
 
 class Opcode(IntEnum):
@@ -110,14 +156,31 @@ PL_CLOCK_HZ = 100_000_000
 DAC80508_REG_BRDCAST = 6
 # DAC80508 register address of DAC0 (datasheet register map); channel n is DAC0 + n.
 DAC80508_REG_DAC0 = 8
+# Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame
+# covers this many lines.
+ARRAY_LINES = 512
+
+
+# Input-stream word naming one cell: the RESET, SET and READ cell lists, and PROGRAM's first word of each (cell,
+# target code) pair.
+CELL_ROW = BitField(16, 16)
+CELL_COL = BitField(0, 16)
+# PROGRAM output word of a cell: pulses applied, and the last verify read's ADC code as 16-bit two's complement.
+PROGRAM_RESULT_PULSES = BitField(16, 16)
+PROGRAM_RESULT_CODE = BitField(0, 16)
+# DAC80508 24-bit SPI frame (datasheet, serial interface): read/write bit, register address, data; bits 22-20 are
+# don't-care.
+DAC_FRAME_READ = BitField(23, 1)
+DAC_FRAME_ADDRESS = BitField(16, 4)
+DAC_FRAME_DATA = BitField(0, 16)
 
 
 def dac_frame_over_limit(frame: int, limits: Mapping[int, int]) -> bool:
     """True if a 24-bit DAC80508 frame writes a code above its channel's limit (``limits``: DacChannel ->
     highest code); a BRDCAST write is bounded by the lowest limit; reads and other registers pass."""
-    if (frame >> 23) & 1:
+    if DAC_FRAME_READ.get(frame):
         return False
-    address, code = (frame >> 16) & 0xF, frame & 0xFFFF
+    address, code = DAC_FRAME_ADDRESS.get(frame), DAC_FRAME_DATA.get(frame)
     if address == DAC80508_REG_BRDCAST:
         return bool(limits) and code > min(limits.values())
     limit = limits.get(address - DAC80508_REG_DAC0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import rramctl.hw.dac80508 as D
+from rramctl.protocol import DAC_FRAME_ADDRESS, DAC_FRAME_DATA
 
 DEVICE_ID_VALUE = 0x0800  # [15:12] = 0: 16-bit, bit 11 = 1: 8 channels (datasheet); version bits 0 (ours)
 SYNC_RESET = 0xFF00  # datasheet reset value: broadcast enabled, asynchronous update
@@ -23,7 +24,7 @@ LDAC_BIT = 1 << 4  # TRIGGER bit 4 (datasheet)
 REF_PWDWN_BIT = 1 << 8  # CONFIG bit 8 (datasheet)
 REFDIV_EN_BIT = 1 << 8  # GAIN bit 8 (datasheet)
 UV_PER_CODE_NUM, UV_PER_CODE_DEN = 5_000_000, 1 << 16  # 5 V full scale at gain 2 (rramctl.hw.dac80508)
-_PLAIN_WRITE_MAX = 0x0FFFFF  # frames up to here: R/W = 0, reserved bits 22:20 = 0, any address and data
+_PLAIN_WRITE_MAX = DAC_FRAME_ADDRESS.mask | DAC_FRAME_DATA.mask  # up to here: R/W = 0, reserved 22:20 = 0
 
 
 def code_to_uv(code: int) -> int:
@@ -51,7 +52,7 @@ class Dac80508:
     def transfer(self, frame: int) -> int:
         """Shift one 24-bit frame in; return the 24 bits the DAC put on SDO during it."""
         if self.pending_read is None and 0 <= frame <= _PLAIN_WRITE_MAX:  # the common frame: no frame object
-            self._write(frame >> 16, frame & 0xFFFF)
+            self._write(DAC_FRAME_ADDRESS.get(frame), DAC_FRAME_DATA.get(frame))
             return 0
         return self._transfer_parsed(frame)
 
@@ -59,7 +60,7 @@ class Dac80508:
         """``transfer`` of any frame, parsed (rramctl.hw.dac80508.parse_frame)."""
         sdo = 0
         if self.pending_read is not None:
-            sdo = ((1 << 7 | self.pending_read) << 16) | self._register(self.pending_read)
+            sdo = D.build_frame(self.pending_read, self._register(self.pending_read), read=True)  # the echo
             self.pending_read = None
         try:
             f = D.parse_frame(frame)

@@ -25,8 +25,13 @@ from numpy.typing import NDArray
 from rramctl import regmap as R
 from rramctl.hw import adc, linedrive
 from rramctl.protocol import (
+    CELL_COL,
+    CELL_ROW,
+    DAC_FRAME_READ,
     MAX_BITS,
     MAX_PULSE_CYCLES,
+    PROGRAM_RESULT_CODE,
+    PROGRAM_RESULT_PULSES,
     VERIFY_READS_PER_CELL,
     DacChannel,
     MuxSource,
@@ -61,6 +66,7 @@ _OFFSETS = frozenset(R.REGISTERS.values())  # every register of the map
 _DAC_LIMIT_OFFSETS = frozenset(DAC_LIMIT_REGS.values())
 _DAC_LIMITS = tuple((ch, off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_REGS.items())
 _DAC_FRAME_S = timing.seconds(timing.DAC_FRAME_CYCLES)  # board time of one DAC frame
+_DAC_READ_FRAME_S = timing.seconds(timing.DAC_READ_FRAME_CYCLES)  # a read command or the frame after it
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 
@@ -143,6 +149,11 @@ def _driven_rows(x: NDArray[np.uint8], bits: int) -> tuple[NDArray[np.bool_], in
         return used, int(used.sum())
     used = np.empty(x.shape[1], dtype=bool)
     return used, kernels.driven_rows_kernel(x, bits, used)
+
+
+def program_result_words(pulses: NDArray[np.int64], final: NDArray[np.int64]) -> NDArray[np.uint32]:
+    """PROGRAM's output words: pulses applied and the last verify code (16-bit two's complement) per cell."""
+    return (PROGRAM_RESULT_PULSES.put(pulses) | PROGRAM_RESULT_CODE.put_signed(final)).astype(np.uint32)
 
 
 def _words(packet: Packet) -> NDArray[np.uint32]:
@@ -237,8 +248,6 @@ class EmulatedOverlay:
                 self._limits = None
             elif offset == R.DAC_FRAME:
                 self._dac_frame(self.regs[offset])
-                self.ledger.dac_updates += 1
-                self.board_time_s += _DAC_FRAME_S
         elif offset == R.CTRL:
             self._ctrl(value)
         elif offset == R.RATINGS_LOCK and R.RATINGS_LOCK_LOCKED.get(value):
@@ -267,14 +276,19 @@ class EmulatedOverlay:
         self._limits = None
 
     def _dac_frame(self, frame: int) -> None:
+        """One DAC_FRAME write: refused by the ratings (never shifted: no clocks, no DAC update), or shifted out
+        at DAC_HALF, a read command and the frame after it (which brings the data out) at DAC_READ_HALF."""
         c = self.counters
         if dac_frame_over_limit(frame, self._current_limits()):  # refused: the frame never reaches the DAC
             c.dac_refused = 1
             if not self.busy:  # a running operation keeps its own status
                 self.done, self.error, self.err_code = False, True, E.OVER_RATING
             return
+        slow = self.dac.pending_read is not None or bool(DAC_FRAME_READ.get(frame))
         c.dac_refused = 0
         c.dac_rdata = self.dac.transfer(frame)
+        self.ledger.dac_updates += 1
+        self.board_time_s += _DAC_READ_FRAME_S if slow else _DAC_FRAME_S
 
     def _ctrl(self, value: int) -> None:
         self.irq_en = R.CTRL_IRQ_EN.get(value)
@@ -418,8 +432,8 @@ class EmulatedOverlay:
         else:
             n = rg[R.CELL_COUNT]
             cells = packet[:: 2 if op == PROGRAM else 1][:n].astype(np.int64)
-            r, c = cells >> 16, cells & 0xFFFF
-            weight = (out.astype(np.int64) >> 16) if op == PROGRAM else np.ones(n, dtype=np.int64)
+            r, c = CELL_ROW.get(cells), CELL_COL.get(cells)
+            weight = PROGRAM_RESULT_PULSES.get(out.astype(np.int64)) if op == PROGRAM else np.ones(n, dtype=np.int64)
         v = self.dac.output_uv(DAC_V_SL if op in (FORM, RESET) else DAC_V_BL)
         g_cells = device.gated(g[r, c].astype(np.int64), self.dac.output_uv(DAC_V_WL), self.config)
         g_total = float((g_cells * weight).sum())
@@ -458,7 +472,7 @@ class EmulatedOverlay:
         """Rows, cols of the first ``n`` cells (every ``stride``-th word); BAD_CELL or UNDERRUN in
         stream order: a bad cell before the packet ends is BAD_CELL, a short packet UNDERRUN."""
         cells = words[::stride][:n].astype(np.int64)
-        rows, cols = cells >> 16, cells & 0xFFFF
+        rows, cols = CELL_ROW.get(cells), CELL_COL.get(cells)
         bad = np.flatnonzero((rows >= self.config.rows) | (cols >= self.config.cols))
         if bad.size:
             raise OpError(E.BAD_CELL)
@@ -532,7 +546,7 @@ class EmulatedOverlay:
             self._add_saturated(int(at_rails))
             pulses[group], final[group] = pulses_g, final_g
         self._count_pulses(int(pulses.sum()))
-        return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
+        return program_result_words(pulses, final)
 
     def _program_reference(self, packet: NDArray[np.uint32]) -> NDArray[np.uint32]:
         """PROGRAM written out with the per-event API (Crossbar.conductance, sample_codes, program_pulse),
@@ -566,7 +580,7 @@ class EmulatedOverlay:
                         xb.program_pulse(r[mask], c[mask], direction, v, v_wl, cyc, serial, active[mask], k)
                 pulses[active] += 1
         self._count_pulses(int(pulses.sum()))
-        return ((pulses << 16) | (final & 0xFFFF)).astype(np.uint32)
+        return program_result_words(pulses, final)
 
     def _read(self) -> NDArray[np.uint32]:
         rg, xb = self.regs, self.crossbar

@@ -57,7 +57,9 @@ read_sample_cycles`` clocks after the START (the end of its conversion step; ``c
 cells relax during a long read.  The samples of one MULTIPLY see the conductances at its start, and the
 pulses and verify reads of a RESET / SET / PROGRAM the conductances and the board clock at its start
 (ours: docs/emulator.md, "Board clock").  Register and DMA traffic is not counted (ours: microseconds
-against the milliseconds of an operation); DAC frames are (``DAC_FRAME_CYCLES`` each, ``dac80508_spi``).
+against the milliseconds of an operation); DAC frames are (``DAC_FRAME_CYCLES`` each,
+``DAC_READ_FRAME_CYCLES`` for a read command and the frame after it, none for a frame refused by the ratings:
+``dac80508_spi``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from rramctl.protocol import FRAME_WORDS, PL_CLOCK_HZ, Opcode
 
 CLOCK_HZ = PL_CLOCK_HZ  # PL clock (docs/protocol.md)
 DAC_FRAME_CYCLES = 24 * 2 * 2  # 24 bits at DAC_HALF = 2
+DAC_READ_FRAME_CYCLES = 24 * 2 * 10  # a read command and the frame after it: 24 bits at DAC_READ_HALF = 10
 CHAIN_STEPS = 2  # shifts per applied frame: the address step (every INH set), then the frame itself
 WORD_EXTRA = 3  # rram_chain_frame clocks per shifted word beyond its 64 SRCLK half periods
 ADC_FRAME_DCLKS = FRAME_CLOCKS  # ads8324_rx: 5 sampling clocks, a null bit, 14 data bits, 2 zero bits

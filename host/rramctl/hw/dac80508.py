@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rramctl.errors import UsageError
-from rramctl.protocol import DAC80508_REG_BRDCAST, DAC80508_REG_DAC0
+from rramctl.protocol import (
+    DAC80508_REG_BRDCAST,
+    DAC80508_REG_DAC0,
+    DAC_FRAME_ADDRESS,
+    DAC_FRAME_DATA,
+    DAC_FRAME_READ,
+)
 
 # Register addresses (DAC80508 datasheet, register map); the two the overlay also decodes (its
 # rating check) come from the protocol file.
@@ -53,20 +59,22 @@ class DacFrame:
 
 def build_frame(address: int, data: int, *, read: bool = False) -> int:
     """Return the 24-bit frame that writes (or reads) ``address``."""
-    if not 0 <= address <= 0xF:
+    if not 0 <= address < 1 << DAC_FRAME_ADDRESS.width:
         raise DacFrameError(f"DAC80508 register address {address:#x} is not 0x0-0xF")
-    if not 0 <= data <= 0xFFFF:
+    if not 0 <= data < 1 << DAC_FRAME_DATA.width:
         raise DacFrameError(f"DAC80508 data {data:#x} is not 16 bits")
-    return (int(read) << 23) | (address << 16) | data
+    return DAC_FRAME_READ.put(int(read)) | DAC_FRAME_ADDRESS.put(address) | DAC_FRAME_DATA.put(data)
 
 
 def parse_frame(frame: int) -> DacFrame:
     """Split a 24-bit frame into (read, address, data); reserved bits 22:20 must be 0."""
     if not 0 <= frame < (1 << 24):
         raise DacFrameError(f"DAC80508 frame {frame:#x} is not 24 bits")
-    if frame & (0x7 << 20):
+    if frame & ~(DAC_FRAME_READ.mask | DAC_FRAME_ADDRESS.mask | DAC_FRAME_DATA.mask):
         raise DacFrameError(f"DAC80508 frame {frame:#08x} sets reserved bits 22:20")
-    return DacFrame(read=bool(frame >> 23), address=(frame >> 16) & 0xF, data=frame & 0xFFFF)
+    return DacFrame(
+        read=bool(DAC_FRAME_READ.get(frame)), address=DAC_FRAME_ADDRESS.get(frame), data=DAC_FRAME_DATA.get(frame)
+    )
 
 
 def channel_frame(channel: int, code: int) -> int:

@@ -18,12 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
-from rramctl.protocol import FRAME_WORDS, MAX_BITS, MUX_INHIBIT_BIT, MuxSource
+from rramctl.protocol import ARRAY_LINES, FRAME_WORDS, MAX_BITS, MUX_INHIBIT_BIT, MuxSource
 
 if MAX_BITS > 8:  # bit-plane inputs travel as uint8 (BitplaneStream, the driver): a wider MAX_BITS needs a wider type
     raise RuntimeError(f"the protocol's MAX_BITS {MAX_BITS} exceeds the 8 bits of the bit-plane stream's inputs")
 
-N_LINES = 512
+N_LINES = ARRAY_LINES  # BLs a chain frame drives
 BITS_PER_LINE = 4
 CHAIN_BITS = N_LINES * BITS_PER_LINE  # 2048 bits = 256 cascaded SN74HC595
 assert CHAIN_BITS // 32 == FRAME_WORDS  # 64 words per chain frame (protocol)
