@@ -312,6 +312,10 @@ def load_model(model: ChipModelConfig | str | Path | None = None, **overrides: o
             text, where = path.read_text(encoding="utf-8"), f"chip model {path}"
         except FileNotFoundError as e:
             raise ModelError(f"chip model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a file") from e
+        except IsADirectoryError as e:
+            raise ModelError(f"chip model {name!r} is a folder, not a TOML file") from e
+        except UnicodeDecodeError as e:
+            raise ModelError(f"chip model {path} is not a UTF-8 text (TOML) file: byte {e.start}") from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -87,9 +87,10 @@ def _same_shape(value: object, template: object, where: str) -> None:
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise StateError("it is a single array, not an .npz archive")
+        loaded = np.load(path, allow_pickle=False)  # a plain .npy gives an array, not an archive to enter
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise StateError("it is a single array, not an .npz archive")
+        with loaded as z:
             missing = {"meta", *(n for n, _ in ARRAYS)} - set(z.files)
             if missing:
                 raise StateError(f"it lacks {', '.join(sorted(missing))}")

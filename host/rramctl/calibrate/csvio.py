@@ -101,6 +101,8 @@ def from_csv(path: Path, forming_volts: list[float] | None = None) -> Meas:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise CsvLayoutError(f"{path} does not exist") from e
+    except UnicodeDecodeError as e:
+        raise CsvLayoutError(f"{path} is not a UTF-8 text (CSV) file: byte {e.start}") from e
     reader = csv.reader(io.StringIO(text))
     head = next(reader, None)
     if head is None or tuple(h.strip() for h in head) != HEADER:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from rramctl.cli.io import check_writable, check_writable_folder
 from rramctl.errors import UsageError
 
 
@@ -23,6 +24,8 @@ def _plan(plan_file: Path | None, region: str | None) -> Any:
             data = tomllib.loads(plan_file.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise UsageError(f"calibration plan {plan_file} does not exist") from e
+        except UnicodeDecodeError as e:
+            raise UsageError(f"calibration plan {plan_file} is not a UTF-8 text (TOML) file: byte {e.start}") from e
         except tomllib.TOMLDecodeError as e:
             raise UsageError(f"calibration plan {plan_file} is not valid TOML: {e}") from e
     if region is not None:
@@ -63,7 +66,14 @@ def calibrate(
     from rramctl.cli.main import emit, session_of
 
     s = session_of(ctx)
+    if from_csv is not None and (region is not None or plan_file is not None):
+        given = " and ".join(o for o, v in (("--region", region), ("--plan", plan_file)) if v is not None)
+        raise UsageError(f"--from-csv fits measurements taken elsewhere, {given} set up a measurement on the chip: "
+                         "give one or the other")  # fmt: skip
     base = emulator_model(base_model or s.model, s.seed)  # a model that cannot be loaded: UsageError
+    if export_csv is not None:  # outputs refused before the chip is touched (the first read)
+        check_writable(export_csv, "--export-csv")
+    check_writable_folder(out, "--out")
     if from_csv is not None:
         meas = read_csv(from_csv)
         source = f"CSV {from_csv}"

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from rramctl.errors import RramctlError, UsageError
-from rramctl.geometry import GeometryError, Region, check_cells
+from rramctl.geometry import COLS, ROWS, GeometryError, Region, check_cells
 from rramctl.paths import READ_ERRORS
 
 INT_LIMIT = 1 << 62  # (ours) larger "integers" in a user's file are refused, not wrapped
@@ -72,7 +72,12 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
         except GeometryError as e:  # name the file the cells came from
             raise InputFileError(f"--cells {cells_file}: {e}") from None
     if cell:
-        return check_cells(np.array([parse_cell(c) for c in cell], dtype=np.int64))
+        parsed = [parse_cell(c) for c in cell]
+        far = [rc for rc in parsed if max(abs(rc[0]), abs(rc[1])) >= INT_LIMIT]  # beyond int64: no array holds them
+        if far:
+            raise GeometryError(f"{len(far)} cell(s) lie outside the {ROWS}x{COLS} array, first: row {far[0][0]}, "
+                                f"col {far[0][1]}")  # fmt: skip
+        return check_cells(np.array(parsed, dtype=np.int64))
     reg = Region.parse(region or "all")
     rr, cc = np.meshgrid(np.arange(reg.row, reg.row + reg.n_rows), np.arange(reg.col, reg.col + reg.n_cols),
                          indexing="ij")  # fmt: skip
@@ -80,16 +85,38 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
 
 
 def check_writable(path: Path, option: str) -> None:
-    """Refuse an output path that cannot be written, before any work is done: a folder, a missing or
+    """Refuse an output path that cannot be written, before any work is done: a folder, something that is
+    not a regular file (a device, a FIFO, a socket: the atomic write would replace it by a file), a missing or
     read-only parent folder (missing parents are created)."""
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
-    folder = path.parent
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{option} {path} is not a regular file (a device, pipe or socket: rramctl writes a file "
+                         f"in its place); give a file name")  # fmt: skip
+    _probe_folder(path.parent, path.name, f"{option} {path}", option)
+
+
+def check_writable_folder(path: Path, option: str) -> None:
+    """Refuse an output folder that cannot be written, before any work is done: a file, a path through a file,
+    a read-only place. A missing folder is not made here (a refused command leaves nothing behind): its nearest
+    existing parent must take it."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder; choose another {option}")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, not a folder; choose another {option}")
+    _probe_folder(existing, path.name or "out", f"{option} {path}", option, make=False)
+
+
+def _probe_folder(folder: Path, name: str, what: str, option: str, make: bool = True) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        if make:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".probe", dir=folder)
     except OSError as e:
-        raise UsageError(f"{option} {path}: cannot write in {folder} ({e.strerror or e}); "
+        raise UsageError(f"{what}: cannot write in {folder} ({e.strerror or e}); "
                          f"choose another {option} or fix the folder's permissions") from e  # fmt: skip
     os.close(fd)
     with contextlib.suppress(OSError):
@@ -132,6 +159,9 @@ def user_error_message(e: BaseException) -> str | None:
         return str(e)
     if isinstance(e, ValidationError):
         return validation_message(e)
+    if isinstance(e, MemoryError):  # a batch or region too large for this machine
+        return (f"not enough memory for this command ({str(e) or 'MemoryError'}); give a smaller batch (--random, "
+                "--inputs) or region")  # fmt: skip
     if isinstance(e, KeyboardInterrupt):
         return ("interrupted (Ctrl-C); operations that completed are kept (the emulator's state is saved, a run "
                 "folder resumes from its last checkpoint): run the command again to continue")  # fmt: skip

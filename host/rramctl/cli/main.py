@@ -51,6 +51,12 @@ class GuardedGroup(TyperGroup):
     configuration adds one line per field) and exits 2; anything else is a bug and keeps its
     traceback. ``--debug`` (or ``RRAMCTL_DEBUG=1``) shows the traceback of user errors too."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _escape_markup(self)
+        for command in self.commands.values():
+            _escape_markup(command)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         head, sep, tail = _split_at_dashdash(args)
         flags = [a for a in head if a in GLOBAL_FLAGS]
@@ -87,6 +93,18 @@ def _show_warning(
         typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
     else:
         (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _escape_markup(command: Any) -> None:
+    """Help texts are shown as written: a ``[...]`` in them (``serial:PORT[@BAUD]``, a setting's ``[section.key]``)
+    is text, not Rich markup that the help would drop."""
+    from rich.markup import escape
+
+    for param in getattr(command, "params", []):
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    if getattr(command, "help", None):
+        command.help = escape(command.help)
 
 
 def _split_at_dashdash(args: list[str]) -> tuple[list[str], list[str], list[str]]:
@@ -456,7 +474,7 @@ def multiply(
     ctx: typer.Context,
     inputs: Annotated[Path | None, typer.Option(help=".npy or CSV, shape (batch, rows) of m-bit integers")] = None,
     random: Annotated[int | None, typer.Option(help="use this many seeded random input vectors instead")] = None,
-    input_seed: Annotated[int, typer.Option(help="seed of --random inputs")] = 0,
+    input_seed: Annotated[int, typer.Option(min=0, help="seed of --random inputs (0 or more)")] = 0,
     bits: Annotated[int, typer.Option(help="input bit width m (4 for the CNN, 3 for the CRNN)")] = 4,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
     pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,
@@ -483,6 +501,8 @@ def multiply(
             x = Chip.check_inputs(load_array(inputs), reg, bits)
         except UsageError as e:
             raise InputFileError(f"--inputs {inputs}: {e}") from e
+        if len(x) == 0:
+            raise InputFileError(f"--inputs {inputs} holds no input vectors (shape {x.shape}); give at least one")
     check_writable(out, "--out")
     with s.open() as chip:
         before = chip.board_cost()

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from rramctl.backends import emulator_model
+from rramctl.cli.io import check_writable_folder
 from rramctl.errors import RramctlError
 from rramctl.training.config import (
     TrainConfig,
@@ -37,8 +39,12 @@ DEFAULT_RUN_DIR = Path("runs/latest")
 _OWN = {"task", "method", "recipe"}
 
 
-def _fail(msg: str) -> typer.Exit:
+def _fail(msg: str, as_json: bool = False) -> typer.Exit:
+    """The one error line (stderr) and exit status 2; with --json also the error as one JSON object on stdout, as
+    the main app's other commands give it."""
     typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+    if as_json:
+        typer.echo(json.dumps({"error": msg, "exit_status": 2}))
     return typer.Exit(2)
 
 
@@ -124,9 +130,10 @@ def prune(
     **settings: Any,
 ) -> None:
     """Train a randomly formed network on the chip: edge-pruning topology optimisation or the WO baseline."""
-    if task not in TASKS:
-        raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     session = ctx.obj  # the global options (rramctl --backend/--config), when run through the main app
+    as_json = bool(getattr(session, "json", False))  # --json: one JSON object on stdout, notes on stderr
+    if task not in TASKS:
+        raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}", as_json)
     base: dict[str, Any] = {"task": task}
     if session is not None:  # the global options reach the run (prune's own options, given later, win)
         base["backend"] = session.backend
@@ -144,17 +151,18 @@ def prune(
         cfg = build_config(base, config_file, set_ or [], _settings_given(settings))
     except ValidationError as e:
         raise _fail("; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}".removeprefix(": ")
-                              for er in e.errors())) from None  # fmt: skip
+                              for er in e.errors()), as_json) from None  # fmt: skip
     except RramctlError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), as_json) from None
     if cfg.data.data_dir is not None and not Path(cfg.data.data_dir).is_dir():
-        raise _fail(f"--data-dir {cfg.data.data_dir} is not a folder; give the folder that holds the data")
-    as_json = bool(getattr(session, "json", False))  # --json: one JSON object on stdout, notes on stderr
+        raise _fail(f"--data-dir {cfg.data.data_dir} is not a folder; give the folder that holds the data", as_json)
     try:
+        if cfg.chip_model is not None:  # a model that cannot be loaded: one error, before the data and the chips
+            emulator_model(cfg.chip_model)
         data = _load_data(cfg, download)
         run = Run.open(cfg, run_dir, data)
     except RramctlError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), as_json) from None
     typer.echo((run_dir / "placement.txt").read_text().rstrip(), err=as_json)
     if run.restarted:
         typer.echo(f"{run_dir}: the run was cut off before forming was recorded; started it again", err=as_json)
@@ -215,10 +223,17 @@ def infer(
     Writes its own summary.json and figures (RUN/infer/): the run's training outputs stay as they are."""
     as_json = as_json or bool(getattr(ctx.obj, "json", False))
     if forward is not None and forward not in ("chip", "host"):
-        raise _fail(f"--forward must be chip or host, got {forward!r}")
+        raise _fail(f"--forward must be chip or host, got {forward!r}", as_json)
     out_dir = out if out is not None else run / "infer"
     if out_dir.resolve() == run.resolve():
-        raise _fail(f"--out {out_dir} is the run folder; infer never overwrites the run's own outputs")
+        raise _fail(f"--out {out_dir} is the run folder; infer never overwrites the run's own outputs", as_json)
+    if (out_dir / "config.json").exists():  # another run: its summary.json and figures would be replaced
+        raise _fail(f"--out {out_dir} holds a run (config.json); infer never overwrites a run's outputs: choose "
+                    "another --out", as_json)  # fmt: skip
+    try:  # before the evaluation, so that a bad --out costs nothing
+        check_writable_folder(out_dir, "--out")
+    except RramctlError as e:
+        raise _fail(str(e), as_json) from None
     overrides: dict[str, Any] = {}
     if forward is not None:
         overrides["forward"] = forward
@@ -227,9 +242,9 @@ def infer(
     try:
         r = load_run(run, lambda cfg: _load_data(cfg, download=False), allow_untrained=allow_untrained, **overrides)
     except (RramctlError, FileNotFoundError) as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), as_json) from None
     except ValidationError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), as_json) from None
     try:
         summary = finish(r, out_dir)
     finally:
