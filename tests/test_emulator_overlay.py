@@ -181,6 +181,11 @@ ONE_FRAME = linedrive.bitplane_frames(np.ones((1, 4), np.uint8)).ravel()
         (2, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 0}, np.array([1], np.uint32), 7),
         (1, REGION_REGS | {R.PULSE_CYCLES: 2_000_001}, None, 7),
         (3, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 40}, None, 5),  # no packet at all: end of stream
+        # START's order (docs/protocol.md): the region before BITS, the region before the pulse, the pulse before
+        # the cell count
+        (6, {R.COL_START: 0, R.COL_COUNT: 0, R.BITS: 9, R.BATCH: 0}, ONE_FRAME, 2),
+        (1, REGION_REGS | {R.COL_COUNT: 0, R.PULSE_CYCLES: 0}, None, 2),
+        (2, {R.CELL_COUNT: 0, R.PULSE_CYCLES: 0}, np.zeros(0, np.uint32), 7),
     ],
 )
 def test_errors_set_the_code_and_change_nothing(
