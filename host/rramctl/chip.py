@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.arguments import as_board_config, as_path, as_real_array, as_region, as_scalar
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.driver import Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
@@ -28,6 +29,8 @@ from rramctl.transport.base import Transport
 
 # seed 000 Results, Fig. 2h paragraph (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
 FORMED_THRESHOLD_US = 1e6 / 300e3
+MAX_OFFSET_VECTORS = 1 << 16  # ours: most zero-input vectors of one calibrate_offsets pass (256 by default)
+DAC_STEP_V = float(dac80508.FULL_SCALE_V) / dac80508.FULL_SCALE_CODES  # one DAC code (76 uV)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Chip:
     def __init__(self, driver: Driver | None, config: BoardConfig | None = None, *, backend: str = "") -> None:
         self._driver = driver
         self.backend = backend or (driver.transport.name if driver is not None else "software")
-        self.config = config or BoardConfig()
+        self.config = as_board_config(config)
         self._offsets: dict[int, float] = {}  # column -> offset code per multiply-range sample (calibrate_offsets)
         self.v_read_code = dac80508.volts_to_code(self.config.read_voltage_v)
         # conductance per read-range code and per multiply-range code at the read voltage
@@ -138,7 +141,11 @@ class Chip:
         numpy, ``numpy`` (no compiled kernel), ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
         from rramctl.backends import OpenOptions, open_transport, resolve
 
-        config = config or BoardConfig()
+        config = as_board_config(config)
+        for name, text in (("backend", backend), ("device", device)):
+            if not isinstance(text, str):
+                raise UsageError(f"{name} must be a string, got {text!r}")
+        seed = as_scalar(seed, "seed", integer=True)
         spec = resolve(backend)
         state_path = Path(state) if state is not None else None
         if spec.kind == "software":
@@ -158,7 +165,7 @@ class Chip:
     @classmethod
     def from_transport(cls, transport: Transport, config: BoardConfig | None = None) -> Chip:
         """A chip on an already open transport (the driver checks the overlay's identity first)."""
-        config = config or BoardConfig()
+        config = as_board_config(config)  # refused before the chip takes the transport over
         driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles,
                         read_gate_code=dac80508.volts_to_code(config.read_gate_v))  # fmt: skip
         try:
@@ -211,7 +218,7 @@ class Chip:
 
     def save_state(self, path: Path) -> None:
         """Save the chip's state (emulator, software); a board keeps its state in the cells."""
-        self._hw.transport.save_state(path)
+        self._hw.transport.save_state(as_path(path))
 
     def session_note(self) -> str | None:
         """What the user should know about how the link was opened (e.g. a resumed serial session)."""
@@ -219,7 +226,7 @@ class Chip:
 
     def read_codes(self, region: Region | None = None) -> NDArray[np.int64]:
         """Raw read-range ADC codes of a region (each cell read alone at the read voltage)."""
-        return self._hw.read_region(region or Region(), self.v_read_code, TiaGain.READ)
+        return self._hw.read_region(as_region(region, default=True), self.v_read_code, TiaGain.READ)
 
     def __enter__(self) -> Chip:
         return self
@@ -243,12 +250,13 @@ class Chip:
         )
 
     def codes_to_us(self, codes: NDArray[np.integer]) -> NDArray[np.float64]:
-        return np.asarray(codes, dtype=np.float64) * float(self._ns_per_read_code) / 1000.0
+        return as_real_array(codes, "codes") * float(self._ns_per_read_code) / 1000.0
 
     def us_to_codes(self, conductance_us: NDArray[np.floating]) -> NDArray[np.int64]:
-        return np.rint(np.asarray(conductance_us, dtype=np.float64) * 1000.0 / float(self._ns_per_read_code)).astype(
-            np.int64
-        )
+        codes = np.rint(as_real_array(conductance_us, "conductances") * 1000.0 / float(self._ns_per_read_code))
+        if codes.size and np.abs(codes).max() >= 2.0**63:
+            raise UsageError("conductances are out of range: their read codes do not fit 64 bits")
+        return codes.astype(np.int64)
 
     @property
     def read_range_us(self) -> float:
@@ -258,9 +266,8 @@ class Chip:
     # ---- operations ----------------------------------------------------------------------
     def electroform(self, region: Region | None = None, pulse: Pulse | None = None) -> FormReport:
         """Form a region (all its SLs at the forming voltage, WL-limited compliance), then read it back."""
-        region = region or Region()
-        pulse = pulse or self.config.form
-        self.config.with_changes(form=pulse.model_dump())  # re-validate against the ratings
+        region = as_region(region, default=True)
+        pulse = self._form_pulse(pulse)
         cycles, v_sl, v_wl = self._pulse(pulse)
         self._hw.form(region, cycles, v_sl, v_wl)
         g = self.read(region)
@@ -284,10 +291,11 @@ class Chip:
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
         cell: weights are +-G, about half of each sign. ``resume``: the G+ half was formed by an interrupted
         call; it is read back, not formed again, and only the G- cells still missing are formed."""
-        pulse = pulse or self.config.form
-        minus = region.minus()
-        if step_v <= 0:
-            raise UsageError(f"step_v must be positive, got {step_v}")
+        minus = as_region(region).minus()
+        pulse = self._form_pulse(pulse)  # refused before anything runs, a resumed run too
+        step_v = as_scalar(step_v, "step_v")
+        if step_v < DAC_STEP_V:  # a smaller step repeats the same DAC code: the ramp would never end
+            raise UsageError(f"step_v must be at least one DAC step ({DAC_STEP_V:.6g} V), got {step_v}")
         if resume:
             plus_us = self.read(region)
             plus_fraction = float((plus_us > FORMED_THRESHOLD_US).mean())
@@ -323,6 +331,15 @@ class Chip:
             weights_us=plus_us - g_minus,
         )
 
+    def _form_pulse(self, pulse: object) -> Pulse:
+        """A forming pulse (None: the config's), validated against the ratings before any register is written."""
+        if pulse is None:
+            return self.config.form
+        if not isinstance(pulse, Pulse):
+            raise UsageError(f"pulse must be a rramctl.config.Pulse, got {pulse!r}")
+        self.config.with_changes(form=pulse.model_dump())  # re-validate against the ratings
+        return pulse
+
     def reset(self, cells: NDArray[np.integer]) -> int:
         """Prune: one reset pulse per cell (batched); returns the pulses applied."""
         cells = check_cells(cells)
@@ -340,8 +357,8 @@ class Chip:
     ) -> ProgramReport:
         """Write-verify each cell to its target conductance (weight-optimisation baseline)."""
         cells = check_cells(cells)
-        targets_us = np.asarray(targets_us, dtype=np.float64).ravel()
-        tol = self.config.write_verify.tolerance if tolerance is None else tolerance
+        targets_us = as_real_array(targets_us, "targets_us").ravel()
+        tol = self.config.write_verify.tolerance if tolerance is None else as_scalar(tolerance, "tolerance")
         if not 0 < tol < 1:
             raise UsageError(f"tolerance must be in (0, 1), got {tol}")
         if targets_us.shape != (len(cells),):
@@ -362,27 +379,30 @@ class Chip:
         """Conductance map of a region in uS (each cell read alone at the read voltage).  ``gate_v``: the
         word-line gate of this read (default ``read_gate_v``; below the transistor threshold a read sees
         only leakage and the column's offset: a zero-input pass of the read range)."""
+        region = as_region(region, default=True)
         if gate_v is None:  # less the stored column offsets (calibrate_offsets): a current, so both ranges
-            region = region or Region()
             return (
                 self.codes_to_us(self.read_codes(region)) - self.column_offsets(region)[None, :] * self.product_lsb_us
             )
+        gate_v = as_scalar(gate_v, "gate_v")
         if not 0 <= gate_v <= self.config.ratings.max_wl_voltage_v:
             raise ConfigError(f"gate_v = {gate_v} V is outside 0-{self.config.ratings.max_wl_voltage_v} V")
-        codes = self._hw.read_region(region or Region(), self.v_read_code, TiaGain.READ, self._code(gate_v, "gate"))
+        codes = self._hw.read_region(region, self.v_read_code, TiaGain.READ, self._code(gate_v, "gate"))
         return self.codes_to_us(codes)
 
     def read_cells(self, cells: NDArray[np.integer]) -> NDArray[np.float64]:
         """Conductance in uS of each listed cell ((N, 2) [row, col]), read alone at the read voltage and gate, less
         its column's stored offset as :meth:`read`: only those cells are converted (a verify-only PROGRAM,
         docs/protocol.md), where :meth:`read` converts every cell of a region."""
+        cells = check_cells(cells)
         codes = self._hw.read_cells(cells, self.v_read_code)
-        cols = np.asarray(cells, dtype=np.int64).reshape(-1, 2)[:, 1]
+        cols = cells[:, 1]
         return self.codes_to_us(codes) - self._offsets_of(cols) * self.product_lsb_us
 
     def wait(self, seconds: float) -> None:
         """Let the chip rest: a board sleeps, the emulator advances its virtual board clock (relaxation
         and drift run on it)."""
+        seconds = as_scalar(seconds, "seconds")
         if seconds < 0:
             raise UsageError(f"cannot wait {seconds} s")
         if self._driver is not None:
@@ -406,8 +426,10 @@ class Chip:
         removed from every later multiply's products and read's conductances on those columns (the
         offset is a TIA input current: a multiply-range code is ``product_lsb_us`` uS at the read
         voltage).  Returns the offsets in codes."""
-        if vectors < 1:
-            raise UsageError(f"vectors must be >= 1, got {vectors}")
+        region = as_region(region)
+        vectors = as_scalar(vectors, "vectors", integer=True)
+        if not 1 <= vectors <= MAX_OFFSET_VECTORS:
+            raise UsageError(f"vectors must be 1-{MAX_OFFSET_VECTORS}, got {vectors}")
         x = np.zeros((vectors, region.n_rows), dtype=np.int64)
         codes = self._hw.multiply(x, 1, region, self.v_read_code, TiaGain.MULTIPLY)
         offsets = codes.mean(axis=0)
@@ -418,6 +440,7 @@ class Chip:
     def column_offsets(self, region: Region) -> NDArray[np.float64]:
         """Stored offset (codes per multiply-range ADC sample) of each of the region's columns; 0 where
         none was measured."""
+        region = as_region(region)
         return self._offsets_of(range(region.col, region.col + region.n_cols))
 
     def _offsets_of(self, cols: Iterable[int]) -> NDArray[np.float64]:
@@ -439,7 +462,13 @@ class Chip:
     def check_inputs(inputs: NDArray[np.integer], region: Region, bits: int) -> NDArray[np.integer[Any]]:
         """Validate (B, n_rows) unsigned ``bits``-bit integer inputs for a multiply on ``region`` (the
         driver's rule, :func:`rramctl.driver.check_inputs`), e.g. before a file's inputs reach a chip."""
-        return check_inputs(inputs, region.n_rows, bits)
+        region = as_region(region)
+        bits = as_scalar(bits, "input bit width", integer=True)
+        try:
+            x = np.asarray(inputs)
+        except (ValueError, TypeError, OverflowError) as e:  # a ragged list and the like
+            raise UsageError(f"inputs must be an integer array of shape (batch, {region.n_rows}): {e}") from None
+        return check_inputs(x, region.n_rows, bits)
 
     @property
     def product_lsb_us(self) -> float:
@@ -448,7 +477,12 @@ class Chip:
 
     def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
         """Bit-serial vector-matrix multiply of (B, n_rows) m-bit inputs with the region's columns."""
-        codes = self._hw.multiply(inputs, bits, region, self.v_read_code, TiaGain.MULTIPLY)
+        x = self.check_inputs(inputs, region, bits)  # every argument refused here, before a register is written
+        return self._multiply_checked(x, region, int(bits))
+
+    def _multiply_checked(self, x: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
+        """:meth:`multiply` of inputs :meth:`check_inputs` has passed (the driver checks their range again)."""
+        codes = self._hw.multiply(x, bits, region, self.v_read_code, TiaGain.MULTIPLY)
         sat = self._hw.saturated
         self._check_saturation(sat, "multiply")
         products = np.subtract(codes, self.column_offsets(region)[None, :] * ((1 << bits) - 1))  # every plane's offset
@@ -459,10 +493,10 @@ class Chip:
         """Differential multiply on a pair region (G+ at its columns, G- at + 256, docs/protocol.md):
         codes and products sum_i x_i (G+_ij - G-_ij) in uS x input LSB. Both halves are checked before
         either runs."""
-        minus = region.minus()
+        minus = as_region(region).minus()
         x = self.check_inputs(inputs, region, bits)
-        plus_res = self.multiply(x, region, bits)
-        minus_res = self.multiply(x, minus, bits)
+        plus_res = self._multiply_checked(x, region, int(bits))
+        minus_res = self._multiply_checked(x, minus, int(bits))
         codes, products = plus_res.codes, plus_res.products  # the plus half's arrays, this call's own: in place
         codes -= minus_res.codes
         products -= minus_res.products
@@ -470,13 +504,13 @@ class Chip:
 
     def weights_us(self, region: Region) -> NDArray[np.float64]:
         """Differential weights G+ - G- of a pair region, read back from the chip."""
-        minus = region.minus()
+        minus = as_region(region).minus()
         return self.read(region) - self.read(minus)
 
     def weights_of_pairs(self, pairs: NDArray[np.integer]) -> NDArray[np.float64]:
         """Differential weights G+ - G- of the pairs at ``pairs`` ((K, 2) [row, pair column]) in uS, reading only
         their 2K cells (:meth:`read_cells`)."""
-        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        pairs = check_cells(pairs, "pairs")
         g = self.read_cells(pair_cells(pairs[:, 0], pairs[:, 1]))
         return g[: len(pairs)] - g[len(pairs) :]
 

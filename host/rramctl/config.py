@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic._internal._model_construction import ModelMetaclass  # BaseModel's metaclass (type(BaseModel))
 from typing_extensions import Self
 
 from rramctl import regmap as R
@@ -50,8 +51,22 @@ def _overlay(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Refusing(ModelMetaclass):
+    """Direct construction (``Pulse(...)``, ``BoardConfig(...)``) refuses a bad field with one ConfigError whose
+    cause is pydantic's ValidationError, as :meth:`BoardConfig.load` and :meth:`BoardConfig.with_changes` do. (On
+    the metaclass, not as an ``__init__``: a model with its own ``__init__`` has pydantic call it for nested fields
+    too, and the nested error would lose its field's name.)"""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as e:
+            raise ConfigError(f"{cls.__name__} is invalid:\n{e}") from e
+
+
+class _Strict(BaseModel, metaclass=_Refusing):
+    # NaN and infinity are refused by every field (a NaN would pass every "> rating" check)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Ratings(_Strict):
@@ -163,6 +178,11 @@ class BoardConfig(_Strict):
                 raise ValueError(
                     f"{p}.width_s = {pulse.width_s} s is outside the rated "
                     f"{r.min_pulse_width_s}-{r.max_pulse_width_s} s"
+                )
+            if self.pulse_cycles(pulse.width_s) > MAX_PULSE_CYCLES:  # a clock_hz past the PL's: the overlay's cap
+                raise ValueError(
+                    f"{p}.width_s = {pulse.width_s} s is {self.pulse_cycles(pulse.width_s)} cycles of clock_hz = "
+                    f"{self.clock_hz:g} Hz, past the overlay's {MAX_PULSE_CYCLES}-cycle pulse cap"
                 )
         for name, value, limit in checks:
             if value > limit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +30,11 @@ class Region:
     n_cols: int = COLS
 
     def __post_init__(self) -> None:
+        for name in ("row", "n_rows", "col", "n_cols"):
+            value = getattr(self, name)
+            if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+                raise GeometryError(f"region {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # numpy integers become ints: one hashable, printable value
         if self.n_rows < 1 or self.n_cols < 1:
             raise GeometryError(f"region {self} is empty")
         if self.row < 0 or self.col < 0 or self.row + self.n_rows > ROWS or self.col + self.n_cols > COLS:
@@ -37,6 +43,8 @@ class Region:
     @classmethod
     def parse(cls, text: str) -> Region:
         """``ROW:NROWS,COL:NCOLS`` (e.g. ``0:64,0:128``) or ``all``."""
+        if not isinstance(text, str):
+            raise GeometryError(f"region must be given as text ROW:NROWS,COL:NCOLS or 'all', got {text!r}")
         if text.strip().lower() in ("", "all"):
             return cls()
         try:
@@ -83,27 +91,47 @@ class Region:
         return f"rows {self.row}-{self.row + self.n_rows - 1}, cols {self.col}-{self.col + self.n_cols - 1}"
 
 
-def check_cells(cells: NDArray[np.integer] | list[tuple[int, int]]) -> NDArray[np.int64]:
-    """Validate a cell list: shape (N, 2) of [row, col] inside the array."""
-    arr = np.asarray(cells)
-    if arr.size == 0:
+def _integer_array(values: Any, what: str, shape: str) -> NDArray[Any]:
+    """``values`` as an array of integers (an empty list is an empty array of any dtype); anything numpy cannot
+    make one rectangular array of (ragged lists, None, dicts, ints past int64) or whose elements are not integers
+    (floats, bools, strings, objects) is one GeometryError."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError) as e:  # ragged nesting and the like
+        msg = f"{what} must be an integer array of shape {shape}, got {type(values).__name__}: {e}"
+        raise GeometryError(msg) from None
+    if arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
+        raise GeometryError(f"{what} must be an integer array of shape {shape}, got {arr.shape} {arr.dtype}")
+    return arr
+
+
+def check_cells(cells: NDArray[np.integer] | list[tuple[int, int]], what: str = "cells") -> NDArray[np.int64]:
+    """Validate a cell list: shape (N, 2) of [row, col] inside the array (an empty list: no cells).  ``what`` names
+    the list in the error (e.g. ``pairs``)."""
+    arr = _integer_array(cells, what, "(N, 2) [row, col]")
+    if arr.size == 0 and arr.shape in ((0,), (0, 2)):
         return np.zeros((0, 2), dtype=np.int64)
-    if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
-        raise GeometryError(f"cells must be an integer array of shape (N, 2) [row, col], got {arr.shape} {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.size == 0:
+        raise GeometryError(f"{what} must be an integer array of shape (N, 2) [row, col], got {arr.shape} {arr.dtype}")
     bad = (arr[:, 0] < 0) | (arr[:, 0] >= ROWS) | (arr[:, 1] < 0) | (arr[:, 1] >= COLS)
     if bad.any():
         first = arr[np.argmax(bad)]
         raise GeometryError(
-            f"{int(bad.sum())} cell(s) lie outside the {ROWS}x{COLS} array, first: row {first[0]}, col {first[1]}"
+            f"{int(bad.sum())} {what.removesuffix('s')}(s) lie outside the {ROWS}x{COLS} array, "
+            f"first: row {first[0]}, col {first[1]}"
         )
     return arr.astype(np.int64)
 
 
 def pair_cells(rows: NDArray[np.integer], pair_cols: NDArray[np.integer]) -> NDArray[np.int64]:
     """Both cells of differential pairs at (row, pair column < 256): the G+ cells, then the G- cells."""
-    rows = np.asarray(rows, dtype=np.int64).ravel()
-    pair_cols = np.asarray(pair_cols, dtype=np.int64).ravel()
-    if pair_cols.size and (pair_cols.min() < 0 or pair_cols.max() >= PAIR_OFFSET):
+    r = _integer_array(rows, "pair rows", "(K,)").ravel()
+    c = _integer_array(pair_cols, "pair columns", "(K,)").ravel()
+    if r.size != c.size:
+        raise GeometryError(f"{r.size} pair rows but {c.size} pair columns")
+    if c.size and (c.min() < 0 or c.max() >= PAIR_OFFSET):
         raise GeometryError(f"pair columns must be 0-{PAIR_OFFSET - 1}")
-    plus = np.stack([rows, pair_cols], axis=1)
+    if r.size and (r.min() < 0 or r.max() >= ROWS):
+        raise GeometryError(f"pair rows must be 0-{ROWS - 1}")
+    plus = np.stack([r.astype(np.int64), c.astype(np.int64)], axis=1)
     return check_cells(np.concatenate([plus, plus + [0, PAIR_OFFSET]]))

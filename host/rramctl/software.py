@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl.arguments import as_path, as_real_array, as_region, as_scalar
 from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, MultiplyResult, PairFormReport, ProgramReport
 from rramctl.config import BoardConfig, Pulse
 from rramctl.errors import StateError, UsageError
@@ -49,6 +50,7 @@ class SoftwareChip(Chip):
     state_in_file = True
 
     def save_state(self, path: Path) -> None:
+        path = as_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)  # the default state folder may not exist yet
         rng = json.dumps(self._rng.bit_generator.state)
         atomic_write_with(
@@ -82,11 +84,10 @@ class SoftwareChip(Chip):
         self.formed[sl] |= want
 
     def electroform(self, region: Region | None = None, pulse: Pulse | None = None) -> FormReport:
-        r = region or Region()
+        r, p = as_region(region, default=True), self._form_pulse(pulse)
         self._form_cells(r, self._rng.random(r.shape) < FORMED_FRACTION)
         g = self.read(r)
         formed = g > FORMED_THRESHOLD_US
-        p = pulse or self.config.form
         return FormReport(r, p.voltage_v, p.width_s, float(formed.mean()),
                           float(g[formed].mean()) if formed.any() else 0.0, g)  # fmt: skip
 
@@ -95,18 +96,21 @@ class SoftwareChip(Chip):
     ) -> PairFormReport:
         """Complementary pairs (as :meth:`Chip.electroform_pairs`): G+ at random, G- formed where G+ is not;
         ``resume`` keeps the G+ half an interrupted call formed."""
-        minus = region.minus()
+        minus = as_region(region).minus()
+        pulse = self._form_pulse(pulse)
+        as_scalar(step_v, "step_v")  # (no ramp here: checked as the chip checks it)
         plus_fraction = (
             float(self.formed[region.slices].mean()) if resume else self.electroform(region, pulse).formed_fraction
         )
         want = ~self.formed[region.slices] & ~self.formed[minus.slices]
         self._form_cells(minus, want)
         n = int(want.sum())
-        v = (pulse or self.config.form).voltage_v
+        v = pulse.voltage_v
         return PairFormReport(region, plus_fraction, n, n, v, n, self.weights_us(region))
 
     def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:
-        g = self.g[(region or Region()).slices].copy()
+        g = self.g[as_region(region, default=True).slices].copy()
+        gate_v = None if gate_v is None else as_scalar(gate_v, "gate_v")
         return g if gate_v is None or gate_v > SOFTWARE_WL_THRESHOLD_V else np.zeros_like(g)  # transistors off
 
     def read_cells(self, cells: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -133,8 +137,10 @@ class SoftwareChip(Chip):
         """Write-verify: formed cells land within ``tolerance`` of the target (uniform, ours) in
         PROGRAM_PULSES pulses; unformed cells cannot be programmed and burn the pulse cap."""
         cells = check_cells(cells)
-        tol = self.config.write_verify.tolerance if tolerance is None else tolerance
-        t = np.asarray(targets_us, dtype=np.float64).ravel()
+        tol = self.config.write_verify.tolerance if tolerance is None else as_scalar(tolerance, "tolerance")
+        if not 0 < tol < 1:
+            raise UsageError(f"tolerance must be in (0, 1), got {tol}")
+        t = as_real_array(targets_us, "targets_us").ravel()
         if t.shape != (len(cells),):
             raise UsageError(f"{len(cells)} cells but {t.size} targets")
         r, c = cells.T
@@ -145,10 +151,10 @@ class SoftwareChip(Chip):
         self.pulses += int(pulses.sum())
         return ProgramReport(self.g[r, c].copy(), pulses, ok)
 
-    def multiply(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
-        """Exact float products sum_i x_i G_ij (uS x input LSB); ``codes`` are the products rounded to the
-        multiply-range ADC code the chip would report without noise or saturation."""
-        x = self.check_inputs(inputs, region, bits)
+    def _multiply_checked(self, x: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
+        """Exact float products sum_i x_i G_ij (uS x input LSB) of checked inputs (Chip.multiply and
+        multiply_pairs check them); ``codes`` are the products rounded to the multiply-range ADC code the chip
+        would report without noise or saturation."""
         products = x.astype(np.float64) @ self.g[region.slices]
         return MultiplyResult(np.rint(products / self.product_lsb_us).astype(np.int64), products)
 

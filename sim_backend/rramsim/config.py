@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from rramctl.hw.linedrive import N_LINES
+from rramctl.protocol import ARRAY_LINES
 from typing_extensions import Self
 
 if sys.version_info >= (3, 11):
@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # PYNQ 3.x images ship Python 3.10
     import tomli as tomllib
 
-ARRAY_SIZE = N_LINES  # 512 x 512 (seed 000 Methods; docs/protocol.md)
+ARRAY_SIZE = ARRAY_LINES  # 512 x 512 (seed 000 Methods; the protocol's ARRAY_LINES)
 PRESETS = ("paper-40nm", "ideal")
 DEFAULT_PRESET = "paper-40nm"
 
