@@ -141,3 +141,21 @@ def test_pair_region_layout() -> None:
     with pytest.raises(GeometryError):
         pair_cells(np.array([0]), np.array([256]))
     assert check_cells([]).shape == (0, 2)
+
+
+def test_driver_refusals_are_usage_errors_before_any_write() -> None:
+    """The driver's own checks (for callers below the chip API) are rramctl errors, not bare ValueErrors, and
+    come before the first register write."""
+    from rramctl.errors import UsageError
+
+    t = RecordingTransport()
+    d = Driver(t)
+    t.log.clear()
+    kw = dict(pulse_cycles=10, tolerance_ppm=1000, max_pulses=5, v_prog=1000, v_wl=1000, v_read=1000)
+    for targets in (np.array([5, 6]), np.array(["a"]), np.array([0])):
+        with pytest.raises(UsageError):
+            d.program_cells(np.array([[0, 0]]), targets, **kw)  # type: ignore[arg-type]
+    for inputs, bits in (([[1, 0], [1]], 1), (np.ones((1, 4), np.int64), 1.5)):
+        with pytest.raises(UsageError):
+            d.multiply(inputs, bits, Region(0, 4, 0, 4), 100)  # type: ignore[arg-type]
+    assert t.writes() == []

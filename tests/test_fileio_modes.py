@@ -28,3 +28,21 @@ def test_an_overwrite_keeps_the_file_mode(tmp_path: Path) -> None:
     atomic_write_text(target, '{"a": 1}')
     assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == '{"a": 1}'
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
+
+
+def test_a_target_that_is_not_a_regular_file_is_refused_and_kept(tmp_path: Path) -> None:
+    """The one writer refuses a FIFO or folder target (the rename replaced a FIFO, or /dev/null for root, by a
+    file: every writer of rramctl had the defect, the CLI and the chip API checked only their own paths)."""
+    from rramctl.errors import UsageError
+    from rramctl.transport.emulator import EmulatorTransport
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        atomic_write_text(fifo, "x")
+    with pytest.raises(UsageError, match="not a regular file"):
+        atomic_write_bytes(tmp_path, b"x")
+    with EmulatorTransport.open(state_path=None, seed=0) as t:
+        with pytest.raises(UsageError, match="not a regular file"):
+            t.save_state(fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not [p for p in tmp_path.iterdir() if p.name != "pipe"]

@@ -76,8 +76,11 @@ class ProgramResult:
 def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray[np.integer[Any]]:
     """(B, n_rows) unsigned ``bits``-bit integers for a MULTIPLY (BITS register 1..MAX_BITS); returns
     them as an array of their own integer type (no copy)."""
-    x = np.asarray(inputs)
-    if not 1 <= bits <= MAX_BITS:
+    try:
+        x = np.asarray(inputs)
+    except (ValueError, TypeError, OverflowError) as e:  # a ragged list and the like
+        raise UsageError(f"inputs must be an integer array of shape (batch, {n_rows}): {e}") from None
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 1 <= bits <= MAX_BITS:
         raise UsageError(f"input bit width must be 1-{MAX_BITS}, got {bits}")
     if x.ndim != 2 or x.shape[1] != n_rows:
         raise UsageError(f"inputs must have shape (batch, {n_rows}), got {x.shape}")
@@ -294,11 +297,14 @@ class Driver:
     ) -> ProgramResult:
         """Closed-loop write-verify in the overlay (docs/protocol.md, PROGRAM)."""
         words = self.cell_words(cells)
-        targets = np.asarray(target_codes, dtype=np.int64).ravel()
+        try:
+            targets = np.asarray(target_codes, dtype=np.int64).ravel()
+        except (ValueError, TypeError, OverflowError) as e:
+            raise UsageError(f"target codes must be integers: {e}") from None
         if targets.shape != (len(words),):
-            raise ValueError(f"{len(words)} cells but {targets.size} targets")
+            raise UsageError(f"{len(words)} cells but {targets.size} targets")
         if targets.size and (targets.min() < 1 or targets.max() > adc.CODE_MAX):
-            raise ValueError(f"target codes must be 1-{adc.CODE_MAX} (read range)")
+            raise UsageError(f"target codes must be 1-{adc.CODE_MAX} (read range)")
         self._pulse(pulse_cycles)
         levels = {DAC_V_SL: v_prog, DAC_V_BL: v_prog, DAC_V_WL: v_wl, DAC_V_READ: v_read}
         pulses, finals = [], []

@@ -3,7 +3,9 @@
 A reader sees either the old file or the complete new one, never a part: the data goes to a
 temporary file with a unique name in the target folder, is flushed and fsynced, then renamed over
 the target, and the folder is fsynced so the rename survives a power cut. On any failure
-(including KeyboardInterrupt) the temporary file is removed and the target is untouched.
+(including KeyboardInterrupt) the temporary file is removed and the target is untouched. A target that exists and
+is not a regular file (a folder, /dev/null, a FIFO) is refused before anything is written: the rename would replace
+it by a file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from rramctl.errors import UsageError
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -35,6 +39,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open writes only ('wb' or 'w'), not {mode!r}")
     target = Path(path)
+    if target.exists() and not target.is_file():  # the rename would replace a device or pipe by a file
+        raise UsageError(f"{target} exists and is not a regular file (a folder, device or pipe); give a file name")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, _mode_for(target))  # mkstemp makes 0600: the file gets the mode a plain open would give
