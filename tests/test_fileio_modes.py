@@ -42,7 +42,6 @@ def test_a_target_that_is_not_a_regular_file_is_refused_and_kept(tmp_path: Path)
         atomic_write_text(fifo, "x")
     with pytest.raises(UsageError, match="not a regular file"):
         atomic_write_bytes(tmp_path, b"x")
-    with EmulatorTransport.open(state_path=None, seed=0) as t:
-        with pytest.raises(UsageError, match="not a regular file"):
-            t.save_state(fifo)
+    with EmulatorTransport.open(state_path=None, seed=0) as t, pytest.raises(UsageError, match="not a regular file"):
+        t.save_state(fifo)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not [p for p in tmp_path.iterdir() if p.name != "pipe"]
