@@ -369,3 +369,29 @@ def test_the_counter_replay_of_a_results_file_reads_curves_and_the_commands_sett
     assert harness.t_epochs_replay_of_records("fmnist-cnn", commands, capped) == [1, 2]  # (5e-3 - 5e-4) / 2.5e-3
     assert harness.t_epochs_replay_of_records("fmnist-cnn", {}, runs) is None
     assert harness.t_epochs_replay_of_records("fmnist-cnn", commands, [dict(runs[0], val_accuracy_curve=[])]) is None
+
+
+def test_plot_results_draws_each_file_and_refuses_a_bad_spec(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_plot", HARNESS.parent / "plot_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def results(name, curves):
+        path = tmp_path / name
+        runs = [
+            {"recipe": "rramctl", "method": "to", "seed": s, "test_accuracy_curve": c} for s, c in enumerate(curves)
+        ]
+        path.write_text(json.dumps({"runs": runs}))
+        return path
+
+    a = results("a.json", [[0.5, 0.6], [0.55, 0.65]])
+    b = results("b.json", [[0.4, 0.7]])
+    curves = mod.curves_of([f"chip={a}", f"host={b}"])
+    assert {k: len(v) for k, v in curves.items()} == {"chip": 2, "host": 1}
+    assert [m["test_accuracy"] for m in curves["chip"][1]] == [0.55, 0.65]
+    out = tmp_path / "fig.png"
+    mod.main([str(out), "--title", "t", f"chip={a}"])
+    assert out.stat().st_size > 0
+    for bad in ("no-label", f"x={tmp_path / 'missing.json'}"):
+        with pytest.raises(SystemExit, match="error"):
+            mod.curves_of([bad])

@@ -35,12 +35,17 @@ def accuracy_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> Pa
     return path
 
 
-def seed_spread(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:
-    """Validation and test accuracy per epoch, mean over seeds with a +-1 std band, one colour per curve
-    name (recipe/method); ``curves`` maps a name to each seed's metrics."""
+def seed_spread(
+    curves: dict[str, list[list[dict[str, Any]]]],
+    path: Path,
+    title: str,
+    keys: tuple[str, ...] = ("val_accuracy", "test_accuracy"),
+) -> Path:
+    """Validation and test accuracy per epoch (``keys``: the panels), mean over seeds with a +-1 std band, one
+    colour per curve name (recipe/method); ``curves`` maps a name to each seed's metrics."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, key in zip(axes, ("val_accuracy", "test_accuracy"), strict=True):
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), sharey=True, squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
         for name, all_runs in sorted(curves.items()):
             runs = [m for m in all_runs if m and m[0].get(key) is not None]  # a run without validation: no curve
             if not runs:
