@@ -140,3 +140,27 @@ def test_dac_frames_cost_the_clocks_they_are_shifted_for() -> None:
     ov.write_reg(R.DAC_LIMIT_V_READ, 1000)
     assert frame(dac80508.channel_frame(DAC_V_READ, 1001)) == (0, 0)
     assert ov.error and R.DAC_RDATA_REFUSED.get(ov.read_reg(R.DAC_RDATA)) == 1  # refused (OVER_RATING)
+
+
+def test_the_emulators_board_clocks_are_the_rtls_build_defaults() -> None:
+    """timing.Clocks() and the DAC frame clocks are the board's build: the parameter defaults of
+    rram_overlay_top.v (and ads8324_rx's CS_HIGH, which the top does not set). The RTL benches run other
+    parameters and hand them to the emulator, so only this compares the defaults themselves."""
+    import re
+    from pathlib import Path
+
+    from rramctl.protocol import ARRAY_LINES
+
+    rtl = Path(__file__).resolve().parents[1] / "hdl" / "rtl"
+
+    def defaults(module: str) -> dict[str, str]:
+        text = (rtl / f"{module}.v").read_text()
+        return dict(re.findall(r"parameter integer (\w+) = ([`\w]+)", text))
+
+    top, adc = defaults("rram_overlay_top"), defaults("ads8324_rx")
+    board = timing.Clocks()
+    assert top["ROWS"] == "`RRAM_ARRAY_LINES" and board.rows == ARRAY_LINES
+    assert (int(top["SR_HALF"]), int(top["ADC_HALF"]), int(top["ADC_MIN_CYCLES"]), int(adc["CS_HIGH"])) == (
+        board.sr_half, board.adc_half, board.adc_min_cycles, board.adc_cs_high)  # fmt: skip
+    assert 24 * 2 * int(top["DAC_HALF"]) == timing.DAC_FRAME_CYCLES
+    assert 24 * 2 * int(top["DAC_READ_HALF"]) == timing.DAC_READ_FRAME_CYCLES

@@ -163,6 +163,9 @@ def _start(t: EmulatorTransport, op: int, regs: dict[int, int], send: np.ndarray
 
 REGION_REGS = {R.ROW_START: 0, R.ROW_COUNT: 4, R.COL_START: 0, R.COL_COUNT: 4}
 ONE_FRAME = linedrive.bitplane_frames(np.ones((1, 4), np.uint8)).ravel()
+_V_BL_ON_ROW_511 = np.zeros((1, 512), np.uint8)
+_V_BL_ON_ROW_511[0, 511] = 2  # MuxSource.BL_PROG: a programming level on a BL (row 511: the frame's first word)
+BAD_FRAME = linedrive.encode_frames(_V_BL_ON_ROW_511, np.zeros((1, 512), bool))[0]
 
 
 @pytest.mark.parametrize(
@@ -186,6 +189,11 @@ ONE_FRAME = linedrive.bitplane_frames(np.ones((1, 4), np.uint8)).ravel()
         (6, {R.COL_START: 0, R.COL_COUNT: 0, R.BITS: 9, R.BATCH: 0}, ONE_FRAME, 2),
         (1, REGION_REGS | {R.COL_COUNT: 0, R.PULSE_CYCLES: 0}, None, 2),
         (2, {R.CELL_COUNT: 0, R.PULSE_CYCLES: 0}, np.zeros(0, np.uint32), 7),
+        # MULTIPLY: a V_BL word that came is BAD_FRAME, also in a packet too short (the RTL checks word by word;
+        # the emulator said UNDERRUN), in a whole frame and in half of one
+        (6, {R.COL_START: 0, R.COL_COUNT: 4, R.BITS: 1, R.BATCH: 2}, BAD_FRAME, 10),
+        (6, {R.COL_START: 0, R.COL_COUNT: 4, R.BITS: 1, R.BATCH: 1}, BAD_FRAME[:40], 10),
+        (6, {R.COL_START: 0, R.COL_COUNT: 4, R.BITS: 1, R.BATCH: 2}, ONE_FRAME[:40], 5),
     ],
 )
 def test_errors_set_the_code_and_change_nothing(
@@ -203,7 +211,7 @@ def test_errors_set_the_code_and_change_nothing(
     assert (t.read_reg(R.OP_COUNT), t.read_reg(R.PULSE_COUNT)) == counters
     assert ov.lines_idle
     # register-parameter errors are refused at START (not accepted); stream errors come after acceptance
-    assert ov.counters.op_serial == serial + (code in (3, 5))
+    assert ov.counters.op_serial == serial + (code in (3, 5, 10))  # BAD_CELL, UNDERRUN, BAD_FRAME
     # the overlay recovers: the next operation runs
     d.read_region(Region(0, 2, 0, 2), V_READ)
 

@@ -98,3 +98,25 @@ def test_python_takes_word_layouts_from_the_protocol() -> None:
     for rel in ("host/rramctl/driver.py", "host/rramctl/hw/dac80508.py", "sim_backend/rramsim/overlay.py",
                 "sim_backend/rramsim/dac.py", "host/rramctl/protocol.py"):  # fmt: skip
         assert not shift.search((ROOT / rel).read_text()), rel
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ('prefix = "OP"\nwidth = 4', 'prefix = "OP"\nwidth = 5', "OPCODE.op width"),
+        ("V_READ = 3 }", "V_READ = 5 }", "DacChannel values"),
+        ("[constant.FRAME_WORDS]\nvalue = 64", "[constant.FRAME_WORDS]\nvalue = 63", "FRAME_WORDS"),
+        ("DATA = [15, 0]", "DATA = [14, 0]", "DAC_LIMIT_V_SL.code width"),
+    ],
+)
+def test_the_generator_refuses_sources_that_disagree(tmp_path: Path, old: str, new: str, needle: str) -> None:
+    """What the register map and protocol.toml both state (or what follows one from another) must agree: an
+    edit to one that leaves the other stale stops the generator (the RTL's DAC limit slots assume channels 0..3)."""
+    gen = _gen_regmap()
+    text = gen.PROTOCOL.read_text()
+    assert old in text
+    bad = tmp_path / "protocol.toml"
+    bad.write_text(text.replace(old, new))
+    gen.check_consistency(gen.load(), gen.load_protocol())  # today's sources agree
+    with pytest.raises(SystemExit, match=f"protocol sources disagree: {re.escape(needle)}"):
+        gen.check_consistency(gen.load(), gen.load_protocol(bad))

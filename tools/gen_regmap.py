@@ -352,6 +352,49 @@ def markdown(top: AddrmapNode, proto: Protocol) -> str:
     return "\n".join(out)
 
 
+def _field(top: AddrmapNode, reg: str, field: str) -> FieldNode:
+    node = top.get_child_by_name(reg)
+    assert isinstance(node, RegNode), reg
+    f = node.get_child_by_name(field)
+    assert isinstance(f, FieldNode), f"{reg}.{field}"
+    return f
+
+
+def check_consistency(top: AddrmapNode, proto: Protocol) -> None:
+    """The facts the register map and protocol.toml both state, or that follow one from another, agree (a
+    SystemExit naming the pair otherwise): a change to one source that leaves the other stale stops here."""
+    enums = {e.name: e for e in proto.enums}
+    const = {c.name: c.value for c in proto.constants}
+    words = {w.name: w for w in proto.words}
+
+    def width(word: str, field: str) -> int:
+        msb, lsb = words[word].fields[field]
+        return msb - lsb + 1
+
+    dac = enums["DacChannel"]
+    pairs = [
+        ("OPCODE.op width", _field(top, "OPCODE", "op").width, "Opcode width", enums["Opcode"].width),
+        ("STATUS.err_code width", _field(top, "STATUS", "err_code").width,
+         "OverlayErrorCode width", enums["OverlayErrorCode"].width),
+        ("TIA_GAIN.high width", _field(top, "TIA_GAIN", "high").width, "TiaGain width", enums["TiaGain"].width),
+        ("MAX_BITS < 2**BITS.value width", int(const["MAX_BITS"] < 1 << _field(top, "BITS", "value").width), "", 1),
+        ("DAC_FRAME.frame width", _field(top, "DAC_FRAME", "frame").width,
+         "DAC_FRAME word (READ msb + 1)", words["DAC_FRAME"].fields["READ"][0] + 1),
+        ("FRAME_WORDS * 32", const["FRAME_WORDS"] * 32,
+         "ARRAY_LINES * (MUX_INHIBIT_BIT + 1)", const["ARRAY_LINES"] * (const["MUX_INHIBIT_BIT"] + 1)),
+        ("MUX_INHIBIT_BIT", const["MUX_INHIBIT_BIT"], "MuxSource width (the select bits below INH)",
+         enums["MuxSource"].width),
+        ("DacChannel values", sorted(dac.values.values()), "0 .. N-1 (the RTL's limit slots)",
+         list(range(len(dac.values)))),
+    ]  # fmt: skip
+    for name in dac.values:
+        pairs.append((f"DAC_LIMIT_{name}.code width", _field(top, f"DAC_LIMIT_{name}", "code").width,
+                      "DAC_FRAME.DATA width", width("DAC_FRAME", "DATA")))  # fmt: skip
+    for a, va, b, vb in pairs:
+        if va != vb:
+            raise SystemExit(f"protocol sources disagree: {a} = {va} but {b} = {vb}")
+
+
 def outputs(top: AddrmapNode, proto: Protocol) -> dict[str, str]:
     regmap, protocol = python_module(top), python_protocol(proto, top)
     return {
@@ -370,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-root", type=Path, default=ROOT)
     args = ap.parse_args(argv)
     stale = []
-    for rel, text in outputs(load(), load_protocol()).items():
+    top, proto = load(), load_protocol()
+    check_consistency(top, proto)
+    for rel, text in outputs(top, proto).items():
         path = args.out_root / rel
         if args.check:
             if not path.exists() or path.read_text() != text:

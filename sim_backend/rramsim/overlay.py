@@ -417,6 +417,16 @@ class EmulatedOverlay:
                                 guard_cycles=rg[R.GUARD_CYCLES], cells=cells, pulses=pulses, rows=rows, cols=cols,
                                 frames=batch * rg[R.BITS], batch=batch, clocks=self.clocks)  # fmt: skip
 
+    def _driven_frame_lines(self, frames: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+        """MULTIPLY chain frames decoded (linedrive.driven_lines) for the array's rows: (frames, m) nibbles of the m
+        driven lines; BAD_FRAME where one connects a BL to V_BL (a programming level during a read)."""
+        nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
+        inside = lines < self.config.rows
+        nib, lines = nib[:, inside], lines[inside]
+        if (nib == MuxSource.BL_PROG).any():
+            raise OpError(E.BAD_FRAME)
+        return nib, lines
+
     def _price_pulses(self, op: int, packet: Packet, out: NDArray[np.uint32], pulses: int) -> None:
         """The ledger's pulse energy of a FORM/RESET/SET/PROGRAM (rramsim.energy): V^2 G t per pulse with
         each cell's stored conductance after the operation as the access transistor passes it at the pulse's
@@ -634,14 +644,12 @@ class EmulatedOverlay:
             masks: list[tuple[int, Any]] = [(read, mask)] if read and n_used else []  # arrays or PlaneParts
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
-            if words.size < n_frames * linedrive.FRAME_WORDS:
+            fw = linedrive.FRAME_WORDS
+            if words.size < n_frames * fw:  # the RTL checks word by word: a bad word that came is BAD_FRAME first
+                tail = (-words.size) % fw  # the last frame completed with idle words (every mux inhibited)
+                self._driven_frame_lines(np.concatenate([words, linedrive.idle_frame()[:tail]]).reshape(-1, fw))
                 raise OpError(E.UNDERRUN)
-            frames = words[: n_frames * linedrive.FRAME_WORDS].reshape(n_frames, linedrive.FRAME_WORDS)
-            nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
-            inside = lines < self.config.rows
-            nib, lines = nib[:, inside], lines[inside]
-            if (nib == MuxSource.BL_PROG).any():  # a programming level on a BL during a read: refused
-                raise OpError(E.BAD_FRAME)
+            nib, lines = self._driven_frame_lines(words[: n_frames * fw].reshape(n_frames, fw))
             src = self.source_codes()
             masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
             used = np.zeros(lines.size, dtype=bool)

@@ -35,7 +35,7 @@ from rramctl_agent.sessions import (
 log = logging.getLogger("rramctl_agent")
 
 VALID_OFFSETS = frozenset(R.REGISTERS.values())
-DEFAULT_BAUD = 115_200  # (ours) the PS UART's usual console rate; 3 Mbaud works with the FT2232H bridge
+DEFAULT_BAUD = L.DEFAULT_BAUD  # the link's (serial_link), as the host's
 
 
 class AgentConfig(BaseModel):
@@ -44,7 +44,7 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     port: str | None = Field(None, description="serial device, e.g. /dev/ttyPS0; None with pty=True")
-    baudrate: int = Field(DEFAULT_BAUD, gt=0, le=12_000_000, description="UART rate (FT2232H max 12 Mbaud)")
+    baudrate: int = Field(DEFAULT_BAUD, gt=0, le=L.MAX_BAUD, description="UART rate (FT2232H max 12 Mbaud)")
     pty: bool = Field(False, description="serve a new pseudo-terminal and print its path (demos, tests)")
     backend: Literal["auto", "emulator", "pynq"] = Field("auto", description="what drives the overlay")
     state: Path | None = Field(None, description="emulator state file (emulator backend)")

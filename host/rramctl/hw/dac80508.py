@@ -18,6 +18,7 @@ from rramctl.protocol import (
     DAC_FRAME_ADDRESS,
     DAC_FRAME_DATA,
     DAC_FRAME_READ,
+    DacChannel,
 )
 
 # Register addresses (DAC80508 datasheet, register map); the two the overlay also decodes (its
@@ -102,10 +103,11 @@ def code_to_volts(code: int) -> Fraction:
 
 def init_frames() -> list[int]:
     """Frames the driver sends once after power-up: soft reset, internal reference on,
-    every channel at x2 gain, channels 4-7 powered down, synchronous update off."""
+    every channel at x2 gain, the channels no board voltage uses (4-7) powered down, synchronous update off."""
+    unused = 0xFF & ~sum(1 << ch for ch in DacChannel)  # DACn-PWDWN bits (CONFIG 7:0) of the unused channels
     return [
         build_frame(TRIGGER, SOFT_RESET_CODE),
-        build_frame(CONFIG, 0x00F0),  # REF-PWDWN = 0 (internal ref on); ch 4-7 powered down
+        build_frame(CONFIG, unused),  # REF-PWDWN = 0 (internal ref on); 0x00F0 with today's channels
         build_frame(GAIN, 0x00FF),  # BUFF-GAIN x2 on all channels, REFDIV off
         build_frame(SYNC, 0xFF00),  # broadcast enabled, asynchronous (immediate) update
     ]

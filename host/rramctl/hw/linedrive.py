@@ -54,7 +54,7 @@ def encode_frames(select: NDArray[np.integer], inhibit: NDArray[np.bool_]) -> ND
         raise LineDriveError(f"selects must have shape (N, {N_LINES}), got {select.shape}")
     if select.size and (select.min() < 0 or select.max() > 7):
         raise LineDriveError("CD4051B select must be 0-7")
-    nib = select.astype(np.uint8) | (inhibit.astype(np.uint8) << np.uint8(3))
+    nib = select.astype(np.uint8) | (inhibit.astype(np.uint8) << np.uint8(MUX_INHIBIT_BIT))
     return _pack(nib)
 
 

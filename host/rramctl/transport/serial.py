@@ -26,7 +26,7 @@ from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError
 from rramctl.transport.serial_journal import Recovery, SessionJournal
 
-DEFAULT_BAUD = 115_200  # (ours) the PS UART console rate every PYNQ image has
+DEFAULT_BAUD = L.DEFAULT_BAUD  # the link's (serial_link), as the agent's
 DEFAULT_TIMEOUT_S = 1.0  # (ours) reply wait per attempt, on top of the wire time of both frames
 DEFAULT_RETRIES = 5  # (ours)
 MAX_WAIT_S = 3600.0  # (ours) a request kept alive by PENDING keepalives still ends after this
@@ -38,7 +38,7 @@ class SerialLinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
-    baudrate: int = Field(DEFAULT_BAUD, gt=0, le=12_000_000, description="UART rate (FT2232H max 12 Mbaud)")
+    baudrate: int = Field(DEFAULT_BAUD, gt=0, le=L.MAX_BAUD, description="UART rate (FT2232H max 12 Mbaud)")
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=600, description="reply wait per attempt")
     retries: int = Field(DEFAULT_RETRIES, ge=0, le=100, description="retransmissions before giving up")
 

@@ -45,6 +45,8 @@ BITS_PER_BYTE = 10  # 8N1 UART character: start + 8 data + stop
 POLL_S = 0.02  # (ours) how long one link read waits before the reader checks its deadline
 READ_CHUNK = 1 << 16  # (ours) largest single link read
 DEFAULT_STALL_S = 0.5  # (ours) a partial frame that gets no byte for this long is abandoned
+DEFAULT_BAUD = 115_200  # (ours) the PS UART console rate every PYNQ image has; host and agent start at it
+MAX_BAUD = 12_000_000  # FT2232H maximum (12 Mbaud); 3 Mbaud works with the bridge
 
 
 class Cmd(enum.IntEnum):
