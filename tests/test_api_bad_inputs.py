@@ -366,3 +366,15 @@ def test_the_software_model_checks_its_arguments_as_the_chip_does() -> None:
     np.testing.assert_array_equal(chip.g, g)
     res = chip.multiply_pairs(np.ones((2, 4), np.int64), Region(0, 4, 0, 8), 1)  # the override still runs
     assert res.products.shape == (2, 8)
+
+
+def test_the_pl_clock_is_the_protocols() -> None:
+    """BoardConfig.clock_hz turns pulse widths into PULSE_CYCLES; the RTL, the emulator and the board clock run at
+    the protocol's PL_CLOCK_HZ, so another value (which gave other pulse widths on the board than the emulator's)
+    is refused."""
+    from rramctl.protocol import PL_CLOCK_HZ
+
+    assert BoardConfig().clock_hz == PL_CLOCK_HZ
+    for hz in (50e6, PL_CLOCK_HZ + 1):
+        with pytest.raises(ConfigError, match="clock_hz"):
+            BoardConfig(clock_hz=hz)

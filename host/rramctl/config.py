@@ -147,7 +147,13 @@ class BoardConfig(_Strict):
         description="WL gate during reads and multiplies: transistors fully on (ours)",
     )
     forming_temperature_c: float = Field(default=120.0, description="seed 000 Results: forming at 120 degC")
-    clock_hz: float = Field(default=float(PL_CLOCK_HZ), gt=0, description="PL clock of the overlay (ours)")
+    clock_hz: float = Field(
+        default=float(PL_CLOCK_HZ),
+        ge=PL_CLOCK_HZ,
+        le=PL_CLOCK_HZ,
+        description="PL clock of the overlay: the protocol's PL_CLOCK_HZ, which the RTL, the emulator and the board "
+        "time use too (ours); another value is refused (a bitstream for another clock changes protocol.toml)",
+    )
     settle_cycles: int = Field(
         default=R.SETTLE_CYCLES_CYCLES.reset,  # 100 (ours: 1 us): the register's reset value
         ge=1,
