@@ -23,7 +23,8 @@ SYNC_RESET = 0xFF00  # datasheet reset value: broadcast enabled, asynchronous up
 LDAC_BIT = 1 << 4  # TRIGGER bit 4 (datasheet)
 REF_PWDWN_BIT = 1 << 8  # CONFIG bit 8 (datasheet)
 REFDIV_EN_BIT = 1 << 8  # GAIN bit 8 (datasheet)
-UV_PER_CODE_NUM, UV_PER_CODE_DEN = 5_000_000, 1 << 16  # 5 V full scale at gain 2 (rramctl.hw.dac80508)
+UV_PER_CODE_NUM = int(D.FULL_SCALE_V * 1_000_000)  # 5 V full scale at gain 2 (rramctl.hw.dac80508), in uV
+UV_PER_CODE_DEN = D.FULL_SCALE_CODES
 _PLAIN_WRITE_MAX = DAC_FRAME_ADDRESS.mask | DAC_FRAME_DATA.mask  # up to here: R/W = 0, reserved 22:20 = 0
 
 

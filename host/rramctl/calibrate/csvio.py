@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.calibrate.measure import region_meta
+from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.errors import UsageError
 from rramctl.fileio import atomic_write_text
 from rramctl.geometry import Region
@@ -150,7 +151,7 @@ def from_csv(path: Path, forming_volts: list[float] | None = None) -> Meas:
             g_f[r - reg.row, c - reg.col] = val
         stuck = np.zeros(reg.shape, bool)
         if "pristine" in meas:
-            stuck = np.nanmean(meas["pristine"]["g_us"], axis=0) > 1e6 / 300e3
+            stuck = np.nanmean(meas["pristine"]["g_us"], axis=0) > FORMED_THRESHOLD_US
         meas["forming"] = {"v_form_v": v_form, "g_formed_us": g_f, "volts": volts, "stuck_on": stuck}
     if "read" in by:
         meas["reads"] = {"g_us": grid("read")}

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 from rramsim.config import ChipModelConfig
 
+from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.config import BoardConfig
 from rramctl.errors import UsageError
 from rramctl.hw import adc, dac80508
@@ -39,7 +40,7 @@ from rramctl.protocol import TiaGain
 
 _N = NormalDist()
 PA_PER_DU = float(dac80508.FULL_SCALE_V) * 1000 / dac80508.FULL_SCALE_CODES  # pA per drive-sum unit
-FORMED_US = 1e6 / 300e3  # formed = below 300 kOhm (seed 000)
+FORMED_US = FORMED_THRESHOLD_US  # formed = below 300 kOhm (seed 000)
 MIN_DEFECTS = 10  # (ours) fewer defective cells than this: the fraction is not fitted
 MIN_FORMED = 20  # (ours) fewer cells formed in the sweep than this: nothing is fitted
 

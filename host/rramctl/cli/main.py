@@ -413,7 +413,7 @@ def read(
     atomic_write_with(out, lambda f: np.save(f, g, allow_pickle=False))
     if png is not None:
         _save_figure(g, reg, png, f"{s.backend}: {reg}")
-    formed = g > 1e6 / 300e3
+    formed = g > FORMED_THRESHOLD_US
     emit(
         s,
         {

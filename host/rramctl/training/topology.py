@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.training.crossbar import MappedNetwork
 from rramctl.training.layers import TOLayer
 from rramctl.training.networks import CrossbarNet
 
 Readback = Literal["layer", "pairs"]  # to.readback
-OFF_US = 1e6 / 300e3  # seed 000 Methods (docs/hardware.md): a cell is conducting above 3.33 uS (below 300 kOhm)
+OFF_US = FORMED_THRESHOLD_US  # seed 000 (docs/hardware.md): a cell is conducting above 3.33 uS (below 300 kOhm)
 
 
 def init_from_chip(net: CrossbarNet, mapped: MappedNetwork) -> None:
