@@ -105,6 +105,7 @@ def test_python_takes_word_layouts_from_the_protocol() -> None:
     [
         ('prefix = "OP"\nwidth = 4', 'prefix = "OP"\nwidth = 5', "OPCODE.op width"),
         ("V_READ = 3 }", "V_READ = 5 }", "DacChannel values"),
+        ("MULTIPLY = 6, IDLE = 7 }", "MULTIPLY = 6, IDLE = 9 }", "Opcode values"),
         ("[constant.FRAME_WORDS]\nvalue = 64", "[constant.FRAME_WORDS]\nvalue = 63", "FRAME_WORDS"),
         ("DATA = [15, 0]", "DATA = [14, 0]", "DAC_LIMIT_V_SL.code width"),
     ],

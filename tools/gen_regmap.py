@@ -283,8 +283,10 @@ def verilog_protocol(proto: Protocol) -> str:
     return "\n".join(out)
 
 
-def verilog_defines(proto: Protocol) -> str:
+def verilog_defines(proto: Protocol, top: AddrmapNode) -> str:
     out = [f"// {PHEADER}", DEFINES_NOTE, "`ifndef RRAM_DEFINES_VH", "`define RRAM_DEFINES_VH"]
+    out.append(f"// AXI4-Lite byte-address bits of the register map (ADDRESS_SPAN 0x{top.size:X}, rram_ctrl.rdl)")
+    out.append(f"`define RRAM_ADDR_BITS {(top.size - 1).bit_length()}")
     for c in proto.constants:
         out.append(f"// {c.doc}")
         out.append(f"`define RRAM_{c.name} {c.value}")
@@ -386,6 +388,8 @@ def check_consistency(top: AddrmapNode, proto: Protocol) -> None:
          enums["MuxSource"].width),
         ("DacChannel values", sorted(dac.values.values()), "0 .. N-1 (the RTL's limit slots)",
          list(range(len(dac.values)))),
+        ("Opcode values", sorted(enums["Opcode"].values.values()), "0 .. N-1 (BAD_OPCODE is opcode >= N)",
+         list(range(len(enums["Opcode"].values)))),
     ]  # fmt: skip
     for name in dac.values:
         pairs.append((f"DAC_LIMIT_{name}.code width", _field(top, f"DAC_LIMIT_{name}", "code").width,
@@ -402,7 +406,7 @@ def outputs(top: AddrmapNode, proto: Protocol) -> dict[str, str]:
         "host/rramctl/protocol.py": protocol,
         "hdl/generated/rram_regs.vh": verilog_header(top),
         "hdl/generated/rram_protocol.vh": verilog_protocol(proto),
-        "hdl/generated/rram_defines.vh": verilog_defines(proto),
+        "hdl/generated/rram_defines.vh": verilog_defines(proto, top),
         "docs/registers.md": markdown(top, proto),
     }
 

@@ -3,6 +3,8 @@
 // selects (a module's localparams cannot reach its port list): `include before `module` (guarded).
 `ifndef RRAM_DEFINES_VH
 `define RRAM_DEFINES_VH
+// AXI4-Lite byte-address bits of the register map (ADDRESS_SPAN 0x74, rram_ctrl.rdl)
+`define RRAM_ADDR_BITS 7
 // Longest programming pulse in PL clocks (20 ms at 100 MHz); longer is BAD_PULSE.
 `define RRAM_MAX_PULSE_CYCLES 2000000
 // MULTIPLY: most bit-planes per input vector.
@@ -23,6 +25,8 @@
 `define RRAM_DAC80508_REG_DAC0 8
 // Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame covers this many lines.
 `define RRAM_ARRAY_LINES 512
+// PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
+`define RRAM_PROGRAM_WORDS_PER_CELL 2
 // CELL: Input-stream word naming one cell: the RESET, SET and READ cell lists, and PROGRAM's first word of each (cell, target code) pair.
 `define RRAM_CELL_ROW 31:16
 `define RRAM_CELL_COL 15:0

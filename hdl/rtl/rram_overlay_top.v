@@ -21,7 +21,7 @@ module rram_overlay_top #(
     // AXI4-Lite slave (byte addresses, docs/registers.md)
     input  wire        s_axil_awvalid,
     output wire        s_axil_awready,
-    input  wire [6:0]  s_axil_awaddr,
+    input  wire [`RRAM_ADDR_BITS-1:0] s_axil_awaddr,
     input  wire [2:0]  s_axil_awprot,
     input  wire        s_axil_wvalid,
     output wire        s_axil_wready,
@@ -32,7 +32,7 @@ module rram_overlay_top #(
     output wire [1:0]  s_axil_bresp,
     input  wire        s_axil_arvalid,
     output wire        s_axil_arready,
-    input  wire [6:0]  s_axil_araddr,
+    input  wire [`RRAM_ADDR_BITS-1:0] s_axil_araddr,
     input  wire [2:0]  s_axil_arprot,
     output wire        s_axil_rvalid,
     input  wire        s_axil_rready,
@@ -135,7 +135,7 @@ module rram_overlay_top #(
     assign s_axil_arready = arready_i & ~gate;
     wire aw_hs = s_axil_awvalid && s_axil_awready;
     wire b_hs = s_axil_bvalid && s_axil_bready;
-    wire aw_dac = aw_hs && (s_axil_awaddr[6:2] == REG_DAC_FRAME[6:2]);
+    wire aw_dac = aw_hs && (s_axil_awaddr[`RRAM_ADDR_BITS-1:2] == REG_DAC_FRAME[`RRAM_ADDR_BITS-1:2]);
     wire spi_go = dac_go && !frame_over;
     always @(posedge aclk or negedge rst_n) begin
         if (!rst_n) begin

@@ -123,14 +123,14 @@ module rram_seq #(
     reg [26:0] in_need;  // stream words the operation needs
     always @* begin
         start_err = E_NONE;
-        if (opcode > OP_IDLE) start_err = E_BAD_OPCODE;
+        if (opcode >= 4'(N_OP)) start_err = E_BAD_OPCODE;  // the opcodes are 0 .. N_OP-1 (the generator checks)
         else if ((opcode == OP_FORM || opcode == OP_READ) && (row_bad || col_bad)) start_err = E_BAD_REGION;
         else if (opcode == OP_MULTIPLY && col_bad) start_err = E_BAD_REGION;
         else if (opcode == OP_MULTIPLY && (bits == 4'd0 || bits > MAX_BITS || batch == 16'd0)) start_err = E_BAD_BITS;
         else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
         case (opcode)
             OP_RESET, OP_SET: in_need = 27'(cell_count);
-            OP_PROGRAM: in_need = {6'd0, cell_count, 1'b0};  // cell word, target word
+            OP_PROGRAM: in_need = 27'(cell_count) * 27'(PROGRAM_WORDS_PER_CELL);  // cell word, target word
             OP_MULTIPLY: in_need = 27'(batch) * 27'(bits) * 27'(FRAME_WORDS);
             default: in_need = 27'd0;
         endcase

@@ -159,6 +159,8 @@ DAC80508_REG_DAC0 = 8
 # Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame
 # covers this many lines.
 ARRAY_LINES = 512
+# PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
+PROGRAM_WORDS_PER_CELL = 2
 
 
 # Input-stream word naming one cell: the RESET, SET and READ cell lists, and PROGRAM's first word of each (cell,

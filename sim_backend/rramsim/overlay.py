@@ -32,6 +32,7 @@ from rramctl.protocol import (
     MAX_PULSE_CYCLES,
     PROGRAM_RESULT_CODE,
     PROGRAM_RESULT_PULSES,
+    PROGRAM_WORDS_PER_CELL,
     VERIFY_READS_PER_CELL,
     DacChannel,
     MuxSource,
@@ -368,7 +369,7 @@ class EmulatedOverlay:
 
     def _check_params(self, op: int) -> None:
         rg = self.regs
-        if op > IDLE:
+        if op >= len(Opcode):  # the opcodes are 0 .. N-1 (the generator checks)
             raise OpError(E.BAD_OPCODE)
         if op in (FORM, READ):
             self._check_region(rg[R.ROW_START], rg[R.ROW_COUNT], self.config.rows)
@@ -441,7 +442,7 @@ class EmulatedOverlay:
             weight = np.ones(r.size, dtype=np.int64)
         else:
             n = rg[R.CELL_COUNT]
-            cells = packet[:: 2 if op == PROGRAM else 1][:n].astype(np.int64)
+            cells = packet[:: PROGRAM_WORDS_PER_CELL if op == PROGRAM else 1][:n].astype(np.int64)
             r, c = CELL_ROW.get(cells), CELL_COL.get(cells)
             weight = PROGRAM_RESULT_PULSES.get(out.astype(np.int64)) if op == PROGRAM else np.ones(n, dtype=np.int64)
         v = self.dac.output_uv(DAC_V_SL if op in (FORM, RESET) else DAC_V_BL)
@@ -525,8 +526,8 @@ class EmulatedOverlay:
             return self._program_reference(packet)
         rg, xb, cfg = self.regs, self.crossbar, self.config
         n = rg[R.CELL_COUNT]
-        rows, cols = self._cell_list(packet, n, 2)
-        targets = packet[1::2][:n].view(np.int32).astype(np.int64)
+        rows, cols = self._cell_list(packet, n, PROGRAM_WORDS_PER_CELL)
+        targets = packet[1::PROGRAM_WORDS_PER_CELL][:n].view(np.int32).astype(np.int64)
         serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
         v_wl, cyc, p = self.dac.output_uv(DAC_V_WL), rg[R.PULSE_CYCLES], cfg.program
         step = [program_step_ns(p, self.dac.output_uv(ch), cyc) for ch in (DAC_V_BL, DAC_V_SL)]
@@ -563,8 +564,8 @@ class EmulatedOverlay:
         pulse number by pulse number: the rule program_kernel follows."""
         rg, xb = self.regs, self.crossbar
         n = rg[R.CELL_COUNT]
-        rows, cols = self._cell_list(packet, n, 2)
-        targets = packet[1::2][:n].view(np.int32).astype(np.int64)
+        rows, cols = self._cell_list(packet, n, PROGRAM_WORDS_PER_CELL)
+        targets = packet[1::PROGRAM_WORDS_PER_CELL][:n].view(np.int32).astype(np.int64)
         serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
         v_read, v_wl = self.dac.output_code(DAC_V_READ), self.dac.output_uv(DAC_V_WL)
         v_set, v_reset, cyc = self.dac.output_uv(DAC_V_BL), self.dac.output_uv(DAC_V_SL), rg[R.PULSE_CYCLES]
