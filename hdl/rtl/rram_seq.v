@@ -75,6 +75,11 @@ module rram_seq #(
     `include "rram_protocol.vh"
     localparam integer CW = $clog2(COLS);
     localparam integer ACCW = 24;  // 14-bit code << 7, summed over 8 bit-planes, fits 22 bits
+    generate  // the sums, the plane index k[2:0] and the output word hold what the protocol's widths allow
+        if (ACCW < integer'(ADC_BITS) + integer'(MAX_BITS) || integer'(MAX_BITS) > 8 || ACCW > 32) begin : g_bad_widths
+            rram_seq_accumulator_narrower_than_adc_bits_plus_max_bits u_stop ();
+        end
+    endgenerate
     // CD4051B nibbles {INH, C, B, A} (docs/protocol.md)
     localparam [3:0] NIB_FLOAT = 4'(1 << MUX_INHIBIT_BIT), NIB_GND = {1'b0, SRC_GND}, NIB_VREAD = {1'b0, SRC_READ},
                      NIB_VBL = {1'b0, SRC_BL_PROG};
