@@ -227,6 +227,18 @@ BIT_FIELD = [
 ]
 
 
+# PROGRAM's acceptance test, emitted beside the DAC check; the RTL does the same (rram_seq.v, `verified`) and the
+# emulator's compiled kernel inlines it with VERIFY_TOL_SCALE.
+VERIFY_CHECK = [
+    "",
+    "def write_verify_accepts(code: _Word, target: _Word, tol_ppm: int) -> Any:",
+    '    """PROGRAM\'s acceptance of a verify read (docs/protocol.md): ``|code - target| * VERIFY_TOL_SCALE <=',
+    '    target * VERIFY_TOL`` in integers (``tol_ppm``: the VERIFY_TOL register); a bool (an array for arrays)."""',
+    "    return abs(code - target) * VERIFY_TOL_SCALE <= target * tol_ppm",
+    "",
+]
+
+
 def python_protocol(proto: Protocol, top: AddrmapNode) -> str:
     head = f"""\"\"\"Protocol values of the rramctl overlay: opcodes, error codes, DAC channels, limits.
 
@@ -265,7 +277,7 @@ _Word = TypeVar("_Word", int, "np.ndarray[Any, Any]")"""
         out += _comment(w.doc)
         for k, (msb, lsb) in w.fields.items():
             out.append(f"{w.name}_{k} = BitField({lsb}, {msb - lsb + 1})")
-    out += DAC_FRAME_CHECK
+    out += DAC_FRAME_CHECK + VERIFY_CHECK
     return "\n".join(out)
 
 

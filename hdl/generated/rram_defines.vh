@@ -25,6 +25,8 @@
 `define RRAM_DAC80508_REG_DAC0 8
 // Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame covers this many lines.
 `define RRAM_ARRAY_LINES 512
+// VERIFY_TOL's unit (parts per million): PROGRAM accepts a verify read when |code - target| * VERIFY_TOL_SCALE <= target * VERIFY_TOL (write_verify_accepts).
+`define RRAM_VERIFY_TOL_SCALE 1000000
 // PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
 `define RRAM_PROGRAM_WORDS_PER_CELL 2
 // CELL: Input-stream word naming one cell: the RESET, SET and READ cell lists, and PROGRAM's first word of each (cell, target code) pair.

@@ -65,6 +65,8 @@ localparam [3:0] DAC80508_REG_BRDCAST = 4'd6;
 localparam [3:0] DAC80508_REG_DAC0 = 4'd8;
 // Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame covers this many lines.
 localparam [9:0] ARRAY_LINES = 10'd512;
+// VERIFY_TOL's unit (parts per million): PROGRAM accepts a verify read when |code - target| * VERIFY_TOL_SCALE <= target * VERIFY_TOL (write_verify_accepts).
+localparam [19:0] VERIFY_TOL_SCALE = 20'd1000000;
 // PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
 localparam [1:0] PROGRAM_WORDS_PER_CELL = 2'd2;
 /* verilator lint_on UNUSEDPARAM */

@@ -22,7 +22,7 @@ module ads8324_rx #(
 );
     `include "rram_protocol.vh"
     localparam integer SAMPLE_CLOCKS = 5;
-    localparam integer DATA_BITS = integer'(ADC_BITS);
+    localparam integer DATA_BITS = 32'(ADC_BITS);
     localparam integer FRAME_CLOCKS = SAMPLE_CLOCKS + 1 + DATA_BITS + 2;  // 22
     localparam integer MAXC = (HALF > CS_HIGH) ? HALF : CS_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;

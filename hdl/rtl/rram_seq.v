@@ -76,7 +76,7 @@ module rram_seq #(
     localparam integer CW = $clog2(COLS);
     localparam integer ACCW = 24;  // 14-bit code << 7, summed over 8 bit-planes, fits 22 bits
     generate  // the sums, the plane index k[2:0] and the output word hold what the protocol's widths allow
-        if (ACCW < integer'(ADC_BITS) + integer'(MAX_BITS) || integer'(MAX_BITS) > 8 || ACCW > 32) begin : g_bad_widths
+        if (ACCW < 32'(ADC_BITS) + 32'(MAX_BITS) || 32'(MAX_BITS) > 8 || ACCW > 32) begin : g_bad_widths
             rram_seq_accumulator_narrower_than_adc_bits_plus_max_bits u_stop ();
         end
     endgenerate
@@ -213,7 +213,7 @@ module rram_seq #(
     // ---- write-verify acceptance: |code - target| * 1e6 <= target * VERIFY_TOL (docs/protocol.md) ----
     wire signed [33:0] diff = 34'(code) - 34'(target);
     wire [33:0] adiff = diff[33] ? 34'(-diff) : diff;
-    wire signed [63:0] lhs = $signed({30'd0, adiff}) * 64'sd1000000;
+    wire signed [63:0] lhs = $signed({30'd0, adiff}) * $signed(64'(VERIFY_TOL_SCALE));
     wire signed [63:0] rhs = 64'(target) * $signed({44'd0, verify_tol});
     reg signed [63:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
     wire verified = lhs_r <= rhs_r;

@@ -23,7 +23,7 @@ from rramctl.driver import Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
 from rramctl.geometry import COLS, ROWS, Region, check_cells, pair_cells
 from rramctl.hw import adc, dac80508
-from rramctl.protocol import TiaGain
+from rramctl.protocol import VERIFY_TOL_SCALE, TiaGain, write_verify_accepts
 from rramctl.transport.base import BoardCost as BoardCost  # re-exported: the chip API's cost record
 from rramctl.transport.base import Transport
 
@@ -369,10 +369,10 @@ class Chip:
                              f"{self.read_range_us:.1f}] uS")  # fmt: skip
         cycles, v_prog, v_wl = self._pulse(self.config.program)
         res = self._hw.program_cells(
-            cells, codes, pulse_cycles=cycles, tolerance_ppm=round(tol * 1e6),
+            cells, codes, pulse_cycles=cycles, tolerance_ppm=round(tol * VERIFY_TOL_SCALE),
             max_pulses=self.config.write_verify.max_pulses, v_prog=v_prog, v_wl=v_wl, v_read=self.v_read_code,
         )  # fmt: skip
-        converged = np.abs(res.final_codes - codes) * 10**6 <= codes * round(tol * 1e6)
+        converged = write_verify_accepts(res.final_codes, codes, round(tol * VERIFY_TOL_SCALE))
         return ProgramReport(self.codes_to_us(res.final_codes), res.pulses, converged)
 
     def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:

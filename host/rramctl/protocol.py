@@ -159,6 +159,9 @@ DAC80508_REG_DAC0 = 8
 # Bit lines (rows) and source lines (columns) of the chip: a 512 x 512 crossbar (seed 000 Methods); a BL chain frame
 # covers this many lines.
 ARRAY_LINES = 512
+# VERIFY_TOL's unit (parts per million): PROGRAM accepts a verify read when |code - target| * VERIFY_TOL_SCALE <=
+# target * VERIFY_TOL (write_verify_accepts).
+VERIFY_TOL_SCALE = 1_000_000
 # PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
 PROGRAM_WORDS_PER_CELL = 2
 
@@ -187,3 +190,9 @@ def dac_frame_over_limit(frame: int, limits: Mapping[int, int]) -> bool:
         return bool(limits) and code > min(limits.values())
     limit = limits.get(address - DAC80508_REG_DAC0)
     return limit is not None and code > limit
+
+
+def write_verify_accepts(code: _Word, target: _Word, tol_ppm: int) -> Any:
+    """PROGRAM's acceptance of a verify read (docs/protocol.md): ``|code - target| * VERIFY_TOL_SCALE <=
+    target * VERIFY_TOL`` in integers (``tol_ppm``: the VERIFY_TOL register); a bool (an array for arrays)."""
+    return abs(code - target) * VERIFY_TOL_SCALE <= target * tol_ppm

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from rramctl.protocol import VERIFY_READS_PER_CELL
+from rramctl.protocol import VERIFY_READS_PER_CELL, VERIFY_TOL_SCALE
 
 numba: Any
 try:  # optional: the numpy path runs without it
@@ -677,7 +677,7 @@ def program_kernel(
             at_rails += np.int64(cd <= cmin) + np.int64(cd >= cmax)
             final[a] = cd
             want = targets[a]
-            if abs(cd - want) * 1_000_000 > want * tol and k < max_p:
+            if abs(cd - want) * VERIFY_TOL_SCALE > want * tol and k < max_p:  # not write_verify_accepts
                 active[kept] = a
                 kept_g[kept] = g_now[i] if cd < want else -g_now[i] - 1  # the fold's G, the sign: up / down
                 kept += 1

@@ -39,6 +39,7 @@ from rramctl.protocol import (
     Opcode,
     OverlayErrorCode,
     dac_frame_over_limit,
+    write_verify_accepts,
 )
 
 from rramsim import arraymath, device, energy, kernels, timing
@@ -581,7 +582,7 @@ class EmulatedOverlay:
                 self._count_saturated(code)
                 final[active] = code
                 t = targets[active]
-                keep = (np.abs(code - t) * 1_000_000 > t * tol) & (k < max_p)
+                keep = ~write_verify_accepts(code, t, tol) & (k < max_p)
                 active, code, r, c = active[keep], code[keep], r[keep], c[keep]
                 if active.size == 0:
                     break
