@@ -45,3 +45,15 @@ def test_a_target_that_is_not_a_regular_file_is_refused_and_kept(tmp_path: Path)
     with EmulatorTransport.open(state_path=None, seed=0) as t, pytest.raises(UsageError, match="not a regular file"):
         t.save_state(fifo)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not [p for p in tmp_path.iterdir() if p.name != "pipe"]
+
+
+def test_a_symlinked_target_writes_the_file_it_names_and_keeps_the_link(tmp_path: Path) -> None:
+    """An output given as a symlink (a results file linked into another folder): the file the link names gets the
+    new contents and the link stays a link (the rename replaced the link by a new file, leaving the target old)."""
+    real = tmp_path / "data" / "g.txt"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "g.txt"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new" and link.read_text() == "new"

@@ -39,6 +39,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open writes only ('wb' or 'w'), not {mode!r}")
     target = Path(path)
+    if target.is_symlink():  # write the file the link names; the link stays (a rename would replace the link)
+        target = target.resolve()
     if target.exists() and not target.is_file():  # the rename would replace a device or pipe by a file
         raise UsageError(f"{target} exists and is not a regular file (a folder, device or pipe); give a file name")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
