@@ -36,7 +36,8 @@ class Region:
                 raise GeometryError(f"region {name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))  # numpy integers become ints: one hashable, printable value
         if self.n_rows < 1 or self.n_cols < 1:
-            raise GeometryError(f"region {self} is empty")
+            raise GeometryError(f"region at row {self.row}, col {self.col} with {self.n_rows} rows and {self.n_cols} "
+                                "columns is empty")  # fmt: skip
         if self.row < 0 or self.col < 0 or self.row + self.n_rows > ROWS or self.col + self.n_cols > COLS:
             raise GeometryError(f"region {self} lies outside the {ROWS}x{COLS} array")
 
