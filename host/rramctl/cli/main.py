@@ -38,6 +38,7 @@ from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, Region
+from rramctl.protocol import MAX_BITS
 
 #: Flags of the main command that may also be written after the command name (``rramctl info --json``).
 GLOBAL_FLAGS = ("--json", "--debug")
@@ -485,8 +486,8 @@ def multiply(
     reg = Region.parse(region)
     if (inputs is None) == (random is None):
         raise InputFileError("give exactly one of --inputs FILE or --random N")
-    if not 1 <= bits <= 8:
-        raise UsageError(f"--bits must be 1..8, got {bits}")
+    if not 1 <= bits <= MAX_BITS:
+        raise UsageError(f"--bits must be 1..{MAX_BITS}, got {bits}")
     if pairs:
         reg.check_pairs()  # refuse before the G+ half runs
     if random is not None:

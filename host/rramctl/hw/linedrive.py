@@ -131,7 +131,7 @@ class BitplaneStream:
 
     def __post_init__(self) -> None:
         if self.inputs.dtype != np.uint8 or self.inputs.ndim != 2 or not 1 <= self.bits <= MAX_BITS:
-            raise LineDriveError(f"bit-plane inputs must be 2-D uint8 with 1-8 bits, got {self.inputs.dtype} "
+            raise LineDriveError(f"bit-plane inputs must be 2-D uint8 with 1-{MAX_BITS} bits, got {self.inputs.dtype} "
                                  f"{self.inputs.shape}, {self.bits} bits")  # fmt: skip
 
     @property
