@@ -106,7 +106,7 @@ class Driver:
         transport: Transport,
         *,
         poll_timeout_s: float = 30.0,
-        settle_cycles: int = 100,
+        settle_cycles: int = R.SETTLE_CYCLES_CYCLES.reset,
         read_gate_code: int = READ_GATE_CODE,
     ) -> None:
         self.transport = transport
