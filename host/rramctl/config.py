@@ -21,7 +21,7 @@ from typing_extensions import Self
 from rramctl import regmap as R
 from rramctl.errors import UsageError
 from rramctl.hw import dac80508
-from rramctl.protocol import MAX_PULSE_CYCLES, PL_CLOCK_HZ, DacChannel
+from rramctl.protocol import MAX_PULSE_CYCLES, PL_CLOCK_HZ, VERIFY_TOL_SCALE, DacChannel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,7 +115,12 @@ class Pulse(_Strict):
 
 
 class WriteVerify(_Strict):
-    tolerance: float = Field(default=0.10, gt=0, lt=1, description="relative error accepted (seed 000 Methods: ~10 %)")
+    tolerance: float = Field(
+        default=R.VERIFY_TOL_PPM.reset / VERIFY_TOL_SCALE,  # 0.10: the VERIFY_TOL register's reset
+        gt=0,
+        lt=1,
+        description="relative error accepted (seed 000 Methods: ~10 %)",
+    )
     max_pulses: int = Field(
         default=R.MAX_PULSES_VALUE.reset,  # 20 (ours): the register's reset value
         ge=1,
