@@ -1,7 +1,7 @@
 """The chip API's one argument normaliser: each public Chip method (and the software model's) passes its
 arguments through these before any register is written, so a wrong type, NaN or infinity is one RramctlError
 subclass naming the argument (cell lists: :func:`rramctl.geometry.check_cells`; multiply inputs:
-:func:`rramctl.driver.check_inputs`)."""
+:meth:`rramctl.chip.Chip.check_inputs`)."""
 
 from __future__ import annotations
 
@@ -68,10 +68,8 @@ def as_board_config(config: object) -> BoardConfig:
 
 
 def as_path(path: object) -> Path:
-    """A file path argument (str or os.PathLike)."""
+    """A file path argument (str or os.PathLike); a target that is not a regular file is refused by the one writer,
+    rramctl.fileio.atomic_open, before anything is written."""
     if not isinstance(path, str | PathLike) or not str(path):
         raise UsageError(f"path must be a file path (str or pathlib.Path), got {path!r}")
-    p = Path(path)
-    if p.exists() and not p.is_file():  # a folder, FIFO or device would be replaced (or blocked on), not written
-        raise UsageError(f"{p} exists and is not a regular file")
-    return p
+    return Path(path)
