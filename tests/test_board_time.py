@@ -143,24 +143,27 @@ def test_dac_frames_cost_the_clocks_they_are_shifted_for() -> None:
 
 
 def test_the_emulators_board_clocks_are_the_rtls_build_defaults() -> None:
-    """timing.Clocks() and the DAC frame clocks are the board's build: the parameter defaults of
-    rram_overlay_top.v (and ads8324_rx's CS_HIGH, which the top does not set). The RTL benches run other
+    """timing.Clocks() and the DAC frame clocks are the board's build: the RTL parameter defaults of
+    rram_overlay_top.v and of the modules whose parameters the top does not set (ads8324_rx's CS_HIGH,
+    dac80508_spi's SYNC_HIGH), all of them the protocol.toml [clock.*] macros. The RTL benches run other
     parameters and hand them to the emulator, so only this compares the defaults themselves."""
     import re
     from pathlib import Path
 
-    from rramctl.protocol import ARRAY_LINES
+    from rramctl import protocol as P
 
     rtl = Path(__file__).resolve().parents[1] / "hdl" / "rtl"
 
-    def defaults(module: str) -> dict[str, str]:
+    def defaults(module: str) -> dict[str, int]:
         text = (rtl / f"{module}.v").read_text()
-        return dict(re.findall(r"parameter integer (\w+) = ([`\w]+)", text))
+        found = dict(re.findall(r"parameter integer (\w+) = ([`\w]+)", text))
+        return {k: getattr(P, v.removeprefix("`RRAM_")) for k, v in found.items() if v.startswith("`RRAM_")}
 
-    top, adc = defaults("rram_overlay_top"), defaults("ads8324_rx")
+    top, adc, dac = defaults("rram_overlay_top"), defaults("ads8324_rx"), defaults("dac80508_spi")
     board = timing.Clocks()
-    assert top["ROWS"] == "`RRAM_ARRAY_LINES" and board.rows == ARRAY_LINES
-    assert (int(top["SR_HALF"]), int(top["ADC_HALF"]), int(top["ADC_MIN_CYCLES"]), int(adc["CS_HIGH"])) == (
+    assert top["ROWS"] == board.rows == P.ARRAY_LINES
+    assert (top["SR_HALF"], top["ADC_HALF"], top["ADC_MIN_CYCLES"], adc["CS_HIGH"]) == (
         board.sr_half, board.adc_half, board.adc_min_cycles, board.adc_cs_high)  # fmt: skip
-    assert 24 * 2 * int(top["DAC_HALF"]) == timing.DAC_FRAME_CYCLES
-    assert 24 * 2 * int(top["DAC_READ_HALF"]) == timing.DAC_READ_FRAME_CYCLES
+    assert 24 * 2 * top["DAC_HALF"] == timing.DAC_FRAME_CYCLES
+    assert 24 * 2 * top["DAC_READ_HALF"] == timing.DAC_READ_FRAME_CYCLES
+    assert dac["SYNC_HIGH"] == P.DAC_SYNC_HIGH

@@ -69,10 +69,30 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Clock:
+    """A board-clock build parameter (PL clocks) and the datasheet bounds it must meet at PL_CLOCK_HZ."""
+
+    name: str
+    value: int
+    per_period: int  # values per period of the signal (2: a half period)
+    min_ns: float | None  # one value's interval at least this long
+    max_hz: float | None  # the signal's rate at most this
+    doc: str
+    source: str
+
+    def interval_ns(self, clock_hz: int) -> float:
+        return self.value * 1e9 / clock_hz
+
+    def rate_hz(self, clock_hz: int) -> float:
+        return clock_hz / (self.value * self.per_period)
+
+
+@dataclass(frozen=True)
 class Protocol:
     enums: list[Enum]
     constants: list[Constant]
     words: list[Word]
+    clocks: list[Clock]
 
 
 def load_protocol(path: Path = PROTOCOL) -> Protocol:
@@ -100,7 +120,19 @@ def load_protocol(path: Path = PROTOCOL) -> Protocol:
                 raise SystemExit(f"{path}: word {name}.{k} = [{msb}, {lsb}] is not a free range of a 32-bit word")
             taken |= bits
         words.append(Word(name, w["doc"], fields))
-    return Protocol(enums, constants, words)
+    clocks = []
+    for name, c in data.get("clock", {}).items():
+        value, per_period = c["value"], c.get("per_period", 1)
+        if not (isinstance(value, int) and isinstance(per_period, int) and value >= 1 and per_period >= 1):
+            raise SystemExit(f"{path}: clock {name}: value and per_period must be whole numbers >= 1")
+        bounds = [c.get(k) for k in ("min_ns", "max_hz")]
+        if any(b is not None and not (isinstance(b, int | float) and b > 0) for b in bounds):
+            raise SystemExit(f"{path}: clock {name}: min_ns and max_hz must be positive numbers")
+        clocks.append(Clock(name, value, per_period, bounds[0], bounds[1], c["doc"], c["source"]))
+    names = [c.name for c in constants] + [c.name for c in clocks]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"{path}: a constant and a clock share a name (both become rramctl.protocol names)")
+    return Protocol(enums, constants, words, clocks)
 
 
 def _comment(text: str, indent: str = "") -> list[str]:
@@ -272,6 +304,10 @@ _Word = TypeVar("_Word", int, "np.ndarray[Any, Any]")"""
     for c in proto.constants:
         out += _comment(c.doc)
         out.append(f"{c.name} = {c.value:_}")
+    out += ["", "", "# Board-clock build parameters in PL clocks (the RTL parameter defaults of the same names)"]
+    for k in proto.clocks:
+        out += _comment(f"{k.doc} Bound: {k.source}.")
+        out.append(f"{k.name} = {k.value:_}")
     out += ["", ""]
     for w in proto.words:
         out += _comment(w.doc)
@@ -306,6 +342,10 @@ def verilog_defines(proto: Protocol, top: AddrmapNode) -> str:
         out.append(f"// {w.name}: {w.doc}")
         for k, (msb, lsb) in w.fields.items():
             out.append(f"`define RRAM_{w.name}_{k} {msb}:{lsb}")
+    out.append("// Board-clock build parameters in PL clocks: the defaults of the RTL parameters of the same names")
+    for c in proto.clocks:
+        out.append(f"// {c.doc} Bound: {c.source}.")
+        out.append(f"`define RRAM_{c.name} {c.value}")
     out += ["`endif", ""]
     return "\n".join(out)
 
@@ -325,7 +365,25 @@ def markdown_protocol(proto: Protocol) -> list[str]:
             bits = f"{msb}:{lsb}" if msb != lsb else f"{lsb}"
             out.append(f"| {w.name if i == 0 else ''} | {k} | {bits} | {w.doc if i == 0 else ''} |")
     out.append("")
+    hz = {c.name: c.value for c in proto.constants}["PL_CLOCK_HZ"]
+    out += ["### Board clocks", "",
+            f"Build parameters of the overlay in PL clocks (the defaults of the RTL parameters of these names; the "
+            f"emulator's board clock counts with them) and the datasheet bounds each meets at PL_CLOCK_HZ = "
+            f"{hz:_} Hz (tools/gen_regmap.py refuses a value that does not).", "",
+            "| name | clocks | interval | rate | bound | meaning |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for c in proto.clocks:
+        rate = f"{_si(c.rate_hz(hz))}Hz" if c.per_period > 1 or c.max_hz else ""
+        out.append(f"| {c.name} | {c.value:_} | {_si(c.interval_ns(hz) * 1e-9)}s | {rate} | {c.source} | {c.doc} |")
+    out.append("")
     return out
+
+
+def _si(x: float) -> str:
+    """``x`` with an SI prefix and three significant digits: 2e-08 -> '20 n', 25e6 -> '25 M'."""
+    for scale, prefix in ((1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}"
+    return f"{x:.3g} "
 
 
 def verilog_header(top: AddrmapNode) -> str:
@@ -409,6 +467,18 @@ def check_consistency(top: AddrmapNode, proto: Protocol) -> None:
     for a, va, b, vb in pairs:
         if va != vb:
             raise SystemExit(f"protocol sources disagree: {a} = {va} but {b} = {vb}")
+    check_clocks(proto.clocks, const["PL_CLOCK_HZ"])
+
+
+def check_clocks(clocks: list[Clock], clock_hz: int) -> None:
+    """Every board-clock build parameter meets its datasheet bounds at ``clock_hz`` (SystemExit otherwise)."""
+    for c in clocks:
+        if c.min_ns is not None and c.interval_ns(clock_hz) < c.min_ns:
+            raise SystemExit(f"clock {c.name} = {c.value} is {c.interval_ns(clock_hz):g} ns at {clock_hz} Hz, "
+                             f"below the {c.min_ns:g} ns of {c.source}")  # fmt: skip
+        if c.max_hz is not None and c.rate_hz(clock_hz) > c.max_hz:
+            raise SystemExit(f"clock {c.name} = {c.value} gives {c.rate_hz(clock_hz):g} Hz at {clock_hz} Hz, "
+                             f"above the {c.max_hz:g} Hz of {c.source}")  # fmt: skip
 
 
 def outputs(top: AddrmapNode, proto: Protocol) -> dict[str, str]:

@@ -39,4 +39,19 @@
 `define RRAM_DAC_FRAME_READ 23:23
 `define RRAM_DAC_FRAME_ADDRESS 19:16
 `define RRAM_DAC_FRAME_DATA 15:0
+// Board-clock build parameters in PL clocks: the defaults of the RTL parameters of the same names
+// DAC80508 SCLK half period of a write frame (ours): 20 ns, SCLK 25 MHz at 100 MHz. Bound: [DS:DAC80508] SPI timing requirements (Table 7), write: f_SCLK <= 50 MHz, SCLK high >= 9 ns, low >= 13 ns.
+`define RRAM_DAC_HALF 2
+// DAC80508 SCLK half period of a read command and of the frame after it, which brings the data out (ours): 100 ns, SCLK 5 MHz. Bound: [DS:DAC80508] Table 7, read (FSDO = 0, IOVDD 1.7-2.7 V, the stricter column): f_SCLK <= 12 MHz, SCLK high >= 35 ns, low >= 32 ns; SDO valid <= 33.5 ns after the SCLK rise.
+`define RRAM_DAC_READ_HALF 10
+// Least PL clocks SYNC stays high between two DAC80508 frames (ours): 40 ns. Bound: [DS:DAC80508] Table 7: SYNC high >= 15 ns.
+`define RRAM_DAC_SYNC_HIGH 4
+// SN74HC595 SRCLK half period, and RCLK's setup and high time (ours): 30 ns, SRCLK 16.7 MHz; SER changes on the falling SRCLK edge, so it is set up one half period before the rise. Bound: [DS:SN74HC595] at VCC = 4.5 V: SER setup before the SRCLK rise >= 25 ns, SRCLK / RCLK pulse width >= 20 ns.
+`define RRAM_SR_HALF 3
+// ADS8324 DCLK half period (ours): 420 ns, DCLK 1.19 MHz. Bound: [DS:ADS8324] (SBAS172A), Theory of Operation: DCLK <= 1.2 MHz (50 kHz throughput), DCLK high and low >= 200 ns each.
+`define RRAM_ADC_HALF 42
+// Least PL clocks from one ADS8324 CS fall to the next: 20 us, the part's 50 kSPS. Bound: [DS:ADS8324]: 50 kHz throughput at most.
+`define RRAM_ADC_MIN_CYCLES 2000
+// Least PL clocks CS stays high after an ADS8324 frame (ours: 40 ns; the 50 kSPS gap keeps it high far longer). Bound: [DS:ADS8324] (SBAS172A) gives no minimum CS-high time (Fig. 5, Table I): ours.
+`define RRAM_ADC_CS_HIGH 4
 `endif

@@ -7,9 +7,9 @@
 // high for at least CS_HIGH clocks.  DCLK period 2*HALF clocks (ours; HALF = 42 -> 1.19 MHz at
 // 100 MHz, about 50 kSPS as in the datasheet; benches use a smaller HALF to run fast).
 module ads8324_rx #(
-    parameter integer HALF = 42,
-    parameter integer CS_HIGH = 4,
-    parameter integer MIN_CYCLES = 2000  // least clocks between CS falls: the ADS8324's 50 kSPS at 100 MHz
+    parameter integer HALF = `RRAM_ADC_HALF,  // defaults and their datasheet bounds: protocol.toml [clock.*]
+    parameter integer CS_HIGH = `RRAM_ADC_CS_HIGH,
+    parameter integer MIN_CYCLES = `RRAM_ADC_MIN_CYCLES  // least clocks between CS falls: the ADS8324's 50 kSPS
 ) (
     input  wire               clk,
     input  wire               rst_n,

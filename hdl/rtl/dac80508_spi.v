@@ -13,9 +13,9 @@
 // (10 -> 5 MHz, ours), so SDO is sampled READ_HALF clocks (100 ns) after it is launched (docs/hdl.md,
 // "Timing budget per mode", has the margins).
 module dac80508_spi #(
-    parameter integer HALF = 2,
-    parameter integer READ_HALF = 10,  // SCLK half period of a read command and of the frame after it (ours)
-    parameter integer SYNC_HIGH = 4
+    parameter integer HALF = `RRAM_DAC_HALF,  // defaults and their datasheet bounds: protocol.toml [clock.*]
+    parameter integer READ_HALF = `RRAM_DAC_READ_HALF,  // SCLK half period of a read command and of the frame after it
+    parameter integer SYNC_HIGH = `RRAM_DAC_SYNC_HIGH
 ) (
     input  wire        clk,
     input  wire        rst_n,

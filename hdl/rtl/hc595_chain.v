@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // SN74HC595 chain driver: shifts one 32-bit word MSB first on SER/SRCLK, or pulses RCLK.
 // SN74HC595 datasheet: SER is sampled on the rising SRCLK edge, the rising RCLK edge copies the
 // shift register to the output latch.  SER changes while SRCLK is low and is stable for HALF clocks
@@ -6,7 +7,7 @@
 // 2*HALF clocks (HALF = 3 -> 16.7 MHz at 100 MHz, below the datasheet f_max at 4.5 V), RCLK high
 // for HALF clocks after HALF clocks of setup from the last SRCLK edge.
 module hc595_chain #(
-    parameter integer HALF = 3
+    parameter integer HALF = `RRAM_SR_HALF  // default and its datasheet bounds: protocol.toml [clock.SR_HALF]
 ) (
     input  wire        clk,
     input  wire        rst_n,

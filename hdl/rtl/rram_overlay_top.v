@@ -9,11 +9,12 @@ module rram_overlay_top #(
     parameter integer ROWS = `RRAM_ARRAY_LINES,  // bit lines (multiple of 8, at most ARRAY_LINES = 512)
     parameter integer COLS = `RRAM_ARRAY_LINES,  // source lines (power of two, at most ARRAY_LINES)
     parameter integer NADC = 8,  // ADS8324 channels (power of two, below COLS); column j -> ADC j % NADC
-    parameter integer DAC_HALF = 2,  // DAC80508 SCLK half period in clocks
-    parameter integer DAC_READ_HALF = 10,  // SCLK half period of a DAC read command and the frame after it
-    parameter integer SR_HALF = 3,  // SN74HC595 SRCLK half period in clocks
-    parameter integer ADC_HALF = 42,  // ADS8324 DCLK half period in clocks
-    parameter integer ADC_MIN_CYCLES = 2000  // least clocks from CS fall to CS fall: 50 kSPS (ADS8324 max) at 100 MHz
+    // board clocks in PL clocks; defaults and their datasheet bounds: protocol.toml [clock.*]
+    parameter integer DAC_HALF = `RRAM_DAC_HALF,  // DAC80508 SCLK half period
+    parameter integer DAC_READ_HALF = `RRAM_DAC_READ_HALF,  // SCLK half period of a DAC read command and the frame after it
+    parameter integer SR_HALF = `RRAM_SR_HALF,  // SN74HC595 SRCLK half period
+    parameter integer ADC_HALF = `RRAM_ADC_HALF,  // ADS8324 DCLK half period
+    parameter integer ADC_MIN_CYCLES = `RRAM_ADC_MIN_CYCLES  // least clocks from CS fall to CS fall (50 kSPS)
 ) (
     (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF s_axil:s_axis:m_axis, ASSOCIATED_RESET aresetn, FREQ_HZ 100000000" *)
     input  wire        aclk,

@@ -29,9 +29,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from rramctl.hw import dac80508
 from rramctl.hw.energy import EnergyCounts
-from rramctl.protocol import PL_CLOCK_HZ
+from rramctl.protocol import ADC_MIN_CYCLES, PL_CLOCK_HZ
 
-ADC_RATE_SPS = 50_000  # ADS8324 throughput (datasheet SBAS172A)
+# the board's conversion rate: one CS fall every ADC_MIN_CYCLES PL clocks, 50 kSPS, the ADS8324's most
+# (datasheet SBAS172A; the bound protocol.toml [clock.ADC_MIN_CYCLES] is held to)
+ADC_RATE_SPS = PL_CLOCK_HZ // ADC_MIN_CYCLES
 ADC_POWER_W = 3.0e-3  # ADS8324: less than 3.0 mW at 50 kSPS (datasheet SBAS172A, Theory of Operation)
 T_CONV_S = 1.0 / ADC_RATE_SPS
 ADC_ENERGY_J = ADC_POWER_W * T_CONV_S  # 60 nJ per conversion (an upper bound)

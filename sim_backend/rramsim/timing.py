@@ -67,11 +67,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rramctl.hw.adc import FRAME_CLOCKS
-from rramctl.protocol import FRAME_WORDS, PL_CLOCK_HZ, Opcode
+from rramctl.protocol import (
+    ADC_CS_HIGH,
+    ADC_HALF,
+    ADC_MIN_CYCLES,
+    ARRAY_LINES,
+    DAC_FRAME_READ,
+    DAC_HALF,
+    DAC_READ_HALF,
+    FRAME_WORDS,
+    PL_CLOCK_HZ,
+    SR_HALF,
+    Opcode,
+)
 
 CLOCK_HZ = PL_CLOCK_HZ  # PL clock (docs/protocol.md)
-DAC_FRAME_CYCLES = 24 * 2 * 2  # 24 bits at DAC_HALF = 2
-DAC_READ_FRAME_CYCLES = 24 * 2 * 10  # a read command and the frame after it: 24 bits at DAC_READ_HALF = 10
+DAC_FRAME_BITS = DAC_FRAME_READ.lsb + 1  # the DAC80508's 24-bit frame: its R/W bit is the top one
+DAC_FRAME_CYCLES = DAC_FRAME_BITS * 2 * DAC_HALF  # 96: 24 SCLK periods of 2 DAC_HALF clocks
+DAC_READ_FRAME_CYCLES = DAC_FRAME_BITS * 2 * DAC_READ_HALF  # 480: a read command and the frame after it
 CHAIN_STEPS = 2  # shifts per applied frame: the address step (every INH set), then the frame itself
 WORD_EXTRA = 3  # rram_chain_frame clocks per shifted word beyond its 64 SRCLK half periods
 ADC_FRAME_DCLKS = FRAME_CLOCKS  # ads8324_rx: 5 sampling clocks, a null bit, 14 data bits, 2 zero bits
@@ -95,13 +108,14 @@ IDLE_OP_CYCLES = 3  # NOP, IDLE: S_END, S_FIN, S_FIN2
 @dataclass(frozen=True)
 class Clocks:
     """The overlay build parameters the board time depends on (docs/hdl.md, "Parameters"); the defaults
-    are the board's."""
+    are the board's: ARRAY_LINES rows and the [clock.*] entries of firmware/regmap/protocol.toml, which are
+    the RTL parameters' defaults too."""
 
-    rows: int = 512  # ROWS: the chain has ROWS / 8 words a step
-    sr_half: int = 3  # SR_HALF
-    adc_half: int = 42  # ADC_HALF
-    adc_min_cycles: int = 2_000  # ADC_MIN_CYCLES: CS falls at least this far apart (50 kSPS)
-    adc_cs_high: int = 4  # ads8324_rx CS_HIGH
+    rows: int = ARRAY_LINES  # ROWS: the chain has ROWS / 8 words a step
+    sr_half: int = SR_HALF
+    adc_half: int = ADC_HALF
+    adc_min_cycles: int = ADC_MIN_CYCLES  # CS falls at least this far apart (50 kSPS)
+    adc_cs_high: int = ADC_CS_HIGH  # ads8324_rx CS_HIGH
 
     @property
     def words(self) -> int:
