@@ -171,6 +171,11 @@ def refusal(agent: Agent, frame: L.Frame) -> int:
         (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(5)), L.ErrorCode.BAD_SEQ),  # never ran: not STALE_SEQ
         (L.Frame(L.Cmd.REPLAY, 0, 77, 1, L.U32.pack(0)), L.ErrorCode.BAD_SEQ),
         (L.Frame(L.Cmd.REPLAY, 0, 78, 1, L.U32.pack(1)), L.ErrorCode.NO_SESSION),
+        # a request's flags are 0: ERROR / PENDING on a request are refused, before session and seq checks
+        (L.Frame(L.Cmd.READ_REG, L.Flag.PENDING, 77, 1, L.U32.pack(R.ID)), L.ErrorCode.BAD_COMMAND),
+        (L.Frame(L.Cmd.WRITE_REG, L.Flag.ERROR, 78, 0, L.REG_WRITE.pack(R.OPCODE, 5)), L.ErrorCode.BAD_COMMAND),
+        (L.Frame(L.Cmd.HELLO, L.Flag.ERROR, 77, 1, L.hello_request(1)), L.ErrorCode.BAD_COMMAND),
+        (L.Frame(L.Cmd.REPLAY, 0x08, 77, 1, L.U32.pack(1)), L.ErrorCode.BAD_COMMAND),
     ],
 )
 def test_agent_refusals(agent: Agent, frame: L.Frame, code: L.ErrorCode) -> None:
@@ -349,6 +354,40 @@ def test_the_agent_sends_keepalives_while_an_operation_runs() -> None:
         link.close()
     assert isinstance(frame, L.Frame) and not frame.flags & (L.Flag.PENDING | L.Flag.ERROR)
     assert gated.overlay.counters.op_count == 1
+
+
+def test_a_seq_reused_for_another_request_is_refused_not_answered_from_the_cache(agent: Agent) -> None:
+    """A completed seq answers only its own retransmission (same cmd and payload) from the cache; another
+    request under it (a host bug) gets BAD_SEQ naming the seq's request, and nothing executes (it got the old
+    reply as a success before: a WRITE_REG of another value "succeeded" without writing)."""
+    ov = agent.transport.overlay  # type: ignore[attr-defined]
+    write = L.Frame(L.Cmd.WRITE_REG, 0, 77, 1, L.REG_WRITE.pack(R.OPCODE, 5))
+    first = agent.handle(write)
+    calls = agent.transport.calls  # type: ignore[attr-defined]
+    assert refusal(agent, L.Frame(L.Cmd.WRITE_REG, 0, 77, 1, L.REG_WRITE.pack(R.OPCODE, 6))) == L.ErrorCode.BAD_SEQ
+    assert refusal(agent, L.Frame(L.Cmd.READ_REG, 0, 77, 1, L.U32.pack(R.OPCODE))) == L.ErrorCode.BAD_SEQ
+    reply = L.decode_frame(agent.handle(L.Frame(L.Cmd.READ_REG, 0, 77, 1, L.U32.pack(R.OPCODE))) or b"")
+    assert "seq 1 was another request (cmd 3)" in L.decode_error(reply.payload)[1]
+    assert agent.transport.calls == calls and ov.read_reg(R.OPCODE) == 5  # type: ignore[attr-defined]
+    assert agent.handle(write) == first and agent.replayed == 1  # the retransmission still gets its reply
+    assert agent.sessions.get(77).last_seq == 1  # type: ignore[union-attr]  # a refusal uses up nothing
+
+
+def test_agent_notes_a_seed_its_state_file_overrides(tmp_path: Path) -> None:
+    """--seed makes a new chip only: where the state file holds another seed's chip the agent says so."""
+    state = tmp_path / "chip.npz"
+    EmulatorTransport(ChipModelConfig(seed=3)).save_state(state)
+
+    def start(*seed: str) -> str:
+        proc = subprocess.Popen([sys.executable, "-m", "rramctl_agent", "--pty", "--backend", "emulator",
+                                 "--state", str(state), *seed], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        assert proc.stdout is not None and proc.stdout.readline().startswith("/dev/")
+        proc.terminate()
+        return proc.communicate(timeout=30)[1]
+
+    assert f"--seed 5 ignored: {state} holds a chip of seed 3" in start("--seed", "5")
+    assert "ignored" not in start("--seed", "3") + start()
 
 
 def test_agent_command_line_serves_a_pty(tmp_path: Path) -> None:

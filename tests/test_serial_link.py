@@ -181,14 +181,15 @@ def test_wire_time_is_ten_bits_per_byte() -> None:
 def test_session_cache_keeps_the_newest_replies_and_refuses_going_back() -> None:
     s = Session(1, depth=3, max_bytes=100)
     for seq in range(1, 6):
-        s.record(seq, bytes(10))
+        s.record(seq, bytes(10), 2, bytes([seq]))
     assert list(s.replies) == [3, 4, 5] and s.last_seq == 5
     assert s.seen(2) and s.cached(2) is None and not s.seen(6)
+    assert s.answered(4, 2, bytes([4])) and not s.answered(4, 3, bytes([4])) and not s.answered(4, 2, bytes([5]))
     with pytest.raises(ValueError, match="not above"):
-        s.record(5, b"")
-    s.record(6, bytes(250))  # over the byte bound alone: still kept (the newest always is)
+        s.record(5, b"", 2, b"")
+    s.record(6, bytes(250), 2, b"")  # over the byte bound alone: still kept (the newest always is)
     assert list(s.replies) == [6]
-    s.record(9, bytes(1))  # gaps are allowed (a request the host gave up on)
+    s.record(9, bytes(1), 2, b"")  # gaps are allowed (a request the host gave up on)
     assert s.last_seq == 9
 
 
@@ -213,7 +214,7 @@ def test_a_session_in_use_outlives_sessions_opened_between_its_requests() -> Non
 def test_a_live_session_belongs_to_the_host_that_opened_it() -> None:
     t = SessionTable()
     live, _ = t.open(1, 42)
-    live.record(1, b"reply")
+    live.record(1, b"reply", 2, b"")
     with pytest.raises(SessionOwned):
         t.open(1, 43)  # another host naming the same session id with another token
     assert t.get(1) is live and live.last_seq == 1  # untouched

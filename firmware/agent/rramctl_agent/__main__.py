@@ -36,7 +36,8 @@ def parse_args(argv: Sequence[str] | None) -> AgentConfig:
     p.add_argument("--backend", choices=["auto", "emulator", "pynq"], default="auto")
     p.add_argument("--state", type=Path, help="emulator state file (default: $RRAMCTL_AGENT_STATE, else "
                    "~/.local/state/rramctl/agent-emulator.npz: the agent's own chip)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="emulator chip seed")
+    p.add_argument("--seed", type=int, help="seed of a new emulated chip (default 0; ignored once its state file "
+                   "exists, with a note where it differs)")  # fmt: skip
     p.add_argument("--bitfile", type=Path, help="overlay bitstream (pynq)")
     p.add_argument("--cache-depth", type=int, default=AgentConfig.model_fields["cache_depth"].default)
     p.add_argument("--keepalive", type=float, default=AgentConfig.model_fields["keepalive_s"].default,
@@ -62,10 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = config.state
         if state is None and spec.kind == "emulator":  # its own chip, never the user's rramctl chip
             state = agent_state_path()
+        existed = state is not None and state.exists()
         transport = open_transport(spec, OpenOptions(BoardConfig(), state, config.seed, config.bitfile))
     except RramctlError as e:
         print(f"rramctl-agent: {e}", file=sys.stderr)
         return 1
+    held = transport.chip_model() if existed else None
+    if held is not None and "seed" in config.model_fields_set and held.seed != config.seed:
+        print(f"rramctl-agent: note: --seed {config.seed} ignored: {state} holds a chip of seed {held.seed} (--seed "
+              "applies to a new chip: another --state, or move that file away)", file=sys.stderr)  # fmt: skip
     with transport:
         agent_kwargs = dict(cache_depth=config.cache_depth, cache_bytes=config.cache_bytes,
                             max_sessions=config.max_sessions, keepalive_s=config.keepalive_s)  # fmt: skip

@@ -130,6 +130,8 @@ class Agent:
             return None
         if frame.cmd == L.Cmd.HELLO:
             return self._hello(frame)
+        if frame.flags:
+            return self._bad_flags(frame)
         if frame.cmd == L.Cmd.REPLAY:
             return self._replay(frame)
         session = self.sessions.get(frame.session)
@@ -142,10 +144,14 @@ class Agent:
             if cached is None:
                 return self._error(frame, L.ErrorCode.STALE_SEQ,
                                    f"request {frame.seq} already completed; its reply is no longer cached")  # fmt: skip
+            if not session.answered(frame.seq, frame.cmd, frame.payload):
+                return self._error(frame, L.ErrorCode.BAD_SEQ,
+                                   f"seq {frame.seq} was another request (cmd {L.decode_frame(cached).cmd}); "
+                                   f"nothing executed: a new request takes a seq above {session.last_seq}")  # fmt: skip
             self.replayed += 1
             return cached
         reply = self._execute_with_keepalive(frame)
-        session.record(frame.seq, reply)
+        session.record(frame.seq, reply, frame.cmd, frame.payload)
         return reply
 
     @staticmethod
@@ -156,6 +162,11 @@ class Agent:
         log.info("request %s seq %d refused: %s (%s)", frame.cmd, frame.seq, code.name, message)
         return self._reply(frame, L.encode_error(code, message), L.Flag.ERROR)
 
+    def _bad_flags(self, frame: L.Frame) -> bytes:
+        """A request's flags are 0 (REPLY, ERROR and PENDING are a reply's): refused before any session or seq
+        check, nothing executed or recorded."""
+        return self._error(frame, L.ErrorCode.BAD_COMMAND, f"request flags must be 0, got {frame.flags:#04x}")
+
     def _hello(self, frame: L.Frame) -> bytes:
         if len(frame.payload) < L.HELLO_VERSION.size:
             return self._error(frame, L.ErrorCode.BAD_LENGTH, f"HELLO carries {L.HELLO_REQ.size} bytes")
@@ -165,6 +176,8 @@ class Agent:
                                f"host speaks protocol v{version}, this agent v{L.PROTOCOL_VERSION}")  # fmt: skip
         if len(frame.payload) != L.HELLO_REQ.size:
             return self._error(frame, L.ErrorCode.BAD_LENGTH, f"HELLO carries {L.HELLO_REQ.size} bytes")
+        if frame.flags:
+            return self._bad_flags(frame)
         _, token = L.HELLO_REQ.unpack(frame.payload)
         if frame.session == 0:
             return self._error(frame, L.ErrorCode.NO_SESSION, "session id 0 is reserved")

@@ -1,13 +1,15 @@
 """Per-session reply cache: what makes a retransmitted request safe (docs/serial-protocol.md).
 
 A session remembers the highest sequence number it has executed and the encoded replies of the
-last ``depth`` of them (and at most ``max_bytes`` of replies, the newest always kept).  A request
-whose sequence number is not above the high-water mark is never executed again: it gets its cached
-reply, or STALE_SEQ when that reply has been evicted.
+last ``depth`` of them (and at most ``max_bytes`` of replies, the newest always kept), each with a digest
+of the request it answered.  A request whose sequence number is not above the high-water mark is never
+executed again: a retransmission (same cmd and payload) gets its cached reply, another request under that
+number BAD_SEQ, and either STALE_SEQ when that reply has been evicted.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -27,24 +29,36 @@ class Session:
     depth: int = DEFAULT_CACHE_DEPTH
     max_bytes: int = DEFAULT_CACHE_BYTES
     last_seq: int = 0
-    replies: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    replies: OrderedDict[int, tuple[bytes, int]] = field(default_factory=OrderedDict)  # seq -> (reply, digest)
     cached_bytes: int = 0
 
     def seen(self, seq: int) -> bool:
         return seq <= self.last_seq
 
     def cached(self, seq: int) -> bytes | None:
-        return self.replies.get(seq)
+        entry = self.replies.get(seq)
+        return entry[0] if entry is not None else None
 
-    def record(self, seq: int, reply: bytes) -> None:
+    def answered(self, seq: int, cmd: int, payload: bytes) -> bool:
+        """Whether the cached reply of ``seq`` answered this request (its cmd and payload): a retransmission."""
+        entry = self.replies.get(seq)
+        return entry is not None and entry[1] == request_digest(cmd, payload)
+
+    def record(self, seq: int, reply: bytes, cmd: int, payload: bytes) -> None:
         if seq <= self.last_seq:
             raise ValueError(f"sequence number {seq} is not above the last completed {self.last_seq}")
         self.last_seq = seq
-        self.replies[seq] = reply
+        self.replies[seq] = (reply, request_digest(cmd, payload))
         self.cached_bytes += len(reply)
         while len(self.replies) > 1 and (len(self.replies) > self.depth or self.cached_bytes > self.max_bytes):
-            _, old = self.replies.popitem(last=False)
+            _, (old, _) = self.replies.popitem(last=False)
             self.cached_bytes -= len(old)
+
+
+def request_digest(cmd: int, payload: bytes) -> int:
+    """CRC-32 of a request's cmd and payload: tells a retransmission from another request under the same seq
+    (a host bug), not an integrity check (the frame CRC is that)."""
+    return zlib.crc32(payload, zlib.crc32(bytes([cmd])))
 
 
 class SessionTable:
