@@ -762,3 +762,49 @@ def test_workers_raise_a_parts_error_after_every_part_has_ended() -> None:
         assert workers.run_parts(lambda a, b: a + b, [(0, 1), (1, 2), (2, 3)]) == [1, 3, 5]
     finally:
         workers.set_threads(None)
+
+
+@pytest.mark.parametrize("device", [d for d in arraymath.available_devices() if d != "cpu"])
+def test_inputs_that_drive_no_row_give_the_codes_of_cpu_on_every_device(device: str) -> None:
+    """A batch whose vectors drive no row at all (all zero: calibrate_offsets sends one) is every drive sum 0:
+    on numpy and torch it raised "cannot reshape" and left the overlay BUSY for every later operation."""
+    from rramctl.chip import Chip
+    from rramctl.geometry import Region
+    from rramctl.transport.emulator import EmulatorTransport
+
+    region = Region(0, 16, 0, 8)
+    cases = [np.zeros((1, 16), np.int64), np.zeros((3, 16), np.int64),
+             np.random.default_rng(4).integers(0, 16, size=(5, 16)) * (np.arange(16) < 2)]  # fmt: skip
+    got: dict[str, list[np.ndarray]] = {}
+    for dev in ("cpu", device):
+        chip = Chip.from_transport(EmulatorTransport(ChipModelConfig(seed=5), device=dev))
+        chip.electroform(region)
+        got[dev] = [chip.multiply(x, region, bits=4).codes for x in cases]
+        got[dev].append(chip.multiply(np.ones((2, 16), np.int64), region, bits=4).codes)  # the overlay goes on
+    for a, b in zip(got["cpu"], got[device], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failure_of_the_emulator_leaves_the_overlay_idle_not_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception inside an operation that is not an overlay error code (a bug, an interrupt) reaches the
+    caller; the overlay is idle again, nothing of the operation counted (OP_COUNT, board time, output words),
+    and the next operation runs (it stayed BUSY for good, so every later START was refused)."""
+    ov = _overlay(4, chain=True, device="cpu")
+    frames = _random_frames(np.random.default_rng(2), 2, (0, 64))
+    real, calls = EmulatedOverlay._execute, []
+
+    def failing(self: EmulatedOverlay, op: int, packet: Any) -> Any:
+        calls.append(op)
+        if len(calls) == 1:
+            raise RuntimeError("emulator failure")
+        return real(self, op, packet)
+
+    monkeypatch.setattr(EmulatedOverlay, "_execute", failing)
+    before = (ov.counters.op_count, ov.board_time_s)
+    with pytest.raises(RuntimeError, match="emulator failure"):
+        _run_multiply(ov, frames, 2, 1, 0, 8, 0)
+    status = ov.read_reg(R.STATUS)
+    assert not status & (R.STATUS_BUSY.mask | R.STATUS_DONE.mask)
+    assert (ov.counters.op_count, ov.board_time_s) == before and ov.counters.out_words == 0
+    assert _run_multiply(ov, frames, 2, 1, 0, 8, 0).shape == (2, 8)
+    assert ov.counters.op_count == before[0] + 1

@@ -398,6 +398,12 @@ class EmulatedOverlay:
         except OpError as e:
             self._finish_error(e.code)
             return
+        except BaseException:
+            # a failure of the emulator itself (no overlay error code: a bug, a drive sum past the integer ADC
+            # model, an interrupt): the caller gets it, and the overlay is idle again rather than BUSY for good
+            # (ours); nothing of the operation is counted (no OP_COUNT, board time or output words)
+            self.busy, self.done, self.lines_idle = False, False, True
+            raise
         pulses = (self.counters.pulse_count - pulses_before) & WORD_MASK
         self.board_time_s += timing.seconds(self._op_cycles(op, pulses))
         self._price_pulses(op, packet, out, pulses)
@@ -636,14 +642,16 @@ class EmulatedOverlay:
             if 2 * n_used < used.size:  # mostly idle rows: sum over the driven ones only
                 lines, x = lines[used], x[:, used]
             read = self.dac.output_code(DAC_V_READ)  # the V_READ source (source_codes: MuxSource.READ)
-            planes = getattr(xm, "plane_matrix", None)  # torch: the planes made on its device
-            if planes:
-                mask: NDArray[Any] | PlaneParts = planes(x, bits)
-            elif getattr(xm, "compiled", False):
-                mask = PlaneParts(x, bits)  # each thread makes the planes of its own part
-            else:
-                mask = _plane_matrix_f32(x, bits)
-            masks: list[tuple[int, Any]] = [(read, mask)] if read and n_used else []  # arrays or PlaneParts
+            masks: list[tuple[int, Any]] = []  # (source code, its row masks: arrays or PlaneParts)
+            if read and n_used:  # else no row is driven: every drive sum is 0 (no planes of no rows to make)
+                planes = getattr(xm, "plane_matrix", None)  # torch: the planes made on its device
+                if planes:
+                    mask: NDArray[Any] | PlaneParts = planes(x, bits)
+                elif getattr(xm, "compiled", False):
+                    mask = PlaneParts(x, bits)  # each thread makes the planes of its own part
+                else:
+                    mask = _plane_matrix_f32(x, bits)
+                masks.append((read, mask))
         else:  # words (or bit-planes cut otherwise by BATCH / BITS): decode the chain frames
             words = _words(packet)
             fw = linedrive.FRAME_WORDS
