@@ -114,6 +114,8 @@ def test_prune_and_infer_json_outputs_and_refusals(tmp_path: Path, monkeypatch: 
     assert r.exit_code == 2 and "--allow-untrained" in r.output
     r = invoke("infer", "--run", str(run), "--forward", "gpu")
     assert r.exit_code == 2 and "chip or host" in r.output
+    r = invoke("infer", "--run", str(run), "--test-subset", "-5")  # named as the user wrote it
+    assert r.exit_code == 2 and error_lines(r.output) == ["error: --test-subset must be at least 1 sample, got -5"]
     r = invoke("--json", *prune, "--epochs", "1")  # resumes the untrained run and trains it
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["epochs_done"] == 1  # notes went to stderr: stdout is one JSON object
@@ -122,6 +124,7 @@ def test_prune_and_infer_json_outputs_and_refusals(tmp_path: Path, monkeypatch: 
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["epochs_done"] == 1
     assert (run / "summary.json").read_bytes() == before and (run / "infer" / "summary.json").exists()
+    assert "chip_disagreement" in json.loads(r.stdout)  # the chip as saved, checked and not reprogrammed
 
 
 def test_user_errors_keep_status_2_with_debug_and_bad_seeds_models_ports_are_one_line(tmp_path: Path) -> None:
@@ -193,3 +196,25 @@ def test_seed_and_model_that_a_state_file_overrides_are_noted(tmp_path: Path) ->
     assert r.exit_code == 0 and "ignored" not in r.stderr  # the chip was made with seed 3: nothing to say
     r = CliRunner().invoke(app, [*state, "--seed", "4", "--model", "ideal", "info"])
     assert r.exit_code == 0 and "note: --seed and --model ignored" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# no cells\n"])
+def test_an_empty_cells_table_is_an_empty_cell_list(tmp_path: Path, text: str) -> None:
+    """docs/cli.md: an empty cells file is an empty cell list (a .csv with no rows was refused as shape (0, 1))."""
+    cells = tmp_path / "cells.csv"
+    cells.write_text(text)
+    for cmd in ("reset", "set"):
+        r = invoke(*emulator(tmp_path), cmd, "--cells", str(cells))
+        assert r.exit_code == 0, r.output
+        assert "0 cell(s)" in r.output
+
+
+def test_a_text_file_named_npy_is_one_clear_error(tmp_path: Path) -> None:
+    """Not numpy's "Cannot load file containing pickled data" but what is wrong with the file."""
+    bad = tmp_path / "cells.npy"
+    bad.write_text("1,2\n")
+    r = invoke(*emulator(tmp_path), "reset", "--cells", str(bad))
+    assert r.exit_code == 2
+    assert error_lines(r.output) == [f"error: {bad} is not a .npy file: it lacks the .npy header (a comma-separated "
+                                     "table is read from a .csv)"]  # fmt: skip
+    assert not (tmp_path / "chip.npz").exists()

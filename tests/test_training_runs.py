@@ -106,6 +106,36 @@ def test_emulator_resume_reads_back_a_chip_that_agrees_with_the_mask(tmp_path, e
         assert np.array_equal(a.mask.numpy(), b.mask.numpy())
 
 
+def test_an_evaluation_reports_pairs_that_disagree_and_never_programs_the_chip(tmp_path, easy):
+    """load_run (rramctl infer, the harness's chip test) evaluates the chip as saved: a kept pair the saved chip
+    holds reset is reported (summary "chip_disagreement"), not set again; the programming counts stay the run's
+    (each infer of a run re-set such pairs and counted them: its counts grew over the run's)."""
+    from rramctl.training.chips import save_chips
+
+    c = cfg(backend="emulator", forward="host", epochs=1, subset=64, test_subset=32)
+    run = Run.open(c, tmp_path / "e", easy)
+    run.train()
+    name = run.net.crossbar_layers()[-1].name
+    kept = np.argwhere(run.net.crossbar_layers()[-1].mask.numpy())[:1]
+    run.mapped.prune(name, kept)  # the saved chip now disagrees with the network in one kept pair
+    ck = tmp_path / "e" / "checkpoints" / (tmp_path / "e" / "checkpoints" / "LATEST").read_text().strip()
+    save_chips(run.mapped.chips, ck)
+    run.close()
+    saved = {p.name: p.read_bytes() for p in ck.iterdir()}
+    again = load_run(tmp_path / "e", lambda _: easy)
+    ops_before = again.mapped.counts.programming_ops()
+    s = finish(again, tmp_path / "infer")
+    again.close()
+    assert s["chip_disagreement"]["kept_pairs_off_their_weight"][name] == 1
+    assert sum(s["chip_disagreement"]["pruned_pairs_on"].values()) == 0
+    assert s["programming_ops"] == ops_before
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == saved
+    resumed = Run.open(c, tmp_path / "e", easy)  # training resumes: it repairs the pair, counted as programming
+    assert resumed.resume_agreement.kept_wrong[name] == 1
+    assert sum(resumed.mapped.counts.programming_ops().values()) > sum(ops_before.values())
+    resumed.close()
+
+
 def test_wo_programs_only_pairs_over_tw(tmp_path, easy):
     run = Run.open(cfg(method="wo", epochs=1, subset=64, wo={"tw": 0.5}), tmp_path / "w", easy)
     layer = run.net.f2

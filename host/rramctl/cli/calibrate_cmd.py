@@ -38,7 +38,10 @@ def _plan(plan_file: Path | None, region: str | None) -> Any:
 
 def calibrate(
     ctx: typer.Context,
-    region: Annotated[str | None, typer.Option(help="ROW:NROWS,COL:NCOLS of the cells to sacrifice")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="ROW:NROWS,COL:NCOLS of the cells to sacrifice (default 0:32,0:256, or the --plan's)"),
+    ] = None,
     out: Annotated[Path, typer.Option(help="folder for measurements, preset and report (a rerun resumes)")] = Path(
         "calibration"
     ),

@@ -19,6 +19,7 @@ from rramctl.geometry import COLS, ROWS, GeometryError, Region, check_cells
 from rramctl.paths import READ_ERRORS
 
 INT_LIMIT = 1 << 62  # (ours) larger "integers" in a user's file are refused, not wrapped
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (NumPy's format)
 
 
 class InputFileError(UsageError):
@@ -34,11 +35,20 @@ def load_array(path: Path) -> NDArray[np.int64]:
     what = f"{path} is not a .npy file or a comma-separated table of numbers"
     try:
         if path.suffix == ".npy":
+            with path.open("rb") as f:
+                head = f.read(len(NPY_MAGIC))
+            if head != NPY_MAGIC:  # else numpy reports it as pickled data
+                raise InputFileError(f"{path} is not a .npy file: it lacks the .npy header (a comma-separated table "
+                                     "is read from a .csv)")  # fmt: skip
             arr = np.load(path, allow_pickle=False)
         else:
             with warnings.catch_warnings():  # an empty table is an empty cell list, not a warning
                 warnings.simplefilter("ignore", UserWarning)
                 arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
+            if arr.size == 0:  # no rows: no column count either (loadtxt gives shape (0, 1))
+                arr = np.zeros(0, dtype=np.float64)
+    except InputFileError:
+        raise
     except READ_ERRORS as e:
         raise InputFileError(f"{what}: {type(e).__name__}: {e}") from e
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":

@@ -474,9 +474,11 @@ def set_(ctx: typer.Context, cells: CellsFile = None, cell: CellOpt = None, regi
 def multiply(
     ctx: typer.Context,
     inputs: Annotated[Path | None, typer.Option(help=".npy or CSV, shape (batch, rows) of m-bit integers")] = None,
-    random: Annotated[int | None, typer.Option(help="use this many seeded random input vectors instead")] = None,
+    random: Annotated[
+        int | None, typer.Option(help="use this many seeded random input vectors instead (at least 1)")
+    ] = None,
     input_seed: Annotated[int, typer.Option(min=0, help="seed of --random inputs (0 or more)")] = 0,
-    bits: Annotated[int, typer.Option(help="input bit width m (4 for the CNN, 3 for the CRNN)")] = 4,
+    bits: Annotated[int, typer.Option(help=f"input bit width m, 1..{MAX_BITS}; 4 for the CNN, 3 for the CRNN")] = 4,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
     pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,
     out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products_us)")] = Path("products.npz"),

@@ -66,7 +66,17 @@ def _report(summary: dict[str, Any]) -> str:
         f"test accuracy {100 * summary['test_accuracy']:.2f} % on {summary['test_samples']} samples\n"
         f"confusion (rows true, cols predicted):\n{rows}\n"
         f"cell programming operations: {summary['programming_ops_total']} ({ops})"
+        + _disagreement(summary.get("chip_disagreement"))
     )
+
+
+def _disagreement(d: dict[str, dict[str, int]] | None) -> str:
+    """The line of infer's chip check: pairs of the chip as saved that disagree with the network (not repaired)."""
+    if d is None:
+        return ""
+    kept, pruned = sum(d["kept_pairs_off_their_weight"].values()), sum(d["pruned_pairs_on"].values())
+    return (f"\nchip as saved vs the network: {kept} kept pair(s) off their weight, {pruned} pruned pair(s) on "
+            "(evaluated as they are; not reprogrammed)")  # fmt: skip
 
 
 def _cli_type(annotation: Any) -> Any:
@@ -224,6 +234,8 @@ def infer(
     as_json = as_json or bool(getattr(ctx.obj, "json", False))
     if forward is not None and forward not in ("chip", "host"):
         raise _fail(f"--forward must be chip or host, got {forward!r}", as_json)
+    if test_subset is not None and test_subset < 1:
+        raise _fail(f"--test-subset must be at least 1 sample, got {test_subset}", as_json)
     out_dir = out if out is not None else run / "infer"
     if out_dir.resolve() == run.resolve():
         raise _fail(f"--out {out_dir} is the run folder; infer never overwrites the run's own outputs", as_json)

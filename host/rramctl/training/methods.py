@@ -64,7 +64,8 @@ class Method(ABC):
     def after_backward(self, net: CrossbarNet, mapped: MappedNetwork, opt: torch.optim.Optimizer, ts: float) -> int:
         """Optimiser step and its programming; returns updates dropped or held by the threshold rule."""
 
-    def after_epoch(self, net: CrossbarNet, mapped: MappedNetwork) -> topology.Agreement | None:
+    def after_epoch(self, net: CrossbarNet, mapped: MappedNetwork, repair: bool = True) -> topology.Agreement | None:
+        """Check the chip against the host's network (``repair``: program what disagrees); None: no check."""
         return None
 
 
@@ -112,8 +113,8 @@ class TopologyOptimisation(Method):
             return topology.hold_small_changes(layers, before, ts)
         return topology.threshold_updates(layers, before, ts)
 
-    def after_epoch(self, net: CrossbarNet, mapped: MappedNetwork) -> topology.Agreement | None:
-        return topology.verify_chip(net, mapped, repair=True)
+    def after_epoch(self, net: CrossbarNet, mapped: MappedNetwork, repair: bool = True) -> topology.Agreement | None:
+        return topology.verify_chip(net, mapped, repair=repair)
 
 
 class WeightOptimisation(Method):

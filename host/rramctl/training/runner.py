@@ -37,6 +37,7 @@ from rramctl import backends
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_text
 from rramctl.paths import FileLock, remove_stale_temporaries
+from rramctl.training import topology
 from rramctl.training.chips import open_chips, save_chips
 from rramctl.training.config import TrainConfig, saved_config
 from rramctl.training.crossbar import MappedNetwork, OpCounts
@@ -85,6 +86,8 @@ class Run:
 
     resumed = False  # True: continued from a checkpoint of its folder
     restarted = False  # True: its folder held a run cut off before forming was recorded; started again
+    repair_on_resume = True  # False (load_run, an evaluation): the chip as saved is checked, never programmed
+    resume_agreement: topology.Agreement | None = None  # how the chip agreed with the network when resumed
     _folder_lock: FileLock | None = None  # held from Run.open to close
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, data: Dataset) -> None:
@@ -241,7 +244,7 @@ class Run:
         self.metrics = metrics[: self.progress.epoch]
         self._attach()
         if self.method.verifies_chip:
-            self.resume_agreement = self.method.after_epoch(self.net, self.mapped)
+            self.resume_agreement = self.method.after_epoch(self.net, self.mapped, repair=self.repair_on_resume)
 
     def _optimised(self) -> list[torch.Tensor]:
         """Every optimised parameter, numbered across the optimiser's groups (checkpoint keys momentum.K)."""
@@ -474,6 +477,7 @@ def load_run(
         raise RunError(f"{saved} is damaged or not a run's configuration ({e}); the run cannot be evaluated") from e
     data = data_loader(cfg)
     run = Run(cfg.model_copy(update=overrides), run_dir, data)
+    run.repair_on_resume = False  # evaluated with the chip as saved: pairs that disagree are reported, not programmed
     run._resume()
     if run.progress.epoch == 0 and not allow_untrained:
         run.close()
@@ -515,6 +519,9 @@ def finish(run: Run, out_dir: Path | None = None) -> dict[str, Any]:
         "board_cost_per_inference": (cost_after - cost_before).per(len(run.test_split))
         if cost_after and cost_before else None,
     }  # fmt: skip
+    if run.resume_agreement is not None and not run.repair_on_resume:  # an evaluation of the chip as saved
+        summary["chip_disagreement"] = {"kept_pairs_off_their_weight": run.resume_agreement.kept_wrong,
+                                        "pruned_pairs_on": run.resume_agreement.pruned_wrong}  # fmt: skip
     _write_json(out / "summary.json", summary)
     title = f"{run.cfg.task} {run.cfg.method.upper()} ({run.cfg.backend})"
     if run.metrics:
