@@ -12,7 +12,8 @@ Benchmarks run as several invocations (one per recipe / method, at the same time
 
 which keeps each invocation's arguments, adds every run's validation / test curves and its pair flips after the
 initial prune (the paper code's unit, docs/training.md "Programming budget"), and plots the seed spread (to
-FIGURE.png; default docs/img/fsdd_paperfeat_spread.png). A sweep of
+FIGURE.png; default OUT with the suffix .png, beside it: a merge never writes over a figure of docs/ unless
+``--plot`` names it). A sweep of
 settings, each with its own run folders, goes into one file with the validation figures that decide:
 
     python benchmarks/train_fsdd_crnn.py --sweep OUT.json LABEL=FOLDER[,FOLDER...] [LABEL=...]
@@ -74,7 +75,8 @@ def merge(out: Path, folders: list[Path], plot: Path | None = None) -> dict[str,
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--merge"]:  # --merge OUT.json [--plot FIGURE.png] RUN_FOLDER ...
         rest = sys.argv[3:]
-        figure = Path("docs/img/fsdd_paperfeat_spread.png")
+        # default: beside OUT, never a figure of docs/
+        figure = Path(sys.argv[2]).with_suffix(".png") if len(sys.argv) > 2 else Path()
         if rest[:1] == ["--plot"]:
             figure, rest = Path(rest[1]) if len(rest) > 1 else figure, rest[2:]
         if len(sys.argv) < 3 or not rest:

@@ -34,7 +34,7 @@ DEFAULT_PRESET = "paper-40nm"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Forming(_Section):
@@ -208,7 +208,7 @@ class ModelError(ValueError):
 class ChipModelConfig(BaseModel):
     """The emulated chip.  Immutable; ``with_changes`` for variants."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seed: int = Field(default=0, ge=0, lt=1 << 64, description="seed of every random draw of this chip")
     rows: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="bit lines (seed 000: 512)")

@@ -41,7 +41,7 @@ DEFAULT_BAUD = L.DEFAULT_BAUD  # the link's (serial_link), as the host's
 class AgentConfig(BaseModel):
     """What the person installing the agent chooses (command line / systemd unit)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     port: str | None = Field(None, description="serial device, e.g. /dev/ttyPS0; None with pty=True")
     baudrate: int = Field(DEFAULT_BAUD, gt=0, le=L.MAX_BAUD, description="UART rate (FT2232H max 12 Mbaud)")

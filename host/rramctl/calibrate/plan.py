@@ -14,7 +14,7 @@ from rramctl.geometry import Region
 
 
 class CalibrationPlan(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     region: str = Field(default="0:32,0:256", description="ROW:NROWS,COL:NCOLS of the sacrificed cells")
     form_start_v: float = Field(default=3.0, gt=0, description="forming sweep start (seed 000 Fig. 2h: 3 V)")

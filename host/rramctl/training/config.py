@@ -35,7 +35,7 @@ class ConfigFileError(UsageError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def _refuse_if(self, wrong: bool, message: str) -> Self:
         """For an ``after`` validator: the section itself, or one clear error."""
@@ -378,7 +378,7 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 class TrainConfig(BaseModel):
     """Everything that decides a run. Values marked (ours) are our choices, not the paper's."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     task: Task
     method: MethodName = Field("to", description="to: edge-pruning topology optimisation; wo: weight optimisation")

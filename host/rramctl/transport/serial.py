@@ -35,7 +35,7 @@ MAX_WAIT_S = 3600.0  # (ours) a request kept alive by PENDING keepalives still e
 class SerialLinkConfig(BaseModel):
     """The user-facing serial settings (``--backend serial:PORT[@BAUD]``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
     baudrate: int = Field(DEFAULT_BAUD, gt=0, le=L.MAX_BAUD, description="UART rate (FT2232H max 12 Mbaud)")
