@@ -378,3 +378,44 @@ def test_the_pl_clock_is_the_protocols() -> None:
     for hz in (50e6, PL_CLOCK_HZ + 1):
         with pytest.raises(ConfigError, match="clock_hz"):
             BoardConfig(clock_hz=hz)
+
+
+# ---- from a newcomer walkthrough of docs/api.md -----------------------------------------------------------------
+def test_open_refuses_a_state_path_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO as ``state`` blocked Chip.open forever (np.load opened it); 3 raised a bare TypeError; a folder gave a
+    StateError after opening it. Each is one UsageError now, before anything opens the path."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad, needle in ((fifo, "not a regular file"), (tmp_path, "not a regular file"), (3, "file path")):
+        for backend in ("emulator", "software"):
+            with pytest.raises(UsageError, match=needle):
+                Chip.open(backend, state=bad)  # type: ignore[arg-type]
+    from rramsim import state
+
+    with pytest.raises(state.StateError, match="not a regular file"):  # the reader itself, for every caller
+        state.load(fifo)
+
+
+def test_yes_no_arguments_must_be_booleans() -> None:
+    with pytest.raises(UsageError, match="autosave must be True or False"):
+        Chip.open("emulator", autosave="no")  # type: ignore[arg-type]
+    chip = Chip.open("emulator", seed=1, autosave=False)
+    before = chip.board_cost()
+    with pytest.raises(UsageError, match="resume must be True or False"):
+        chip.electroform_pairs(Region(0, 2, 0, 2), resume="yes")  # type: ignore[arg-type]
+    assert chip.board_cost() == before
+    chip.close()
+
+
+@pytest.mark.parametrize("backend", ["emulator", "software"])
+def test_program_targets_are_one_per_cell_and_the_software_read_gate_is_rated(backend: str) -> None:
+    """A (1, N) targets array was flattened and programmed; the software model's read took any gate."""
+    chip = Chip.open(backend, seed=1, autosave=False)
+    cells = np.array([[0, 0], [0, 1], [0, 2]])
+    with pytest.raises(UsageError, match="one-dimensional"):
+        chip.program(cells, np.full((1, 3), 20.0))
+    with pytest.raises(UsageError, match="3 cells but 2 targets"):
+        chip.program(cells, np.full(2, 20.0))
+    with pytest.raises(ConfigError, match="gate_v = 9.0 V is outside"):
+        chip.read(Region(0, 2, 0, 2), gate_v=9.0)
+    chip.close()

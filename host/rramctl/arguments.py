@@ -73,3 +73,45 @@ def as_path(path: object) -> Path:
     if not isinstance(path, str | PathLike) or not str(path):
         raise UsageError(f"path must be a file path (str or pathlib.Path), got {path!r}")
     return Path(path)
+
+
+def as_existing_or_new_file(path: object, what: str) -> Path:
+    """:func:`as_path` of a file that is read if it exists (a chip's state file): one that exists but is not a
+    regular file (a folder, FIFO or device) is refused before anything opens it (a FIFO would block the reader)."""
+    p = as_path(path)
+    if p.exists() and not p.is_file():
+        raise UsageError(f"{what} {p} is not a regular file (a folder, FIFO or device)")
+    return p
+
+
+def as_flag(value: object, name: str) -> bool:
+    """A yes/no argument: True or False (numpy's bool too), not a string or number that happens to be truthy."""
+    if not isinstance(value, bool | np.bool_):
+        raise UsageError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def as_targets(targets_us: object, n_cells: int) -> NDArray[np.float64]:
+    """Write-verify targets: one finite conductance (uS) per cell, a flat list of ``n_cells``."""
+    t = as_real_array(targets_us, "targets_us")
+    if t.ndim != 1:  # a (1, N) array was flattened and programmed
+        raise UsageError(f"targets_us must be one-dimensional, one per cell, got shape {t.shape}")
+    if t.shape != (n_cells,):
+        raise UsageError(f"{n_cells} cells but {t.size} targets")
+    return t
+
+
+def as_read_gate(gate_v: object, config: BoardConfig) -> float:
+    """A read's word-line gate (V): a finite number within 0 .. the WL rating."""
+    v = as_scalar(gate_v, "gate_v")
+    if not 0 <= v <= config.ratings.max_wl_voltage_v:
+        raise ConfigError(f"gate_v = {v} V is outside 0-{config.ratings.max_wl_voltage_v} V")
+    return v
+
+
+def as_tolerance(tolerance: object, config: BoardConfig) -> float:
+    """A write-verify tolerance (relative, in (0, 1)); None: the configuration's."""
+    tol = config.write_verify.tolerance if tolerance is None else as_scalar(tolerance, "tolerance")
+    if not 0 < tol < 1:
+        raise UsageError(f"tolerance must be in (0, 1), got {tol}")
+    return tol

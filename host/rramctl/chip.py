@@ -17,7 +17,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.arguments import as_board_config, as_path, as_real_array, as_region, as_scalar
+from rramctl.arguments import (
+    as_board_config,
+    as_existing_or_new_file,
+    as_flag,
+    as_path,
+    as_read_gate,
+    as_real_array,
+    as_region,
+    as_scalar,
+    as_targets,
+    as_tolerance,
+)
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.driver import Driver, check_inputs
 from rramctl.errors import DeviceError, UsageError
@@ -136,7 +147,7 @@ class Chip:
         memory); ``seed``: seed of a new chip; ``model``: the emulated chip model, a
         ``rramsim.config.ChipModelConfig``, a preset name (``paper-40nm``, the default; ``ideal``) or a TOML
         file (its seed replaced by ``seed``; a name that is neither: ``UsageError``); ``autosave``:
-        the emulator writes ``state`` back after every operation (False: the chip stays in memory and the
+        the emulator writes ``state`` back when the chip closes (False: the chip stays in memory and the
         caller saves it with :meth:`save_state`); ``device``: where the emulator's array math runs (``cpu`` =
         numpy, ``numpy`` (no compiled kernel), ``torch-cpu``, ``cuda[:N]``; the same codes on every device)."""
         from rramctl.backends import OpenOptions, open_transport, resolve
@@ -146,8 +157,9 @@ class Chip:
             if not isinstance(text, str):
                 raise UsageError(f"{name} must be a string, got {text!r}")
         seed = as_scalar(seed, "seed", integer=True)
+        autosave = as_flag(autosave, "autosave")
         spec = resolve(backend)
-        state_path = Path(state) if state is not None else None
+        state_path = as_existing_or_new_file(state, "state") if state is not None else None
         if spec.kind == "software":
             from rramctl.software import SoftwareChip
 
@@ -290,8 +302,10 @@ class Chip:
         (1-row regions of consecutive cells), read back, and the ones still unformed get the next pulse
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
         cell: weights are +-G, about half of each sign. ``resume``: the G+ half was formed by an interrupted
-        call; it is read back, not formed again, and only the G- cells still missing are formed."""
+        call; it is read back, not formed again, and only the G- cells still missing are formed (a resume with no G+
+        cell formed is refused after that read: the read's board time and counters stay)."""
         minus = as_region(region).minus()
+        resume = as_flag(resume, "resume")
         pulse = self._form_pulse(pulse)  # refused before anything runs, a resumed run too
         step_v = as_scalar(step_v, "step_v")
         if step_v < DAC_STEP_V:  # a smaller step repeats the same DAC code: the ramp would never end
@@ -357,12 +371,8 @@ class Chip:
     ) -> ProgramReport:
         """Write-verify each cell to its target conductance (weight-optimisation baseline)."""
         cells = check_cells(cells)
-        targets_us = as_real_array(targets_us, "targets_us").ravel()
-        tol = self.config.write_verify.tolerance if tolerance is None else as_scalar(tolerance, "tolerance")
-        if not 0 < tol < 1:
-            raise UsageError(f"tolerance must be in (0, 1), got {tol}")
-        if targets_us.shape != (len(cells),):
-            raise UsageError(f"{len(cells)} cells but {targets_us.size} targets")
+        targets_us = as_targets(targets_us, len(cells))
+        tol = as_tolerance(tolerance, self.config)
         codes = self.us_to_codes(targets_us)
         if codes.size and (codes.min() < 1 or codes.max() > adc.CODE_MAX):
             raise UsageError(f"targets must lie in ({float(self.codes_to_us(np.array(1))):.3f}, "
@@ -384,9 +394,7 @@ class Chip:
             return (
                 self.codes_to_us(self.read_codes(region)) - self.column_offsets(region)[None, :] * self.product_lsb_us
             )
-        gate_v = as_scalar(gate_v, "gate_v")
-        if not 0 <= gate_v <= self.config.ratings.max_wl_voltage_v:
-            raise ConfigError(f"gate_v = {gate_v} V is outside 0-{self.config.ratings.max_wl_voltage_v} V")
+        gate_v = as_read_gate(gate_v, self.config)
         codes = self._hw.read_region(region, self.v_read_code, TiaGain.READ, self._code(gate_v, "gate"))
         return self.codes_to_us(codes)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from rramctl.arguments import as_path, as_real_array, as_region, as_scalar
+from rramctl.arguments import as_path, as_read_gate, as_region, as_scalar, as_targets, as_tolerance
 from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, MultiplyResult, PairFormReport, ProgramReport
 from rramctl.config import BoardConfig, Pulse
-from rramctl.errors import StateError, UsageError
+from rramctl.errors import StateError
 from rramctl.fileio import atomic_write_with
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.paths import READ_ERRORS
@@ -110,7 +110,7 @@ class SoftwareChip(Chip):
 
     def read(self, region: Region | None = None, *, gate_v: float | None = None) -> NDArray[np.float64]:
         g = self.g[as_region(region, default=True).slices].copy()
-        gate_v = None if gate_v is None else as_scalar(gate_v, "gate_v")
+        gate_v = None if gate_v is None else as_read_gate(gate_v, self.config)  # the ratings, as Chip.read
         return g if gate_v is None or gate_v > SOFTWARE_WL_THRESHOLD_V else np.zeros_like(g)  # transistors off
 
     def read_cells(self, cells: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -137,12 +137,8 @@ class SoftwareChip(Chip):
         """Write-verify: formed cells land within ``tolerance`` of the target (uniform, ours) in
         PROGRAM_PULSES pulses; unformed cells cannot be programmed and burn the pulse cap."""
         cells = check_cells(cells)
-        tol = self.config.write_verify.tolerance if tolerance is None else as_scalar(tolerance, "tolerance")
-        if not 0 < tol < 1:
-            raise UsageError(f"tolerance must be in (0, 1), got {tol}")
-        t = as_real_array(targets_us, "targets_us").ravel()
-        if t.shape != (len(cells),):
-            raise UsageError(f"{len(cells)} cells but {t.size} targets")
+        t = as_targets(targets_us, len(cells))
+        tol = as_tolerance(tolerance, self.config)
         r, c = cells.T
         ok = self.formed[r, c]
         self.g[r, c] = np.where(ok, t * (1 + self._rng.uniform(-tol, tol, len(t))), self.g[r, c])

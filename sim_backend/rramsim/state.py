@@ -86,6 +86,10 @@ def _same_shape(value: object, template: object, where: str) -> None:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if path.is_dir():
+        raise StateError("it is a folder, not a state file")
+    if path.exists() and not path.is_file():  # a FIFO or device: np.load would block on a FIFO
+        raise StateError("it is not a regular file (a FIFO or device), not a state file")
     try:
         loaded = np.load(path, allow_pickle=False)  # a plain .npy gives an array, not an archive to enter
         if not isinstance(loaded, np.lib.npyio.NpzFile):
