@@ -108,8 +108,7 @@ def open_run(run_dir: Path, samples: int, network: dict[str, str] | None = None)
     cfg = cfg.model_copy(update={"network": cfg.network.model_copy(update=network), "forward": "host",
                                  "test_subset": samples})  # fmt: skip
     run = Run(cfg, run_dir, _data(cfg))
-    run.repair_on_resume = False
-    run._resume()  # as load_run does, with the settings above
+    run._resume(repair=False)  # as load_run does, with the settings above
     return run
 
 

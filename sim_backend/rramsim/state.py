@@ -86,10 +86,9 @@ def _same_shape(value: object, template: object, where: str) -> None:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    if path.is_dir():
-        raise StateError("it is a folder, not a state file")
-    if path.exists() and not path.is_file():  # a FIFO or device: np.load would block on a FIFO
-        raise StateError("it is not a regular file (a FIFO or device), not a state file")
+    if path.exists() and not path.is_file():  # checked before opening it: np.load would block on a FIFO
+        raise StateError("it is a folder, not a state file" if path.is_dir() else
+                         "it is not a regular file (a FIFO or device), not a state file")  # fmt: skip
     try:
         loaded = np.load(path, allow_pickle=False)  # a plain .npy gives an array, not an archive to enter
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -106,8 +105,6 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays |= {n: z[n] for n, _, _ in CLOCK_ARRAYS if n in z.files}
     except (FileNotFoundError, StateError):  # ours already say what is wrong
         raise
-    except IsADirectoryError as e:
-        raise StateError("it is a folder, not a state file") from e
     except (
         OSError,
         ValueError,

@@ -86,7 +86,7 @@ class Run:
 
     resumed = False  # True: continued from a checkpoint of its folder
     restarted = False  # True: its folder held a run cut off before forming was recorded; started again
-    repair_on_resume = True  # False (load_run, an evaluation): the chip as saved is checked, never programmed
+    repair_on_resume = True  # False after _resume(repair=False), an evaluation: the chip is checked, not programmed
     resume_agreement: topology.Agreement | None = None  # how the chip agreed with the network when resumed
     _folder_lock: FileLock | None = None  # held from Run.open to close
 
@@ -197,7 +197,8 @@ class Run:
         self._attach()
         self._save_checkpoint()
 
-    def _resume(self) -> None:
+    def _resume(self, repair: bool = True) -> None:
+        self.repair_on_resume = repair
         latest = self.dir / "checkpoints" / "LATEST"
         if not latest.exists():
             raise RunError(f"{self.dir}: no complete checkpoint to resume from")
@@ -477,8 +478,7 @@ def load_run(
         raise RunError(f"{saved} is damaged or not a run's configuration ({e}); the run cannot be evaluated") from e
     data = data_loader(cfg)
     run = Run(cfg.model_copy(update=overrides), run_dir, data)
-    run.repair_on_resume = False  # evaluated with the chip as saved: pairs that disagree are reported, not programmed
-    run._resume()
+    run._resume(repair=False)  # evaluated with the chip as saved: pairs that disagree are reported, not programmed
     if run.progress.epoch == 0 and not allow_untrained:
         run.close()
         raise RunError(f"{run_dir} has no finished training epoch: its network is untrained; resume it with "
