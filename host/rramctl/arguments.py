@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from rramctl.config import BoardConfig, ConfigError
 from rramctl.errors import UsageError
 from rramctl.geometry import GeometryError, Region
+from rramctl.seeds import SEED_LIMIT
 
 
 def as_scalar(value: object, what: str, *, integer: bool = False) -> Any:
@@ -31,6 +32,14 @@ def as_scalar(value: object, what: str, *, integer: bool = False) -> Any:
     if not integer and not math.isfinite(number):
         raise UsageError(f"{what} must be finite, got {value}")
     return number
+
+
+def as_seed(value: object, what: str = "seed") -> int:
+    """``value`` as a seed, a whole number 0 <= seed < 2**64 (rramctl.seeds); anything else is one UsageError."""
+    seed = int(as_scalar(value, what, integer=True))
+    if not 0 <= seed < SEED_LIMIT:
+        raise UsageError(f"{what} must be a whole number from 0 to 2**64 - 1, got {seed}")
+    return seed
 
 
 def as_real_array(values: object, what: str) -> NDArray[np.float64]:

@@ -26,6 +26,7 @@ from rramctl.arguments import (
     as_real_array,
     as_region,
     as_scalar,
+    as_seed,
     as_targets,
     as_tolerance,
 )
@@ -156,7 +157,7 @@ class Chip:
         for name, text in (("backend", backend), ("device", device)):
             if not isinstance(text, str):
                 raise UsageError(f"{name} must be a string, got {text!r}")
-        seed = as_scalar(seed, "seed", integer=True)
+        seed = as_seed(seed)
         autosave = as_flag(autosave, "autosave")
         spec = resolve(backend)
         state_path = as_existing_or_new_file(state, "state") if state is not None else None

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rramctl.protocol import ARRAY_LINES
+from rramctl.seeds import Seed
 from typing_extensions import Self
 
 if sys.version_info >= (3, 11):
@@ -210,7 +211,7 @@ class ChipModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    seed: int = Field(default=0, ge=0, lt=1 << 64, description="seed of every random draw of this chip")
+    seed: Seed = Field(default=0, description="seed of every random draw of this chip")
     rows: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="bit lines (seed 000: 512)")
     cols: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="source lines (seed 000: 512)")
     temperature_c: float = Field(

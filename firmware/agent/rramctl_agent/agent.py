@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rramctl import regmap as R
 from rramctl.config import Ratings
 from rramctl.protocol import DacChannel, dac_frame_over_limit
+from rramctl.seeds import Seed
 from rramctl.transport import serial_link as L
 from rramctl.transport.base import RegWrite, Transport, TransportError
 
@@ -48,7 +49,7 @@ class AgentConfig(BaseModel):
     pty: bool = Field(False, description="serve a new pseudo-terminal and print its path (demos, tests)")
     backend: Literal["auto", "emulator", "pynq"] = Field("auto", description="what drives the overlay")
     state: Path | None = Field(None, description="emulator state file (emulator backend)")
-    seed: int = Field(0, ge=0, description="emulator chip seed (emulator backend, new chip)")
+    seed: Seed = Field(0, description="emulator chip seed (emulator backend, new chip)")
     bitfile: Path | None = Field(None, description="overlay bitstream (pynq backend)")
     cache_depth: int = Field(DEFAULT_CACHE_DEPTH, ge=1, le=4096, description="replies cached per session")
     cache_bytes: int = Field(DEFAULT_CACHE_BYTES, ge=0, description="bytes of replies cached per session")

@@ -39,6 +39,7 @@ from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, Region
 from rramctl.protocol import MAX_BITS
+from rramctl.seeds import SEED_MAX
 
 #: Flags of the main command that may also be written after the command name (``rramctl info --json``).
 GLOBAL_FLAGS = ("--json", "--debug")
@@ -231,7 +232,7 @@ def main(
     ] = None,
     seed: Annotated[
         int,
-        typer.Option(min=0, max=2**64 - 1, help="seed of a new emulated chip (ignored once its state file exists)"),
+        typer.Option(min=0, max=SEED_MAX, help="seed of a new emulated chip (ignored once its state file exists)"),
     ] = 0,
     model: Annotated[
         str | None,
@@ -477,7 +478,7 @@ def multiply(
     random: Annotated[
         int | None, typer.Option(help="use this many seeded random input vectors instead (at least 1)")
     ] = None,
-    input_seed: Annotated[int, typer.Option(min=0, help="seed of --random inputs (0 or more)")] = 0,
+    input_seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="seed of --random inputs (0 to 2**64 - 1)")] = 0,
     bits: Annotated[int, typer.Option(help=f"input bit width m, 1..{MAX_BITS}; 4 for the CNN, 3 for the CRNN")] = 4,
     region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
     pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,

@@ -119,7 +119,7 @@ def _settings_given(values: dict[str, Any]) -> dict[str, Any]:
 
 def build_config(base: dict[str, Any], config_file: Path | None, assignments: list[str],
                  options: dict[str, Any]) -> TrainConfig:  # fmt: skip
-    """file < --set < options, over ``base`` (task, method, recipe, backend defaults)."""
+    """file < --set < options, over ``base`` (the global options: backend, board config, chip model, device)."""
     data = merge(base, load_toml(config_file)) if config_file is not None else dict(base)
     data = apply_assignments(data, assignments)
     return TrainConfig.model_validate(merge(data, options))
@@ -144,7 +144,7 @@ def prune(
     as_json = bool(getattr(session, "json", False))  # --json: one JSON object on stdout, notes on stderr
     if task not in TASKS:
         raise _fail(f"unknown task {task!r}; choose one of {', '.join(TASKS)}", as_json)
-    base: dict[str, Any] = {"task": task}
+    base: dict[str, Any] = {}
     if session is not None:  # the global options reach the run (prune's own options, given later, win)
         base["backend"] = session.backend
         if getattr(session, "config_path", None) is not None:
@@ -154,11 +154,13 @@ def prune(
         base["device"] = getattr(session, "device", "cpu")
         if getattr(session, "seed_given", False):  # rramctl --seed N prune: the chips' seed (chip_seed)
             base["chip_seed"] = session.seed
+    options = _settings_given(settings)  # prune's options win over the file and --set (task, method, recipe too)
+    options["task"] = task
     for k, v in (("method", method), ("recipe", recipe)):
         if v is not None:
-            base[k] = v
+            options[k] = v
     try:
-        cfg = build_config(base, config_file, set_ or [], _settings_given(settings))
+        cfg = build_config(base, config_file, set_ or [], options)
     except ValidationError as e:
         raise _fail("; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}".removeprefix(": ")
                               for er in e.errors()), as_json) from None  # fmt: skip

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from typing_extensions import Self
 
 from rramctl.errors import UsageError
+from rramctl.seeds import SEED_LIMIT, Seed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,8 +113,9 @@ class ThresholdConfig(_Section):
     floor: bool = Field(
         True,
         description="T_end is a floor under T_s (seed 000 Methods: T_s = max(T_end, ...), ours too); false: the "
-        "paper's code, where T_end only sets the step ((T_init - T_end) / 15) and T_s keeps falling by it past "
-        "T_end, below 0 too (then the relative rule holds nothing)",
+        "paper's code, where T_s keeps falling by the step past T_end, below 0 too (then the relative rule holds "
+        "nothing), and T_end has no effect (the paper's code derives its step from it, (T_init - T_end) / 15: here "
+        "threshold.step is given)",
     )
     counts_ties: bool = Field(
         False,
@@ -291,7 +293,7 @@ class DataConfig(_Section):
         description="fraction of the training set held out for validation (Fashion-MNIST: 5,000 of 60,000); 0: "
         "none, train on every training sample (a refit with settings chosen on validation)",
     )
-    validation_seed: int = Field(0, description="seed of the validation draw (the same for every training seed)")
+    validation_seed: Seed = Field(0, description="seed of the validation draw (the same for every training seed)")
 
     @model_validator(mode="after")
     def _features(self) -> DataConfig:
@@ -407,8 +409,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1)
     subset: int | None = Field(None, ge=1, description="train on this many samples (random, seeded)")
     test_subset: int | None = Field(None, ge=1, description="evaluate on this many test samples")
-    seed: int = Field(0, description="data order, subsets, score initialisation and host-side draws")
-    chip_seed: int = Field(0, description="array a is formed with seed chip_seed + a")
+    seed: Seed = Field(0, description="data order, subsets, score initialisation and host-side draws")
+    chip_seed: Seed = Field(0, description="array a is formed with seed chip_seed + a (all below 2**64)")
     complementary_forming: bool = Field(
         True,
         description="seed 000 Results: G- cells formed to the state complementary to G+ (pairs +-G); "
@@ -443,13 +445,26 @@ class TrainConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _seeds_and_data(self) -> TrainConfig:
+        if self.chip_seed + self.n_arrays > SEED_LIMIT:  # array a is formed with seed chip_seed + a
+            raise ValueError(f"chip_seed + n_arrays - 1 = {self.chip_seed + self.n_arrays - 1} (the last array's "
+                             "seed) must be below 2**64")  # fmt: skip
+        if self.task != "fsdd-crnn" and self.data.source == "paper-features":
+            raise ValueError(f"data.source = paper-features is the paper's spoken-digit feature file (task "
+                             f"fsdd-crnn); {self.task} takes data.source = standard")  # fmt: skip
+        if self.data.features_file is not None and self.data.source != "paper-features":
+            raise ValueError("data.features_file is read only with data.source = paper-features (spoken digits); "
+                             "give that too, or leave the file out")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _validation_needed(self) -> TrainConfig:
         # the threshold rule is TO's (WO's step ignores T_s); a rule that looks at accuracy needs validation
         if self.data.validation == 0 and self.method == "to" and self.threshold.counts_on_validation:
             raise ValueError(
                 "data.validation = 0 holds out no validation set, but the threshold rule's t advances at each new "
-                "best validation accuracy (threshold.step > 0 and init > end); give threshold.t_epochs (the epochs "
-                "after which t advances), a constant T_s (threshold.step = 0) or a validation fraction"
+                "best validation accuracy (threshold.step > 0, and init > end or no floor); give threshold.t_epochs "
+                "(the epochs after which t advances), a constant T_s (threshold.step = 0) or a validation fraction"
             )
         return self
 
@@ -515,7 +530,11 @@ def apply_assignments(data: dict[str, Any], assignments: list[str]) -> dict[str,
         if len(parts) == 1:
             out[parts[0]] = value
         else:
-            out[parts[0]] = {**out.get(parts[0], {}), parts[1]: value}
+            section = out.get(parts[0], {})
+            if not isinstance(section, dict):  # e.g. a file's `to = 5`, or an earlier --set to=5
+                raise ConfigFileError(f"--set {a!r}: {parts[0]} is a section of settings, but it was given the value "
+                                      f"{section!r}")  # fmt: skip
+            out[parts[0]] = {**section, parts[1]: value}
     return out
 
 

@@ -160,6 +160,9 @@ class Run:
             diff = {
                 k for k in TrainConfig.model_fields if k not in RESUMABLE_CHANGES and getattr(old, k) != getattr(cfg, k)
             }
+            if cfg.epochs < old.epochs:  # refused before anything is read or written
+                raise RunError(f"{run_dir} holds a run of {old.epochs} epochs; --epochs may grow, not shrink (a "
+                               f"shorter run: a new --run-dir)")  # fmt: skip
             if diff:
                 raise RunError(f"{run_dir} holds a run with different settings ({', '.join(sorted(diff))}: "
                                f"{_differences(old, cfg, diff)}); use a new --run-dir or the same settings to "
