@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rramctl import regmap as R
 from rramctl.hw import dac80508, linedrive
-from rramctl.protocol import Opcode
+from rramctl.protocol import CELL_COL, CELL_ROW, PROGRAM_RESULT_PULSES, Opcode
 from rramsim import timing
 from rramsim.config import ChipModelConfig, load_model
 from rramsim.crossbar import ReadTimes
@@ -64,7 +64,7 @@ def _run(
 
 
 def _cells(rows: list[int], cols: list[int]) -> np.ndarray:
-    return (np.array(rows, np.int64) << 16) | np.array(cols, np.int64)
+    return CELL_ROW.put(np.array(rows, np.int64)) | CELL_COL.put(np.array(cols, np.int64))
 
 
 @pytest.mark.parametrize("device", ["cpu", "numpy"])
@@ -85,7 +85,7 @@ def test_each_operation_advances_the_board_clock_by_the_rtls_clocks(device: str)
     packet = np.stack([_cells(list(range(n)), [5] * n), np.full(n, 2_000)], axis=1).ravel()
     regs = {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: n, R.MAX_PULSES: 3, R.VERIFY_TOL: 0, R.TIA_GAIN: 1}
     cycles, out = _run(ov, regs, packet, recv=n)
-    pulses = int((out.astype(np.int64) >> 16).sum())
+    pulses = int(PROGRAM_RESULT_PULSES.get(out.astype(np.int64)).sum())
     assert pulses == 3 * n  # tolerance 0: every cell takes MAX_PULSES
     read = FRAME + GUARD + SETTLE + CONV
     assert cycles == 4 + n * (read + 19) + pulses * (read + FRAME + 2 * GUARD + PULSE + 22)

@@ -49,10 +49,8 @@ localparam integer N_SRC = 3;  // how many values MuxSource has
 localparam [31:0] MAX_PULSE_CYCLES = 32'd2000000;
 // MULTIPLY: most bit-planes per input vector.
 localparam [3:0] MAX_BITS = 4'd8;
-// 32-bit words per BL chain frame (2048 chain bits).
+// 32-bit words per BL chain frame (2048 chain bits: a CHAIN_NIBBLE per line of ARRAY_LINES).
 localparam [6:0] FRAME_WORDS = 7'd64;
-// Bit of the CD4051B nibble {INH, C, B, A} that inhibits the mux (BL floating).
-localparam [1:0] MUX_INHIBIT_BIT = 2'd3;
 // ADS8324 code width (two's complement); SAT_COUNT counts codes at -2**13 or 2**13 - 1.
 localparam [4:0] ADC_BITS = 5'd14;
 // PROGRAM: verify read k of list position p is ADC sample p * VERIFY_READS_PER_CELL + k (docs/emulator.md).
@@ -67,6 +65,6 @@ localparam [3:0] DAC80508_REG_DAC0 = 4'd8;
 localparam [9:0] ARRAY_LINES = 10'd512;
 // VERIFY_TOL's unit (parts per million): PROGRAM accepts a verify read when |code - target| * VERIFY_TOL_SCALE <= target * VERIFY_TOL (write_verify_accepts).
 localparam [19:0] VERIFY_TOL_SCALE = 20'd1000000;
-// PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
+// PROGRAM input words per cell: its CELL word, then its PROGRAM_TARGET word.
 localparam [1:0] PROGRAM_WORDS_PER_CELL = 2'd2;
 /* verilator lint_on UNUSEDPARAM */

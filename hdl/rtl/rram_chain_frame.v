@@ -20,12 +20,12 @@ module rram_chain_frame #(
     input  wire        clk,
     input  wire        rst_n,
     input  wire        abort,
-    input  wire [15:0] guard,  // clocks from `addr` to the step-2 latch (GUARD_CYCLES)
+    input  wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard,  // clocks from `addr` to the step-2 latch (GUARD_CYCLES)
     input  wire        gen,
     input  wire [15:0] lo,
     input  wire [15:0] hi,
-    input  wire [3:0]  nib_in,
-    input  wire [3:0]  nib_out,
+    input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_in,
+    input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_out,
     input  wire        frame,
     input  wire        put,
     input  wire [31:0] put_word,
@@ -41,9 +41,11 @@ module rram_chain_frame #(
     input  wire        ch_busy
 );
     `include "rram_protocol.vh"
-    localparam [6:0] SKIP_WORDS = 7'(FRAME_WORDS - 7'(ROWS / 8));  // words for 595s this array does not have
-    localparam integer HW = (ROWS / 8 > 1) ? $clog2(ROWS / 8) : 1;  // host word buffer index
-    localparam [31:0] INH_ALL = {8{4'(1 << MUX_INHIBIT_BIT)}};  // INH set in every nibble of a word
+    localparam integer NB = `RRAM_CHAIN_NIBBLE_BITS;  // bits of a BL's nibble (protocol.toml [word.CHAIN_NIBBLE])
+    localparam integer LPW = 32 / NB;  // lines (nibbles) per chain word
+    localparam [6:0] SKIP_WORDS = 7'(FRAME_WORDS - 7'(ROWS / LPW));  // words for 595s this array does not have
+    localparam integer HW = (ROWS / LPW > 1) ? $clog2(ROWS / LPW) : 1;  // host word buffer index
+    localparam [31:0] INH_ALL = {LPW{NB'(1) << `RRAM_CHAIN_NIBBLE_INH_LSB}};  // INH set in every nibble of a word
     localparam [1:0] C_IDLE = 2'd0, C_GEN = 2'd1, C_LATCH = 2'd2, C_LATCH_W = 2'd3;
     reg [1:0] ph;
     reg [6:0] w;  // word of the frame
@@ -51,7 +53,7 @@ module rram_chain_frame #(
     reg step2;  // the frame itself (INH as given) after the address step
     reg host;  // the frame came from `put` (step 2 replays the word buffer)
     reg [15:0] guard_left;  // clocks before the step-2 latch may start
-    reg [31:0] host_words[0:ROWS/8-1];
+    reg [31:0] host_words[0:ROWS/LPW-1];
     wire [31:0] gen_word;
     rram_pattern u_pattern (.w(w), .lo(lo), .hi(hi), .nib_in(nib_in), .nib_out(nib_out), .word(gen_word));
     wire [HW-1:0] hw_idx = HW'(w - SKIP_WORDS);

@@ -82,9 +82,11 @@ module rram_overlay_top #(
     localparam integer AW = $clog2(NADC);
     localparam integer MW = CW - AW;  // column-mux address bits per ADC
     localparam integer SW = (AW > 0) ? AW : 1;
+    localparam integer LW = `RRAM_DAC_FRAME_DATA_WIDTH;  // a DAC80508 code
+    localparam integer LPW = 32 / `RRAM_CHAIN_NIBBLE_BITS;  // BLs per chain word (protocol.toml [word.CHAIN_NIBBLE])
 
     generate
-        if (ROWS % 8 != 0 || ROWS < 8 || ROWS > ARRAY_LINES || COLS > ARRAY_LINES || COLS < 2 || (1 << CW) != COLS
+        if (ROWS % LPW != 0 || ROWS < LPW || ROWS > ARRAY_LINES || COLS > ARRAY_LINES || COLS < 2 || (1 << CW) != COLS
             || (1 << AW) != NADC || NADC >= COLS
             || N_DAC_CH != 4) begin : g_bad_parameters  // N_DAC_CH: the limit tree below is written for four
             rram_overlay_top_parameters_out_of_range_see_docs_hdl_md u_stop ();
@@ -96,27 +98,43 @@ module rram_overlay_top #(
     // ---- registers ----
     wire start, abort_req, irq_en, clear;
     wire busy, done, error, start_refused;
-    wire [7:0] err_code;
-    wire [3:0] opcode, bits;
-    wire [15:0] row_start, row_count, col_start, col_count, batch, max_pulses, settle_cycles, guard_cycles;
-    wire [31:0] pulse_cycles, op_count, pulse_count, out_words, sat_count;
-    wire [19:0] cell_count, verify_tol;
-    wire [23:0] dac_frame, dac_rdata;
+    // (widths: the register fields, `RRAM_<REG>_<FIELD>_WIDTH from rram_ctrl.rdl)
+    wire [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] err_code;
+    wire [`RRAM_OPCODE_OP_WIDTH-1:0] opcode;
+    wire [`RRAM_BITS_VALUE_WIDTH-1:0] bits;
+    wire [`RRAM_ROW_START_VALUE_WIDTH-1:0] row_start;
+    wire [`RRAM_ROW_COUNT_VALUE_WIDTH-1:0] row_count;
+    wire [`RRAM_COL_START_VALUE_WIDTH-1:0] col_start;
+    wire [`RRAM_COL_COUNT_VALUE_WIDTH-1:0] col_count;
+    wire [`RRAM_BATCH_VALUE_WIDTH-1:0] batch;
+    wire [`RRAM_MAX_PULSES_VALUE_WIDTH-1:0] max_pulses;
+    wire [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] settle_cycles;
+    wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_cycles;
+    wire [`RRAM_PULSE_CYCLES_CYCLES_WIDTH-1:0] pulse_cycles;
+    wire [`RRAM_OP_COUNT_COUNT_WIDTH-1:0] op_count;
+    wire [`RRAM_PULSE_COUNT_COUNT_WIDTH-1:0] pulse_count;
+    wire [`RRAM_OUT_WORDS_COUNT_WIDTH-1:0] out_words;
+    wire [`RRAM_SAT_COUNT_COUNT_WIDTH-1:0] sat_count;
+    wire [`RRAM_CELL_COUNT_VALUE_WIDTH-1:0] cell_count;
+    wire [`RRAM_VERIFY_TOL_PPM_WIDTH-1:0] verify_tol;
+    wire [`RRAM_DAC_FRAME_FRAME_WIDTH-1:0] dac_frame;
+    wire [`RRAM_DAC_RDATA_FRAME_WIDTH-1:0] dac_rdata;
     wire dac_frame_swmod, dac_busy;
 
     // Ratings (docs/hdl.md, safety chain): DAC_LIMIT_* bound every DAC_FRAME write to a used channel
     // (and a BRDCAST write by the lowest limit); an over-limit frame never reaches the SPI pins.
-    wire [15:0] lim_sl, lim_bl, lim_wl, lim_read;
-    wire [15:0] lim [0:N_DAC_CH-1];
+    // (a limit is a DAC code: DAC_LIMIT_*.code is as wide as DAC_FRAME.DATA, tools/gen_regmap.py checks it)
+    wire [LW-1:0] lim_sl, lim_bl, lim_wl, lim_read;
+    wire [LW-1:0] lim [0:N_DAC_CH-1];
     assign lim[2'(DAC_CH_V_SL)] = lim_sl;
     assign lim[2'(DAC_CH_V_BL)] = lim_bl;
     assign lim[2'(DAC_CH_V_WL)] = lim_wl;
     assign lim[2'(DAC_CH_V_READ)] = lim_read;
-    wire [15:0] lim_min01 = (lim[0] < lim[1]) ? lim[0] : lim[1];
-    wire [15:0] lim_min23 = (lim[2] < lim[3]) ? lim[2] : lim[3];
-    wire [15:0] lim_min = (lim_min01 < lim_min23) ? lim_min01 : lim_min23;
-    wire [3:0] frame_addr = dac_frame[`RRAM_DAC_FRAME_ADDRESS];
-    wire [15:0] frame_data = dac_frame[`RRAM_DAC_FRAME_DATA];
+    wire [LW-1:0] lim_min01 = (lim[0] < lim[1]) ? lim[0] : lim[1];
+    wire [LW-1:0] lim_min23 = (lim[2] < lim[3]) ? lim[2] : lim[3];
+    wire [LW-1:0] lim_min = (lim_min01 < lim_min23) ? lim_min01 : lim_min23;
+    wire [`RRAM_DAC_FRAME_ADDRESS_WIDTH-1:0] frame_addr = dac_frame[`RRAM_DAC_FRAME_ADDRESS];
+    wire [LW-1:0] frame_data = dac_frame[`RRAM_DAC_FRAME_DATA];
     wire [3:0] frame_ch = frame_addr - DAC80508_REG_DAC0;
     wire frame_is_write = !dac_frame[`RRAM_DAC_FRAME_READ];
     wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < 4'(N_DAC_CH));

@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // Pulse timer of the sequencer: after `start`, `guard` clocks, then a pulse of exactly `width` clocks,
 // then `guard` clocks.  It only times: on the clock `on` is high the sequencer raises drive_en, on the
 // clock `off` is high it lowers it (and counts the pulse), on the clock `done` is high it floats the lines.
@@ -8,8 +9,8 @@ module rram_pulse (
     input  wire        rst_n,
     input  wire        start,
     input  wire        abort,
-    input  wire [15:0] guard,
-    input  wire [31:0] width,  // 1 .. MAX_PULSE_CYCLES (the sequencer refuses 0 with BAD_PULSE)
+    input  wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard,
+    input  wire [`RRAM_PULSE_CYCLES_CYCLES_WIDTH-1:0] width,  // 1 .. MAX_PULSE_CYCLES (the sequencer refuses 0 with BAD_PULSE)
     output wire        on,
     output wire        off,
     output wire        done

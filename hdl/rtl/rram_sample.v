@@ -10,7 +10,7 @@ module rram_sample (
     input  wire               rst_n,
     input  wire               start,
     input  wire               abort,
-    input  wire [15:0]        settle,
+    input  wire [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] settle,
     output wire               done,
     output wire               rail,
     output wire               idle,

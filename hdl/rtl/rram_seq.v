@@ -22,29 +22,30 @@ module rram_seq #(
     input  wire        abort_req,
     input  wire        clear,
     input  wire        rating_err,  // a DAC frame was refused by the ratings (OVER_RATING when idle)
-    input  wire [3:0]  opcode,
-    input  wire [15:0] row_start,
-    input  wire [15:0] row_count,
-    input  wire [15:0] col_start,
-    input  wire [15:0] col_count,
-    input  wire [31:0] pulse_cycles,
-    input  wire [3:0]  bits,
-    input  wire [15:0] batch,
-    input  wire [19:0] cell_count,
-    input  wire [19:0] verify_tol,
-    input  wire [15:0] max_pulses,
-    input  wire [15:0] settle_cycles,
-    input  wire [15:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating, mux address -> INH (GUARD_CYCLES)
+    // (port widths: the register fields, `RRAM_<REG>_<FIELD>_WIDTH from rram_ctrl.rdl)
+    input  wire [`RRAM_OPCODE_OP_WIDTH-1:0] opcode,
+    input  wire [`RRAM_ROW_START_VALUE_WIDTH-1:0] row_start,
+    input  wire [`RRAM_ROW_COUNT_VALUE_WIDTH-1:0] row_count,
+    input  wire [`RRAM_COL_START_VALUE_WIDTH-1:0] col_start,
+    input  wire [`RRAM_COL_COUNT_VALUE_WIDTH-1:0] col_count,
+    input  wire [`RRAM_PULSE_CYCLES_CYCLES_WIDTH-1:0] pulse_cycles,
+    input  wire [`RRAM_BITS_VALUE_WIDTH-1:0] bits,
+    input  wire [`RRAM_BATCH_VALUE_WIDTH-1:0] batch,
+    input  wire [`RRAM_CELL_COUNT_VALUE_WIDTH-1:0] cell_count,
+    input  wire [`RRAM_VERIFY_TOL_PPM_WIDTH-1:0] verify_tol,
+    input  wire [`RRAM_MAX_PULSES_VALUE_WIDTH-1:0] max_pulses,
+    input  wire [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] settle_cycles,
+    input  wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating, mux address -> INH (GUARD_CYCLES)
     // status
     output wire        busy,
     output wire        done,
     output wire        error,
-    output wire [7:0]  err_code,
+    output wire [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] err_code,
     output wire        start_refused,  // a START came while BUSY and was ignored (sticky until CLEAR/START)
-    output wire [31:0] op_count,
-    output wire [31:0] pulse_count,
-    output wire [31:0] out_words,
-    output wire [31:0] sat_count,
+    output wire [`RRAM_OP_COUNT_COUNT_WIDTH-1:0] op_count,
+    output wire [`RRAM_PULSE_COUNT_COUNT_WIDTH-1:0] pulse_count,
+    output wire [`RRAM_OUT_WORDS_COUNT_WIDTH-1:0] out_words,
+    output wire [`RRAM_SAT_COUNT_COUNT_WIDTH-1:0] sat_count,
     // SN74HC595 chain driver
     output wire        ch_shift,
     output wire        ch_latch,
@@ -75,14 +76,19 @@ module rram_seq #(
     `include "rram_protocol.vh"
     localparam integer CW = $clog2(COLS);
     localparam integer ACCW = 24;  // 14-bit code << 7, summed over 8 bit-planes, fits 22 bits
+    localparam integer NB = `RRAM_CHAIN_NIBBLE_BITS;  // bits of a BL's nibble in a chain word
     generate  // the sums, the plane index k[2:0] and the output word hold what the protocol's widths allow
-        if (ACCW < 32'(ADC_BITS) + 32'(MAX_BITS) || 32'(MAX_BITS) > 8 || ACCW > 32) begin : g_bad_widths
+        if (ACCW < 32'(ADC_BITS) + 32'(MAX_BITS) || 32'(MAX_BITS) > 8 || ACCW > `RRAM_MULTIPLY_RESULT_SUM_WIDTH)
+        begin : g_bad_widths
             rram_seq_accumulator_narrower_than_adc_bits_plus_max_bits u_stop ();
         end
     endgenerate
-    // CD4051B nibbles {INH, C, B, A} (docs/protocol.md)
-    localparam [3:0] NIB_FLOAT = 4'(1 << MUX_INHIBIT_BIT), NIB_GND = {1'b0, SRC_GND}, NIB_VREAD = {1'b0, SRC_READ},
-                     NIB_VBL = {1'b0, SRC_BL_PROG};
+    // CD4051B nibbles {INH, C, B, A} (docs/protocol.md; protocol.toml [word.CHAIN_NIBBLE]): INH alone floats the
+    // BL, SELECT = the MuxSource channel with INH clear connects it
+    localparam [NB-1:0] NIB_FLOAT = NB'(1) << `RRAM_CHAIN_NIBBLE_INH_LSB,
+                        NIB_GND = NB'(SRC_GND) << `RRAM_CHAIN_NIBBLE_SELECT_LSB,
+                        NIB_VREAD = NB'(SRC_READ) << `RRAM_CHAIN_NIBBLE_SELECT_LSB,
+                        NIB_VBL = NB'(SRC_BL_PROG) << `RRAM_CHAIN_NIBBLE_SELECT_LSB;
 
     // States: the flow of each operation.  S_CELL, S_TGT and S_MU_WORD wait for a word from rram_stream_in,
     // *_FRAME / *_LATCH for rram_chain_frame's `done`, S_FORM_PULSE / S_PULSE_WAIT for rram_pulse's `done`,
@@ -111,9 +117,9 @@ module rram_seq #(
     reg [15:0] j;  // READ / MULTIPLY: column offset
     reg [15:0] cur_row;
     reg [CW-1:0] cur_col;
-    reg signed [31:0] target;
+    reg signed [`RRAM_PROGRAM_TARGET_CODE_WIDTH-1:0] target;  // PROGRAM: the cell's target code
     reg [15:0] pat_lo, pat_hi;  // rows pat_lo..pat_hi get pat_in, the others pat_out
-    reg [3:0] pat_in, pat_out;
+    reg [NB-1:0] pat_in, pat_out;
     reg [31:0] pulse_inc;  // pulses one programming pulse adds to PULSE_COUNT
     reg [31:0] push_d;  // the next output word
     reg frame_go, pulse_go, smp_go;  // one-clock starts of rram_chain_frame, rram_pulse, rram_sample
@@ -180,13 +186,15 @@ module rram_seq #(
 
     // ---- BL chain frames: from the row pattern (pat_*) or MULTIPLY words from the stream ----
     // MULTIPLY chain words from the host: no nibble may connect a BL to V_BL (a programming level) during a
-    // read; a nibble is {INH, C, B, A} (docs/protocol.md)
+    // read; a nibble is {INH, C, B, A} (docs/protocol.md; CHAIN_NIBBLE)
     reg word_bad;
     integer pi;
     always @* begin
         word_bad = 1'b0;
-        for (pi = 0; pi < 8; pi = pi + 1)
-            if (in_word[4 * pi + 32'(MUX_INHIBIT_BIT)] == 1'b0 && in_word[4 * pi +: 3] == SRC_BL_PROG) word_bad = 1'b1;
+        for (pi = 0; pi < 32 / NB; pi = pi + 1)
+            if (in_word[NB * pi + `RRAM_CHAIN_NIBBLE_INH_LSB] == 1'b0
+                && in_word[NB * pi + `RRAM_CHAIN_NIBBLE_SELECT_LSB +: `RRAM_CHAIN_NIBBLE_SELECT_WIDTH] == SRC_BL_PROG)
+                word_bad = 1'b1;
     end
     wire cf_real, cf_last, cf_ready, cf_addr, cf_done;
     wire mu_bad = word_bad && cf_real;  // the word reaches a BL of this array
@@ -224,12 +232,16 @@ module rram_seq #(
         .clk(clk), .we(state == S_MU_CODE), .col(j[CW-1:0]), .plane(k[2:0]), .code(code), .sum(acc_sum)
     );
 
-    wire [15:0] cell_row = in_word[`RRAM_CELL_ROW];
-    wire [15:0] cell_col = in_word[`RRAM_CELL_COL];
+    wire [`RRAM_CELL_ROW_WIDTH-1:0] cell_row = in_word[`RRAM_CELL_ROW];
+    wire [`RRAM_CELL_COL_WIDTH-1:0] cell_col = in_word[`RRAM_CELL_COL];
     wire [31:0] program_result;  // PROGRAM's output word: final_code & 0xFFFF is 16-bit two's complement
     assign program_result[`RRAM_PROGRAM_RESULT_PULSES] = k;
-    assign program_result[`RRAM_PROGRAM_RESULT_CODE] = 16'($signed(code));
-    wire cell_bad = (cell_row >= 16'(ROWS)) || (cell_col >= 16'(COLS));
+    assign program_result[`RRAM_PROGRAM_RESULT_CODE] = `RRAM_PROGRAM_RESULT_CODE_WIDTH'($signed(code));
+    wire [31:0] read_result;  // READ's output word: the code sign-extended
+    assign read_result[`RRAM_READ_RESULT_CODE] = `RRAM_READ_RESULT_CODE_WIDTH'($signed(code));
+    wire [31:0] multiply_result;  // MULTIPLY's output word: the column's shift-and-add sum sign-extended
+    assign multiply_result[`RRAM_MULTIPLY_RESULT_SUM] = `RRAM_MULTIPLY_RESULT_SUM_WIDTH'(acc_sum);
+    wire cell_bad = (cell_row >= `RRAM_CELL_ROW_WIDTH'(ROWS)) || (cell_col >= `RRAM_CELL_COL_WIDTH'(COLS));
     wire guard_over = guard_left == 16'd0;
 
     task automatic lines_idle;
@@ -241,7 +253,7 @@ module rram_seq #(
         end
     endtask
 
-    task automatic pattern(input [15:0] lo, input [15:0] hi, input [3:0] nib_in, input [3:0] nib_out);
+    task automatic pattern(input [15:0] lo, input [15:0] hi, input [NB-1:0] nib_in, input [NB-1:0] nib_out);
         begin  // a chain frame: rows lo..hi get nib_in, the others nib_out
             pat_lo <= lo;
             pat_hi <= hi;
@@ -281,7 +293,7 @@ module rram_seq #(
             j <= 16'd0;
             cur_row <= 16'd0;
             cur_col <= {CW{1'b0}};
-            target <= 32'sd0;
+            target <= `RRAM_PROGRAM_TARGET_CODE_WIDTH'(0);
             pat_lo <= 16'd0;
             pat_hi <= 16'd0;
             pat_in <= NIB_FLOAT;
@@ -364,7 +376,7 @@ module rram_seq #(
                     end
                     S_TGT: if (in_take) state <= S_CELL_T;  // PROGRAM: the target word
                     S_CELL_T: begin
-                        target <= $signed(in_word);
+                        target <= $signed(in_word[`RRAM_PROGRAM_TARGET_CODE]);
                         k <= 16'd0;
                         if (in_premature) begin
                             pend_err <= E_UNDERRUN;
@@ -415,7 +427,8 @@ module rram_seq #(
                             push_d <= program_result;
                             state <= S_PV_PUSH;
                         end else begin  // one pulse towards the target
-                            pattern(cur_row, cur_row, (32'(code) < target) ? NIB_VBL : NIB_GND, NIB_FLOAT);
+                            pattern(cur_row, cur_row, (`RRAM_PROGRAM_TARGET_CODE_WIDTH'(code) < target) ? NIB_VBL : NIB_GND,
+                                    NIB_FLOAT);
                             state <= S_PULSE_FRAME;
                         end
                     end
@@ -433,7 +446,7 @@ module rram_seq #(
                     end
                     S_RD_FRAME: if (cf_done) state <= S_COLS_DRV;
                     S_RD_CODE: begin
-                        push_d <= 32'($signed(code));
+                        push_d <= read_result;
                         j <= j + 1'b1;
                         if (j + 1'b1 == col_count) begin
                             lines_idle();
@@ -476,7 +489,7 @@ module rram_seq #(
                     S_MU_CODE: begin  // rram_accumulate stores this column's sum
                         j <= j + 1'b1;
                         if (k == 16'(bits) - 1'b1) begin  // last bit-plane: this column's result goes out
-                            push_d <= 32'(acc_sum);
+                            push_d <= multiply_result;
                             state <= S_MU_PUSH;
                         end else state <= (j + 1'b1 == col_count) ? S_MU_NEXT : S_COLS_SMP;
                     end

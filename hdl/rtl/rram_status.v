@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // Status and counters of the sequencer (docs/hdl.md, "Status").  `accept`: the idle sequencer takes a
 // START whose parameter check gave `start_err` (E_NONE: BUSY rises; otherwise ERROR and ERR_CODE at once,
 // no operation).  `finish`: the running operation ends with `result` (E_NONE: DONE and OP_COUNT + 1,
@@ -22,11 +23,11 @@ module rram_status (
     output reg         busy,
     output reg         done,
     output reg         error,
-    output reg  [7:0]  err_code,
+    output reg  [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] err_code,
     output reg         start_refused,
-    output reg  [31:0] op_count,
-    output reg  [31:0] pulse_count,
-    output reg  [31:0] sat_count
+    output reg  [`RRAM_OP_COUNT_COUNT_WIDTH-1:0] op_count,
+    output reg  [`RRAM_PULSE_COUNT_COUNT_WIDTH-1:0] pulse_count,
+    output reg  [`RRAM_SAT_COUNT_COUNT_WIDTH-1:0] sat_count
 );
     `include "rram_protocol.vh"
     always @(posedge clk or negedge rst_n) begin

@@ -157,7 +157,8 @@ def expected_frame(lo: int, hi: int, nib_in: int, nib_out: int) -> np.ndarray:
     """The 64 words of the BL chain frame in which rows lo..hi get nibble `nib_in` and the others `nib_out`,
     as the host's frame encoder (rramctl.hw.linedrive.encode_frames, the docs/protocol.md layout) makes it."""
     from rramctl.hw import linedrive
+    from rramctl.protocol import CHAIN_NIBBLE_INH, CHAIN_NIBBLE_SELECT
 
     rows = np.arange(linedrive.N_LINES)
     nib = np.where((rows >= lo) & (rows <= hi), nib_in, nib_out)[None, :]
-    return linedrive.encode_frames(nib & 0x7, (nib >> 3).astype(bool))[0]
+    return linedrive.encode_frames(CHAIN_NIBBLE_SELECT.get(nib), CHAIN_NIBBLE_INH.get(nib).astype(bool))[0]

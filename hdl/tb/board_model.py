@@ -22,7 +22,17 @@ from cocotb.handle import SimHandleBase
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, First, RisingEdge, ValueChange
 from rramctl.hw import adc
-from rramctl.protocol import PL_CLOCK_HZ, VERIFY_READS_PER_CELL, DacChannel, MuxSource, Opcode, SlMode
+from rramctl.protocol import (
+    CHAIN_NIBBLE_BITS,
+    CHAIN_NIBBLE_INH,
+    CHAIN_NIBBLE_SELECT,
+    PL_CLOCK_HZ,
+    VERIFY_READS_PER_CELL,
+    DacChannel,
+    MuxSource,
+    Opcode,
+    SlMode,
+)
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
@@ -121,7 +131,7 @@ class Board:
     # ---- SN74HC595 chain + CD4051B ---------------------------------------------------------
     async def _chain(self) -> None:
         d = self.dut
-        mask = (1 << (4 * self.rows)) - 1
+        mask = (1 << (CHAIN_NIBBLE_BITS * self.rows)) - 1
         ser_change = 0.0
         last_ser = int(d.sr_ser.value)
         while True:
@@ -139,9 +149,10 @@ class Board:
 
     def mux_state(self) -> tuple[np.ndarray, np.ndarray]:
         """(select, inhibit) of every BL's CD4051B; OE high lets the pull-ups inhibit all (docs/hdl.md)."""
-        nib = np.array([(self.latched >> (4 * r)) & 0xF for r in range(self.rows)], dtype=np.int64)
-        select = nib & 0x7
-        inhibit = ((nib >> 3) & 1).astype(bool) | bool(int(self.dut.sr_oe_n.value))
+        nb = CHAIN_NIBBLE_BITS  # BL r's CHAIN_NIBBLE at chain bits nb*r .. nb*r + nb-1 (docs/protocol.md)
+        nib = np.array([(self.latched >> (nb * r)) & ((1 << nb) - 1) for r in range(self.rows)], dtype=np.int64)
+        select = CHAIN_NIBBLE_SELECT.get(nib)
+        inhibit = CHAIN_NIBBLE_INH.get(nib).astype(bool) | bool(int(self.dut.sr_oe_n.value))
         return select, inhibit
 
     def source_codes(self) -> np.ndarray:

@@ -12,7 +12,8 @@ Checked (minimums in ns; sources in docs/hardware.md):
 - SN74HC595: SER stable >= 25 ns before each SRCLK rise (4.5 V), SRCLK high and low >= 20 ns, RCLK high
   >= 20 ns, RCLK rises only after the last SRCLK rise of a frame, and OE falls only after a latch
   (never with an unlatched chain).
-- CD4051B behind the chain (layout of docs/protocol.md: BL r's nibble A, B, C, INH at chain bits 4r..4r+3;
+- CD4051B behind the chain (layout of docs/protocol.md: BL r's nibble A, B, C, INH at chain bits 4r..4r+3, the
+  fields of protocol.toml's [word.CHAIN_NIBBLE];
   OE high = outputs off, the board's pull-up inhibits, the address lines are undriven): a mux's INH falls only
   after its address lines have been driven and unchanged for >= 773 ns (CD4051B address-to-signal
   t_PHL/t_PLH 720 ns max at VDD = 5 V + 74HC595 RCLK/OE-to-output 53 ns max), and no address changes on a
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from cocotb.handle import SimHandleBase
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Edge, First, RisingEdge
+from rramctl.protocol import CHAIN_NIBBLE_BITS, CHAIN_NIBBLE_INH, CHAIN_NIBBLE_SELECT, DAC_FRAME_READ
 
 DAC_SCLK_PERIOD_NS = 20.0  # DAC80508 write: f_SCLK <= 50 MHz
 DAC_SCLK_PULSE_NS = 9.0  # DAC80508 write: t_SCLKHIGH, t_SCLKLOW
@@ -97,7 +99,7 @@ class PinChecker:
                     if t - last_fall < DAC_CSH_NS:
                         self._fail(f"DAC80508 t_CSH {t - last_fall:.0f} ns < {DAC_CSH_NS:.0f} ns")
                     self.dac_frames += 1
-                    last_was_read = bool((frame >> 23) & 1)
+                    last_was_read = bool(DAC_FRAME_READ.get(frame))
                 else:
                     if t - sync_edge < DAC_CSHIGH_NS:
                         self._fail(f"DAC80508 SYNC high {t - sync_edge:.0f} ns < {DAC_CSHIGH_NS:.0f} ns")
@@ -172,7 +174,8 @@ class PinChecker:
     async def _muxes(self) -> None:
         """The chain's outputs as the 595s and the board present them to each CD4051B."""
         d = self.dut
-        mask = (1 << (4 * self.rows)) - 1
+        nb = CHAIN_NIBBLE_BITS
+        mask = (1 << (nb * self.rows)) - 1
         shift = latched = 0
         srclk, rclk, oe = (int(x.value) for x in (d.sr_srclk, d.sr_rclk, d.sr_oe_n))
         addr: list[int | None] = [None] * self.rows  # None: the 595 outputs are off (OE high)
@@ -192,8 +195,8 @@ class PinChecker:
                 continue
             early, moved = [], []
             for r in range(self.rows):
-                nib = (latched >> (4 * r)) & 0xF
-                a, i = (None, 1) if oe else (nib & 0x7, nib >> 3)
+                nib = (latched >> (nb * r)) & ((1 << nb) - 1)
+                a, i = (None, 1) if oe else (CHAIN_NIBBLE_SELECT.get(nib), CHAIN_NIBBLE_INH.get(nib))
                 if a != addr[r]:
                     if addr[r] is not None and a is not None and not inh[r] and not i:
                         moved.append(r)

@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb_transport import CocotbTransport
 from rramctl import regmap as R
 from rramctl.hw import linedrive
-from rramctl.protocol import Opcode, TiaGain
+from rramctl.protocol import CELL_COL, CELL_ROW, PROGRAM_RESULT_PULSES, Opcode, TiaGain
 from rramsim import timing
 from rramsim.config import ChipModelConfig
 from rramsim.overlay import EmulatedOverlay
@@ -55,7 +55,7 @@ async def busy_clocks(
 
 
 def _cells(rows: list[int], cols: list[int]) -> np.ndarray:
-    return (np.array(rows, np.int64) << 16) | np.array(cols, np.int64)
+    return CELL_ROW.put(np.array(rows, np.int64)) | CELL_COL.put(np.array(cols, np.int64))
 
 
 def operations() -> dict[str, tuple[dict[int, int], np.ndarray, int]]:
@@ -104,7 +104,7 @@ def formula(regs: dict[int, int], out: np.ndarray, clocks: timing.Clocks, g: int
     """timing.op_cycles of the operation (PROGRAM's pulses from its output words)."""
     op = regs[R.OPCODE]
     cells = regs.get(R.CELL_COUNT, 0)
-    pulses = int((out.astype(np.int64) >> 16).sum()) if op == Opcode.PROGRAM else 0
+    pulses = int(PROGRAM_RESULT_PULSES.get(out.astype(np.int64)).sum()) if op == Opcode.PROGRAM else 0
     rows = regs[R.ROW_COUNT] if op == Opcode.READ else 0
     cols = regs[R.COL_COUNT] if op in (Opcode.READ, Opcode.MULTIPLY) else 0
     batch = regs[R.BATCH] if op == Opcode.MULTIPLY else 0
@@ -154,7 +154,8 @@ async def board_time_matches_the_emulator(dut) -> None:
             emu_out = emu.pop_stream(recv)
             emu_clocks = round((emu.board_time_s - before) * timing.CLOCK_HZ)
             if name == "PROGRAM":  # tolerance 0: every cell takes MAX_PULSES on both
-                assert (out >> 16).tolist() == (emu_out >> 16).tolist() == [2, 2], (out, emu_out)
+                pulses = [PROGRAM_RESULT_PULSES.get(w).tolist() for w in (out, emu_out)]
+                assert pulses[0] == pulses[1] == [2, 2], (out, emu_out)
             where = f"{name} G={g} S={s} P={p}"
             assert rtl == want == emu_clocks, f"{where}: RTL {rtl}, op_cycles {want}, emulator {emu_clocks}"
             seen.append(name)

@@ -23,6 +23,8 @@ from rramctl.driver import Driver, OverlayError
 from rramctl.geometry import Region
 from rramctl.hw import adc, dac80508, linedrive
 from rramctl.protocol import (
+    CELL_COL,
+    CELL_ROW,
     DAC80508_REG_BRDCAST,
     MAX_BITS,
     MAX_PULSE_CYCLES,
@@ -65,6 +67,11 @@ async def setup(dut, seed: int = 0) -> tuple[Board, CocotbTransport]:
     board = Board(dut, ChipModelConfig(seed=seed, rows=ROWS, cols=COLS), NADC).start()
     await ClockCycles(dut.aclk, 3)
     return board, transport
+
+
+def cell_word(row: int, col: int) -> int:
+    """A CELL stream word (protocol.toml [word.CELL]); the row may be one past the array (BAD_CELL)."""
+    return CELL_ROW.put(row) | CELL_COL.put(col)
 
 
 def no_violations(board: Board) -> None:
@@ -140,7 +147,7 @@ async def chain_mux_and_pulse(dut) -> None:
         seen["lines"] = (int(dut.col_lo.value), int(dut.col_hi.value), int(dut.sl_mode.value), int(dut.wl_en.value))
 
     cocotb.start_soon(watch())
-    await t.transact_async(np.array([(row << 16) | col], np.uint32), 0, RegWrite(R.CTRL, 0))  # queue the cell
+    await t.transact_async(np.array([cell_word(row, col)], np.uint32), 0, RegWrite(R.CTRL, 0))  # queue the cell
     await start_op(t, Opcode.SET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: cycles})
     while (await status(t))[0]:
         await ClockCycles(dut.aclk, 20)
@@ -224,7 +231,7 @@ async def errors_and_irq(dut) -> None:
         assert int(dut.irq.value) == 0  # start_op left IRQ_EN at 0 (CTRL is one register)
     assert board.serial == 0  # parameter errors are found before BUSY: no op serial
     # BAD_CELL and UNDERRUN come from the stream
-    out = await t.transact_async(np.array([(ROWS << 16) | 0, 5], np.uint32), 0, RegWrite(R.CTRL, 0))
+    out = await t.transact_async(np.array([cell_word(ROWS, 0), 5], np.uint32), 0, RegWrite(R.CTRL, 0))
     assert out.size == 0
     await start_op(t, Opcode.RESET, {R.CELL_COUNT: 2, R.PULSE_CYCLES: 5})
     await ClockCycles(dut.aclk, 400)
@@ -303,7 +310,8 @@ async def driver_sees_overlay_errors(dut) -> None:
     def bad_cell(drv: Driver) -> int:
         drv.init_dac()
         try:
-            drv.run(Opcode.RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 5}, {}, send=np.array([ROWS << 16], np.uint32))
+            bad = np.array([cell_word(ROWS, 0)], np.uint32)
+            drv.run(Opcode.RESET, {R.CELL_COUNT: 1, R.PULSE_CYCLES: 5}, {}, send=bad)
         except OverlayError as e:
             return e.code
         return 0
@@ -405,7 +413,7 @@ async def errors_at_the_end_and_abort_with_a_stalled_output(dut) -> None:
     board, t = await setup(dut)
     await t.write_reg_async(R.CTRL, R.CTRL_IRQ_EN.put(1))
     t.sink.pause = True  # S2MM stalled (a DMA that failed or was reset)
-    cells = np.array([(1 << 16) | 1, 500, (ROWS << 16) | 0, 500], np.uint32)  # a good cell, then a bad one
+    cells = np.array([cell_word(1, 1), 500, cell_word(ROWS, 0), 500], np.uint32)  # a good cell, then a bad one
     await t.source.send(cells.astype("<u4").tobytes())
     for off, val in {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 2, R.PULSE_CYCLES: 5, R.MAX_PULSES: 0,
                      R.SETTLE_CYCLES: 3}.items():  # fmt: skip
@@ -473,7 +481,7 @@ async def abort_at_every_state(dut) -> None:
     multiply = {R.OPCODE: Opcode.MULTIPLY, R.COL_START: 0, R.COL_COUNT: 2, R.BITS: 1, R.BATCH: 1,
                 R.ROW_START: 0, R.ROW_COUNT: ROWS, R.TIA_GAIN: TiaGain.MULTIPLY, R.SETTLE_CYCLES: 2}  # fmt: skip
     covered: set[int] = set()
-    for params, packet in ((program, np.array([(2 << 16) | 3, 4000], np.uint32)), (multiply, frames)):
+    for params, packet in ((program, np.array([cell_word(2, 3), 4000], np.uint32)), (multiply, frames)):
         states = await _visited_states(dut, t, params, packet)
         t.dma_reset()
         for target in states:

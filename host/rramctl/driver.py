@@ -29,6 +29,7 @@ from rramctl.protocol import (
     MAX_PULSE_CYCLES,
     PROGRAM_RESULT_CODE,
     PROGRAM_RESULT_PULSES,
+    PROGRAM_TARGET_CODE,
     DacChannel,
     Opcode,
     OverlayErrorCode,
@@ -310,8 +311,8 @@ class Driver:
         pulses, finals = [], []
         for start in range(0, len(words), CELLS_PER_TRANSACTION):
             w = words[start : start + CELLS_PER_TRANSACTION]
-            t = targets[start : start + CELLS_PER_TRANSACTION].astype(np.uint32)
-            send = np.stack([w, t], axis=1).ravel()
+            t = PROGRAM_TARGET_CODE.put_signed(targets[start : start + CELLS_PER_TRANSACTION]).astype(np.uint32)
+            send = np.stack([w, t], axis=1).ravel()  # (CELL, PROGRAM_TARGET) word pairs
             params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: pulse_cycles, R.VERIFY_TOL: tolerance_ppm,
                       R.MAX_PULSES: max_pulses, R.SETTLE_CYCLES: self.settle_cycles,
                       R.TIA_GAIN: TiaGain.READ}  # fmt: skip
@@ -333,7 +334,8 @@ class Driver:
         self.saturated = 0
         for start in range(0, len(words), CELLS_PER_TRANSACTION):
             w = words[start : start + CELLS_PER_TRANSACTION]
-            send = np.stack([w, np.ones(len(w), dtype=np.uint32)], axis=1).ravel()  # targets unused: no pulse
+            t = PROGRAM_TARGET_CODE.put_signed(np.ones(len(w), dtype=np.int64)).astype(np.uint32)  # unused: no pulse
+            send = np.stack([w, t], axis=1).ravel()
             params = {R.CELL_COUNT: len(w), R.PULSE_CYCLES: 1, R.VERIFY_TOL: 0, R.MAX_PULSES: 0,
                       R.SETTLE_CYCLES: self.settle_cycles, R.TIA_GAIN: TiaGain.READ}  # fmt: skip
             pulses, finals = program_reply(self.run(PROGRAM, params, levels, send=send, recv_words=len(w)))
@@ -353,7 +355,7 @@ class Driver:
         levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code if v_wl is None else v_wl}
         out = self.run(READ, params, levels, recv_words=region.n_rows * region.n_cols)
         self.saturated = self.saturated_samples()
-        return adc.from_word(out).astype(np.int64).reshape(region.shape)
+        return adc.from_word(out).astype(np.int64).reshape(region.shape)  # READ_RESULT words
 
     def multiply(
         self,
@@ -381,7 +383,7 @@ class Driver:
             levels = {DAC_V_READ: v_read, DAC_V_WL: self.read_gate_code}
             out = self.run(MULTIPLY, params, levels, send=send, recv_words=nb * region.n_cols)
             self.saturated += self.saturated_samples()
-            codes[b0 : b0 + nb] = adc.from_word(out).reshape(nb, region.n_cols)  # int32 -> int64 in place
+            codes[b0 : b0 + nb] = adc.from_word(out).reshape(nb, region.n_cols)  # MULTIPLY_RESULT words, in place
         return codes
 
     def counters(self) -> dict[str, int]:

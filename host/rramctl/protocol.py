@@ -142,10 +142,8 @@ class StatusBit(IntFlag):
 MAX_PULSE_CYCLES = 2_000_000
 # MULTIPLY: most bit-planes per input vector.
 MAX_BITS = 8
-# 32-bit words per BL chain frame (2048 chain bits).
+# 32-bit words per BL chain frame (2048 chain bits: a CHAIN_NIBBLE per line of ARRAY_LINES).
 FRAME_WORDS = 64
-# Bit of the CD4051B nibble {INH, C, B, A} that inhibits the mux (BL floating).
-MUX_INHIBIT_BIT = 3
 # ADS8324 code width (two's complement); SAT_COUNT counts codes at -2**13 or 2**13 - 1.
 ADC_BITS = 14
 # PROGRAM: verify read k of list position p is ADC sample p * VERIFY_READS_PER_CELL + k (docs/emulator.md).
@@ -162,7 +160,7 @@ ARRAY_LINES = 512
 # VERIFY_TOL's unit (parts per million): PROGRAM accepts a verify read when |code - target| * VERIFY_TOL_SCALE <=
 # target * VERIFY_TOL (write_verify_accepts).
 VERIFY_TOL_SCALE = 1_000_000
-# PROGRAM input words per cell: its CELL word, then its target read-range code (int32).
+# PROGRAM input words per cell: its CELL word, then its PROGRAM_TARGET word.
 PROGRAM_WORDS_PER_CELL = 2
 
 
@@ -199,6 +197,20 @@ CELL_COL = BitField(0, 16)
 # PROGRAM output word of a cell: pulses applied, and the last verify read's ADC code as 16-bit two's complement.
 PROGRAM_RESULT_PULSES = BitField(16, 16)
 PROGRAM_RESULT_CODE = BitField(0, 16)
+# PROGRAM input word after each CELL word: the cell's target read-range ADC code, 32-bit two's complement (the driver
+# sends 1 .. 2**(ADC_BITS-1) - 1).
+PROGRAM_TARGET_CODE = BitField(0, 32)
+# READ output word of a cell (row-major): its ADC code (ADC_BITS two's complement) sign-extended to 32 bits.
+READ_RESULT_CODE = BitField(0, 32)
+# MULTIPLY output word of a (vector, column), vector-major: sum over bit-planes k of code_k << k, 32-bit two's
+# complement.
+MULTIPLY_RESULT_SUM = BitField(0, 32)
+# One BL's 4 bits of a line-drive chain frame word, {INH, C, B, A} of its CD4051B: SELECT = the MuxSource channel (C B
+# A), INH = 1 leaves the BL floating. Word w of a frame holds lines ARRAY_LINES-1-8w (bits 31:28) down to
+# ARRAY_LINES-8-8w (bits 3:0), 32 / bits lines a word.
+CHAIN_NIBBLE_BITS = 4
+CHAIN_NIBBLE_SELECT = BitField(0, 3)
+CHAIN_NIBBLE_INH = BitField(3, 1)
 # DAC80508 24-bit SPI frame (datasheet, serial interface): read/write bit, register address, data; bits 22-20 are
 # don't-care.
 DAC_FRAME_READ = BitField(23, 1)

@@ -27,11 +27,13 @@ from rramctl.hw import adc, linedrive
 from rramctl.protocol import (
     CELL_COL,
     CELL_ROW,
+    CHAIN_NIBBLE_SELECT,
     DAC_FRAME_READ,
     MAX_BITS,
     MAX_PULSE_CYCLES,
     PROGRAM_RESULT_CODE,
     PROGRAM_RESULT_PULSES,
+    PROGRAM_TARGET_CODE,
     PROGRAM_WORDS_PER_CELL,
     VERIFY_READS_PER_CELL,
     DacChannel,
@@ -71,11 +73,14 @@ _DAC_FRAME_S = timing.seconds(timing.DAC_FRAME_CYCLES)  # board time of one DAC 
 _DAC_READ_FRAME_S = timing.seconds(timing.DAC_READ_FRAME_CYCLES)  # a read command or the frame after it
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
+# The decoded chain nibble (protocol.toml [word.CHAIN_NIBBLE]) that connects a BL to each CD4051B channel: its
+# SELECT, INH clear; an inhibited nibble equals none of them.
+_SELECTS = tuple(CHAIN_NIBBLE_SELECT.put(ch) for ch in range(1 << CHAIN_NIBBLE_SELECT.width))
 
 
 def source_codes(dac: Dac80508) -> NDArray[np.int64]:
     """Drive code of each CD4051B channel (docs/protocol.md): 0 GND, 1 V_READ, 2 V_BL, 3-7 GND."""
-    src = np.zeros(8, dtype=np.int64)
+    src = np.zeros(1 << CHAIN_NIBBLE_SELECT.width, dtype=np.int64)
     src[MuxSource.READ] = dac.output_code(DAC_V_READ)
     src[MuxSource.BL_PROG] = dac.output_code(DAC_V_BL)
     return src
@@ -428,10 +433,10 @@ class EmulatedOverlay:
     def _driven_frame_lines(self, frames: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
         """MULTIPLY chain frames decoded (linedrive.driven_lines) for the array's rows: (frames, m) nibbles of the m
         driven lines; BAD_FRAME where one connects a BL to V_BL (a programming level during a read)."""
-        nib, lines = linedrive.driven_lines(frames)  # nibble = select | INH << 3; 0 = grounded
+        nib, lines = linedrive.driven_lines(frames)  # CHAIN_NIBBLE = select | INH << 3; 0 = grounded
         inside = lines < self.config.rows
         nib, lines = nib[:, inside], lines[inside]
-        if (nib == MuxSource.BL_PROG).any():
+        if (nib == _SELECTS[MuxSource.BL_PROG]).any():
             raise OpError(E.BAD_FRAME)
         return nib, lines
 
@@ -534,7 +539,7 @@ class EmulatedOverlay:
         rg, xb, cfg = self.regs, self.crossbar, self.config
         n = rg[R.CELL_COUNT]
         rows, cols = self._cell_list(packet, n, PROGRAM_WORDS_PER_CELL)
-        targets = packet[1::PROGRAM_WORDS_PER_CELL][:n].view(np.int32).astype(np.int64)
+        targets = PROGRAM_TARGET_CODE.get_signed(packet[1::PROGRAM_WORDS_PER_CELL][:n].astype(np.int64))
         serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
         v_wl, cyc, p = self.dac.output_uv(DAC_V_WL), rg[R.PULSE_CYCLES], cfg.program
         step = [program_step_ns(p, self.dac.output_uv(ch), cyc) for ch in (DAC_V_BL, DAC_V_SL)]
@@ -572,7 +577,7 @@ class EmulatedOverlay:
         rg, xb = self.regs, self.crossbar
         n = rg[R.CELL_COUNT]
         rows, cols = self._cell_list(packet, n, PROGRAM_WORDS_PER_CELL)
-        targets = packet[1::PROGRAM_WORDS_PER_CELL][:n].view(np.int32).astype(np.int64)
+        targets = PROGRAM_TARGET_CODE.get_signed(packet[1::PROGRAM_WORDS_PER_CELL][:n].astype(np.int64))
         serial, tia, tol, max_p = self.counters.op_serial, rg[R.TIA_GAIN], rg[R.VERIFY_TOL], rg[R.MAX_PULSES]
         v_read, v_wl = self.dac.output_code(DAC_V_READ), self.dac.output_uv(DAC_V_WL)
         v_set, v_reset, cyc = self.dac.output_uv(DAC_V_BL), self.dac.output_uv(DAC_V_SL), rg[R.PULSE_CYCLES]
@@ -661,7 +666,7 @@ class EmulatedOverlay:
                 raise OpError(E.UNDERRUN)
             nib, lines = self._driven_frame_lines(words[: n_frames * fw].reshape(n_frames, fw))
             src = self.source_codes()
-            masks = [(int(src[ch]), nib == ch) for ch in range(8) if src[ch]]  # INH set: nibble >= 8, no match
+            masks = [(int(src[ch]), nib == _SELECTS[ch]) for ch in range(len(src)) if src[ch]]  # INH set: no match
             used = np.zeros(lines.size, dtype=bool)
             for _, m in masks:
                 used |= m.any(axis=0)
@@ -696,4 +701,4 @@ class EmulatedOverlay:
         out, at_rails, s_total = arraymath.masked_multiply_codes(self.xm, masks, block, n_frames, nc, bits, cols, op)
         self.ledger.read(self.dac.output_uv(DAC_V_READ), float(s_total), n_frames * nc)
         self._add_saturated(at_rails)
-        return out.ravel().view(np.uint32)  # adc.to_word of int32 sums: their bits
+        return out.ravel().view(np.uint32)  # adc.to_word of int32 sums: their bits (MULTIPLY_RESULT, adc.WHOLE_WORD)

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 from bench_util import Peripheral, env_int, expected_frame, pulse, reset, run_module_bench
+from rramctl.protocol import CHAIN_NIBBLE_BITS, CHAIN_NIBBLE_INH, FRAME_WORDS
 
-FRAME_WORDS = 64
 LATCH = "latch"
-INH_ALL = 0x88888888  # INH (nibble bit 3) set in every nibble of a word
+# INH (nibble bit 3) set in every nibble of a word: 0x88888888 (protocol.toml [word.CHAIN_NIBBLE])
+INH_ALL = sum(CHAIN_NIBBLE_INH.mask << (CHAIN_NIBBLE_BITS * i) for i in range(32 // CHAIN_NIBBLE_BITS))
+NIBBLE_MAX = (1 << CHAIN_NIBBLE_BITS) - 1
 
 try:
     import cocotb
@@ -49,7 +51,7 @@ if cocotb is not None:
 
         chain = Peripheral(dut, dut.ch_busy, command, random.Random(env_int("TB_SEED")))
         rows = env_int("TB_ROWS")
-        return chain, random.Random(env_int("TB_SEED") + salt), rows, FRAME_WORDS - rows // 8
+        return chain, random.Random(env_int("TB_SEED") + salt), rows, FRAME_WORDS - rows // (32 // CHAIN_NIBBLE_BITS)
 
     async def _until_done(dut, guard: int, limit: int = 40_000) -> None:
         """Until `done`: `addr` once, between the first latch command and the second, which comes more than
@@ -81,7 +83,8 @@ if cocotb is not None:
 
     def _pattern(dut, rng: random.Random, rows: int) -> tuple[int, int, int, int]:
         lo = rng.randint(0, rows - 1)
-        hi, nib_in, nib_out = rng.choice([lo, rng.randint(lo, rows - 1)]), rng.randint(0, 15), rng.randint(0, 15)
+        hi = rng.choice([lo, rng.randint(lo, rows - 1)])
+        nib_in, nib_out = rng.randint(0, NIBBLE_MAX), rng.randint(0, NIBBLE_MAX)
         dut.lo.value, dut.hi.value, dut.nib_in.value, dut.nib_out.value = lo, hi, nib_in, nib_out
         return lo, hi, nib_in, nib_out
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench_util import expected_frame, run_module_bench
+from rramctl.protocol import CHAIN_NIBBLE_BITS
 
 try:
     import cocotb
@@ -27,7 +28,7 @@ if cocotb is not None:
         windows = [(0, 511), (5, 5), (7, 3), (500, 600), (0, 0), (511, 511)]
         windows += [tuple(sorted(int(v) for v in rng.integers(0, 520, 2))) for _ in range(10)]
         for lo, hi in windows:
-            nib_in, nib_out = (int(v) for v in rng.integers(0, 16, 2))
+            nib_in, nib_out = (int(v) for v in rng.integers(0, 1 << CHAIN_NIBBLE_BITS, 2))
             want = expected_frame(lo, hi, nib_in, nib_out)
             dut.lo.value, dut.hi.value, dut.nib_in.value, dut.nib_out.value = lo, hi, nib_in, nib_out
             for w in range(len(want)):

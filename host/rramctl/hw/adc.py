@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.hw import dac80508
-from rramctl.protocol import ADC_BITS, TiaGain
+from rramctl.protocol import ADC_BITS, MULTIPLY_RESULT_SUM, READ_RESULT_CODE, BitField, TiaGain
 
 CODE_MIN = -(1 << (ADC_BITS - 1))  # -8192
 CODE_MAX = (1 << (ADC_BITS - 1)) - 1  # +8191
@@ -48,13 +48,23 @@ def drive_sum_to_code(drive_sum: NDArray[np.int64] | int, tia_gain: int) -> NDAr
     return np.clip(code, CODE_MIN, CODE_MAX)
 
 
+# READ's and MULTIPLY's output words (protocol.toml [word.READ_RESULT], [word.MULTIPLY_RESULT]) are one two's
+# complement field filling the 32-bit word, so their codec below is a view as int32 (no shift or mask on the hot
+# path of every MULTIPLY, nor in the emulator's compiled kernels, which write int32 sums); a narrower field would
+# need the BitFields' put_signed / get_signed here.
+WHOLE_WORD = BitField(0, 32)
+if READ_RESULT_CODE != WHOLE_WORD or MULTIPLY_RESULT_SUM != WHOLE_WORD:
+    raise RuntimeError(f"adc.to_word / from_word view READ_RESULT.CODE ({READ_RESULT_CODE}) and MULTIPLY_RESULT.SUM "
+                       f"({MULTIPLY_RESULT_SUM}) as the whole 32-bit word; protocol.toml says otherwise")  # fmt: skip
+
+
 def to_word(code: NDArray[np.integer]) -> NDArray[np.uint32]:
-    """Sign-extend 14-bit codes (or int32 sums) into 32-bit stream words."""
+    """READ_RESULT / MULTIPLY_RESULT words: 14-bit codes (or int32 sums) sign-extended to 32 bits."""
     return np.asarray(code, dtype=np.int64).astype(np.int32).view(np.uint32)
 
 
 def from_word(words: NDArray[np.uint32]) -> NDArray[np.int32]:
-    """Stream words back to signed values."""
+    """READ_RESULT / MULTIPLY_RESULT words back to their signed codes or sums."""
     return np.asarray(words, dtype=np.uint32).view(np.int32)
 
 

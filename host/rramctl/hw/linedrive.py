@@ -18,21 +18,41 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.errors import UsageError
-from rramctl.protocol import ARRAY_LINES, FRAME_WORDS, MAX_BITS, MUX_INHIBIT_BIT, MuxSource
+from rramctl.protocol import (
+    ARRAY_LINES,
+    CHAIN_NIBBLE_BITS,
+    CHAIN_NIBBLE_INH,
+    CHAIN_NIBBLE_SELECT,
+    FRAME_WORDS,
+    MAX_BITS,
+    MuxSource,
+)
 
 if MAX_BITS > 8:  # bit-plane inputs travel as uint8 (BitplaneStream, the driver): a wider MAX_BITS needs a wider type
     raise RuntimeError(f"the protocol's MAX_BITS {MAX_BITS} exceeds the 8 bits of the bit-plane stream's inputs")
 
 N_LINES = ARRAY_LINES  # BLs a chain frame drives
-BITS_PER_LINE = 4
+BITS_PER_LINE = CHAIN_NIBBLE_BITS  # one CHAIN_NIBBLE per line (protocol.toml [word.CHAIN_NIBBLE])
+# The vectorised packing below moves whole bytes (two nibbles a byte, the higher line's on top: the hot path of
+# every MULTIPLY packet), so it holds for a 4-bit nibble only; the nibble values themselves are built and split
+# with the fields' shifts and masks.
+if BITS_PER_LINE != 4:
+    raise RuntimeError(f"linedrive packs two 4-bit nibbles a byte; protocol.toml's CHAIN_NIBBLE has {BITS_PER_LINE}")
 CHAIN_BITS = N_LINES * BITS_PER_LINE  # 2048 bits = 256 cascaded SN74HC595
+LINES_PER_WORD = 32 // BITS_PER_LINE  # 8 nibbles per chain word
 assert CHAIN_BITS // 32 == FRAME_WORDS  # 64 words per chain frame (protocol)
 
 # Chain position of (line r, nibble bit b) = 4 * r + b (b: 0=A 1=B 2=C 3=INH), i.e. 8 * (r // 2) +
 # 4 * (r % 2) + b; stream bit p = CHAIN_BITS - 1 - position.  So the stream, read MSB first, is the
 # hex digits INH C B A of lines 511, 510, ..., 0: word w holds lines 511 - 8w (top nibble) down to
-# 504 - 8w (bottom nibble), and one nibble = select | INH << 3.
-INH_BIT = 1 << MUX_INHIBIT_BIT
+# 504 - 8w (bottom nibble), and one nibble = CHAIN_NIBBLE_SELECT | CHAIN_NIBBLE_INH (select | INH << 3).
+SELECT_MAX = (1 << CHAIN_NIBBLE_SELECT.width) - 1  # highest CD4051B channel (7)
+SELECT_SHIFT = np.uint8(CHAIN_NIBBLE_SELECT.lsb)
+SELECT_MASK = np.uint8(CHAIN_NIBBLE_SELECT.mask)  # the nibble's select bits in place
+INH_SHIFT = np.uint8(CHAIN_NIBBLE_INH.lsb)
+INH_BIT = CHAIN_NIBBLE_INH.mask  # the nibble's INH bit in place
+LOW_NIBBLE = np.uint8((1 << BITS_PER_LINE) - 1)
+READ_NIBBLE = np.uint8(CHAIN_NIBBLE_SELECT.put(int(MuxSource.READ)))  # V_READ, not inhibited
 
 
 class LineDriveError(UsageError):
@@ -42,7 +62,7 @@ class LineDriveError(UsageError):
 def _pack(nib: NDArray[np.uint8]) -> NDArray[np.uint32]:
     """(N, 512) nibbles in line order -> (N, 64) chain words."""
     rev = nib[:, ::-1]
-    pairs = np.ascontiguousarray((rev[:, 0::2] << 4) | rev[:, 1::2])  # (N, 256) stream bytes
+    pairs = np.ascontiguousarray((rev[:, 0::2] << np.uint8(BITS_PER_LINE)) | rev[:, 1::2])  # (N, 256) stream bytes
     return pairs.view(">u4").astype(np.uint32)
 
 
@@ -52,14 +72,14 @@ def encode_frames(select: NDArray[np.integer], inhibit: NDArray[np.bool_]) -> ND
     inhibit = np.asarray(inhibit, dtype=bool)
     if select.ndim != 2 or select.shape[1] != N_LINES or inhibit.shape != select.shape:
         raise LineDriveError(f"selects must have shape (N, {N_LINES}), got {select.shape}")
-    if select.size and (select.min() < 0 or select.max() > 7):
-        raise LineDriveError("CD4051B select must be 0-7")
-    nib = select.astype(np.uint8) | (inhibit.astype(np.uint8) << np.uint8(MUX_INHIBIT_BIT))
+    if select.size and (select.min() < 0 or select.max() > SELECT_MAX):
+        raise LineDriveError(f"CD4051B select must be 0-{SELECT_MAX}")
+    nib = (select.astype(np.uint8) << SELECT_SHIFT) | (inhibit.astype(np.uint8) << INH_SHIFT)
     return _pack(nib)
 
 
 def decode_nibbles(frames: NDArray[np.uint32]) -> NDArray[np.uint8]:
-    """(N, 64) chain words -> (N, 512) nibbles ``select | INH << 3`` in line order."""
+    """(N, 64) chain words -> (N, 512) nibbles (CHAIN_NIBBLE: ``select | INH << 3``) in line order."""
     frames = np.asarray(frames, dtype=np.uint32)
     if frames.ndim != 2 or frames.shape[1] != FRAME_WORDS:
         raise LineDriveError(f"chain frames must have shape (N, {FRAME_WORDS}), got {frames.shape}")
@@ -70,8 +90,8 @@ def _unpack(words: NDArray[np.uint32]) -> NDArray[np.uint8]:
     """(N, W) words -> (N, 8W) nibbles in stream order (top nibble of word 0 first)."""
     b = np.ascontiguousarray(words.astype(">u4")).view(np.uint8)  # (N, 4W) stream bytes
     nib = np.empty((b.shape[0], 2 * b.shape[1]), dtype=np.uint8)
-    nib[:, 0::2] = b >> 4
-    nib[:, 1::2] = b & 0xF
+    nib[:, 0::2] = b >> np.uint8(BITS_PER_LINE)
+    nib[:, 1::2] = b & LOW_NIBBLE
     return nib
 
 
@@ -84,14 +104,14 @@ def driven_lines(frames: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArray
         raise LineDriveError(f"chain frames must have shape (N, {FRAME_WORDS}), got {frames.shape}")
     words = np.flatnonzero(np.bitwise_or.reduce(frames, axis=0))
     nib = _unpack(frames[:, words])  # stream order within the chosen words
-    lines = (N_LINES - 1 - (8 * words[:, None] + np.arange(8)[None, :])).ravel()
+    lines = (N_LINES - 1 - (LINES_PER_WORD * words[:, None] + np.arange(LINES_PER_WORD)[None, :])).ravel()
     return nib[:, ::-1], lines[::-1].astype(np.int64)
 
 
 def decode_frames(frames: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
     """Inverse of :func:`encode_frames`: (N, 64) words -> (selects (N, 512), inhibits)."""
     nib = decode_nibbles(frames)
-    select: NDArray[np.uint8] = nib & np.uint8(7)
+    select: NDArray[np.uint8] = (nib & SELECT_MASK) >> SELECT_SHIFT
     return select, (nib & np.uint8(INH_BIT)) != 0
 
 
@@ -107,10 +127,11 @@ def bitplane_frames(bits: NDArray[np.integer[Any]] | NDArray[np.bool_], row_star
     frames = np.zeros((bits.shape[0], FRAME_WORDS), dtype=np.uint32)
     if n == 0 or bits.shape[0] == 0:
         return frames
-    lo, hi = row_start // 8 * 8, -(-(row_start + n) // 8) * 8  # whole words of 8 lines
+    per = LINES_PER_WORD
+    lo, hi = row_start // per * per, -(-(row_start + n) // per) * per  # whole words of 8 lines
     nib = np.zeros((bits.shape[0], hi - lo), dtype=np.uint8)  # MuxSource.GND, not inhibited
-    nib[:, row_start - lo : row_start - lo + n] = (bits != 0).view(np.uint8) * np.uint8(MuxSource.READ)
-    w0, w1 = (N_LINES - hi) // 8, (N_LINES - lo) // 8  # words holding lines hi-1 .. lo
+    nib[:, row_start - lo : row_start - lo + n] = (bits != 0).view(np.uint8) * READ_NIBBLE
+    w0, w1 = (N_LINES - hi) // per, (N_LINES - lo) // per  # words holding lines hi-1 .. lo
     frames[:, w0:w1] = _pack(nib)
     return frames
 
