@@ -294,6 +294,11 @@ class DataConfig(_Section):
         "none, train on every training sample (a refit with settings chosen on validation)",
     )
     validation_seed: Seed = Field(0, description="seed of the validation draw (the same for every training seed)")
+    flip: bool = Field(False, description="(ours) Fashion-MNIST: flip each training image left-right at random "
+                       "(p = 0.5, drawn per epoch from the run's seed; rramctl.training.augment)")  # fmt: skip
+    shift: int = Field(0, ge=0, le=4, description="(ours) Fashion-MNIST: move each training image by up to this "
+                       "many pixels of the 14x14 input map down/up and right/left at random, zero-filled "
+                       "(0: none)")  # fmt: skip
 
     @model_validator(mode="after")
     def _features(self) -> DataConfig:
@@ -452,6 +457,9 @@ class TrainConfig(BaseModel):
         if self.task != "fsdd-crnn" and self.data.source == "paper-features":
             raise ValueError(f"data.source = paper-features is the paper's spoken-digit feature file (task "
                              f"fsdd-crnn); {self.task} takes data.source = standard")  # fmt: skip
+        if self.task != "fmnist-cnn" and (self.data.flip or self.data.shift):
+            raise ValueError("data.flip and data.shift augment Fashion-MNIST images; spoken-digit feature maps are "
+                             "not left-right symmetric nor shift-invariant in frequency")  # fmt: skip
         if self.data.features_file is not None and self.data.source != "paper-features":
             raise ValueError("data.features_file is read only with data.source = paper-features (spoken digits); "
                              "give that too, or leave the file out")  # fmt: skip

@@ -38,6 +38,7 @@ from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_text
 from rramctl.paths import FileLock, remove_stale_temporaries
 from rramctl.training import topology
+from rramctl.training.augment import EpochAugmentation
 from rramctl.training.chips import open_chips, save_chips
 from rramctl.training.config import TrainConfig, saved_config
 from rramctl.training.crossbar import MappedNetwork, OpCounts
@@ -309,13 +310,16 @@ class Run:
             for g in self.opt.param_groups:
                 g["lr"] = g["base_lr"] * self.schedule(epoch)
             order = np.random.default_rng(self.cfg.seed * 1_000_003 + epoch).permutation(n)
+            d = self.cfg.data
+            aug = EpochAugmentation.draw(self.cfg.seed, epoch, n, d.flip, d.shift) if d.flip or d.shift else None
             self.net.train()
             t0, loss_sum, correct = time.perf_counter(), 0.0, 0
             flips_before = sum(self.progress.flips.values())
             cost_before = self.mapped.board_cost()
             for s in range(steps_per_epoch):
                 idx = order[s * bs : (s + 1) * bs]
-                loss, ok = self._step(inputs[idx], self.train_split.y[idx])
+                x = inputs[idx] if aug is None else aug.apply(inputs[idx], idx)
+                loss, ok = self._step(x, self.train_split.y[idx])
                 loss_sum += loss * len(idx)
                 correct += ok
                 done += 1
