@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import typer
 from pydantic import ValidationError
 from rramctl.arguments import as_seed
@@ -13,6 +14,7 @@ from rramctl.cli import train_cmds
 from rramctl.errors import UsageError
 from rramctl.seeds import SEED_MAX
 from rramctl.training.config import ConfigFileError, TrainConfig, apply_assignments
+from rramctl.training.layers import DivergedError, topk_mask
 from training_fixtures import write_fmnist
 from typer.testing import CliRunner
 
@@ -107,3 +109,13 @@ def test_chip_open_seed_range(seed):
 def test_chip_open_takes_the_largest_seed():
     assert as_seed(np.uint64(SEED_MAX)) == SEED_MAX
     Chip.open("software", seed=SEED_MAX).close()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_nan_score_is_one_error_not_a_smaller_mask(dtype):
+    """A NaN score has no rank: kthvalue's mask kept fewer than k; now the run stops with one error line."""
+    s = torch.rand(100, dtype=dtype)
+    assert int(topk_mask(s, 40).sum()) == 40
+    s[7] = float("nan")
+    with pytest.raises(DivergedError, match="diverged"):
+        topk_mask(s, 40)

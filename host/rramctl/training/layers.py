@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from rramctl.errors import RramctlError
 from rramctl.training.placement import LayerShape
 
 # (layer, integer inputs (N, n_in), bits) -> products (N, n_out) in uS x LSB, computed on the chip
@@ -54,6 +55,10 @@ class ChipWeight(torch.autograd.Function):
         return grad, None
 
 
+class DivergedError(RramctlError, ArithmeticError):
+    """Training produced a non-number where the chip needs a decision (a NaN score has no top-k rank)."""
+
+
 def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
     """Boolean mask of the ``keep`` largest scores, ties broken by lower flat index (kthvalue, no sort).
 
@@ -69,6 +74,9 @@ def topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
         if _host_kernels.topk(f, f.view(np.uint32), keep, out.reshape(-1)):  # False at a NaN score: kthvalue decides
             return torch.from_numpy(out)
     flat = scores.flatten()
+    if torch.isnan(flat).any():  # (the compiled select declines NaN and comes here) a NaN has no rank: keep < k
+        raise DivergedError("a layer's scores are NaN: training diverged (a score learning rate too large for this "
+                            "run, to.lr); the run's last checkpoint is as it was")  # fmt: skip
     cut = torch.kthvalue(flat, n - keep + 1).values  # the keep-th largest score
     mask = flat > cut
     ties = (flat == cut).nonzero().flatten()
