@@ -42,6 +42,9 @@ from rramctl.transport.base import Transport
 # seed 000 Results, Fig. 2h paragraph (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
 FORMED_THRESHOLD_US = 1e6 / 300e3
 MAX_OFFSET_VECTORS = 1 << 16  # ours: most zero-input vectors of one calibrate_offsets pass (256 by default)
+# ours: the longest one Chip.wait (and any wait or delay of a calibration plan), ~31.7 years; the emulator's board
+# clock has a limit of its own (rramsim.overlay.MAX_BOARD_TIME_S, 1e12 s in all)
+MAX_WAIT_S = 1e9
 DAC_STEP_V = float(dac80508.FULL_SCALE_V) / dac80508.FULL_SCALE_CODES  # one DAC code (76 uV)
 
 
@@ -233,6 +236,14 @@ class Chip:
         """Save the chip's state (emulator, software); a board keeps its state in the cells."""
         self._hw.transport.save_state(as_path(path))
 
+    def persist(self) -> None:
+        """Make the chip's state durable now: an emulator (or software chip) opened with a state file and autosave
+        writes it there at once, as it does on close; a board keeps its state in the cells and a chip in memory in
+        memory (nothing to do).  A caller that records progress in files of its own (``rramctl calibrate``) calls
+        it first, so a kill after the record never finds the chip behind it."""
+        if self._driver is not None:
+            self._driver.transport.save()
+
     def session_note(self) -> str | None:
         """What the user should know about how the link was opened (e.g. a resumed serial session)."""
         return self._hw.transport.session_note() if self._driver is not None else None
@@ -410,10 +421,11 @@ class Chip:
 
     def wait(self, seconds: float) -> None:
         """Let the chip rest: a board sleeps, the emulator advances its virtual board clock (relaxation
-        and drift run on it)."""
+        and drift run on it), the ``software`` backend sleeps in real time (it has no board clock).  0 to
+        ``MAX_WAIT_S`` (1e9 s) seconds; anything else is refused (UsageError) before anything happens."""
         seconds = as_scalar(seconds, "seconds")
-        if seconds < 0:
-            raise UsageError(f"cannot wait {seconds} s")
+        if not 0 <= seconds <= MAX_WAIT_S:
+            raise UsageError(f"cannot wait {seconds} s: a wait is 0 to {MAX_WAIT_S:g} s (rramctl.chip.MAX_WAIT_S)")
         if self._driver is not None:
             self._driver.transport.advance_clock(seconds)
         else:

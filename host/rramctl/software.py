@@ -157,10 +157,14 @@ class SoftwareChip(Chip):
     def counters(self) -> dict[str, int]:
         return {"op_count": 0, "pulse_count": self.pulses}
 
-    def close(self) -> None:
-        """Save the chip where it was opened from (``autosave_path``), as the emulator does on close."""
+    def persist(self) -> None:
+        """Save the chip where it was opened from (``autosave_path``) now (nothing for a chip in memory)."""
         if self.autosave_path is not None:
             self.save_state(self.autosave_path)
+
+    def close(self) -> None:
+        """Save the chip where it was opened from (``autosave_path``), as the emulator does on close."""
+        self.persist()
 
 
 __all__ = ["SoftwareChip"]

@@ -16,6 +16,7 @@ floating (``lines_idle``).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,9 @@ _DAC_LIMITS = tuple((ch, off, _RW_FIELDS[off].reset) for ch, off in DAC_LIMIT_RE
 _DAC_FRAME_S = timing.seconds(timing.DAC_FRAME_CYCLES)  # board time of one DAC frame
 _DAC_READ_FRAME_S = timing.seconds(timing.DAC_READ_FRAME_CYCLES)  # a read command or the frame after it
 _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
+# Latest the virtual board clock may reach (ours, ~31,700 years): every cell's clock and an operation's ``now``
+# are int64 microseconds (rramsim.device), which hold 9.2e12 s; a rest past this is refused (BoardClockError)
+MAX_BOARD_TIME_S = 1e12
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 # The decoded chain nibble (protocol.toml [word.CHAIN_NIBBLE]) that connects a BL to each CD4051B channel: its
 # SELECT, INH clear; an inhibited nibble equals none of them.
@@ -84,6 +88,10 @@ def source_codes(dac: Dac80508) -> NDArray[np.int64]:
     src[MuxSource.READ] = dac.output_code(DAC_V_READ)
     src[MuxSource.BL_PROG] = dac.output_code(DAC_V_BL)
     return src
+
+
+class BoardClockError(ValueError):
+    """A rest the virtual board clock cannot take (not finite, negative, or past MAX_BOARD_TIME_S)."""
 
 
 class OpError(Exception):
@@ -339,6 +347,20 @@ class EmulatedOverlay:
         n = self._out.size
         self._out = np.zeros(0, dtype=np.uint32)
         return n
+
+    def rest(self, seconds: float) -> None:
+        """The chip rests ``seconds`` of board time: the clock advances (relaxation and drift run on it).  A rest
+        that is not a finite number >= 0, or that would take the clock past MAX_BOARD_TIME_S, is refused with
+        BoardClockError and changes nothing."""
+        s = float(seconds)
+        if not math.isfinite(s) or s < 0:
+            raise BoardClockError(f"cannot rest {seconds!r} s: a rest is a finite number of seconds >= 0")
+        if self.board_time_s + s > MAX_BOARD_TIME_S:
+            raise BoardClockError(
+                f"cannot rest {s:g} s: the board clock (now {self.board_time_s:g} s) would pass its limit of "
+                f"{MAX_BOARD_TIME_S:g} s (rramsim.overlay.MAX_BOARD_TIME_S: each cell's clock is int64 microseconds)"
+            )
+        self.board_time_s += s
 
     @property
     def waiting_for_input(self) -> bool:

@@ -11,6 +11,7 @@ for its input is refused.
 from __future__ import annotations
 
 import json
+import math
 import tokenize
 import zipfile
 from dataclasses import asdict
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from rramsim.config import ChipModelConfig, field_errors
 from rramsim.dac import Dac80508
 from rramsim.energy import EnergyLedger
-from rramsim.overlay import Counters, EmulatedOverlay
+from rramsim.overlay import MAX_BOARD_TIME_S, Counters, EmulatedOverlay
 
 FORMAT = "rramsim-state/1"
 ARRAYS = (("g", np.int32), ("g_formed", np.int32), ("stuck", np.int8))
@@ -134,8 +135,12 @@ def load(path: str | Path) -> EmulatedOverlay:
         for name, dtype, fill in CLOCK_ARRAYS:
             arrays.setdefault(name, np.full(shape, fill, dtype))
         board_time_s = meta.pop("board_time_s", 0.0)
-        if not isinstance(board_time_s, (int, float)) or board_time_s < 0:
-            raise StateError(f"board_time_s is {board_time_s!r}, expected seconds >= 0")
+        if (
+            not isinstance(board_time_s, (int, float))
+            or not math.isfinite(board_time_s)
+            or not 0 <= board_time_s <= MAX_BOARD_TIME_S
+        ):
+            raise StateError(f"board_time_s is {board_time_s!r}, expected seconds 0-{MAX_BOARD_TIME_S:g}")
         ledger_data = meta.pop("ledger", {})
         try:
             ledger = EnergyLedger.from_dict(ledger_data if isinstance(ledger_data, dict) else {"?": ledger_data})

@@ -32,7 +32,7 @@ from rramctl.calibrate.measure import region_meta
 from rramctl.chip import FORMED_THRESHOLD_US
 from rramctl.errors import UsageError
 from rramctl.fileio import atomic_write_text
-from rramctl.geometry import Region
+from rramctl.geometry import COLS, ROWS, Region
 
 HEADER = ("stage", "row", "col", "index", "sub", "time_s", "voltage_v", "value")
 Meas = dict[str, dict[str, NDArray[Any]]]
@@ -88,11 +88,41 @@ def to_csv(meas: Meas, path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+STAGES = ("pristine", "gate_off", "zero_input", "forming", "read", "reset", "set", "verify", "relax")
+GRID_STAGES = ("pristine", "gate_off", "read")  # every cell of the region at every index
+
+
 def _num(text: str, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError as e:
         raise CsvLayoutError(f"{what}: {text!r} is not a number") from e
+    if not np.isfinite(value):
+        raise CsvLayoutError(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+def _int(text: str, what: str) -> int:
+    value = _num(text, what)
+    if value != int(value):
+        raise CsvLayoutError(f"{what}: {text!r} is not a whole number")
+    return int(value)
+
+
+def _complete(path: Path, stage: str, keys: set[tuple[int, ...]], names: tuple[str, ...],
+              shape: tuple[range, ...]) -> None:  # fmt: skip
+    """Refuse a stage whose samples do not fill their grid (rows missing: a truncated or partial file)."""
+    want = int(np.prod([len(r) for r in shape]))
+    if len(keys) == want:
+        return
+    first = next(
+        k
+        for k in np.ndindex(*(len(r) for r in shape))
+        if tuple(r[i] for r, i in zip(shape, k, strict=True)) not in keys
+    )
+    at = ", ".join(f"{n} {r[i]}" for n, r, i in zip(names, shape, first, strict=True))
+    raise CsvLayoutError(f"{path}: stage {stage} lacks {want - len(keys)} of its {want} samples (the first: {at}); "
+                         "the file is truncated or incomplete")  # fmt: skip
 
 
 def from_csv(path: Path, forming_volts: list[float] | None = None) -> Meas:
@@ -109,13 +139,34 @@ def from_csv(path: Path, forming_volts: list[float] | None = None) -> Meas:
     if head is None or tuple(h.strip() for h in head) != HEADER:
         raise CsvLayoutError(f"{path}: the first line must be {','.join(HEADER)}")
     by: dict[str, list[tuple[Any, ...]]] = {}  # (row, col, index, sub, time_s, voltage_v, value)
+    seen: dict[tuple[Any, ...], int] = {}  # (stage, row, col, index, sub) -> line
     for n, rec in enumerate(reader, start=2):
         if len(rec) != len(HEADER):
-            raise CsvLayoutError(f"{path}:{n}: {len(rec)} fields, expected {len(HEADER)}")
+            raise CsvLayoutError(f"{path}:{n}: {len(rec)} fields, expected {len(HEADER)} (a truncated line?)")
         f_stage, f_row, f_col, f_index, f_sub, f_time, f_volt, f_value = rec
         where = f"{path}:{n}"
-        ints = tuple(int(_num(x, where)) for x in (f_row, f_col, f_index, f_sub))
+        f_stage = f_stage.strip()
+        if f_stage not in STAGES:
+            raise CsvLayoutError(f"{where}: unknown stage {f_stage!r} (one of {', '.join(STAGES)})")
+        ints = tuple(_int(x, where) for x in (f_row, f_col, f_index, f_sub))
+        row, col, index, sub = ints
+        if not (row == -1 if f_stage == "zero_input" else 0 <= row < ROWS) or not 0 <= col < COLS:
+            raise CsvLayoutError(f"{where}: cell ({row}, {col}) is not on the {ROWS} x {COLS} array "
+                                 "(zero_input rows are -1)")  # fmt: skip
+        if index < 0 or sub < 0:
+            raise CsvLayoutError(f"{where}: index and sub must be >= 0, got {index} and {sub}")
         floats = tuple(_num(x, where) if x else np.nan for x in (f_time, f_volt))
+        if floats[0] < 0:
+            raise CsvLayoutError(f"{where}: time_s = {f_time} is negative (times are after a pulse)")
+        if f_stage == "forming" and np.isnan(floats[1]):
+            raise CsvLayoutError(f"{where}: a forming row needs its voltage_v")
+        key = (f_stage, *(ints if f_stage != "verify" else ints[:3]))
+        if key in seen:
+            raise CsvLayoutError(
+                f"{where}: a second {f_stage} sample of cell ({row}, {col}) index {index}"
+                f"{'' if f_stage == 'verify' else f' sub {sub}'} (the first is on line {seen[key]})"
+            )
+        seen[key] = n
         by.setdefault(f_stage, []).append((*ints, *floats, _num(f_value, where)))
     cells = [(r, c) for stage, recs in by.items() if stage != "zero_input" for r, c, *_ in recs]
     if not cells:
@@ -123,6 +174,38 @@ def from_csv(path: Path, forming_volts: list[float] | None = None) -> Meas:
     rr, cc = np.array(cells).T
     reg = Region(int(rr.min()), int(rr.max() - rr.min() + 1), int(cc.min()), int(cc.max() - cc.min() + 1))
     meas: Meas = {"meta": region_meta(reg)}
+    rows, cols = range(reg.row, reg.row + reg.n_rows), range(reg.col, reg.col + reg.n_cols)
+    for stage in GRID_STAGES:
+        if stage in by:
+            grid_keys: set[tuple[int, ...]] = {(k, r, c) for r, c, k, *_ in by[stage]}
+            n_k = max(k[0] for k in grid_keys) + 1
+            _complete(path, stage, grid_keys, ("index", "row", "col"), (range(n_k), rows, cols))
+    if "zero_input" in by:
+        zero_keys: set[tuple[int, ...]] = {(k, c) for _, c, k, *_ in by["zero_input"]}
+        n_k = max(k[0] for k in zero_keys) + 1
+        _complete(path, "zero_input", zero_keys, ("index", "col"), (range(n_k), cols))
+    if "reset" in by and "set" in by:
+        cells = sorted({(r, c) for r, c, *_ in by["reset"]} | {(r, c) for r, c, *_ in by["set"]})
+        shape = (range(max(k for _, _, k, *_ in by["reset"]) + 1), range(max(s for _, _, _, s, *_ in by["reset"]) + 1))
+        for stage in ("reset", "set"):
+            got = {((r, c), k, s) for r, c, k, s, *_ in by[stage]}
+            want = {(rc, k, s) for rc in cells for k in shape[0] for s in shape[1]}
+            if got != want:
+                rc, k, s = min(want - got) if want - got else min(got - want)
+                raise CsvLayoutError(f"{path}: stage {stage} lacks or adds samples against the other cycling stage "
+                                     f"(e.g. cell {rc} cycle {k} read {s}): every cycled cell needs a reset and a set "
+                                     "sample at every cycle and read; the file is truncated or incomplete")  # fmt: skip
+    if "relax" in by and "verify" in by:
+        cells = sorted({(r, c) for r, c, *_ in by["verify"]})
+        got = {((r, c), k, s) for r, c, k, s, *_ in by["relax"]}
+        shape = (range(max(k for _, _, k, *_ in by["relax"]) + 1), range(max(s for _, _, _, s, *_ in by["relax"]) + 1))
+        want = {(rc, k, s) for rc in cells for k in shape[0] for s in shape[1]}
+        if got != want:
+            rc, k, s = min(want - got) if want - got else min(got - want)
+            raise CsvLayoutError(
+                f"{path}: stage relax does not hold one sample of every verify cell at every delay "
+                f"and read (e.g. cell {rc} delay {k} read {s}); the file is truncated or incomplete"
+            )
 
     def grid(stage: str) -> NDArray[np.float64]:
         recs = by.get(stage, [])

@@ -116,10 +116,36 @@ def _model_paths(model: ChipModelConfig) -> list[str]:
 @dataclass(frozen=True)
 class ParamFit:
     path: str  # section.field of ChipModelConfig
-    value: float  # in the model's unit
+    value: float  # in the model's unit: the measured value (rounded to the model's integer unit)
     unit: str
     fitted: bool
     note: str = ""
+    preset: float | None = None  # what fitted.toml holds where ``value`` lies outside the field's bounds (the bound)
+
+    @property
+    def clamped(self) -> bool:
+        return self.preset is not None
+
+    def clamp_line(self) -> str:
+        """One line saying that fitted.toml holds the bound, not the measured value."""
+        return (f"{self.path}: measured {self.value:g} {self.unit} lies outside the model's bounds; fitted.toml "
+                f"holds {self.preset:g} {self.unit}, the nearest bound")  # fmt: skip
+
+
+def field_bounds(model: ChipModelConfig, path: str) -> tuple[float, float]:
+    """The closed range an integer field ``section.field`` of the chip model accepts (its ge/gt/le/lt)."""
+    section, name = path.split(".")
+    lo, hi = -math.inf, math.inf
+    for m in type(getattr(model, section)).model_fields[name].metadata:
+        if (v := getattr(m, "ge", None)) is not None:
+            lo = max(lo, float(v))
+        if (v := getattr(m, "gt", None)) is not None:
+            lo = max(lo, float(math.floor(v) + 1))
+        if (v := getattr(m, "le", None)) is not None:
+            hi = min(hi, float(v))
+        if (v := getattr(m, "lt", None)) is not None:
+            hi = min(hi, float(math.ceil(v) - 1))
+    return lo, hi
 
 
 @dataclass
@@ -200,9 +226,14 @@ def fit(meas: dict[str, dict[str, NDArray[Any]]], base: ChipModelConfig, board: 
     upd: dict[str, dict[str, int]] = {}
 
     def put(path: str, value: float, unit: str, note: str = "") -> None:
+        """Record a fitted value; fitted.toml takes the nearest bound where it lies outside the field's bounds
+        (the report keeps the measured value and says so)."""
         section, name = path.split(".")
-        upd.setdefault(section, {})[name] = max(0, int(round(value)))
-        params.append(ParamFit(path, float(round(value)), unit, True, note))
+        measured = float(round(value))
+        lo, hi = field_bounds(base, path)
+        kept = min(max(measured, lo), hi)
+        upd.setdefault(section, {})[name] = int(kept)
+        params.append(ParamFit(path, measured, unit, True, note, None if kept == measured else kept))
 
     # ---- offsets, noise floor, ADC noise ----------------------------------------------------
     off = _need(meas, "offsets")

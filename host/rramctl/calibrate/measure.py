@@ -13,8 +13,10 @@ the emulator.  Stages (docs/emulator.md, "Calibration"):
    chip's clock (relaxation and drift).
 
 Each stage's arrays are written to ``<out>/measurements/<stage>.npz`` when it ends (the forming sweep
-after every step); ``progress.json`` lists the finished stages, so a run cut off resumes where it
-stopped (a stage cut half-way is measured again; the forming sweep resumes at its next step).
+after every step), after the chip's state is made durable (:meth:`Chip.persist`: an emulator's state file is
+written then, not only at close); ``progress.json`` lists the finished stages and the chip's identity, so a
+run cut off (even by SIGKILL) resumes where it stopped on the same chip (a stage cut half-way is measured
+again; the forming sweep resumes at its next step), and another chip is refused.
 
 The protocol needs a region no command has formed: a formed cell cannot be formed again, so a region an
 earlier calibration (or any forming) used has nothing for the forming sweep and, after it, no newly
@@ -25,7 +27,9 @@ too few cells, before the stages that need them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,13 +59,48 @@ class CalibrationError(UsageError):
     """A region the protocol cannot measure (formed before, or too few cells formed in the sweep)."""
 
 
-class MeasurementStore:
-    """The measurement folder: one .npz per stage and progress.json (the plan and finished stages)."""
+# the arrays each stage's .npz holds (a file without them is damaged)
+STAGE_KEYS = {
+    "pristine": ("g_us",), "offsets": ("gate_off_us", "zero_codes"),
+    "forming": ("v_form_v", "g_formed_us", "volts", "steps_done", "stuck_on"), "reads": ("g_us",),
+    "cycling": ("cells", "reset_us", "set_us", "set_t_s"),
+    "relaxation": ("cells", "verify_us", "pulses", "converged", "g_us", "t_s"),
+}  # fmt: skip
 
-    def __init__(self, out: Path, plan: CalibrationPlan) -> None:
+
+def chip_identity(chip: Chip, plan: CalibrationPlan, state: Path | None = None) -> dict[str, Any]:
+    """What tells this chip from another in progress.json: the backend, the state file (emulator, software),
+    the emulated chip model's seed and a hash of the whole model (where known; a board cannot be told from
+    another board of the same backend), and the region."""
+    ident: dict[str, Any] = {"backend": chip.backend, "state": str(state.resolve()) if state is not None else None}
+    model = chip.emulated_model()
+    if model is not None:
+        ident["model_seed"] = int(model.seed)
+        ident["model_sha256"] = hashlib.sha256(model.model_dump_json().encode()).hexdigest()[:16]
+    ident["region"] = plan.region
+    return ident
+
+
+class MeasurementStore:
+    """The measurement folder: one .npz per stage and progress.json (the plan, the chip and finished stages).
+
+    ``chip``: the identity (:func:`chip_identity`) of the chip being measured: a folder that holds another
+    chip's measurements is refused (StateError) before the chip is touched.  ``persist``: called before a
+    stage's file and progress are written (the chip's state made durable first: :meth:`Chip.persist`), so a
+    stage is never recorded done on a chip state that a kill could still lose."""
+
+    def __init__(
+        self,
+        out: Path,
+        plan: CalibrationPlan,
+        chip: dict[str, Any] | None = None,
+        persist: Callable[[], None] | None = None,
+    ) -> None:
         self.out = out
         self.folder = out / "measurements"
         self.plan = plan
+        self.chip = chip
+        self.persist = persist or (lambda: None)
         self.progress_path = out / "progress.json"
         self.done: list[str] = []
         for folder in (out, self.folder):  # checked before the chip is touched (the first read)
@@ -72,33 +111,64 @@ class MeasurementStore:
                 saved = json.loads(self.progress_path.read_text(encoding="utf-8"))
                 same = CalibrationPlan.model_validate(saved["plan"]) == plan
                 done = [str(s) for s in saved["done"]]
-            except (ValueError, KeyError, TypeError) as e:
+                saved_chip = saved.get("chip")
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise StateError(f"{self.progress_path} is not a calibration progress file: {e}") from e
             if not same:
                 raise StateError(f"{out} holds a calibration with another plan; use another --out or remove it")
+            if chip is not None and isinstance(saved_chip, dict) and saved_chip != chip:
+                differ = ", ".join(
+                    f"{k} {saved_chip.get(k)!r} there, {chip.get(k)!r} now"
+                    for k in sorted(set(saved_chip) | set(chip))
+                    if saved_chip.get(k) != chip.get(k)
+                )
+                raise StateError(
+                    f"{out} holds the calibration of another chip ({differ}): its measurements cannot be resumed or "
+                    "mixed with this chip's; use another --out, or the chip it measured (nothing was run or written)"
+                )
             self.done = [s for s in done if s in STAGES]
+            for stage in self.done:  # every finished stage's file is there and readable, before the chip is touched
+                self.load(stage, required=True)
 
     def _write_progress(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"plan": self.plan.model_dump(mode="json"), "done": self.done}, indent=1)
-        atomic_write_text(self.progress_path, text)
+        record: dict[str, Any] = {"plan": self.plan.model_dump(mode="json"), "done": self.done}
+        if self.chip is not None:
+            record["chip"] = self.chip
+        atomic_write_text(self.progress_path, json.dumps(record, indent=1))
 
     def save(self, stage: str, arrays: Arrays, *, finished: bool = True) -> None:
+        self.persist()  # the chip state these arrays were measured on is durable before they are recorded
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_with(self.folder / f"{stage}.npz", lambda f: np.savez(f, **arrays))
         if finished and stage not in self.done:
             self.done.append(stage)
         self._write_progress()
 
-    def load(self, stage: str) -> Arrays | None:
+    def load(self, stage: str, *, required: bool = False) -> Arrays | None:
+        """A stage's arrays; None where its file is missing (a stage not yet run).  A damaged file, or a missing
+        one of a stage ``required`` (listed done), is one StateError naming it."""
         path = self.folder / f"{stage}.npz"
+        fix = (
+            f"the chip's region was used by this calibration, so it cannot be measured again: restore the file, "
+            f"or remove {self.out} and calibrate a region no command has formed yet"
+        )
         if not path.exists():
+            if required:
+                raise StateError(f"{self.progress_path} lists the {stage} stage done, but {path} is missing; {fix}")
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise StateError(f"measurements file {path} is damaged ({type(e).__name__}: {e}); {fix}") from e
+        missing = [k for k in STAGE_KEYS[stage] if k not in arrays]
+        if missing:
+            raise StateError(f"measurements file {path} lacks {', '.join(missing)}: it is damaged; {fix}")
+        return arrays
 
     def all(self) -> dict[str, Arrays]:
-        return {s: a for s in STAGES if s in self.done and (a := self.load(s)) is not None}
+        return {s: a for s in STAGES if s in self.done and (a := self.load(s, required=True)) is not None}
 
 
 def _reads(chip: Chip, region: Region, n: int, gate_v: float | None = None) -> NDArray[np.float64]:
@@ -277,9 +347,36 @@ _RUNNERS = {
 }  # fmt: skip
 
 
-def measure(chip: Chip, plan: CalibrationPlan, out: Path, progress: Progress | None = None) -> dict[str, Arrays]:
-    """Run every stage not yet finished in ``out``; return every stage's arrays."""
-    store = MeasurementStore(out, plan)
+def check_backend(backend: str, plan: CalibrationPlan) -> None:
+    """Refuse the ``software`` backend: it has no read noise, offsets, ADC or board clock, so a fit means nothing,
+    and its waits sleep in real time (the plan's rests, ``settle_s`` + the last of ``delays_s``)."""
+    if backend == "software":
+        rest = plan.settle_s + plan.delays_s[-1]
+        raise CalibrationError(
+            "calibrate: the software backend has no read noise, column offsets, ADC or board clock, so a fit to it "
+            f"means nothing (and its waits sleep in real time: {rest:,.0f} s of rests in this plan); calibrate on "
+            "the emulator or a board (nothing was run or written)"
+        )
+
+
+def measure(
+    chip: Chip,
+    plan: CalibrationPlan,
+    out: Path,
+    progress: Progress | None = None,
+    *,
+    state: Path | None = None,
+) -> dict[str, Arrays]:
+    """Run every stage not yet finished in ``out``; return every stage's arrays.
+
+    Refused before the chip is touched or a file written: the ``software`` backend, a plan past the chip's
+    board ratings (:meth:`CalibrationPlan.check`), a folder that holds another plan or another chip (``state``:
+    the chip's state file, recorded as part of its identity).  The chip's state is made durable
+    (:meth:`Chip.persist`) before each stage is recorded.  The chip's stored column offsets
+    (:meth:`Chip.calibrate_offsets`) are cleared (the zero-input pass must see raw codes) and stay cleared."""
+    check_backend(chip.backend, plan)
+    plan.check(chip.config)
+    store = MeasurementStore(out, plan, chip_identity(chip, plan, state), chip.persist)
     report = progress or (lambda stage, k, n: None)
     chip.clear_offsets()  # the zero-input pass must see raw codes
     with chip.batch():

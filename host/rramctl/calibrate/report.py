@@ -22,8 +22,11 @@ def report_dict(res: FitResult, source: str) -> dict[str, Any]:
         "source": source,
         "preset": PRESET_NAME,
         "parameters": [
-            {"path": p.path, "value": p.value, "unit": p.unit, "fitted": p.fitted, "note": p.note} for p in res.params
+            {"path": p.path, "value": p.value, "unit": p.unit, "fitted": p.fitted, "note": p.note}
+            | ({"preset_value": p.preset} if p.clamped else {})
+            for p in res.params
         ],
+        "clamped": [p.clamp_line() for p in res.params if p.clamped],
         "ks": res.ks,
         "stats": res.stats,
     }
@@ -38,6 +41,10 @@ def _markdown(res: FitResult, source: str, plots: list[str]) -> str:
     ]
     lines += ["| parameter | value | unit | fitted | how |", "|---|---|---|---|---|"]
     lines += [f"| `{p.path}` | {p.value:g} | {p.unit} | {'yes' if p.fitted else 'no'} | {p.note} |" for p in res.params]
+    clamped = [p.clamp_line() for p in res.params if p.clamped]
+    if clamped:
+        lines += ["", "Outside the model's bounds (fitted.toml holds the bound, the table the measured value):", ""]
+        lines += [f"- {line}" for line in clamped]
     lines += ["", "| distribution | KS distance (measured vs fitted) |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in res.ks.items()]
     lines += ["", "| statistic | value |", "|---|---|"] + [f"| {k} | {v:g} |" for k, v in res.stats.items()]

@@ -3,6 +3,7 @@ preset TOML and a report (docs/emulator.md, "Calibration")."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,10 +31,37 @@ def _plan(plan_file: Path | None, region: str | None) -> Any:
             raise UsageError(f"calibration plan {plan_file} is not valid TOML: {e}") from e
     if region is not None:
         data["region"] = region
+    where = f"calibration plan {plan_file}" if plan_file is not None else "calibration plan (defaults)"
+    if region is not None:
+        where += f" with --region {region}"
     try:
-        return CalibrationPlan.model_validate(data)
+        return CalibrationPlan.model_validate(data), where
     except ValidationError as e:
-        raise UsageError(f"calibration plan: {e}") from e
+        fields = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'plan'}: {err['msg']}" for err in e.errors(include_url=False)
+        )
+        raise UsageError(f"{where}: {fields}") from e
+
+
+def _check_out_for_csv(out: Path, source: str) -> None:
+    """--from-csv writes fitted.toml and the reports into ``out``: refuse a folder that holds another run's outputs
+    (a prune run, a calibration measured on a chip, or a fit of another source), before anything is written."""
+    from rramctl.calibrate.report import PRESET_NAME
+
+    if (out / "config.json").exists():
+        raise UsageError(f"--out {out} holds a training run (config.json): choose another --out for --from-csv")
+    if (out / "progress.json").exists() or (out / "measurements").exists():
+        raise UsageError(f"--out {out} holds a calibration measured on a chip (progress.json, measurements/); "
+                         "--from-csv would overwrite its fitted.toml and reports: choose another --out")  # fmt: skip
+    report = out / "report.json"
+    if report.exists() or (out / PRESET_NAME).exists():
+        try:
+            held = json.loads(report.read_text(encoding="utf-8")).get("source")
+        except (OSError, ValueError, AttributeError):
+            held = None
+        if held != source:
+            raise UsageError(f"--out {out} holds the outputs of another calibration ({held or 'unknown source'}); "
+                             "choose another --out (nothing was written)")  # fmt: skip
 
 
 def calibrate(
@@ -69,6 +97,13 @@ def calibrate(
     from rramctl.cli.main import emit, session_of
 
     s = session_of(ctx)
+    if from_csv is None:  # refused before anything is read or written
+        from rramctl.backends import resolve
+        from rramctl.calibrate.measure import check_backend
+
+        plan, where = _plan(plan_file, region)
+        check_backend(resolve(s.backend).kind, plan)
+        plan.check(s.config, where)
     if from_csv is not None and (region is not None or plan_file is not None):
         given = " and ".join(o for o, v in (("--region", region), ("--plan", plan_file)) if v is not None)
         raise UsageError(f"--from-csv fits measurements taken elsewhere, {given} set up a measurement on the chip: "
@@ -78,10 +113,12 @@ def calibrate(
         check_writable(export_csv, "--export-csv")
     check_writable_folder(out, "--out")
     if from_csv is not None:
-        meas = read_csv(from_csv)
         source = f"CSV {from_csv}"
+        _check_out_for_csv(out, source)
+        meas = read_csv(from_csv)
     else:
-        plan = _plan(plan_file, region)
+        if (out / "config.json").exists():
+            raise UsageError(f"--out {out} holds a training run (config.json): choose another --out")
         bar = tqdm(total=len(STAGES), desc="calibrate", unit="stage", file=sys.stderr, disable=None)
         seen: set[str] = set()
 
@@ -92,7 +129,7 @@ def calibrate(
                 bar.update(1)
 
         with s.open() as chip:
-            meas = measure(chip, plan, out, progress)
+            meas = measure(chip, plan, out, progress, state=s.state if chip.state_in_file else None)
         bar.close()
         source = f"{s.backend} region {plan.region}"
     if export_csv is not None:
@@ -102,6 +139,7 @@ def calibrate(
     worst = max(res.ks.values()) if res.ks else float("nan")
     human = [f"fitted preset: {out / 'fitted.toml'}   report: {out / 'report.md'}"]
     human += [f"  {p.path:32s} {p.value:>12g} {p.unit}" for p in res.params if p.fitted]
+    human += [f"clamped: {p.clamp_line()}" for p in res.params if p.clamped]
     human += [f"largest KS distance (measured vs fitted): {worst:.4f}"]
     emit(s, rep | {"out": str(out)}, "\n".join(human))
 

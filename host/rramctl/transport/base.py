@@ -144,6 +144,10 @@ class Transport(ABC):
         """Save the chip's state to ``path`` (only where ``state_in_file``)."""
         raise UsageError(f"the {self.name} backend keeps its state in the cells; there is no state file to save")
 
+    def save(self) -> None:  # noqa: B027 - optional hook
+        """Write the chip's state now to the file it was opened from (the emulator with a state file and autosave);
+        nothing where the state lives in the cells (a board) or in memory."""
+
     def session_note(self) -> str | None:
         """What the user should know about how this link was opened (e.g. a resumed serial session)."""
         return None

@@ -18,7 +18,7 @@ import numpy as np
 import rramsim.state as sim_state
 from numpy.typing import NDArray
 from rramsim.config import ChipModelConfig, load_model
-from rramsim.overlay import EmulatedOverlay
+from rramsim.overlay import BoardClockError, EmulatedOverlay
 
 from rramctl import regmap as R
 from rramctl.errors import StateError, UsageError
@@ -130,8 +130,12 @@ class EmulatorTransport(Transport):
     state_in_file = True
 
     def advance_clock(self, seconds: float) -> None:
-        """The chip rests for ``seconds`` of virtual board time (relaxation and drift run on it)."""
-        self._live().board_time_s += seconds
+        """The chip rests for ``seconds`` of virtual board time (relaxation and drift run on it); a rest that would
+        take the clock past ``rramsim.overlay.MAX_BOARD_TIME_S`` is refused (UsageError) and changes nothing."""
+        try:
+            self._live().rest(seconds)
+        except BoardClockError as e:
+            raise UsageError(str(e)) from None
 
     def board_clock(self) -> float:
         """The virtual board clock in seconds."""
