@@ -75,6 +75,7 @@ class LoopbackOverlay:
             self.starts += 1
             self._remaining = self.regs.get(R.CELL_COUNT, 0) if self.streaming else len(self.inbox)
             self.regs[R.STATUS] = R.STATUS_BUSY.put(1)
+            self.regs[R.OUT_WORDS] = 0  # the words of this operation, as the PL counts them
             self._run()
 
     def push_stream(self, words: NDArray[np.uint32]) -> None:
@@ -87,7 +88,9 @@ class LoopbackOverlay:
         words, self.inbox = self.inbox[:take], self.inbox[take:]
         self._remaining -= take
         if take or not self.streaming:
-            self.outbox.extend(int(w) for w in self.emit(np.array(words, dtype=np.uint32)))
+            out = [int(w) for w in self.emit(np.array(words, dtype=np.uint32))]
+            self.outbox.extend(out)
+            self.regs[R.OUT_WORDS] = self.regs.get(R.OUT_WORDS, 0) + len(out)
         if self._remaining == 0:
             self.regs[R.STATUS] = R.STATUS_DONE.put(1)
 
@@ -193,6 +196,7 @@ class MockRramBoard(pynq.Device):
         self._next_address = DDR_BASE
         self._packets: list[_Packet] = []  # output streams (one per START) not yet taken by S2MM
         self.stall_s2mm = False  # test knob: the receive side never completes
+        self.stall_mm2s = False  # test knob: the overlay never takes the send (a START it refused, as the RTL)
         self.fail_next_transfer = 0  # test knob: DMASR error bits for the next transfer started
         self.flushes = 0
         self.invalidates = 0
@@ -282,6 +286,10 @@ class MockRramBoard(pynq.Device):
             return
         if nbytes == 0:
             ch.error = SR_INT_ERR
+            return
+        if ch is self.mm2s and self.stall_mm2s:
+            self.log.append(("mm2s_stalled", ch.addr, nbytes))
+            ch.busy = True
             return
         if ch is self.mm2s:
             words = self._ddr_words(ch.addr, nbytes)

@@ -245,6 +245,36 @@ def test_start_before_input_waits_busy_then_abort_and_busy_errors() -> None:
     assert ov.pop_stream(100).size == 4 and t.read_reg(R.OP_COUNT) == 1
 
 
+def test_parameters_written_while_busy_reach_the_next_start_only() -> None:
+    """An operation runs on the parameter values accepted at START (docs/protocol.md; the RTL holds them in
+    rram_seq): writes while it waits for its packet are stored (they read back) and change nothing of it, a
+    PULSE_CYCLES of 0 or past the cap included; the next START checks and uses them."""
+    t = EmulatorTransport(ChipModelConfig(seed=4))
+    ov = t.overlay
+    for k, v in {R.OPCODE: 6, R.BATCH: 1, R.BITS: 1, R.COL_START: 0, R.COL_COUNT: 4, R.TIA_GAIN: 0}.items():
+        t.write_reg(k, v)
+    t.write_reg(R.CTRL, R.CTRL_START.put(1))
+    assert ov.waiting_for_input
+    hostile = {R.OPCODE: 5, R.COL_COUNT: 1, R.COL_START: 3, R.BITS: 0, R.BATCH: 9, R.TIA_GAIN: 1, R.PULSE_CYCLES: 0}
+    for k, v in hostile.items():
+        t.write_reg(k, v)
+    ov.push_stream(ONE_FRAME)
+    assert _status(t) == (0, 1, 0, 0) and ov.pop_stream(100).size == 4  # the MULTIPLY as started: 4 columns
+    assert all(t.read_reg(k) == v for k, v in hostile.items())
+    t.write_reg(R.CTRL, R.CTRL_START.put(1))  # the next START takes them: a READ of (0..0, 3)
+    assert _status(t) == (0, 0, 1, 2)  # ROW_COUNT 0: BAD_REGION
+    for k, v in {R.OPCODE: 3, R.CELL_COUNT: 2, R.PULSE_CYCLES: 20}.items():
+        t.write_reg(k, v)
+    t.write_reg(R.CTRL, R.CTRL_START.put(1))  # SET, its cells still to come
+    t.write_reg(R.PULSE_CYCLES, 0)  # START would refuse it (BAD_PULSE)
+    t.write_reg(R.CELL_COUNT, 5)
+    pulses = t.read_reg(R.PULSE_COUNT)
+    ov.push_stream(np.array([1 << 16 | 2, 3 << 16 | 1], np.uint32))
+    assert _status(t) == (0, 1, 0, 0) and t.read_reg(R.PULSE_COUNT) == pulses + 2
+    t.write_reg(R.CTRL, R.CTRL_START.put(1))
+    assert _status(t) == (0, 0, 1, 7)  # now BAD_PULSE
+
+
 def test_counters_and_registers() -> None:
     t = EmulatorTransport(ChipModelConfig(seed=4))
     d = Driver(t)

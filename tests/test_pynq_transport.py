@@ -184,6 +184,45 @@ def test_timeout_raises_and_the_dma_recovers(mocks: ModuleType) -> None:
     np.testing.assert_array_equal(t.transact(np.array([1], np.uint32), 1, START), [2])
 
 
+def test_an_operation_that_ends_without_tlast_or_leaves_its_send_returns_at_once(mocks: ModuleType) -> None:
+    """docs/protocol.md, "Streams when an operation ends early": an operation that sent no word sends no TLAST (S2MM
+    stays armed), and a refused START, an error or an abort leaves the MM2S packet unconsumed.  Once STATUS says the
+    operation is over the transaction resets the DMA and returns what arrived (nothing), well before its timeout,
+    and the next transaction runs."""
+    import time
+
+    overlay = mocks.LoopbackOverlay(emit=lambda w: w[:0])  # ends with no output word: no packet, no TLAST
+    t = mocks.make_pynq_transport(overlay, timeout_s=5.0)
+    t0 = time.monotonic()
+    assert t.transact(np.arange(3, dtype=np.uint32), 3, START).size == 0
+    assert t.board.events("dma_reset") == [("dma_reset",)]
+    t.board.stall_mm2s = True  # the overlay never takes the send (a START refused for its parameters)
+    overlay.emit = lambda w: np.array([7], np.uint32)
+    np.testing.assert_array_equal(t.transact(np.arange(4, dtype=np.uint32), 1, START), [7])
+    assert len(t.board.events("mm2s_stalled")) == 1 and len(t.board.events("dma_reset")) == 2
+    assert time.monotonic() - t0 < 2.0  # not the 5 s timeout
+    t.board.stall_mm2s = False
+    np.testing.assert_array_equal(t.transact(np.array([1, 2], np.uint32), 2, START), [7])
+    assert len(t.board.events("dma_reset")) == 2  # a transaction that completes resets nothing
+
+
+def test_driver_over_pynq_reports_the_overlay_error_of_an_operation_without_output(mocks: ModuleType) -> None:
+    """A PROGRAM whose first cell is outside the array ends with BAD_CELL and no output word (no TLAST): the driver
+    gets the overlay's error, not a DMA timeout."""
+    from rramctl.driver import Driver, OverlayError
+    from rramctl.protocol import OverlayErrorCode
+    from rramsim.config import ChipModelConfig
+    from rramsim.overlay import EmulatedOverlay
+
+    t = mocks.make_pynq_transport(EmulatedOverlay(ChipModelConfig(seed=3, rows=16, cols=16)), timeout_s=5.0)
+    d = Driver(t)
+    with pytest.raises(OverlayError) as e:
+        d.program_cells(np.array([[16, 0]]), np.array([100]), pulse_cycles=5, tolerance_ppm=0, max_pulses=0,
+                        v_prog=1000, v_wl=1000, v_read=100)  # fmt: skip
+    assert e.value.code == OverlayErrorCode.BAD_CELL
+    assert len(t.board.events("dma_reset")) == 1
+
+
 def test_dma_error_is_a_transport_error(mocks: ModuleType) -> None:
     t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
     t.board.fail_next_transfer = 0x40

@@ -120,6 +120,7 @@ module rram_overlay_top #(
     wire [`RRAM_DAC_FRAME_FRAME_WIDTH-1:0] dac_frame;
     wire [`RRAM_DAC_RDATA_FRAME_WIDTH-1:0] dac_rdata;
     wire dac_frame_swmod, dac_busy;
+    wire [`RRAM_TIA_GAIN_HIGH_WIDTH-1:0] tia_gain_reg;  // TIA_GAIN; the pin is rram_seq's copy (held while BUSY)
 
     // Ratings (docs/hdl.md, safety chain): DAC_LIMIT_* bound every DAC_FRAME write to a used channel
     // (and a BRDCAST write by the lowest limit); an over-limit frame never reaches the SPI pins.
@@ -227,7 +228,7 @@ module rram_overlay_top #(
         .hwif_out_bits_value(bits),
         .hwif_out_batch_value(batch),
         .hwif_out_cell_count_value(cell_count),
-        .hwif_out_tia_gain_high(tia_gain),
+        .hwif_out_tia_gain_high(tia_gain_reg),
         .hwif_out_verify_tol_ppm(verify_tol),
         .hwif_out_max_pulses_value(max_pulses),
         .hwif_out_dac_frame_frame(dac_frame),
@@ -311,6 +312,7 @@ module rram_overlay_top #(
         .row_start(row_start), .row_count(row_count), .col_start(col_start), .col_count(col_count),
         .pulse_cycles(pulse_cycles), .bits(bits), .batch(batch), .cell_count(cell_count),
         .verify_tol(verify_tol), .max_pulses(max_pulses), .settle_cycles(settle_cycles), .guard_cycles(guard_cycles),
+        .tia_gain_reg(tia_gain_reg), .tia_gain(tia_gain),
         .busy(busy), .done(done), .error(error), .err_code(err_code), .start_refused(start_refused),
         .op_count(op_count), .pulse_count(pulse_count), .out_words(out_words), .sat_count(sat_count),
         .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy), .sr_oe_n(sr_oe_n),

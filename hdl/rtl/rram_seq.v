@@ -3,7 +3,9 @@
 // Command sequencer of the rramctl overlay: FORM, RESET, SET, PROGRAM (write-verify), READ,
 // MULTIPLY, NOP, IDLE exactly as docs/protocol.md describes them, over the line-drive pins of
 // docs/hdl.md.  Parameter errors are found at START (no BUSY, no op serial); stream errors
-// (BAD_CELL, UNDERRUN) are found word by word in stream order.  Every operation, failed or not,
+// (BAD_CELL, UNDERRUN) are found word by word in stream order.  The operation runs on the parameter values
+// accepted at START (the *_q copies below, loaded while idle): a register write while BUSY reaches the
+// next START only, so no write can change a running operation or get past START's checks.  Every operation, failed or not,
 // ends with every line in the safe idle state: 595 outputs off (OE high -> the board's pull-ups
 // inhibit every CD4051B, ours), drive enable, WLs and SL drivers off.
 // This module is the operation flow per opcode; it hands the parts of an operation to sub-modules over
@@ -36,6 +38,7 @@ module rram_seq #(
     input  wire [`RRAM_MAX_PULSES_VALUE_WIDTH-1:0] max_pulses,
     input  wire [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] settle_cycles,
     input  wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_cycles,  // lines set -> drive_en, drive_en off -> lines floating, mux address -> INH (GUARD_CYCLES)
+    input  wire [`RRAM_TIA_GAIN_HIGH_WIDTH-1:0] tia_gain_reg,  // TIA_GAIN: the tia_gain pin follows it while idle
     // status
     output wire        busy,
     output wire        done,
@@ -58,6 +61,7 @@ module rram_seq #(
     output reg  [1:0]  sl_mode,
     output reg         wl_en,
     output reg         drive_en,
+    output wire        tia_gain,  // TIA feedback select: TIA_GAIN, held at its START value while BUSY
     // ADC
     output wire        adc_go,
     output reg  [CW-1:0] adc_col,
@@ -123,6 +127,57 @@ module rram_seq #(
     reg [31:0] pulse_inc;  // pulses one programming pulse adds to PULSE_COUNT
     reg [31:0] push_d;  // the next output word
     reg frame_go, pulse_go, smp_go;  // one-clock starts of rram_chain_frame, rram_pulse, rram_sample
+
+    // ---- the parameters of the running operation: every parameter register as accepted at START ----
+    // Loaded on every clock the sequencer is idle, so on the clock a START is accepted they take the values
+    // START checked (start_err below reads the registers themselves); held from then until the end.
+    reg [`RRAM_ROW_START_VALUE_WIDTH-1:0] row_start_q;
+    reg [`RRAM_ROW_COUNT_VALUE_WIDTH-1:0] row_count_q;
+    reg [CW-1:0] col_start_q;  // (START checked col_start + col_count <= COLS)
+    reg [`RRAM_COL_COUNT_VALUE_WIDTH-1:0] col_count_q;
+    reg [`RRAM_PULSE_CYCLES_CYCLES_WIDTH-1:0] pulse_cycles_q;
+    reg [`RRAM_BITS_VALUE_WIDTH-1:0] bits_q;
+    reg [`RRAM_BATCH_VALUE_WIDTH-1:0] batch_q;
+    reg [`RRAM_CELL_COUNT_VALUE_WIDTH-1:0] cell_count_q;
+    reg [`RRAM_VERIFY_TOL_PPM_WIDTH-1:0] verify_tol_q;
+    reg [`RRAM_MAX_PULSES_VALUE_WIDTH-1:0] max_pulses_q;
+    reg [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] settle_cycles_q;
+    reg [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_cycles_q;
+    reg [`RRAM_TIA_GAIN_HIGH_WIDTH-1:0] tia_gain_q;
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            row_start_q <= '0;
+            row_count_q <= '0;
+            col_start_q <= '0;
+            col_count_q <= '0;
+            pulse_cycles_q <= '0;
+            bits_q <= '0;
+            batch_q <= '0;
+            cell_count_q <= '0;
+            verify_tol_q <= '0;
+            max_pulses_q <= '0;
+            settle_cycles_q <= '0;
+            guard_cycles_q <= '0;
+            tia_gain_q <= '0;
+        end else if (state == S_IDLE) begin
+            row_start_q <= row_start;
+            row_count_q <= row_count;
+            col_start_q <= col_start[CW-1:0];
+            col_count_q <= col_count;
+            pulse_cycles_q <= pulse_cycles;
+            bits_q <= bits;
+            batch_q <= batch;
+            cell_count_q <= cell_count;
+            verify_tol_q <= verify_tol;
+            max_pulses_q <= max_pulses;
+            settle_cycles_q <= settle_cycles;
+            guard_cycles_q <= guard_cycles;
+            tia_gain_q <= tia_gain_reg;
+        end
+    end
+    assign tia_gain = tia_gain_q[0];
+    wire [15:0] row_last_q = row_start_q + row_count_q - 1'b1;  // the region's last row and column (START checked them)
+    wire [CW-1:0] col_last_q = col_start_q + col_count_q[CW-1:0] - 1'b1;
 
     // ---- parameter checks at START (docs/protocol.md, "Error codes"; order as in the emulator) ----
     wire [16:0] row_end = {1'b0, row_start} + {1'b0, row_count};
@@ -199,7 +254,7 @@ module rram_seq #(
     wire cf_real, cf_last, cf_ready, cf_addr, cf_done;
     wire mu_bad = word_bad && cf_real;  // the word reaches a BL of this array
     rram_chain_frame #(.ROWS(ROWS)) u_frame (
-        .clk(clk), .rst_n(rst_n), .abort(aborting), .guard(guard_cycles), .gen(frame_go), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in),
+        .clk(clk), .rst_n(rst_n), .abort(aborting), .guard(guard_cycles_q), .gen(frame_go), .lo(pat_lo), .hi(pat_hi), .nib_in(pat_in),
         .nib_out(pat_out), .frame(state == S_MU_FRAME), .put(state == S_MU_SHIFT && !in_premature && !mu_bad),
         .put_word(in_word), .real_word(cf_real), .last_word(cf_last), .ready(cf_ready), .addr(cf_addr), .done(cf_done),
         .idle(cf_idle), .ch_shift(ch_shift), .ch_latch(ch_latch), .ch_word(ch_word), .ch_busy(ch_busy)
@@ -207,14 +262,14 @@ module rram_seq #(
 
     // ---- programming pulse timing (rram_pulse): drive_en rises on `on`, falls on `off` ----
     rram_pulse u_pulse (
-        .clk(clk), .rst_n(rst_n), .start(pulse_go), .abort(aborting), .guard(guard_cycles),
-        .width(pulse_cycles), .on(pulse_on), .off(pulse_off), .done(pulse_done)
+        .clk(clk), .rst_n(rst_n), .start(pulse_go), .abort(aborting), .guard(guard_cycles_q),
+        .width(pulse_cycles_q), .on(pulse_on), .off(pulse_off), .done(pulse_done)
     );
 
     // ---- one sample of adc_col (rram_sample): settle, one conversion ----
     wire signed [ADC_BITS-1:0] code;
     rram_sample u_sample (
-        .clk(clk), .rst_n(rst_n), .start(smp_go), .abort(aborting), .settle(settle_cycles), .done(smp_done),
+        .clk(clk), .rst_n(rst_n), .start(smp_go), .abort(aborting), .settle(settle_cycles_q), .done(smp_done),
         .rail(smp_rail), .idle(smp_idle), .code(code), .adc_go(adc_go), .adc_busy(adc_busy), .adc_code(adc_code)
     );
 
@@ -222,7 +277,7 @@ module rram_seq #(
     wire signed [33:0] diff = 34'(code) - 34'(target);
     wire [33:0] adiff = diff[33] ? 34'(-diff) : diff;
     wire signed [63:0] lhs = $signed({30'd0, adiff}) * $signed(64'(VERIFY_TOL_SCALE));
-    wire signed [63:0] rhs = 64'(target) * $signed({44'd0, verify_tol});
+    wire signed [63:0] rhs = 64'(target) * $signed({44'd0, verify_tol_q});
     reg signed [63:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
     wire verified = lhs_r <= rhs_r;
 
@@ -349,13 +404,13 @@ module rram_seq #(
 
                     // ---- FORM: region SLs at V_SL, region BLs grounded, region WLs on, one pulse ----
                     S_FORM: begin
-                        pattern(row_start, row_end[15:0] - 1'b1, NIB_GND, NIB_FLOAT);
+                        pattern(row_start_q, row_last_q, NIB_GND, NIB_FLOAT);
                         state <= S_FORM_FRAME;
                     end
                     S_FORM_FRAME: if (cf_done) state <= S_FORM_DRV;
                     S_FORM_DRV: begin
-                        window(col_start[CW-1:0], col_end[CW-1:0] - 1'b1, SL_VSL);
-                        pulse_inc <= {16'd0, row_count} * {16'd0, col_count};
+                        window(col_start_q, col_last_q, SL_VSL);
+                        pulse_inc <= {16'd0, row_count_q} * {16'd0, col_count_q};
                         pulse_go <= 1'b1;
                         state <= S_FORM_PULSE;
                     end
@@ -398,7 +453,7 @@ module rram_seq #(
                     S_PULSE_WAIT: if (pulse_done) state <= (op == OP_PROGRAM) ? S_PV_OUT : S_CELL_NEXT;
                     S_CELL_NEXT: begin
                         cell_pos <= cell_pos + 1'b1;
-                        state <= (cell_pos + 1'b1 == cell_count) ? S_END : S_CELL;
+                        state <= (cell_pos + 1'b1 == cell_count_q) ? S_END : S_CELL;
                     end
                     S_PV_READ: begin  // verify read: the cell's BL at V_READ, the others grounded
                         pattern(cur_row, cur_row, NIB_VREAD, NIB_GND);
@@ -408,7 +463,7 @@ module rram_seq #(
                     S_PV_DRV: begin
                         window(cur_col, cur_col, SL_SENSE);
                         adc_col <= cur_col;
-                        guard_left <= guard_cycles;
+                        guard_left <= guard_cycles_q;
                         state <= S_PV_GUARD;
                     end
                     S_PV_GUARD: if (guard_over) begin
@@ -423,7 +478,7 @@ module rram_seq #(
                     end
                     S_PV_CHK: begin
                         lines_idle();
-                        if (verified || k == max_pulses) begin
+                        if (verified || k == max_pulses_q) begin
                             push_d <= program_result;
                             state <= S_PV_PUSH;
                         end else begin  // one pulse towards the target
@@ -440,7 +495,7 @@ module rram_seq #(
 
                     // ---- READ: per row, its BL at V_READ, the others grounded; sample each column ----
                     S_RD_ROW: begin
-                        pattern(row_start + b, row_start + b, NIB_VREAD, NIB_GND);
+                        pattern(row_start_q + b, row_start_q + b, NIB_VREAD, NIB_GND);
                         j <= 16'd0;
                         state <= S_RD_FRAME;
                     end
@@ -448,24 +503,24 @@ module rram_seq #(
                     S_RD_CODE: begin
                         push_d <= read_result;
                         j <= j + 1'b1;
-                        if (j + 1'b1 == col_count) begin
+                        if (j + 1'b1 == col_count_q) begin
                             lines_idle();
                             b <= b + 1'b1;
                         end
                         state <= S_RD_PUSH;
                     end
-                    S_RD_PUSH: if (out_ready) state <= (j != col_count) ? S_COLS_SMP : (b == row_count) ? S_END : S_RD_ROW;
+                    S_RD_PUSH: if (out_ready) state <= (j != col_count_q) ? S_COLS_SMP : (b == row_count_q) ? S_END : S_RD_ROW;
 
                     // ---- READ and MULTIPLY: the frame is set; drive the column range, guard, sample each column ----
                     S_COLS_DRV: begin
-                        window(col_start[CW-1:0], col_end[CW-1:0] - 1'b1, SL_SENSE);
+                        window(col_start_q, col_last_q, SL_SENSE);
                         j <= 16'd0;
-                        guard_left <= guard_cycles;
+                        guard_left <= guard_cycles_q;
                         state <= S_COLS_GUARD;
                     end
                     S_COLS_GUARD: if (guard_over) state <= S_COLS_SMP;
                     S_COLS_SMP: begin
-                        adc_col <= col_start[CW-1:0] + j[CW-1:0];
+                        adc_col <= col_start_q + j[CW-1:0];
                         smp_go <= 1'b1;
                         state <= S_COLS_SMPW;
                     end
@@ -488,18 +543,18 @@ module rram_seq #(
                     S_MU_LATCH: if (cf_done) state <= S_COLS_DRV;
                     S_MU_CODE: begin  // rram_accumulate stores this column's sum
                         j <= j + 1'b1;
-                        if (k == 16'(bits) - 1'b1) begin  // last bit-plane: this column's result goes out
+                        if (k == 16'(bits_q) - 1'b1) begin  // last bit-plane: this column's result goes out
                             push_d <= multiply_result;
                             state <= S_MU_PUSH;
-                        end else state <= (j + 1'b1 == col_count) ? S_MU_NEXT : S_COLS_SMP;
+                        end else state <= (j + 1'b1 == col_count_q) ? S_MU_NEXT : S_COLS_SMP;
                     end
-                    S_MU_PUSH: if (out_ready) state <= (j == col_count) ? S_MU_NEXT : S_COLS_SMP;
+                    S_MU_PUSH: if (out_ready) state <= (j == col_count_q) ? S_MU_NEXT : S_COLS_SMP;
                     S_MU_NEXT: begin
                         lines_idle();
-                        if (k == 16'(bits) - 1'b1) begin
+                        if (k == 16'(bits_q) - 1'b1) begin
                             k <= 16'd0;
                             b <= b + 1'b1;
-                            state <= (b + 1'b1 == batch) ? S_END : S_MU_FRAME;
+                            state <= (b + 1'b1 == batch_q) ? S_END : S_MU_FRAME;
                         end else begin
                             k <= k + 1'b1;
                             state <= S_MU_FRAME;

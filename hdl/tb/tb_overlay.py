@@ -621,3 +621,134 @@ async def guard_before_every_drive(dut) -> None:
     assert min(on) >= guard, gaps
     assert not [g for kind, g in gaps if kind == "off"], gaps
     no_violations(board)
+
+
+# Every register an operation reads (the parameters rram_seq holds from START to the end); the registers outside
+# it are the control/status, DAC and ratings registers, which no operation reads.
+_PARAMETERS = (R.OPCODE, R.ROW_START, R.ROW_COUNT, R.COL_START, R.COL_COUNT, R.PULSE_CYCLES, R.BITS, R.BATCH,
+               R.CELL_COUNT, R.TIA_GAIN, R.VERIFY_TOL, R.MAX_PULSES, R.SETTLE_CYCLES, R.GUARD_CYCLES)  # fmt: skip
+_NOT_PARAMETERS = {R.ID, R.VERSION, R.CTRL, R.STATUS, R.DAC_FRAME, R.DAC_RDATA, R.OP_COUNT, R.PULSE_COUNT, R.OUT_WORDS,
+                   R.SAT_COUNT, R.RATINGS_LOCK, R.DAC_LIMIT_V_SL, R.DAC_LIMIT_V_BL, R.DAC_LIMIT_V_WL,
+                   R.DAC_LIMIT_V_READ}  # fmt: skip
+
+
+def _hostile(kind: str, params: dict[int, int]) -> dict[int, int]:
+    """A value for every parameter register that START would refuse or that changes the operation: all zero
+    (PULSE_CYCLES 0: a counter that underflows), all ones (PULSE_CYCLES past MAX_PULSE_CYCLES, counts past the
+    array), or each flipped against the running value."""
+    out = {}
+    for off in _PARAMETERS:
+        f = R.VALUE_FIELD[off]
+        top = (1 << f.width) - 1
+        out[off] = {"zero": 0, "ones": top, "flip": top ^ params.get(off, f.reset)}[kind]
+    if kind == "ones":
+        out[R.PULSE_CYCLES] = MAX_PULSE_CYCLES + 1  # just past the cap START enforces (BAD_PULSE)
+    return out
+
+
+@cocotb.test()
+async def parameters_fixed_at_start(dut) -> None:
+    """Audit (docs-only RTL audit, t08): an operation runs on the parameter values accepted at START.  Every
+    parameter register is written while BUSY (zero, all ones and PULSE_CYCLES past the cap, flipped) in the
+    middle of FORM, SET, RESET, PROGRAM, READ and MULTIPLY; each operation must end exactly as the same operation
+    run without those writes: the same pulse widths (none wider than the PULSE_CYCLES accepted at START), chain
+    latches, drive windows, sampled columns, TIA gain pin, output words with TLAST, status and counters.  The
+    written values read back and take effect at the next START."""
+    assert set(_PARAMETERS) | _NOT_PARAMETERS == set(R.REGISTERS.values())  # no register left out
+    board, t = await setup(dut)
+    await bridge(lambda drv: drv.init_dac())(Driver(t))
+    await read_levels(t)
+    seq = dut.u_seq
+    trace: dict[str, list] = {}
+
+    async def watch() -> None:
+        high = 0
+        prev_rclk = 0
+        while True:
+            await RisingEdge(dut.aclk)
+            if not int(seq.busy.value):
+                continue
+            if int(dut.drive_en.value):
+                if high == 0:
+                    trace["windows"].append((int(dut.col_lo.value), int(dut.col_hi.value), int(dut.sl_mode.value)))
+                high += 1
+            elif high:
+                trace["pulses" if trace["windows"][-1][2] != SlMode.SENSE else "drives"].append(high)
+                high = 0
+            if int(seq.adc_go.value):
+                trace["samples"].append(int(seq.adc_col.value))
+            rclk = int(dut.sr_rclk.value)
+            trace["latches"][0] += rclk and not prev_rclk
+            prev_rclk = rclk
+            trace["tia"].add(int(dut.tia_gain.value))
+
+    cocotb.start_soon(watch())
+
+    async def run(params: dict[int, int], packet: np.ndarray, n_out: int, hostile: dict[int, int] | None):
+        for key in ("windows", "pulses", "drives", "samples"):
+            trace[key] = []
+        trace["latches"], trace["tia"] = [0], set()
+        await t.write_reg_async(R.CTRL, R.CTRL_CLEAR.put(1))
+        for off, val in params.items():
+            await t.write_reg_async(off, val)
+        before = [await t.read_reg_async(r) for r in (R.OP_COUNT, R.PULSE_COUNT)]
+        op = cocotb.start_soon(within(dut, t.transact_async(packet, n_out, RegWrite(R.CTRL, 1)), 400_000))
+        if hostile is not None:  # once the operation is under way: its first drive, or its first chain latch
+            await First(RisingEdge(dut.drive_en), RisingEdge(dut.sr_rclk))
+            assert int(seq.busy.value)
+            for off, val in hostile.items():
+                await t.write_reg_async(off, val)
+            assert int(seq.busy.value), "the operation ended before every parameter was written"
+        out = await op
+        after = [await t.read_reg_async(r) for r in (R.OP_COUNT, R.PULSE_COUNT)]
+        result = {
+            "status": await status(t), "out": out.tolist(), "out_words": await t.read_reg_async(R.OUT_WORDS),
+            "ops": after[0] - before[0], "pulses": after[1] - before[1],
+            **{k: (sorted(v) if isinstance(v, set) else list(v)) for k, v in trace.items()},
+        }  # fmt: skip
+        if hostile is not None:  # the writes were stored: they read back (and reach the next START)
+            for off, val in hostile.items():
+                assert await t.read_reg_async(off) == val, hex(off)
+        return result
+
+    cells = np.array([cell_word(1, 2), cell_word(3, 1)], np.uint32)
+    targets = np.array([cell_word(1, 2), 600, cell_word(3, 1), 50], np.uint32)
+    bits, batch = 2, 2
+    mul = linedrive.bitplane_frames(np.array([[(r + k) % 2 for r in range(ROWS)] for k in range(bits * batch)]))
+    mul = mul.ravel()
+    common = {R.TIA_GAIN: TiaGain.READ, R.SETTLE_CYCLES: 3, R.GUARD_CYCLES: 4, R.VERIFY_TOL: 0}
+    cases = [
+        ("FORM", {R.OPCODE: Opcode.FORM, R.ROW_START: 2, R.ROW_COUNT: 3, R.COL_START: 1, R.COL_COUNT: 2,
+                  R.PULSE_CYCLES: 30}, np.zeros(0, np.uint32), 0, "zero"),
+        ("SET", {R.OPCODE: Opcode.SET, R.CELL_COUNT: 2, R.PULSE_CYCLES: 20}, cells, 0, "zero"),
+        ("RESET", {R.OPCODE: Opcode.RESET, R.CELL_COUNT: 2, R.PULSE_CYCLES: 20}, cells, 0, "ones"),
+        ("PROGRAM", {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 2, R.PULSE_CYCLES: 15, R.MAX_PULSES: 2}, targets, 2,
+         "ones"),
+        ("PROGRAM", {R.OPCODE: Opcode.PROGRAM, R.CELL_COUNT: 2, R.PULSE_CYCLES: 15, R.MAX_PULSES: 2}, targets, 2,
+         "zero"),
+        ("READ", {R.OPCODE: Opcode.READ, R.ROW_START: 1, R.ROW_COUNT: 2, R.COL_START: 2, R.COL_COUNT: 3}, None, 6,
+         "zero"),
+        ("READ", {R.OPCODE: Opcode.READ, R.ROW_START: 1, R.ROW_COUNT: 2, R.COL_START: 2, R.COL_COUNT: 3}, None, 6,
+         "flip"),
+        ("MULTIPLY", {R.OPCODE: Opcode.MULTIPLY, R.COL_START: 1, R.COL_COUNT: 3, R.BITS: bits, R.BATCH: batch},
+         mul, batch * 3, "ones"),
+        ("MULTIPLY", {R.OPCODE: Opcode.MULTIPLY, R.COL_START: 1, R.COL_COUNT: 3, R.BITS: bits, R.BATCH: batch},
+         mul, batch * 3, "zero"),
+    ]  # fmt: skip
+    codes = [(37 * i) % 700 - 100 for i in range(64)]  # fixed ADC codes: both runs see the same samples
+    for name, params, packet, n_out, kind in cases:
+        params = {**common, **params}
+        packet = np.zeros(0, np.uint32) if packet is None else packet
+        board.inject = iter(codes)
+        ref = await run(params, packet, n_out, None)
+        board.inject = iter(codes)
+        got = await run(params, packet, n_out, _hostile(kind, params))
+        board.inject = None
+        assert ref["status"] == (0, 1, 0, 0) and len(ref["out"]) == n_out, (name, ref)
+        assert got == ref, (name, kind, {k: (ref[k], got[k]) for k in ref if ref[k] != got[k]})
+        if params.get(R.PULSE_CYCLES):
+            assert ref["pulses"] and set(ref["pulses"]) == {params[R.PULSE_CYCLES]}, (name, ref["pulses"])
+        assert ref["tia"] == [params[R.TIA_GAIN]], (name, ref["tia"])
+        for off, val in params.items():  # restore what the hostile writes changed before the next case
+            await t.write_reg_async(off, val)
+    no_violations(board)

@@ -200,6 +200,7 @@ class EmulatedOverlay:
         self.counters = Counters()
         self.lines_idle = True  # every CD4051B inhibited, drive enable low
         self._pending: int | None = None  # opcode of a started operation waiting for its input packet
+        self._start_regs: dict[int, int] = {}  # the registers as START accepted them: what the operation runs on
         self._in: deque[Packet] = deque()
         self._out = np.zeros(0, dtype=np.uint32)
         self.board_time_s = 0.0  # virtual board clock: relaxation and drift run on it (rramsim.device)
@@ -391,6 +392,7 @@ class EmulatedOverlay:
         self.crossbar.now_us = round(self.board_time_s * 1e6)
         self.crossbar.drift()
         self.busy = True
+        self._start_regs = dict(self.regs)
         self._pending = op
         if op not in _STREAM_OPS or self._in:
             self._run_pending()
@@ -414,6 +416,15 @@ class EmulatedOverlay:
             raise OpError(E.BAD_REGION)
 
     def _run_pending(self) -> None:
+        """Run the started operation on the parameter registers as START accepted them: a register written while
+        it was BUSY (waiting for its packet) reaches the next START only, as in the RTL (docs/protocol.md)."""
+        live, self._regs = self._regs, self._start_regs
+        try:
+            self._run_started()
+        finally:
+            self._regs = live
+
+    def _run_started(self) -> None:
         op = self._pending
         assert op is not None
         self._pending = None

@@ -26,6 +26,7 @@ from typing import Any, NoReturn, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from rramctl import regmap as R
 from rramctl.transport.base import RegWrite, Transport, TransportError
 
 # The RTL top module added to the Vivado block design as a module reference gets
@@ -40,6 +41,9 @@ BITFILE_NAME = "rram_overlay.bit"  # (ours) the overlay's file name; the .hwh si
 BITFILE_ENV = "RRAMCTL_BITFILE"  # (ours)
 MIN_BUFFER_WORDS = 4096  # (ours) smallest DMA buffer allocated, so small ops never re-allocate
 DEFAULT_TIMEOUT_S = 10.0  # (ours) bound on one transaction's DMA wait
+# (ours) how long a DMA channel may still be moving after the overlay has ended its operation (STATUS.busy 0)
+# before the transaction gives up on it: the last words and TLAST are on the stream before DONE rises
+ENDED_GRACE_S = 0.01
 # The FPGA manager of a Zynq running Linux (what PYNQ itself writes bitstreams to).
 FPGA_MANAGER = Path("sys/class/fpga_manager/fpga0")
 DEVICE_TREE_COMPATIBLE = Path("proc/device-tree/compatible")
@@ -392,14 +396,31 @@ class PynqTransport(Transport):
         return np.array(self._recv.buffer[: self._recv.done_words], dtype=np.uint32)
 
     def _wait_both(self, send_words: int, recv_words: int) -> None:
+        """Wait until both channels are done, or until the overlay has ended its operation and a channel is still
+        not done ``ENDED_GRACE_S`` later: then it never will be (docs/protocol.md, "Streams when an operation
+        ends early": no TLAST when the operation sent no word, an MM2S packet a refused START or an error or
+        abort left unconsumed), and the DMA is reset for the next transaction; a receive channel that did not
+        finish counts as having received nothing (its length register is only valid once a transfer ends)."""
         deadline = time.monotonic() + self.timeout_s
         spins = 0
+        ended_at: float | None = None
         while True:
             send_done = self._send.poll()
             recv_done = self._recv.poll()
             if send_done and recv_done:
                 return
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if ended_at is None and spins % 16 == 15 and self._recv_has_no_tlast_coming():
+                ended_at = now
+            if ended_at is not None and now - ended_at > ENDED_GRACE_S:
+                for ch in (self._send, self._recv):
+                    if not ch.finished:
+                        ch.done_words, ch.active, ch.finished = 0, 0, True
+                if (failure := self._reset_dma()) is not None:
+                    self._broken = failure
+                    raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
+                return
+            if now > deadline:
                 raise TransportError(
                     f"DMA timed out after {self.timeout_s} s: sent {self._send.done_words}/{send_words} words, "
                     f"received {self._recv.done_words}/{recv_words}"
@@ -408,9 +429,21 @@ class PynqTransport(Transport):
             if spins > 100:  # (ours) spin briefly for short ops, then yield the CPU
                 time.sleep(0.0002)
 
-    def _fail(self, reason: str) -> NoReturn:
-        """Soft-reset the DMA (PG021 DMACR.Reset) so the next call can run, then raise."""
-        self._send.finished = self._recv.finished = True
+    def _recv_has_no_tlast_coming(self) -> bool:
+        """The overlay's operation is over (START's write is done, so not BUSY means it ended or never ran) and
+        what is still waiting will never finish: the send (an idle overlay takes no word), and the receive unless
+        the operation ended DONE with output words (then its TLAST was sent and the DMA must finish it: a receive
+        that does not is a DMA fault, left to the timeout)."""
+        status = self.read_reg(R.STATUS)
+        if R.STATUS_BUSY.get(status):
+            return False
+        if self._recv.finished or R.STATUS_ERROR.get(status):
+            return True
+        return self.read_reg(R.OUT_WORDS) == 0
+
+    def _reset_dma(self) -> str | None:
+        """Soft-reset the DMA (PG021 DMACR.Reset: both channels, a transfer in flight dropped) and restart both
+        channels; None, or why the reset failed."""
         try:
             self.dma.mmio.write(_MM2S_DMACR, _DMACR_RESET)
             deadline = time.monotonic() + 1.0
@@ -419,8 +452,15 @@ class PynqTransport(Transport):
                     raise TransportError("AXI DMA soft reset did not complete")
             self.dma.sendchannel.start()
             self.dma.recvchannel.start()
-        except Exception as e:  # the reset itself failed: refuse further transfers
-            self._broken = f"{reason}; DMA reset failed: {e}"
+        except Exception as e:  # the reset itself failed
+            return str(e)
+        return None
+
+    def _fail(self, reason: str) -> NoReturn:
+        """Soft-reset the DMA so the next call can run, then raise."""
+        self._send.finished = self._recv.finished = True
+        if (failure := self._reset_dma()) is not None:  # refuse further transfers
+            self._broken = f"{reason}; DMA reset failed: {failure}"
         raise TransportError(reason + " (DMA reset; the overlay may need CTRL.abort)")
 
     def close(self) -> None:
