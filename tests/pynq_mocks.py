@@ -71,7 +71,10 @@ class LoopbackOverlay:
 
     def write_reg(self, offset: int, value: int) -> None:
         self.regs[offset] = value
-        if offset == R.CTRL and R.CTRL_START.get(value):
+        if offset == R.CTRL and R.CTRL_ABORT.get(value) and R.STATUS_BUSY.get(self.regs.get(R.STATUS, 0)):
+            self._remaining, self.inbox = 0, []  # CTRL.abort: the operation ends at once with ABORTED
+            self.regs[R.STATUS] = R.STATUS_ERROR.put(1) | R.STATUS_ERR_CODE.put(6)
+        elif offset == R.CTRL and R.CTRL_START.get(value):
             self.starts += 1
             self._remaining = self.regs.get(R.CELL_COUNT, 0) if self.streaming else len(self.inbox)
             self.regs[R.STATUS] = R.STATUS_BUSY.put(1)
@@ -218,6 +221,8 @@ class MockRramBoard(pynq.Device):
         assert length == 4, "the overlay and the DMA have 32-bit registers only"
         if IP_BASE <= address < IP_BASE + IP_RANGE:
             value = self.overlay.read_reg(address - IP_BASE)
+            if address - IP_BASE == R.STATUS and self._packets:
+                value = R.STATUS_BUSY.put(1)  # as the RTL: DONE/ERROR rise only once S2MM took the last word
             self.log.append(("ip_read", address - IP_BASE))
         elif DMA_BASE <= address < DMA_BASE + DMA_RANGE:
             value = self._dma_read(address - DMA_BASE)
@@ -231,6 +236,8 @@ class MockRramBoard(pynq.Device):
         if IP_BASE <= address < IP_BASE + IP_RANGE:
             offset = address - IP_BASE
             self.log.append(("ip_write", offset, value))
+            if offset == R.CTRL and R.CTRL_ABORT.get(value):
+                self._packets.clear()  # CTRL.abort drops the word waiting on a stalled S2MM (TVALID falls)
             self.overlay.write_reg(offset, value)
             if offset == R.CTRL and R.CTRL_START.get(value):
                 self._packets.append(_Packet())
@@ -332,10 +339,6 @@ class MockRramBoard(pynq.Device):
         ch.length = 4 * len(words)
         ch.busy = False
         self.log.append(("s2mm_done", 4 * len(words), tlast))
-
-    def discard_stream(self) -> None:
-        """Drop output nobody received (what CTRL.abort does to the overlay's output FIFO)."""
-        self._packets.clear()
 
     # ---- memory ----------------------------------------------------------------------------------
     def allocate(self, shape: Any, dtype: Any, **kwargs: Any) -> pynq.buffer.PynqBuffer:

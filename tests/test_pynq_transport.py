@@ -6,6 +6,7 @@ device under it is mocked, as in PYNQ's own tests. Skips when pynq is not instal
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rramctl import regmap as R
+from rramctl.errors import StateError
 from rramctl.transport.base import RegWrite, TransportError
 from rramctl.transport.pynq_transport import (
     BITFILE_ENV,
@@ -179,8 +181,8 @@ def test_timeout_raises_and_the_dma_recovers(mocks: ModuleType) -> None:
     with pytest.raises(TransportError, match="timed out"):
         t.transact(np.arange(4, dtype=np.uint32), 4, START)
     assert t.board.events("dma_reset") == [("dma_reset",)]
+    assert any(o == R.CTRL and R.CTRL_ABORT.get(v) for o, v in t.board.ip_writes())  # the overlay was aborted
     t.board.stall_s2mm = False
-    t.board.discard_stream()
     np.testing.assert_array_equal(t.transact(np.array([1], np.uint32), 1, START), [2])
 
 
@@ -229,7 +231,6 @@ def test_dma_error_is_a_transport_error(mocks: ModuleType) -> None:
     with pytest.raises(TransportError, match="decode error"):
         t.transact(None, 4, START)
     assert t.board.events("dma_reset") == [("dma_reset",)]
-    t.board.discard_stream()
     np.testing.assert_array_equal(t.transact(np.array([1, 2], np.uint32), 2, START), [2, 3])
 
 
@@ -263,8 +264,9 @@ def test_open_loads_the_overlay_and_binds_ip_by_type(
     board = mocks.MockRramBoard(mocks.LoopbackOverlay())
 
     class FakeOverlay:  # what pynq.Overlay gives after parsing the .hwh: ip_dict + attributes
-        def __init__(self, path: str) -> None:
+        def __init__(self, path: str, download: bool = True) -> None:
             self.path = path
+            self.downloaded = download
             self.ip_dict = {
                 "rram_ctrl_0": board.ip_description(),
                 "dma/axi_dma_0": board.dma_description(),
@@ -273,6 +275,10 @@ def test_open_loads_the_overlay_and_binds_ip_by_type(
             self.rram_ctrl_0 = p.rram_ip_class()(self.ip_dict["rram_ctrl_0"])
             self.dma = type("Hier", (), {"axi_dma_0": DMA(self.ip_dict["dma/axi_dma_0"])})()
 
+        def download(self) -> None:
+            self.downloaded = True
+
+    monkeypatch.setenv(p.LOCK_ENV, str(tmp_path / "board"))
     bit = tmp_path / "rram_overlay.bit"
     bit.write_bytes(b"\x00")
     bit.with_suffix(".hwh").write_text("<hwh/>")
@@ -280,9 +286,27 @@ def test_open_loads_the_overlay_and_binds_ip_by_type(
     monkeypatch.setattr(pynq, "Overlay", FakeOverlay)
     monkeypatch.setattr(pynq, "allocate", lambda shape, dtype: board.allocate(shape, dtype))
     t = p.PynqTransport.open(bit, timeout_s=1.0)
-    assert t.overlay.path == str(bit)
+    assert t.overlay.path == str(bit) and t.overlay.downloaded
     assert t.read_reg(R.ID) == R.ID_VALUE.reset
     np.testing.assert_array_equal(t.transact(np.array([7], np.uint32), 1, START), [8])
+    with pytest.raises(StateError, match=f"PID {os.getpid()}"):  # one process holds the board at a time
+        p.PynqTransport.open(bit, timeout_s=1.0)
+    t.close()
+
+    made: list[FakeOverlay] = []
+
+    class NoDma(FakeOverlay):  # a design without the AXI DMA: refused before the FPGA is reprogrammed
+        def __init__(self, path: str, download: bool = True) -> None:
+            super().__init__(path, download)
+            del self.ip_dict["dma/axi_dma_0"]
+            made.append(self)
+
+    monkeypatch.setattr(pynq, "Overlay", NoDma)
+    with pytest.raises(TransportError, match="exactly one xilinx.com:ip:axi_dma"):
+        p.PynqTransport.open(bit)
+    assert len(made) == 1 and not made[0].downloaded
+    monkeypatch.setattr(pynq, "Overlay", FakeOverlay)
+    p.PynqTransport.open(bit).close()  # the refused open released the lock
 
     monkeypatch.setattr(pynq, "__version__", "4.0.0")
     with pytest.raises(TransportError, match="Zynq-7000"):
@@ -449,3 +473,103 @@ def test_a_dma_pynq_did_not_bind_or_a_scatter_gather_one_is_refused(mocks: Modul
     dma.description = {**dma.description, "parameters": {**dma.description["parameters"], "c_include_sg": "1"}}
     with pytest.raises(TransportError, match="scatter-gather"):
         PynqTransport(ip, dma, allocate=lambda **kw: None)
+
+
+def _aborts(t: Any) -> list[int]:
+    """Indexes in the board log of the CTRL.abort writes."""
+    return [i for i, e in enumerate(t.board.log) if e[0] == "ip_write" and e[1] == R.CTRL and R.CTRL_ABORT.get(e[2])]
+
+
+def test_ctrl_c_mid_transfer_aborts_the_overlay_and_resets_the_dma(mocks: ModuleType) -> None:
+    """A KeyboardInterrupt while a transfer is in flight: CTRL.abort, the overlay leaves BUSY, then the DMA is
+    reset (no S2MM left armed over a buffer close() frees), and the interrupt reaches the caller."""
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(streaming=True), timeout_s=5.0)
+    t.write_reg(R.CELL_COUNT, 8)  # 4 of 8 words sent: the overlay stays BUSY, S2MM armed
+
+    def interrupted(*a: Any, **k: Any) -> None:
+        raise KeyboardInterrupt
+
+    t._wait_both = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        t.transact(np.arange(4, dtype=np.uint32), 8, START)
+    resets = [i for i, e in enumerate(t.board.log) if e[0] == "dma_reset"]
+    assert _aborts(t) and resets and _aborts(t)[0] < resets[0]  # docs/hdl.md: abort, then DMA reset
+    assert not R.STATUS_BUSY.get(t.read_reg(R.STATUS)) and not t.board.s2mm.busy
+    del t._wait_both
+    t.write_reg(R.CELL_COUNT, 1)
+    np.testing.assert_array_equal(t.transact(np.array([5], np.uint32), 1, START), [6])  # the next one runs
+
+
+def test_close_stops_a_channel_still_active_before_freeing_its_buffer(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(streaming=True), timeout_s=5.0)
+    t.write_reg(R.CELL_COUNT, 8)
+    t._wait_both = lambda *a, **k: None  # a wait that returned early: the transaction left S2MM armed
+    t.transact(np.arange(4, dtype=np.uint32), 8, START)
+    t._recv.finished = False
+    assert t.board.s2mm.busy
+    t.close()
+    assert t.board.events("dma_reset") and _aborts(t) and not t.board.s2mm.busy
+    assert t._recv.buffer is None and t._send.buffer is None
+
+
+def test_a_dma_timeout_aborts_the_overlay_so_the_next_operation_runs(mocks: ModuleType) -> None:
+    """The DMA wait ran out while the overlay was still BUSY: the transport aborts it (then resets the DMA), so
+    the driver's next operation is not refused BUSY."""
+    from rramctl.driver import Driver
+
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(streaming=True), timeout_s=0.1)
+    d = Driver(t, poll_timeout_s=0.5)
+    d._dac_ready = True  # the loopback has no DAC
+    with pytest.raises(TransportError, match="timed out.*aborted"):
+        d.run(2, {R.CELL_COUNT: 8}, {}, send=np.arange(4, dtype=np.uint32), recv_words=8)
+    resets = [i for i, e in enumerate(t.board.log) if e[0] == "dma_reset"]
+    assert _aborts(t) and resets and _aborts(t)[0] < resets[0]
+    assert not R.STATUS_BUSY.get(t.read_reg(R.STATUS))
+    np.testing.assert_array_equal(d.run(2, {R.CELL_COUNT: 2}, {}, send=np.array([1, 2], np.uint32), recv_words=2),
+                                  [2, 3])  # fmt: skip
+
+
+def test_the_dma_wait_is_budgeted_from_the_operation(mocks: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RESET of 65,536 cells takes ~17 s of board time (rramsim.timing): the wait is the floor plus
+    BUDGET_MARGIN times that, not the bare floor; the board backend opens with BoardConfig.poll_timeout_s."""
+    from rramctl import backends
+    from rramctl.config import BoardConfig
+    from rramctl.transport import pynq_transport as p
+    from rramsim.config import ChipModelConfig
+    from rramsim.overlay import EmulatedOverlay
+
+    ov = EmulatedOverlay(ChipModelConfig(seed=3))
+    for offset, value in ((R.OPCODE, 2), (R.CELL_COUNT, 65536), (R.PULSE_CYCLES, 100)):
+        ov.write_reg(offset, value)
+    assert 15.0 < p.op_budget_s(ov.read_reg) < 30.0
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay(streaming=True), timeout_s=0.05)
+    seen: list[float] = []
+    monkeypatch.setattr(p, "op_budget_s", lambda read_reg: 0.2)
+    monkeypatch.setattr(t, "_wait_both", lambda s, r, timeout_s: seen.append(timeout_s))
+    t.transact(None, 0, START)
+    assert seen == [pytest.approx(0.05 + p.BUDGET_MARGIN * 0.2)]
+
+    opened: dict[str, Any] = {}
+    monkeypatch.setattr(p.PynqTransport, "open", classmethod(lambda cls, bitfile, **kw: opened.update(kw)))
+    backends._open_pynq(backends.BackendSpec("pynq"), backends.OpenOptions(BoardConfig(poll_timeout_s=77.0)))
+    assert opened == {"timeout_s": 77.0}
+
+
+def test_buffer_growth_allocates_before_freeing(mocks: ModuleType) -> None:
+    t = mocks.make_pynq_transport(mocks.LoopbackOverlay())
+    np.testing.assert_array_equal(t.transact(np.array([1], np.uint32), 1, START), [2])
+    old, calls = t._send.buffer, []
+    old.freebuffer = lambda: calls.append("free")
+    real = t._allocate
+
+    def failing(**kw: Any) -> Any:
+        calls.append("alloc")
+        raise MemoryError("no CMA memory")
+
+    t._allocate = failing
+    with pytest.raises(MemoryError):
+        t.transact(np.arange(5000, dtype=np.uint32), 0, START)
+    assert calls == ["alloc"] and t._send.buffer is old  # the old buffer kept, not freed
+    t._allocate = lambda **kw: (calls.append("alloc"), real(**kw))[1]
+    t.transact(np.arange(5000, dtype=np.uint32), 0, START)
+    assert calls == ["alloc", "alloc", "free"] and t._send.buffer is not old

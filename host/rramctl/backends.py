@@ -108,7 +108,7 @@ def _open_emulator(spec: BackendSpec, opts: OpenOptions) -> Transport:
 def _open_pynq(spec: BackendSpec, opts: OpenOptions) -> Transport:
     from rramctl.transport.pynq_transport import PynqTransport
 
-    return PynqTransport.open(opts.bitfile)
+    return PynqTransport.open(opts.bitfile, timeout_s=opts.config.poll_timeout_s)
 
 
 def _open_serial(spec: BackendSpec, opts: OpenOptions) -> Transport:

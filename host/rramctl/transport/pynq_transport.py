@@ -40,7 +40,13 @@ WORD_BYTES = 4
 BITFILE_NAME = "rram_overlay.bit"  # (ours) the overlay's file name; the .hwh sits beside it
 BITFILE_ENV = "RRAMCTL_BITFILE"  # (ours)
 MIN_BUFFER_WORDS = 4096  # (ours) smallest DMA buffer allocated, so small ops never re-allocate
-DEFAULT_TIMEOUT_S = 10.0  # (ours) bound on one transaction's DMA wait
+DEFAULT_TIMEOUT_S = 10.0  # (ours) the floor of one transaction's DMA wait (BoardConfig.poll_timeout_s on open)
+# (ours) a transaction's DMA wait is the floor plus this many times the operation's board time (op_budget_s)
+BUDGET_MARGIN = 2.0
+# (ours) how long an abort may take to end the overlay's operation (it waits for one SPI/ADC frame, microseconds)
+ABORT_WAIT_S = 0.5
+LOCK_ENV = "RRAMCTL_PYNQ_LOCK"  # (ours) overrides the board lock's path (tests)
+LOCK_PATH = Path("/run/lock/rramctl-pynq")  # (ours) the advisory lock (flock on <path>.lock) while open
 # (ours) how long a DMA channel may still be moving after the overlay has ended its operation (STATUS.busy 0)
 # before the transaction gives up on it: the last words and TLAST are on the stream before DONE rises
 ENDED_GRACE_S = 0.01
@@ -182,16 +188,23 @@ def _interrupt_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-def find_ip(overlay: Any, vlnv: str) -> Any:
-    """The one IP of the overlay whose ``ip_dict`` type matches ``vlnv`` (vendor:library:name; any
+def check_ip(overlay: Any, vlnv: str) -> str:
+    """The ``ip_dict`` name of the overlay's one IP whose type matches ``vlnv`` (vendor:library:name; any
     version, since pynq binds a plain DefaultIP to a version it has no driver for, which reads and
-    writes registers the same)."""
+    writes registers the same); read from the parsed .hwh, so it works before the bitstream is downloaded."""
     want = vlnv.rsplit(":", 1)[0]
     names = [name for name, d in overlay.ip_dict.items() if str(d.get("type", "")).rsplit(":", 1)[0] == want]
     if len(names) != 1:
         found = ", ".join(sorted(f"{n} ({d.get('type')})" for n, d in overlay.ip_dict.items())) or "none"
         raise TransportError(f"the overlay must hold exactly one {vlnv}, found {len(names)}; its IP: {found}")
-    return functools.reduce(getattr, names[0].split("/"), overlay)
+    return names[0]
+
+
+def find_ip(overlay: Any, vlnv: str) -> Any:
+    """The one IP of the overlay whose ``ip_dict`` type matches ``vlnv`` (vendor:library:name; any
+    version, since pynq binds a plain DefaultIP to a version it has no driver for, which reads and
+    writes registers the same)."""
+    return functools.reduce(getattr, check_ip(overlay, vlnv).split("/"), overlay)
 
 
 def dma_max_bytes(dma: Any) -> int:
@@ -203,6 +216,23 @@ def dma_max_bytes(dma: Any) -> int:
         width = int(description.get("parameters", {}).get("c_sg_length_width", DEFAULT_LENGTH_WIDTH))
         max_bytes = (1 << width) - 1
     return max_bytes - max_bytes % WORD_BYTES
+
+
+def op_budget_s(read_reg: Callable[[int], int]) -> float:
+    """Board time of the operation the registers describe (``rramsim.timing.op_cycles`` at the PL clock, the
+    RTL's count): PROGRAM counted with MAX_PULSES pulses for every cell, its worst case; 0.0 for an opcode
+    the model has no time for."""
+    from rramsim.timing import CLOCK_HZ, op_cycles
+
+    r = {o: int(read_reg(o)) for o in (R.OPCODE, R.CELL_COUNT, R.PULSE_CYCLES, R.SETTLE_CYCLES, R.GUARD_CYCLES,
+                                       R.MAX_PULSES, R.ROW_COUNT, R.COL_COUNT, R.BITS, R.BATCH)}  # fmt: skip
+    cells, batch = r[R.CELL_COUNT], r[R.BATCH]
+    cycles = op_cycles(
+        r[R.OPCODE], pulse_cycles=r[R.PULSE_CYCLES], settle_cycles=r[R.SETTLE_CYCLES],
+        guard_cycles=r[R.GUARD_CYCLES], cells=cells, pulses=cells * r[R.MAX_PULSES], rows=r[R.ROW_COUNT],
+        cols=r[R.COL_COUNT], frames=batch * r[R.BITS], batch=batch,
+    )  # fmt: skip
+    return cycles / CLOCK_HZ
 
 
 class _Channel:
@@ -297,11 +327,19 @@ class PynqTransport(Transport):
         self._broken: str | None = None
         self.irq = irq
         self._loop = loop
+        self._lock: Any = None  # the board's FileLock, when ``open`` took it
 
     # ---- opening on a board --------------------------------------------------------------
     @classmethod
-    def open(cls, bitfile: str | Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> PynqTransport:
-        """Load the overlay (``pynq.Overlay``) and bind its control block and AXI DMA."""
+    def open(
+        cls, bitfile: str | Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S, lock_path: Path | None = None
+    ) -> PynqTransport:
+        """Take the board lock, parse the overlay (``pynq.Overlay(path, download=False)``), check that it holds the
+        control block and the AXI DMA, then download it (the FPGA is reprogrammed only for a design that fits)
+        and bind both.  The lock (``flock`` on ``<lock_path>.lock``; default ``$RRAMCTL_PYNQ_LOCK`` or
+        /run/lock/rramctl-pynq) is held until ``close``: a second process gets a StateError naming the holder."""
+        from rramctl.paths import FileLock
+
         pynq = import_pynq()
         board = find_board()
         if board is None:
@@ -311,16 +349,31 @@ class PynqTransport(Transport):
             )
         check_pynq_version(str(getattr(pynq, "__version__", "3")), board.family)
         path = resolve_bitfile(bitfile)
-        rram_ip_class()  # register the driver before the overlay binds its IP
-        loop = _interrupt_loop()  # before the overlay: PYNQ puts the interrupt's UIO reader on the current loop
+        if lock_path is None:
+            lock_path = Path(os.environ.get(LOCK_ENV) or LOCK_PATH)
+        lock = FileLock(lock_path, "the PYNQ board (overlay and AXI DMA)", wait_s=0.0).acquire()
         try:
-            overlay = pynq.Overlay(str(path))
-        except Exception as e:  # pynq raises many kinds here (parser, device, permission)
-            raise TransportError(f"loading overlay {path} failed: {e}") from e
-        ip = find_ip(overlay, RRAM_OVERLAY_VLNV)
-        dma = find_ip(overlay, AXI_DMA_VLNV)
-        irq = getattr(ip, "irq", None)  # PYNQ's DefaultIP names each connected interrupt pin after the pin
-        return cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq, loop=loop)
+            rram_ip_class()  # register the driver before the overlay binds its IP
+            loop = _interrupt_loop()  # before the overlay: PYNQ puts the interrupt's UIO reader on the current loop
+            try:
+                overlay = pynq.Overlay(str(path), download=False)
+            except Exception as e:  # pynq raises many kinds here (parser, device, permission)
+                raise TransportError(f"loading overlay {path} failed: {e}") from e
+            check_ip(overlay, RRAM_OVERLAY_VLNV)  # both before the download: a wrong design never reaches the FPGA
+            check_ip(overlay, AXI_DMA_VLNV)
+            try:
+                overlay.download()
+            except Exception as e:
+                raise TransportError(f"downloading overlay {path} failed: {e}") from e
+            ip = find_ip(overlay, RRAM_OVERLAY_VLNV)
+            dma = find_ip(overlay, AXI_DMA_VLNV)
+            irq = getattr(ip, "irq", None)  # PYNQ's DefaultIP names each connected interrupt pin after the pin
+            transport = cls(ip, dma, allocate=pynq.allocate, timeout_s=timeout_s, overlay=overlay, irq=irq, loop=loop)
+        except BaseException:
+            lock.release()
+            raise
+        transport._lock = lock
+        return transport
 
     # ---- registers -----------------------------------------------------------------------
     def _read_reg(self, offset: int) -> int:
@@ -354,13 +407,15 @@ class PynqTransport(Transport):
 
     # ---- streams -------------------------------------------------------------------------
     def _buffer(self, current: Any, words: int) -> Any:
-        """Reuse the buffer when it is big enough, else free it and allocate a larger one."""
+        """Reuse the buffer when it is big enough, else allocate a larger one and only then free the old one (an
+        allocation that fails leaves the transport with its old buffer)."""
         if current is not None and current.shape[0] >= words:
             return current
         size = max(words, MIN_BUFFER_WORDS, 0 if current is None else 2 * current.shape[0])
+        new = self._allocate(shape=(size,), dtype=np.uint32)
         if current is not None and hasattr(current, "freebuffer"):
             current.freebuffer()
-        return self._allocate(shape=(size,), dtype=np.uint32)
+        return new
 
     def _transact(self, words: NDArray[np.uint32], recv_words: int, trigger: RegWrite) -> NDArray[np.uint32]:
         """Arm S2MM, start MM2S without waiting, write the trigger, then wait for both (bounded)."""
@@ -383,25 +438,29 @@ class PynqTransport(Transport):
         self._recv.begin(int(recv_words))
 
         try:
+            timeout_s = self.timeout_s + BUDGET_MARGIN * op_budget_s(self.read_reg)
             if not self._recv.finished:
                 self._recv.start()  # armed before START, or the overlay stalls on back-pressure
             if not self._send.finished:
                 self._send.start()  # not waited on before START, or the host deadlocks
             self.write_reg(trigger.offset, trigger.value)
-            self._wait_both(len(words), int(recv_words))
+            self._wait_both(len(words), int(recv_words), timeout_s)
         except (RuntimeError, ValueError) as e:  # pynq's DMA driver raises these; TransportError is one too
             self._fail(str(e))
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) or anything else: stop the hardware, then re-raise
+            self._stop()
+            raise
         if self._recv.total == 0:
             return np.zeros(0, dtype=np.uint32)
         return np.array(self._recv.buffer[: self._recv.done_words], dtype=np.uint32)
 
-    def _wait_both(self, send_words: int, recv_words: int) -> None:
+    def _wait_both(self, send_words: int, recv_words: int, timeout_s: float) -> None:
         """Wait until both channels are done, or until the overlay has ended its operation and a channel is still
         not done ``ENDED_GRACE_S`` later: then it never will be (docs/protocol.md, "Streams when an operation
         ends early": no TLAST when the operation sent no word, an MM2S packet a refused START or an error or
         abort left unconsumed), and the DMA is reset for the next transaction; a receive channel that did not
         finish counts as having received nothing (its length register is only valid once a transfer ends)."""
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + timeout_s
         spins = 0
         ended_at: float | None = None
         while True:
@@ -422,7 +481,7 @@ class PynqTransport(Transport):
                 return
             if now > deadline:
                 raise TransportError(
-                    f"DMA timed out after {self.timeout_s} s: sent {self._send.done_words}/{send_words} words, "
+                    f"DMA timed out after {timeout_s:.3g} s: sent {self._send.done_words}/{send_words} words, "
                     f"received {self._recv.done_words}/{recv_words}"
                 )
             spins += 1
@@ -456,24 +515,73 @@ class PynqTransport(Transport):
             return str(e)
         return None
 
-    def _fail(self, reason: str) -> NoReturn:
-        """Soft-reset the DMA so the next call can run, then raise."""
+    def _abort_overlay(self) -> str | None:
+        """CTRL.abort while the overlay is BUSY, then wait (``ABORT_WAIT_S``) for BUSY to fall; None, or why it did
+        not.  An idle overlay is left alone (its STATUS holds the error the driver reports)."""
+        try:
+            if not R.STATUS_BUSY.get(self.read_reg(R.STATUS)):
+                return None
+            self.write_reg(R.CTRL, R.CTRL_ABORT.put(1))
+            deadline = time.monotonic() + ABORT_WAIT_S
+            while R.STATUS_BUSY.get(self.read_reg(R.STATUS)):
+                if time.monotonic() > deadline:
+                    return f"the overlay is still BUSY {ABORT_WAIT_S} s after CTRL.abort"
+                time.sleep(0.0005)
+        except Exception as e:  # the register access itself failed
+            return f"CTRL.abort failed: {e}"
+        return None
+
+    def _stop(self) -> str | None:
+        """Stop a transaction in flight, in docs/hdl.md's order: abort the overlay's operation, wait until it is
+        no longer BUSY, then soft-reset the DMA (a transfer still armed is dropped, so no channel writes into a
+        buffer after this).  None, or why it failed (then the transport refuses further transfers)."""
         self._send.finished = self._recv.finished = True
-        if (failure := self._reset_dma()) is not None:  # refuse further transfers
-            self._broken = f"{reason}; DMA reset failed: {failure}"
-        raise TransportError(reason + " (DMA reset; the overlay may need CTRL.abort)")
+        self._send.active = self._recv.active = 0
+        failures = [f for f in (self._abort_overlay(), self._reset_dma()) if f is not None]
+        if failures:
+            self._broken = "; ".join(failures)
+            return self._broken
+        return None
+
+    def _fail(self, reason: str) -> NoReturn:
+        """Abort the overlay and soft-reset the DMA (``_stop``) so the next call can run, then raise."""
+        if (failure := self._stop()) is not None:
+            raise TransportError(f"{reason}; stopping the transfer failed: {failure}")
+        raise TransportError(reason + " (operation aborted, DMA reset)")
+
+    def _in_flight(self) -> bool:
+        """A channel may still be moving data: a transfer the transport started and has not seen end, or a
+        channel the DMA reports running and not idle."""
+        if not (self._send.finished and self._recv.finished):
+            return True
+        try:
+            return any(ch.running and not ch.idle for ch in (self.dma.sendchannel, self.dma.recvchannel))
+        except Exception:
+            return True  # cannot tell: stop it to be safe
 
     def close(self) -> None:
-        for ch in (self._send, self._recv):
-            if ch.buffer is not None and hasattr(ch.buffer, "freebuffer"):
-                ch.buffer.freebuffer()
-            ch.buffer = None
+        """Stop a transfer still in flight (abort + DMA reset) before freeing the buffers, then release the board
+        lock.  Buffers a DMA could not be stopped from are kept (never freed under an armed channel)."""
+        failure = self._stop() if self._in_flight() else None
+        if failure is None:
+            for ch in (self._send, self._recv):
+                if ch.buffer is not None and hasattr(ch.buffer, "freebuffer"):
+                    ch.buffer.freebuffer()
+                ch.buffer = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if failure is not None:
+            raise TransportError(f"closing the PYNQ transport: the DMA could not be stopped ({failure}); "
+                                 "its buffers were not freed; reload the overlay")  # fmt: skip
 
 
 __all__ = [
     "AXI_DMA_VLNV",
     "RRAM_OVERLAY_VLNV",
     "BoardInfo",
+    "check_ip",
+    "op_budget_s",
     "PynqTransport",
     "find_board",
     "find_ip",
