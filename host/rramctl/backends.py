@@ -6,7 +6,7 @@ Names (``--backend`` on the command line, ``backend=`` in :meth:`rramctl.chip.Ch
 - ``pynq``: the overlay on this board, through the PYNQ library;
 - ``serial:PORT[@BAUD]``: a board reached through its agent over a USB-UART link;
 - ``software``: :class:`rramctl.software.SoftwareChip`, a float model of the chip API (no registers);
-- ``auto``: ``pynq`` when this machine is a board with the overlay, else ``emulator``.
+- ``auto``: ``pynq`` when this machine is a board (a Zynq FPGA manager, pynq importable), else ``emulator``.
 
 Transports are imported only when chosen, so pynq and pyserial stay optional at import time.
 Adding a backend is one entry in :data:`TRANSPORT_OPENERS` (a register-level backend) or in
