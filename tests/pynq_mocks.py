@@ -19,6 +19,7 @@ Import only after ``pytest.importorskip("pynq")``.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -201,6 +202,8 @@ class MockRramBoard(pynq.Device):
         self.stall_s2mm = False  # test knob: the receive side never completes
         self.stall_mm2s = False  # test knob: the overlay never takes the send (a START it refused, as the RTL)
         self.fail_next_transfer = 0  # test knob: DMASR error bits for the next transfer started
+        self.op_time_s = 0.0  # test knob: after each START the host sees STATUS BUSY (line low) this long
+        self._settles_at = 0.0
         self.flushes = 0
         self.invalidates = 0
 
@@ -223,6 +226,8 @@ class MockRramBoard(pynq.Device):
             value = self.overlay.read_reg(address - IP_BASE)
             if address - IP_BASE == R.STATUS and self._packets:
                 value = R.STATUS_BUSY.put(1)  # as the RTL: DONE/ERROR rise only once S2MM took the last word
+            elif address - IP_BASE == R.STATUS and not self.settled():
+                value = R.STATUS_BUSY.put(1)  # the operation's board time (op_time_s) has not passed
             self.log.append(("ip_read", address - IP_BASE))
         elif DMA_BASE <= address < DMA_BASE + DMA_RANGE:
             value = self._dma_read(address - DMA_BASE)
@@ -240,12 +245,17 @@ class MockRramBoard(pynq.Device):
                 self._packets.clear()  # CTRL.abort drops the word waiting on a stalled S2MM (TVALID falls)
             self.overlay.write_reg(offset, value)
             if offset == R.CTRL and R.CTRL_START.get(value):
+                self._settles_at = time.monotonic() + self.op_time_s
                 self._packets.append(_Packet())
                 self._collect_output()
         elif DMA_BASE <= address < DMA_BASE + DMA_RANGE:
             self._dma_write(address - DMA_BASE, value)
         else:
             raise AssertionError(f"write of unmapped address {address:#x}")
+
+    def settled(self) -> bool:
+        """The last START's board time (``op_time_s``) has passed: gate an interrupt line with it."""
+        return time.monotonic() >= self._settles_at
 
     # ---- the AXI DMA model -------------------------------------------------------------------
     def _channel(self, offset: int) -> tuple[_DmaChannel, int]:
@@ -387,13 +397,19 @@ class MockInterrupt:
     """``pynq.Interrupt``'s interface (``await wait()`` returns once the level line is high) on a line
     the test supplies (e.g. ``EmulatedOverlay.irq``); counts the waits.  Like pynq's (pynq/interrupt.py), it
     holds one ``asyncio.Event`` made at construction, which binds to the first event loop that waits on it:
-    a wait on another loop raises RuntimeError, as on a board."""
+    a wait on another loop raises RuntimeError, as on a board.
+
+    Like the AXI interrupt controller behind it, the pending bit latches: pynq's handler acknowledges while the
+    overlay's level line is still high (it stays high until CTRL.clear), so the bit is set again at once and the
+    next ``wait()`` returns immediately, whatever the line is then (``stale`` counts those returns)."""
 
     def __init__(self, line: Any) -> None:
         import asyncio
 
         self.line = line
         self.waits = 0
+        self.stale = 0
+        self.latched = False  # the intc's pending bit, set again by the acknowledge of a line still high
         self.event = asyncio.Event()
 
     async def wait(self) -> None:
@@ -401,9 +417,40 @@ class MockInterrupt:
         import contextlib
 
         self.waits += 1
+        if self.latched:  # enabling the line with its pending bit set interrupts at once
+            self.latched = False
+            self.stale += 1
+            await asyncio.sleep(0)
+            return
         while not self.line():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.event.wait(), 0.001)
+        self.latched = True  # acknowledged while still high: latched again
+
+
+class LoopBoundInterrupt:
+    """A ``pynq.Interrupt`` as PYNQ serves one per process: its UIO reader (``pynq.uio.UioController``, cached
+    per IRQ for the process) sits on the event loop that was current when the first overlay bound it, so a wait
+    on any other loop never sees the line; ``invalidate()`` models a later overlay load (``Interrupt invalidated
+    by Overlay change``)."""
+
+    def __init__(self, line: Any, reader_loop: Any) -> None:
+        self.line = line
+        self.reader_loop = reader_loop
+        self.valid = True
+        self.waits = 0
+
+    def invalidate(self) -> None:
+        self.valid = False
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.waits += 1
+        if not self.valid:
+            raise RuntimeError("Interrupt invalidated by Overlay change")
+        while not (asyncio.get_running_loop() is self.reader_loop and self.line()):
+            await asyncio.sleep(0.001)
 
 
 def make_pynq_transport(

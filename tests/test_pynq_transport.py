@@ -254,6 +254,22 @@ def test_open_without_a_board_says_so(mocks: ModuleType, monkeypatch: pytest.Mon
         p.PynqTransport.open(None)
 
 
+def _fake_pynq_board(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, board: Any, overlay_class: type) -> Path:
+    """What ``PynqTransport.open`` finds on a board, faked: the lock path, a .bit with its .hwh, a Zynq-7000,
+    ``pynq.Overlay`` = ``overlay_class`` and ``pynq.allocate`` from the mock ``board``; returns the .bit."""
+    import pynq
+    from rramctl.transport import pynq_transport as p
+
+    monkeypatch.setenv(p.LOCK_ENV, str(tmp_path / "board"))
+    bit = tmp_path / "rram_overlay.bit"
+    bit.write_bytes(b"\x00")
+    bit.with_suffix(".hwh").write_text("<hwh/>")
+    monkeypatch.setattr(p, "find_board", lambda *a, **k: p.BoardInfo("zynq-7000", tmp_path, "Pynq-Z2"))
+    monkeypatch.setattr(pynq, "Overlay", overlay_class)
+    monkeypatch.setattr(pynq, "allocate", lambda shape, dtype: board.allocate(shape, dtype))
+    return bit
+
+
 def test_open_loads_the_overlay_and_binds_ip_by_type(
     mocks: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -278,13 +294,7 @@ def test_open_loads_the_overlay_and_binds_ip_by_type(
         def download(self) -> None:
             self.downloaded = True
 
-    monkeypatch.setenv(p.LOCK_ENV, str(tmp_path / "board"))
-    bit = tmp_path / "rram_overlay.bit"
-    bit.write_bytes(b"\x00")
-    bit.with_suffix(".hwh").write_text("<hwh/>")
-    monkeypatch.setattr(p, "find_board", lambda *a, **k: p.BoardInfo("zynq-7000", tmp_path, "Pynq-Z2"))
-    monkeypatch.setattr(pynq, "Overlay", FakeOverlay)
-    monkeypatch.setattr(pynq, "allocate", lambda shape, dtype: board.allocate(shape, dtype))
+    bit = _fake_pynq_board(monkeypatch, tmp_path, board, FakeOverlay)
     t = p.PynqTransport.open(bit, timeout_s=1.0)
     assert t.overlay.path == str(bit) and t.overlay.downloaded
     assert t.read_reg(R.ID) == R.ID_VALUE.reset
@@ -415,22 +425,30 @@ def test_driver_over_pynq_matches_emulator_transport(mocks: ModuleType, tmp_path
 
 def test_driver_waits_on_the_interrupt(mocks: ModuleType, tmp_path: Path) -> None:
     """Issue 14 class 11: with the overlay's interrupt bound, the driver enables CTRL.irq_en and waits on the
-    interrupt (as PYNQ's DMA driver does) instead of polling STATUS; the results are the polling path's."""
+    interrupt (as PYNQ's DMA driver does) instead of polling STATUS; the results are the polling path's.  The
+    intc latches the level line (still high from the last operation when pynq acknowledges it), so the first
+    wait of every later operation returns at once: the driver reads STATUS, sees BUSY and waits again
+    (``while busy: wait``), never falling back to polling."""
     emulator = pytest.importorskip("rramctl.transport.emulator")
     from rramctl.driver import Driver
 
     ref = emulator.EmulatorTransport.open(state_path=tmp_path / "ref.npz", seed=11, temperature_c=120.0)
     twin = emulator.EmulatorTransport.open(state_path=tmp_path / "twin.npz", seed=11, temperature_c=120.0)
     overlay = _emulated_overlay_of(twin)
-    irq = mocks.MockInterrupt(lambda: overlay.irq)
+    boards: list[Any] = []
+    irq = mocks.MockInterrupt(lambda: overlay.irq and boards[0].settled())
     t = mocks.make_pynq_transport(overlay, irq=irq)
+    boards.append(t.board)
+    t.board.op_time_s = 0.003  # each operation keeps the line low (STATUS BUSY) a while after START
     assert t.has_interrupt
     want, got = _driver_scenario(Driver(ref)), _driver_scenario(Driver(t))
     _assert_same(want, got)
     starts = [e for e in t.board.log if e[:2] == ("ip_write", R.CTRL) and R.CTRL_START.get(e[2])]
-    assert len(starts) == irq.waits == 6 and all(R.CTRL_IRQ_EN.get(e[2]) for e in starts)
+    assert len(starts) == 6 and all(R.CTRL_IRQ_EN.get(e[2]) for e in starts)
+    assert irq.stale == len(starts) - 1 and irq.waits == len(starts) + irq.stale  # one real wait per operation
     status_reads = [e for e in t.board.log if e[:2] == ("ip_read", R.STATUS)]
-    assert len(status_reads) == 2 * len(starts)  # one before START, one after the interrupt: no polling
+    # one before START, one after START, one after each wait: no polling
+    assert len(status_reads) == 2 * len(starts) + irq.waits
 
 
 def test_interrupt_that_never_comes_falls_back_to_polling(mocks: ModuleType) -> None:
@@ -440,10 +458,57 @@ def test_interrupt_that_never_comes_falls_back_to_polling(mocks: ModuleType) -> 
 
     irq = mocks.MockInterrupt(lambda: False)  # a line that is not wired through
     t = mocks.make_pynq_transport(EmulatedOverlay(ChipModelConfig(seed=2)), irq=irq)
+    t.board.op_time_s = 0.005
     assert t.wait_interrupt(0.01) is False
-    d = Driver(t, poll_timeout_s=0.02)
-    d.run(0, {}, {})  # NOP: the interrupt times out, STATUS polling sees DONE
+    d = Driver(t, poll_timeout_s=0.05)
+    d.run(0, {}, {})  # NOP: the interrupt times out, STATUS then reads DONE
     assert irq.waits == 2
+
+
+def test_interrupt_after_a_second_open_in_one_process(
+    mocks: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PYNQ keeps the interrupt's UIO reader on the loop current at the process's first overlay load; every
+    open shares that loop, so a second open still sees the interrupt.  The first transport's interrupt,
+    invalidated by the second load, reads as "no interrupt" (poll), not a RuntimeError."""
+    import asyncio
+
+    from pynq.lib.dma import DMA
+    from rramctl.transport import pynq_transport as p
+
+    board = mocks.MockRramBoard(mocks.LoopbackOverlay())
+    uio: dict[str, Any] = {}  # pynq's per-process UIO reader cache: the loop of the first overlay load
+    irqs: list[Any] = []
+
+    class FakeOverlay:
+        def __init__(self, path: str, download: bool = True) -> None:
+            self.ip_dict = {"rram_ctrl_0": board.ip_description(), "axi_dma_0": board.dma_description()}
+            self.rram_ctrl_0 = p.rram_ip_class()(self.ip_dict["rram_ctrl_0"])
+            self.axi_dma_0 = DMA(self.ip_dict["axi_dma_0"])
+            for old in irqs:
+                old.invalidate()
+            loop = uio.setdefault("loop", asyncio.get_event_loop())
+            self.rram_ctrl_0.irq = mocks.LoopBoundInterrupt(lambda: True, loop)
+            irqs.append(self.rram_ctrl_0.irq)
+
+        def download(self) -> None:
+            pass
+
+    bit = _fake_pynq_board(monkeypatch, tmp_path, board, FakeOverlay)
+    first = p.PynqTransport.open(bit, timeout_s=1.0)
+    assert first.wait_interrupt(1.0) is True
+    first.close()
+    second = p.PynqTransport.open(bit, timeout_s=1.0)
+    assert second.wait_interrupt(0.2) is True  # on the reader's loop, not a new one
+    assert first.wait_interrupt(0.2) is False  # "invalidated by Overlay change": poll
+    second.close()
+    assert second._loop is not None and not second._loop.is_closed()  # the shared loop outlives a close
+
+    own = mocks.make_pynq_transport(mocks.LoopbackOverlay(), irq=mocks.MockInterrupt(lambda: True))
+    assert own.wait_interrupt(1.0) is True
+    loop = own._loop
+    own.close()
+    assert loop is not None and loop.is_closed()  # a loop the transport made itself is closed with it
 
 
 def test_no_interrupt_inside_a_running_event_loop(mocks: ModuleType) -> None:

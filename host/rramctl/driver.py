@@ -232,16 +232,22 @@ class Driver:
 
     def _wait_done(self, opcode: int) -> None:
         deadline = time.monotonic() + self.poll_timeout_s
+        status = self.status()
         if self._irq is not None and self._irq.has_interrupt:
-            self._irq.wait_interrupt(self.poll_timeout_s)  # then STATUS once; polling only if it timed out
-        while True:
-            status = self.status()
-            if not R.STATUS_BUSY.get(status):
-                break
+            # as PYNQ's DMA driver waits (``while not idle: await interrupt.wait()``): an interrupt may be stale (the
+            # intc latches the level line still high from the last operation when pynq acknowledges it), so wait
+            # again while BUSY; poll only once a wait timed out or failed
+            while R.STATUS_BUSY.get(status) and (left := deadline - time.monotonic()) > 0:
+                woke = self._irq.wait_interrupt(left)
+                status = self.status()
+                if not woke:
+                    break
+        while R.STATUS_BUSY.get(status):
             if time.monotonic() > deadline:
                 self.transport.write_reg(R.CTRL, R.CTRL_ABORT.put(1))
                 raise OverlayError(f"{Opcode(opcode).name} did not finish within {self.poll_timeout_s} s; aborted")
             time.sleep(0.0005)
+            status = self.status()
         if R.STATUS_ERROR.get(status):
             code = R.STATUS_ERR_CODE.get(status)
             raise OverlayError(f"{Opcode(opcode).name} failed in the overlay: {_error_name(code)}", code)

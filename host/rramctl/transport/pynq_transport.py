@@ -13,6 +13,7 @@ MMIO, and the streams go through the AXI DMA driver ``pynq.lib.dma.DMA``
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import os
 import time
@@ -177,15 +178,24 @@ def _in_running_loop() -> bool:
     return True
 
 
+_SHARED_LOOP: asyncio.AbstractEventLoop | None = None  # the process's one interrupt loop (_interrupt_loop)
+
+
 def _interrupt_loop() -> asyncio.AbstractEventLoop | None:
-    """A new event loop made the thread's current one, for PYNQ to put the interrupt's UIO reader on when the
-    overlay binds it (``asyncio.get_event_loop()`` in pynq.uio); None inside a running loop (a notebook), where
-    the transport polls instead."""
+    """The process's one interrupt event loop, made the thread's current one, for PYNQ to put the interrupt's UIO
+    reader on when the overlay binds it (``asyncio.get_event_loop()`` in pynq.uio); None inside a running loop (a
+    notebook), where the transport polls instead.  The same loop for every ``open`` in the process: PYNQ caches
+    the UIO reader per IRQ for the whole process (``_InterruptController._uio_devices``), so it stays on the loop
+    that was current at the first open, and a second open on a new loop would never see the interrupt.  Made on
+    first use, never replaced, closed at interpreter exit."""
+    global _SHARED_LOOP
     if _in_running_loop():
         return None
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop
+    if _SHARED_LOOP is None or _SHARED_LOOP.is_closed():
+        _SHARED_LOOP = asyncio.new_event_loop()
+        atexit.register(_SHARED_LOOP.close)
+    asyncio.set_event_loop(_SHARED_LOOP)
+    return _SHARED_LOOP
 
 
 def check_ip(overlay: Any, vlnv: str) -> str:
@@ -302,8 +312,9 @@ class PynqTransport(Transport):
     ) -> None:
         """``irq``: the overlay's interrupt (a ``pynq.Interrupt``, bound by PYNQ as the IP's ``irq``
         attribute when the pin reaches the PS); None: the driver polls STATUS.  ``loop``: the event loop PYNQ
-        put the interrupt's UIO reader on (``open`` makes it the current loop before loading the overlay);
-        every wait runs on it (None: one of the transport's own, made at the first wait)."""
+        put the interrupt's UIO reader on (``open`` passes the process's one interrupt loop, shared by every
+        open); every wait runs on it (None: one of the transport's own, made at the first wait and closed by
+        ``close``)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         parameters = (getattr(dma, "description", None) or {}).get("parameters", {})
@@ -327,6 +338,7 @@ class PynqTransport(Transport):
         self._broken: str | None = None
         self.irq = irq
         self._loop = loop
+        self._owns_loop = False  # the loop is the transport's own (made by wait_interrupt): close() closes it
         self._lock: Any = None  # the board's FileLock, when ``open`` took it
 
     # ---- opening on a board --------------------------------------------------------------
@@ -391,17 +403,23 @@ class PynqTransport(Transport):
         """Block until the overlay's level interrupt (CTRL.irq_en and DONE or ERROR) is high, the way PYNQ's
         own code waits (``loop.run_until_complete``), always on the one loop PYNQ's UIO reader is on: a
         ``pynq.Interrupt``'s event binds to the first loop that waits on it, so a new loop a wait (``asyncio.run``)
-        never saw the interrupt and then failed.  False after ``timeout_s``, without an interrupt, or inside a
-        running event loop (a notebook): the driver then polls STATUS."""
+        never saw the interrupt and then failed.  False after ``timeout_s``, without an interrupt, inside a
+        running event loop (a notebook), or when pynq's wait raises RuntimeError (an ``Interrupt invalidated by
+        Overlay change`` after another overlay load in this process, or an event bound to another loop): the
+        driver then polls STATUS.  A True may be stale (the intc latches a level line still high when pynq
+        acknowledges it), so the caller reads STATUS and waits again while BUSY."""
         if self.irq is None:
             return False
         if _in_running_loop():
             return False
-        if self._loop is None:
+        if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
+            self._owns_loop = True
         try:
             self._loop.run_until_complete(asyncio.wait_for(self.irq.wait(), timeout_s))
         except asyncio.TimeoutError:
+            return False
+        except RuntimeError:  # pynq's Interrupt after an overlay change, or an event bound to another loop
             return False
         return True
 
@@ -568,6 +586,9 @@ class PynqTransport(Transport):
                 if ch.buffer is not None and hasattr(ch.buffer, "freebuffer"):
                     ch.buffer.freebuffer()
                 ch.buffer = None
+        if self._owns_loop and self._loop is not None and not self._loop.is_closed():
+            self._loop.close()  # the shared interrupt loop (_interrupt_loop) is never closed here
+            self._loop, self._owns_loop = None, False
         if self._lock is not None:
             self._lock.release()
             self._lock = None
