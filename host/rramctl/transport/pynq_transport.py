@@ -565,7 +565,7 @@ class PynqTransport(Transport):
         """Abort the overlay and soft-reset the DMA (``_stop``) so the next call can run, then raise."""
         if (failure := self._stop()) is not None:
             raise TransportError(f"{reason}; stopping the transfer failed: {failure}")
-        raise TransportError(reason + " (operation aborted, DMA reset)")
+        raise TransportError(reason + " (a running operation aborted, the DMA reset)")
 
     def _in_flight(self) -> bool:
         """A channel may still be moving data: a transfer the transport started and has not seen end, or a
