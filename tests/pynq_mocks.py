@@ -9,6 +9,10 @@ Behind the registers sits a model of the PL:
 - an AXI DMA in simple mode at ``DMA_BASE`` with the PG021 registers pynq's driver uses
   (DMACR/DMASR/SA/DA/LENGTH per channel); writing LENGTH starts a transfer; S2MM ends at TLAST
   (the overlay's output ended) or when its length is filled, and LENGTH then reads the bytes moved;
+  MM2S offers its words to the overlay (``push_stream``: TVALID) and ends only once the overlay has
+  taken all but at most ``MM2S_FIFO_WORDS`` of them (TREADY; the rest wait in the DMA's FIFO), so a
+  packet the overlay never takes (a refused START, an abort, CELL_COUNT 0) leaves MM2S busy until
+  the DMA's soft reset, which withdraws the words still offered, as on a board;
 - DDR separate from the CPU's view of each buffer: ``flush`` copies CPU -> DDR, ``invalidate``
   DDR -> CPU, and the DMA only ever sees DDR, so a missing cache sync shows up as wrong data.
 
@@ -41,6 +45,9 @@ DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
 S2MM_OFFSET = 0x30
 SR_HALTED, SR_IDLE, SR_INT_ERR, SR_DEC_ERR = 0x1, 0x2, 0x10, 0x40
 CR_RUNSTOP, CR_RESET = 0x1, 0x4
+# (ours) words of a send the MM2S channel can hold in its own FIFO: its transfer ends once the overlay has
+# taken all but at most this many (a DMA's stream FIFO; the real size depends on the build)
+MM2S_FIFO_WORDS = 64
 
 
 class StreamOverlay(Protocol):
@@ -56,7 +63,14 @@ class LoopbackOverlay:
     Default (like the EmulatedOverlay): on CTRL.start it runs to its end at once and emits
     ``emit(input so far)``. ``streaming=True`` models the real PL more closely: after START it
     stays BUSY, turns each input word into ``emit(word)`` as it arrives, and ends once it has
-    consumed CELL_COUNT words, so input that arrives in several DMA transfers is handled."""
+    consumed CELL_COUNT words, so input that arrives in several DMA transfers is handled.
+
+    Input is taken as the RTL takes it (``pending_input`` counts the words offered and not taken): the
+    default one takes the whole packet at START, the streaming one word by word as it runs (at most
+    CELL_COUNT words; none after its end); neither takes a word while idle, at a START it refused
+    (``refuse`` set to an error code: START ends the operation at once with that error, or a START
+    while BUSY: STATUS.start_refused) or after CTRL.abort. ``drop_input`` withdraws what is still
+    offered (the DMA's soft reset)."""
 
     def __init__(self, emit: Any = None, *, streaming: bool = False) -> None:
         self.regs: dict[int, int] = {R.ID: R.ID_VALUE.reset}
@@ -65,6 +79,7 @@ class LoopbackOverlay:
         self.emit = emit or (lambda words: (np.asarray(words, np.uint64) + 1).astype(np.uint32))
         self.streaming = streaming
         self.starts = 0
+        self.refuse = 0  # test knob: an error code every START ends with at once (a START refused by its parameters)
         self._remaining = 0
 
     def read_reg(self, offset: int) -> int:
@@ -72,9 +87,15 @@ class LoopbackOverlay:
 
     def write_reg(self, offset: int, value: int) -> None:
         self.regs[offset] = value
-        if offset == R.CTRL and R.CTRL_ABORT.get(value) and R.STATUS_BUSY.get(self.regs.get(R.STATUS, 0)):
-            self._remaining, self.inbox = 0, []  # CTRL.abort: the operation ends at once with ABORTED
+        busy = R.STATUS_BUSY.get(self.regs.get(R.STATUS, 0))
+        if offset == R.CTRL and R.CTRL_ABORT.get(value) and busy:
+            self._remaining = 0  # CTRL.abort: the operation ends at once with ABORTED; the rest is not taken
             self.regs[R.STATUS] = R.STATUS_ERROR.put(1) | R.STATUS_ERR_CODE.put(6)
+        elif offset == R.CTRL and R.CTRL_START.get(value) and busy:
+            self.regs[R.STATUS] |= R.STATUS_START_REFUSED.put(1)  # ignored: the running operation goes on
+        elif offset == R.CTRL and R.CTRL_START.get(value) and self.refuse:
+            self._remaining = 0  # refused: ends at once with the error, takes no word
+            self.regs[R.STATUS] = R.STATUS_ERROR.put(1) | R.STATUS_ERR_CODE.put(self.refuse)
         elif offset == R.CTRL and R.CTRL_START.get(value):
             self.starts += 1
             self._remaining = self.regs.get(R.CELL_COUNT, 0) if self.streaming else len(self.inbox)
@@ -86,6 +107,14 @@ class LoopbackOverlay:
         self.inbox.extend(int(w) for w in words)
         if R.STATUS_BUSY.get(self.regs.get(R.STATUS, 0)):
             self._run()
+
+    def pending_input(self) -> int:
+        """Words offered on the input stream and not (yet) taken."""
+        return len(self.inbox)
+
+    def drop_input(self) -> None:
+        """The offered words are withdrawn (the DMA's soft reset drops its transfer and its FIFO)."""
+        self.inbox = []
 
     def _run(self) -> None:
         take = min(self._remaining, len(self.inbox))
@@ -200,7 +229,7 @@ class MockRramBoard(pynq.Device):
         self._next_address = DDR_BASE
         self._packets: list[_Packet] = []  # output streams (one per START) not yet taken by S2MM
         self.stall_s2mm = False  # test knob: the receive side never completes
-        self.stall_mm2s = False  # test knob: the overlay never takes the send (a START it refused, as the RTL)
+        self.stall_mm2s = False  # test knob: the send never reaches the overlay (MM2S never ends before a reset)
         self.fail_next_transfer = 0  # test knob: DMASR error bits for the next transfer started
         self.op_time_s = 0.0  # test knob: after each START the host sees STATUS BUSY (line low) this long
         self._settles_at = 0.0
@@ -268,6 +297,8 @@ class MockRramBoard(pynq.Device):
         if reg == DMASR:
             if ch is self.s2mm and ch.busy:
                 self._s2mm_progress()
+            elif ch is self.mm2s and ch.busy:
+                self._mm2s_progress()
             halted = 0 if ch.cr & CR_RUNSTOP else SR_HALTED
             idle = 0 if ch.busy or ch.error else SR_IDLE
             return halted | idle | ch.error
@@ -282,6 +313,8 @@ class MockRramBoard(pynq.Device):
         if reg == DMACR:
             if value & CR_RESET:  # PG021: soft reset resets both channels; the bit self-clears
                 self.log.append(("dma_reset",))
+                if self.mm2s.busy:  # the words the overlay has not taken are withdrawn with the transfer
+                    _drop_input(self.overlay)
                 for c in (self.mm2s, self.s2mm):
                     c.cr, c.busy, c.error = 0, False, 0
                 return
@@ -311,12 +344,23 @@ class MockRramBoard(pynq.Device):
         if ch is self.mm2s:
             words = self._ddr_words(ch.addr, nbytes)
             self.log.append(("mm2s", ch.addr, nbytes, words.copy()))
-            self.overlay.push_stream(words)  # the overlay's input FIFO takes it all at once
+            ch.busy = True
+            self.overlay.push_stream(words)  # offered (TVALID): the overlay takes them as it runs
             self._collect_output()
+            self._mm2s_progress()
         else:
             self.log.append(("s2mm", ch.addr, nbytes))
             ch.busy = True
             self._s2mm_progress()
+
+    def _mm2s_progress(self) -> None:
+        """The send ends once the overlay has taken all but a FIFO's worth (``MM2S_FIFO_WORDS``) of what was
+        offered; LENGTH keeps the bytes asked for (PG021: MM2S LENGTH is not updated)."""
+        ch = self.mm2s
+        if self.stall_mm2s or _pending_input(self.overlay) > MM2S_FIFO_WORDS:
+            return
+        ch.busy = False
+        self.log.append(("mm2s_done", ch.length, _pending_input(self.overlay)))
 
     def _collect_output(self) -> None:
         """Move what the overlay has produced into the current packet; the packet ends (TLAST)
@@ -391,6 +435,22 @@ class MockRramBoard(pynq.Device):
 
     def events(self, *kinds: str) -> list[tuple]:
         return [e for e in self.log if e[0] in kinds]
+
+
+def _pending_input(overlay: Any) -> int:
+    """Words offered to the overlay's input stream that it has not taken: ``pending_input()`` where it has one,
+    else (the EmulatedOverlay) the packets it holds that no operation has taken yet."""
+    if hasattr(overlay, "pending_input"):
+        return int(overlay.pending_input())
+    return sum(len(p) for p in getattr(overlay, "_in", ()))
+
+
+def _drop_input(overlay: Any) -> None:
+    """Withdraw what the overlay has not taken (the DMA's soft reset drops the transfer in flight)."""
+    if hasattr(overlay, "drop_input"):
+        overlay.drop_input()
+    elif hasattr(overlay, "_in"):
+        overlay._in.clear()
 
 
 class MockInterrupt:

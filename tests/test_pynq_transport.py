@@ -208,6 +208,26 @@ def test_an_operation_that_ends_without_tlast_or_leaves_its_send_returns_at_once
     assert len(t.board.events("dma_reset")) == 2  # a transaction that completes resets nothing
 
 
+def test_a_refused_start_leaves_its_send_untaken_and_the_dma_is_reset(mocks: ModuleType) -> None:
+    """A START refused for its parameters takes no word of its packet: MM2S cannot end while more than the DMA's
+    FIFO holds is still offered (the old mock ended it at once), so the transaction must see from STATUS that the
+    operation is over, reset the DMA (withdrawing the packet) and return; the next operation gets only its own
+    words."""
+    import time
+
+    overlay = mocks.LoopbackOverlay()
+    t = mocks.make_pynq_transport(overlay, timeout_s=5.0)
+    overlay.refuse = 2  # BAD_REGION
+    t0 = time.monotonic()
+    assert t.transact(np.arange(4 * mocks.MM2S_FIFO_WORDS, dtype=np.uint32), 0, START).size == 0
+    assert time.monotonic() - t0 < 2.0  # not the 5 s timeout
+    assert t.board.events("mm2s_done") == [] and t.board.events("dma_reset") == [("dma_reset",)]
+    assert R.STATUS_ERR_CODE.get(t.read_reg(R.STATUS)) == 2 and overlay.starts == 0
+    overlay.refuse = 0
+    np.testing.assert_array_equal(t.transact(np.array([1, 2], np.uint32), 2, START), [2, 3])
+    assert len(t.board.events("dma_reset")) == 1 and overlay.pending_input() == 0
+
+
 def test_driver_over_pynq_reports_the_overlay_error_of_an_operation_without_output(mocks: ModuleType) -> None:
     """A PROGRAM whose first cell is outside the array ends with BAD_CELL and no output word (no TLAST): the driver
     gets the overlay's error, not a DMA timeout."""
