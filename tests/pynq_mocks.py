@@ -313,8 +313,9 @@ class MockRramBoard(pynq.Device):
         if reg == DMACR:
             if value & CR_RESET:  # PG021: soft reset resets both channels; the bit self-clears
                 self.log.append(("dma_reset",))
-                if self.mm2s.busy:  # the words the overlay has not taken are withdrawn with the transfer
-                    _drop_input(self.overlay)
+                # the words the overlay has not taken are withdrawn: those of a transfer still running and those a
+                # finished one left in the DMA's stream FIFO
+                _drop_input(self.overlay)
                 for c in (self.mm2s, self.s2mm):
                     c.cr, c.busy, c.error = 0, False, 0
                 return

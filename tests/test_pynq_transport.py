@@ -467,8 +467,10 @@ def test_driver_waits_on_the_interrupt(mocks: ModuleType, tmp_path: Path) -> Non
     assert len(starts) == 6 and all(R.CTRL_IRQ_EN.get(e[2]) for e in starts)
     assert irq.stale == len(starts) - 1 and irq.waits == len(starts) + irq.stale  # one real wait per operation
     status_reads = [e for e in t.board.log if e[:2] == ("ip_read", R.STATUS)]
-    # one before START, one after START, one after each wait: no polling
-    assert len(status_reads) == 2 * len(starts) + irq.waits
+    sends = len(t.board.events("mm2s_done"))  # the transport checks STATUS once after a send (untaken words)
+    assert 0 < sends < len(starts)
+    # one before START, one after START, one after each wait, one after each send: no polling
+    assert len(status_reads) == 2 * len(starts) + irq.waits + sends
 
 
 def test_interrupt_that_never_comes_falls_back_to_polling(mocks: ModuleType) -> None:
@@ -658,3 +660,18 @@ def test_buffer_growth_allocates_before_freeing(mocks: ModuleType) -> None:
     t._allocate = lambda **kw: (calls.append("alloc"), real(**kw))[1]
     t.transact(np.arange(5000, dtype=np.uint32), 0, START)
     assert calls == ["alloc", "alloc", "free"] and t._send.buffer is not old
+
+
+def test_words_a_failed_operation_left_in_the_dma_fifo_never_reach_the_next(mocks: ModuleType) -> None:
+    """A refused START with a payload smaller than the DMA's stream FIFO: MM2S finishes (the FIFO holds the words)
+    though the overlay took none; the transport resets the DMA, so the next operation reads only its own words."""
+    overlay = mocks.LoopbackOverlay(streaming=True)
+    t = mocks.make_pynq_transport(overlay)
+    t.write_reg(R.CELL_COUNT, 10)
+    overlay.refuse = 2
+    t.transact(np.arange(10, dtype=np.uint32), 0, START)
+    assert t.board.events("dma_reset")
+    overlay.refuse = 0
+    t.write_reg(R.CTRL, R.CTRL_CLEAR.put(1))
+    t.write_reg(R.CELL_COUNT, 2)
+    np.testing.assert_array_equal(t.transact(np.array([100, 200], np.uint32), 2, START), [101, 201])

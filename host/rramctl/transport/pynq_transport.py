@@ -485,6 +485,8 @@ class PynqTransport(Transport):
             send_done = self._send.poll()
             recv_done = self._recv.poll()
             if send_done and recv_done:
+                if send_words:
+                    self._drop_untaken_words()
                 return
             now = time.monotonic()
             if ended_at is None and spins % 16 == 15 and self._recv_has_no_tlast_coming():
@@ -505,6 +507,16 @@ class PynqTransport(Transport):
             spins += 1
             if spins > 100:  # (ours) spin briefly for short ops, then yield the CPU
                 time.sleep(0.0002)
+
+    def _drop_untaken_words(self) -> None:
+        """A finished MM2S transfer may still hold words the overlay never took in the DMA's stream FIFO (an
+        operation that ended in an error or a refused START takes no more; the RTL drains the rest of a packet only
+        when its operation ends DONE): reset the DMA then, or the next operation would read them as its own."""
+        status = self.read_reg(R.STATUS)
+        if R.STATUS_ERROR.get(status) or R.STATUS_START_REFUSED.get(status):
+            if (failure := self._reset_dma()) is not None:
+                self._broken = failure
+                raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
 
     def _recv_has_no_tlast_coming(self) -> bool:
         """The overlay's operation is over (START's write is done, so not BUSY means it ended or never ran) and
