@@ -513,10 +513,11 @@ class PynqTransport(Transport):
         operation that ended in an error or a refused START takes no more; the RTL drains the rest of a packet only
         when its operation ends DONE): reset the DMA then, or the next operation would read them as its own."""
         status = self.read_reg(R.STATUS)
-        if R.STATUS_ERROR.get(status) or R.STATUS_START_REFUSED.get(status):
-            if (failure := self._reset_dma()) is not None:
-                self._broken = failure
-                raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
+        if not (R.STATUS_ERROR.get(status) or R.STATUS_START_REFUSED.get(status)):
+            return
+        if (failure := self._reset_dma()) is not None:
+            self._broken = failure
+            raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
 
     def _recv_has_no_tlast_coming(self) -> bool:
         """The overlay's operation is over (START's write is done, so not BUSY means it ended or never ran) and
