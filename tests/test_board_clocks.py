@@ -101,3 +101,30 @@ def test_the_emulator_counts_with_the_protocol_clocks() -> None:
     assert timing.DAC_FRAME_CYCLES == 24 * 2 * P.DAC_HALF
     assert timing.DAC_READ_FRAME_CYCLES == 24 * 2 * P.DAC_READ_HALF
     assert energy.ADC_RATE_SPS * P.ADC_MIN_CYCLES == P.PL_CLOCK_HZ
+
+
+def test_hand_copied_pl_clock_and_array_size_are_the_protocol_values() -> None:
+    """Vivado's FCLK0 frequency and the AXI interfaces' FREQ_HZ attribute (a string, where no macro expands), and
+    the build script's default array size, are copies of PL_CLOCK_HZ / ARRAY_LINES: change them with protocol.toml."""
+    tcl_path = ROOT / "tools/vivado/build_overlay.tcl"
+    tcl = tcl_path.read_text()
+    mhz = re.findall(r"PCW_FPGA0_PERIPHERAL_FREQMHZ \{(\d+)\}", tcl)
+    assert mhz == [str(P.PL_CLOCK_HZ // 1_000_000)] and P.PL_CLOCK_HZ % 1_000_000 == 0, (
+        f"change PCW_FPGA0_PERIPHERAL_FREQMHZ in {tcl_path.relative_to(ROOT)} to PL_CLOCK_HZ "
+        f"({P.PL_CLOCK_HZ} Hz) in MHz, found {mhz}"
+    )
+    for i, name in ((3, "rows"), (4, "cols")):
+        default = re.findall(
+            rf"set {name}\s+\[expr \{{\[llength \$argv\] > {i} \? \[lindex \$argv {i}\] : (\d+)\}}\]", tcl
+        )
+        assert default == [str(P.ARRAY_LINES)], (
+            f"change the default {name} in {tcl_path.relative_to(ROOT)} to ARRAY_LINES ({P.ARRAY_LINES}), "
+            f"found {default}"
+        )
+    usage = re.findall(r"^# defaults: \S+\s+\S+\s+\S+\s+(\d+) (\d+) ", tcl, re.M)
+    assert usage == [(str(P.ARRAY_LINES),) * 2], f"change the '# defaults:' line of {tcl_path.relative_to(ROOT)}"
+    top_path = ROOT / "hdl/rtl/rram_overlay_top.v"
+    freq = re.findall(r"FREQ_HZ (\d+)", top_path.read_text())
+    assert freq and set(freq) == {str(P.PL_CLOCK_HZ)}, (
+        f"change the FREQ_HZ attribute in {top_path.relative_to(ROOT)} to PL_CLOCK_HZ ({P.PL_CLOCK_HZ}), found {freq}"
+    )

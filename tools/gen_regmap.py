@@ -487,6 +487,8 @@ def check_consistency(top: AddrmapNode, proto: Protocol) -> None:
         ("MAX_BITS < 2**BITS.value width", int(const["MAX_BITS"] < 1 << _field(top, "BITS", "value").width), "", 1),
         ("DAC_FRAME.frame width", _field(top, "DAC_FRAME", "frame").width,
          "DAC_FRAME word (READ msb + 1)", word("DAC_FRAME", "READ").fields["READ"][0] + 1),
+        ("ADC_FRAME_CLOCKS", const["ADC_FRAME_CLOCKS"], "ADC_SAMPLE_CLOCKS + ADC_NULL_BITS + ADC_BITS + ADC_TAIL_BITS",
+         const["ADC_SAMPLE_CLOCKS"] + const["ADC_NULL_BITS"] + adc_bits + const["ADC_TAIL_BITS"]),
         ("FRAME_WORDS * 32", const["FRAME_WORDS"] * 32,
          "ARRAY_LINES * CHAIN_NIBBLE bits", const["ARRAY_LINES"] * nib.size),
         ("32 % CHAIN_NIBBLE bits", 32 % nib.size, "0 (whole nibbles in a chain word)", 0),

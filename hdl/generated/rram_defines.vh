@@ -53,6 +53,14 @@
 `define RRAM_FRAME_WORDS 64
 // ADS8324 code width (two's complement); SAT_COUNT counts codes at -2**13 or 2**13 - 1.
 `define RRAM_ADC_BITS 14
+// ADS8324 conversion frame: DCLKs of sampling after CS falls, DOUT high-Z (ours; TI ADS8324 datasheet timing diagram: about 4.5-5).
+`define RRAM_ADC_SAMPLE_CLOCKS 5
+// ADS8324 conversion frame: null bits (0) after sampling, before the data MSB (TI ADS8324 datasheet timing diagram).
+`define RRAM_ADC_NULL_BITS 1
+// ADS8324 conversion frame: zero bits after the data LSB (TI ADS8324 datasheet timing diagram).
+`define RRAM_ADC_TAIL_BITS 2
+// DCLKs per ADS8324 conversion: ADC_SAMPLE_CLOCKS + ADC_NULL_BITS + ADC_BITS (data, MSB first) + ADC_TAIL_BITS.
+`define RRAM_ADC_FRAME_CLOCKS 22
 // PROGRAM: verify read k of list position p is ADC sample p * VERIFY_READS_PER_CELL + k (docs/emulator.md).
 `define RRAM_VERIFY_READS_PER_CELL 65536
 // PL clock of the overlay (FCLK0).

@@ -53,6 +53,14 @@ localparam [3:0] MAX_BITS = 4'd8;
 localparam [6:0] FRAME_WORDS = 7'd64;
 // ADS8324 code width (two's complement); SAT_COUNT counts codes at -2**13 or 2**13 - 1.
 localparam [4:0] ADC_BITS = 5'd14;
+// ADS8324 conversion frame: DCLKs of sampling after CS falls, DOUT high-Z (ours; TI ADS8324 datasheet timing diagram: about 4.5-5).
+localparam [2:0] ADC_SAMPLE_CLOCKS = 3'd5;
+// ADS8324 conversion frame: null bits (0) after sampling, before the data MSB (TI ADS8324 datasheet timing diagram).
+localparam [0:0] ADC_NULL_BITS = 1'd1;
+// ADS8324 conversion frame: zero bits after the data LSB (TI ADS8324 datasheet timing diagram).
+localparam [1:0] ADC_TAIL_BITS = 2'd2;
+// DCLKs per ADS8324 conversion: ADC_SAMPLE_CLOCKS + ADC_NULL_BITS + ADC_BITS (data, MSB first) + ADC_TAIL_BITS.
+localparam [4:0] ADC_FRAME_CLOCKS = 5'd22;
 // PROGRAM: verify read k of list position p is ADC sample p * VERIFY_READS_PER_CELL + k (docs/emulator.md).
 localparam [31:0] VERIFY_READS_PER_CELL = 32'd65536;
 // PL clock of the overlay (FCLK0).

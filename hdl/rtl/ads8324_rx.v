@@ -2,8 +2,8 @@
 `include "rram_defines.vh"
 // ADS8324 serial reader: one conversion per start (TI ADS8324 datasheet, timing diagram).
 // A falling CS starts sampling; DOUT changes on the falling DCLK edge and is captured here on the
-// rising edge.  Frame (rramctl.hw.adc.serial_bits): 5 sampling clocks (ours, datasheet 4.5-5),
-// one null bit, 14 data bits MSB first (two's complement), 2 zero bits = 22 DCLKs; CS then goes
+// rising edge.  Frame (rramctl.hw.adc.serial_bits; protocol.toml ADC_*): 5 sampling clocks (ours, datasheet
+// 4.5-5), one null bit, 14 data bits MSB first (two's complement), 2 zero bits = 22 DCLKs; CS then goes
 // high for at least CS_HIGH clocks.  DCLK period 2*HALF clocks (ours; HALF = 42 -> 1.19 MHz at
 // 100 MHz, about 50 kSPS as in the datasheet; benches use a smaller HALF to run fast).
 module ads8324_rx #(
@@ -21,12 +21,14 @@ module ads8324_rx #(
     input  wire               dout
 );
     `include "rram_protocol.vh"
-    localparam integer SAMPLE_CLOCKS = 5;
+    localparam integer SAMPLE_CLOCKS = 32'(ADC_SAMPLE_CLOCKS);
+    localparam integer DATA_FIRST = SAMPLE_CLOCKS + 32'(ADC_NULL_BITS);  // rising edges before the data MSB
     localparam integer DATA_BITS = 32'(ADC_BITS);
-    localparam integer FRAME_CLOCKS = SAMPLE_CLOCKS + 1 + DATA_BITS + 2;  // 22
+    localparam integer FRAME_CLOCKS = 32'(ADC_FRAME_CLOCKS);  // 22 (the generator checks the sum)
+    localparam integer NW = $clog2(FRAME_CLOCKS + 1);
     localparam integer MAXC = (HALF > CS_HIGH) ? HALF : CS_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;
-    reg [4:0] nclk;  // rising edges so far
+    reg [NW-1:0] nclk;  // rising edges so far
     reg [1:0] ph;  // 0 DCLK low, 1 DCLK high, 2 CS high gap
     reg [DATA_BITS-1:0] sh;
     localparam integer GW = $clog2(MIN_CYCLES + 1) + 1;
@@ -34,7 +36,7 @@ module ads8324_rx #(
     wire gap_ok = since >= GW'(MIN_CYCLES - 1);
     wire tick;
     wire step = busy && tick;  // the state machine moves on the prescaler's tick
-    wire to_gap = ph == 2'd1 && nclk == 5'(FRAME_CLOCKS);  // this step raises CS
+    wire to_gap = ph == 2'd1 && nclk == NW'(FRAME_CLOCKS);  // this step raises CS
     rram_prescaler #(.MAX(MAXC)) u_tick (
         .clk(clk), .rst_n(rst_n), .load((!busy && start) || step),
         .cycles(to_gap ? CW'(CS_HIGH) : CW'(HALF)), .tick(tick)
@@ -46,7 +48,7 @@ module ads8324_rx #(
             code <= '0;
             cs_n <= 1'b1;
             dclk <= 1'b0;
-            nclk <= 5'd0;
+            nclk <= NW'(0);
             ph <= 2'd0;
             sh <= '0;
             since <= {GW{1'b1}};
@@ -56,7 +58,7 @@ module ads8324_rx #(
                 since <= GW'(1);
                 busy <= 1'b1;
                 cs_n <= 1'b0;
-                nclk <= 5'd0;
+                nclk <= NW'(0);
                 ph <= 2'd0;
             end
         end else begin
@@ -64,13 +66,13 @@ module ads8324_rx #(
             if (step) case (ph)
                 2'd0: begin  // rising edge: capture DOUT
                     dclk <= 1'b1;
-                    if (nclk > 5'(SAMPLE_CLOCKS) && nclk <= 5'(SAMPLE_CLOCKS + DATA_BITS)) sh <= {sh[DATA_BITS-2:0], dout};
+                    if (nclk >= NW'(DATA_FIRST) && nclk < NW'(DATA_FIRST + DATA_BITS)) sh <= {sh[DATA_BITS-2:0], dout};
                     nclk <= nclk + 1'b1;
                     ph <= 2'd1;
                 end
                 2'd1: begin
                     dclk <= 1'b0;
-                    if (nclk == 5'(FRAME_CLOCKS)) begin
+                    if (nclk == NW'(FRAME_CLOCKS)) begin
                         cs_n <= 1'b1;
                         code <= sh;
                         ph <= 2'd2;

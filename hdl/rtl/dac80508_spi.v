@@ -1,6 +1,6 @@
 `timescale 1ns / 1ps
 `include "rram_defines.vh"
-// DAC80508 SPI master: one 24-bit frame per start, SPI mode 1 (CPOL 0, CPHA 1), MSB first.
+// DAC80508 SPI master: one 24-bit frame (`RRAM_DAC_FRAME_FRAME_WIDTH) per start, SPI mode 1 (CPOL 0, CPHA 1), MSB first.
 // TI DAC80508 datasheet, "Serial interface" / timing requirements: SCLK idles low, the host
 // changes SDIN on the rising SCLK edge and the DAC latches it on the falling edge; SYNC low
 // frames exactly 24 SCLK cycles; SDO is driven by the DAC on the rising edge and captured here on
@@ -20,26 +20,28 @@ module dac80508_spi #(
     input  wire        clk,
     input  wire        rst_n,
     input  wire        start,
-    input  wire [23:0] frame,
+    input  wire [`RRAM_DAC_FRAME_FRAME_WIDTH-1:0] frame,
     output reg         busy,
-    output reg  [23:0] rdata,
+    output reg  [`RRAM_DAC_FRAME_FRAME_WIDTH-1:0] rdata,
     output reg         sclk,
     output reg         sync_n,
     output reg         sdin,
     input  wire        sdo
 );
+    localparam integer FW = `RRAM_DAC_FRAME_FRAME_WIDTH;  // SPI frame bits (24; DAC_FRAME word, READ msb + 1)
+    localparam integer NW = $clog2(FW + 1);  // bit counter
     localparam integer MAXW = (HALF > READ_HALF) ? HALF : READ_HALF;
     wire frame_read = frame[`RRAM_DAC_FRAME_READ];  // this frame is a register read command
     localparam integer MAXC = (MAXW > SYNC_HIGH) ? MAXW : SYNC_HIGH;
     localparam integer CW = $clog2(MAXC + 1) + 1;
-    reg [23:0] sh;
-    reg [4:0] nbit;  // bits still to send in this frame
+    reg [FW-1:0] sh;
+    reg [NW-1:0] nbit;  // bits still to send in this frame
     reg [1:0] ph;  // 0 SYNC setup, 1 SCLK high, 2 SCLK low, 3 SYNC high (gap)
     reg last_read;  // the previous frame was a read command: this frame carries the register on SDO
     reg slow;  // this frame runs at READ_HALF: SDO is sampled READ_HALF clocks after the DAC launches it
     wire tick;
     wire step = busy && tick;  // the state machine moves on the prescaler's tick
-    wire to_gap = (ph == 2'd0 || ph == 2'd2) && nbit == 5'd0;  // this step raises SYNC
+    wire to_gap = (ph == 2'd0 || ph == 2'd2) && nbit == NW'(0);  // this step raises SYNC
     function automatic [CW-1:0] half_of(input s);
         half_of = s ? CW'(READ_HALF) : CW'(HALF);
     endfunction
@@ -52,12 +54,12 @@ module dac80508_spi #(
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             busy <= 1'b0;
-            rdata <= 24'd0;
+            rdata <= {FW{1'b0}};
             sclk <= 1'b0;
             sync_n <= 1'b1;
             sdin <= 1'b0;
-            sh <= 24'd0;
-            nbit <= 5'd0;
+            sh <= {FW{1'b0}};
+            nbit <= NW'(0);
             ph <= 2'd0;
             last_read <= 1'b0;
             slow <= 1'b0;
@@ -65,7 +67,7 @@ module dac80508_spi #(
             if (start) begin
                 busy <= 1'b1;
                 sh <= frame;
-                nbit <= 5'd24;
+                nbit <= NW'(FW);
                 sync_n <= 1'b0;
                 ph <= 2'd0;
                 slow <= frame_read || last_read;
@@ -74,10 +76,10 @@ module dac80508_spi #(
         end else if (step) begin
             case (ph)
                 2'd0, 2'd2: begin
-                    if (nbit != 5'd0) begin  // rising edge: next data bit out
+                    if (nbit != NW'(0)) begin  // rising edge: next data bit out
                         sclk <= 1'b1;
-                        sdin <= sh[23];
-                        sh <= {sh[22:0], 1'b0};
+                        sdin <= sh[FW-1];
+                        sh <= {sh[FW-2:0], 1'b0};
                         nbit <= nbit - 1'b1;
                         ph <= 2'd1;
                     end else begin  // frame complete: SYNC high, keep it high SYNC_HIGH clocks
@@ -88,7 +90,7 @@ module dac80508_spi #(
                 end
                 2'd1: begin  // falling edge: the DAC latches SDIN, we capture SDO
                     sclk <= 1'b0;
-                    rdata <= {rdata[22:0], sdo};
+                    rdata <= {rdata[FW-2:0], sdo};
                     ph <= 2'd2;
                 end
                 default: busy <= 1'b0;

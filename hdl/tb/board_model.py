@@ -37,6 +37,7 @@ from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar
 from rramsim.dac import Dac80508
 from rramsim.overlay import source_codes
+from rramsim.timing import DAC_FRAME_BITS
 
 CLK_NS = 1_000_000_000 // PL_CLOCK_HZ
 FORM, RESET, SET, PROGRAM = Opcode.FORM, Opcode.RESET, Opcode.SET, Opcode.PROGRAM
@@ -115,14 +116,14 @@ class Board:
                     if last_rise is not None and now_ns() - last_rise < DAC_SCLK_PERIOD_NS:
                         self._fail("DAC80508 SCLK faster than 50 MHz")
                     last_rise = now_ns()
-                    d.dac_sdo.value = (sdo >> (23 - len(bits))) & 1 if len(bits) < 24 else 0
+                    d.dac_sdo.value = (sdo >> (DAC_FRAME_BITS - 1 - len(bits))) & 1 if len(bits) < DAC_FRAME_BITS else 0
                 else:  # falling edge: the DAC latches SDIN
                     bits.append(int(d.dac_sdin.value))
             last_sync_rise = now_ns()
             if int(d.dac_sclk.value):
                 self._fail("DAC80508 SCLK not idle low at SYNC rise (mode 1)")
             frame = int("".join(map(str, bits)) or "0", 2)
-            if len(bits) == 24:
+            if len(bits) == DAC_FRAME_BITS:
                 self.dac_frames.append(frame)
                 self.dac.transfer(frame)
             else:

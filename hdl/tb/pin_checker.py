@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from cocotb.handle import SimHandleBase
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Edge, First, RisingEdge
-from rramctl.protocol import CHAIN_NIBBLE_BITS, CHAIN_NIBBLE_INH, CHAIN_NIBBLE_SELECT, DAC_FRAME_READ
+from rramctl.protocol import ADC_FRAME_CLOCKS, CHAIN_NIBBLE_BITS, CHAIN_NIBBLE_INH, CHAIN_NIBBLE_SELECT, DAC_FRAME_READ
 
 DAC_SCLK_PERIOD_NS = 20.0  # DAC80508 write: f_SCLK <= 50 MHz
 DAC_SCLK_PULSE_NS = 9.0  # DAC80508 write: t_SCLKHIGH, t_SCLKLOW
@@ -47,7 +47,7 @@ DAC_FRAME_BITS = 24  # DAC80508: 24-bit frames
 HC595_SETUP_NS = 25.0  # SN74HC595 at 4.5 V: SER setup before SRCLK rise
 HC595_PULSE_NS = 20.0  # SN74HC595 at 4.5 V: SRCLK / RCLK pulse width
 ADS8324_CS_PERIOD_NS = 20_000.0  # ADS8324: 50 kSPS maximum
-ADS8324_DCLKS = 22  # ADS8324 timing diagram: clocks per conversion (rramctl.hw.adc.FRAME_CLOCKS)
+ADS8324_DCLKS = ADC_FRAME_CLOCKS  # 22, ADS8324 timing diagram: clocks per conversion (protocol.toml)
 CD4051B_ADDR_NS = 720.0  # CD4051B address-to-signal-out t_PHL/t_PLH max, VDD = 5 V, VEE = VSS = 0 V
 HC595_TPD_NS = 53.0  # 74HC595 RCLK / OE to output max at 4.5 V, -40..125 degC
 MUX_ADDR_TO_INH_NS = CD4051B_ADDR_NS + HC595_TPD_NS  # address lines stable before INH may fall

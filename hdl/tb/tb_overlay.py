@@ -12,7 +12,7 @@ import os
 
 import cocotb
 import numpy as np
-from board_model import Board
+from board_model import CLK_NS, Board
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.task import bridge
@@ -54,7 +54,7 @@ async def read_levels(t: CocotbTransport, v_read: int = V_READ) -> None:
 
 
 async def setup(dut, seed: int = 0) -> tuple[Board, CocotbTransport]:
-    Clock(dut.aclk, 10, unit="ns").start()
+    Clock(dut.aclk, CLK_NS, unit="ns").start()
     dut.s_axis_tvalid.value = 0
     dut.m_axis_tready.value = 0
     dut.aresetn.value = 0
@@ -325,7 +325,7 @@ async def within(dut, coro, cycles: int = 5_000):
     """Await ``coro`` but fail (instead of hanging the bench) if it takes more than ``cycles`` clocks."""
     from cocotb.triggers import with_timeout
 
-    return await with_timeout(coro, cycles * 10, "ns")
+    return await with_timeout(coro, cycles * CLK_NS, "ns")
 
 
 @cocotb.test()

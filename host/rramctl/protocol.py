@@ -146,6 +146,15 @@ MAX_BITS = 8
 FRAME_WORDS = 64
 # ADS8324 code width (two's complement); SAT_COUNT counts codes at -2**13 or 2**13 - 1.
 ADC_BITS = 14
+# ADS8324 conversion frame: DCLKs of sampling after CS falls, DOUT high-Z (ours; TI ADS8324 datasheet timing diagram:
+# about 4.5-5).
+ADC_SAMPLE_CLOCKS = 5
+# ADS8324 conversion frame: null bits (0) after sampling, before the data MSB (TI ADS8324 datasheet timing diagram).
+ADC_NULL_BITS = 1
+# ADS8324 conversion frame: zero bits after the data LSB (TI ADS8324 datasheet timing diagram).
+ADC_TAIL_BITS = 2
+# DCLKs per ADS8324 conversion: ADC_SAMPLE_CLOCKS + ADC_NULL_BITS + ADC_BITS (data, MSB first) + ADC_TAIL_BITS.
+ADC_FRAME_CLOCKS = 22
 # PROGRAM: verify read k of list position p is ADC sample p * VERIFY_READS_PER_CELL + k (docs/emulator.md).
 VERIFY_READS_PER_CELL = 65_536
 # PL clock of the overlay (FCLK0).

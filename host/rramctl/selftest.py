@@ -8,6 +8,7 @@ import numpy as np
 
 from rramctl.chip import Chip
 from rramctl.geometry import Region
+from rramctl.regmap import OP_COUNT_COUNT
 
 # (ours) a column offset of a few nA reads as up to ~1 uS below zero at 0.1 V in the read range, and
 # as a few codes per bit plane in the multiply range (docs/emulator.md, "Device model")
@@ -57,7 +58,7 @@ def run_selftest(chip: Chip, *, emulator: bool = False) -> list[Check]:
         before = chip.counters()["op_count"]
         chip.read(Region(0, 1, 0, 1))
         after = chip.counters()["op_count"]
-        return after == (before + 1) % (1 << 32), f"OP_COUNT {before} -> {after}"
+        return after == (before + 1) % (1 << OP_COUNT_COUNT.width), f"OP_COUNT {before} -> {after}"
 
     if chip.has_overlay:
         check("overlay identity", identity)

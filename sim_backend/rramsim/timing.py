@@ -67,6 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rramctl.hw.adc import FRAME_CLOCKS
+from rramctl.hw.linedrive import LINES_PER_WORD
 from rramctl.protocol import (
     ADC_CS_HIGH,
     ADC_HALF,
@@ -111,7 +112,7 @@ class Clocks:
     are the board's: ARRAY_LINES rows and the [clock.*] entries of firmware/regmap/protocol.toml, which are
     the RTL parameters' defaults too."""
 
-    rows: int = ARRAY_LINES  # ROWS: the chain has ROWS / 8 words a step
+    rows: int = ARRAY_LINES  # ROWS: the chain has ROWS / LINES_PER_WORD (8) words a step
     sr_half: int = SR_HALF
     adc_half: int = ADC_HALF
     adc_min_cycles: int = ADC_MIN_CYCLES  # CS falls at least this far apart (50 kSPS)
@@ -119,7 +120,7 @@ class Clocks:
 
     @property
     def words(self) -> int:
-        return -(-self.rows // 8)
+        return -(-self.rows // LINES_PER_WORD)
 
     def step_cycles(self) -> int:
         """One shift of a pattern frame: ROWS / 8 words."""

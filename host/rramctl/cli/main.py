@@ -37,7 +37,7 @@ from rramctl.cli.io import (
 from rramctl.config import BoardConfig, ConfigError, Pulse
 from rramctl.errors import StateError, UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
-from rramctl.geometry import PAIR_OFFSET, Region
+from rramctl.geometry import PAIR_OFFSET, ROWS, Region
 from rramctl.protocol import MAX_BITS
 from rramctl.seeds import SEED_MAX
 
@@ -318,7 +318,8 @@ def form(
         bool,
         typer.Option(
             "--pairs",
-            help="differential pairs: form the region (columns < 256) at random, then each G- cell (+256) "
+            help=f"differential pairs: form the region (columns < {PAIR_OFFSET}) at random, then each G- cell "
+            f"(+{PAIR_OFFSET}) "
             "complementary to its G+ (seed 000)",
         ),
     ] = False,
@@ -480,8 +481,8 @@ def multiply(
     ] = None,
     input_seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="seed of --random inputs (0 to 2**64 - 1)")] = 0,
     bits: Annotated[int, typer.Option(help=f"input bit width m, 1..{MAX_BITS}; 4 for the CNN, 3 for the CRNN")] = 4,
-    region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = "0:512,0:256",
-    pairs: Annotated[bool, typer.Option(help="differential: G+ at the region's columns, G- at +256")] = True,
+    region: Annotated[str, typer.Option(help="ROW:NROWS,COL:NCOLS of the weights")] = f"0:{ROWS},0:{PAIR_OFFSET}",
+    pairs: Annotated[bool, typer.Option(help=f"differential: G+ at the region's columns, G- at +{PAIR_OFFSET}")] = True,
     out: Annotated[Path, typer.Option(help="results (.npz: inputs, codes, products_us)")] = Path("products.npz"),
 ) -> None:
     """Bit-serial vector-matrix multiply on the chip: ADC codes and calibrated products (uS x input)."""

@@ -18,7 +18,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rramctl.hw import dac80508
-from rramctl.protocol import ADC_BITS, MULTIPLY_RESULT_SUM, READ_RESULT_CODE, BitField, TiaGain
+from rramctl.protocol import (
+    ADC_BITS,
+    ADC_FRAME_CLOCKS,
+    ADC_NULL_BITS,
+    ADC_SAMPLE_CLOCKS,
+    ADC_TAIL_BITS,
+    MULTIPLY_RESULT_SUM,
+    READ_RESULT_CODE,
+    BitField,
+    TiaGain,
+)
 
 CODE_MIN = -(1 << (ADC_BITS - 1))  # -8192
 CODE_MAX = (1 << (ADC_BITS - 1)) - 1  # +8191
@@ -69,8 +79,8 @@ def from_word(words: NDArray[np.uint32]) -> NDArray[np.int32]:
 
 
 # ---- ADS8324 serial frame (datasheet timing diagram) -------------------------------------
-SAMPLE_CLOCKS = 5  # ours: 5 DCLKs of sampling after CS falls (datasheet: about 4.5-5)
-FRAME_CLOCKS = SAMPLE_CLOCKS + 1 + ADC_BITS + 2  # null bit, 14 data bits MSB first, 2 zeros
+SAMPLE_CLOCKS = ADC_SAMPLE_CLOCKS  # ours: 5 DCLKs of sampling after CS falls (datasheet: about 4.5-5)
+FRAME_CLOCKS = ADC_FRAME_CLOCKS  # 22: sampling, null bit, 14 data bits MSB first, 2 zeros (protocol.toml checks it)
 
 
 def serial_bits(code: int) -> list[int]:
@@ -83,16 +93,17 @@ def serial_bits(code: int) -> list[int]:
         raise ValueError(f"ADS8324 code {code} is outside -8192..8191")
     raw = code & ((1 << ADC_BITS) - 1)
     data = [(raw >> (ADC_BITS - 1 - i)) & 1 for i in range(ADC_BITS)]
-    return [0] * SAMPLE_CLOCKS + [0] + data + [0, 0]
+    return [0] * (SAMPLE_CLOCKS + ADC_NULL_BITS) + data + [0] * ADC_TAIL_BITS
 
 
 def decode_serial(bits: list[int]) -> int:
     """Inverse of :func:`serial_bits`: the signed code of a captured frame."""
     if len(bits) < FRAME_CLOCKS:
         raise ValueError(f"an ADS8324 frame has {FRAME_CLOCKS} clocks, got {len(bits)}")
-    if bits[SAMPLE_CLOCKS] != 0:
+    if any(bits[SAMPLE_CLOCKS : SAMPLE_CLOCKS + ADC_NULL_BITS]):
         raise ValueError("ADS8324 frame: the null bit is not 0")
     raw = 0
-    for b in bits[SAMPLE_CLOCKS + 1 : SAMPLE_CLOCKS + 1 + ADC_BITS]:
+    first = SAMPLE_CLOCKS + ADC_NULL_BITS  # the data MSB
+    for b in bits[first : first + ADC_BITS]:
         raw = (raw << 1) | (b & 1)
     return raw - (1 << ADC_BITS) if raw >> (ADC_BITS - 1) else raw

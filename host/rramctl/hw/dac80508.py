@@ -69,7 +69,7 @@ def build_frame(address: int, data: int, *, read: bool = False) -> int:
 
 def parse_frame(frame: int) -> DacFrame:
     """Split a 24-bit frame into (read, address, data); reserved bits 22:20 must be 0."""
-    if not 0 <= frame < (1 << 24):
+    if not 0 <= frame < (1 << (DAC_FRAME_READ.lsb + 1)):  # 24 bits: the R/W bit is the top one
         raise DacFrameError(f"DAC80508 frame {frame:#x} is not 24 bits")
     if frame & ~(DAC_FRAME_READ.mask | DAC_FRAME_ADDRESS.mask | DAC_FRAME_DATA.mask):
         raise DacFrameError(f"DAC80508 frame {frame:#08x} sets reserved bits 22:20")
