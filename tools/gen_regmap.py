@@ -357,9 +357,17 @@ def verilog_defines(proto: Protocol, top: AddrmapNode) -> str:
     out.append(f"// AXI4-Lite byte-address bits of the register map (ADDRESS_SPAN 0x{top.size:X}, rram_ctrl.rdl)")
     out.append(f"`define RRAM_ADDR_BITS {(top.size - 1).bit_length()}")
     out.append("// Register field widths (rram_ctrl.rdl) for the port lists of the modules that take a field's value")
+    widths = {}
     for reg in top.registers():
         for f in reg.fields():
             out.append(f"`define RRAM_{reg.inst_name}_{f.inst_name.upper()}_WIDTH {f.width}")
+            widths[f"{reg.inst_name}.{f.inst_name.upper()}"] = f.width
+    consts = {c.name: c.value for c in proto.constants}
+    need = max(widths["CELL_COUNT.VALUE"] + consts["PROGRAM_WORDS_PER_CELL"].bit_length(),
+               widths["BATCH.VALUE"] + widths["BITS.VALUE"] + consts["FRAME_WORDS"].bit_length())  # fmt: skip
+    out.append("// Bits of an operation's input-stream word count (the sequencer's `need`): holds CELL_COUNT x "
+               "PROGRAM_WORDS_PER_CELL and BATCH x BITS x FRAME_WORDS at their registers' widths")  # fmt: skip
+    out.append(f"`define RRAM_STREAM_NEED_WIDTH {need}")
     for c in proto.constants:
         out.append(f"// {c.doc}")
         out.append(f"`define RRAM_{c.name} {c.value}")

@@ -45,6 +45,8 @@
 `define RRAM_DAC_LIMIT_V_WL_CODE_WIDTH 16
 `define RRAM_DAC_LIMIT_V_READ_CODE_WIDTH 16
 `define RRAM_GUARD_CYCLES_CYCLES_WIDTH 16
+// Bits of an operation's input-stream word count (the sequencer's `need`): holds CELL_COUNT x PROGRAM_WORDS_PER_CELL and BATCH x BITS x FRAME_WORDS at their registers' widths
+`define RRAM_STREAM_NEED_WIDTH 27
 // Longest programming pulse in PL clocks (20 ms at 100 MHz); longer is BAD_PULSE.
 `define RRAM_MAX_PULSE_CYCLES 2000000
 // MULTIPLY: most bit-planes per input vector.

@@ -186,7 +186,8 @@ module rram_seq #(
     wire col_bad = (col_count == 16'd0) || (col_end > 17'(COLS));
     wire pulse_op = (opcode == OP_FORM) || (opcode == OP_RESET) || (opcode == OP_SET) || (opcode == OP_PROGRAM);
     reg [7:0] start_err;
-    reg [26:0] in_need;  // stream words the operation needs
+    localparam integer NEED_W = `RRAM_STREAM_NEED_WIDTH;
+    reg [NEED_W-1:0] in_need;  // stream words the operation needs
     always @* begin
         start_err = E_NONE;
         if (opcode >= 4'(N_OP)) start_err = E_BAD_OPCODE;  // the opcodes are 0 .. N_OP-1 (the generator checks)
@@ -195,10 +196,10 @@ module rram_seq #(
         else if (opcode == OP_MULTIPLY && (bits == 4'd0 || bits > MAX_BITS || batch == 16'd0)) start_err = E_BAD_BITS;
         else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
         case (opcode)
-            OP_RESET, OP_SET: in_need = 27'(cell_count);
-            OP_PROGRAM: in_need = 27'(cell_count) * 27'(PROGRAM_WORDS_PER_CELL);  // cell word, target word
-            OP_MULTIPLY: in_need = 27'(batch) * 27'(bits) * 27'(FRAME_WORDS);
-            default: in_need = 27'd0;
+            OP_RESET, OP_SET: in_need = NEED_W'(cell_count);
+            OP_PROGRAM: in_need = NEED_W'(cell_count) * NEED_W'(PROGRAM_WORDS_PER_CELL);  // cell word, target word
+            OP_MULTIPLY: in_need = NEED_W'(batch) * NEED_W'(bits) * NEED_W'(FRAME_WORDS);
+            default: in_need = '0;
         endcase
     end
     wire accept = (state == S_IDLE) && start;  // the idle sequencer takes a START

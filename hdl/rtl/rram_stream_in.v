@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // AXI-Stream slave of the sequencer (MM2S): word fetch and drain.  Handshake with the sequencer:
 // while `fetch` is high TREADY is high, and `take` is high on the clock a word is accepted; from the next
 // clock `word` holds it and `premature` tells whether it carried TLAST before the operation had all its
@@ -9,7 +10,7 @@ module rram_stream_in (
     input  wire        clk,
     input  wire        rst_n,
     input  wire        start,
-    input  wire [26:0] need,
+    input  wire [`RRAM_STREAM_NEED_WIDTH-1:0] need,
     input  wire        fetch,
     input  wire        drain,
     output wire        take,
@@ -22,7 +23,7 @@ module rram_stream_in (
     input  wire        s_tlast,
     output wire        s_tready
 );
-    reg [26:0] left;  // words the operation still needs
+    reg [`RRAM_STREAM_NEED_WIDTH-1:0] left;  // words the operation still needs
     reg taken;  // a word of this operation was taken
     reg last;  // ... and it carried TLAST
     assign s_tready = fetch || drain;
@@ -31,7 +32,7 @@ module rram_stream_in (
     assign open = taken && !last;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            left <= 27'd0;
+            left <= '0;
             taken <= 1'b0;
             word <= 32'd0;
             last <= 1'b0;
@@ -44,7 +45,7 @@ module rram_stream_in (
             word <= s_tdata;
             last <= s_tlast;
             taken <= 1'b1;
-            premature <= s_tlast && left != 27'd1;
+            premature <= s_tlast && left != `RRAM_STREAM_NEED_WIDTH'(1);
             left <= left - 1'b1;
         end
     end
