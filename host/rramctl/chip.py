@@ -378,6 +378,15 @@ class Chip:
         cycles, v_bl, v_wl = self._pulse(self.config.set)
         return self._hw.set_cells(cells, cycles, v_bl, v_wl) if len(cells) else 0
 
+    def target_codes(self, targets_us: NDArray[np.floating]) -> NDArray[np.int64]:
+        """Write-verify targets (uS) as the read-range codes PROGRAM takes; a target the write-verify cannot reach
+        (code below 1 or past the ADC's top) is one UsageError."""
+        codes = self.us_to_codes(targets_us)
+        if codes.size and (codes.min() < 1 or codes.max() > adc.CODE_MAX):
+            raise UsageError(f"targets must lie in ({float(self.codes_to_us(np.array(1))):.3f}, "
+                             f"{self.read_range_us:.1f}] uS")  # fmt: skip
+        return codes
+
     def program(
         self, cells: NDArray[np.integer], targets_us: NDArray[np.floating], tolerance: float | None = None
     ) -> ProgramReport:
@@ -385,10 +394,7 @@ class Chip:
         cells = check_cells(cells)
         targets_us = as_targets(targets_us, len(cells))
         tol = as_tolerance(tolerance, self.config)
-        codes = self.us_to_codes(targets_us)
-        if codes.size and (codes.min() < 1 or codes.max() > adc.CODE_MAX):
-            raise UsageError(f"targets must lie in ({float(self.codes_to_us(np.array(1))):.3f}, "
-                             f"{self.read_range_us:.1f}] uS")  # fmt: skip
+        codes = self.target_codes(targets_us)
         cycles, v_prog, v_wl = self._pulse(self.config.program)
         res = self._hw.program_cells(
             cells, codes, pulse_cycles=cycles, tolerance_ppm=round(tol * VERIFY_TOL_SCALE),

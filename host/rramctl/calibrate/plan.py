@@ -110,10 +110,9 @@ class CalibrationPlan(BaseModel):
         if not r.min_pulse_width_s <= self.form_width_s <= r.max_pulse_width_s:
             problems.append(f"form_width_s = {self.form_width_s:g} s is outside the rated pulse widths "
                             f"{r.min_pulse_width_s:g}-{r.max_pulse_width_s:g} s")  # fmt: skip
-        units = Chip(None, board)  # conversions only: no chip is opened
-        lo, hi = float(units.codes_to_us(np.array(1))), units.read_range_us
-        if not lo < self.program_target_us <= hi:
-            problems.append(f"program_target_us = {self.program_target_us:g} uS is outside the read range "
-                            f"({lo:.3f}, {hi:.1f}] uS the write-verify can reach")  # fmt: skip
+        try:  # the range Chip.program takes (conversions only: no chip is opened)
+            Chip(None, board).target_codes(np.array([self.program_target_us]))
+        except UsageError as e:
+            problems.append(f"program_target_us = {self.program_target_us:g} uS: {e}")
         if problems:
             raise PlanError(f"{source}: " + "; ".join(problems) + " (nothing was run or written)")

@@ -495,9 +495,7 @@ class PynqTransport(Transport):
                 for ch in (self._send, self._recv):
                     if not ch.finished:
                         ch.done_words, ch.active, ch.finished = 0, 0, True
-                if (failure := self._reset_dma()) is not None:
-                    self._broken = failure
-                    raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
+                self._reset_dma_after_the_operation()
                 return
             if now > deadline:
                 raise TransportError(
@@ -515,6 +513,11 @@ class PynqTransport(Transport):
         status = self.read_reg(R.STATUS)
         if not (R.STATUS_ERROR.get(status) or R.STATUS_START_REFUSED.get(status)):
             return
+        self._reset_dma_after_the_operation()
+
+    def _reset_dma_after_the_operation(self) -> None:
+        """The DMA reset once the overlay's operation is over (nothing to abort); if it fails, the transport refuses
+        further transfers."""
         if (failure := self._reset_dma()) is not None:
             self._broken = failure
             raise TransportError(f"the AXI DMA could not be reset after the operation ended: {failure}")
