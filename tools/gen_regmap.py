@@ -16,6 +16,7 @@ Usage: python tools/gen_regmap.py [--check] [--out-root DIR]
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -368,6 +369,19 @@ def verilog_defines(proto: Protocol, top: AddrmapNode) -> str:
     out.append("// Bits of an operation's input-stream word count (the sequencer's `need`): holds CELL_COUNT x "
                "PROGRAM_WORDS_PER_CELL and BATCH x BITS x FRAME_WORDS at their registers' widths")  # fmt: skip
     out.append(f"`define RRAM_STREAM_NEED_WIDTH {need}")
+    words = {w.name: w for w in proto.words}
+    row = words["CELL"].fields["ROW"]
+    rows = max(widths["ROW_START.VALUE"], row[0] - row[1] + 1, (consts["ARRAY_LINES"] - 1).bit_length())
+    out.append("// Bits of a row number in the RTL (a region's rows, a cell's row, a chain frame's pattern bounds and "
+               "lines): the widest of ROW_START, CELL.ROW and a line of ARRAY_LINES")  # fmt: skip
+    out.append(f"`define RRAM_ROW_INDEX_WIDTH {rows}")
+    out.append("// Bits of a word index of a BL chain frame (holds 0 .. FRAME_WORDS)")
+    out.append(f"`define RRAM_FRAME_WORD_INDEX_WIDTH {consts['FRAME_WORDS'].bit_length()}")
+    out.append("// Bits of a MULTIPLY bit-plane index (0 .. MAX_BITS - 1)")
+    out.append(f"`define RRAM_PLANE_WIDTH {max(1, (consts['MAX_BITS'] - 1).bit_length())}")
+    out.append("// Enum widths (protocol.toml [enum.*] width): the bits of a value of each")
+    for e in proto.enums:
+        out.append(f"`define RRAM_{re.sub(r'(?<!^)(?=[A-Z])', '_', e.name).upper()}_WIDTH {e.width}")
     for c in proto.constants:
         out.append(f"// {c.doc}")
         out.append(f"`define RRAM_{c.name} {c.value}")

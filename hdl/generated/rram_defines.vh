@@ -47,6 +47,19 @@
 `define RRAM_GUARD_CYCLES_CYCLES_WIDTH 16
 // Bits of an operation's input-stream word count (the sequencer's `need`): holds CELL_COUNT x PROGRAM_WORDS_PER_CELL and BATCH x BITS x FRAME_WORDS at their registers' widths
 `define RRAM_STREAM_NEED_WIDTH 27
+// Bits of a row number in the RTL (a region's rows, a cell's row, a chain frame's pattern bounds and lines): the widest of ROW_START, CELL.ROW and a line of ARRAY_LINES
+`define RRAM_ROW_INDEX_WIDTH 16
+// Bits of a word index of a BL chain frame (holds 0 .. FRAME_WORDS)
+`define RRAM_FRAME_WORD_INDEX_WIDTH 7
+// Bits of a MULTIPLY bit-plane index (0 .. MAX_BITS - 1)
+`define RRAM_PLANE_WIDTH 3
+// Enum widths (protocol.toml [enum.*] width): the bits of a value of each
+`define RRAM_OPCODE_WIDTH 4
+`define RRAM_OVERLAY_ERROR_CODE_WIDTH 8
+`define RRAM_DAC_CHANNEL_WIDTH 3
+`define RRAM_TIA_GAIN_WIDTH 1
+`define RRAM_SL_MODE_WIDTH 2
+`define RRAM_MUX_SOURCE_WIDTH 3
 // Longest programming pulse in PL clocks (20 ms at 100 MHz); longer is BAD_PULSE.
 `define RRAM_MAX_PULSE_CYCLES 2000000
 // MULTIPLY: most bit-planes per input vector.

@@ -35,8 +35,8 @@ module hc595_chain #(
             ser <= 1'b0;
             srclk <= 1'b0;
             rclk <= 1'b0;
-            sh <= 32'd0;
-            nbit <= 6'd0;
+            sh <= '0;
+            nbit <= '0;
             ph <= 2'd0;
         end else if (!busy) begin
             if (shift) begin
@@ -58,7 +58,7 @@ module hc595_chain #(
                 end
                 2'd1: begin
                     srclk <= 1'b0;
-                    if (nbit == 6'd0) begin
+                    if (nbit == '0) begin
                         busy <= 1'b0;
                     end else begin
                         ser <= sh[31];

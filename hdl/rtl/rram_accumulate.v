@@ -10,14 +10,14 @@ module rram_accumulate #(
     input  wire                   clk,
     input  wire                   we,
     input  wire [CW-1:0]          col,
-    input  wire [2:0]             plane,
+    input  wire [`RRAM_PLANE_WIDTH-1:0] plane,  // bit-plane 0 .. MAX_BITS - 1
     input  wire signed [`RRAM_ADC_BITS-1:0] code,
     output wire signed [ACCW-1:0] sum
 );
     localparam integer CW = $clog2(COLS);
     reg [ACCW-1:0] acc [0:COLS-1];
     wire signed [ACCW-1:0] term = ACCW'(code) <<< plane;
-    assign sum = (plane == 3'd0) ? term : $signed(acc[col]) + term;
+    assign sum = (plane == '0) ? term : $signed(acc[col]) + term;
     always @(posedge clk) begin
         if (we) acc[col] <= sum;
     end

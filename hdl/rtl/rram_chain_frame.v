@@ -22,8 +22,8 @@ module rram_chain_frame #(
     input  wire        abort,
     input  wire [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard,  // clocks from `addr` to the step-2 latch (GUARD_CYCLES)
     input  wire        gen,
-    input  wire [15:0] lo,
-    input  wire [15:0] hi,
+    input  wire [`RRAM_ROW_INDEX_WIDTH-1:0] lo,
+    input  wire [`RRAM_ROW_INDEX_WIDTH-1:0] hi,
     input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_in,
     input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_out,
     input  wire        frame,
@@ -43,16 +43,17 @@ module rram_chain_frame #(
     `include "rram_protocol.vh"
     localparam integer NB = `RRAM_CHAIN_NIBBLE_BITS;  // bits of a BL's nibble (protocol.toml [word.CHAIN_NIBBLE])
     localparam integer LPW = 32 / NB;  // lines (nibbles) per chain word
-    localparam [6:0] SKIP_WORDS = 7'(FRAME_WORDS - 7'(ROWS / LPW));  // words for 595s this array does not have
+    localparam integer FWW = `RRAM_FRAME_WORD_INDEX_WIDTH;  // a word index of a frame
+    localparam [FWW-1:0] SKIP_WORDS = FWW'(FRAME_WORDS - FWW'(ROWS / LPW));  // words for 595s this array does not have
     localparam integer HW = (ROWS / LPW > 1) ? $clog2(ROWS / LPW) : 1;  // host word buffer index
     localparam [31:0] INH_ALL = {LPW{NB'(1) << `RRAM_CHAIN_NIBBLE_INH_LSB}};  // INH set in every nibble of a word
     localparam [1:0] C_IDLE = 2'd0, C_GEN = 2'd1, C_LATCH = 2'd2, C_LATCH_W = 2'd3;
     reg [1:0] ph;
-    reg [6:0] w;  // word of the frame
+    reg [FWW-1:0] w;  // word of the frame
     reg half;  // C_GEN: word w is shifting, w moves on next
     reg step2;  // the frame itself (INH as given) after the address step
     reg host;  // the frame came from `put` (step 2 replays the word buffer)
-    reg [15:0] guard_left;  // clocks before the step-2 latch may start
+    reg [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_left;  // clocks before the step-2 latch may start
     reg [31:0] host_words[0:ROWS/LPW-1];
     wire [31:0] gen_word;
     rram_pattern u_pattern (.w(w), .lo(lo), .hi(hi), .nib_in(nib_in), .nib_out(nib_out), .word(gen_word));
@@ -72,26 +73,26 @@ module rram_chain_frame #(
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             ph <= C_IDLE;
-            w <= 7'd0;
+            w <= '0;
             half <= 1'b0;
             step2 <= 1'b0;
             host <= 1'b0;
-            guard_left <= 16'd0;
+            guard_left <= '0;
             ch_shift <= 1'b0;
             ch_latch <= 1'b0;
-            ch_word <= 32'd0;
+            ch_word <= '0;
         end else begin
             ch_shift <= 1'b0;
             ch_latch <= 1'b0;
-            if (guard_left != 16'd0) guard_left <= guard_left - 1'b1;
+            if (guard_left != '0) guard_left <= guard_left - 1'b1;
             if (abort) begin
                 ph <= C_IDLE;
-                w <= 7'd0;
+                w <= '0;
                 step2 <= 1'b0;
-                guard_left <= 16'd0;
+                guard_left <= '0;
             end else case (ph)
                 C_IDLE: if (frame) begin
-                    w <= 7'd0;
+                    w <= '0;
                 end else if (gen) begin
                     w <= SKIP_WORDS;
                     half <= 1'b0;
@@ -105,7 +106,7 @@ module rram_chain_frame #(
                     end
                     w <= w + 1'b1;
                     if (last_word) begin
-                        w <= 7'd0;
+                        w <= '0;
                         step2 <= 1'b0;
                         host <= 1'b1;
                         ph <= C_LATCH;
@@ -116,7 +117,7 @@ module rram_chain_frame #(
                         half <= 1'b0;
                         w <= w + 1'b1;
                         if (last_word) begin
-                            w <= 7'd0;
+                            w <= '0;
                             ph <= C_LATCH;
                         end
                     end else begin
@@ -125,7 +126,7 @@ module rram_chain_frame #(
                         half <= 1'b1;
                     end
                 end
-                C_LATCH: if (drv_free && guard_left == 16'd0) begin  // step 2: the guard since `addr` has passed
+                C_LATCH: if (drv_free && guard_left == '0) begin  // step 2: the guard since `addr` has passed
                     ch_latch <= 1'b1;
                     ph <= C_LATCH_W;
                 end

@@ -66,7 +66,7 @@ module rram_overlay_top #(
     // SL / WL drivers
     output wire [CW-1:0] col_lo,
     output wire [CW-1:0] col_hi,
-    output wire [1:0]  sl_mode,
+    output wire [`RRAM_SL_MODE_WIDTH-1:0] sl_mode,
     output wire        wl_en,
     output wire        drive_en,
     // column multiplexers, TIA, ADS8324s
@@ -126,21 +126,22 @@ module rram_overlay_top #(
     // (and a BRDCAST write by the lowest limit); an over-limit frame never reaches the SPI pins.
     // (a limit is a DAC code: DAC_LIMIT_*.code is as wide as DAC_FRAME.DATA, tools/gen_regmap.py checks it)
     wire [LW-1:0] lim_sl, lim_bl, lim_wl, lim_read;
+    localparam integer CHW = $clog2(N_DAC_CH);  // an index of lim
     wire [LW-1:0] lim [0:N_DAC_CH-1];
-    assign lim[2'(DAC_CH_V_SL)] = lim_sl;
-    assign lim[2'(DAC_CH_V_BL)] = lim_bl;
-    assign lim[2'(DAC_CH_V_WL)] = lim_wl;
-    assign lim[2'(DAC_CH_V_READ)] = lim_read;
+    assign lim[CHW'(DAC_CH_V_SL)] = lim_sl;
+    assign lim[CHW'(DAC_CH_V_BL)] = lim_bl;
+    assign lim[CHW'(DAC_CH_V_WL)] = lim_wl;
+    assign lim[CHW'(DAC_CH_V_READ)] = lim_read;
     wire [LW-1:0] lim_min01 = (lim[0] < lim[1]) ? lim[0] : lim[1];
     wire [LW-1:0] lim_min23 = (lim[2] < lim[3]) ? lim[2] : lim[3];
     wire [LW-1:0] lim_min = (lim_min01 < lim_min23) ? lim_min01 : lim_min23;
     wire [`RRAM_DAC_FRAME_ADDRESS_WIDTH-1:0] frame_addr = dac_frame[`RRAM_DAC_FRAME_ADDRESS];
     wire [LW-1:0] frame_data = dac_frame[`RRAM_DAC_FRAME_DATA];
-    wire [3:0] frame_ch = frame_addr - DAC80508_REG_DAC0;
+    wire [`RRAM_DAC_FRAME_ADDRESS_WIDTH-1:0] frame_ch = frame_addr - DAC80508_REG_DAC0;
     wire frame_is_write = !dac_frame[`RRAM_DAC_FRAME_READ];
-    wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < 4'(N_DAC_CH));
+    wire frame_on_limited = (frame_addr >= DAC80508_REG_DAC0) && (frame_ch < `RRAM_DAC_FRAME_ADDRESS_WIDTH'(N_DAC_CH));
     wire frame_over = frame_is_write && (
-        (frame_on_limited && frame_data > lim[frame_ch[1:0]])
+        (frame_on_limited && frame_data > lim[frame_ch[CHW-1:0]])
         || (frame_addr == DAC80508_REG_BRDCAST && frame_data > lim_min));
 
     // A write to DAC_FRAME holds off every further AXI address (wait states, ours) until its SPI frame
@@ -148,7 +149,8 @@ module rram_overlay_top #(
     // shifts no frame (no strobe on bits 23:0, or refused by the ratings) releases the gate once its
     // write response is out, so no strobe pattern can leave the bus waiting.
     reg dac_pending, dac_started, dac_go, dac_armed, dac_refused;
-    reg [3:0] b_debt;  // write addresses accepted minus write responses taken
+    localparam integer BDW = 4;  // ours: up to 15 write responses outstanding
+    reg [BDW-1:0] b_debt;  // write addresses accepted minus write responses taken
     wire gate = dac_pending;
     wire awready_i, arready_i;
     assign s_axil_awready = awready_i & ~gate;
@@ -164,10 +166,10 @@ module rram_overlay_top #(
             dac_go <= 1'b0;
             dac_armed <= 1'b0;
             dac_refused <= 1'b0;
-            b_debt <= 4'd0;
+            b_debt <= '0;
         end else begin
             dac_go <= dac_frame_swmod;  // the frame register holds the new value one clock after swmod
-            b_debt <= b_debt + {3'd0, aw_hs} - {3'd0, b_hs};
+            b_debt <= b_debt + BDW'(aw_hs) - BDW'(b_hs);
             if (aw_dac) dac_pending <= 1'b1;
             if (dac_frame_swmod) dac_armed <= 1'b1;
             if (spi_go) begin
@@ -184,7 +186,7 @@ module rram_overlay_top #(
                 dac_armed <= 1'b0;
                 dac_pending <= 1'b0;
             end
-            if (dac_pending && !dac_armed && !dac_frame_swmod && !aw_dac && b_debt == 4'd0) dac_pending <= 1'b0;
+            if (dac_pending && !dac_armed && !dac_frame_swmod && !aw_dac && b_debt == '0) dac_pending <= 1'b0;
         end
     end
 

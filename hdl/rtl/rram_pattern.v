@@ -5,9 +5,9 @@
 // [word.CHAIN_NIBBLE], NB = 4 bits).  Layout (docs/protocol.md): the nibble of row m = ARRAY_LINES - 1 - 8w - i
 // (511 - 8w - i) sits at bits 31-4i (31 - NB i) of word w.
 module rram_pattern (
-    input  wire [6:0]  w,
-    input  wire [15:0] lo,
-    input  wire [15:0] hi,
+    input  wire [`RRAM_FRAME_WORD_INDEX_WIDTH-1:0] w,
+    input  wire [`RRAM_ROW_INDEX_WIDTH-1:0] lo,
+    input  wire [`RRAM_ROW_INDEX_WIDTH-1:0] hi,
     input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_in,
     input  wire [`RRAM_CHAIN_NIBBLE_BITS-1:0] nib_out,
     output reg  [31:0] word
@@ -16,12 +16,13 @@ module rram_pattern (
     localparam integer NB = `RRAM_CHAIN_NIBBLE_BITS;
     localparam integer LPW = 32 / NB;  // lines (nibbles) per chain word
     integer i;
-    reg [15:0] m;
+    localparam integer RW = `RRAM_ROW_INDEX_WIDTH;  // a row (line) number
+    reg [RW-1:0] m;
     always @* begin
-        word = 32'd0;
-        m = 16'd0;
+        word = '0;
+        m = '0;
         for (i = 0; i < LPW; i = i + 1) begin
-            m = 16'(ARRAY_LINES) - 16'd1 - ({9'd0, w} << $clog2(LPW)) - 16'(i);  // line of nibble i: 511 - 8w - i
+            m = RW'(ARRAY_LINES) - RW'(1) - (RW'(w) << $clog2(LPW)) - RW'(i);  // line of nibble i: 511 - 8w - i
             word[31 - NB * i -: NB] = (m >= lo && m <= hi) ? nib_in : nib_out;
         end
     end

@@ -17,26 +17,29 @@ module rram_pulse (
 );
     localparam [1:0] P_IDLE = 2'd0, P_PRE = 2'd1, P_ON = 2'd2, P_POST = 2'd3;
     reg [1:0] ph;
-    reg [31:0] cnt;
-    assign on = (ph == P_PRE) && (cnt == 32'd0);
-    assign off = (ph == P_ON) && (cnt == 32'd1);
-    assign done = (ph == P_POST) && (cnt == 32'd0);
+    // the counter holds a guard (GUARD_CYCLES) or a pulse width (PULSE_CYCLES): the wider of the two fields
+    localparam integer GW = `RRAM_GUARD_CYCLES_CYCLES_WIDTH, PW = `RRAM_PULSE_CYCLES_CYCLES_WIDTH;
+    localparam integer CNTW = (GW > PW) ? GW : PW;
+    reg [CNTW-1:0] cnt;
+    assign on = (ph == P_PRE) && (cnt == '0);
+    assign off = (ph == P_ON) && (cnt == CNTW'(1));
+    assign done = (ph == P_POST) && (cnt == '0);
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             ph <= P_IDLE;
-            cnt <= 32'd0;
+            cnt <= '0;
         end else if (abort) begin
             ph <= P_IDLE;
-            cnt <= 32'd0;
+            cnt <= '0;
         end else if (start) begin
             ph <= P_PRE;
-            cnt <= {16'd0, guard};
+            cnt <= CNTW'(guard);
         end else if (on) begin
             ph <= P_ON;
             cnt <= width;
         end else if (off) begin
             ph <= P_POST;
-            cnt <= {16'd0, guard};
+            cnt <= CNTW'(guard);
         end else if (done) begin
             ph <= P_IDLE;
         end else if (ph != P_IDLE) begin

@@ -23,14 +23,14 @@ module rram_sample (
     localparam signed [ADC_BITS-1:0] CODE_MAX = ADC_BITS'((1 << (ADC_BITS - 1)) - 1), CODE_MIN = ~CODE_MAX;
     localparam [1:0] P_IDLE = 2'd0, P_SETTLE = 2'd1, P_CONV = 2'd2;
     reg [1:0] ph;
-    reg [15:0] cnt;
+    reg [`RRAM_SETTLE_CYCLES_CYCLES_WIDTH-1:0] cnt;  // settle clocks left (SETTLE_CYCLES)
     assign done = (ph == P_CONV) && !adc_go && !adc_busy;
     assign rail = (adc_code == CODE_MIN) || (adc_code == CODE_MAX);
     assign idle = (ph == P_IDLE) && !adc_go && !adc_busy;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             ph <= P_IDLE;
-            cnt <= 16'd0;
+            cnt <= '0;
             code <= '0;
             adc_go <= 1'b0;
         end else begin
@@ -41,7 +41,7 @@ module rram_sample (
                 cnt <= settle;
                 ph <= P_SETTLE;
             end else if (ph == P_SETTLE) begin
-                if (cnt != 16'd0) cnt <= cnt - 1'b1;
+                if (cnt != '0) cnt <= cnt - 1'b1;
                 else if (!adc_busy) begin
                     adc_go <= 1'b1;
                     ph <= P_CONV;

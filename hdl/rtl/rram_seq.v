@@ -58,7 +58,7 @@ module rram_seq #(
     // SL/WL drivers (docs/hdl.md)
     output reg  [CW-1:0] col_lo,
     output reg  [CW-1:0] col_hi,
-    output reg  [1:0]  sl_mode,
+    output reg  [`RRAM_SL_MODE_WIDTH-1:0] sl_mode,
     output reg         wl_en,
     output reg         drive_en,
     output wire        tia_gain,  // TIA feedback select: TIA_GAIN, held at its START value while BUSY
@@ -81,10 +81,14 @@ module rram_seq #(
     localparam integer CW = $clog2(COLS);
     localparam integer ACCW = 24;  // 14-bit code << 7, summed over 8 bit-planes, fits 22 bits
     localparam integer NB = `RRAM_CHAIN_NIBBLE_BITS;  // bits of a BL's nibble in a chain word
-    generate  // the sums, the plane index k[2:0] and the output word hold what the protocol's widths allow
-        if (ACCW < 32'(ADC_BITS) + 32'(MAX_BITS) || 32'(MAX_BITS) > 8 || ACCW > `RRAM_MULTIPLY_RESULT_SUM_WIDTH)
+    // |code - target| (write-verify): the target's width, one bit for the difference, one spare
+    localparam integer DW = `RRAM_PROGRAM_TARGET_CODE_WIDTH + 2;
+    localparam integer MW = 64;  // the tolerance products (ours; the check below: they do not overflow)
+    generate  // the sums, the tolerance products and the output word hold what the protocol's widths allow
+        if (ACCW < 32'(ADC_BITS) + 32'(MAX_BITS) || ACCW > `RRAM_MULTIPLY_RESULT_SUM_WIDTH
+            || MW < DW + $bits(VERIFY_TOL_SCALE) + 1 || MW < `RRAM_PROGRAM_TARGET_CODE_WIDTH + `RRAM_VERIFY_TOL_PPM_WIDTH + 1)
         begin : g_bad_widths
-            rram_seq_accumulator_narrower_than_adc_bits_plus_max_bits u_stop ();
+            rram_seq_sums_or_verify_products_narrower_than_the_protocol u_stop ();
         end
     endgenerate
     // CD4051B nibbles {INH, C, B, A} (docs/protocol.md; protocol.toml [word.CHAIN_NIBBLE]): INH alone floats the
@@ -112,19 +116,26 @@ module rram_seq #(
         S_MU_PUSH = 6'd41, S_MU_NEXT = 6'd42;
 
     reg [5:0] state;
-    reg [7:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
-    reg [3:0] op;
-    reg [15:0] guard_left;  // *_GUARD: clocks before drive_en rises
-    reg [19:0] cell_pos;  // position in the cell list
-    reg [15:0] k;  // PROGRAM: pulses applied to this cell; MULTIPLY: bit-plane
-    reg [15:0] b;  // MULTIPLY: vector; READ: row offset
-    reg [15:0] j;  // READ / MULTIPLY: column offset
-    reg [15:0] cur_row;
+    reg [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] pend_err;  // the error of the running operation: reported in STATUS when it ends
+    reg [`RRAM_OPCODE_OP_WIDTH-1:0] op;
+    reg [`RRAM_GUARD_CYCLES_CYCLES_WIDTH-1:0] guard_left;  // *_GUARD: clocks before drive_en rises
+    reg [`RRAM_CELL_COUNT_VALUE_WIDTH-1:0] cell_pos;  // position in the cell list
+    // k and b each hold one of two fields: the wider of the two
+    localparam integer KP = `RRAM_MAX_PULSES_VALUE_WIDTH, KB = `RRAM_BITS_VALUE_WIDTH;
+    localparam integer KW = (KP > KB) ? KP : KB;
+    localparam integer BB = `RRAM_BATCH_VALUE_WIDTH, BR = `RRAM_ROW_COUNT_VALUE_WIDTH;
+    localparam integer BW = (BB > BR) ? BB : BR;
+    localparam integer RW = `RRAM_ROW_INDEX_WIDTH;  // a row number
+    reg [KW-1:0] k;  // PROGRAM: pulses applied to this cell (MAX_PULSES); MULTIPLY: bit-plane (BITS)
+    reg [BW-1:0] b;  // MULTIPLY: vector (BATCH); READ: row offset (ROW_COUNT)
+    reg [`RRAM_COL_COUNT_VALUE_WIDTH-1:0] j;  // READ / MULTIPLY: column offset (COL_COUNT)
+    reg [RW-1:0] cur_row;
     reg [CW-1:0] cur_col;
     reg signed [`RRAM_PROGRAM_TARGET_CODE_WIDTH-1:0] target;  // PROGRAM: the cell's target code
-    reg [15:0] pat_lo, pat_hi;  // rows pat_lo..pat_hi get pat_in, the others pat_out
+    reg [RW-1:0] pat_lo, pat_hi;  // rows pat_lo..pat_hi get pat_in, the others pat_out
     reg [NB-1:0] pat_in, pat_out;
-    reg [31:0] pulse_inc;  // pulses one programming pulse adds to PULSE_COUNT
+    localparam integer PIW = `RRAM_PULSE_COUNT_COUNT_WIDTH;
+    reg [PIW-1:0] pulse_inc;  // pulses one programming pulse adds to PULSE_COUNT
     reg [31:0] push_d;  // the next output word
     reg frame_go, pulse_go, smp_go;  // one-clock starts of rram_chain_frame, rram_pulse, rram_sample
 
@@ -176,25 +187,29 @@ module rram_seq #(
         end
     end
     assign tia_gain = tia_gain_q[0];
-    wire [15:0] row_last_q = row_start_q + row_count_q - 1'b1;  // the region's last row and column (START checked them)
+    wire [RW-1:0] row_last_q = row_start_q + row_count_q - 1'b1;  // the region's last row and column (START checked them)
     wire [CW-1:0] col_last_q = col_start_q + col_count_q[CW-1:0] - 1'b1;
 
     // ---- parameter checks at START (docs/protocol.md, "Error codes"; order as in the emulator) ----
-    wire [16:0] row_end = {1'b0, row_start} + {1'b0, row_count};
-    wire [16:0] col_end = {1'b0, col_start} + {1'b0, col_count};
-    wire row_bad = (row_count == 16'd0) || (row_end > 17'(ROWS));
-    wire col_bad = (col_count == 16'd0) || (col_end > 17'(COLS));
+    // start + count: one bit above the wider of the two fields, so the sum cannot wrap
+    localparam integer RSW = `RRAM_ROW_START_VALUE_WIDTH, RCW = `RRAM_ROW_COUNT_VALUE_WIDTH;
+    localparam integer CSW = `RRAM_COL_START_VALUE_WIDTH, CCW = `RRAM_COL_COUNT_VALUE_WIDTH;
+    localparam integer REW = ((RSW > RCW) ? RSW : RCW) + 1, CEW = ((CSW > CCW) ? CSW : CCW) + 1;
+    wire [REW-1:0] row_end = REW'(row_start) + REW'(row_count);
+    wire [CEW-1:0] col_end = CEW'(col_start) + CEW'(col_count);
+    wire row_bad = (row_count == '0) || (row_end > REW'(ROWS));
+    wire col_bad = (col_count == '0) || (col_end > CEW'(COLS));
     wire pulse_op = (opcode == OP_FORM) || (opcode == OP_RESET) || (opcode == OP_SET) || (opcode == OP_PROGRAM);
-    reg [7:0] start_err;
+    reg [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] start_err;
     localparam integer NEED_W = `RRAM_STREAM_NEED_WIDTH;
     reg [NEED_W-1:0] in_need;  // stream words the operation needs
     always @* begin
         start_err = E_NONE;
-        if (opcode >= 4'(N_OP)) start_err = E_BAD_OPCODE;  // the opcodes are 0 .. N_OP-1 (the generator checks)
+        if (opcode >= `RRAM_OPCODE_OP_WIDTH'(N_OP)) start_err = E_BAD_OPCODE;  // the opcodes are 0 .. N_OP-1 (the generator checks)
         else if ((opcode == OP_FORM || opcode == OP_READ) && (row_bad || col_bad)) start_err = E_BAD_REGION;
         else if (opcode == OP_MULTIPLY && col_bad) start_err = E_BAD_REGION;
-        else if (opcode == OP_MULTIPLY && (bits == 4'd0 || bits > MAX_BITS || batch == 16'd0)) start_err = E_BAD_BITS;
-        else if (pulse_op && (pulse_cycles == 32'd0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
+        else if (opcode == OP_MULTIPLY && (bits == '0 || bits > MAX_BITS || batch == '0)) start_err = E_BAD_BITS;
+        else if (pulse_op && (pulse_cycles == '0 || pulse_cycles > MAX_PULSE_CYCLES)) start_err = E_BAD_PULSE;
         case (opcode)
             OP_RESET, OP_SET: in_need = NEED_W'(cell_count);
             OP_PROGRAM: in_need = NEED_W'(cell_count) * NEED_W'(PROGRAM_WORDS_PER_CELL);  // cell word, target word
@@ -275,17 +290,17 @@ module rram_seq #(
     );
 
     // ---- write-verify acceptance: |code - target| * 1e6 <= target * VERIFY_TOL (docs/protocol.md) ----
-    wire signed [33:0] diff = 34'(code) - 34'(target);
-    wire [33:0] adiff = diff[33] ? 34'(-diff) : diff;
-    wire signed [63:0] lhs = $signed({30'd0, adiff}) * $signed(64'(VERIFY_TOL_SCALE));
-    wire signed [63:0] rhs = 64'(target) * $signed({44'd0, verify_tol_q});
-    reg signed [63:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
+    wire signed [DW-1:0] diff = DW'(code) - DW'(target);
+    wire [DW-1:0] adiff = diff[DW-1] ? DW'(-diff) : diff;
+    wire signed [MW-1:0] lhs = $signed(MW'(adiff)) * $signed(MW'(VERIFY_TOL_SCALE));
+    wire signed [MW-1:0] rhs = MW'(target) * $signed(MW'(verify_tol_q));
+    reg signed [MW-1:0] lhs_r, rhs_r;  // registered products (S_PV_MUL): the compare runs a clock later
     wire verified = lhs_r <= rhs_r;
 
     // MULTIPLY: per-column shift-and-add of the samples (rram_accumulate)
     wire signed [ACCW-1:0] acc_sum;
     rram_accumulate #(.COLS(COLS), .ACCW(ACCW)) u_acc (
-        .clk(clk), .we(state == S_MU_CODE), .col(j[CW-1:0]), .plane(k[2:0]), .code(code), .sum(acc_sum)
+        .clk(clk), .we(state == S_MU_CODE), .col(j[CW-1:0]), .plane(k[`RRAM_PLANE_WIDTH-1:0]), .code(code), .sum(acc_sum)
     );
 
     wire [`RRAM_CELL_ROW_WIDTH-1:0] cell_row = in_word[`RRAM_CELL_ROW];
@@ -298,7 +313,7 @@ module rram_seq #(
     wire [31:0] multiply_result;  // MULTIPLY's output word: the column's shift-and-add sum sign-extended
     assign multiply_result[`RRAM_MULTIPLY_RESULT_SUM] = `RRAM_MULTIPLY_RESULT_SUM_WIDTH'(acc_sum);
     wire cell_bad = (cell_row >= `RRAM_CELL_ROW_WIDTH'(ROWS)) || (cell_col >= `RRAM_CELL_COL_WIDTH'(COLS));
-    wire guard_over = guard_left == 16'd0;
+    wire guard_over = guard_left == '0;
 
     task automatic lines_idle;
         begin
@@ -309,7 +324,7 @@ module rram_seq #(
         end
     endtask
 
-    task automatic pattern(input [15:0] lo, input [15:0] hi, input [NB-1:0] nib_in, input [NB-1:0] nib_out);
+    task automatic pattern(input [RW-1:0] lo, input [RW-1:0] hi, input [NB-1:0] nib_in, input [NB-1:0] nib_out);
         begin  // a chain frame: rows lo..hi get nib_in, the others nib_out
             pat_lo <= lo;
             pat_hi <= hi;
@@ -319,7 +334,7 @@ module rram_seq #(
         end
     endtask
 
-    task automatic window(input [CW-1:0] lo, input [CW-1:0] hi, input [1:0] mode);
+    task automatic window(input [CW-1:0] lo, input [CW-1:0] hi, input [`RRAM_SL_MODE_WIDTH-1:0] mode);
         begin  // the column window's SL drivers in `mode`, its WLs on
             col_lo <= lo;
             col_hi <= hi;
@@ -333,8 +348,8 @@ module rram_seq #(
             state <= S_IDLE;
             op <= OP_NOP;
             pend_err <= E_NONE;
-            lhs_r <= 64'sd0;
-            rhs_r <= 64'sd0;
+            lhs_r <= '0;
+            rhs_r <= '0;
             sr_oe_n <= 1'b1;
             col_lo <= {CW{1'b0}};
             col_hi <= {CW{1'b0}};
@@ -342,20 +357,20 @@ module rram_seq #(
             wl_en <= 1'b0;
             drive_en <= 1'b0;
             adc_col <= {CW{1'b0}};
-            guard_left <= 16'd0;
-            cell_pos <= 20'd0;
-            k <= 16'd0;
-            b <= 16'd0;
-            j <= 16'd0;
-            cur_row <= 16'd0;
+            guard_left <= '0;
+            cell_pos <= '0;
+            k <= '0;
+            b <= '0;
+            j <= '0;
+            cur_row <= '0;
             cur_col <= {CW{1'b0}};
             target <= `RRAM_PROGRAM_TARGET_CODE_WIDTH'(0);
-            pat_lo <= 16'd0;
-            pat_hi <= 16'd0;
+            pat_lo <= '0;
+            pat_hi <= '0;
             pat_in <= NIB_FLOAT;
             pat_out <= NIB_FLOAT;
-            pulse_inc <= 32'd0;
-            push_d <= 32'd0;
+            pulse_inc <= '0;
+            push_d <= '0;
             frame_go <= 1'b0;
             pulse_go <= 1'b0;
             smp_go <= 1'b0;
@@ -389,13 +404,13 @@ module rram_seq #(
                         pend_err <= E_NONE;
                         if (start_err == E_NONE) begin
                             op <= opcode;
-                            cell_pos <= 20'd0;
-                            k <= 16'd0;
-                            b <= 16'd0;
-                            j <= 16'd0;
+                            cell_pos <= '0;
+                            k <= '0;
+                            b <= '0;
+                            j <= '0;
                             case (opcode)
                                 OP_FORM: state <= S_FORM;
-                                OP_RESET, OP_SET, OP_PROGRAM: state <= (cell_count == 20'd0) ? S_END : S_CELL;
+                                OP_RESET, OP_SET, OP_PROGRAM: state <= (cell_count == '0) ? S_END : S_CELL;
                                 OP_READ: state <= S_RD_ROW;
                                 OP_MULTIPLY: state <= S_MU_FRAME;
                                 default: state <= S_END;  // NOP, IDLE: lines to safe idle
@@ -411,7 +426,7 @@ module rram_seq #(
                     S_FORM_FRAME: if (cf_done) state <= S_FORM_DRV;
                     S_FORM_DRV: begin
                         window(col_start_q, col_last_q, SL_VSL);
-                        pulse_inc <= {16'd0, row_count_q} * {16'd0, col_count_q};
+                        pulse_inc <= PIW'(row_count_q) * PIW'(col_count_q);
                         pulse_go <= 1'b1;
                         state <= S_FORM_PULSE;
                     end
@@ -433,7 +448,7 @@ module rram_seq #(
                     S_TGT: if (in_take) state <= S_CELL_T;  // PROGRAM: the target word
                     S_CELL_T: begin
                         target <= $signed(in_word[`RRAM_PROGRAM_TARGET_CODE]);
-                        k <= 16'd0;
+                        k <= '0;
                         if (in_premature) begin
                             pend_err <= E_UNDERRUN;
                             state <= S_FIN;
@@ -447,7 +462,7 @@ module rram_seq #(
                     S_PULSE_FRAME: if (cf_done) state <= S_PULSE_DRV;
                     S_PULSE_DRV: begin  // BL at V_BL: SET direction, SL grounded; BL grounded: RESET direction, SL at V_SL
                         window(cur_col, cur_col, (pat_in == NIB_VBL) ? SL_GND : SL_VSL);
-                        pulse_inc <= 32'd1;
+                        pulse_inc <= PIW'(1);
                         pulse_go <= 1'b1;
                         state <= S_PULSE_WAIT;
                     end
@@ -497,7 +512,7 @@ module rram_seq #(
                     // ---- READ: per row, its BL at V_READ, the others grounded; sample each column ----
                     S_RD_ROW: begin
                         pattern(row_start_q + b, row_start_q + b, NIB_VREAD, NIB_GND);
-                        j <= 16'd0;
+                        j <= '0;
                         state <= S_RD_FRAME;
                     end
                     S_RD_FRAME: if (cf_done) state <= S_COLS_DRV;
@@ -515,7 +530,7 @@ module rram_seq #(
                     // ---- READ and MULTIPLY: the frame is set; drive the column range, guard, sample each column ----
                     S_COLS_DRV: begin
                         window(col_start_q, col_last_q, SL_SENSE);
-                        j <= 16'd0;
+                        j <= '0;
                         guard_left <= guard_cycles_q;
                         state <= S_COLS_GUARD;
                     end
@@ -544,7 +559,7 @@ module rram_seq #(
                     S_MU_LATCH: if (cf_done) state <= S_COLS_DRV;
                     S_MU_CODE: begin  // rram_accumulate stores this column's sum
                         j <= j + 1'b1;
-                        if (k == 16'(bits_q) - 1'b1) begin  // last bit-plane: this column's result goes out
+                        if (k == KW'(bits_q) - 1'b1) begin  // last bit-plane: this column's result goes out
                             push_d <= multiply_result;
                             state <= S_MU_PUSH;
                         end else state <= (j + 1'b1 == col_count_q) ? S_MU_NEXT : S_COLS_SMP;
@@ -552,8 +567,8 @@ module rram_seq #(
                     S_MU_PUSH: if (out_ready) state <= (j == col_count_q) ? S_MU_NEXT : S_COLS_SMP;
                     S_MU_NEXT: begin
                         lines_idle();
-                        if (k == 16'(bits_q) - 1'b1) begin
-                            k <= 16'd0;
+                        if (k == KW'(bits_q) - 1'b1) begin
+                            k <= '0;
                             b <= b + 1'b1;
                             state <= (b + 1'b1 == batch_q) ? S_END : S_MU_FRAME;
                         end else begin

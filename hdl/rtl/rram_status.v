@@ -14,11 +14,11 @@ module rram_status (
     input  wire        clear,
     input  wire        rating_err,
     input  wire        accept,
-    input  wire [7:0]  start_err,
+    input  wire [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] start_err,
     input  wire        finish,
-    input  wire [7:0]  result,
+    input  wire [`RRAM_STATUS_ERR_CODE_WIDTH-1:0] result,
     input  wire        pulse,
-    input  wire [31:0] pulses,
+    input  wire [`RRAM_PULSE_COUNT_COUNT_WIDTH-1:0] pulses,  // added to PULSE_COUNT
     input  wire        sat,
     output reg         busy,
     output reg         done,
@@ -37,9 +37,9 @@ module rram_status (
             error <= 1'b0;
             err_code <= E_NONE;
             start_refused <= 1'b0;
-            op_count <= 32'd0;
-            pulse_count <= 32'd0;
-            sat_count <= 32'd0;
+            op_count <= '0;
+            pulse_count <= '0;
+            sat_count <= '0;
         end else begin
             if (clear) begin
                 done <= 1'b0;
@@ -62,7 +62,7 @@ module rram_status (
                 err_code <= start_err;
                 if (start_err == E_NONE) begin
                     busy <= 1'b1;
-                    sat_count <= 32'd0;
+                    sat_count <= '0;
                 end
             end
             if (finish) begin  // status and the interrupt change only here, at the end

@@ -34,7 +34,7 @@ module rram_stream_in (
         if (!rst_n) begin
             left <= '0;
             taken <= 1'b0;
-            word <= 32'd0;
+            word <= '0;
             last <= 1'b0;
             premature <= 1'b0;
         end else if (start) begin

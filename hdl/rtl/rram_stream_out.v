@@ -1,4 +1,5 @@
 `timescale 1ns / 1ps
+`include "rram_defines.vh"
 // AXI-Stream master of the sequencer (S2MM) with a one-word holding register, so that TLAST always marks
 // the last word of an operation, also when it fails part-way.  Handshake with the sequencer: `ready` is
 // high when the output register is free (TVALID low or taken on this clock).  `push` with `ready`: the
@@ -15,7 +16,7 @@ module rram_stream_out (
     input  wire        flush,
     output wire        ready,
     output wire        empty,
-    output reg  [31:0] count,
+    output reg  [`RRAM_OUT_WORDS_COUNT_WIDTH-1:0] count,  // OUT_WORDS
     output reg  [31:0] m_tdata,
     output reg         m_tvalid,
     output reg         m_tlast,
@@ -27,12 +28,12 @@ module rram_stream_out (
     assign empty = !m_tvalid && !hold_v;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            count <= 32'd0;
-            m_tdata <= 32'd0;
+            count <= '0;
+            m_tdata <= '0;
             m_tvalid <= 1'b0;
             m_tlast <= 1'b0;
             hold_v <= 1'b0;
-            hold_d <= 32'd0;
+            hold_d <= '0;
         end else if (abort) begin
             m_tvalid <= 1'b0;
             m_tlast <= 1'b0;
@@ -42,7 +43,7 @@ module rram_stream_out (
                 m_tvalid <= 1'b0;
                 m_tlast <= 1'b0;
             end
-            if (start) count <= 32'd0;
+            if (start) count <= '0;
             if (ready && (push || flush) && hold_v) begin
                 m_tdata <= hold_d;
                 m_tlast <= flush;
