@@ -46,7 +46,9 @@ class Region:
         """``ROW:NROWS,COL:NCOLS`` (e.g. ``0:64,0:128``) or ``all``."""
         if not isinstance(text, str):
             raise GeometryError(f"region must be given as text ROW:NROWS,COL:NCOLS or 'all', got {text!r}")
-        if text.strip().lower() in ("", "all"):
+        if not text.strip():  # an empty --region (an unset shell variable) is no region, not the whole array
+            raise GeometryError("region is empty: give ROW:NROWS,COL:NCOLS (e.g. 0:64,0:128) or 'all'")
+        if text.strip().lower() == "all":
             return cls()
         try:
             rows, cols = text.split(",")

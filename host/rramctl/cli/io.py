@@ -88,7 +88,7 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
             raise GeometryError(f"{len(far)} cell(s) lie outside the {ROWS}x{COLS} array, first: row {far[0][0]}, "
                                 f"col {far[0][1]}")  # fmt: skip
         return check_cells(np.array(parsed, dtype=np.int64))
-    reg = Region.parse(region or "all")
+    reg = Region.parse("all" if region is None else region)
     rr, cc = np.meshgrid(np.arange(reg.row, reg.row + reg.n_rows), np.arange(reg.col, reg.col + reg.n_cols),
                          indexing="ij")  # fmt: skip
     return np.stack([rr.ravel(), cc.ravel()], axis=1)
