@@ -218,3 +218,21 @@ def test_a_text_file_named_npy_is_one_clear_error(tmp_path: Path) -> None:
     assert error_lines(r.output) == [f"error: {bad} is not a .npy file: it lacks the .npy header (a comma-separated "
                                      "table is read from a .csv)"]  # fmt: skip
     assert not (tmp_path / "chip.npz").exists()
+
+
+def test_form_pairs_resume_on_a_region_never_formed_is_refused_despite_its_stuck_cells(tmp_path: Path) -> None:
+    """A fresh emulated chip reads a few stuck-on cells in any large region (0.04 %): a resume there is refused
+    (it formed every G- cell before: a one-sided network, for ever), and no cell changes."""
+    from rramctl.chip import FORMED_THRESHOLD_US, MIN_RESUME_FORMED_FRACTION
+    from rramctl.geometry import Region
+
+    state = tmp_path / "chip.npz"
+    with Chip.open(backend="emulator", state=state, seed=1) as chip:
+        g = chip.read(Region.parse("0:64,0:512"))
+        plus = g[:, 0:256]
+        assert 0 < (plus > FORMED_THRESHOLD_US).mean() < MIN_RESUME_FORMED_FRACTION  # the stuck-on cells
+    r = invoke(*emulator(tmp_path), "form", "--pairs", "--region", "0:64,0:256", "--resume")
+    assert r.exit_code == 2 and "nothing to resume" in r.output and "formed" in r.output, r.output
+    with Chip.open(backend="emulator", state=state, seed=1) as chip:
+        after = chip.read(Region.parse("0:64,0:512"))
+    assert ((after > FORMED_THRESHOLD_US) == (g > FORMED_THRESHOLD_US)).all()  # no cell formed

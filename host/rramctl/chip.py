@@ -41,6 +41,11 @@ from rramctl.transport.base import Transport
 
 # seed 000 Results, Fig. 2h paragraph (docs/hardware.md): formed = below 300 kOhm (3.33 uS)
 FORMED_THRESHOLD_US = 1e6 / 300e3
+# ours: the least fraction of a region's G+ half formed for `electroform_pairs(resume=True)` to take it as the half an
+# interrupted run formed. Forming forms about half of the cells (seed 000); a region never formed reads only its
+# defects (the emulator's stuck-on cells, 0.04 % of a fresh chip): a resume there would form nearly every G- cell and
+# leave a one-sided network, for ever.
+MIN_RESUME_FORMED_FRACTION = 0.1
 MAX_OFFSET_VECTORS = 1 << 16  # ours: most zero-input vectors of one calibrate_offsets pass (256 by default)
 # ours: the longest one Chip.wait (and any wait or delay of a calibration plan), ~31.7 years; the emulator's board
 # clock has a limit of its own (rramsim.overlay.MAX_BOARD_TIME_S, 1e12 s in all)
@@ -314,8 +319,9 @@ class Chip:
         (1-row regions of consecutive cells), read back, and the ones still unformed get the next pulse
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
         cell: weights are +-G, about half of each sign. ``resume``: the G+ half was formed by an interrupted
-        call; it is read back, not formed again, and only the G- cells still missing are formed (a resume with no G+
-        cell formed is refused after that read: the read's board time and counters stay)."""
+        call; it is read back, not formed again, and only the G- cells still missing are formed (a resume where less
+        than MIN_RESUME_FORMED_FRACTION of the G+ half is formed, a region never formed, is refused after that read:
+        the read's board time and counters stay, no cell changes)."""
         minus = as_region(region).minus()
         resume = as_flag(resume, "resume")
         pulse = self._form_pulse(pulse)  # refused before anything runs, a resumed run too
@@ -325,9 +331,10 @@ class Chip:
         if resume:
             plus_us = self.read(region)
             plus_fraction = float((plus_us > FORMED_THRESHOLD_US).mean())
-            if plus_fraction == 0:  # no G+ formed: no interrupted run of this region to finish (nothing changed)
-                raise UsageError(f"nothing to resume: no G+ cell of {region} is formed; form the pairs without "
-                                 "resume (an interrupted run leaves its G+ half formed)")  # fmt: skip
+            if plus_fraction < MIN_RESUME_FORMED_FRACTION:  # no interrupted run of this region to finish
+                raise UsageError(f"nothing to resume: {100 * plus_fraction:.2f} % of the G+ cells of {region} are "
+                                 f"formed, below the {100 * MIN_RESUME_FORMED_FRACTION:.0f} % an interrupted run "
+                                 "leaves (forming forms about half); form the pairs without resume")  # fmt: skip
         else:
             plus_report = self.electroform(region, pulse)
             plus_us, plus_fraction = plus_report.conductance_us, plus_report.formed_fraction
