@@ -104,3 +104,21 @@ def test_full_fsdd_when_available():
         pytest.skip("not the full FSDD")
     ds = data.load_fsdd(root)
     assert len(ds.train) == 2700 and len(ds.test) == 300
+
+
+def test_a_named_data_dir_without_fashion_mnist_is_an_error_not_another_folder(tmp_path, monkeypatch):
+    """``--data-dir`` (data.data_dir) names where the data is: a folder without the IDX files is an error (or the
+    download target), never silently swapped for $RRAMCTL_DATA or the Debian package that hold them."""
+    full = tmp_path / "full"
+    full.mkdir()
+    for pair in data.FMNIST_FILES.values():
+        for n in pair:
+            (full / n).write_bytes(b"")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("RRAMCTL_DATA", str(full))
+    monkeypatch.setattr(data, "FMNIST_SYSTEM_DIR", full)
+    assert data.fmnist_dir() == full  # no folder named: the fallbacks
+    with pytest.raises(DataError, match="data-dir"):
+        data.fmnist_dir(data_dir=empty)
+    assert data.fmnist_dir(data_dir=full) == full

@@ -139,21 +139,25 @@ def _download(url: str, dest: Path) -> None:
 
 
 def fmnist_dir(download_to: Path | None = None, data_dir: Path | None = None) -> Path:
-    """Where the Fashion-MNIST IDX files are: ``data_dir``(/fashion-mnist), else $RRAMCTL_DATA(/fashion-mnist),
-    the Debian package, else download."""
+    """Where the Fashion-MNIST IDX files are: ``data_dir``(/fashion-mnist) and only there when it is given (a data
+    folder the user named is never swapped for another one), else $RRAMCTL_DATA(/fashion-mnist), else the Debian
+    package; not found: downloaded to ``download_to``, or an error without it."""
     names = [n for pair in FMNIST_FILES.values() for n in pair]
     candidates: list[Path] = []
-    for root in (data_dir, os.environ.get("RRAMCTL_DATA")):
-        if root:
-            candidates += [Path(root), Path(root) / "fashion-mnist"]
-    candidates.append(FMNIST_SYSTEM_DIR)
+    if data_dir is not None:
+        candidates += [Path(data_dir), Path(data_dir) / "fashion-mnist"]
+    else:
+        env = os.environ.get("RRAMCTL_DATA")
+        if env:
+            candidates += [Path(env), Path(env) / "fashion-mnist"]
+        candidates.append(FMNIST_SYSTEM_DIR)
     for c in candidates:
         if all((c / n).exists() for n in names):
             return c
     if download_to is None:
+        where = "put them in --data-dir (data.data_dir)" if data_dir is not None else "set RRAMCTL_DATA"
         raise DataError(
-            f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}; "
-            "set RRAMCTL_DATA or allow download"
+            f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}; {where} or allow download"
         )
     for n in names:
         if not (download_to / n).exists():
