@@ -215,8 +215,8 @@ def test_a_text_file_named_npy_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text("1,2\n")
     r = invoke(*emulator(tmp_path), "reset", "--cells", str(bad))
     assert r.exit_code == 2
-    assert error_lines(r.output) == [f"error: {bad} is not a .npy file: it lacks the .npy header (a comma-separated "
-                                     "table is read from a .csv)"]  # fmt: skip
+    assert error_lines(r.output) == [f"error: --cells: {bad} is not a .npy file: it lacks the .npy header (a "
+                                     "comma-separated table is read from a .csv)"]  # fmt: skip
     assert not (tmp_path / "chip.npz").exists()
 
 

@@ -26,8 +26,28 @@ class InputFileError(UsageError):
     """A file the user gave that is missing or malformed."""
 
 
-def load_array(path: Path) -> NDArray[np.int64]:
-    """An integer table from a .npy file or a comma-separated text file (``#`` comments)."""
+def _first_bad_line(path: Path) -> str:
+    """Where a comma-separated table stops parsing, for the error: the 1-based line of the first row that is not
+    comma-separated numbers, or that has another count of them than the first row ('' where none is found)."""
+    width = None
+    with contextlib.suppress(*READ_ERRORS, UnicodeDecodeError):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                values = [float(v) for v in text.split(",")]
+            except ValueError:
+                return f" (line {n}: {line.strip()[:60]!r})"
+            if width is not None and len(values) != width:
+                return f" (line {n}: {len(values)} values, line 1 of the table has {width})"
+            width = len(values)
+    return ""
+
+
+def load_array(path: Path, allow_bool: bool = True) -> NDArray[np.int64]:
+    """An integer table from a .npy file or a comma-separated text file (``#`` comments); ``allow_bool``: a .npy of
+    booleans is taken as 0 / 1 (input bits), else refused (a cell list of booleans is a mistake, not cells)."""
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path")
     if path.is_dir():
@@ -50,8 +70,10 @@ def load_array(path: Path) -> NDArray[np.int64]:
     except InputFileError:
         raise
     except READ_ERRORS as e:
+        if isinstance(e, ValueError) and path.suffix != ".npy":  # numpy's row and column count from 0
+            raise InputFileError(f"{what}{_first_bad_line(path)}") from e
         raise InputFileError(f"{what}: {type(e).__name__}: {e}") from e
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in ("biuf" if allow_bool else "iuf"):
         kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
         raise InputFileError(f"{what}: it holds {kind} values, not numbers")
     if arr.size and not np.all(np.isfinite(arr)):
@@ -78,7 +100,9 @@ def gather_cells(cells_file: Path | None, cell: list[str] | None, region: str | 
         raise InputFileError("give exactly one of --cells FILE, --cell ROW,COL (repeatable) or --region")
     if cells_file:
         try:
-            return check_cells(load_array(cells_file))
+            return check_cells(load_array(cells_file, allow_bool=False))
+        except InputFileError as e:  # name the option the file came from
+            raise InputFileError(f"--cells: {e}") from None
         except GeometryError as e:  # name the file the cells came from
             raise InputFileError(f"--cells {cells_file}: {e}") from None
     if cell:
