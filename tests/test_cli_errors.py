@@ -236,3 +236,19 @@ def test_form_pairs_resume_on_a_region_never_formed_is_refused_despite_its_stuck
     with Chip.open(backend="emulator", state=state, seed=1) as chip:
         after = chip.read(Region.parse("0:64,0:512"))
     assert ((after > FORMED_THRESHOLD_US) == (g > FORMED_THRESHOLD_US)).all()  # no cell formed
+
+
+def test_infer_names_a_run_that_is_a_file_and_a_busy_run_folder_is_a_folder(tmp_path: Path) -> None:
+    """From the CLI audit: ``infer --run afile`` said "--out afile/infer: afile is a file" (the option the user did
+    not give), and a locked run folder said "use another file"."""
+    from rramctl.paths import FileLock
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = invoke("infer", "--run", str(afile))
+    assert r.exit_code == 2
+    assert error_lines(r.output) == [f"error: --run {afile}: a file, not a run folder written by rramctl prune"]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with FileLock(folder, "run folder", wait_s=0).acquire(), pytest.raises(Exception, match="another folder"):
+        FileLock(folder, "run folder", wait_s=0).acquire()

@@ -108,7 +108,7 @@ class FileLock:
             if self._clock() >= deadline:
                 raise StateError(
                     f"{self.what} {self.path} is in use by {self._holder()} (waited {self.wait_s:g} s); "
-                    "wait for that command to finish, or use another file"
+                    f"wait for that command to finish, or use another {'folder' if self.path.is_dir() else 'file'}"
                 )
             self._sleep(LOCK_POLL_S)
 

@@ -238,6 +238,8 @@ def infer(
         raise _fail(f"--forward must be chip or host, got {forward!r}", as_json)
     if test_subset is not None and test_subset < 1:
         raise _fail(f"--test-subset must be at least 1 sample, got {test_subset}", as_json)
+    if run.exists() and not run.is_dir():  # named as the run it is not, before --out (RUN/infer) is looked at
+        raise _fail(f"--run {run}: a file, not a run folder written by rramctl prune", as_json)
     out_dir = out if out is not None else run / "infer"
     if out_dir.resolve() == run.resolve():
         raise _fail(f"--out {out_dir} is the run folder; infer never overwrites the run's own outputs", as_json)
