@@ -252,3 +252,33 @@ def test_infer_names_a_run_that_is_a_file_and_a_busy_run_folder_is_a_folder(tmp_
     folder.mkdir()
     with FileLock(folder, "run folder", wait_s=0).acquire(), pytest.raises(Exception, match="another folder"):
         FileLock(folder, "run folder", wait_s=0).acquire()
+
+
+def test_a_state_path_under_a_file_says_the_file_is_no_folder(tmp_path: Path) -> None:
+    """``--state good.npz/x.npz`` said "good.npz: File exists; check the path and the device" (CLI audit)."""
+    good = tmp_path / "good.npz"
+    good.write_text("x")
+    r = invoke("--backend", "emulator", "--state", str(good / "x.npz"), "info")
+    assert r.exit_code == 2 and error_lines(r.output) == [
+        f"error: {good}: File exists; it is a file where the path needs a folder; choose another path"
+    ], r.output
+    assert good.read_text() == "x"
+
+
+def test_a_saturated_pair_multiply_names_each_half_in_its_warning(tmp_path: Path) -> None:
+    """The same "multiply: N ADC samples clipped" line came twice for a pair multiply (CLI audit): each names its
+    half."""
+    import warnings as w
+
+    import numpy as np
+    from rramctl.chip import SaturationWarning
+    from rramctl.geometry import Region
+
+    with Chip.open(backend="emulator", state=tmp_path / "chip.npz", seed=1) as chip:
+        region = Region.parse("0:512,0:8")
+        chip.electroform_pairs(region)
+        with w.catch_warnings(record=True) as caught:
+            w.simplefilter("always")
+            chip.multiply_pairs(np.full((2, 512), 15), region, 4)
+    texts = [str(c.message) for c in caught if issubclass(c.category, SaturationWarning)]
+    assert texts and all(t.startswith(("multiply, G+ half:", "multiply, G- half:")) for t in texts), texts

@@ -514,11 +514,14 @@ class Chip:
         x = self.check_inputs(inputs, region, bits)  # every argument refused here, before a register is written
         return self._multiply_checked(x, region, int(bits))
 
-    def _multiply_checked(self, x: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
-        """:meth:`multiply` of inputs :meth:`check_inputs` has passed (the driver checks their range again)."""
+    def _multiply_checked(
+        self, x: NDArray[np.integer], region: Region, bits: int, what: str = "multiply"
+    ) -> MultiplyResult:
+        """:meth:`multiply` of inputs :meth:`check_inputs` has passed (the driver checks their range again); ``what``
+        names the multiply in a saturation warning or error."""
         codes = self._hw.multiply(x, bits, region, self.v_read_code, TiaGain.MULTIPLY)
         sat = self._hw.saturated
-        self._check_saturation(sat, "multiply")
+        self._check_saturation(sat, what)
         products = np.subtract(codes, self.column_offsets(region)[None, :] * ((1 << bits) - 1))  # every plane's offset
         products *= self.product_lsb_us  # (in place: the same values as a new array)
         return MultiplyResult(codes, products, sat)
@@ -529,8 +532,8 @@ class Chip:
         either runs."""
         minus = as_region(region).minus()
         x = self.check_inputs(inputs, region, bits)
-        plus_res = self._multiply_checked(x, region, int(bits))
-        minus_res = self._multiply_checked(x, minus, int(bits))
+        plus_res = self._multiply_checked(x, region, int(bits), "multiply, G+ half")
+        minus_res = self._multiply_checked(x, minus, int(bits), "multiply, G- half")
         codes, products = plus_res.codes, plus_res.products  # the plus half's arrays, this call's own: in place
         codes -= minus_res.codes
         products -= minus_res.products

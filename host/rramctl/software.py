@@ -147,10 +147,12 @@ class SoftwareChip(Chip):
         self.pulses += int(pulses.sum())
         return ProgramReport(self.g[r, c].copy(), pulses, ok)
 
-    def _multiply_checked(self, x: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:
+    def _multiply_checked(
+        self, x: NDArray[np.integer], region: Region, bits: int, what: str = "multiply"
+    ) -> MultiplyResult:
         """Exact float products sum_i x_i G_ij (uS x input LSB) of checked inputs (Chip.multiply and
         multiply_pairs check them); ``codes`` are the products rounded to the multiply-range ADC code the chip
-        would report without noise or saturation."""
+        would report without noise or saturation (so ``what``, the name of a saturation warning, is unused)."""
         products = x.astype(np.float64) @ self.g[region.slices]
         return MultiplyResult(np.rint(products / self.product_lsb_us).astype(np.int64), products)
 

@@ -177,6 +177,8 @@ _OS_HINTS: tuple[tuple[type[OSError], str], ...] = (
     (FileNotFoundError, "check the path"),
     (IsADirectoryError, "give a file, not a folder"),
     (NotADirectoryError, "a part of the path is a file, not a folder"),
+    # making a folder where a file is (e.g. --state FILE/x.npz): mkdir's "File exists" alone says nothing
+    (FileExistsError, "it is a file where the path needs a folder; choose another path"),
     (PermissionError, "check its permissions or choose another path"),
 )
 
