@@ -81,7 +81,15 @@ def as_path(path: object) -> Path:
     rramctl.fileio.atomic_open, before anything is written."""
     if not isinstance(path, str | PathLike) or not str(path):
         raise UsageError(f"path must be a file path (str or pathlib.Path), got {path!r}")
-    return Path(path)
+    p = Path(path)
+    for parent in p.parents:  # the nearest existing folder above: a file there fails mkdir with a bare "File exists"
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"{parent}: File exists; it is a file where the path needs a folder; choose another path"
+                )
+            break
+    return p
 
 
 def as_existing_or_new_file(path: object, what: str) -> Path:
