@@ -179,13 +179,15 @@ class Chip:
             )
             chip.autosave_path = state_path if autosave else None
             return chip
-        bitfile_path = Path(bitfile) if bitfile is not None else None
+        bitfile_path = as_path(bitfile) if bitfile is not None else None
         opts = OpenOptions(config, state_path, seed, bitfile_path, model, autosave, device)
         return cls.from_transport(open_transport(spec, opts), config)
 
     @classmethod
     def from_transport(cls, transport: Transport, config: BoardConfig | None = None) -> Chip:
         """A chip on an already open transport (the driver checks the overlay's identity first)."""
+        if not isinstance(transport, Transport):  # before the driver is built (its close() would be a bare error)
+            raise UsageError(f"transport must be a rramctl Transport, got {transport!r}")
         config = as_board_config(config)  # refused before the chip takes the transport over
         driver = Driver(transport, poll_timeout_s=config.poll_timeout_s, settle_cycles=config.settle_cycles,
                         read_gate_code=dac80508.volts_to_code(config.read_gate_v))  # fmt: skip

@@ -216,6 +216,8 @@ class BoardConfig(_Strict):
             data = tomllib.loads(p.read_text())
         except FileNotFoundError as e:
             raise ConfigError(f"board config {p} does not exist") from e
+        except OSError as e:  # a folder, a file that cannot be read
+            raise ConfigError(f"board config {p} cannot be read ({e.strerror or e}); give a TOML file") from e
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"board config {p} is not valid TOML: {e}") from e
         try:

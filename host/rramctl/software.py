@@ -139,6 +139,7 @@ class SoftwareChip(Chip):
         cells = check_cells(cells)
         t = as_targets(targets_us, len(cells))
         tol = as_tolerance(tolerance, self.config)
+        self.target_codes(t)  # the board's target range, refused as Chip.program refuses it (the codes are not used)
         r, c = cells.T
         ok = self.formed[r, c]
         self.g[r, c] = np.where(ok, t * (1 + self._rng.uniform(-tol, tol, len(t))), self.g[r, c])
