@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic._internal._model_construction import ModelMetaclass  # BaseModel's metaclass (type(BaseModel))
 from typing_extensions import Self
 
@@ -22,6 +22,7 @@ from rramctl import regmap as R
 from rramctl.errors import UsageError
 from rramctl.hw import dac80508
 from rramctl.protocol import MAX_PULSE_CYCLES, PL_CLOCK_HZ, VERIFY_TOL_SCALE, DacChannel
+from rramctl.settings import Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,9 +65,9 @@ class _Refusing(ModelMetaclass):
             raise ConfigError(f"{cls.__name__} is invalid:\n{e}") from e
 
 
-class _Strict(BaseModel, metaclass=_Refusing):
-    # NaN and infinity are refused by every field (a NaN would pass every "> rating" check)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Strict(Settings, metaclass=_Refusing):
+    """(rramctl.settings.Settings: NaN and infinity are refused by every field, a NaN would pass every "> rating"
+    check; bools are no numbers)"""
 
 
 class Ratings(_Strict):

@@ -19,9 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from rramctl.protocol import ARRAY_LINES
 from rramctl.seeds import Seed
+from rramctl.settings import Settings
 from typing_extensions import Self
 
 if sys.version_info >= (3, 11):
@@ -34,8 +35,8 @@ PRESETS = ("paper-40nm", "ideal")
 DEFAULT_PRESET = "paper-40nm"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Section(Settings):
+    """A section of the chip model (rramctl.settings.Settings: strict, frozen)."""
 
 
 class Forming(_Section):
@@ -206,10 +207,8 @@ class ModelError(ValueError):
     """A chip model (preset name or TOML file) that does not exist or does not validate."""
 
 
-class ChipModelConfig(BaseModel):
+class ChipModelConfig(Settings):
     """The emulated chip.  Immutable; ``with_changes`` for variants."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seed: Seed = Field(default=0, description="seed of every random draw of this chip")
     rows: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="bit lines (seed 000: 512)")

@@ -8,13 +8,14 @@ Methods) or marked (ours).  The region is sacrificed: it is formed, cycled and p
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from typing_extensions import Self
 
 from rramctl.chip import DAC_STEP_V, MAX_OFFSET_VECTORS, MAX_WAIT_S, Chip
 from rramctl.config import BoardConfig
 from rramctl.errors import UsageError
 from rramctl.geometry import COLS, ROWS, Region
+from rramctl.settings import Settings
 
 MAX_FORM_STEPS = 1000  # ours: most steps of the forming sweep (the default sweep has 17)
 MAX_READS = 1000  # ours: most repeated reads (or cycles) of any stage
@@ -25,9 +26,7 @@ class PlanError(UsageError):
     """A calibration plan the board or the chip cannot run (past a rating, a wait past MAX_WAIT_S, ...)."""
 
 
-class CalibrationPlan(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
+class CalibrationPlan(Settings):
     region: str = Field(default="0:32,0:256", description="ROW:NROWS,COL:NCOLS of the sacrificed cells")
     form_start_v: float = Field(default=3.0, gt=0, description="forming sweep start (seed 000 Fig. 2h: 3 V)")
     form_step_v: float = Field(default=0.05, gt=0, description="forming sweep step (seed 000 Fig. 2h: 0.05 V)")

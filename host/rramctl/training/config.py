@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from typing_extensions import Self
 
 from rramctl.errors import UsageError
 from rramctl.seeds import SEED_LIMIT, Seed
+from rramctl.settings import Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,8 +36,8 @@ class ConfigFileError(UsageError):
     """A training configuration file or assignment that cannot be used."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Section(Settings):
+    """A section of the training configuration (rramctl.settings.Settings: strict, frozen)."""
 
     def _refuse_if(self, wrong: bool, message: str) -> Self:
         """For an ``after`` validator: the section itself, or one clear error."""
@@ -382,10 +383,8 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """Everything that decides a run. Values marked (ours) are our choices, not the paper's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     task: Task
     method: MethodName = Field("to", description="to: edge-pruning topology optimisation; wo: weight optimisation")
