@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from rramctl.config import BoardConfig, ConfigError
 from rramctl.errors import UsageError
 from rramctl.geometry import GeometryError, Region
+from rramctl.paths import FILE_WHERE_FOLDER
 from rramctl.seeds import SEED_LIMIT
 
 
@@ -85,9 +86,7 @@ def as_path(path: object) -> Path:
     for parent in p.parents:  # the nearest existing folder above: a file there fails mkdir with a bare "File exists"
         if parent.exists():
             if not parent.is_dir():
-                raise UsageError(
-                    f"{parent}: File exists; it is a file where the path needs a folder; choose another path"
-                )
+                raise UsageError(f"{parent}: File exists; {FILE_WHERE_FOLDER}")
             break
     return p
 

@@ -21,6 +21,9 @@ from rramctl.errors import StateError
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, KeyError, SyntaxError,
                                                tokenize.TokenError, zipfile.BadZipFile, OverflowError)  # fmt: skip
 
+# what to say where a folder is needed and a file stands (mkdir's bare "File exists"): the API and the CLI alike
+FILE_WHERE_FOLDER = "it is a file where the path needs a folder; choose another path"
+
 LOCK_WAIT_S = 10.0  # (ours) how long a second command waits for a file another one is using
 LOCK_POLL_S = 0.05  # (ours)
 

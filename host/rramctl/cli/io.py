@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from rramctl.errors import RramctlError, UsageError
 from rramctl.geometry import COLS, ROWS, GeometryError, Region, check_cells
-from rramctl.paths import READ_ERRORS
+from rramctl.paths import FILE_WHERE_FOLDER, READ_ERRORS
 
 INT_LIMIT = 1 << 62  # (ours) larger "integers" in a user's file are refused, not wrapped
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (NumPy's format)
@@ -178,7 +178,7 @@ _OS_HINTS: tuple[tuple[type[OSError], str], ...] = (
     (IsADirectoryError, "give a file, not a folder"),
     (NotADirectoryError, "a part of the path is a file, not a folder"),
     # making a folder where a file is (e.g. --state FILE/x.npz): mkdir's "File exists" alone says nothing
-    (FileExistsError, "it is a file where the path needs a folder; choose another path"),
+    (FileExistsError, FILE_WHERE_FOLDER),
     (PermissionError, "check its permissions or choose another path"),
 )
 
