@@ -627,6 +627,46 @@ def test_the_float_readout_is_exact_at_every_adc_step() -> None:
 
 
 @pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
+@pytest.mark.parametrize("case", range(16))
+def test_the_float_chain_readout_is_exact_at_every_step(case: int) -> None:
+    """The kernel's float64 read-out with the chain on (kernels._chain_float: read noise, clip, offset, noise
+    floor, gain error, ADC noise, ADC) against the numpy read-out, on sums where a float quotient estimate is
+    off by one: gain errors whose x * ppm / 1e6 lands on, just below and just above an integer, ADC inputs
+    next to a code step, with and without each term, in readout_codes and in multiply_codes.  Every case
+    is one the float path takes (checked), so a difference from the int64 terms shows here."""
+    g = np.random.default_rng(900 + case)
+    nc = int(g.integers(1, 70))
+    p, q = int(g.integers(1, 4)), 2 * [1, 3, 50, int(g.integers(1, 500_000))][case // 4]  # LSBs of 1 .. 10**6 du
+    noise = case % 4  # 0: no draws; 1: read noise only; 2: noise floor and ADC noise; 3: all three
+    op = arraymath.ReadOp(
+        seed=int(g.integers(0, 1 << 62)), serial=int(g.integers(0, 1 << 30)),
+        read_noise_ppm=2_000 if noise in (1, 3) else 0, gain_p=p, gain_q=q, code_min=-8192, code_max=8191,
+        chain=True,
+        offset_du=g.integers(-(10**6), 10**6, size=nc + 3) * int(case % 8 < 4) if case % 2 else None,
+        gain_ppm=g.choice([-50_000, -125_000, -1, 1, 3, 500_000, 40_000], size=nc + 3),
+        noise_floor_du=26_214 if noise >= 2 else 0, adc_noise_mlsb=500 if noise >= 2 else 0,
+        clip=int(g.choice([10**9, 1 << 40])),
+    )  # fmt: skip
+    m = g.integers(-500, 500, size=(6, nc))
+    s = np.concatenate([m * 10**6 + d for d in (-1, 0, 1)] + [m * q // p + d for d in (-1, 0, 1)])  # (36, nc)
+    params = arraymath.kernel_args(op, np.arange(nc), s.shape)[1]
+    off_max = 0.0 if op.offset_du is None else float(np.abs(op.offset_du).max())
+    assert kernels._chain_fits_float(float(np.abs(s).max()), params, off_max, float(np.abs(op.gain_ppm).max()))
+    want = arraymath.readout_codes(arraymath.NumpyModule(compiled=False), s, None, np.arange(nc), op)
+    got = arraymath.readout_codes(arraymath.NumpyModule(compiled=True), s, None, np.arange(nc), op)
+    np.testing.assert_array_equal(got, want)
+    for dtype in (np.float32, np.int64):
+        bits = 3
+        product = (s // 7).astype(dtype)[: 36 // bits * bits]
+        codes = arraymath.readout_codes(
+            arraymath.NumpyModule(compiled=False), product.astype(np.int64) * 7, None, np.arange(nc), op
+        )
+        out, at_rails, total = arraymath.multiply_codes(product, 7, bits, np.arange(nc), op)
+        np.testing.assert_array_equal(out, (codes.reshape(-1, bits, nc) << np.arange(bits)[None, :, None]).sum(axis=1))
+        assert at_rails == np.count_nonzero((codes <= op.code_min) | (codes >= op.code_max))
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install numba)")
 def test_the_compiled_driven_rows_are_numpys() -> None:
     from rramsim.overlay import _driven_rows
 

@@ -41,6 +41,7 @@ PPM = 1_000_000  # rng.PPM, a compile-time constant (the compiler divides by it 
 EXACT_QUOTIENT = 1 << 50  # below this a float64 quotient is within 1 of the true one
 FLOAT_EXACT = 1 << 53  # every integer below this is a float64
 LOG2_MANT = 30  # rramsim.device's mantissa bits of the drift's log2
+NORMAL_MAX = 6 << SIGMA_BITS  # the largest |z| of rng.normal_int (Irwin-Hall: 12 * 32768)
 AGED_BLOCK = 1024  # cells per block of the aged rule
 BLOCK = 2048  # samples per block: the block's noise draws stay in the L1 cache
 
@@ -202,6 +203,86 @@ def _adc_float(
 
 
 @_njit(inline="always")
+def _chain_fits_float(widest: float, params: NDArray[np.int64], off_max: float, gain_max: float) -> bool:
+    """Whether every value of _chain_float's read-out of drive sums up to ``widest`` in magnitude is an integer
+    that float64 holds exactly and every quotient's float estimate is within one (products below
+    EXACT_QUOTIENT), with no sum past the ADC model's limit: the largest |x| after each term, bounded in
+    float64 with margins for the bound's own roundings (|z| <= 6 sigma, the Irwin-Hall range)."""
+    ppm, clip, nf_du, an_mlsb = float(params[0]), float(params[2]), float(params[3]), float(params[4])
+    p, q, limit = float(params[5]), float(params[6]), float(params[9])
+    z_max = float(NORMAL_MAX)
+    if widest >= EXACT_QUOTIENT or z_max * nf_du >= EXACT_QUOTIENT or z_max * an_mlsb * q >= EXACT_QUOTIENT:
+        return False
+    w = widest * (1.0 + 6.0 * ppm / PPM) * 1.001 + 2.0  # S + read noise
+    w = min(w, clip) + off_max + 1.0  # clipped, + offset
+    w = w + z_max * nf_du / float(1 << SIGMA_BITS) + 1.0  # + noise floor
+    if w * gain_max * 1.001 >= EXACT_QUOTIENT:
+        return False
+    w = w * (1.0 + gain_max / PPM) * 1.001 + 1.0  # * (1 + gain error)
+    w = w + z_max * an_mlsb * q / (1000.0 * p * float(1 << SIGMA_BITS)) * 1.001 + 1.0  # + ADC input noise
+    return w * 1.001 <= limit and (w * 2.0 * p + q) * 1.001 < EXACT_QUOTIENT
+
+
+@_njit(inline="always")
+def _floordiv_float(n: float, d: float, inv: float) -> float:
+    """floor(n / d) for integer-valued n, d > 0 with |n| < EXACT_QUOTIENT, in float64 (_floordiv_estimate's
+    estimate and one-step correction, with no conversion to int64)."""
+    e = np.floor(n * inv)
+    r = n - e * d
+    return e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0)
+
+
+@_njit(inline="always")
+def _chain_float(
+    src: NDArray[Any], code: int, key: NDArray[np.int64], a: int, prefixes: NDArray[np.uint64],
+    params: NDArray[np.int64], state: Any, out_b: NDArray[np.int64],
+) -> None:  # fmt: skip
+    """ADC codes of the samples a .. a + len(src) - 1 with drive sums S = code * src and the read-out chain on,
+    for sums that pass _chain_fits_float: _readout_block's terms in the same order, each in float64 on
+    integer values (exact: sums and products below 2**53, floor division by the estimate and its one-step
+    correction, the noise floor's shift a product by 2**-16), so the same codes as its int64 path with no
+    conversion between int64 and float64 per term.  One loop per term (loops the compiler vectorises)."""
+    ppm, clip, nf_du, an_mlsb = params[0], params[2], params[3], params[4]
+    p, q, cmin, cmax = params[5], params[6], params[7], params[8]
+    z, base, acc, off_f, gain_f, xf = state[2], state[5], state[6], state[8], state[9], state[10]
+    m = src.shape[0]
+    x, z_b, cf = xf[:m], z[:m], float(code)
+    for j in range(m):
+        x[j] = float(src[j]) * cf
+    if ppm != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
+        scale, denom = float(ppm), float(PPM << SIGMA_BITS)
+        _draw(key, a, prefixes[0], z_b, base, acc)
+        for j in range(m):
+            x[j] = x[j] + np.floor(x[j] * float(z_b[j]) * scale / denom)
+    hi = float(clip)
+    for j in range(m):
+        x[j] = min(max(x[j], -hi), hi)
+    if off_f.shape[0]:
+        for j in range(m):
+            x[j] += off_f[j]
+    if nf_du != 0:  # noise floor: floor(z * sigma_du / sigma), exact as a product by 2**-16
+        nf, shift = float(nf_du), 1.0 / float(1 << SIGMA_BITS)
+        _draw(key, a, prefixes[1], z_b, base, acc)
+        for j in range(m):
+            x[j] += np.floor(float(z_b[j]) * nf * shift)
+    if gain_f.shape[0]:  # gain error: floor(x * ppm / 1e6)
+        d = float(PPM)
+        inv = 1.0 / d
+        for j in range(m):
+            x[j] += _floordiv_float(x[j] * gain_f[j], d, inv)
+    if an_mlsb != 0:  # ADC input noise: floor(z * mlsb * q / (1000 * p * sigma))
+        factor, d = float(an_mlsb * q), float(1000 * p << SIGMA_BITS)
+        inv = 1.0 / d
+        _draw(key, a, prefixes[2], z_b, base, acc)
+        for j in range(m):
+            x[j] += _floordiv_float(float(z_b[j]) * factor, d, inv)
+    tp, qf, d2 = float(2 * p), float(q), float(2 * q)  # the ADC: clamp(floor((2pS + q) / 2q))
+    inv, lo, top = 1.0 / d2, float(cmin), float(cmax)
+    for j in range(m):
+        out_b[j] = np.int64(min(max(_floordiv_float(x[j] * tp + qf, d2, inv), lo), top))
+
+
+@_njit(inline="always")
 def _readout_state(size: int, offset: NDArray[np.int64], gain: NDArray[np.int64], period: int) -> Any:
     """What a read-out keeps across its blocks of ``size`` samples (a whole number of periods): the column
     tables tiled over a block (empty where the model has none) and the scratch arrays of one block."""
@@ -213,7 +294,9 @@ def _readout_state(size: int, offset: NDArray[np.int64], gain: NDArray[np.int64]
         gain_t[j] = gain[j % period]
     z, x, scratch = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64)  # written before read
     base, acc = np.empty(size, np.uint64), np.empty(size, np.uint64)
-    return off_t, gain_t, z, x, scratch, base, acc, np.ones(1, dtype=np.int64)
+    off_f, gain_f, xf = off_t.astype(np.float64), gain_t.astype(np.float64), np.empty(size, np.float64)
+    widest = np.array([float(_widest(offset)), float(_widest(gain))])  # the tables' largest |entries|
+    return off_t, gain_t, z, x, scratch, base, acc, np.ones(1, dtype=np.int64), off_f, gain_f, xf, widest
 
 
 @_njit(inline="always")
@@ -227,13 +310,17 @@ def _readout_block(
     does not)."""
     ppm_rn, chain, clip, nf_du, an_mlsb = params[0], params[1], params[2], params[3], params[4]
     p, q, cmin, cmax, limit = params[5], params[6], params[7], params[8], params[9]
-    off_t, gain_t, z, x, scratch, base, acc, one = state
+    off_t, gain_t, z, x, scratch, base, acc, one = state[:8]
     m = s_b.shape[0]
     x_b, z_b = x[:m], z[:m]
     if chain == 0 and _fits_float(float(_widest(s_b)), ppm_rn, p, q):  # every value an integer below 2**50
         if ppm_rn != 0:
             _draw(key, a, prefixes[0], z_b, base, acc)
         _adc_float(s_b, 1, z_b, ppm_rn, p, q, cmin, cmax, out_b)
+        return 0
+    widest_t = state[11]
+    if chain != 0 and _chain_fits_float(float(_widest(s_b)), params, widest_t[0], widest_t[1]):
+        _chain_float(s_b, 1, key, a, prefixes, params, state, out_b)
         return 0
     x_b[:] = s_b
     if ppm_rn != 0:  # read noise: floor(S * z * ppm / (sigma * 1e6)), float64 left to right
@@ -327,7 +414,7 @@ def multiply_kernel(
     vec = bits * nc  # samples per input vector
     size = vec * max(1, BLOCK // vec)  # whole vectors, so whole periods and every block at column 0
     state = _readout_state(size, offset, gain, params[10])
-    z, base, acc = state[2], state[5], state[6]
+    z, base, acc, widest_t = state[2], state[5], state[6], state[11]
     s_b, codes = np.empty(size, np.int64), np.empty(size, np.int64)  # written before read
     no_key = np.zeros(0, np.int64)
     total, at_rails = np.int64(0), np.int64(0)
@@ -344,6 +431,8 @@ def multiply_kernel(
             if params[0] != 0:  # read noise draws (no chain: the only draws)
                 _draw(no_key, first + a, prefixes[0], z[:m], base, acc)
             _adc_float(product_b, code, z[:m], params[0], params[5], params[6], cmin, cmax, codes[:m])
+        elif params[1] != 0 and _chain_fits_float(float(widest) * abs(float(code)), params, widest_t[0], widest_t[1]):
+            _chain_float(product_b, code, no_key, first + a, prefixes, params, state, codes[:m])
         else:  # the read-out in int64, term by term
             for j in range(m):
                 s_b[j] = np.int64(product_b[j]) * code
