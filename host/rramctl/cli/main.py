@@ -21,7 +21,7 @@ import numpy as np
 import typer
 from numpy.typing import NDArray
 from pydantic import ValidationError
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from rramctl import __version__
 from rramctl.backends import default_state_path, emulator_model, resolve
@@ -59,6 +59,15 @@ class GuardedGroup(TyperGroup):
         for command in self.commands.values():
             _escape_markup(command)
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _valueless_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # its options and its --help, for its help page
+            _valueless_flags(command.get_params(ctx))
+        return command
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         head, sep, tail = _split_at_dashdash(args)
         flags = [a for a in head if a in GLOBAL_FLAGS]
@@ -95,6 +104,27 @@ def _show_warning(
         typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
     else:
         (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+class FlagOption(TyperOption):
+    """An option that takes no value (a flag such as ``--pairs`` or ``--download/--no-download``, ``--help``, a
+    counter): typer's Rich help (0.29, its own click) writes every option's type beside it, ``<bool>`` beside a
+    flag as if it took a value; a flag shows none, as click's plain help writes it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return super().display_type_rich(ctx)
+
+
+def _valueless_flags(params: list[Any]) -> list[Any]:
+    """``params`` with each typer option that takes no value made a :class:`FlagOption` (typer builds every option
+    as a TyperOption, ``--help`` included, and takes no option class): every command's help, its own flags, the
+    global ones and ``--help``, shows no type beside a flag."""
+    for param in params:
+        if type(param) is TyperOption and (param.is_flag or param.count):
+            param.__class__ = FlagOption
+    return params
 
 
 def _escape_markup(command: Any) -> None:
