@@ -91,7 +91,7 @@ def test_ctrl_c_is_one_error_line_and_the_chip_keeps_what_completed(
 
     monkeypatch.setattr(Chip, "reset", interrupted)
     r = invoke(*emulator(tmp_path), "reset", "--cell", "0,0")
-    assert r.exit_code == 2 and error_lines(r.output)[0].startswith("error: interrupted")
+    assert r.exit_code == 130 and error_lines(r.output)[0].startswith("error: interrupted")
     assert sim_state.load(tmp_path / "chip.npz").counters.op_count == done  # still a whole state file
 
 
@@ -177,7 +177,7 @@ def test_form_pairs_resume_needs_an_interrupted_run_and_the_hint_names_the_chip(
     assert r.exit_code == 2 and "nothing to resume" in r.output, r.output
     mocker.patch.object(Chip, "electroform_pairs", side_effect=KeyboardInterrupt)
     r = invoke(*emulator(tmp_path), "form", "--pairs", "--region", "0:8,0:8")
-    assert r.exit_code == 2
+    assert r.exit_code == 130
     assert f"--backend emulator --state {tmp_path / 'chip.npz'} form --pairs --region 0:8,0:8 --resume" in r.output
 
 

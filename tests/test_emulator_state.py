@@ -213,7 +213,7 @@ def test_interrupted_form_pairs_says_how_to_finish_and_resume_finishes(tmp_path:
 
     mocker.patch.object(Chip, "electroform", form_then_ctrl_c)
     r = CliRunner().invoke(app, args)
-    assert r.exit_code == 2 and "--region 0:8,0:16 --resume" in r.output, r.output
+    assert r.exit_code == 130 and "--region 0:8,0:16 --resume" in r.output, r.output
     mocker.stopall()
     g = state.load(path).crossbar.g_formed
     plus = g[0:8, 0:16] > 0

@@ -5,14 +5,17 @@ temporary file with a unique name in the target folder, is flushed and fsynced, 
 the target, and the folder is fsynced so the rename survives a power cut. On any failure
 (including KeyboardInterrupt) the temporary file is removed and the target is untouched. A target that exists and
 is not a regular file (a folder, /dev/null, a FIFO) is refused before anything is written: the rename would replace
-it by a file.
+it by a file. :func:`interrupts_held` lets a write that must complete (the chip's state file at the end of a command)
+finish before a Ctrl-C acts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -97,4 +100,26 @@ def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], object]) ->
         write(f)
 
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while the block runs, then act on it: a write that must complete (the chip's state file,
+    which holds the cells a command changed: cut off, the atomic write would leave the file of before the command)
+    completes, and a SIGINT that arrived meanwhile is raised as ``KeyboardInterrupt`` when the block ends (an
+    exception of the block's own wins). Only where Python's default SIGINT handler is installed and in the main
+    thread (the one that receives signals); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_with", "interrupts_held"]

@@ -20,7 +20,7 @@ from rramctl.arguments import as_path, as_read_gate, as_region, as_scalar, as_ta
 from rramctl.chip import FORMED_THRESHOLD_US, Chip, FormReport, MultiplyResult, PairFormReport, ProgramReport
 from rramctl.config import BoardConfig, Pulse
 from rramctl.errors import StateError
-from rramctl.fileio import atomic_write_with
+from rramctl.fileio import atomic_write_with, interrupts_held
 from rramctl.geometry import COLS, ROWS, Region, check_cells
 from rramctl.paths import READ_ERRORS
 
@@ -166,8 +166,10 @@ class SoftwareChip(Chip):
             self.save_state(self.autosave_path)
 
     def close(self) -> None:
-        """Save the chip where it was opened from (``autosave_path``), as the emulator does on close."""
-        self.persist()
+        """Save the chip where it was opened from (``autosave_path``), as the emulator does on close (a Ctrl-C during
+        the save acts after it)."""
+        with interrupts_held():
+            self.persist()
 
 
 __all__ = ["SoftwareChip"]

@@ -26,6 +26,23 @@ class InputFileError(UsageError):
     """A file the user gave that is missing or malformed."""
 
 
+#: Exit status of a command cut off by Ctrl-C (SIGINT), as a shell gives a process that SIGINT ends (128 + 2).
+INTERRUPTED_STATUS = 130
+#: What an interrupt during a command says: what the chip and the run folder keep, and what to do.
+INTERRUPTED_DURING = ("interrupted (Ctrl-C); operations that completed are kept (the emulator's state is saved, a run "
+                      "folder resumes from its last checkpoint): run the command again to continue")  # fmt: skip
+#: ... after the command ended (its outputs written, the chip's state saved), as rramctl exited.
+INTERRUPTED_AFTER = ("interrupted (Ctrl-C) as rramctl exited, after the command had ended: what it completed is "
+                     "saved (its outputs and the chip's state file are whole)")  # fmt: skip
+#: ... before the command started (while its options were read).
+INTERRUPTED_BEFORE = "interrupted (Ctrl-C) before the command started: nothing was changed"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that a command explains itself (e.g. how to finish what it cut off): its message replaces
+    :data:`INTERRUPTED_DURING`; the exit status is :data:`INTERRUPTED_STATUS` as for every interrupt."""
+
+
 def _first_bad_line(path: Path) -> str:
     """Where a comma-separated table stops parsing, for the error: the 1-based line of the first row that is not
     comma-separated numbers, or that has another count of them than the first row ('' where none is found)."""
@@ -199,8 +216,7 @@ def user_error_message(e: BaseException) -> str | None:
         return (f"not enough memory for this command ({str(e) or 'MemoryError'}); give a smaller batch (--random, "
                 "--inputs) or region")  # fmt: skip
     if isinstance(e, KeyboardInterrupt):
-        return ("interrupted (Ctrl-C); operations that completed are kept (the emulator's state is saved, a run "
-                "folder resumes from its last checkpoint): run the command again to continue")  # fmt: skip
+        return str(e) if isinstance(e, Interrupted) and str(e) else INTERRUPTED_DURING
     if isinstance(e, OSError) and e.filename is not None:
         hint = next((h for cls, h in _OS_HINTS if isinstance(e, cls)), "check the path and the device")
         return f"{e.filename}: {e.strerror or e}; {hint}"

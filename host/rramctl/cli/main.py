@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -27,7 +29,11 @@ from rramctl import __version__
 from rramctl.backends import default_state_path, emulator_model, resolve
 from rramctl.chip import FORMED_THRESHOLD_US, BoardCost, Chip
 from rramctl.cli.io import (
+    INTERRUPTED_AFTER,
+    INTERRUPTED_BEFORE,
+    INTERRUPTED_STATUS,
     InputFileError,
+    Interrupted,
     check_writable,
     gather_cells,
     load_array,
@@ -35,7 +41,7 @@ from rramctl.cli.io import (
     validation_message,
 )
 from rramctl.config import BoardConfig, ConfigError, Pulse
-from rramctl.errors import StateError, UsageError
+from rramctl.errors import UsageError
 from rramctl.fileio import atomic_write_bytes, atomic_write_with
 from rramctl.geometry import PAIR_OFFSET, ROWS, Region
 from rramctl.protocol import MAX_BITS
@@ -49,9 +55,13 @@ class GuardedGroup(TyperGroup):
     """The main command: global flags anywhere on the line, and one error path for every command.
 
     A failure the user can cause or fix (:class:`rramctl.errors.RramctlError`, an ``OSError`` on a
-    path, a rejected configuration value, Ctrl-C) prints one ``error:`` line (a rejected
-    configuration adds one line per field) and exits 2; anything else is a bug and keeps its
-    traceback. ``--debug`` (or ``RRAMCTL_DEBUG=1``) shows the traceback of user errors too."""
+    path, a rejected configuration value) prints one ``error:`` line (a rejected configuration adds one
+    line per field) and exits 2; a Ctrl-C, wherever it arrives, prints one ``error:`` line that says what
+    was kept and exits 130; anything else is a bug and keeps its traceback. ``--debug`` (or
+    ``RRAMCTL_DEBUG=1``) shows the traceback of user errors too."""
+
+    _stage = "starting"  # where a Ctrl-C arrives: "starting" (options read), "running" (invoke), "ended"
+    _interrupt_told = False  # its error line was written
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,6 +85,7 @@ class GuardedGroup(TyperGroup):
         return super().parse_args(ctx, flags + rest + sep + tail)
 
     def invoke(self, ctx: Any) -> Any:  # a click context (typer may vendor click)
+        self._stage = "running"
         try:
             return super().invoke(ctx)
         except (Exception, KeyboardInterrupt) as e:  # the CLI's own exits are no user error: re-raised
@@ -83,16 +94,58 @@ class GuardedGroup(TyperGroup):
                 raise
             if ctx.params.get("debug") or _env_debug():  # the traceback too; a user error keeps its status
                 traceback.print_exc()
+            status = INTERRUPTED_STATUS if isinstance(e, KeyboardInterrupt) else 2
+            self._interrupt_told = status == INTERRUPTED_STATUS
             typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
             if ctx.params.get("json_out"):  # --json: a script reads one JSON object on stdout, an error too
-                typer.echo(json.dumps({"error": message, "exit_status": 2}))
-            raise typer.Exit(2) from None
+                typer.echo(json.dumps({"error": message, "exit_status": status}))
+            raise typer.Exit(status) from None
+        finally:
+            self._stage = "ended"
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        """Warnings meant for the user (rramctl's: saturation and the like) as one ``warning:`` line each."""
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return super().main(*args, **kwargs)
+        """Warnings meant for the user (rramctl's: saturation and the like) as one ``warning:`` line each; a Ctrl-C
+        outside the command (while its options are read, or as rramctl exits after it) is one ``error:`` line and
+        status 130, as one during it (:meth:`invoke`): typer's own exit on it says nothing."""
+        self._stage = "starting"  # then "running" (invoke), "ended"
+        self._interrupt_told = False
+        as_program = (args[0] if args else kwargs.get("args")) is None  # the command line of this process
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                try:
+                    status = super().main(*args, **kwargs)  # standalone (the default): exits with SystemExit
+                except SystemExit as e:
+                    if e.code == INTERRUPTED_STATUS:  # typer's exit on a KeyboardInterrupt, or ours
+                        self._tell_interrupt()
+                    raise
+                except KeyboardInterrupt:  # one that arrived while typer itself exited
+                    self._tell_interrupt()
+                    raise SystemExit(INTERRUPTED_STATUS) from None
+            if status == INTERRUPTED_STATUS:  # standalone_mode=False: the status is returned
+                self._tell_interrupt()
+            return status
+        finally:
+            if as_program:
+                _ignore_ctrl_c_from_now()
+
+    def _tell_interrupt(self) -> None:
+        """The one ``error:`` line of a Ctrl-C that :meth:`invoke` did not report: what it cut off."""
+        if self._interrupt_told:
+            return
+        self._interrupt_told = True
+        message = INTERRUPTED_BEFORE if self._stage == "starting" else INTERRUPTED_AFTER
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+def _ignore_ctrl_c_from_now() -> None:
+    """rramctl has said all it will say and the process exits with that status: a Ctrl-C from here on is ignored.
+    Python's teardown (tenths of a second with numpy, numba and torch loaded) first puts SIGINT back to its default
+    action, so a Ctrl-C then killed the process with no message, status 130, after a command that had completed.
+    Only where the command line is read from ``sys.argv`` (the ``rramctl`` program), not for a caller that gives
+    the arguments (``app([...])``, typer's CliRunner): it keeps its Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _show_warning(
@@ -401,9 +454,9 @@ def _form_pairs(s: Session, reg: Region, region: str, pulse: Pulse, resume: bool
         with s.open() as chip:
             rep = chip.electroform_pairs(reg, pulse, resume=resume)
     except KeyboardInterrupt:  # the chip kept what was formed (the emulator saved it on the way out)
-        raise StateError(
-            f"interrupted: forming of the pairs in {reg} is incomplete (G+ may be formed and G- not); finish it "
-            f"with: {s.command_line('form', '--pairs', '--region', region, '--resume')}"
+        raise Interrupted(
+            f"interrupted (Ctrl-C): forming of the pairs in {reg} is incomplete (G+ may be formed and G- not; what "
+            f"was formed is saved); finish it with: {s.command_line('form', '--pairs', '--region', region, '--resume')}"
         ) from None
     w = rep.weights_us
     emit(

@@ -3,11 +3,12 @@
 ``transact`` = drop stale output, push the send words as one packet, write the trigger, pop up to
 ``recv_words`` words.  With a state file the chip persists: it is loaded if the file exists (the
 seed then comes from the file), kept in memory while the transport is open, and saved atomically
-once, on close (also after an error or Ctrl-C: what completed is kept), so ``rramctl form`` /
-``rramctl read`` / ``rramctl multiply`` continue one chip.  While open, the transport holds a lock
-on the state file: a second process waits (up to ``lock_wait_s``), then gets a StateError naming the
-PID that holds it, so no command's update is lost.  A library or training session opens the chip
-with ``autosave=False``: the file is only read, and the session saves with ``save_state``.
+once, on close (also after an error or Ctrl-C: what completed is kept; a Ctrl-C during that save acts
+after it), so ``rramctl form`` / ``rramctl read`` / ``rramctl multiply`` continue one chip.  While
+open, the transport holds a lock on the state file: a second process waits (up to ``lock_wait_s``),
+then gets a StateError naming the PID that holds it, so no command's update is lost.  A library or
+training session opens the chip with ``autosave=False``: the file is only read, and the session saves
+with ``save_state``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rramsim.overlay import BoardClockError, EmulatedOverlay
 
 from rramctl import regmap as R
 from rramctl.errors import StateError, UsageError
-from rramctl.fileio import atomic_write_with
+from rramctl.fileio import atomic_write_with, interrupts_held
 from rramctl.hw.linedrive import BitplaneStream
 from rramctl.paths import LOCK_WAIT_S, FileLock
 from rramctl.transport.base import BoardCost, RegWrite, Transport, TransportError
@@ -157,7 +158,8 @@ class EmulatorTransport(Transport):
     def close(self) -> None:
         if not self._closed:
             try:
-                self.save()
+                with interrupts_held():  # a Ctrl-C during the save acts after it: the file holds what completed
+                    self.save()
             finally:
                 self._closed = True
                 if self._lock is not None:
