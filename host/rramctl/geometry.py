@@ -127,9 +127,16 @@ def check_cells(cells: NDArray[np.integer] | list[tuple[int, int]], what: str = 
 
 
 def pair_cells(rows: NDArray[np.integer], pair_cols: NDArray[np.integer]) -> NDArray[np.int64]:
-    """Both cells of differential pairs at (row, pair column < 256): the G+ cells, then the G- cells."""
-    r = _integer_array(rows, "pair rows", "(K,)").ravel()
-    c = _integer_array(pair_cols, "pair columns", "(K,)").ravel()
+    """Both cells of differential pairs at (row, pair column < 256): the G+ cells, then the G- cells, as one (2K, 2)
+    cell list. ``rows`` and ``pair_cols`` are 1-D integer lists of one length K (the pairs in order); anything else
+    (a scalar, a 2-D array: its flattening order would be a guess) is one GeometryError, as a cell list of another
+    shape is."""
+    r = _integer_array(rows, "pair rows", "(K,)")
+    c = _integer_array(pair_cols, "pair columns", "(K,)")
+    for arr, what in ((r, "pair rows"), (c, "pair columns")):
+        if arr.ndim != 1:
+            raise GeometryError(f"{what} must be a 1-D integer array of shape (K,), got shape {arr.shape}; give one "
+                                "row and one pair column per pair (e.g. a 2-D grid's .ravel())")  # fmt: skip
     if r.size != c.size:
         raise GeometryError(f"{r.size} pair rows but {c.size} pair columns")
     if c.size and (c.min() < 0 or c.max() >= PAIR_OFFSET):
