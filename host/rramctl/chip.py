@@ -524,8 +524,12 @@ class Chip:
         codes = self._hw.multiply(x, bits, region, self.v_read_code, TiaGain.MULTIPLY)
         sat = self._hw.saturated
         self._check_saturation(sat, what)
-        products = np.subtract(codes, self.column_offsets(region)[None, :] * ((1 << bits) - 1))  # every plane's offset
-        products *= self.product_lsb_us  # (in place: the same values as a new array)
+        offsets = self.column_offsets(region)
+        if offsets.any():
+            products = np.subtract(codes, offsets[None, :] * ((1 << bits) - 1))  # every plane's offset
+            products *= self.product_lsb_us  # (in place: the same values as a new array)
+        else:  # no offset stored: (code - 0.0) * lsb = code * lsb, in one pass
+            products = np.multiply(codes, self.product_lsb_us, dtype=np.float64)
         return MultiplyResult(codes, products, sat)
 
     def multiply_pairs(self, inputs: NDArray[np.integer], region: Region, bits: int) -> MultiplyResult:

@@ -200,10 +200,12 @@ class MappedNetwork:
             return np.zeros((len(x), t.n_cols))
         uniq, inverse = linedrive.unique_vectors(x[nz])  # = np.unique(axis=0), hashed
         self.counts.add("multiplies", t.layer, len(uniq))
-        products = np.concatenate([self._multiply(t, uniq, bits), np.zeros((1, t.n_cols))])  # + a zero row
-        which = np.full(len(x), len(uniq), dtype=np.int64)  # every row: its distinct row's, or the zero row
-        which[nz] = inverse.ravel()
-        return products[which]
+        products = self._multiply(t, uniq, bits)
+        if len(nz) == len(x):  # no all-zero row: every row its distinct row's products
+            return products[inverse.ravel()]
+        out = np.zeros((len(x), t.n_cols))  # the all-zero rows' products: 0
+        out[nz] = products[inverse.ravel()]
+        return out
 
     def _multiply(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
         res = self.chips[t.array].multiply_pairs(x, t.region, bits)
