@@ -613,7 +613,8 @@ def multiply_codes(
 
 class RowMasks(Protocol):
     """Row masks (frames, rows) that give a range of their frames as an array (an array, or planes made a part
-    at a time: rramsim.overlay.PlaneParts)."""
+    at a time: rramsim.overlay.PlaneParts, which may also give their products with a block itself:
+    ``products(a, b, block)``, the values of ``masks[a:b].astype(block.dtype) @ block``)."""
 
     def __getitem__(self, frames: slice, /) -> NDArray[Any]: ...
 
@@ -627,8 +628,11 @@ def masked_multiply_codes(
     thread's part of the products made by that thread (numpy arrays)."""
     if len(masks) == 1:
         code, mask = masks[0]
+        products = getattr(mask, "products", None)  # row masks that make their products themselves (PlaneParts)
 
         def product(a: int, b: int) -> NDArray[Any]:
+            if products is not None:
+                return np.asarray(products(a, b, block))
             return mask[a:b].astype(block.dtype, copy=False) @ block
     elif masks:
         code = 1

@@ -45,7 +45,7 @@ from rramctl.protocol import (
     write_verify_accepts,
 )
 
-from rramsim import arraymath, device, energy, kernels, timing
+from rramsim import arraymath, device, energy, kernels, plane_products, timing
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar, ReadTimes, efficacy_ppm, program_step_ns
 from rramsim.dac import Dac80508
@@ -154,6 +154,16 @@ class PlaneParts:
         if a % self.bits or b % self.bits:
             raise ValueError(f"plane parts are whole vectors: frames {a}..{b} with {self.bits} bits")
         return _plane_matrix_f32(self.x[a // self.bits : b // self.bits], self.bits)
+
+    def products(self, a: int, b: int, block: NDArray[Any]) -> NDArray[Any]:
+        """``self[a:b].astype(block.dtype) @ block`` (frames a .. b - 1, whole vectors), the same values: from
+        subset-sum tables where that is faster (rramsim.plane_products), else the matmul."""
+        if a % self.bits or b % self.bits:
+            raise ValueError(f"plane parts are whole vectors: frames {a}..{b} with {self.bits} bits")
+        x = self.x[a // self.bits : b // self.bits]
+        if plane_products.usable(x.shape[0], block.shape[1], block.dtype):
+            return plane_products.plane_products(x, self.bits, block)
+        return _plane_matrix_f32(x, self.bits).astype(block.dtype, copy=False) @ block
 
 
 def _driven_rows(x: NDArray[np.uint8], bits: int) -> tuple[NDArray[np.bool_], int]:
