@@ -340,6 +340,25 @@ def test_unique_vectors_is_np_unique(shape: tuple[int, int], top: int) -> None:
     np.testing.assert_array_equal(got_i, want_i.ravel())
 
 
+@pytest.mark.parametrize(("shape", "top"), [((3_000, 512), 16), ((2_000, 64), 3), ((1_500, 20), 256), ((700, 400), 2),
+                                           ((1, 24), 16), ((600, 9), 256)])  # fmt: skip
+def test_unique_vectors_of_byte_rows_is_np_unique(shape: tuple[int, int], top: int) -> None:
+    """uint8 rows (a training layer's unfolded codes), as a column slice of a wider array, many repeated and some
+    differing only in their last byte or first word: the rows, order and inverse of np.unique(axis=0)."""
+    g = np.random.default_rng(shape[1])
+    wide = g.integers(0, top, size=(shape[0], shape[1] + 5)).astype(np.uint8)
+    x = wide[:, 2 : 2 + shape[1]]  # not contiguous
+    n = shape[0]
+    x[n // 2 :] = x[g.integers(0, max(1, n // 2), size=n - n // 2)]  # repeats, scattered
+    x[n // 3 : n // 3 + n // 10, -1] ^= 1  # neighbours in sort order that differ in the last byte only
+    x[: n // 10, : min(8, shape[1])] = 0
+    want_u, want_i = np.unique(x, axis=0, return_inverse=True)
+    got_u, got_i = linedrive.unique_vectors(x)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(got_i, want_i.ravel())
+    assert got_i.dtype == np.int64
+
+
 # ---- energy ledger ------------------------------------------------------------------------------
 def test_the_ledger_prices_a_multiply_as_v2_g_t_per_sampled_column() -> None:
     ov = _overlay(7)

@@ -87,7 +87,8 @@ def check_inputs(inputs: NDArray[np.integer], n_rows: int, bits: int) -> NDArray
         raise UsageError(f"inputs must have shape (batch, {n_rows}), got {x.shape}")
     if not np.issubdtype(x.dtype, np.integer):
         raise UsageError(f"inputs must be integers, got {x.dtype}")
-    if x.size and (x.min() < 0 or x.max() >= (1 << bits)):
+    signed = not np.issubdtype(x.dtype, np.unsignedinteger)  # (an unsigned array has no value below 0 to find)
+    if x.size and (signed and x.min() < 0 or x.max() >= (1 << bits)):
         raise UsageError(f"inputs must be in 0..{(1 << bits) - 1} for {bits}-bit inputs")
     return x
 

@@ -185,7 +185,8 @@ def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         uniq, inv = np.unique(x, axis=0, return_inverse=True)
         return uniq, inv.ravel().astype(np.int64)
-    lo, hi, n = int(x.min()), int(x.max()), x.shape[1]
+    lo = 0 if np.issubdtype(x.dtype, np.unsignedinteger) else int(x.min())  # (no pass for what cannot be < 0)
+    hi, n = int(x.max()), x.shape[1]
     if lo >= 0 and (hi < 16 and 4 * n <= 64 or hi < 256 and 8 * n <= 64):  # a row fits one uint64, first value on top
         width = 4 if hi < 16 and 4 * n <= 64 else 8
         key = np.zeros(x.shape[0], dtype=np.uint64)
@@ -194,9 +195,8 @@ def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray
         _, first, inv = np.unique(key, return_index=True, return_inverse=True)
         return x[first], inv.ravel().astype(np.int64)
     if lo >= 0 and hi < 256:
-        packed = np.ascontiguousarray(x.astype(np.uint8)).view(f"V{x.shape[1]}").ravel()
-        _, first, inv = np.unique(packed, return_index=True, return_inverse=True)
-        return x[first], inv.ravel().astype(np.int64)
+        first, inv = _unique_byte_rows(np.ascontiguousarray(x, dtype=np.uint8))
+        return x[first], inv
     h = x.astype(np.int64, copy=False) @ _hash_weights(x.shape[1])  # wrapping int64 arithmetic
     _, first, inv = np.unique(h, return_index=True, return_inverse=True)
     uniq = x[first]
@@ -207,6 +207,23 @@ def unique_vectors(x: NDArray[np.integer]) -> tuple[NDArray[np.integer], NDArray
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return uniq[order], rank[inv.ravel()]
+
+
+def _unique_byte_rows(b: NDArray[np.uint8]) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+    """``np.unique(rows as byte strings, return_index=True, return_inverse=True)[1:]`` for a C-contiguous
+    (N, n) uint8 array: the same stable sort of the byte strings, but neighbours compared as bytes (as uint64
+    words where n is a multiple of 8), not as numpy void scalars (8x the time of the sort for 512-byte rows)."""
+    n = b.shape[1]
+    perm = b.view(f"V{n}").ravel().argsort(kind="stable")  # np.unique's sort (return_index: stable)
+    rows = b[perm]
+    if n % 8 == 0:
+        rows = rows.view(np.uint64)
+    new = np.empty(len(perm), dtype=bool)
+    new[:1] = True
+    new[1:] = (rows[1:] != rows[:-1]).any(axis=1)  # a row unlike the one before it: a distinct row starts
+    inv = np.empty(len(perm), dtype=np.int64)
+    inv[perm] = np.cumsum(new) - 1
+    return perm[new], inv
 
 
 def _hash_weights(n: int) -> NDArray[np.int64]:

@@ -198,7 +198,7 @@ class MappedNetwork:
         nz = np.flatnonzero(x.any(axis=1))
         if not len(nz):
             return np.zeros((len(x), t.n_cols))
-        uniq, inverse = linedrive.unique_vectors(x[nz])  # = np.unique(axis=0), hashed
+        uniq, inverse = linedrive.unique_vectors(x if len(nz) == len(x) else x[nz])  # = np.unique(axis=0), hashed
         self.counts.add("multiplies", t.layer, len(uniq))
         products = self._multiply(t, uniq, bits)
         if len(nz) == len(x):  # no all-zero row: every row its distinct row's products
