@@ -32,6 +32,30 @@ def test_float_matmul_equals_read_back_weights_and_dedup_changes_nothing():
         m.matmul("A", x[:, :10], 4)
 
 
+@pytest.mark.parametrize("zero_rows", [0, 1, 17, 60])
+def test_dedup_gives_each_row_its_distinct_rows_products_and_zero_rows_zero(zero_rows: int) -> None:
+    """The products of the distinct rows spread back to every row (0.0 for an all-zero row, not sent), exactly:
+    a tile's product rule replaced by a deterministic row-wise one."""
+    m = mapped("software", [LayerShape("A", 40, 12)])
+    g = np.random.default_rng(zero_rows)
+    x = g.integers(0, 16, (60, 40)).astype(np.uint8)
+    x[g.permutation(60)[:zero_rows]] = 0
+    x[3] = x[50] if x[50].any() else x[3]
+    w = g.normal(size=(40, 12))
+    sent = []
+
+    def rule(t: object, v: np.ndarray, bits: int) -> np.ndarray:
+        sent.append(len(v))
+        assert v.any(axis=1).all()  # no all-zero row is sent
+        return v.astype(np.float64) @ w
+
+    m._multiply = rule  # type: ignore[method-assign]
+    want = np.where(x.any(axis=1)[:, None], x.astype(np.float64) @ w, 0.0)
+    got = m.matmul("A", x, 4)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float64 and sent == ([len(np.unique(x[x.any(axis=1)], axis=0))] if zero_rows < 60 else [])
+
+
 def test_emulator_products_track_read_back_weights():
     m = mapped("emulator", [LayerShape("A", 40, 12)])
     w = m.read_weights("A")

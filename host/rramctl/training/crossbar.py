@@ -195,7 +195,8 @@ class MappedNetwork:
         if not self.dedup:
             self.counts.add("multiplies", t.layer, len(x))
             return self._multiply(t, x, bits)
-        nz = np.flatnonzero(x.any(axis=1))
+        nonzero = x.any(axis=1)
+        nz = np.flatnonzero(nonzero)
         if not len(nz):
             return np.zeros((len(x), t.n_cols))
         uniq, inverse = linedrive.unique_vectors(x if len(nz) == len(x) else x[nz])  # = np.unique(axis=0), hashed
@@ -203,8 +204,10 @@ class MappedNetwork:
         products = self._multiply(t, uniq, bits)
         if len(nz) == len(x):  # no all-zero row: every row its distinct row's products
             return products[inverse.ravel()]
-        out = np.zeros((len(x), t.n_cols))  # the all-zero rows' products: 0
-        out[nz] = products[inverse.ravel()]
+        which = np.zeros(len(x), dtype=np.int64)  # every row its distinct row's products (all-zero rows: row 0's,
+        which[nz] = inverse.ravel()
+        out = products[which]
+        out[~nonzero] = 0.0  # then 0: no row driven, zero current)
         return out
 
     def _multiply(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:

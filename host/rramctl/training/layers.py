@@ -483,11 +483,12 @@ def im2col_codes(
     n, c, h, w = a.shape
     (kh, kw), (sh, sw) = kernel, stride
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    nhwc = np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # channels innermost: each copy below reads runs of them
     out = np.empty((n, ho, wo, c, kh, kw), dtype=a.dtype)
     for i in range(kh):  # one strided copy per kernel place (all channels at once)
         for j in range(kw):
-            place = a[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]  # (N, C, H', W')
-            out[:, :, :, :, i, j] = place.transpose(0, 2, 3, 1)
+            place = nhwc[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]  # (N, H', W', C)
+            out[:, :, :, :, i, j] = place
     return out.reshape(-1, c * kh * kw)
 
 
