@@ -204,10 +204,10 @@ class MappedNetwork:
         products = self._multiply(t, uniq, bits)
         if len(nz) == len(x):  # no all-zero row: every row its distinct row's products
             return products[inverse.ravel()]
-        which = np.zeros(len(x), dtype=np.int64)  # every row its distinct row's products (all-zero rows: row 0's,
+        which = np.zeros(len(x), dtype=np.int64)  # every row its distinct row's products, in one gather
         which[nz] = inverse.ravel()
         out = products[which]
-        out[~nonzero] = 0.0  # then 0: no row driven, zero current)
+        out[~nonzero] = 0.0  # an all-zero row (not sent: no row driven, zero current)
         return out
 
     def _multiply(self, t: Tile, x: NDArray[np.integer], bits: int) -> NDArray[np.float64]:
