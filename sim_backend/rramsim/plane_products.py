@@ -12,7 +12,7 @@ bit 56 + i; no two partial products overlap, so nothing carries).
 Exactness: the block is float32 only where every column sum is below 2**24 and float64 where it is below
 2**53 (rramsim.arraymath, ``block``), and every table entry and every partial sum here is a sum of some of one
 column's non-negative integer conductances, so each is an exact integer of the block's type, in any order: the
-products are the matmul's, value for value (``tests/test_plane_products.py`` compares the two on random
+products are the matmul's, value for value (``tests/test_speed_plane_products.py`` compares the two on random
 cases).  Without numba, or on a big-endian machine, :func:`plane_products` is not used (``usable``).
 """
 
