@@ -41,7 +41,8 @@ module dac80508_spi #(
     reg slow;  // this frame runs at READ_HALF: SDO is sampled READ_HALF clocks after the DAC launches it
     wire tick;
     wire step = busy && tick;  // the state machine moves on the prescaler's tick
-    wire to_gap = (ph == 2'd0 || ph == 2'd2) && nbit == NW'(0);  // this step raises SYNC
+    wire to_gap = busy && (ph == 2'd0 || ph == 2'd2) && nbit == NW'(0);  // this step raises SYNC (never idle:
+    // out of reset ph = 0 and nbit = 0, and the first start must load the SCLK half period, not SYNC_HIGH)
     function automatic [CW-1:0] half_of(input s);
         half_of = s ? CW'(READ_HALF) : CW'(HALF);
     endfunction
