@@ -68,7 +68,8 @@ class ThresholdConfig(_Section):
     rule: Literal["absolute", "relative"] = Field(
         "absolute",
         description="absolute (ours): a score change |ds| < T_s is dropped; relative (the paper's code): where "
-        "| |s| - |s_old| | / |s_old| < T_s the pair's mask bit is held while the score keeps its update",
+        "| |s| - |s_old| | < T_s * |s_old| (float32; never where s_old = 0) the pair's mask bit is held while the "
+        "score keeps its update",
     )
     init: float = Field(
         5e-3, ge=0, description="T_init; (ours) 5e-3 absolute; the paper's code, relative: 0.01 (CNN), 0.009 (CRNN)"

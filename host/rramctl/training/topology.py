@@ -162,9 +162,10 @@ _kernels = _compile_kernels()
 
 
 def hold_small_changes(layers: list[TOLayer], before: dict[str, torch.Tensor], ts: float) -> int:
-    """Relative threshold rule (the paper's code, its ``d_s``): where | |s| - |s_old| | / |s_old| < T_s the pair's
-    mask bit is held at the next sync while the score keeps its update (the change of the magnitude the top-k ranks
-    by: a sign flip of the same magnitude is held; a negative T_s holds nothing); returns how many bits are held."""
+    """Relative threshold rule (the paper's code, its ``d_s``): where | |s| - |s_old| | < T_s * |s_old| (float32,
+    no division: never where s_old = 0) the pair's mask bit is held at the next sync while the score keeps its
+    update (the change of the magnitude the top-k ranks by: a sign flip of the same magnitude is held; a negative
+    T_s holds nothing); returns how many bits are held."""
     held = 0
     with torch.no_grad():
         for layer in layers:
