@@ -42,14 +42,17 @@ class _Section(Settings):
 class Forming(_Section):
     """Pristine cells and electroforming (FORM)."""
 
-    pristine_ns: int = Field(default=33, ge=1, description="pristine cell, ~30 MOhm (seed 000 Results)")
+    pristine_ns: int = Field(
+        default=33, ge=1, description="pristine cell, ~30 MOhm (seed 000 Results, Fig. 2h paragraph)"
+    )
     pristine_spread_ppm: int = Field(
         default=100_000, ge=0, le=500_000, description="relative sigma of pristine G (ours)"
     )
     threshold_uv: int = Field(
         default=3_400_000,
         gt=0,
-        description="median forming threshold at the reference pulse: 3.4 V forms ~half (seed 000)",
+        description="median forming threshold at the reference pulse: 3.4 V forms ~half (seed 000 Results, Fig. 2h "
+        "paragraph)",
     )
     threshold_sigma_uv: int = Field(
         default=150_000,
@@ -60,13 +63,15 @@ class Forming(_Section):
     ref_cycles: int = Field(
         default=1_000_000, ge=1, description="reference width: 10 ms (seed 000 Results, Fig. 2h paragraph)"
     )
-    ref_temperature_c: float = Field(default=120.0, description="reference temperature (seed 000 Results)")
+    ref_temperature_c: float = Field(
+        default=120.0, description="reference temperature (seed 000 Results, Fig. 2h paragraph)"
+    )
     uv_per_octave: int = Field(default=30_000, ge=0, description="threshold drop per doubling of the width (ours)")
     uv_per_degc: int = Field(default=5_000, ge=0, description="threshold drop per degC above the reference (ours)")
     formed_ns_at_ref_gate: int = Field(
         default=27_150,
         gt=0,
-        description="mean formed G at the reference gate: weights +-27.1 uS (seed 000 Fig. 2h-i, 3b)",
+        description="mean formed G at the reference gate: weights at -27.1 / +27.2 uS (seed 000 Results, Fig. 3b)",
     )
     ref_gate_uv: int = Field(
         default=1_200_000, gt=0, description="reference WL gate (rramctl BoardConfig form.gate_v; ours)"
@@ -98,29 +103,44 @@ class Reset(_Section):
     )
     c2c_ppm: int = Field(default=200_000, ge=0, le=500_000, description="cycle-to-cycle sigma of the off state (ours)")
     full_uv: int = Field(
-        default=2_600_000, gt=0, description="fully effective reset amplitude 2.6 V (seed 000 Methods)"
+        default=2_600_000,
+        gt=0,
+        description="fully effective reset amplitude 2.6 V (seed 000 Methods, Reset and set operations)",
     )
     onset_uv: int = Field(default=1_800_000, ge=0, description="reset starts to act above this amplitude (ours)")
-    full_cycles: int = Field(default=40, ge=1, description="fully effective reset width 400 ns (seed 000 Methods)")
+    full_cycles: int = Field(
+        default=40, ge=1, description="fully effective reset width 400 ns (seed 000 Methods, Reset and set operations)"
+    )
 
 
 class Set(_Section):
-    full_uv: int = Field(default=3_300_000, gt=0, description="fully effective set amplitude 3.3 V (seed 000 Methods)")
+    full_uv: int = Field(
+        default=3_300_000,
+        gt=0,
+        description="fully effective set amplitude 3.3 V (seed 000 Methods, Reset and set operations)",
+    )
     onset_uv: int = Field(default=2_200_000, ge=0, description="set starts to act above this amplitude (ours)")
-    full_cycles: int = Field(default=30, ge=1, description="fully effective set width 300 ns (seed 000 Methods)")
+    full_cycles: int = Field(
+        default=30, ge=1, description="fully effective set width 300 ns (seed 000 Methods, Reset and set operations)"
+    )
     c2c_ppm: int = Field(default=50_000, ge=0, le=500_000, description="cycle-to-cycle sigma after a set (ours)")
 
 
 class Program(_Section):
     """Write-verify pulses."""
 
-    ref_uv: int = Field(default=1_500_000, gt=0, description="write-verify pulse 1.5 V (seed 000 Methods)")
-    ref_cycles: int = Field(default=50, ge=1, description="write-verify pulse 500 ns (seed 000 Methods)")
+    ref_uv: int = Field(
+        default=1_500_000, gt=0, description="write-verify pulse 1.5 V (seed 000 Methods, Weight optimization)"
+    )
+    ref_cycles: int = Field(
+        default=50, ge=1, description="write-verify pulse 500 ns (seed 000 Methods, Weight optimization)"
+    )
     step_ns: int = Field(default=1_500, ge=0, description="mean change per reference pulse (ours)")
     noise_ns: int = Field(
         default=500,
         ge=0,
-        description="sigma of the programming noise per pulse (seed 003: < 1 uS, on its TiN/TaOx/HfOy/TiN "
+        description="sigma of the programming noise per pulse (seed 003 Results, Hyperparameter dWth: < 1 uS, "
+        "on its TiN/TaOx/HfOy/TiN "
         "array; applying it to seed 000's chip: ours)",
     )
     max_ns: int = Field(default=150_000, gt=0, description="largest conductance a cell reaches (ours)")
@@ -133,7 +153,8 @@ class Read(_Section):
         default=2_000,
         ge=0,
         le=100_000,
-        description="relative sigma, proportional to the current (ours; Fig. 2j: small)",
+        description="relative sigma, proportional to the current (ours; seed 000 Fig. 2j: minimal fluctuation over "
+        "10,000 reads)",
     )
     noise_floor_pa: int = Field(default=0, ge=0, description="sigma of the current-independent noise floor (ours)")
 
@@ -155,7 +176,8 @@ class Relaxation(_Section):
     sigma_ns: int = Field(
         default=0,
         ge=0,
-        description="SD of the relaxed-minus-programmed G (seed 003: ~2 uS, on its TiN/TaOx/HfOy/TiN array; "
+        description="SD of the relaxed-minus-programmed G (seed 003 Results, Hyperparameter dWth: ~2 uS, "
+        "on its TiN/TaOx/HfOy/TiN array; "
         "applying it to seed 000's chip: ours)",
     )
     tau_us: int = Field(default=1_000_000, ge=1, description="time to half the relaxation (ours)")
@@ -211,8 +233,12 @@ class ChipModelConfig(Settings):
     """The emulated chip.  Immutable; ``with_changes`` for variants."""
 
     seed: Seed = Field(default=0, description="seed of every random draw of this chip")
-    rows: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="bit lines (seed 000: 512)")
-    cols: int = Field(default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="source lines (seed 000: 512)")
+    rows: int = Field(
+        default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="bit lines (seed 000 Methods, Fabrication: 512)"
+    )
+    cols: int = Field(
+        default=ARRAY_SIZE, ge=1, le=ARRAY_SIZE, description="source lines (seed 000 Methods, Fabrication: 512)"
+    )
     temperature_c: float = Field(
         default=120.0, ge=-40.0, le=200.0, description="chuck temperature (seed 000 Results: forming at 120 degC)"
     )
