@@ -76,13 +76,16 @@ class Ratings(_Strict):
     DAC80508 output range (0-5 V at gain 2)."""
 
     max_sl_voltage_v: float = Field(
-        default=3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="SL pulse amplitude"
+        default=3.8,
+        gt=0,
+        le=float(dac80508.FULL_SCALE_V),
+        description="SL pulse amplitude (ours: above forming, 3.4 V)",
     )
     max_bl_voltage_v: float = Field(
-        default=3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="BL pulse amplitude"
+        default=3.8, gt=0, le=float(dac80508.FULL_SCALE_V), description="BL pulse amplitude (ours: above set, 3.3 V)"
     )
     max_wl_voltage_v: float = Field(
-        default=2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance)"
+        default=2.5, gt=0, le=float(dac80508.FULL_SCALE_V), description="WL gate (compliance; ours)"
     )
     max_read_voltage_v: float = Field(
         default=0.3, gt=0, le=1.0, description="read/multiply BL voltage (read disturb; cap 1 V ours)"
@@ -101,10 +104,14 @@ class Ratings(_Strict):
         default=MAX_PULSE_WIDTH_S,
         gt=0,
         le=MAX_PULSE_WIDTH_S,
-        description="longest pulse (overlay cap: MAX_PULSE_CYCLES, 20 ms)",
+        description="longest pulse (overlay cap: MAX_PULSE_CYCLES, 20 ms; ours)",
     )
-    min_pulse_width_s: float = Field(default=1 / PL_CLOCK_HZ, gt=0, description="shortest pulse (one PL clock, 10 ns)")
-    max_temperature_c: float = Field(default=125.0, description="chuck temperature during forming")
+    min_pulse_width_s: float = Field(
+        default=1 / PL_CLOCK_HZ, gt=0, description="shortest pulse (one PL clock, 10 ns; ours)"
+    )
+    max_temperature_c: float = Field(
+        default=125.0, description="chuck temperature during forming (ours; seed 000 forms at 120 degC)"
+    )
 
 
 class Pulse(_Strict):
@@ -120,7 +127,7 @@ class WriteVerify(_Strict):
         default=R.VERIFY_TOL_PPM.reset / VERIFY_TOL_SCALE,  # 0.10: the VERIFY_TOL register's reset
         gt=0,
         lt=1,
-        description="relative error accepted (seed 000 Methods: ~10 %)",
+        description="relative error accepted (seed 000 Methods, Weight optimization: ~10 %)",
     )
     max_pulses: int = Field(
         default=R.MAX_PULSES_VALUE.reset,  # 20 (ours): the register's reset value
@@ -146,13 +153,17 @@ class BoardConfig(_Strict):
     # seed 000 Methods "Weight optimization": 1.5 V / 500 ns, WL current limit, write-verify to ~10 %; gate 1.2 V ours.
     program: Pulse = Pulse(voltage_v=1.5, width_s=500e-9, gate_v=1.2)
     write_verify: WriteVerify = WriteVerify()
-    read_voltage_v: float = Field(default=0.1, gt=0, description="seed 000 Methods: 0.1 V for a 1 bit")
+    read_voltage_v: float = Field(
+        default=0.1, gt=0, description="seed 000 Methods, Multi-bit vector-matrix multiplications: 0.1 V for a 1 bit"
+    )
     read_gate_v: float = Field(
         default=DEFAULT_READ_GATE_V,
         gt=0,
         description="WL gate during reads and multiplies: transistors fully on (ours)",
     )
-    forming_temperature_c: float = Field(default=120.0, description="seed 000 Results: forming at 120 degC")
+    forming_temperature_c: float = Field(
+        default=120.0, description="seed 000 Results, Fig. 2h paragraph: forming at 120 degC"
+    )
     clock_hz: float = Field(
         default=float(PL_CLOCK_HZ),
         ge=PL_CLOCK_HZ,
