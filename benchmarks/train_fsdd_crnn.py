@@ -2,7 +2,10 @@
 On the paper's own feature file and split (like-for-like with seed 000):
 
     nice -n 10 python benchmarks/train_fsdd_crnn.py \
-        --features-file ../shared/datasets/spoken_digit_mfcc/fsdd_mfcc_23x20.npz
+        --features-file PATH/TO/fsdd_mfcc_23x20.npz
+
+(the paper code's MFCC features, docs/training.md "Spoken-digit features vs the paper's own file"; not part of this
+repository)
 
 or on our MFCC maps of the FSDD recordings: --data-dir FOLDER (holding fsdd/recordings).
 

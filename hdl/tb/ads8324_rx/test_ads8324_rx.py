@@ -1,6 +1,6 @@
 """Bench of ads8324_rx (hdl/rtl/ads8324_rx.v): the ADS8324 reader, checked on its pins against a model of the
-ADC written from the datasheet facts (/work/shared/hardware-facts.md, ADS8324; docs/hardware.md, "Interface
-and switching times" and "Reading currents"), not from the RTL.
+ADC written from the ADS8324 datasheet facts (docs/hardware.md, "Interface and switching times" and "Reading
+currents"; docs/protocol.md, "ADC readout"), not from the RTL.
 
 The chip (``Ads8324``, event driven on CS/DCLK): a falling CS starts sampling and readout; DOUT is high-Z
 while CS is high and X (undriven) during sampling; sampling lasts about 4.5-5 DCLKs, so the first bit, the

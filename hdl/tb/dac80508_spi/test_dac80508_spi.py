@@ -1,6 +1,6 @@
 """Bench of dac80508_spi (hdl/rtl/dac80508_spi.v): the DAC80508 SPI master, checked on its pins against a model
-of the DAC written from the datasheet facts (/work/shared/hardware-facts.md, DAC80508; docs/hardware.md,
-"Interface and switching times"; docs/protocol.md DAC_FRAME), not from the RTL.
+of the DAC written from the DAC80508 datasheet facts (docs/hardware.md, "DAC80508 channels" and "Interface and
+switching times"; docs/protocol.md DAC_FRAME), not from the RTL.
 
 The chip (``Dac80508``, event driven on SYNC/SCLK): SPI mode 1 (CPOL 0, CPHA 1): SCLK idles low, the DAC
 latches SDIN on the falling (trailing) SCLK edge and launches SDO on the rising one; MSB first; a frame is

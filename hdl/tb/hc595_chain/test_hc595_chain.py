@@ -1,6 +1,6 @@
 """Bench of hc595_chain (hdl/rtl/hc595_chain.v): the SN74HC595 chain driver, checked on its pins against a model
-of a chain of cascaded 595s written from the datasheet facts (/work/shared/hardware-facts.md, SN74HC595;
-docs/hardware.md and docs/protocol.md, "The BL line-drive chain"), not from the RTL.
+of a chain of cascaded 595s written from the SN74HC595 datasheet facts (docs/hardware.md, "How read voltages reach
+the bit lines" and "Interface and switching times"; docs/protocol.md, "The BL line-drive chain"), not from the RTL.
 
 The chain (``Hc595Chain``, TB_CHIPS parts, event driven on SRCLK/RCLK): on each rising SRCLK edge every
 part shifts (QA <- SER, QB <- QA, ..., QH' <- QH) and each part's SER is the QH' of the part before it
