@@ -114,6 +114,29 @@ async def pulse(dut: Any, signal: Any) -> None:
     signal.value = 0
 
 
+class ClockedPinChecker:
+    """Base of the per-module pin benches' checkers (tb/ads8324_rx, tb/dac80508_spi, tb/hc595_chain), which sample
+    the pins once a PL clock of ``clk_ns`` and count times in clocks: the violations found, one rule for "at least
+    ``least`` clocks" (and, with ``ns``, at least the datasheet's ``ns_least`` nanoseconds) and the assertion that
+    none was found."""
+
+    def __init__(self, ns: bool, clk_ns: float) -> None:
+        self.ns, self.clk_ns = ns, clk_ns
+        self.violations: list[str] = []
+
+    def _fail(self, n: int, what: str) -> None:
+        self.violations.append(f"clock {n}: {what}")
+
+    def _min(self, n: int, what: str, clocks: int, least: int, ns_least: float | None) -> None:
+        if clocks < least:
+            self._fail(n, f"{what} {clocks} clocks < {least}")
+        if self.ns and ns_least is not None and clocks * self.clk_ns < ns_least - 1e-9:
+            self._fail(n, f"{what} {clocks * self.clk_ns:.0f} ns < {ns_least:.1f} ns (datasheet)")
+
+    def assert_clean(self) -> None:
+        assert not self.violations, "\n".join(self.violations[:10])
+
+
 class Peripheral:
     """A serial peripheral behind a command strobe: `command()`, read on each rising edge, returns the command
     that edge takes (None: none); the peripheral records it in `seen`, calls `on_command` with it and is busy

@@ -38,7 +38,7 @@ import random
 from pathlib import Path
 
 import pytest
-from bench_util import env_int, run_module_bench
+from bench_util import ClockedPinChecker, env_int, run_module_bench
 
 try:
     import cocotb
@@ -111,25 +111,16 @@ if cocotb is not None:
                 else:
                     self.cut.append(rises)
 
-    class AdcChecker:
+    class AdcChecker(ClockedPinChecker):
         """The ADS8324 timing rules on the pins, sampled on every falling PL clock (times in clocks)."""
 
         def __init__(self, dut, half: int, cs_high: int, min_cycles: int, ns: bool) -> None:
-            self.dut, self.half, self.cs_high, self.min_cycles, self.ns = dut, half, cs_high, min_cycles, ns
-            self.violations: list[str] = []
+            super().__init__(ns, CLK_NS)
+            self.dut, self.half, self.cs_high, self.min_cycles = dut, half, cs_high, min_cycles
             self.allow_cut = False
             self.frames = 0
             self.falls: list[int] = []  # clock of each CS fall
             cocotb.start_soon(self._run())
-
-        def _fail(self, n: int, what: str) -> None:
-            self.violations.append(f"clock {n}: {what}")
-
-        def _min(self, n: int, what: str, clocks: int, least: int, ns_least: float | None) -> None:
-            if clocks < least:
-                self._fail(n, f"{what} {clocks} clocks < {least}")
-            if self.ns and ns_least is not None and clocks * CLK_NS < ns_least - 1e-9:
-                self._fail(n, f"{what} {clocks * CLK_NS:.0f} ns < {ns_least:.1f} ns (datasheet)")
 
         async def _run(self) -> None:
             d = self.dut
@@ -210,7 +201,7 @@ if cocotb is not None:
             await FallingEdge(dut.clk)
 
     def _check_clean(chk: AdcChecker) -> None:
-        assert not chk.violations, "\n".join(chk.violations[:10])
+        chk.assert_clean()
 
     @cocotb.test()
     async def conversions_read_back_the_codes(dut) -> None:

@@ -35,7 +35,7 @@ import random
 from pathlib import Path
 
 import pytest
-from bench_util import env_int, run_module_bench
+from bench_util import ClockedPinChecker, env_int, run_module_bench
 
 try:
     import cocotb
@@ -115,24 +115,15 @@ if cocotb is not None:
                     if addr not in READ_ONLY:
                         self.regs[addr] = data
 
-    class SpiChecker:
+    class SpiChecker(ClockedPinChecker):
         """The DAC80508 timing rules on the pins, sampled on every falling PL clock (times in clocks)."""
 
         def __init__(self, dut, half: int, read_half: int, sync_high: int, ns: bool) -> None:
-            self.dut, self.half, self.read_half, self.sync_high, self.ns = dut, half, read_half, sync_high, ns
-            self.violations: list[str] = []
+            super().__init__(ns, CLK_NS)
+            self.dut, self.half, self.read_half, self.sync_high = dut, half, read_half, sync_high
             self.allow_short = False  # a reset may cut a frame short
             self.frames = 0
             cocotb.start_soon(self._run())
-
-        def _fail(self, n: int, what: str) -> None:
-            self.violations.append(f"clock {n}: {what}")
-
-        def _min(self, n: int, what: str, clocks: int, least: int, ns_least: float | None) -> None:
-            if clocks < least:
-                self._fail(n, f"{what} {clocks} clocks < {least}")
-            if self.ns and ns_least is not None and clocks * CLK_NS < ns_least - 1e-9:
-                self._fail(n, f"{what} {clocks * CLK_NS:.0f} ns < {ns_least:.1f} ns (datasheet)")
 
         async def _run(self) -> None:
             d = self.dut
@@ -250,7 +241,7 @@ if cocotb is not None:
             await FallingEdge(dut.clk)
 
     def _check_clean(dac: Dac80508, chk: SpiChecker) -> None:
-        assert not chk.violations, "\n".join(chk.violations[:10])
+        chk.assert_clean()
         assert not dac.violations, "\n".join(dac.violations[:10])
 
     @cocotb.test()

@@ -33,7 +33,7 @@ import random
 from pathlib import Path
 
 import pytest
-from bench_util import env_int, run_module_bench
+from bench_util import ClockedPinChecker, env_int, run_module_bench
 
 try:
     import cocotb
@@ -80,23 +80,14 @@ if cocotb is not None:
                     self.latch = list(self.sr)
                     self.latches += 1
 
-    class ChainChecker:
+    class ChainChecker(ClockedPinChecker):
         """The SN74HC595 timing rules on the pins, sampled on every falling PL clock (times in clocks)."""
 
         def __init__(self, dut, half: int, ns: bool) -> None:
-            self.dut, self.half, self.ns = dut, half, ns
-            self.violations: list[str] = []
+            super().__init__(ns, CLK_NS)
+            self.dut, self.half = dut, half
             self.rises = self.latches = 0
             cocotb.start_soon(self._run())
-
-        def _fail(self, n: int, what: str) -> None:
-            self.violations.append(f"clock {n}: {what}")
-
-        def _min(self, n: int, what: str, clocks: int, least: int, ns_least: float | None) -> None:
-            if clocks < least:
-                self._fail(n, f"{what} {clocks} clocks < {least}")
-            if self.ns and ns_least is not None and clocks * CLK_NS < ns_least - 1e-9:
-                self._fail(n, f"{what} {clocks * CLK_NS:.0f} ns < {ns_least:.0f} ns (datasheet)")
 
         async def _run(self) -> None:
             d = self.dut
@@ -214,7 +205,7 @@ if cocotb is not None:
         await ClockCycles(dut.clk, 2)
         assert chain.shifts == chk.rises == WORD_BITS * words, (chain.shifts, chk.rises, words)
         assert chain.latches == chk.latches == latches
-        assert not chk.violations, "\n".join(chk.violations[:10])
+        chk.assert_clean()
 
     @cocotb.test()
     async def reset_mid_command_returns_pins_to_idle(dut) -> None:
@@ -246,7 +237,7 @@ if cocotb is not None:
             await _command(dut, rng, dut.latch)
             await _wait_idle(dut)
             _check_outputs(chain, _expected(history, positions), "after a reset")
-        assert not chk.violations, "\n".join(chk.violations[:10])
+        chk.assert_clean()
 
 
 # (HALF, 595s in the chain, inside the datasheet at 100 MHz -> the ns checks too)
