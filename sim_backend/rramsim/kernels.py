@@ -174,6 +174,15 @@ def _fits_float(widest: float, ppm: int, p: int, q: int) -> bool:
 
 
 @_njit(inline="always")
+def _floordiv_float(n: float, d: float, inv: float) -> float:
+    """floor(n / d) for integer-valued n, d > 0 with |n| < EXACT_QUOTIENT, in float64 (_floordiv_estimate's
+    estimate and one-step correction, with no conversion to int64)."""
+    e = np.floor(n * inv)
+    r = n - e * d
+    return e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0)
+
+
+@_njit(inline="always")
 def _adc_float(
     src: NDArray[Any], code: int, z: NDArray[np.int64], ppm: int, p: int, q: int, cmin: int, cmax: int,
     out: NDArray[np.int64],
@@ -191,15 +200,11 @@ def _adc_float(
         for j in range(src.shape[0]):
             sf = float(src[j]) * cf
             n = (sf + np.floor(sf * float(z[j]) * scale / denom)) * tp + qf
-            e = np.floor(n * inv)
-            r = n - e * d
-            out[j] = np.int64(min(max(e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0), lo), hi))
+            out[j] = np.int64(min(max(_floordiv_float(n, d, inv), lo), hi))
     else:
         for j in range(src.shape[0]):
             n = float(src[j]) * cf * tp + qf
-            e = np.floor(n * inv)
-            r = n - e * d
-            out[j] = np.int64(min(max(e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0), lo), hi))
+            out[j] = np.int64(min(max(_floordiv_float(n, d, inv), lo), hi))
 
 
 @_njit(inline="always")
@@ -221,15 +226,6 @@ def _chain_fits_float(widest: float, params: NDArray[np.int64], off_max: float, 
     w = w * (1.0 + gain_max / PPM) * 1.001 + 1.0  # * (1 + gain error)
     w = w + z_max * an_mlsb * q / (1000.0 * p * float(1 << SIGMA_BITS)) * 1.001 + 1.0  # + ADC input noise
     return w * 1.001 <= limit and (w * 2.0 * p + q) * 1.001 < EXACT_QUOTIENT
-
-
-@_njit(inline="always")
-def _floordiv_float(n: float, d: float, inv: float) -> float:
-    """floor(n / d) for integer-valued n, d > 0 with |n| < EXACT_QUOTIENT, in float64 (_floordiv_estimate's
-    estimate and one-step correction, with no conversion to int64)."""
-    e = np.floor(n * inv)
-    r = n - e * d
-    return e - (1.0 if r < 0.0 else 0.0) + (1.0 if r >= d else 0.0)
 
 
 @_njit(inline="always")
