@@ -171,3 +171,63 @@ def test_ctrl_c_in_pythons_teardown_after_the_command_is_ignored(tmp_path: Path)
                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert "reset: 1 cell(s)" in r.stdout and pulses(tmp_path) == 1
+
+
+def _run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """``body`` in a fresh Python with rramctl and rramsim importable and Python's own SIGINT handler."""
+    import rramctl
+    import rramsim
+
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(body))
+    paths = {str(Path(m.__file__).parents[1]) for m in (rramctl, rramsim)}  # type: ignore[arg-type]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+
+
+def test_ctrl_c_while_rramctl_loads_is_one_line_and_130(tmp_path: Path) -> None:
+    """The program's entry point (pyproject's script): a real SIGINT while the command line is imported (numpy,
+    pydantic, typer: tenths of a second) was Python's KeyboardInterrupt traceback; it is the one error line now and
+    nothing runs. The SIGINT is sent from inside the import, so it always arrives there."""
+    r = _run_script(
+        tmp_path,
+        f"""
+        import importlib, os, signal, sys
+        from rramctl.cli import entry
+
+        real_import = importlib.import_module
+
+        def import_then_ctrl_c(name, *args, **kwargs):
+            module = real_import(name, *args, **kwargs)
+            if name == "rramctl.cli.main":  # delivered before the import returns to entry.main
+                os.kill(os.getpid(), signal.SIGINT)
+            return module
+
+        entry.importlib.import_module = import_then_ctrl_c
+        sys.argv = ["rramctl", "--backend", "emulator", "--state", {str(tmp_path / "chip.npz")!r}, "reset", "--cell",
+                    "0,0"]
+        entry.main()
+    """,
+    )
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert r.stderr.splitlines() == [f"error: {INTERRUPTED_BEFORE}"] and r.stdout == ""
+    assert not (tmp_path / "chip.npz").exists()  # nothing ran
+
+
+def test_the_entry_point_loads_nothing_heavy_before_its_guard(tmp_path: Path) -> None:
+    """``rramctl`` runs rramctl.cli.entry:main, and importing that module loads neither numpy nor typer (so the guard
+    covers the whole load of the command line)."""
+    import tomllib
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    assert tomllib.loads(pyproject.read_text())["project"]["scripts"]["rramctl"] == "rramctl.cli.entry:main"
+    r = _run_script(
+        tmp_path,
+        """
+        import sys
+        import rramctl.cli.entry
+        print(sorted(m for m in ("numpy", "typer", "pydantic", "torch") if m in sys.modules))
+    """,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)

@@ -321,9 +321,10 @@ class Chip:
         (1-row regions of consecutive cells), read back, and the ones still unformed get the next pulse
         ``step_v`` higher (form-verify ramp, ours), up to the SL rating. Every pair then holds one conducting
         cell: weights are +-G, about half of each sign. ``resume``: the G+ half was formed by an interrupted
-        call; it is read back, not formed again, and only the G- cells still missing are formed (a resume where less
-        than MIN_RESUME_FORMED_FRACTION of the G+ half is formed, a region never formed, is refused after that read:
-        the read's board time and counters stay, no cell changes)."""
+        call; it is read back, not formed again, and only the G- cells still missing are formed, by a ramp from
+        ``pulse``'s voltage again (the pulses an interrupted ramp gave are not recorded). A resume where less than
+        MIN_RESUME_FORMED_FRACTION of the G+ half is formed (a region never formed) is refused after that read: the
+        read's board time and counters stay, no cell changes."""
         minus = as_region(region).minus()
         resume = as_flag(resume, "resume")
         pulse = self._form_pulse(pulse)  # refused before anything runs, a resumed run too

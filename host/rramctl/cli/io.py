@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from rramctl.cli.entry import INTERRUPTED_BEFORE as INTERRUPTED_BEFORE  # re-exported: the CLI's interrupt texts
+from rramctl.cli.entry import INTERRUPTED_STATUS as INTERRUPTED_STATUS
 from rramctl.errors import RramctlError, UsageError
 from rramctl.geometry import COLS, ROWS, GeometryError, Region, check_cells
 from rramctl.paths import FILE_WHERE_FOLDER, READ_ERRORS
@@ -26,16 +28,12 @@ class InputFileError(UsageError):
     """A file the user gave that is missing or malformed."""
 
 
-#: Exit status of a command cut off by Ctrl-C (SIGINT), as a shell gives a process that SIGINT ends (128 + 2).
-INTERRUPTED_STATUS = 130
 #: What an interrupt during a command says: what the chip and the run folder keep, and what to do.
 INTERRUPTED_DURING = ("interrupted (Ctrl-C); operations that completed are kept (the emulator's state is saved, a run "
                       "folder resumes from its last checkpoint): run the command again to continue")  # fmt: skip
 #: ... after the command ended (its outputs written, the chip's state saved), as rramctl exited.
 INTERRUPTED_AFTER = ("interrupted (Ctrl-C) as rramctl exited, after the command had ended: what it completed is "
                      "saved (its outputs and the chip's state file are whole)")  # fmt: skip
-#: ... before the command started (while its options were read).
-INTERRUPTED_BEFORE = "interrupted (Ctrl-C) before the command started: nothing was changed"
 
 
 class Interrupted(KeyboardInterrupt):
