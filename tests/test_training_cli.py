@@ -154,3 +154,13 @@ def test_prune_follows_the_global_model_and_device(tmp_path, monkeypatch):
                "--no-progress")  # fmt: skip
     assert r.exit_code == 2 and "tpu" in r.output and "Traceback" not in r.output, r.output
     assert not (bad / "config.json").exists()
+
+
+def test_prune_progress_bar_says_evaluating_and_counts_saved_epochs(app, tmp_path, monkeypatch):
+    write_fmnist(tmp_path / "fm", n_train=64, n_test=16)
+    monkeypatch.setenv("RRAMCTL_DATA", str(tmp_path / "fm"))
+    r = invoke(app, "prune", "--task", "fmnist-cnn", "--backend", "software", "--epochs", "2", "--run-dir",
+               str(tmp_path / "run"))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "epoch 1: evaluating" in r.output and "epoch 2: evaluating" in r.output
+    assert "2/2" in r.output and "epoch 2 saved, val " in r.output and "%, test " in r.output

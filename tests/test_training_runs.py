@@ -222,3 +222,19 @@ def test_a_checkpoint_saved_before_the_hold_bits_resumes_and_one_missing_more_is
     save_file({k: v for k, v in tensors.items() if not k.endswith(".mask")}, model)
     with pytest.raises(RunError, match="does not match the network"):
         Run.open(c, tmp_path / "r", easy)
+
+
+def test_on_epoch_comes_once_the_epoch_is_saved_after_its_steps(tmp_path, easy):
+    """The progress bar counts an epoch when a resume would start after it (its checkpoint saved), not at its last
+    step (the evaluation passes follow that, minutes on the chip)."""
+    run = Run.open(cfg(epochs=2, batch_size=200), tmp_path / "r", easy)
+    events = []
+
+    def on_epoch(metrics):
+        saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+        events.append(("epoch", metrics["epoch"], len(saved), metrics == saved[-1]))
+
+    run.train(on_step=lambda s, n: events.append(("step", s, n)), on_epoch=on_epoch)
+    n = len(run.train_split) // 200 + (len(run.train_split) % 200 > 0)
+    steps = [("step", s, n) for s in range(1, n + 1)]
+    assert events == steps + [("epoch", 1, 1, True)] + steps + [("epoch", 2, 2, True)]

@@ -205,12 +205,15 @@ def prune(
                dynamic_ncols=True)  # fmt: skip
 
     def on_step(step: int, per_epoch: int) -> None:
-        bar.set_postfix_str(f"epoch {run.progress.epoch + 1}: step {step}/{per_epoch}")
-        if step == per_epoch:
-            bar.update(1)
+        doing = "evaluating" if step == per_epoch else f"step {step}/{per_epoch}"
+        bar.set_postfix_str(f"epoch {run.progress.epoch + 1}: {doing}")
+
+    def on_epoch(metrics: dict[str, Any]) -> None:  # counted once its checkpoint is saved
+        bar.set_postfix_str(epoch_line(metrics), refresh=False)
+        bar.update(1)
 
     try:
-        run.train(on_step=on_step)
+        run.train(on_step=on_step, on_epoch=on_epoch)
     finally:
         bar.close()
     summary = finish(run)
@@ -220,6 +223,16 @@ def prune(
         return
     typer.echo(_report(summary))
     typer.echo(f"run saved in {run_dir}")
+
+
+def epoch_line(metrics: dict[str, Any]) -> str:
+    """The progress bar's note after an epoch: its number and accuracies (validation first where the run holds it
+    out; test accuracy is reported, never used to decide)."""
+    parts = [f"epoch {metrics['epoch']} saved"]
+    if metrics.get("val_accuracy") is not None:
+        parts.append(f"val {100 * metrics['val_accuracy']:.2f} %")
+    parts.append(f"test {100 * metrics['test_accuracy']:.2f} %")
+    return ", ".join(parts)
 
 
 _hints = typing.get_type_hints(prune, include_extras=True)

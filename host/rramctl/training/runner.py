@@ -296,9 +296,15 @@ class Run:
         """T_s of the threshold rule now (scaled by the schedule when ``threshold.follows_lr``)."""
         return self.cfg.threshold.at(self.progress.threshold_t, self.schedule(epoch))
 
-    def train(self, on_step: Callable[[int, int], None] | None = None, stop_after_steps: int | None = None) -> None:
-        """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` drives a progress bar;
-        ``stop_after_steps`` stops mid-epoch without saving (tests use it to simulate an interruption)."""
+    def train(
+        self,
+        on_step: Callable[[int, int], None] | None = None,
+        stop_after_steps: int | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Run the remaining epochs. ``on_step(step, steps_per_epoch)`` after each training step and
+        ``on_epoch(metrics)`` once an epoch is evaluated and its checkpoint saved (what a resume starts after) drive a
+        progress bar; ``stop_after_steps`` stops mid-epoch without saving (tests use it to simulate an interruption)."""
         assert self.mapped is not None
         n = len(self.train_split)
         bs = self.cfg.optimiser.batch_size
@@ -355,6 +361,8 @@ class Run:
             })  # fmt: skip
             self.method.after_epoch(self.net, self.mapped)
             self._save_checkpoint()
+            if on_epoch:
+                on_epoch(self.metrics[-1])
 
     @property
     def validates(self) -> bool:
