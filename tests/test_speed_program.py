@@ -16,7 +16,7 @@ import pytest
 from rramctl import regmap as R
 from rramctl.hw import dac80508
 from rramctl.protocol import Opcode
-from rramsim import kernels
+from rramsim import kernels, workers
 from rramsim.config import ChipModelConfig, load_model
 from rramsim.crossbar import STUCK_ON
 from rramsim.overlay import DAC_V_BL, DAC_V_READ, DAC_V_SL, DAC_V_WL, EmulatedOverlay
@@ -139,3 +139,24 @@ def test_the_compiled_read_is_the_crossbars_conductance(case: int) -> None:
             words.append(ov.pop_stream(region[1] * region[3]))
         np.testing.assert_array_equal(words[0], words[1])
         _same_state(chips["cpu"], chips["numpy"])
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_write_verify_in_threads_is_the_write_verify_in_one(case: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROGRAM's rounds shared out among 1, 2 and 5 threads (rramsim.workers; parts down to one cell): the same
+    output words, conductances, clocks and relaxation, counters, SAT_COUNT, board time and ledger as one pass."""
+    monkeypatch.setattr(workers, "MIN_PART_SAMPLES", 1)
+    chips, outs = [], []
+    try:
+        for n in (1, 2, 5):
+            workers.set_threads(n)
+            ov = _chip(case, "cpu")
+            outs.append([_program(ov, case, step) for step in range(5)])
+            chips.append(ov)
+    finally:
+        workers.set_threads(None)
+    for ov, out in zip(chips[1:], outs[1:], strict=True):
+        for got, want in zip(out, outs[0], strict=True):
+            np.testing.assert_array_equal(got, want)
+        _same_state(ov, chips[0])
+    assert (outs[0][0] >> 16).max() > 0  # pulses were applied

@@ -16,6 +16,7 @@ floating (``lines_idle``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from rramctl.protocol import (
     write_verify_accepts,
 )
 
-from rramsim import arraymath, device, energy, kernels, plane_products, timing
+from rramsim import arraymath, device, energy, kernels, plane_products, timing, workers
 from rramsim.config import ChipModelConfig
 from rramsim.crossbar import Crossbar, ReadTimes, efficacy_ppm, program_step_ns
 from rramsim.dac import Dac80508
@@ -76,6 +77,10 @@ _PULSE_OPS = (FORM, RESET, SET, PROGRAM)
 # Latest the virtual board clock may reach (ours, ~31,700 years): every cell's clock and an operation's ``now``
 # are int64 microseconds (rramsim.device), which hold 9.2e12 s; a rest past this is refused (BoardClockError)
 MAX_BOARD_TIME_S = 1e12
+# (ours) what one cell of PROGRAM weighs, in multiply samples, when its write-verify is shared out among threads
+# (rramsim.workers.parts): its verify reads with their noise draws and aged G, its pulses' draws. Measured in the
+# Fashion-MNIST WO step (benchmarks/train_step.py): about 0.4 us a cell against 7-8 ns a multiply sample
+PROGRAM_CELL_SAMPLES = 48
 _STREAM_OPS = (RESET, SET, PROGRAM, MULTIPLY)
 # The decoded chain nibble (protocol.toml [word.CHAIN_NIBBLE]) that connects a BL to each CD4051B channel: its
 # SELECT, INH clear; an inhibited nibble equals none of them.
@@ -596,20 +601,31 @@ class EmulatedOverlay:
         offset, gain = (np.ascontiguousarray(t, dtype=np.int64) if op.chain and t is not None else np.zeros(0, np.int64)
                         for t in (op.offset_du, op.gain_ppm))  # fmt: skip
         g, pulses, final = xb.g, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)  # (xb.g: G changes)
-        v_read_uv = self.dac.output_uv(DAC_V_READ)
-        for group in occurrence_rounds(rows * self.config.cols + cols):
+        v_read_uv, aged = self.dac.output_uv(DAC_V_READ), device.aged_params(cfg)
+
+        def part(cells: tuple[NDArray[np.int64], ...], out: tuple[NDArray[np.int64], ...], a: int, b: int) -> Any:
+            """Cells a .. b - 1 of a round (``cells``: rows, columns, positions, targets; ``out``: pulses, final):
+            distinct cells whose draws are keyed by their positions, so parts run side by side (rramsim.workers)
+            give what one pass gives; their sums per pulse number and rail tallies add."""
             s_sum, reads = np.zeros(max_p + 1, dtype=np.int64), np.zeros(max_p + 1, dtype=np.int64)
-            pulses_g, final_g = np.zeros(group.size, dtype=np.int64), np.zeros(group.size, dtype=np.int64)
+            r, c, pos, t = (x[a:b] for x in cells)
             failed, at_rails = kernels.program_kernel(
-                g, xb.g_formed, xb.stuck, xb.t_pulse_us, xb.relax_ns, rows[group], cols[group], group,
-                targets[group], params, device.aged_params(cfg), prefixes, read_prefixes, read_params, offset, gain,
-                pulses_g, final_g, s_sum, reads,
+                g, xb.g_formed, xb.stuck, xb.t_pulse_us, xb.relax_ns, r, c, pos, t, params, aged, prefixes,
+                read_prefixes, read_params, offset, gain, out[0][a:b], out[1][a:b], s_sum, reads,
             )  # fmt: skip
-            if failed:
+            return int(failed), int(at_rails), s_sum, reads
+
+        for group in occurrence_rounds(rows * self.config.cols + cols):
+            pulses_g, final_g = np.zeros(group.size, dtype=np.int64), np.zeros(group.size, dtype=np.int64)
+            work = functools.partial(part, (rows[group], cols[group], group, targets[group]), (pulses_g, final_g))
+            results = workers.run_parts(work, workers.parts(group.size, PROGRAM_CELL_SAMPLES))
+            if any(r[0] for r in results):
                 raise OverflowError("drive sum too large for the integer ADC model")
+            s_sum = np.sum([r[2] for r in results], axis=0, dtype=np.int64)
+            reads = np.sum([r[3] for r in results], axis=0, dtype=np.int64)
             for k in np.flatnonzero(reads):  # the ledger's reads, pulse number by pulse number as the loop reads
                 self.ledger.read(v_read_uv, float(s_sum[k]), int(reads[k]))
-            self._add_saturated(int(at_rails))
+            self._add_saturated(sum(r[1] for r in results))
             pulses[group], final[group] = pulses_g, final_g
         self._count_pulses(int(pulses.sum()))
         return program_result_words(pulses, final)

@@ -5,7 +5,9 @@ MULTIPLY's whole input vectors can be shared out among threads with no process s
 change of result: every sample keeps the noise key it has in the whole operation (its flat index), every
 part writes its own rows of the output, and what the parts add up (the rail tally, the sum of S) are
 integer sums that do not depend on the order (int64, wrapping as one sum does).  The same seed and the
-same operations give the same codes with 1 thread or 64 (tests/test_emulator_fast_paths.py).
+same operations give the same codes with 1 thread or 64 (tests/test_emulator_fast_paths.py).  PROGRAM's
+write-verify is split the same way, one round of distinct cells into parts of cells (rramsim.overlay;
+tests/test_speed_program.py).
 
 How many: ``RRAMSIM_THREADS`` if set (1 = no threads), else the CPUs this process may run on, at most
 ``DEFAULT_MAX``.  :func:`set_threads` changes it in a running process (the CLI's and training's
