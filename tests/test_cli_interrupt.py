@@ -231,3 +231,18 @@ def test_the_entry_point_loads_nothing_heavy_before_its_guard(tmp_path: Path) ->
     """,
     )
     assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)
+
+
+def test_python_m_rramctl_is_the_program(tmp_path: Path) -> None:
+    """``python -m rramctl`` runs the same entry point as the ``rramctl`` script (for a scripts folder not on PATH)."""
+    r = _run_script(
+        tmp_path,
+        f"""
+        import runpy, sys
+        sys.argv = ["rramctl", "--backend", "emulator", "--state", {str(tmp_path / "chip.npz")!r}, "reset", "--cell",
+                    "0,0"]
+        runpy.run_module("rramctl", run_name="__main__")
+    """,
+    )
+    assert r.returncode == 0 and "reset: 1 cell(s)" in r.stdout, (r.returncode, r.stderr)
+    assert pulses(tmp_path) == 1
