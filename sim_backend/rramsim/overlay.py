@@ -603,7 +603,9 @@ class EmulatedOverlay:
         g, pulses, final = xb.g, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)  # (xb.g: G changes)
         v_read_uv, aged = self.dac.output_uv(DAC_V_READ), device.aged_params(cfg)
 
-        def part(cells: tuple[NDArray[np.int64], ...], out: tuple[NDArray[np.int64], ...], a: int, b: int) -> Any:
+        def part(
+            cells: tuple[NDArray[np.int64], ...], out: tuple[NDArray[np.int64], ...], a: int, b: int
+        ) -> tuple[int, int, NDArray[np.int64], NDArray[np.int64]]:
             """Cells a .. b - 1 of a round (``cells``: rows, columns, positions, targets; ``out``: pulses, final):
             distinct cells whose draws are keyed by their positions, so parts run side by side (rramsim.workers)
             give what one pass gives; their sums per pulse number and rail tallies add."""

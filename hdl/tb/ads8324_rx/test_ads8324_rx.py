@@ -200,9 +200,6 @@ if cocotb is not None:
         while int(dut.busy.value):
             await FallingEdge(dut.clk)
 
-    def _check_clean(chk: AdcChecker) -> None:
-        chk.assert_clean()
-
     @cocotb.test()
     async def conversions_read_back_the_codes(dut) -> None:
         """Random codes at random start times (often back to back): each read whole, sign and all."""
@@ -218,7 +215,7 @@ if cocotb is not None:
         await ClockCycles(dut.clk, 4)
         assert chk.frames == n and not adc.cut
         assert (int(dut.cs_n.value), int(dut.dclk.value)) == (1, 0), "not idle at the end"
-        _check_clean(chk)
+        chk.assert_clean()
 
     @cocotb.test()
     async def reset_mid_conversion_returns_pins_to_idle(dut) -> None:
@@ -243,7 +240,7 @@ if cocotb is not None:
             await _wait_idle(dut)
             assert len(adc.done) == done + 1
             assert dut.code.value.to_signed() == adc.done[-1], (dut.code.value, adc.done[-1])
-        _check_clean(chk)
+        chk.assert_clean()
 
 
 # (HALF, CS_HIGH, MIN_CYCLES, inside the datasheet at 100 MHz -> the ns checks too, conversions)
